@@ -1,0 +1,53 @@
+"""``kcli cluster``: lay out brokers and show the cluster."""
+
+from __future__ import annotations
+
+import click
+
+from kcli.cli.output import emit_json, table
+
+
+@click.group()
+def cluster() -> None:
+    """Initialise the data directory and show the cluster."""
+
+
+@cluster.command("init")
+@click.option("-n", "--brokers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Number of brokers (folders broker-0 .. broker-N-1); an existing cluster can only grow.")
+@click.pass_obj
+def init(env, brokers: int) -> None:
+    """Create the data directory with N broker folders (or grow an existing cluster to N)."""
+    from kcli.cluster.metadata import Metadata
+
+    state = Metadata(env.datadir()).add_brokers(brokers)
+    click.echo(f"Cluster {state.cluster_id} in {env.data_dir} with brokers "
+               f"{', '.join(map(str, state.brokers))}.", err=True)
+
+
+@cluster.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(env, as_json: bool) -> None:
+    """Show brokers (live or not), the controller, and partitions without a live leader."""
+    from kcli.cluster.metadata import Metadata
+
+    datadir = env.datadir()
+    state = Metadata(datadir).ensure()
+    live = set(datadir.live_brokers())
+    offline = []
+    if live:
+        for t in state.topics.values():
+            for p, meta in enumerate(t.partitions):
+                if meta.leader not in live:
+                    offline.append(f"{t.name}-{p}")
+    info = {"cluster_id": state.cluster_id, "data_dir": datadir.root, "brokers": state.brokers,
+            "live_brokers": sorted(live), "mode": "brokers" if live else "embedded",
+            "topics": len(state.topics), "offline_partitions": offline}
+    if as_json:
+        emit_json(info)
+        return
+    click.echo(f"cluster {state.cluster_id} at {datadir.root} ({info['mode']} mode)")
+    table(["BROKER", "STATE"], [(b, "live" if b in live else "stopped") for b in state.brokers])
+    if offline:
+        click.echo(f"partitions without a live leader: {', '.join(offline)}")

@@ -1,0 +1,121 @@
+"""``kcli``: the top-level group, lazy command loading, and the one place errors become exit codes.
+
+Each command lives in its own module and is imported only when it runs, so ``kcli --help`` and a small
+``kcli produce`` start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from kcli import __version__
+from kcli.errors import KcliError
+
+# command name -> (module, attribute, one-line help shown by `kcli --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "produce": ("kcli.cli.produce", "produce", "Write messages from stdin or a file to a topic."),
+    "consume": ("kcli.cli.consume", "consume", "Read messages from a topic."),
+    "topic": ("kcli.cli.topic", "topic", "Create, list, describe, alter and delete topics."),
+    "cluster": ("kcli.cli.cluster", "cluster", "Initialise the data directory and show the cluster."),
+    "dump-log": ("kcli.cli.inspect", "dump_log", "Print the batches and index entries of segment files."),
+    "log-dirs": ("kcli.cli.inspect", "log_dirs", "Show size, segments and offsets of every partition replica."),
+    "verify": ("kcli.cli.inspect", "verify", "Check CRCs, offsets, indexes and replica consistency."),
+    "repair": ("kcli.cli.inspect", "repair", "Truncate a torn tail and rebuild indexes (dry run by default)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        return getattr(module, entry[1])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class Env:
+    """What every command gets: global options and the data directory."""
+
+    def __init__(self, data_dir: str | None, lock_timeout: float) -> None:
+        from kcli.cluster.datadir import default_data_dir
+
+        self.data_dir = data_dir or default_data_dir()
+        self.lock_timeout = lock_timeout
+
+    def datadir(self):
+        from kcli.cluster.datadir import DataDir
+
+        return DataDir(self.data_dir, self.lock_timeout)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="kcli")
+@click.option("--data-dir", metavar="DIR", envvar="KCLI_DATA_DIR", show_envvar=True,
+              help="Data directory holding the cluster [default: ${XDG_DATA_HOME:-~/.local/share}/kcli].")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for a lock held by another process.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float) -> None:
+    """kcli: Apache Kafka's log model on one machine's disk.
+
+    Topics split into partitions, replicated across brokers, stored in Kafka-format segments.
+    Works directly on the data directory when no broker runs.
+
+    Exit codes: 0 success; 1 failed operation; 2 usage error; 3 not found; 4 already exists;
+    5 lock timeout; 6 corrupt data; 7 record too large; 8 broker or protocol error; 9 unusable data dir;
+    130 interrupted.
+    """
+    ctx.obj = Env(data_dir, lock_timeout)
+
+
+def fail(message: str, hint: str | None = None, code: int = 1) -> None:
+    """Print one line on stderr and exit: the only way kcli reports an error."""
+    line = f"kcli: error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    click.echo(line, err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="kcli", standalone_mode=False)
+    except KcliError as exc:
+        fail(exc.args[0] if exc.args else type(exc).__name__, exc.hint, exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        fail("aborted", code=130)
+    except click.ClickException as exc:
+        hint = None
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f"see `{exc.ctx.command_path} --help`"
+        fail(exc.format_message(), hint, exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    except BrokenPipeError:
+        # the reader went away (| head): stop quietly, and keep Python from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), code=1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

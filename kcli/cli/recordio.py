@@ -1,0 +1,131 @@
+"""How records look as text: JSON lines (lossless both ways) and kcat-style ``--format`` strings.
+
+In JSON, a key, value or header value is ``null``, a string (valid UTF-8), or ``{"base64": "..."}`` for
+other bytes, so ``kcli consume --json | kcli produce --json`` copies records exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from kcli.errors import UsageError
+from kcli.storage.records import Record
+
+
+def _enc(data: bytes | None) -> object:
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _dec(obj: object, what: str) -> bytes | None:
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        return obj.encode("utf-8")
+    if isinstance(obj, dict) and set(obj) == {"base64"} and isinstance(obj["base64"], str):
+        try:
+            return base64.b64decode(obj["base64"], validate=True)
+        except ValueError:
+            raise UsageError(f"{what} has invalid base64") from None
+    raise UsageError(f"{what} must be null, a string or {{\"base64\": ...}}")
+
+
+def record_to_json(topic: str, partition: int, rec: Record) -> str:
+    return json.dumps(
+        {
+            "topic": topic,
+            "partition": partition,
+            "offset": rec.offset,
+            "timestamp": rec.timestamp,
+            "key": _enc(rec.key),
+            "value": _enc(rec.value),
+            "headers": [[k, _enc(v)] for k, v in rec.headers],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+class JsonInput:
+    """One record parsed from a JSON line (fields other than value are optional)."""
+
+    __slots__ = ("key", "value", "headers", "partition", "timestamp")
+
+    def __init__(self, line: bytes | str, lineno: int) -> None:
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"line {lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"line {lineno}: expected a JSON object")
+        self.key = _dec(obj.get("key"), f"line {lineno}: key")
+        self.value = _dec(obj.get("value"), f"line {lineno}: value")
+        headers = obj.get("headers") or []
+        if isinstance(headers, dict):
+            headers = list(headers.items())
+        if not isinstance(headers, list) or not all(isinstance(h, list | tuple) and len(h) == 2 for h in headers):
+            raise UsageError(f"line {lineno}: headers must be a list of [key, value] pairs")
+        self.headers = [(str(k), _dec(v, f"line {lineno}: header {k}")) for k, v in headers]
+        self.partition = _opt_int(obj.get("partition"), f"line {lineno}: partition")
+        self.timestamp = _opt_int(obj.get("timestamp"), f"line {lineno}: timestamp")
+
+
+def _opt_int(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} must be an integer")
+    return value
+
+
+_TOKEN = re.compile(r"%[tpoTkKsSh%]|\\[ntr\\]")
+
+
+def compile_format(fmt: str):
+    """Compile a kcat-like format: %t topic, %p partition, %o offset, %T timestamp, %k key, %K key size,
+    %s value, %S value size, %h headers (k=v,...), %% percent; \\n \\t \\r escapes.  Returns a function
+    (topic, partition, record) -> bytes."""
+    parts: list[object] = []
+    pos = 0
+    for m in _TOKEN.finditer(fmt):
+        if m.start() > pos:
+            parts.append(fmt[pos : m.start()].encode())
+        tok = m.group()
+        literal = {"\\n": b"\n", "\\t": b"\t", "\\r": b"\r", "\\\\": b"\\", "%%": b"%"}.get(tok)
+        parts.append(literal if literal is not None else tok[1])
+        pos = m.end()
+    if pos < len(fmt):
+        parts.append(fmt[pos:].encode())
+
+    def render(topic: str, partition: int, rec: Record) -> bytes:
+        out = []
+        for part in parts:
+            if isinstance(part, bytes):
+                out.append(part)
+            elif part == "s":
+                out.append(rec.value or b"")
+            elif part == "k":
+                out.append(rec.key or b"")
+            elif part == "o":
+                out.append(str(rec.offset).encode())
+            elif part == "p":
+                out.append(str(partition).encode())
+            elif part == "t":
+                out.append(topic.encode())
+            elif part == "T":
+                out.append(str(rec.timestamp).encode())
+            elif part == "K":
+                out.append(str(-1 if rec.key is None else len(rec.key)).encode())
+            elif part == "S":
+                out.append(str(-1 if rec.value is None else len(rec.value)).encode())
+            elif part == "h":
+                out.append(b",".join(k.encode() + b"=" + (v or b"") for k, v in rec.headers))
+        return b"".join(out)
+
+    return render

@@ -1,0 +1,131 @@
+"""``kcli topic``: create, list, describe, alter, delete, configs."""
+
+from __future__ import annotations
+
+import click
+
+from kcli.cli.output import emit_json, is_terminal, table
+
+
+def _admin(env):
+    from kcli.client.admin import Admin
+
+    return Admin(env.datadir())
+
+
+@click.group()
+def topic() -> None:
+    """Create, list, describe, alter and delete topics."""
+
+
+@topic.command("create")
+@click.argument("name")
+@click.option("-p", "--partitions", type=int, default=1, show_default=True, help="Number of partitions.")
+@click.option("-r", "--replication-factor", type=int, default=1, show_default=True,
+              help="Replicas of each partition (at most the number of brokers).")
+@click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
+              help="Topic config (repeatable); see `kcli topic configs`.")
+@click.option("--if-not-exists", is_flag=True, help="Succeed quietly if the topic exists.")
+@click.pass_obj
+def create(env, name: str, partitions: int, replication_factor: int, configs: tuple[str, ...],
+           if_not_exists: bool) -> None:
+    """Create topic NAME."""
+    from kcli.config import parse_config_pairs
+
+    parsed = parse_config_pairs(configs)
+    meta = _admin(env).create_topic(name, partitions, replication_factor, parsed, if_not_exists)
+    click.echo(f"Created topic {name} with {len(meta.partitions)} partition(s), replication factor "
+               f"{len(meta.partitions[0].replicas)}.", err=True)
+
+
+@topic.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_(env, as_json: bool) -> None:
+    """List topics."""
+    state = _admin(env).state()
+    rows = [(t.name, len(t.partitions), len(t.partitions[0].replicas) if t.partitions else 0)
+            for t in sorted(state.topics.values(), key=lambda t: t.name)]
+    if as_json:
+        emit_json([{"name": n, "partitions": p, "replication_factor": r} for n, p, r in rows])
+    elif is_terminal():
+        table(["TOPIC", "PARTITIONS", "REPLICATION"], rows)
+    else:
+        for name, _p, _r in rows:
+            click.echo(name)
+
+
+@topic.command("describe")
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def describe(env, names: tuple[str, ...], as_json: bool) -> None:
+    """Show partitions, leaders, replicas, ISR and offsets of topics (all when none named)."""
+    admin = _admin(env)
+    state = admin.state()
+    chosen = [state.topic(n) for n in names] if names else sorted(state.topics.values(), key=lambda t: t.name)
+    rows = []
+    out = []
+    for t in chosen:
+        offsets = admin.end_offsets(t.name)
+        parts = []
+        for p, meta in enumerate(t.partitions):
+            start, end = offsets[p]
+            rows.append((t.name, p, meta.leader, ",".join(map(str, meta.replicas)), ",".join(map(str, meta.isr)),
+                         meta.leader_epoch, start, end))
+            parts.append({"partition": p, "leader": meta.leader, "replicas": meta.replicas, "isr": meta.isr,
+                          "leader_epoch": meta.leader_epoch, "log_start_offset": start, "log_end_offset": end})
+        out.append({"name": t.name, "topic_id": t.topic_id, "configs": t.configs, "partitions": parts})
+    if as_json:
+        emit_json(out)
+        return
+    for t in out:
+        if t["configs"]:
+            cfg = ",".join(f"{k}={v}" for k, v in sorted(t["configs"].items()))
+            click.echo(f"# {t['name']} configs: {cfg}", err=not is_terminal())
+    table(["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "EPOCH", "LOG-START", "LOG-END"], rows)
+
+
+@topic.command("alter")
+@click.argument("name")
+@click.option("-p", "--partitions", type=int, help="New partition count (can only grow).")
+@click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE", help="Set a config (repeatable).")
+@click.option("--delete-config", "removed", multiple=True, metavar="KEY", help="Reset a config to its default.")
+@click.pass_obj
+def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], removed: tuple[str, ...]) -> None:
+    """Add partitions to NAME or change its configs."""
+    from kcli.config import TOPIC_CONFIGS, parse_config_pairs
+    from kcli.errors import InvalidConfigError, UsageError
+
+    if partitions is None and not configs and not removed:
+        raise UsageError("nothing to change", hint="give --partitions, --config or --delete-config")
+    admin = _admin(env)
+    parsed = parse_config_pairs(configs)
+    for key in removed:
+        if key not in TOPIC_CONFIGS:
+            raise InvalidConfigError(f"unknown topic config {key!r}")
+    admin.state().topic(name)
+    if partitions is not None:
+        meta = admin.metadata.add_partitions(name, partitions)
+        admin.make_partition_dirs(meta)
+        click.echo(f"Topic {name} now has {len(meta.partitions)} partition(s).", err=True)
+    if parsed or removed:
+        admin.metadata.set_topic_configs(name, parsed, list(removed))
+        click.echo(f"Updated configs of topic {name}.", err=True)
+
+
+@topic.command("delete")
+@click.argument("name")
+@click.pass_obj
+def delete(env, name: str) -> None:
+    """Delete topic NAME and all its data."""
+    _admin(env).delete_topic(name)
+    click.echo(f"Deleted topic {name}.", err=True)
+
+
+@topic.command("configs")
+def configs() -> None:
+    """List topic configs with their defaults."""
+    from kcli.config import TOPIC_CONFIGS
+
+    table(["CONFIG", "DEFAULT", "MEANING"], [(k, v[0], v[2]) for k, v in sorted(TOPIC_CONFIGS.items())])

@@ -1,0 +1,55 @@
+"""Admin operations over the data directory: topics, partitions, configs, and per-partition offsets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from kcli.cluster.datadir import DataDir
+from kcli.cluster.metadata import Metadata, TopicMeta
+from kcli.config import LogConfig
+from kcli.storage.log import PartitionLog
+
+
+class Admin:
+    def __init__(self, datadir: DataDir) -> None:
+        self.datadir = datadir
+        self.metadata = Metadata(datadir)
+
+    def state(self):
+        return self.metadata.ensure()
+
+    def create_topic(self, name: str, partitions: int, replication_factor: int,
+                     configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
+        meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
+        self.make_partition_dirs(meta)
+        return meta
+
+    def make_partition_dirs(self, topic: TopicMeta, first: int = 0) -> None:
+        """Create replica folders up front, as Kafka does, so empty partitions show in log-dirs."""
+        for p, meta in enumerate(topic.partitions[first:], first):
+            for broker in meta.replicas:
+                os.makedirs(self.datadir.partition_dir(broker, topic.name, p), exist_ok=True)
+
+    def delete_topic(self, name: str) -> None:
+        """Remove the topic from the metadata, then its replica folders (each under its partition lock)."""
+        topic = self.metadata.delete_topic(name)
+        for p, meta in enumerate(topic.partitions):
+            with self.datadir.partition_lock(name, p) as lock:
+                for broker in meta.replicas:
+                    shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
+                try:
+                    os.unlink(lock.path)
+                except FileNotFoundError:
+                    pass
+
+    def end_offsets(self, name: str) -> list[tuple[int, int]]:
+        """(log start, log end) of each partition's leader replica."""
+        topic = self.state().topic(name)
+        cfg = LogConfig.from_topic(topic.configs)
+        out = []
+        for p, meta in enumerate(topic.partitions):
+            log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
+            out.append((log.log_start_offset, log.log_end_offset))
+            log.close()
+        return out

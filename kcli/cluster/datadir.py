@@ -1,0 +1,191 @@
+"""The data directory: where things live, and the file locks that coordinate processes.
+
+Layout (see docs/design.md)::
+
+    <root>/cluster/        metadata.log, metadata.snapshot, locks/, controller.lock
+    <root>/broker-<id>/    meta.properties, checkpoints, broker.lock, <topic>-<partition>/
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kcli.errors import DataDirError, LockTimeoutError
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def default_data_dir() -> str:
+    """``$KCLI_DATA_DIR``, else ``${XDG_DATA_HOME:-~/.local/share}/kcli`` (never the current directory,
+    because cron jobs run from wherever they are started)."""
+    env = os.environ.get("KCLI_DATA_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "kcli")
+
+
+class FileLock:
+    """An exclusive advisory lock (flock) on ``path`` that records its holder's pid for error messages.
+
+    flock is released by the kernel when the holder dies, so a crashed process never leaves a stale lock.
+    """
+
+    def __init__(self, path: str, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "") -> None:
+        self.path = path
+        self.timeout = timeout
+        self.what = what or os.path.basename(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return True
+
+    def acquire(self, timeout: float | None = None) -> FileLock:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    f"timed out after {timeout:g}s waiting for the {self.what} lock held by {self.holder()}",
+                    hint="wait for that process or stop it",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def holder(self) -> str:
+        try:
+            with open(self.path, encoding="ascii") as fh:
+                pid = fh.read().strip()
+        except OSError:
+            pid = ""
+        return f"pid {pid}" if pid else "another process"
+
+    def is_locked(self) -> bool:
+        """Whether some process (maybe this one) holds the lock right now."""
+        if self._fd is not None:
+            return True
+        if not os.path.exists(self.path):
+            return False
+        if self.try_acquire():
+            self.release()
+            return False
+        return True
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class DataDir:
+    """Paths and locks of one data directory."""
+
+    def __init__(self, root: str | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.root = os.path.abspath(root or default_data_dir())
+        self.lock_timeout = lock_timeout
+
+    # ------------------------------------------------------------ paths
+    @property
+    def cluster_dir(self) -> str:
+        return os.path.join(self.root, "cluster")
+
+    def broker_dir(self, broker_id: int) -> str:
+        return os.path.join(self.root, f"broker-{broker_id}")
+
+    def partition_dir(self, broker_id: int, topic: str, partition: int) -> str:
+        return os.path.join(self.broker_dir(broker_id), f"{topic}-{partition}")
+
+    def broker_ids_on_disk(self) -> list[int]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        ids = []
+        for name in names:
+            prefix, _, num = name.partition("-")
+            if prefix == "broker" and num.isdigit():
+                ids.append(int(num))
+        return sorted(ids)
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.cluster_dir)
+
+    def check_usable(self) -> None:
+        """Refuse a root that exists but is not a writable directory, with a one-line reason."""
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise DataDirError(f"data dir {self.root} is not a directory")
+        probe = self.root if os.path.exists(self.root) else os.path.dirname(self.root)
+        while probe and not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if probe and not os.access(probe, os.W_OK | os.X_OK):
+            raise DataDirError(f"data dir {self.root} is not writable by this user",
+                               hint="use --data-dir or fix its permissions")
+
+    # ------------------------------------------------------------ locks
+    def _lock(self, path: str, what: str, timeout: float | None = None) -> FileLock:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return FileLock(path, self.lock_timeout if timeout is None else timeout, what)
+
+    def metadata_lock(self) -> FileLock:
+        return self._lock(os.path.join(self.cluster_dir, "metadata.lock"), "cluster metadata")
+
+    def partition_lock(self, topic: str, partition: int, timeout: float | None = None) -> FileLock:
+        return self._lock(os.path.join(self.cluster_dir, "locks", f"{topic}-{partition}.lock"),
+                          f"partition {topic}-{partition}", timeout)
+
+    def checkpoint_lock(self, broker_id: int) -> FileLock:
+        return self._lock(os.path.join(self.broker_dir(broker_id), "checkpoints.lock"),
+                          f"broker {broker_id} checkpoints")
+
+    def broker_lock(self, broker_id: int) -> FileLock:
+        return self._lock(os.path.join(self.broker_dir(broker_id), "broker.lock"), f"broker {broker_id}")
+
+    def controller_lock(self) -> FileLock:
+        return self._lock(os.path.join(self.cluster_dir, "controller.lock"), "controller")
+
+    def group_lock(self, group: str) -> FileLock:
+        return self._lock(os.path.join(self.cluster_dir, "groups", f"{_safe(group)}.lock"), f"group {group}")
+
+    def live_brokers(self) -> list[int]:
+        """Brokers whose daemon holds its broker lock right now."""
+        return [b for b in self.broker_ids_on_disk()
+                if FileLock(os.path.join(self.broker_dir(b), "broker.lock")).is_locked()]
+
+    @contextmanager
+    def locked(self, lock: FileLock) -> Iterator[FileLock]:
+        lock.acquire()
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe spelling of a group id (which may hold any characters)."""
+    return "".join(c if c.isalnum() or c in "._-" else f"%{ord(c):02x}" for c in name) or "%"

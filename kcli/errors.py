@@ -1,0 +1,92 @@
+"""The kcli error hierarchy.
+
+Every failure a user can cause or meet is one of these; the CLI turns them into a one-line message on
+stderr and the exit code below, in one place (kcli.cli.main).  Exit codes are documented in kcli(1).
+"""
+
+from __future__ import annotations
+
+
+class KcliError(Exception):
+    """Base of all kcli errors.  ``exit_code`` is what the CLI exits with; ``hint`` is an optional
+    second clause telling the user what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        base = super().__str__()
+        return f"{base} ({self.hint})" if self.hint else base
+
+
+class UsageError(KcliError):
+    """A bad argument or flag value."""
+
+    exit_code = 2
+
+
+class InvalidTopicError(UsageError):
+    """A topic name that breaks Kafka's naming rules."""
+
+
+class InvalidConfigError(UsageError):
+    """An unknown config key or an out-of-range value."""
+
+
+class NotFoundError(KcliError):
+    """A topic, partition, group or file that does not exist."""
+
+    exit_code = 3
+
+
+class AlreadyExistsError(KcliError):
+    """Creating something that is already there."""
+
+    exit_code = 4
+
+
+class LockTimeoutError(KcliError):
+    """A lock held by another process for longer than we were willing to wait."""
+
+    exit_code = 5
+
+
+class CorruptRecordError(KcliError):
+    """Stored or received bytes that are not a valid record batch (bad CRC, bad sizes, bad codec)."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, path: str | None = None, position: int | None = None) -> None:
+        where = ""
+        if path is not None:
+            where = f" in {path}" + (f" at position {position}" if position is not None else "")
+        super().__init__(message + where)
+        self.path = path
+        self.position = position
+
+
+class RecordTooLargeError(KcliError):
+    """A message or batch larger than max.message.bytes."""
+
+    exit_code = 7
+
+
+class BrokerError(KcliError):
+    """A broker that cannot be reached or answered with an error."""
+
+    exit_code = 8
+
+
+class ProtocolError(KcliError):
+    """Bytes on the wire that do not follow Kafka's protocol."""
+
+    exit_code = 8
+
+
+class DataDirError(KcliError):
+    """A data directory that cannot be used (permissions, ownership, not a kcli data dir)."""
+
+    exit_code = 9

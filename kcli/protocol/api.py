@@ -1,0 +1,51 @@
+"""API keys and the :class:`Api` record tying a key to its request/response schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from .schema import Schema
+
+
+class ApiKey(IntEnum):
+    """Kafka's numeric API keys for the APIs kcli speaks (names as in Kafka's ``ApiKeys``)."""
+
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
+    CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
+
+
+@dataclass(frozen=True)
+class Api:
+    """One API: its key, a display name, the versions we implement and the two schemas.
+
+    Only classic (non-flexible) versions are implemented, so ``max_version`` is always below the
+    version where Kafka's JSON definition says ``flexibleVersions`` start."""
+
+    key: ApiKey
+    name: str
+    min_version: int
+    max_version: int
+    request: Schema
+    response: Schema
+
+    def supports(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version

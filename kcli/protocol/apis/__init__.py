@@ -1,0 +1,77 @@
+"""The registry of implemented APIs and the version table the broker advertises.
+
+``APIS`` maps an api key to its :class:`~kcli.protocol.api.Api`; ``SUPPORTED`` is the same thing as
+``{api_key: (min_version, max_version)}``, which is what goes into an ApiVersions response."""
+
+from __future__ import annotations
+
+from kcli.errors import ProtocolError
+
+from ..api import Api, ApiKey
+from .admin import CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS
+from .api_versions import API_VERSIONS
+from .fetch import FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH
+from .groups import (
+    DELETE_GROUPS,
+    DESCRIBE_GROUPS,
+    FIND_COORDINATOR,
+    HEARTBEAT,
+    JOIN_GROUP,
+    LEAVE_GROUP,
+    LIST_GROUPS,
+    SYNC_GROUP,
+)
+from .metadata import METADATA
+from .offsets import OFFSET_COMMIT, OFFSET_FETCH
+from .produce import INIT_PRODUCER_ID, PRODUCE
+
+APIS: dict[int, Api] = {
+    api.key: api
+    for api in (
+        PRODUCE,
+        FETCH,
+        LIST_OFFSETS,
+        METADATA,
+        OFFSET_COMMIT,
+        OFFSET_FETCH,
+        FIND_COORDINATOR,
+        JOIN_GROUP,
+        HEARTBEAT,
+        LEAVE_GROUP,
+        SYNC_GROUP,
+        DESCRIBE_GROUPS,
+        LIST_GROUPS,
+        API_VERSIONS,
+        CREATE_TOPICS,
+        DELETE_TOPICS,
+        INIT_PRODUCER_ID,
+        OFFSET_FOR_LEADER_EPOCH,
+        CREATE_PARTITIONS,
+        DELETE_GROUPS,
+    )
+}
+
+SUPPORTED: dict[int, tuple[int, int]] = {key: (api.min_version, api.max_version) for key, api in APIS.items()}
+
+
+def get_api(api_key: int) -> Api:
+    """The :class:`Api` for ``api_key``; ProtocolError if kcli does not implement it."""
+    try:
+        return APIS[api_key]
+    except KeyError:
+        raise ProtocolError(f"unsupported api key {api_key}") from None
+
+
+def api_name(api_key: int) -> str:
+    """A readable name for any api key, implemented or not (for logs and errors)."""
+    api = APIS.get(api_key)
+    return api.name if api is not None else f"api_key={api_key}"
+
+
+def api_versions_entries(supported: dict[int, tuple[int, int]] | None = None) -> list[dict[str, int]]:
+    """``supported`` (default :data:`SUPPORTED`) as the ``api_keys`` list of an ApiVersions response."""
+    table = SUPPORTED if supported is None else supported
+    return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(table.items())]
+
+
+__all__ = ["APIS", "SUPPORTED", "Api", "ApiKey", "api_name", "api_versions_entries", "get_api"]

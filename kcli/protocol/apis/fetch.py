@@ -1,0 +1,210 @@
+"""Fetch (1) v4-11, ListOffsets (2) v1-5 and OffsetForLeaderEpoch (23) v0-3: reading a log.
+
+Fetch starts at v4 (the first version with ``isolation_level`` and magic-2 batches); the response's
+``records`` is an opaque zero-copy memoryview.  OffsetForLeaderEpoch is what a follower uses to find
+where its log diverged from the leader's before truncating."""
+
+from ..api import Api, ApiKey
+from ..schema import Array, Field, Schema
+from ..types import INT8, INT16, INT32, INT64, RECORDS, STRING
+
+FETCH = Api(
+    ApiKey.FETCH,
+    "Fetch",
+    4,
+    11,
+    request=Schema(
+        "FetchRequest",
+        [
+            Field("replica_id", INT32, default=-1),
+            Field("max_wait_ms", INT32),
+            Field("min_bytes", INT32),
+            Field("max_bytes", INT32, "3+", default=0x7FFFFFFF),
+            Field("isolation_level", INT8, "4+", default=0),
+            Field("session_id", INT32, "7+", default=0),
+            Field("session_epoch", INT32, "7+", default=-1),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("topic", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition", INT32),
+                                    Field("current_leader_epoch", INT32, "9+", default=-1),
+                                    Field("fetch_offset", INT64),
+                                    Field("log_start_offset", INT64, "5+", default=-1),
+                                    Field("partition_max_bytes", INT32),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            Field(
+                "forgotten_topics_data",
+                Array([Field("topic", STRING, "7+"), Field("partitions", Array(INT32), "7+")]),
+                "7+",
+            ),
+            Field("rack_id", STRING, "11+", default=""),
+        ],
+    ),
+    response=Schema(
+        "FetchResponse",
+        [
+            Field("throttle_time_ms", INT32, "1+"),
+            Field("error_code", INT16, "7+"),
+            Field("session_id", INT32, "7+", default=0),
+            Field(
+                "responses",
+                Array(
+                    [
+                        Field("topic", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition_index", INT32),
+                                    Field("error_code", INT16),
+                                    Field("high_watermark", INT64),
+                                    Field("last_stable_offset", INT64, "4+", default=-1),
+                                    Field("log_start_offset", INT64, "5+", default=-1),
+                                    Field(
+                                        "aborted_transactions",
+                                        Array(
+                                            [
+                                                Field("producer_id", INT64, "4+"),
+                                                Field("first_offset", INT64, "4+"),
+                                            ]
+                                        ),
+                                        "4+",
+                                        nullable="4+",
+                                    ),
+                                    Field("preferred_read_replica", INT32, "11+", default=-1),
+                                    Field("records", RECORDS, nullable="0+"),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+)
+
+LIST_OFFSETS = Api(
+    ApiKey.LIST_OFFSETS,
+    "ListOffsets",
+    1,
+    5,
+    request=Schema(
+        "ListOffsetsRequest",
+        [
+            # Kafka's JSON has no default (0, a broker id); -1 is what consumers send.
+            Field("replica_id", INT32, default=-1),
+            Field("isolation_level", INT8, "2+"),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition_index", INT32),
+                                    Field("current_leader_epoch", INT32, "4+", default=-1),
+                                    Field("timestamp", INT64),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+    response=Schema(
+        "ListOffsetsResponse",
+        [
+            Field("throttle_time_ms", INT32, "2+"),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition_index", INT32),
+                                    Field("error_code", INT16),
+                                    Field("timestamp", INT64, "1+", default=-1),
+                                    Field("offset", INT64, "1+", default=-1),
+                                    Field("leader_epoch", INT32, "4+", default=-1),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+)
+
+OFFSET_FOR_LEADER_EPOCH = Api(
+    ApiKey.OFFSET_FOR_LEADER_EPOCH,
+    "OffsetForLeaderEpoch",
+    0,
+    3,
+    request=Schema(
+        "OffsetForLeaderEpochRequest",
+        [
+            Field("replica_id", INT32, "3+", default=-2),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("topic", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition", INT32),
+                                    Field("current_leader_epoch", INT32, "2+", default=-1),
+                                    Field("leader_epoch", INT32),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+    response=Schema(
+        "OffsetForLeaderEpochResponse",
+        [
+            Field("throttle_time_ms", INT32, "2+"),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("topic", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("error_code", INT16),
+                                    Field("partition", INT32),
+                                    Field("leader_epoch", INT32, "1+", default=-1),
+                                    Field("end_offset", INT64, default=-1),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+)

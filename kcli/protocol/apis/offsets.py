@@ -1,0 +1,109 @@
+"""OffsetCommit (8) v0-7 and OffsetFetch (9) v0-5: a consumer group's committed positions.
+
+``generation_id`` is what Kafka's current JSON calls ``GenerationIdOrMemberEpoch`` (the rename came
+with the KIP-848 protocol, which uses flexible versions only)."""
+
+from ..api import Api, ApiKey
+from ..schema import Array, Field, Schema
+from ..types import INT16, INT32, INT64, STRING
+
+OFFSET_COMMIT = Api(
+    ApiKey.OFFSET_COMMIT,
+    "OffsetCommit",
+    0,
+    7,
+    request=Schema(
+        "OffsetCommitRequest",
+        [
+            Field("group_id", STRING),
+            Field("generation_id", INT32, "1+", default=-1),
+            Field("member_id", STRING, "1+"),
+            Field("group_instance_id", STRING, "7+", nullable="7+", default=None),
+            Field("retention_time_ms", INT64, "2-4", default=-1),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition_index", INT32),
+                                    Field("committed_offset", INT64),
+                                    Field("committed_leader_epoch", INT32, "6+", default=-1),
+                                    Field("commit_timestamp", INT64, "1", default=-1),
+                                    Field("committed_metadata", STRING, nullable="0+"),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+    response=Schema(
+        "OffsetCommitResponse",
+        [
+            Field("throttle_time_ms", INT32, "3+"),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partitions",
+                            Array([Field("partition_index", INT32), Field("error_code", INT16)]),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+)
+
+OFFSET_FETCH = Api(
+    ApiKey.OFFSET_FETCH,
+    "OffsetFetch",
+    0,
+    5,
+    request=Schema(
+        "OffsetFetchRequest",
+        [
+            Field("group_id", STRING),
+            # null (v2+) asks for every partition the group has committed.
+            Field(
+                "topics",
+                Array([Field("name", STRING), Field("partition_indexes", Array(INT32))]),
+                nullable="2+",
+            ),
+        ],
+    ),
+    response=Schema(
+        "OffsetFetchResponse",
+        [
+            Field("throttle_time_ms", INT32, "3+"),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partitions",
+                            Array(
+                                [
+                                    Field("partition_index", INT32),
+                                    Field("committed_offset", INT64),
+                                    Field("committed_leader_epoch", INT32, "5+", default=-1),
+                                    Field("metadata", STRING, nullable="0+"),
+                                    Field("error_code", INT16),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            Field("error_code", INT16, "2+", default=0),
+        ],
+    ),
+)

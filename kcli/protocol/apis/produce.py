@@ -1,0 +1,108 @@
+"""Produce (0) v3-8 and InitProducerId (22) v0-1: writing record batches, idempotent producer ids.
+
+Produce starts at v3 because kcli stores only magic-2 record batches, which v3 introduced.  The
+``records`` field is an opaque memoryview/bytes (a run of record batches), never parsed here."""
+
+from ..api import Api, ApiKey
+from ..schema import Array, Field, Schema
+from ..types import INT16, INT32, INT64, RECORDS, STRING
+
+PRODUCE = Api(
+    ApiKey.PRODUCE,
+    "Produce",
+    3,
+    8,
+    request=Schema(
+        "ProduceRequest",
+        [
+            Field("transactional_id", STRING, "3+", nullable="3+", default=None),
+            Field("acks", INT16),
+            Field("timeout_ms", INT32),
+            Field(
+                "topic_data",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partition_data",
+                            Array(
+                                [
+                                    Field("index", INT32),
+                                    Field("records", RECORDS, nullable="0+"),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ],
+    ),
+    response=Schema(
+        "ProduceResponse",
+        [
+            Field(
+                "responses",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field(
+                            "partition_responses",
+                            Array(
+                                [
+                                    Field("index", INT32),
+                                    Field("error_code", INT16),
+                                    Field("base_offset", INT64),
+                                    Field("log_append_time_ms", INT64, "2+", default=-1),
+                                    Field("log_start_offset", INT64, "5+", default=-1),
+                                    Field(
+                                        "record_errors",
+                                        Array(
+                                            [
+                                                Field("batch_index", INT32, "8+"),
+                                                Field(
+                                                    "batch_index_error_message",
+                                                    STRING,
+                                                    "8+",
+                                                    nullable="8+",
+                                                    default=None,
+                                                ),
+                                            ]
+                                        ),
+                                        "8+",
+                                    ),
+                                    Field("error_message", STRING, "8+", nullable="8+", default=None),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            Field("throttle_time_ms", INT32, "1+", default=0),
+        ],
+    ),
+)
+
+INIT_PRODUCER_ID = Api(
+    ApiKey.INIT_PRODUCER_ID,
+    "InitProducerId",
+    0,
+    1,
+    request=Schema(
+        "InitProducerIdRequest",
+        [
+            # Kafka's JSON has no default (""); null is what an idempotent, non-transactional
+            # producer sends, so that is the default here.
+            Field("transactional_id", STRING, nullable="0+", default=None),
+            Field("transaction_timeout_ms", INT32),
+        ],
+    ),
+    response=Schema(
+        "InitProducerIdResponse",
+        [
+            Field("throttle_time_ms", INT32),
+            Field("error_code", INT16),
+            Field("producer_id", INT64, default=-1),
+            Field("producer_epoch", INT16),
+        ],
+    ),
+)

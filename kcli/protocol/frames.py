@@ -1,0 +1,260 @@
+"""Framing and headers: turning whole requests/responses into bytes on the wire and back.
+
+Every Kafka message is ``int32 size`` + header + body.  Requests carry header v1 (api_key, api_version,
+correlation_id, client_id); responses carry header v0 (correlation_id).  The flexible headers (v2/v1,
+which add tagged fields) go with flexible API versions, which kcli does not implement -- with one
+exception handled here: a client may open with ApiVersions v3+, and the broker must still read enough
+of that request to answer UNSUPPORTED_VERSION in a v0 body so the client retries with a lower version.
+The first four header fields have the same layout in every header version, so that always works.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from kcli.errors import ProtocolError
+
+from .api import ApiKey
+from .apis import APIS, SUPPORTED, api_name, api_versions_entries, get_api
+from .error_codes import ErrorCode
+from .schema import Struct
+from .types import I16, I32, FieldError, as_buffer
+
+DEFAULT_MAX_FRAME_SIZE = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes default
+
+_HEADER = struct.Struct(">hhi")
+
+
+class RequestHeader(NamedTuple):
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None = None
+
+
+class Request(NamedTuple):
+    header: RequestHeader
+    body: Struct
+
+
+class Response(NamedTuple):
+    correlation_id: int
+    body: Struct
+
+
+class UnsupportedVersionError(ProtocolError):
+    """A well-formed request header naming an API or version kcli does not implement.
+
+    ``header`` is the parsed header, so the broker can answer (see :func:`unsupported_version_response`)
+    or close the connection, as Kafka does for anything but ApiVersions."""
+
+    def __init__(self, header: RequestHeader) -> None:
+        lo_hi = SUPPORTED.get(header.api_key)
+        supported = f"supported: v{lo_hi[0]}-v{lo_hi[1]}" if lo_hi else "api not implemented"
+        super().__init__(f"unsupported {api_name(header.api_key)} v{header.api_version} ({supported})")
+        self.header = header
+
+
+# --- framing --------------------------------------------------------------------------------------
+
+
+def decode_frame_size(prefix: bytes | bytearray | memoryview, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> int:
+    """The payload size from a 4-byte size prefix, checked against ``max_frame_size``.
+
+    For readers that do ``readexactly(4)`` then ``readexactly(size)``."""
+    if len(prefix) < 4:
+        raise ProtocolError(f"frame size prefix needs 4 bytes, got {len(prefix)}")
+    size = I32.unpack_from(prefix, 0)[0]
+    if size < 0:
+        raise ProtocolError(f"negative frame size {size}")
+    if size > max_frame_size:
+        raise ProtocolError(
+            f"frame of {size} bytes exceeds the maximum of {max_frame_size}",
+            hint="raise the maximum request size, or this is not a Kafka client speaking",
+        )
+    return size
+
+
+def parse_frame(
+    buf: bytes | bytearray | memoryview, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> tuple[bytes | None, int]:
+    """Take one frame off the front of ``buf``.
+
+    Returns ``(payload, consumed)``: the payload (header + body, without the size prefix) as a new
+    ``bytes`` and the number of bytes of ``buf`` it used; or ``(None, 0)`` if ``buf`` does not yet
+    hold a whole frame.  The payload is copied so the caller may reuse or shrink ``buf`` at once;
+    decoding it afterwards is zero-copy.  ProtocolError if the announced size is negative or larger
+    than ``max_frame_size`` (checked as soon as the 4-byte prefix is there)."""
+    if len(buf) < 4:
+        return None, 0
+    size = decode_frame_size(buf[:4], max_frame_size)
+    end = 4 + size
+    if len(buf) < end:
+        return None, 0
+    return bytes(buf[4:end]), end
+
+
+def _framed(parts: list) -> bytes:
+    """Join ``parts`` (whose first element is a placeholder) behind an int32 size prefix."""
+    size = 0
+    for p in parts:
+        size += len(p)
+    parts[0] = I32.pack(size)
+    return b"".join(parts)
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+def encode_request_header(header: RequestHeader) -> bytes:
+    """Request header v1 (the classic one)."""
+    try:
+        fixed = _HEADER.pack(header.api_key, header.api_version, header.correlation_id)
+    except struct.error as e:
+        raise ProtocolError(f"bad request header {header}: {e}") from None
+    if header.client_id is None:
+        return fixed + b"\xff\xff"
+    cid = header.client_id.encode("utf-8")
+    if len(cid) > 0x7FFF:
+        raise ProtocolError("client_id longer than 32767 bytes")
+    return fixed + I16.pack(len(cid)) + cid
+
+
+def decode_request_header(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader, int]:
+    """Parse the header at the start of a request payload; returns ``(header, body_offset)``.
+
+    Works for every request version: api_key, api_version, correlation_id and client_id are laid
+    out the same in header v0-v2.  For a flexible (header v2) request, ``body_offset`` points at the
+    header's tagged-field section, which kcli never needs to read."""
+    buf = as_buffer(frame)
+    if len(buf) < _HEADER.size:
+        raise ProtocolError(f"request header truncated: {len(buf)} bytes")
+    api_key, api_version, correlation_id = _HEADER.unpack_from(buf, 0)
+    pos = _HEADER.size
+    if len(buf) < pos + 2:  # header v0 (no client_id) is long dead; every client sends v1+
+        raise ProtocolError("request header truncated: no client_id")
+    n = I16.unpack_from(buf, pos)[0]
+    pos += 2
+    if n == -1:
+        client_id = None
+    elif n < 0 or pos + n > len(buf):
+        raise ProtocolError(f"request header: bad client_id length {n}")
+    else:
+        try:
+            client_id = str(buf[pos : pos + n], "utf-8")
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"request header: client_id is not UTF-8: {e}") from None
+        pos += n
+    return RequestHeader(api_key, api_version, correlation_id, client_id), pos
+
+
+def encode_request(header: RequestHeader, body: Mapping[str, Any]) -> bytes:
+    """A complete request frame (size prefix, header v1, body) ready to write to a socket."""
+    api = get_api(header.api_key)
+    if not api.supports(header.api_version):
+        raise UnsupportedVersionError(header)
+    parts: list = [b"", encode_request_header(header)]
+    api.request.encode_into(body, header.api_version, parts)
+    return _framed(parts)
+
+
+def decode_request(frame: bytes | bytearray | memoryview) -> Request:
+    """Decode a request payload (as returned by :func:`parse_frame`) into ``Request(header, body)``.
+
+    Raises :class:`UnsupportedVersionError` (carrying the header) for an api key or version outside
+    :data:`~kcli.protocol.apis.SUPPORTED`, ProtocolError for anything malformed.  ``records`` fields
+    of the body are memoryviews into ``frame``."""
+    buf = as_buffer(frame)
+    header, pos = decode_request_header(buf)
+    api = APIS.get(header.api_key)
+    if api is None or not api.supports(header.api_version):
+        raise UnsupportedVersionError(header)
+    try:
+        body = api.request.decode(buf[pos:], header.api_version)
+    except FieldError as e:
+        e.context = f"{api.name} v{header.api_version} request"
+        raise
+    return Request(header, body)
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: Mapping[str, Any]) -> bytes:
+    """A complete response frame (size prefix, header v0, body) for a request of that key/version."""
+    api = get_api(api_key)
+    if not api.supports(api_version):
+        raise ProtocolError(f"cannot encode {api.name} v{api_version}: not a supported version")
+    try:
+        parts: list = [b"", I32.pack(correlation_id)]
+    except struct.error as e:
+        raise ProtocolError(f"bad correlation id {correlation_id!r}: {e}") from None
+    try:
+        api.response.encode_into(body, api_version, parts)
+    except FieldError as e:
+        e.context = f"{api.name} v{api_version} response"
+        raise
+    return _framed(parts)
+
+
+def peek_correlation_id(frame: bytes | bytearray | memoryview) -> int:
+    """The correlation id at the start of a response payload (to find the request it answers)."""
+    if len(frame) < 4:
+        raise ProtocolError(f"response header truncated: {len(frame)} bytes")
+    return I32.unpack_from(frame, 0)[0]
+
+
+def decode_response(api_key: int, api_version: int, frame: bytes | bytearray | memoryview) -> Response:
+    """Decode a response payload (without size prefix) to a request of ``api_key``/``api_version``."""
+    api = get_api(api_key)
+    if not api.supports(api_version):
+        raise ProtocolError(f"cannot decode {api.name} v{api_version}: not a supported version")
+    buf = as_buffer(frame)
+    correlation_id = peek_correlation_id(buf)
+    try:
+        body = api.response.decode(buf[4:], api_version)
+    except FieldError as e:
+        e.context = f"{api.name} v{api_version} response"
+        raise
+    return Response(correlation_id, body)
+
+
+# --- ApiVersions negotiation -----------------------------------------------------------------------
+
+
+def api_versions_response(
+    correlation_id: int,
+    api_version: int = 0,
+    *,
+    error_code: int = ErrorCode.NONE,
+    throttle_time_ms: int = 0,
+    supported: dict[int, tuple[int, int]] | None = None,
+) -> bytes:
+    """A complete ApiVersions response frame advertising ``supported`` (default: everything kcli
+    implements)."""
+    body = {
+        "error_code": error_code,
+        "api_keys": api_versions_entries(supported),
+        "throttle_time_ms": throttle_time_ms,
+    }
+    return encode_response(ApiKey.API_VERSIONS, api_version, correlation_id, body)
+
+
+def unsupported_version_response(header: RequestHeader) -> bytes | None:
+    """How to answer a request whose version kcli does not speak, the way Kafka brokers do.
+
+    For ApiVersions (e.g. librdkafka and the Java client open with v3, which is flexible): a frame
+    with header v0 and an ApiVersions *v0* body holding UNSUPPORTED_VERSION (35) and the ApiVersions
+    range kcli supports, so the client retries with a version it can use.  For any other API:
+    None -- Kafka just closes the connection, since a client that negotiated never sends one."""
+    if header.api_key != ApiKey.API_VERSIONS:
+        return None
+    lo, hi = SUPPORTED[ApiKey.API_VERSIONS]
+    return api_versions_response(
+        header.correlation_id,
+        0,
+        error_code=ErrorCode.UNSUPPORTED_VERSION,
+        supported={ApiKey.API_VERSIONS: (lo, hi)},
+    )

@@ -1,0 +1,450 @@
+"""Declarative message schemas: one description per message, compiled per version into codecs.
+
+A :class:`Schema` is written the way Kafka's ``clients/src/main/resources/common/message/*.json``
+files are: a list of :class:`Field` s, each with the versions it exists in (``"0+"``, ``"3-7"``), the
+versions in which it may be null, and a default.  ``Schema.codec(v)`` compiles the fields present in
+version ``v`` into a decoder and an encoder (cached), so requests and responses, in both directions,
+come from the same description and cannot drift apart.
+
+Decoded values are :class:`Struct` s -- dicts whose keys are also attributes.  A decoded struct holds
+*every* field of the schema: fields the wire version lacks are filled with their defaults, exactly
+as Kafka's generated Java classes behave, so code handling several versions reads
+``req.isolation_level`` without checking the version first.  For encoding, any mapping works
+(``Struct`` or plain ``dict``); missing fields take their defaults, fields the target version lacks
+are ignored, and a key that is no field of the schema at all is an error (it is a typo).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kcli.errors import ProtocolError
+
+from .types import (
+    I32,
+    Bytes,
+    Decoder,
+    Encoder,
+    FieldError,
+    Fixed,
+    PrimitiveType,
+    String,
+    as_buffer,
+)
+
+MAX_VERSION = 0x7FFF
+MISSING: Any = object()  # "no explicit default": use the type's
+
+# Exceptions that malformed input (decoding) or a bad value (encoding) can raise from the struct
+# module, str/bytes conversions and len()/iteration; all become ProtocolError with a field path.
+_CODEC_ERRORS = (struct.error, ValueError, TypeError, AttributeError, OverflowError, BufferError)
+
+
+def parse_versions(spec: str | None) -> tuple[int, int] | None:
+    """Kafka's version-range syntax: ``"3+"``, ``"1-4"``, ``"5"`` or ``"none"``/None (never)."""
+    if spec is None or spec == "none":
+        return None
+    if spec.endswith("+"):
+        return int(spec[:-1]), MAX_VERSION
+    if "-" in spec:
+        lo, hi = spec.split("-", 1)
+        return int(lo), int(hi)
+    return int(spec), int(spec)
+
+
+class Struct(dict):
+    """A decoded message or nested struct: a ``dict`` whose keys can also be read and written as
+    attributes (``resp.topics[0].partitions``).  Being a dict it compares, prints and copies like
+    one, and can be passed back to an encoder as is."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"Struct({dict.__repr__(self)})"
+
+
+class Array:
+    """An array (int32 count, -1 for null) of a primitive type or of structs.
+
+    ``Array(INT32)`` is an array of int32; ``Array([Field(...), ...])`` an array of structs."""
+
+    def __init__(self, item: PrimitiveType | Schema | Sequence[Field]) -> None:
+        self.item: PrimitiveType | Schema | None
+        self.fields: tuple[Field, ...] | None
+        if isinstance(item, Fixed | String | Bytes | Schema):
+            self.item, self.fields = item, None
+        else:  # struct fields; the owning Schema turns them into a nested Schema named after the field
+            self.item, self.fields = None, tuple(item)
+
+    def __repr__(self) -> str:
+        return f"Array({self.item!r})"
+
+
+class Field:
+    """One field of a schema: ``Field(name, type, versions="0+", nullable=None, default=MISSING)``.
+
+    ``nullable`` is a version range like ``versions``.  ``default`` is used when encoding a mapping
+    that lacks the field and when decoding a version that lacks it; MISSING means the type's zero
+    value (0, False, "", b"", [] -- or None for ``records``)."""
+
+    __slots__ = ("name", "type", "versions", "nullable", "_default")
+
+    def __init__(
+        self,
+        name: str,
+        type: PrimitiveType | Array,
+        versions: str = "0+",
+        *,
+        nullable: str | None = None,
+        default: Any = MISSING,
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.versions = parse_versions(versions)
+        self.nullable = parse_versions(nullable)
+        self._default = default
+        if self.nullable is not None and isinstance(type, Fixed):
+            raise ValueError(f"{name}: {type!r} cannot be nullable")
+
+    def present(self, version: int) -> bool:
+        r = self.versions
+        return r is not None and r[0] <= version <= r[1]
+
+    def nullable_in(self, version: int) -> bool:
+        r = self.nullable
+        return r is not None and r[0] <= version <= r[1]
+
+    @property
+    def default(self) -> Any:
+        """The default value (a fresh list for arrays, so callers may mutate it)."""
+        if self._default is not MISSING:
+            return list(self._default) if isinstance(self._default, list) else self._default
+        if isinstance(self.type, Array):
+            return []
+        return self.type.default
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r}, {self.type!r})"
+
+
+class Schema:
+    """A named list of fields; call :meth:`decode` / :meth:`encode` with a version."""
+
+    def __init__(self, name: str, fields: Sequence[Field]) -> None:
+        self.name = name
+        self.fields: tuple[Field, ...] = tuple(fields)
+        seen: set[str] = set()
+        for f in self.fields:
+            if f.name in seen:
+                raise ValueError(f"{name}: duplicate field {f.name}")
+            if hasattr(dict, f.name) or f.name.startswith("_"):
+                raise ValueError(f"{name}: field name {f.name!r} would shadow a dict attribute")
+            seen.add(f.name)
+            t = f.type
+            if isinstance(t, Array) and t.item is None:
+                t.item = Schema(f"{name}.{f.name}", t.fields or ())
+        self.names = frozenset(seen)
+        self._codecs: dict[int, _Codec] = {}
+
+    def __repr__(self) -> str:
+        return f"Schema({self.name!r})"
+
+    def fields_for(self, version: int) -> list[Field]:
+        """The fields on the wire in ``version``, in wire order."""
+        return [f for f in self.fields if f.present(version)]
+
+    def codec(self, version: int) -> _Codec:
+        """The compiled codec for ``version`` (built on first use, then cached)."""
+        c = self._codecs.get(version)
+        if c is None:
+            c = self._codecs[version] = _Codec(self, version)
+        return c
+
+    def decode(
+        self, data: bytes | bytearray | memoryview, version: int, *, allow_trailing: bool = False
+    ) -> Struct:
+        """Decode one message that fills ``data`` (trailing bytes are an error unless allowed)."""
+        buf = as_buffer(data)
+        value, pos = self.decode_from(buf, 0, version)
+        if pos != len(buf) and not allow_trailing:
+            raise ProtocolError(f"{self.name} v{version}: {len(buf) - pos} unexpected trailing bytes")
+        return value
+
+    def decode_from(self, buf: memoryview, pos: int, version: int) -> tuple[Struct, int]:
+        """Decode at ``pos`` of a flat byte memoryview; returns ``(struct, new_pos)``."""
+        try:
+            return self.codec(version).decode(buf, pos)
+        except FieldError as e:
+            e.context = e.context or f"{self.name} v{version}"
+            raise
+
+    def encode(self, value: Mapping[str, Any], version: int) -> bytes:
+        out: list = []
+        self.encode_into(value, version, out)
+        return b"".join(out)
+
+    def encode_into(self, value: Mapping[str, Any], version: int, out: list) -> None:
+        """Append the encoding of ``value`` to ``out`` as bytes-like parts (join them yourself)."""
+        try:
+            self.codec(version).encode(value, out)
+        except FieldError as e:
+            e.context = e.context or f"{self.name} v{version}"
+            raise
+
+
+def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool) -> Decoder:
+    unpack_count = I32.unpack_from
+
+    def count(buf: memoryview, pos: int, min_item: int) -> int:
+        n = unpack_count(buf, pos)[0]
+        if n < 0:
+            if n == -1 and nullable:
+                return -1
+            raise FieldError(f"invalid array length {n}")
+        if n * max(min_item, 1) > len(buf) - pos - 4:
+            raise FieldError(f"array of {n} elements cannot fit in the {len(buf) - pos - 4} bytes left")
+        return n
+
+    if isinstance(item, Fixed):
+        code, size = item.code, item.size
+
+        def dec_fixed(buf: memoryview, pos: int) -> tuple[Any, int]:
+            n = count(buf, pos, size)
+            if n < 0:
+                return None, pos + 4
+            return list(struct.unpack_from(f">{n}{code}", buf, pos + 4)), pos + 4 + n * size
+
+        return dec_fixed
+
+    if isinstance(item, Schema):
+        codec = item.codec(version)
+        item_dec, min_item = codec.decode, codec.min_size
+    else:
+        item_dec, min_item = item.decoder(False), item.min_size
+
+    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+        n = count(buf, pos, min_item)
+        pos += 4
+        if n < 0:
+            return None, pos
+        items = []
+        append = items.append
+        i = 0
+        try:
+            for i in range(n):  # noqa: B007 - i is read by the error handlers
+                v, pos = item_dec(buf, pos)
+                append(v)
+        except FieldError as e:
+            e.path.insert(0, f"[{i}]")
+            raise
+        except _CODEC_ERRORS as e:
+            err = FieldError(f"malformed: {e}")
+            err.path.append(f"[{i}]")
+            raise err from None
+        return items, pos
+
+    return dec
+
+
+def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool) -> Encoder:
+    pack_count = I32.pack
+
+    def items_of(value: Any) -> Sequence[Any]:
+        if isinstance(value, list | tuple):
+            return value
+        if isinstance(value, str | bytes | bytearray | memoryview | Mapping):
+            raise FieldError(f"expected a list, got {type(value).__name__}")
+        return list(value)
+
+    if isinstance(item, Fixed):
+        code = item.code
+
+        def enc_fixed(value: Any, out: list) -> None:
+            if value is None:
+                if not nullable:
+                    raise FieldError("null is not allowed for this array")
+                out.append(b"\xff\xff\xff\xff")
+                return
+            items = items_of(value)
+            out.append(struct.pack(f">i{len(items)}{code}", len(items), *items))
+
+        return enc_fixed
+
+    item_enc = item.codec(version).encode if isinstance(item, Schema) else item.encoder(False)
+
+    def enc(value: Any, out: list) -> None:
+        if value is None:
+            if not nullable:
+                raise FieldError("null is not allowed for this array")
+            out.append(b"\xff\xff\xff\xff")
+            return
+        items = items_of(value)
+        out.append(pack_count(len(items)))
+        i = 0
+        try:
+            for i, v in enumerate(items):  # noqa: B007 - i is read by the error handlers
+                item_enc(v, out)
+        except FieldError as e:
+            e.path.insert(0, f"[{i}]")
+            raise
+        except _CODEC_ERRORS as e:
+            err = FieldError(f"bad value: {e}")
+            err.path.append(f"[{i}]")
+            raise err from None
+
+    return enc
+
+
+class _Codec:
+    """One schema compiled for one version.
+
+    Consecutive fixed-width fields become a single ``struct.Struct`` (one unpack/pack call per run);
+    every other field is a step with its own decoder/encoder closure."""
+
+    def __init__(self, schema: Schema, version: int) -> None:
+        present = schema.fields_for(version)
+        self.min_size = 0
+        dec_steps: list[tuple[str, Any]] = []
+        enc_steps: list[tuple[str, Any]] = []
+        run: list[Field] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            st = struct.Struct(">" + "".join(f.type.code for f in run))  # type: ignore[union-attr]
+            names = tuple(f.name for f in run)
+            defaults = tuple(f.default for f in run)
+            label = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+            dec_steps.append((label, _fixed_decode_step(st, names)))
+            enc_steps.append((label, _fixed_encode_step(st, names, defaults)))
+            run.clear()
+
+        for f in present:
+            t = f.type
+            if isinstance(t, Fixed):
+                run.append(f)
+                self.min_size += t.size
+                continue
+            flush()
+            nullable = f.nullable_in(version)
+            if isinstance(t, Array):
+                assert t.item is not None
+                dec = _array_decoder(t.item, version, nullable)
+                enc = _array_encoder(t.item, version, nullable)
+                self.min_size += 4
+            else:
+                dec = t.decoder(nullable)
+                enc = t.encoder(nullable)
+                self.min_size += t.min_size
+            dec_steps.append((f.name, _var_decode_step(f.name, dec)))
+            enc_steps.append((f.name, _var_encode_step(f.name, enc, f.default)))
+        flush()
+
+        self._dec = tuple(s for _, s in dec_steps)
+        self._dec_labels = tuple(label for label, _ in dec_steps)
+        self._enc = tuple(s for _, s in enc_steps)
+        self._enc_labels = tuple(label for label, _ in enc_steps)
+        absent = [f for f in schema.fields if not f.present(version)]
+        self._absent_scalars = {f.name: f.default for f in absent if not isinstance(f.type, Array)}
+        self._absent_arrays = tuple(f.name for f in absent if isinstance(f.type, Array))
+        self._known = schema.names
+
+    def decode(self, buf: memoryview, pos: int) -> tuple[Struct, int]:
+        s = Struct()
+        i = 0
+        try:
+            for i, step in enumerate(self._dec):  # noqa: B007 - i is read by the error handlers
+                pos = step(buf, pos, s)
+        except FieldError as e:
+            e.path.insert(0, self._dec_labels[i])
+            raise
+        except _CODEC_ERRORS as e:
+            msg = f"truncated: {e}" if isinstance(e, struct.error) else f"malformed: {e}"
+            err = FieldError(msg)
+            err.path.append(self._dec_labels[i])
+            raise err from None
+        if self._absent_scalars:
+            s.update(self._absent_scalars)
+        for name in self._absent_arrays:
+            s[name] = []
+        return s, pos
+
+    def encode(self, value: Mapping[str, Any], out: list) -> None:
+        if not isinstance(value, Mapping):
+            raise FieldError(f"expected a mapping, got {type(value).__name__}")
+        if not self._known.issuperset(value):
+            unknown = sorted(str(k) for k in value if k not in self._known)
+            raise FieldError(f"unknown field(s): {', '.join(unknown)}")
+        get = value.get
+        i = 0
+        try:
+            for i, step in enumerate(self._enc):  # noqa: B007 - i is read by the error handlers
+                step(get, out)
+        except FieldError as e:
+            e.path.insert(0, self._enc_labels[i])
+            raise
+        except _CODEC_ERRORS as e:
+            err = FieldError(f"bad value: {e}")
+            err.path.append(self._enc_labels[i])
+            raise err from None
+
+
+def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> Any:
+    unpack, size = st.unpack_from, st.size
+    if len(names) == 1:
+        (name,) = names
+
+        def step1(buf: memoryview, pos: int, s: Struct) -> int:
+            s[name] = unpack(buf, pos)[0]
+            return pos + size
+
+        return step1
+
+    def step(buf: memoryview, pos: int, s: Struct) -> int:
+        s.update(zip(names, unpack(buf, pos), strict=True))
+        return pos + size
+
+    return step
+
+
+def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...]) -> Any:
+    pack = st.pack
+    pairs = tuple(zip(names, defaults, strict=True))
+
+    def step(get: Any, out: list) -> None:
+        out.append(pack(*[get(n, d) for n, d in pairs]))
+
+    return step
+
+
+def _var_decode_step(name: str, dec: Decoder) -> Any:
+    def step(buf: memoryview, pos: int, s: Struct) -> int:
+        v, pos = dec(buf, pos)
+        s[name] = v
+        return pos
+
+    return step
+
+
+def _var_encode_step(name: str, enc: Encoder, default: Any) -> Any:
+    def step(get: Any, out: list) -> None:
+        enc(get(name, default), out)
+
+    return step

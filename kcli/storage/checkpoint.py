@@ -1,0 +1,74 @@
+"""Kafka's checkpoint files: written to ``<name>.tmp``, fsynced and renamed over, so a crash leaves the
+old file or the new one, never half of one.
+
+Log-dir checkpoints hold ``topic partition offset`` lines; ``leader-epoch-checkpoint`` holds
+``epoch startOffset`` lines.  Both start with a version line ``0`` and a count line.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kcli.errors import CorruptRecordError
+
+RECOVERY_POINT = "recovery-point-offset-checkpoint"
+LOG_START = "log-start-offset-checkpoint"
+HIGH_WATERMARK = "replication-offset-checkpoint"
+LEADER_EPOCH = "leader-epoch-checkpoint"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write temp + fsync + rename + fsync the directory."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _read_lines(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = [line.split() for line in fh.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+    if len(lines) < 2 or lines[0] != ["0"]:
+        raise CorruptRecordError(f"malformed checkpoint file {path}")
+    count = int(lines[1][0])
+    body = lines[2:]
+    if len(body) != count:
+        raise CorruptRecordError(f"checkpoint file {path} says {count} entries but has {len(body)}")
+    return body
+
+
+def read_offsets(path: str) -> dict[tuple[str, int], int]:
+    """Read a log-dir checkpoint: {(topic, partition): offset}."""
+    out = {}
+    for fields in _read_lines(path):
+        if len(fields) != 3:
+            raise CorruptRecordError(f"malformed line in checkpoint file {path}: {' '.join(fields)}")
+        out[(fields[0], int(fields[1]))] = int(fields[2])
+    return out
+
+
+def write_offsets(path: str, offsets: dict[tuple[str, int], int]) -> None:
+    lines = ["0", str(len(offsets))] + [f"{t} {p} {o}" for (t, p), o in sorted(offsets.items())]
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
+
+
+def read_epochs(path: str) -> list[tuple[int, int]]:
+    """Read a leader-epoch-checkpoint: [(epoch, start offset)] in order."""
+    return [(int(f[0]), int(f[1])) for f in _read_lines(path)]
+
+
+def write_epochs(path: str, epochs: list[tuple[int, int]]) -> None:
+    lines = ["0", str(len(epochs))] + [f"{e} {o}" for e, o in epochs]
+    atomic_write(path, ("\n".join(lines) + "\n").encode())

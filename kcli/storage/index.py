@@ -1,0 +1,204 @@
+"""Sparse offset and time indexes (``.index``, ``.timeindex``) in Kafka's byte format.
+
+Entries are kept in memory as arrays (loaded on first use, so opening a log of 1000 segments reads no
+index) and appended to the file as they are made, so a concurrent reader sees every complete entry.
+Unlike Kafka we never preallocate: files always have exactly their used size, which is what Kafka trims
+them to on close, so Kafka reads ours and we read Kafka's.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from array import array
+from bisect import bisect_right
+
+_OFFSET_ENTRY = struct.Struct(">ii")
+_TIME_ENTRY = struct.Struct(">qi")
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return b""
+
+
+class _Index:
+    entry_size = 0
+
+    def __init__(self, path: str, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self._loaded = False
+
+    def _ensure(self) -> None:
+        if not self._loaded:
+            self._load(_read_file(self.path))
+            self._loaded = True
+
+    def _load(self, data: bytes) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sane(self) -> bool:
+        """Kafka's sanity check: the file size is a whole number of entries."""
+        try:
+            return os.path.getsize(self.path) % self.entry_size == 0
+        except FileNotFoundError:
+            return True
+
+    def _write(self, data: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def _rewrite(self, data: bytes) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, self.path)
+
+    def delete(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class OffsetIndex(_Index):
+    """``.index``: [int32 offset - base][int32 position] entries, offsets strictly increasing."""
+
+    entry_size = 8
+
+    def _load(self, data: bytes) -> None:
+        usable = len(data) - len(data) % 8
+        flat = array("i")
+        flat.frombytes(data[:usable])
+        if sys.byteorder == "little":
+            flat.byteswap()
+        self._rel = flat[0::2]
+        self._pos = flat[1::2]
+        # an index written by a crash may hold entries past the log's end; the log trims them on recovery
+        while len(self._rel) > 1 and self._rel[-1] <= self._rel[-2]:
+            self._rel.pop()
+            self._pos.pop()
+
+    def __len__(self) -> int:
+        self._ensure()
+        return len(self._rel)
+
+    def entries(self) -> list[tuple[int, int]]:
+        """(absolute offset, position) pairs."""
+        self._ensure()
+        return [(self.base_offset + r, p) for r, p in zip(self._rel, self._pos, strict=True)]
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """Largest entry with offset <= target, else (base offset, 0)."""
+        self._ensure()
+        i = bisect_right(self._rel, offset - self.base_offset)
+        if i == 0:
+            return self.base_offset, 0
+        return self.base_offset + self._rel[i - 1], self._pos[i - 1]
+
+    def last(self) -> tuple[int, int]:
+        self._ensure()
+        if not self._rel:
+            return self.base_offset, 0
+        return self.base_offset + self._rel[-1], self._pos[-1]
+
+    def append(self, offset: int, position: int) -> None:
+        self._ensure()
+        rel = offset - self.base_offset
+        if self._rel and rel <= self._rel[-1]:
+            return
+        self._write(_OFFSET_ENTRY.pack(rel, position))
+        self._rel.append(rel)
+        self._pos.append(position)
+
+    def truncate_to_position(self, position: int) -> None:
+        """Drop entries pointing at or past ``position`` (the log was cut there)."""
+        self._ensure()
+        keep = bisect_right(self._pos, position - 1) if self._pos else 0
+        self._keep(keep)
+
+    def truncate_to_offset(self, offset: int) -> None:
+        """Drop entries for offsets >= ``offset``."""
+        self._ensure()
+        self._keep(bisect_right(self._rel, offset - 1 - self.base_offset))
+
+    def _keep(self, n: int) -> None:
+        if n == len(self._rel) and os.path.exists(self.path) and self.sane():
+            return
+        del self._rel[n:]
+        del self._pos[n:]
+        self._rewrite(b"".join(_OFFSET_ENTRY.pack(r, p) for r, p in zip(self._rel, self._pos, strict=True)))
+
+    def reset(self) -> None:
+        self._rel, self._pos = array("i"), array("i")
+        self._loaded = True
+        self._rewrite(b"")
+
+
+class TimeIndex(_Index):
+    """``.timeindex``: [int64 timestamp][int32 offset - base] entries, timestamps strictly increasing."""
+
+    entry_size = 12
+
+    def _load(self, data: bytes) -> None:
+        usable = len(data) - len(data) % 12
+        self._ts: list[int] = []
+        self._rel: list[int] = []
+        for ts, rel in _TIME_ENTRY.iter_unpack(data[:usable]):
+            if self._ts and ts <= self._ts[-1]:
+                break
+            self._ts.append(ts)
+            self._rel.append(rel)
+
+    def __len__(self) -> int:
+        self._ensure()
+        return len(self._ts)
+
+    def entries(self) -> list[tuple[int, int]]:
+        """(timestamp, absolute offset) pairs."""
+        self._ensure()
+        return [(t, self.base_offset + r) for t, r in zip(self._ts, self._rel, strict=True)]
+
+    def max_timestamp(self) -> int:
+        self._ensure()
+        return self._ts[-1] if self._ts else -1
+
+    def lookup(self, timestamp: int) -> tuple[int, int]:
+        """Largest entry with timestamp <= target, else (-1, base offset)."""
+        self._ensure()
+        i = bisect_right(self._ts, timestamp)
+        if i == 0:
+            return -1, self.base_offset
+        return self._ts[i - 1], self.base_offset + self._rel[i - 1]
+
+    def maybe_append(self, timestamp: int, offset: int) -> None:
+        self._ensure()
+        if self._ts and timestamp <= self._ts[-1]:
+            return
+        self._write(_TIME_ENTRY.pack(timestamp, offset - self.base_offset))
+        self._ts.append(timestamp)
+        self._rel.append(offset - self.base_offset)
+
+    def truncate_to_offset(self, offset: int) -> None:
+        self._ensure()
+        keep = len(self._rel)
+        while keep and self.base_offset + self._rel[keep - 1] >= offset:
+            keep -= 1
+        if keep == len(self._rel) and self.sane():
+            return
+        del self._ts[keep:]
+        del self._rel[keep:]
+        self._rewrite(b"".join(_TIME_ENTRY.pack(t, r) for t, r in zip(self._ts, self._rel, strict=True)))
+
+    def reset(self) -> None:
+        self._ts, self._rel = [], []
+        self._loaded = True
+        self._rewrite(b"")

@@ -1,0 +1,383 @@
+"""A partition's log: ordered segments, offset assignment, rolling, retention, recovery and reads.
+
+Modelled on Kafka's ``UnifiedLog``.  One writer at a time (the caller holds the partition lock); any
+number of readers in other processes, who never modify files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from bisect import bisect_right
+
+from kcli.config import LogConfig
+from kcli.errors import CorruptRecordError, RecordTooLargeError
+from kcli.storage import checkpoint, records
+from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
+
+_MAX_RELATIVE_OFFSET = 2**31 - 1
+WRITER_STATE = "kcli-writer-state"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def partition_dir_name(topic: str, partition: int) -> str:
+    return f"{topic}-{partition}"
+
+
+def parse_partition_dir(name: str) -> tuple[str, int] | None:
+    """Split ``<topic>-<partition>`` (topics may contain '-'); None for anything else."""
+    topic, sep, part = name.rpartition("-")
+    if not sep or not topic or not part.isdigit():
+        return None
+    return topic, int(part)
+
+
+class AppendInfo:
+    """Where an appended batch landed."""
+
+    __slots__ = ("base_offset", "last_offset", "position", "log_append_time")
+
+    def __init__(self, base_offset: int, last_offset: int, position: int, log_append_time: int) -> None:
+        self.base_offset = base_offset
+        self.last_offset = last_offset
+        self.position = position
+        self.log_append_time = log_append_time
+
+
+class PartitionLog:
+    """The segments of one partition replica in ``directory``."""
+
+    def __init__(self, directory: str, config: LogConfig | None = None) -> None:
+        self.directory = directory
+        self.config = config or LogConfig()
+        self._bases = self._list_bases()
+        self._segments: dict[int, LogSegment] = {}
+        self._next_offset: int | None = None
+        self.recovery_errors: list[str] = []
+
+    def _list_bases(self) -> list[int]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        bases = []
+        for name in names:
+            stem, ext = os.path.splitext(name)
+            if ext == LOG_SUFFIX and len(stem) == 20 and stem.isdigit():
+                bases.append(int(stem))
+        bases.sort()
+        return bases
+
+    # ------------------------------------------------------------ structure
+
+    def segment(self, base: int) -> LogSegment:
+        seg = self._segments.get(base)
+        if seg is None:
+            seg = self._segments[base] = LogSegment(self.directory, base)
+        return seg
+
+    @property
+    def segment_bases(self) -> list[int]:
+        return list(self._bases)
+
+    @property
+    def active(self) -> LogSegment:
+        return self.segment(self._bases[-1])
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._bases[0] if self._bases else 0
+
+    @property
+    def log_end_offset(self) -> int:
+        """Offset the next record will get: the active segment's tail, computed once per writer."""
+        if self._next_offset is not None:
+            return self._next_offset
+        if not self._bases:
+            return 0
+        state = self._read_state()
+        if state is not None:
+            return state["next_offset"]
+        next_offset, _end = self.active.tail()
+        return next_offset
+
+    def size_bytes(self) -> int:
+        return sum(self.segment(b).size for b in self._bases)
+
+    def _segment_for(self, offset: int) -> int | None:
+        i = bisect_right(self._bases, offset)
+        return i - 1 if i else None
+
+    # ------------------------------------------------------------ opening for writes
+
+    def open_for_append(self, recovery_point: int | None) -> list[str]:
+        """Prepare to write: create the first segment if needed and recover everything past
+        ``recovery_point`` (None: unknown, recover the active segment whole).  Returns problems found."""
+        os.makedirs(self.directory, exist_ok=True)
+        if not self._bases:
+            self._bases = [0 if recovery_point is None else max(0, recovery_point)]
+            self.active.open_for_append()
+            self._next_offset = self._bases[0]
+            return []
+        if self._resume_clean():
+            return []
+        problems: list[str] = []
+        start_index = len(self._bases) - 1
+        start_position = 0
+        if recovery_point is not None:
+            idx = self._segment_for(recovery_point)
+            if idx is not None and idx <= start_index:
+                start_index = idx
+                seg = self.segment(self._bases[idx])
+                pos = seg.find_position(recovery_point)
+                start_position = seg.size if pos is None else pos
+        for i in range(start_index, len(self._bases)):
+            seg = self.segment(self._bases[i])
+            result: RecoveryResult = seg.recover(start_position if i == start_index else 0,
+                                                 self.config.index_interval_bytes)
+            start_position = 0
+            if result.error:
+                problems.append(f"{seg.log_path}: {result.error}")
+            if result.truncated_bytes:
+                problems.append(f"{seg.log_path}: truncated {result.truncated_bytes} invalid bytes at position "
+                                f"{result.valid_bytes}")
+            if result.truncated_bytes or result.error:
+                # everything after a cut is unreachable: drop later segments like Kafka does
+                for later in self._bases[i + 1 :]:
+                    self.segment(later).delete()
+                    self._segments.pop(later, None)
+                    problems.append(f"deleted segment {later} after the truncation point")
+                del self._bases[i + 1 :]
+                break
+        self._next_offset = None
+        self._next_offset = self.log_end_offset
+        active = self.active
+        active.open_for_append()
+        if not problems:
+            # continue the index spacing where the last writer left it
+            active.bytes_since_index = active.size - active.index.last()[1]
+        self.recovery_errors = problems
+        return problems
+
+    def _state_path(self) -> str:
+        return os.path.join(self.directory, WRITER_STATE)
+
+    def _read_state(self) -> dict | None:
+        try:
+            with open(self._state_path(), encoding="ascii") as fh:
+                base, size, next_offset, since_index = (int(x) for x in fh.read().split())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not self._bases or base != self._bases[-1] or self.active.size != size:
+            return None
+        return {"next_offset": next_offset, "bytes_since_index": since_index}
+
+    def _resume_clean(self) -> bool:
+        """Skip recovery when the last writer left cleanly: its state file matches the active segment.
+
+        The file is removed while a writer works, so a writer killed mid-append leaves none and the next
+        one recovers from the recovery point.
+        """
+        state = self._read_state()
+        if state is None:
+            return False
+        os.unlink(self._state_path())
+        self._next_offset = state["next_offset"]
+        active = self.active
+        active.open_for_append()
+        active.bytes_since_index = state["bytes_since_index"]
+        return True
+
+    def release(self) -> None:
+        """End a write session cleanly: leave the state file the next writer resumes from."""
+        if self._next_offset is None or not self._bases:
+            return
+        active = self.active
+        text = f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index}\n"
+        tmp = self._state_path() + ".tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(text)
+        os.replace(tmp, self._state_path())
+        self._next_offset = None
+        self.close()
+
+    # ------------------------------------------------------------ writing
+
+    def _should_roll(self, size: int, last_offset: int, timestamp: int) -> bool:
+        active = self.active
+        if active.size == 0:
+            return False
+        if active.size + size > self.config.segment_bytes:
+            return True
+        if last_offset - active.base_offset > _MAX_RELATIVE_OFFSET:
+            return True
+        first_ts = active.first_timestamp()
+        # like Kafka: the incoming batch's timestamp against the segment's first batch
+        return first_ts is not None and first_ts >= 0 and timestamp - first_ts >= self.config.segment_ms
+
+    def roll(self) -> LogSegment:
+        """Close the active segment and start one at the log end offset."""
+        base = self.log_end_offset
+        self.active.on_roll()
+        if base != self._bases[-1]:
+            self._bases.append(base)
+        seg = self.segment(base)
+        seg.open_for_append()
+        return seg
+
+    def append(self, batch: bytes | bytearray, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
+        """Assign offsets to one batch, stamp the leader epoch and append it.
+
+        The batch's records and CRC are kept as they are (the CRC does not cover the fields we rewrite).
+        """
+        if self._next_offset is None:
+            raise RuntimeError("open_for_append() first")
+        header = records.parse_header(batch)
+        if header.size != len(batch):
+            raise CorruptRecordError(f"batch length field says {header.size} bytes but {len(batch)} were given")
+        if header.size > self.config.max_message_bytes:
+            raise RecordTooLargeError(
+                f"record batch of {header.size} bytes exceeds max.message.bytes={self.config.max_message_bytes}",
+                hint="raise the topic's max.message.bytes or send smaller batches",
+            )
+        if validate and not records.crc_valid(batch, 0, header):
+            raise CorruptRecordError("record batch CRC mismatch")
+        now = now_ms()
+        base = self._next_offset
+        last = base + header.last_offset_delta
+        if self._should_roll(header.size, last, now if self.config.log_append_time else header.max_timestamp):
+            self.roll()
+        buf = bytearray(batch)
+        records.stamp(buf, base, leader_epoch)
+        max_ts = header.max_timestamp
+        if self.config.log_append_time:
+            max_ts = now
+            _set_log_append_time(buf, now)
+        position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes)
+        self._next_offset = last + 1
+        return AppendInfo(base, last, position, now if self.config.log_append_time else -1)
+
+    def flush(self) -> None:
+        if self._bases:
+            self.active.flush()
+
+    def close(self) -> None:
+        for seg in self._segments.values():
+            seg.close()
+
+    # ------------------------------------------------------------ reading
+
+    def read(self, offset: int, max_bytes: int = 1 << 20, upper: int | None = None) -> bytes:
+        """Whole batches starting with the one that holds ``offset``; empty at or past the end.
+
+        ``upper`` bounds what may be returned (a high watermark): batches starting at or past it are cut.
+        """
+        if offset < self.log_start_offset:
+            offset = self.log_start_offset
+        idx = self._segment_for(offset)
+        if idx is None:
+            return b""
+        while idx < len(self._bases):
+            seg = self.segment(self._bases[idx])
+            pos = seg.find_position(offset)
+            if pos is not None:
+                data = seg.read(pos, max_bytes)
+                if upper is not None and data:
+                    data = _cut_at(data, upper)
+                return data
+            idx += 1
+        return b""
+
+    def offset_for_timestamp(self, timestamp: int) -> int | None:
+        """First offset whose record timestamp >= ``timestamp`` (Kafka's ListOffsets by time); None if none."""
+        from kcli.storage.records import decode_records
+
+        for base in self._bases:
+            seg = self.segment(base)
+            if seg.largest_timestamp() < timestamp:
+                continue
+            _ts, offset = seg.time_index.lookup(timestamp)
+            position = seg.find_position(offset) or 0
+            for pos, header in seg.headers(position):
+                if header.max_timestamp >= timestamp:
+                    data = seg.pread(pos, header.size)
+                    for record in decode_records(data, 0, header, verify_crc=False):
+                        if record.timestamp >= timestamp:
+                            return record.offset
+        return None
+
+    # ------------------------------------------------------------ retention and truncation
+
+    def delete_old_segments(self, now: int | None = None) -> list[int]:
+        """Delete whole segments past retention.ms or retention.bytes; never the active one."""
+        now = now_ms() if now is None else now
+        deleted: list[int] = []
+        cfg = self.config
+        total = self.size_bytes() if cfg.retention_bytes >= 0 else 0
+        while len(self._bases) > 1:
+            seg = self.segment(self._bases[0])
+            expired = cfg.retention_ms >= 0 and now - seg.largest_timestamp() > cfg.retention_ms
+            oversize = cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
+            if not (expired or oversize):
+                break
+            total -= seg.size
+            seg.delete()
+            self._segments.pop(self._bases[0], None)
+            deleted.append(self._bases.pop(0))
+        return deleted
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every record at or after ``offset`` (whole batches, like Kafka's truncateTo)."""
+        while self._bases and self._bases[-1] >= offset and len(self._bases) > 1:
+            self.segment(self._bases[-1]).delete()
+            self._segments.pop(self._bases.pop(), None)
+        seg = self.active
+        pos = seg.find_position(offset)
+        if pos is not None:
+            seg.truncate(pos)
+        self._next_offset = None
+        self._next_offset = self.log_end_offset
+        if self._bases == [seg.base_offset] and seg.size == 0 and offset > seg.base_offset:
+            seg.delete()
+            self._segments.pop(seg.base_offset, None)
+            self._bases = [offset]
+            self._next_offset = offset
+        self.active.open_for_append()
+
+    # ------------------------------------------------------------ leader epochs
+
+    def epochs(self) -> list[tuple[int, int]]:
+        return checkpoint.read_epochs(os.path.join(self.directory, checkpoint.LEADER_EPOCH))
+
+    def record_epoch(self, epoch: int, start_offset: int) -> None:
+        """Note that ``epoch`` starts at ``start_offset`` (leader-epoch-checkpoint), if it is new."""
+        path = os.path.join(self.directory, checkpoint.LEADER_EPOCH)
+        epochs = checkpoint.read_epochs(path)
+        if epochs and epochs[-1][0] >= epoch:
+            return
+        epochs.append((epoch, start_offset))
+        checkpoint.write_epochs(path, epochs)
+
+
+def _cut_at(data: bytes, upper: int) -> bytes:
+    end = 0
+    while True:
+        peek = records.peek_size(data, end)
+        if peek is None or peek[0] >= upper:
+            return data[:end]
+        end += peek[1]
+
+
+def _set_log_append_time(buf: bytearray, now: int) -> None:
+    """LogAppendTime changes the attributes and max timestamp, which the CRC covers: recompute it."""
+    import struct
+
+    from crc32c import crc32c
+
+    attrs = struct.unpack_from(">h", buf, 21)[0] | records.ATTR_LOG_APPEND_TIME
+    struct.pack_into(">h", buf, 21, attrs)
+    struct.pack_into(">q", buf, 35, now)
+    struct.pack_into(">I", buf, 17, crc32c(memoryview(buf)[21:]))
