@@ -33,9 +33,22 @@ def create(env, name: str, partitions: int, replication_factor: int, configs: tu
     from kcli.config import parse_config_pairs
 
     parsed = parse_config_pairs(configs)
-    meta = _admin(env).create_topic(name, partitions, replication_factor, parsed, if_not_exists)
+    admin = _admin(env)
+    meta = admin.create_topic(name, partitions, replication_factor, parsed, if_not_exists)
+    _warn_replication(meta)
     click.echo(f"Created topic {name} with {len(meta.partitions)} partition(s), replication factor "
                f"{len(meta.partitions[0].replicas)}.", err=True)
+
+
+def _warn_replication(meta) -> None:
+    """Print Kafka's replication guidance for this topic's settings on stderr."""
+    from kcli.cluster.advice import replication_warnings
+    from kcli.config import TOPIC_CONFIGS
+
+    min_insync = int(meta.configs.get("min.insync.replicas", TOPIC_CONFIGS["min.insync.replicas"][0]))
+    rf = len(meta.partitions[0].replicas)
+    for warning in replication_warnings(rf, min_insync):
+        click.echo(f"kcli: warning: {warning}", err=True)
 
 
 @topic.command("list")
@@ -110,7 +123,8 @@ def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], remo
         admin.make_partition_dirs(meta)
         click.echo(f"Topic {name} now has {len(meta.partitions)} partition(s).", err=True)
     if parsed or removed:
-        admin.metadata.set_topic_configs(name, parsed, list(removed))
+        meta = admin.metadata.set_topic_configs(name, parsed, list(removed))
+        _warn_replication(meta)
         click.echo(f"Updated configs of topic {name}.", err=True)
 
 

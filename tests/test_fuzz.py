@@ -1,0 +1,88 @@
+"""Property-based tests: the record codec round-trips anything, and random bytes never crash a decoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kcli.cli.recordio import JsonInput, record_to_json
+from kcli.errors import CorruptRecordError, KcliError, UsageError
+from kcli.storage import compression, records
+
+blobs = st.one_of(st.none(), st.binary(max_size=200))
+headers = st.lists(st.tuples(st.text(max_size=20), blobs), max_size=4)
+record = st.tuples(blobs, blobs, headers, st.integers(min_value=0, max_value=2**45))
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.lists(record, min_size=1, max_size=20), st.sampled_from(sorted(compression.CODECS.values())),
+       st.integers(min_value=0, max_value=2**40))
+def test_batch_round_trip(recs, codec, base):
+    data = records.encode_batch(recs, base, codec)
+    header = records.parse_header(data)
+    assert header.size == len(data) and header.records_count == len(recs) and header.codec == codec
+    decoded = records.decode_records(data)
+    assert [(r.key, r.value, r.headers, r.timestamp) for r in decoded] == [
+        (k, v, list(h), ts) for k, v, h, ts in recs
+    ]
+    assert [r.offset for r in decoded] == list(range(base, base + len(recs)))
+
+
+@FAST
+@given(st.binary(max_size=400))
+def test_random_bytes_raise_corruption_not_crash(data):
+    try:
+        for pos, header in records.iter_batches(data):
+            records.decode_records(data, pos, header)
+    except CorruptRecordError:
+        pass
+
+
+@FAST
+@given(st.lists(record, min_size=1, max_size=5), st.data())
+def test_flipped_byte_is_detected_or_harmless(recs, data):
+    batch = bytearray(records.encode_batch(recs, 0, compression.NONE))
+    i = data.draw(st.integers(min_value=21, max_value=len(batch) - 1))
+    batch[i] ^= data.draw(st.integers(min_value=1, max_value=255))
+    with pytest.raises(CorruptRecordError):
+        records.decode_records(bytes(batch))
+
+
+@FAST
+@given(st.binary(max_size=300), st.sampled_from([1, 2, 3, 4]))
+def test_garbage_compressed_payload_is_corruption(payload, codec):
+    with pytest.raises(CorruptRecordError):
+        compression.decompress(codec, b"\xff\x00garbage" + payload)
+
+
+@FAST
+@given(record, st.text(max_size=30), st.integers(min_value=0, max_value=1000))
+def test_json_lines_round_trip(rec, topic, partition):
+    key, value, hdrs, ts = rec
+    line = record_to_json(topic, partition, records.Record(7, ts, key, value, list(hdrs)))
+    parsed = JsonInput(line, 1)
+    assert (parsed.key, parsed.value, parsed.headers, parsed.timestamp) == (key, value, list(hdrs), ts)
+
+
+@FAST
+@given(st.text(max_size=200))
+def test_json_input_rejects_with_usage_error(text):
+    try:
+        JsonInput(text, 1)
+    except UsageError:
+        pass
+
+
+@FAST
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                    max_leaves=10))
+def test_json_input_any_json_value(obj):
+    try:
+        JsonInput(json.dumps(obj), 1)
+    except KcliError:
+        pass
