@@ -14,8 +14,9 @@ from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
 from kcli.errors import NotFoundError
-from kcli.storage import checkpoint, records
+from kcli.storage import checkpoint
 from kcli.storage.log import PartitionLog
+from kcli.storage.replica_sync import sync_replica
 
 
 class PartitionWriter:
@@ -38,7 +39,7 @@ class PartitionWriter:
                 self.logs.append((broker, log))
             self.leader = self.logs[0][1]
             for _broker, follower in self.logs[1:]:
-                self._catch_up(follower)
+                sync_replica(self.leader, follower)
             self.leader.record_epoch(self.epoch, self.leader.log_end_offset)
         except BaseException:
             self.lock.release()
@@ -50,22 +51,6 @@ class PartitionWriter:
             return checkpoint.read_offsets(path).get((self.topic, self.partition))
         except Exception:  # a damaged checkpoint only costs a longer recovery
             return None
-
-    def _catch_up(self, follower: PartitionLog) -> None:
-        """Make an in-sync follower equal to the leader: copy what it lacks, cut what the leader lacks."""
-        leo = self.leader.log_end_offset
-        if follower.log_end_offset > leo:
-            follower.truncate_to(leo)
-        if follower.log_end_offset < self.leader.log_start_offset:
-            follower.truncate_to(self.leader.log_start_offset)
-        while follower.log_end_offset < leo:
-            data = self.leader.read(follower.log_end_offset, 1 << 20)
-            if not data:
-                break
-            for pos, header in records.iter_batches(data):
-                if header.base_offset < follower.log_end_offset:
-                    continue
-                follower.append(data[pos : pos + header.size], header.partition_leader_epoch, validate=False)
 
     def append(self, batch: bytes) -> int:
         """Append to the leader, then the same bytes to each in-sync follower; returns the base offset."""

@@ -118,7 +118,8 @@ class PartitionLog:
         ``recovery_point`` (None: unknown, recover the active segment whole).  Returns problems found."""
         os.makedirs(self.directory, exist_ok=True)
         if not self._bases:
-            self._bases = [0 if recovery_point is None else max(0, recovery_point)]
+            # a new (or wiped) replica starts empty at 0; syncing with a leader moves it to the leader's start
+            self._bases = [0]
             self.active.open_for_append()
             self._next_offset = self._bases[0]
             return []
