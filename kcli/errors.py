@@ -90,3 +90,9 @@ class DataDirError(KcliError):
     """A data directory that cannot be used (permissions, ownership, not a kcli data dir)."""
 
     exit_code = 9
+
+
+class UnavailableError(KcliError):
+    """A partition with no leader, or too few in-sync replicas for the requested guarantee."""
+
+    exit_code = 10

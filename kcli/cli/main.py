@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dump-log": ("kcli.cli.inspect", "dump_log", "Print the batches and index entries of segment files."),
     "log-dirs": ("kcli.cli.inspect", "log_dirs", "Show size, segments and offsets of every partition replica."),
     "verify": ("kcli.cli.inspect", "verify", "Check CRCs, offsets, indexes and replica consistency."),
+    "leader-election": ("kcli.cli.elections", "leader_election", "Move partition leadership (preferred or unclean)."),
+    "reassign": ("kcli.cli.elections", "reassign", "Move partition replicas between brokers."),
     "repair": ("kcli.cli.inspect", "repair", "Truncate a torn tail and rebuild indexes (dry run by default)."),
+    "completion": ("kcli.cli.completion", "completion", "Print the shell completion script for bash, zsh or fish."),
 }
 
 
@@ -68,8 +71,10 @@ class Env:
               help="Data directory holding the cluster [default: ${XDG_DATA_HOME:-~/.local/share}/kcli].")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
               help="How long to wait for a lock held by another process.")
+@click.option("--config", "config_file", metavar="FILE", envvar="KCLI_CONFIG", show_envvar=True,
+              help="Read option defaults from FILE [default: DIR/kcli.toml if it exists].")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float) -> None:
+def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_file: str | None) -> None:
     """kcli: Apache Kafka's log model on one machine's disk.
 
     Topics split into partitions, replicated across brokers, stored in Kafka-format segments.
@@ -77,9 +82,13 @@ def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float) -> None:
 
     Exit codes: 0 success; 1 failed operation; 2 usage error; 3 not found; 4 already exists;
     5 lock timeout; 6 corrupt data; 7 record too large; 8 broker or protocol error; 9 unusable data dir;
+    10 partition unavailable (no leader, too few in-sync replicas);
     130 interrupted.
     """
-    ctx.obj = Env(data_dir, lock_timeout)
+    from kcli.settings import apply_config_file
+
+    opts = apply_config_file(ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout}, config_file)
+    ctx.obj = Env(opts["data_dir"], opts["lock_timeout"])
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> None:

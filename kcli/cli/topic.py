@@ -71,18 +71,34 @@ def list_(env, as_json: bool) -> None:
 @topic.command("describe")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--under-replicated-partitions", "only", flag_value="under-replicated",
+              help="Only partitions whose ISR is smaller than their replica set.")
+@click.option("--unavailable-partitions", "only", flag_value="unavailable",
+              help="Only partitions without a leader (or whose leader's broker is down while brokers run).")
+@click.option("--under-min-isr-partitions", "only", flag_value="under-min-isr",
+              help="Only partitions with fewer in-sync replicas than min.insync.replicas.")
 @click.pass_obj
-def describe(env, names: tuple[str, ...], as_json: bool) -> None:
+def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> None:
     """Show partitions, leaders, replicas, ISR and offsets of topics (all when none named)."""
+    from kcli.config import LogConfig
+
     admin = _admin(env)
     state = admin.state()
+    live = set(admin.datadir.live_brokers()) or set(state.brokers)
     chosen = [state.topic(n) for n in names] if names else sorted(state.topics.values(), key=lambda t: t.name)
     rows = []
     out = []
     for t in chosen:
         offsets = admin.end_offsets(t.name)
         parts = []
+        min_isr = LogConfig.from_topic(t.configs).min_insync_replicas
         for p, meta in enumerate(t.partitions):
+            if only == "under-replicated" and len(meta.isr) >= len(meta.replicas):
+                continue
+            if only == "unavailable" and meta.leader in live:
+                continue
+            if only == "under-min-isr" and len(meta.isr) >= min_isr:
+                continue
             start, end = offsets[p]
             rows.append((t.name, p, meta.leader, ",".join(map(str, meta.replicas)), ",".join(map(str, meta.isr)),
                          meta.leader_epoch, start, end))

@@ -43,12 +43,15 @@ class Admin:
                 except FileNotFoundError:
                     pass
 
-    def end_offsets(self, name: str) -> list[tuple[int, int]]:
-        """(log start, log end) of each partition's leader replica."""
+    def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
+        """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""
         topic = self.state().topic(name)
         cfg = LogConfig.from_topic(topic.configs)
         out = []
         for p, meta in enumerate(topic.partitions):
+            if meta.leader < 0:
+                out.append((None, None))
+                continue
             log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
             out.append((log.log_start_offset, log.log_end_offset))
             log.close()

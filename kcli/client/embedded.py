@@ -13,7 +13,7 @@ import os
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import NotFoundError
+from kcli.errors import NotFoundError, UnavailableError
 from kcli.storage import checkpoint
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
@@ -128,12 +128,20 @@ class EmbeddedTransport:
     def log_config(self, topic: str) -> LogConfig:
         return LogConfig.from_topic(self.state.topic(topic).configs)
 
+    def _led(self, topic: str, partition: int) -> PartitionMeta:
+        meta = self.state.partition(topic, partition)
+        if meta.leader < 0:
+            raise UnavailableError(f"partition {topic}-{partition} has no leader: no in-sync replica is available",
+                                   hint="bring a replica's broker back, or `kcli leader-election --unclean` "
+                                        "accepting data loss")
+        return meta
+
     # ------------------------------------------------------------ produce
     def produce(self, topic: str, partition: int, batch: bytes) -> int:
         key = (topic, partition)
         writer = self._writers.get(key)
         if writer is None:
-            meta = self.state.partition(topic, partition)
+            meta = self._led(topic, partition)
             writer = PartitionWriter(self.datadir, topic, partition, meta, self.log_config(topic))
             self.warnings += writer.problems
             self._writers[key] = writer
@@ -152,7 +160,7 @@ class EmbeddedTransport:
         if log is None or fresh:
             if log is not None:
                 log.close()
-            meta = self.state.partition(topic, partition)
+            meta = self._led(topic, partition)
             log = PartitionLog(self.datadir.partition_dir(meta.leader, topic, partition), self.log_config(topic))
             self._readers[key] = log
         return log
