@@ -60,7 +60,9 @@ class UnsupportedVersionError(ProtocolError):
 # --- framing --------------------------------------------------------------------------------------
 
 
-def decode_frame_size(prefix: bytes | bytearray | memoryview, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> int:
+def decode_frame_size(
+    prefix: bytes | bytearray | memoryview, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> int:
     """The payload size from a 4-byte size prefix, checked against ``max_frame_size``.
 
     For readers that do ``readexactly(4)`` then ``readexactly(size)``."""
@@ -207,7 +209,10 @@ def peek_correlation_id(frame: bytes | bytearray | memoryview) -> int:
 
 
 def decode_response(api_key: int, api_version: int, frame: bytes | bytearray | memoryview) -> Response:
-    """Decode a response payload (without size prefix) to a request of ``api_key``/``api_version``."""
+    """Decode a response payload (without size prefix) to a request of ``api_key``/``api_version``.
+
+    An ApiVersions response that does not parse at ``api_version`` is retried as v0, because that
+    is how a broker answers an ApiVersions version it does not support."""
     api = get_api(api_key)
     if not api.supports(api_version):
         raise ProtocolError(f"cannot decode {api.name} v{api_version}: not a supported version")
@@ -215,8 +220,16 @@ def decode_response(api_key: int, api_version: int, frame: bytes | bytearray | m
     correlation_id = peek_correlation_id(buf)
     try:
         body = api.response.decode(buf[4:], api_version)
-    except FieldError as e:
-        e.context = f"{api.name} v{api_version} response"
+    except ProtocolError as e:
+        if api.key == ApiKey.API_VERSIONS and api_version > 0:
+            # A broker that does not speak our ApiVersions version answers with a v0 body
+            # (UNSUPPORTED_VERSION); Kafka's Java client retries the parse as v0 the same way.
+            try:
+                return Response(correlation_id, api.response.decode(buf[4:], 0))
+            except ProtocolError:
+                pass
+        if isinstance(e, FieldError):
+            e.context = f"{api.name} v{api_version} response"
         raise
     return Response(correlation_id, body)
 

@@ -324,6 +324,7 @@ class _Codec:
         dec_steps: list[tuple[str, Any]] = []
         enc_steps: list[tuple[str, Any]] = []
         run: list[Field] = []
+        fixed_names = {f.name for f in present if isinstance(f.type, Fixed)}
 
         def flush() -> None:
             if not run:
@@ -361,6 +362,7 @@ class _Codec:
         self._dec_labels = tuple(label for label, _ in dec_steps)
         self._enc = tuple(s for _, s in enc_steps)
         self._enc_labels = tuple(label for label, _ in enc_steps)
+        self._enc_fixed = tuple(label.startswith("{") or label in fixed_names for label, _ in enc_steps)
         absent = [f for f in schema.fields if not f.present(version)]
         self._absent_scalars = {f.name: f.default for f in absent if not isinstance(f.type, Array)}
         self._absent_arrays = tuple(f.name for f in absent if isinstance(f.type, Array))
@@ -398,7 +400,8 @@ class _Codec:
             for i, step in enumerate(self._enc):  # noqa: B007 - i is read by the error handlers
                 step(get, out)
         except FieldError as e:
-            e.path.insert(0, self._enc_labels[i])
+            if not self._enc_fixed[i]:  # a fixed run names the offending field itself
+                e.path.insert(0, self._enc_labels[i])
             raise
         except _CODEC_ERRORS as e:
             err = FieldError(f"bad value: {e}")
@@ -427,9 +430,22 @@ def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> Any:
 def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...]) -> Any:
     pack = st.pack
     pairs = tuple(zip(names, defaults, strict=True))
+    singles = tuple(struct.Struct(">" + c) for c in st.format.lstrip(">"))
 
     def step(get: Any, out: list) -> None:
-        out.append(pack(*[get(n, d) for n, d in pairs]))
+        values = [get(n, d) for n, d in pairs]
+        try:
+            out.append(pack(*values))
+        except struct.error:
+            # Say which field of the run was bad rather than naming the whole run.
+            for (name, _), single, v in zip(pairs, singles, values, strict=True):
+                try:
+                    single.pack(v)
+                except struct.error as e:
+                    err = FieldError(f"bad value {v!r}: {e}")
+                    err.path.append(name)
+                    raise err from None
+            raise
 
     return step
 
