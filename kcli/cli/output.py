@@ -18,7 +18,16 @@ def is_terminal() -> bool:
 
 
 def use_color() -> bool:
-    return is_terminal() and "NO_COLOR" not in os.environ
+    """Colour only on a terminal, and not when NO_COLOR is set to a non-empty value (no-color.org)."""
+    return is_terminal() and not os.environ.get("NO_COLOR")
+
+
+def tsv_cell(value: str) -> str:
+    r"""A cell of a tab-separated line: a backslash, tab, newline or carriage return inside it is written as
+    ``\\``, ``\t``, ``\n``, ``\r`` so that every row stays one line with the same number of fields."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
 
 
 def emit_json(obj: object) -> None:
@@ -41,16 +50,17 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]], title: str |
         return
     click.echo("\t".join(columns))
     for row in cells:
-        click.echo("\t".join(row))
+        click.echo("\t".join(tsv_cell(c) for c in row))
 
 
 def progress(total: int, description: str):
     """A rich progress bar on a terminal (stderr), or a no-op context elsewhere."""
     if not sys.stderr.isatty():
         return _NoProgress()
+    from rich.console import Console
     from rich.progress import Progress
 
-    return _RichProgress(Progress(transient=True), total, description)
+    return _RichProgress(Progress(console=Console(stderr=True), transient=True), total, description)
 
 
 class _NoProgress:
