@@ -20,7 +20,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "produce": ("kcli.cli.produce", "produce", "Write messages from stdin or a file to a topic."),
     "consume": ("kcli.cli.consume", "consume", "Read messages from a topic."),
     "topic": ("kcli.cli.topic", "topic", "Create, list, describe, alter and delete topics."),
+    "group": ("kcli.cli.group", "group", "List, describe, reset offsets of and delete consumer groups."),
+    "lag": ("kcli.cli.lag", "lag", "Show consumer group lag per partition and in total (alerting with --max-lag)."),
     "cluster": ("kcli.cli.cluster", "cluster", "Initialise the data directory and show the cluster."),
+    "broker": ("kcli.cli.broker", "broker", "Run a broker speaking Kafka's protocol; list live brokers."),
     "dump-log": ("kcli.cli.inspect", "dump_log", "Print the batches and index entries of segment files."),
     "log-dirs": ("kcli.cli.inspect", "log_dirs", "Show size, segments and offsets of every partition replica."),
     "verify": ("kcli.cli.inspect", "verify", "Check CRCs, offsets, indexes and replica consistency."),
@@ -28,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reassign": ("kcli.cli.elections", "reassign", "Move partition replicas between brokers."),
     "repair": ("kcli.cli.inspect", "repair", "Truncate a torn tail and rebuild indexes (dry run by default)."),
     "completion": ("kcli.cli.completion", "completion", "Print the shell completion script for bash, zsh or fish."),
+    "perf": ("kcli.cli.perf", "perf", "Measure produce and consume throughput like Kafka's perf-test tools."),
 }
 
 
@@ -72,6 +76,7 @@ class Env:
 @click.option("--lock-timeout", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
               help="How long to wait for a lock held by another process.")
 @click.option("--config", "config_file", metavar="FILE", envvar="KCLI_CONFIG", show_envvar=True,
+              type=click.Path(dir_okay=False),
               help="Read option defaults from FILE [default: DIR/kcli.toml if it exists].")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_file: str | None) -> None:
@@ -102,7 +107,8 @@ def fail(message: str, hint: str | None = None, code: int = 1) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="kcli", standalone_mode=False)
+        # without standalone mode, click returns ctx.exit(N)'s code instead of exiting
+        code = cli.main(args=argv, prog_name="kcli", standalone_mode=False)
     except KcliError as exc:
         fail(exc.args[0] if exc.args else type(exc).__name__, exc.hint, exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except OSError as exc:
         fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), code=1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

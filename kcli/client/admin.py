@@ -12,16 +12,41 @@ from kcli.storage.log import PartitionLog
 
 
 class Admin:
-    def __init__(self, datadir: DataDir) -> None:
+    """``via_broker``: while a broker is alive, send topic changes to it (it holds the partition locks
+    they need); a broker runs its own requests with ``via_broker=False``."""
+
+    def __init__(self, datadir: DataDir, via_broker: bool = True) -> None:
         self.datadir = datadir
         self.metadata = Metadata(datadir)
+        self.via_broker = via_broker
 
     def state(self):
         return self.metadata.ensure()
 
+    def _broker(self):
+        if not self.via_broker or not self.datadir.live_brokers():
+            return None
+        from kcli.client.remote import RemoteAdmin
+
+        return RemoteAdmin(self.datadir)
+
     def create_topic(self, name: str, partitions: int, replication_factor: int,
                      configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
+        broker = self._broker()
+        if broker is not None:
+            broker.create_topic(name, partitions, replication_factor, configs, if_not_exists)
+            return self.metadata.load().topic(name)
         meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
+        self.make_partition_dirs(meta)
+        return meta
+
+    def add_partitions(self, name: str, total: int) -> TopicMeta:
+        broker = self._broker()
+        if broker is not None:
+            if total != len(self.state().topic(name).partitions):  # equal is a no-op, as embedded
+                broker.add_partitions(name, total)
+            return self.metadata.load().topic(name)
+        meta = self.metadata.add_partitions(name, total)
         self.make_partition_dirs(meta)
         return meta
 
@@ -33,15 +58,16 @@ class Admin:
 
     def delete_topic(self, name: str) -> None:
         """Remove the topic from the metadata, then its replica folders (each under its partition lock)."""
+        broker = self._broker()
+        if broker is not None:
+            broker.delete_topic(name)
+            return
         topic = self.metadata.delete_topic(name)
         for p, meta in enumerate(topic.partitions):
-            with self.datadir.partition_lock(name, p) as lock:
+            # the lock file stays: unlinking a file another process waits on would give two holders
+            with self.datadir.partition_lock(name, p):
                 for broker in meta.replicas:
                     shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
-                try:
-                    os.unlink(lock.path)
-                except FileNotFoundError:
-                    pass
 
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
         """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""

@@ -156,7 +156,7 @@ class DataDir:
         return self._lock(os.path.join(self.cluster_dir, "metadata.lock"), "cluster metadata")
 
     def partition_lock(self, topic: str, partition: int, timeout: float | None = None) -> FileLock:
-        return self._lock(os.path.join(self.cluster_dir, "locks", f"{topic}-{partition}.lock"),
+        return self._lock(os.path.join(self.cluster_dir, "locks", _file_name(f"{topic}-{partition}", ".lock")),
                           f"partition {topic}-{partition}", timeout)
 
     def checkpoint_lock(self, broker_id: int) -> FileLock:
@@ -170,7 +170,7 @@ class DataDir:
         return self._lock(os.path.join(self.cluster_dir, "controller.lock"), "controller")
 
     def group_lock(self, group: str) -> FileLock:
-        return self._lock(os.path.join(self.cluster_dir, "groups", f"{_safe(group)}.lock"), f"group {group}")
+        return self._lock(os.path.join(self.cluster_dir, "groups", _file_name(_safe(group), ".lock")), f"group {group}")
 
     def live_brokers(self) -> list[int]:
         """Brokers whose daemon holds its broker lock right now."""
@@ -184,6 +184,17 @@ class DataDir:
             yield lock
         finally:
             lock.release()
+
+
+def _file_name(stem: str, suffix: str) -> str:
+    """``stem + suffix``, or, when that is longer than a file name may be (255 bytes: a 249-character topic
+    plus a partition number and ``.lock`` is), a shortened stem made unique by a hash of the whole."""
+    name = stem + suffix
+    if len(name.encode()) <= 255:
+        return name
+    import hashlib
+
+    return f"{stem[:200]}~{hashlib.sha256(stem.encode()).hexdigest()[:16]}{suffix}"
 
 
 def _safe(name: str) -> str:

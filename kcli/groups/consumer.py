@@ -1,0 +1,210 @@
+"""An embedded group member that consumes: membership + ownership + committed offsets around a Consumer.
+
+Delivery is at-least-once.  Offsets are committed only for records the caller has been given *and has
+written out*: the stream yields ``None`` before every commit and before giving partitions up, and the
+caller must flush its output when it sees ``None`` (the same signal Consumer.stream uses before a wait).
+A partition changes hands only through commit -> release ownership lock -> next owner takes the lock ->
+reads the committed offset, so a graceful rebalance delivers nothing twice; after a crash the next owner
+starts at the dead member's last commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from kcli.client.consumer import Consumer, resolve_start
+from kcli.cluster.datadir import DataDir
+from kcli.errors import NotFoundError, UsageError
+from kcli.groups.assignors import get_assignor
+from kcli.groups.membership import MemberInfo, Membership
+from kcli.groups.offsets import OffsetStore
+from kcli.groups.ownership import Ownership
+from kcli.storage.records import Record
+
+TopicPartition = tuple[str, int]
+RESETS = ("earliest", "latest")
+
+
+class GroupConsumer:
+    """Consume ``topics`` as a member of ``group`` on a data directory (no broker)."""
+
+    def __init__(
+        self,
+        transport,
+        datadir: DataDir,
+        group: str,
+        topics: Sequence[str],
+        *,
+        assignor: str = "range",
+        reset: str = "latest",
+        commit_offsets: bool = True,
+        commit_interval: float = 5.0,
+        exit_on_eof: bool = False,
+        client_id: str = "kcli",
+        check_interval: float = 0.2,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if reset not in RESETS:
+            raise UsageError(f"unknown reset policy {reset!r}", hint="use earliest or latest")
+        self.transport = transport
+        self.group = group
+        self.topics = list(topics)
+        self.assign = get_assignor(assignor)
+        self.reset = reset
+        self.commit_offsets = commit_offsets
+        self.commit_interval = commit_interval
+        self.exit_on_eof = exit_on_eof
+        self.check_interval = check_interval
+        self.consumer = Consumer(transport, poll_interval=poll_interval)
+        self.membership = Membership(datadir, group, topics, assignor, client_id)
+        self.ownership = Ownership(self.membership.paths, self.membership.member_id)
+        self.store = OffsetStore(datadir)
+        self.assignment: set[TopicPartition] = set()
+        self.delivered: dict[TopicPartition, int] = {}  # next offset after what the caller was given
+        self.committed: dict[TopicPartition, int | None] = {}
+        self.ends: dict[TopicPartition, int] | None = None
+        self._stop = False
+
+    @property
+    def member_id(self) -> str:
+        return self.membership.member_id
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Check the topics, fix the end offsets (exit-on-eof), join and take the first assignment."""
+        counts = {t: self.transport.partition_count(t) for t in self.topics}
+        if self.exit_on_eof:
+            self.ends = {
+                (t, p): self.transport.list_offset(t, p, "latest")
+                for t, n in counts.items()
+                for p in range(n)
+            }
+        self.membership.join()
+        self.rebalance()
+
+    def stop(self) -> None:
+        """Ask the stream to end at its next step (safe from a signal handler)."""
+        self._stop = True
+
+    def close(self, commit: bool = True) -> None:
+        """Commit what was delivered (if ``commit``), give up every partition and leave the group."""
+        try:
+            if commit:
+                self._commit(self.ownership.owned)
+        finally:
+            self.ownership.release_all()
+            self.membership.leave()
+
+    # ------------------------------------------------------------ consuming
+    def stream(self) -> Iterator[tuple[str, int, Record] | None]:
+        """Records of the owned partitions; ``None`` means "flush your output now" (before commits,
+        rebalances and waits).  With exit-on-eof it ends once the assignment reaches the fixed ends."""
+        now = time.monotonic()
+        next_check = now + self.check_interval
+        next_commit = now + self.commit_interval
+        while not self._stop:
+            now = time.monotonic()
+            check_due = now >= next_check
+            commit_due = self.commit_offsets and now >= next_commit
+            if check_due or commit_due:
+                yield None
+                if self._stop:
+                    return
+                if check_due:
+                    self.rebalance()
+                    next_check = time.monotonic() + self.check_interval
+                if commit_due:
+                    self.commit()
+                    next_commit = time.monotonic() + self.commit_interval
+            progressed = False
+            for tp in sorted(self.ownership.owned):
+                upto = self.ends.get(tp) if self.ends is not None else None
+                before = self.consumer.positions[tp]
+                for rec in self.consumer.fetch_partition(tp[0], tp[1], upto):
+                    if self._stop:
+                        return
+                    self.delivered[tp] = rec.offset + 1
+                    yield tp[0], tp[1], rec
+                self.delivered[tp] = self.consumer.positions[tp]
+                progressed = progressed or self.consumer.positions[tp] != before
+            if self.ends is not None and self._reached_ends():
+                yield None
+                return
+            if not progressed:
+                yield None
+                time.sleep(self.consumer.poll_interval)
+
+    def _reached_ends(self) -> bool:
+        assert self.ends is not None
+        owned = self.ownership.owned
+        return all(tp in owned and self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment)
+
+    # ------------------------------------------------------------ group work
+    def rebalance(self) -> None:
+        """Re-read membership; hand back partitions no longer ours (after committing them) and take the
+        ones newly ours whose previous owner has let go, starting at their committed offsets."""
+        members = self.membership.refresh()
+        target = set(
+            self.assign(self._partition_counts(members), {m.member_id: m.topics for m in members}).get(
+                self.member_id, []
+            )
+        )
+        revoked = self.ownership.owned - target
+        if revoked:
+            self._commit(revoked)
+            for tp in revoked:
+                self.ownership.release(tp)
+                self.consumer.positions.pop(tp, None)
+                self.delivered.pop(tp, None)
+                self.committed.pop(tp, None)
+        self.assignment = target
+        taken = [tp for tp in sorted(target - self.ownership.owned) if self.ownership.try_acquire(tp)]
+        if taken:
+            committed = self.store.fetch(self.group)  # read only after taking ownership
+            for tp in taken:
+                start = self._start_position(tp, committed.get(tp))
+                self.consumer.positions[tp] = start
+                self.delivered[tp] = start
+                self.committed[tp] = committed.get(tp)
+
+    def _partition_counts(self, members: list[MemberInfo]) -> dict[str, int]:
+        if self.ends is not None:  # exit-on-eof: the partitions as they were at start
+            counts: dict[str, int] = {}
+            for t, p in self.ends:
+                counts[t] = max(counts.get(t, 0), p + 1)
+            return counts
+        refresh = getattr(self.transport, "refresh", None)
+        if refresh is not None:
+            refresh()
+        counts = {}
+        for topic in sorted({t for m in members for t in m.topics}):
+            try:
+                counts[topic] = self.transport.partition_count(topic)
+            except NotFoundError:
+                pass  # deleted, or not created yet: nothing to assign
+        return counts
+
+    def _start_position(self, tp: TopicPartition, committed: int | None) -> int:
+        """The committed offset when it is still in the log, else the reset policy (auto.offset.reset)."""
+        start = self.transport.list_offset(tp[0], tp[1], "earliest")
+        end = self.transport.list_offset(tp[0], tp[1], "latest")
+        if committed is not None and start <= committed <= end:
+            return committed
+        return resolve_start(self.transport, tp[0], tp[1], self.reset)
+
+    def commit(self) -> None:
+        """Commit the delivered positions of every owned partition (only those that moved)."""
+        self._commit(self.ownership.owned)
+
+    def _commit(self, partitions: set[TopicPartition]) -> None:
+        if not self.commit_offsets:
+            return
+        offsets = {
+            tp: self.delivered[tp]
+            for tp in partitions
+            if tp in self.delivered and self.delivered[tp] != self.committed.get(tp)
+        }
+        if offsets:
+            self.store.commit(self.group, offsets)
+            self.committed.update(offsets)

@@ -1,0 +1,259 @@
+"""Embedded group membership: who is in a group right now, through files in the data directory.
+
+A member is a file ``members/<name>`` holding the member's description (JSON), exclusively flock-held by
+the member for as long as it lives.  The file appears already locked (it is written and locked under a
+temporary name, then renamed), so a file whose lock can be taken belongs to a dead member: the kernel
+dropped its lock the moment the process died (even by kill -9), and whoever notices removes the file.
+
+The group lock serialises joins with admin changes (reset-offsets, delete), so "no live members" checked
+under that lock stays true until the change is written.  ``state.json`` records a generation and the
+member list it was computed for; whoever first sees a different live list bumps the generation.
+
+Every member derives the same assignment from the same sorted live list (kcli.groups.assignors), so
+there is no leader and no SyncGroup; partition ownership locks (kcli.groups.ownership) keep two members
+off one partition while their views differ during a rebalance.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from kcli.cluster.datadir import DataDir
+from kcli.errors import KcliError, UsageError
+from kcli.groups.assignors import get_assignor
+from kcli.groups.layout import GroupPaths, fsync_dir
+from kcli.storage.checkpoint import atomic_write
+
+JOINING_PREFIX = ".join-"
+
+
+class GroupNotEmptyError(KcliError):
+    """An admin change refused because the group has live members (Kafka's NON_EMPTY_GROUP)."""
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """What a member publishes about itself (describe-group's CONSUMER-ID, HOST, CLIENT-ID)."""
+
+    member_id: str
+    client_id: str
+    host: str
+    pid: int
+    topics: tuple[str, ...]
+    assignor: str
+    joined_ms: int
+
+    @classmethod
+    def from_json(cls, data: dict) -> MemberInfo:
+        return cls(
+            str(data["member_id"]),
+            str(data["client_id"]),
+            str(data["host"]),
+            int(data["pid"]),
+            tuple(data["topics"]),
+            str(data["assignor"]),
+            int(data["joined_ms"]),
+        )
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """The recorded generation and the member ids it was computed for."""
+
+    generation: int
+    members: tuple[str, ...]
+
+
+def read_state(paths: GroupPaths) -> GroupState:
+    try:
+        with open(paths.state_file, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return GroupState(int(data["generation"]), tuple(data["members"]))
+    except (OSError, ValueError, KeyError):
+        return GroupState(0, ())
+
+
+def _write_state(paths: GroupPaths, state: GroupState) -> None:
+    atomic_write(
+        paths.state_file,
+        json.dumps({"generation": state.generation, "members": list(state.members)}).encode(),
+    )
+
+
+def live_members(datadir: DataDir, group: str) -> list[MemberInfo]:
+    """The group's live members sorted by member id; files of dead members are removed on the way."""
+    return _probe(GroupPaths(datadir, group), own=None)
+
+
+def _probe(paths: GroupPaths, own: tuple[str, MemberInfo] | None) -> list[MemberInfo]:
+    try:
+        names = os.listdir(paths.members_dir)
+    except FileNotFoundError:
+        names = []
+    found = [own[1]] if own is not None else []
+    for name in names:
+        if name.startswith(".") or (own is not None and name == own[0]):
+            continue
+        info = _probe_one(os.path.join(paths.members_dir, name))
+        if info is not None:
+            found.append(info)
+    return sorted(found, key=lambda m: m.member_id)
+
+
+def _probe_one(path: str) -> MemberInfo | None:
+    """The member described by ``path`` if its holder lives; a dead member's file is unlinked."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            data = os.read(fd, 1 << 16)
+            try:
+                return MemberInfo.from_json(json.loads(data))
+            except (ValueError, KeyError, TypeError):
+                return None
+        try:  # nobody holds it: the member died
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return None
+    finally:
+        os.close(fd)
+
+
+def require_no_live_members(datadir: DataDir, group: str, action: str) -> Callable[[], None]:
+    """A precondition for OffsetStore writes: refuse ``action`` while the group has live members."""
+
+    def check() -> None:
+        members = live_members(datadir, group)
+        if members:
+            raise GroupNotEmptyError(
+                f"cannot {action} consumer group {group!r}: it has {len(members)} live member(s)",
+                hint="stop its consumers first (see `kcli group describe --members`)",
+            )
+
+    return check
+
+
+class Membership:
+    """This process's membership in one group: join, notice changes, leave."""
+
+    def __init__(
+        self,
+        datadir: DataDir,
+        group: str,
+        topics: Sequence[str],
+        assignor: str = "range",
+        client_id: str = "kcli",
+        host: str | None = None,
+    ) -> None:
+        get_assignor(assignor)
+        self.paths = GroupPaths(datadir, group)
+        self.group = group
+        name = uuid.uuid4().hex
+        self.info = MemberInfo(
+            f"{client_id}-{name}",
+            client_id,
+            host or socket.gethostname(),
+            os.getpid(),
+            tuple(sorted(set(topics))),
+            assignor,
+            int(time.time() * 1000),
+        )
+        self._name = name
+        self._fd: int | None = None
+        self.state = GroupState(0, ())
+
+    @property
+    def member_id(self) -> str:
+        return self.info.member_id
+
+    @property
+    def joined(self) -> bool:
+        return self._fd is not None
+
+    def join(self) -> list[MemberInfo]:
+        """Publish this member (under the group lock) and return the live members."""
+        with self.paths.lock():
+            self.paths.ensure()
+            self._remove_abandoned_joins()
+            others = _probe(self.paths, own=None)
+            mismatched = [m for m in others if m.assignor != self.info.assignor]
+            if mismatched:
+                raise UsageError(
+                    f"consumer group {self.group!r} uses the {mismatched[0].assignor} assignor",
+                    hint=f"use --assignor {mismatched[0].assignor} or another group",
+                )
+            tmp = os.path.join(self.paths.members_dir, JOINING_PREFIX + self._name)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(fd, json.dumps(asdict(self.info)).encode())
+                os.fsync(fd)
+                os.rename(tmp, os.path.join(self.paths.members_dir, self._name))
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            fsync_dir(self.paths.members_dir)
+            members = _probe(self.paths, own=(self._name, self.info))
+            self._record(members)
+            return members
+
+    def _remove_abandoned_joins(self) -> None:
+        """Temporary files of joiners that died mid-join (safe: joins hold the group lock)."""
+        for name in os.listdir(self.paths.members_dir):
+            if name.startswith(JOINING_PREFIX):
+                try:
+                    os.unlink(os.path.join(self.paths.members_dir, name))
+                except FileNotFoundError:
+                    pass
+
+    def refresh(self) -> list[MemberInfo]:
+        """The live members now; bumps the generation (under the group lock) when they changed."""
+        members = _probe(self.paths, own=(self._name, self.info) if self.joined else None)
+        ids = tuple(m.member_id for m in members)
+        recorded = read_state(self.paths)
+        if ids != recorded.members:
+            with self.paths.lock():
+                members = _probe(self.paths, own=(self._name, self.info) if self.joined else None)
+                self._record(members)
+        else:
+            self.state = recorded
+        return members
+
+    def _record(self, members: list[MemberInfo]) -> None:
+        """Bump the generation if ``members`` differs from the recorded list (caller holds the group lock)."""
+        ids = tuple(m.member_id for m in members)
+        current = read_state(self.paths)
+        if ids != current.members:
+            current = GroupState(current.generation + 1, ids)
+            _write_state(self.paths, current)
+        self.state = current
+
+    def leave(self) -> None:
+        """Remove this member at once (others see it gone on their next check), then record the change."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(os.path.join(self.paths.members_dir, self._name))
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        try:
+            with self.paths.lock():
+                if os.path.isdir(self.paths.members_dir):
+                    self._record(_probe(self.paths, own=None))
+        except KcliError:
+            pass  # the next member to look records it
