@@ -35,6 +35,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): stop quietly, and keep Python from complaining at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+class Interrupted(KcliError):
+    """Ctrl-C: stop at once; exit status 130 like a shell's SIGINT."""
+
+    exit_code = 130
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
@@ -47,6 +59,17 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(entry[0])
         return getattr(module, entry[1])
+
+    def invoke(self, ctx: click.Context):
+        """Turn a closed pipe and Ctrl-C into kcli's own endings before click's handlers see them
+        (click would exit 1 on a closed pipe and print a blank line on Ctrl-C)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -66,7 +89,9 @@ class Env:
     def datadir(self):
         from kcli.cluster.datadir import DataDir
 
-        return DataDir(self.data_dir, self.lock_timeout)
+        datadir = DataDir(self.data_dir, self.lock_timeout)
+        datadir.check_usable()
+        return datadir
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -123,9 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         fail("interrupted", code=130)
     except BrokenPipeError:
-        # the reader went away (| head): stop quietly, and keep Python from complaining at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         sys.exit(0)
     except OSError as exc:
         fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), code=1)

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kcli.errors import DataDirError, LockTimeoutError
+from kcli.storage.fileio import open_fd
 
 DEFAULT_LOCK_TIMEOUT = 30.0
+# set to 1 to use a data dir owned by another user anyway (see DataDir.check_owner)
+ALLOW_OTHER_OWNER_ENV = "KCLI_ALLOW_OTHER_OWNER"
 
 
 def default_data_dir() -> str:
@@ -47,7 +50,7 @@ class FileLock:
     def try_acquire(self) -> bool:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -124,7 +127,7 @@ class DataDir:
     def broker_ids_on_disk(self) -> list[int]:
         try:
             names = os.listdir(self.root)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         ids = []
         for name in names:
@@ -137,15 +140,52 @@ class DataDir:
         return os.path.isdir(self.cluster_dir)
 
     def check_usable(self) -> None:
-        """Refuse a root that exists but is not a writable directory, with a one-line reason."""
+        """Refuse a root that exists but is not a writable directory of ours, with a one-line reason."""
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise DataDirError(f"data dir {self.root} is not a directory")
+        self.check_owner()
         probe = self.root if os.path.exists(self.root) else os.path.dirname(self.root)
         while probe and not os.path.exists(probe):
             probe = os.path.dirname(probe)
         if probe and not os.access(probe, os.W_OK | os.X_OK):
             raise DataDirError(f"data dir {self.root} is not writable by this user",
                                hint="use --data-dir or fix its permissions")
+
+    def check_owner(self) -> None:
+        """Refuse a data dir owned by another user (root included) unless KCLI_ALLOW_OTHER_OWNER=1.
+
+        Working in someone else's data dir leaves files they cannot rewrite (``sudo kcli produce`` on a
+        user's data dir makes root-owned segments and locks that break the user's next run), and it means
+        trusting whatever that user put there.  Sharing on purpose is still possible with the variable.
+        """
+        try:
+            owner = os.stat(self.root).st_uid
+        except FileNotFoundError:
+            return
+        if owner == os.geteuid() or os.environ.get(ALLOW_OTHER_OWNER_ENV) == "1":
+            return
+        try:
+            import pwd
+
+            name = pwd.getpwuid(owner).pw_name
+        except (ImportError, KeyError):
+            name = f"uid {owner}"
+        raise DataDirError(f"data dir {self.root} is owned by {name}, not by the user running kcli",
+                           hint=f"run kcli as {name}, or set {ALLOW_OTHER_OWNER_ENV}=1 to use it anyway")
+
+    def create(self) -> None:
+        """Create the root (mode 0700, less whatever the umask removes) if it is missing.
+
+        Messages are often private, and the broker socket inside is already 0600: a data dir readable by
+        every local user would undo that.  An existing root keeps the mode its owner gave it, so sharing
+        with a group stays a deliberate ``chmod``.
+        """
+        if not os.path.isdir(self.root):
+            os.makedirs(os.path.dirname(self.root), exist_ok=True)
+            try:
+                os.mkdir(self.root, 0o700)
+            except FileExistsError:
+                pass
 
     # ------------------------------------------------------------ locks
     def _lock(self, path: str, what: str, timeout: float | None = None) -> FileLock:
@@ -198,5 +238,9 @@ def _file_name(stem: str, suffix: str) -> str:
 
 
 def _safe(name: str) -> str:
-    """A file-name-safe spelling of a group id (which may hold any characters)."""
+    """A file-name-safe spelling of a group id (which may hold any characters).  The ids ``.`` and ``..``
+    are spelt ``%2e`` and ``%2e%2e``: as folder names they would be the groups folder or the cluster
+    folder itself, and deleting such a group would delete those."""
+    if name in (".", ".."):
+        return "%2e" * len(name)
     return "".join(c if c.isalnum() or c in "._-" else f"%{ord(c):02x}" for c in name) or "%"
