@@ -24,7 +24,9 @@ class Admin:
         return self.metadata.ensure()
 
     def _broker(self):
-        if not self.via_broker or not self.datadir.live_brokers():
+        from kcli.client.connect import live_brokers
+
+        if not self.via_broker or not live_brokers(self.datadir):
             return None
         from kcli.client.remote import RemoteAdmin
 

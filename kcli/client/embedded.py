@@ -63,18 +63,25 @@ class PartitionWriter:
         """End the session.  ``durable``: fsync, then advance the checkpoints (recovery point, log start,
         high watermark) so that recovery after an OS crash starts from here."""
         try:
-            for _broker, log in self.logs:
-                log.delete_old_segments()
-                if durable:
-                    log.flush()
             if durable:
-                hw = self.leader.log_end_offset
-                for broker, log in self.logs:
-                    self._write_checkpoints(broker, log, hw)
+                self.checkpoint()
+            else:
+                for _broker, log in self.logs:
+                    log.delete_old_segments()
             for _broker, log in self.logs:
                 log.release()
         finally:
             self.lock.release()
+
+    def checkpoint(self) -> None:
+        """Apply retention, fsync every replica, then advance the checkpoints (recovery point, log start,
+        high watermark); the session and its lock stay open."""
+        for _broker, log in self.logs:
+            log.delete_old_segments()
+            log.flush()
+        hw = self.leader.log_end_offset
+        for broker, log in self.logs:
+            self._write_checkpoints(broker, log, hw)
 
     def _write_checkpoints(self, broker: int, log: PartitionLog, hw: int) -> None:
         root = self.datadir.broker_dir(broker)
@@ -172,6 +179,14 @@ class EmbeddedTransport:
             # a writer may have rolled a new segment since we listed them
             data = self._reader(topic, partition, fresh=True).read(offset, max_bytes)
         return data
+
+    def locate(self, topic: str, partition: int, data_position: int) -> tuple[str | None, int | None]:
+        """The segment file and file position of byte ``data_position`` of the last fetch's data."""
+        log = self._readers.get((topic, partition))
+        if log is None or log.last_read is None:
+            return None, None
+        path, start = log.last_read
+        return path, start + data_position
 
     def list_offset(self, topic: str, partition: int, spec: str | int) -> int:
         """'earliest', 'latest', or a timestamp in ms (first offset at or after it, else latest)."""

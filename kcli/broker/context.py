@@ -1,0 +1,32 @@
+"""What every request handler gets: this broker's identity, its data dir and its shared state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kcli.broker.info import BrokerInfo, LiveBrokers
+from kcli.broker.partitions import LedPartitions
+from kcli.broker.producers import ProducerIds
+from kcli.cluster.datadir import DataDir
+
+
+@dataclass
+class BrokerContext:
+    broker_id: int
+    datadir: DataDir
+    partitions: LedPartitions
+    peers: LiveBrokers
+    producer_ids: ProducerIds
+    auto_create: bool = True
+    # this broker's own listener, known before broker.json is written
+    info: BrokerInfo | None = None
+    # {api_key: (min, max)} answered in ApiVersions: exactly the APIs with a handler
+    advertised: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def broker_info(self, broker_id: int) -> BrokerInfo | None:
+        if broker_id == self.broker_id and self.info is not None:
+            return self.info
+        return self.peers.get().get(broker_id)
+
+    def live_ids(self) -> set[int]:
+        return set(self.peers.get()) | {self.broker_id}

@@ -1,0 +1,73 @@
+"""Request bytes in, response bytes out.
+
+The handler table below is the single list of what this broker implements; ApiVersions advertises
+exactly it (intersected with what the codec can encode), so clients never pick an API we would refuse.
+A request we cannot or will not answer raises :class:`CloseConnection`: that is what Kafka does for
+unknown APIs and malformed requests, and a client then reconnects and renegotiates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kcli.broker import admin_handlers, handlers
+from kcli.broker.context import BrokerContext
+from kcli.errors import ProtocolError
+from kcli.protocol import (
+    SUPPORTED,
+    ApiKey,
+    UnsupportedVersionError,
+    api_name,
+    decode_request,
+    encode_response,
+    unsupported_version_response,
+)
+
+Handler = Callable[..., object]
+
+HANDLERS: dict[int, Handler] = {
+    ApiKey.API_VERSIONS: handlers.api_versions,
+    ApiKey.METADATA: handlers.metadata,
+    ApiKey.INIT_PRODUCER_ID: handlers.init_producer_id,
+    ApiKey.PRODUCE: handlers.produce,
+    ApiKey.FETCH: handlers.fetch,
+    ApiKey.LIST_OFFSETS: handlers.list_offsets,
+    ApiKey.CREATE_TOPICS: admin_handlers.create_topics,
+    ApiKey.DELETE_TOPICS: admin_handlers.delete_topics,
+    ApiKey.CREATE_PARTITIONS: admin_handlers.create_partitions,
+}
+
+
+def advertised() -> dict[int, tuple[int, int]]:
+    """``{api_key: (min, max)}`` for every API with a handler that the codec supports."""
+    return {key: SUPPORTED[key] for key in HANDLERS if key in SUPPORTED}
+
+
+class CloseConnection(Exception):
+    """Stop talking to this client (the reason is logged)."""
+
+
+class Dispatcher:
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+        ctx.advertised = advertised()
+
+    def handle(self, payload: bytes) -> bytes | None:
+        """The framed response to one request payload; None when no response is due (acks=0)."""
+        try:
+            request = decode_request(payload)
+        except UnsupportedVersionError as exc:
+            answer = unsupported_version_response(exc.header)
+            if answer is None:
+                raise CloseConnection(str(exc)) from None
+            return answer
+        except ProtocolError as exc:
+            raise CloseConnection(f"malformed request: {exc}") from None
+        header = request.header
+        handler = HANDLERS.get(header.api_key)
+        if handler is None:
+            raise CloseConnection(f"{api_name(header.api_key)} is not implemented by this broker")
+        body = handler(self.ctx, header, request.body)
+        if body is None:
+            return None
+        return encode_response(header.api_key, header.api_version, header.correlation_id, body)

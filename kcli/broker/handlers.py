@@ -1,0 +1,341 @@
+"""Data-path API handlers: ApiVersions, Metadata, InitProducerId, Produce, Fetch, ListOffsets.
+
+Each handler takes the broker context, the request header and the decoded body, and returns the
+response body as a mapping (or None when Kafka sends no response: Produce with acks=0).  Per-partition
+problems become per-partition error codes, as in Kafka; only a malformed request closes the connection
+(see :mod:`kcli.broker.dispatch`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kcli.broker.context import BrokerContext
+from kcli.broker.partitions import LedPartition, PartitionResult
+from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError, RecordTooLargeError
+from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
+from kcli.storage import records
+
+log = logging.getLogger("kcli.broker")
+
+Body = Mapping[str, Any]
+# the longest a Fetch may park a connection thread, whatever max_wait_ms says
+MAX_FETCH_WAIT = 30.0
+# the most one Fetch response carries, whatever the client asks (Kafka's broker fetch.max.bytes)
+FETCH_MAX_BYTES = 55 * 1024 * 1024
+
+
+def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Advertise exactly the APIs this broker has handlers for, so clients negotiate down to them."""
+    return {
+        "error_code": ErrorCode.NONE,
+        "api_keys": api_versions_entries(ctx.advertised),
+        "throttle_time_ms": 0,
+    }
+
+
+# ---------------------------------------------------------------- Metadata
+
+
+def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    state = ctx.partitions.refresh()
+    if req.topics is None or (header.api_version == 0 and not req.topics):
+        names = sorted(state.topics)
+    else:
+        names = [t.name for t in req.topics]
+    live = ctx.live_ids()
+    topics = []
+    for name in names:
+        if name not in state.topics and ctx.auto_create and req.allow_auto_topic_creation:
+            code = _auto_create(ctx, name)
+            state = ctx.partitions.refresh()
+            if code != ErrorCode.NONE:
+                topics.append({"error_code": code, "name": name, "partitions": []})
+                continue
+        topic = state.topics.get(name)
+        if topic is None:
+            topics.append(
+                {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []}
+            )
+            continue
+        parts = []
+        for p, meta in enumerate(topic.partitions):
+            alive = meta.leader in live
+            parts.append(
+                {
+                    "error_code": ErrorCode.NONE if alive else ErrorCode.LEADER_NOT_AVAILABLE,
+                    "partition_index": p,
+                    "leader_id": meta.leader if alive else -1,
+                    "leader_epoch": meta.leader_epoch,
+                    "replica_nodes": meta.replicas,
+                    "isr_nodes": meta.isr,
+                    "offline_replicas": [r for r in meta.replicas if r not in live],
+                }
+            )
+        topics.append({"error_code": ErrorCode.NONE, "name": name, "is_internal": False, "partitions": parts})
+    brokers = []
+    for broker_id in sorted(live):
+        info = ctx.broker_info(broker_id)
+        # a broker without a TCP listener is reachable only through its Unix socket, which Kafka's
+        # clients cannot use: advertise it with port -1 so they fail loudly instead of misrouting
+        host = info.host if info is not None and info.host is not None else ""
+        port = info.port if info is not None and info.port is not None else -1
+        brokers.append({"node_id": broker_id, "host": host, "port": port, "rack": None})
+    return {
+        "throttle_time_ms": 0,
+        "brokers": brokers,
+        "cluster_id": state.cluster_id or None,
+        # any live broker can run admin requests against the shared metadata; answering with itself
+        # sends a client's CreateTopics to a broker it already talks to
+        "controller_id": ctx.broker_id,
+        "topics": topics,
+    }
+
+
+def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
+    """auto.create.topics.enable: a Metadata request for a missing topic creates it with the defaults."""
+    from kcli.client.admin import Admin
+
+    try:
+        Admin(ctx.datadir, via_broker=False).create_topic(name, 1, 1, if_not_exists=True)
+    except InvalidTopicError:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION
+    except (KcliError, OSError) as exc:
+        log.warning("auto-creating topic %r failed: %s", name, exc)
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    log.info("auto-created topic %r", name)
+    return ErrorCode.NONE
+
+
+# ---------------------------------------------------------------- InitProducerId
+
+
+def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """A producer id for an idempotent producer (epoch 0).  Transactions are not implemented."""
+    if req.transactional_id is not None:
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.INVALID_REQUEST,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+    try:
+        pid = ctx.producer_ids.next()
+    except (KcliError, OSError) as exc:
+        log.error("allocating a producer id failed: %s", exc)
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "producer_id": pid, "producer_epoch": 0}
+
+
+# ---------------------------------------------------------------- Produce
+
+
+def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | None:
+    acks = req.acks
+    responses = []
+    appended = False
+    for topic in req.topic_data:
+        parts = []
+        for data in topic.partition_data:
+            entry = {
+                "index": data.index,
+                "error_code": ErrorCode.NONE,
+                "base_offset": -1,
+                "log_append_time_ms": -1,
+                "log_start_offset": -1,
+                "record_errors": [],
+                "error_message": None,
+            }
+            try:
+                if acks not in (-1, 0, 1):
+                    raise PartitionResult(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
+                if req.transactional_id is not None:
+                    raise PartitionResult(
+                        ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"
+                    )
+                led = ctx.partitions.get(topic.name, data.index)
+                batches = validate_batches(data.records, led.config.max_message_bytes)
+                if acks == -1 and len(led.meta.isr) < led.config.min_insync_replicas:
+                    raise PartitionResult(
+                        ErrorCode.NOT_ENOUGH_REPLICAS,
+                        f"{len(led.meta.isr)} in-sync replicas, min.insync.replicas="
+                        f"{led.config.min_insync_replicas}",
+                    )
+                base, append_time, start = led.append(batches)
+                appended = True
+                entry.update(base_offset=base, log_append_time_ms=append_time, log_start_offset=start)
+            except PartitionResult as exc:
+                entry.update(error_code=exc.code, error_message=exc.message)
+            except RecordTooLargeError as exc:
+                entry.update(error_code=ErrorCode.MESSAGE_TOO_LARGE, error_message=str(exc.args[0]))
+            except CorruptRecordError as exc:
+                entry.update(error_code=ErrorCode.CORRUPT_MESSAGE, error_message=str(exc.args[0]))
+            except (KcliError, OSError) as exc:
+                log.error("append to %s-%d failed: %s", topic.name, data.index, exc)
+                entry.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc))
+            parts.append(entry)
+        responses.append({"name": topic.name, "partition_responses": parts})
+    if appended:
+        ctx.partitions.appended()
+    if acks == 0:
+        return None
+    return {"responses": responses, "throttle_time_ms": 0}
+
+
+def validate_batches(data: Any, max_message_bytes: int) -> list[memoryview]:
+    """Split a Produce payload into record batches after checking what a broker must before storing
+    bytes as received: magic 2, sizes that add up, the CRC, a record count that matches the offset
+    deltas, no control or transactional batches, and max.message.bytes.  Nothing is stored unless
+    every batch passes."""
+    if data is None or len(data) == 0:
+        raise PartitionResult(ErrorCode.INVALID_RECORD, "no record batch")
+    view = memoryview(data)
+    out = []
+    pos = 0
+    while pos < len(view):
+        if len(view) - pos >= 17 and view[pos + 16] != records.MAGIC:
+            raise PartitionResult(
+                ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                f"record batch magic {view[pos + 16]}; only magic 2 is supported",
+            )
+        try:
+            header = records.parse_header(view, pos)
+        except CorruptRecordError as exc:
+            raise PartitionResult(ErrorCode.CORRUPT_MESSAGE, str(exc.args[0])) from None
+        end = pos + header.size
+        if end > len(view):
+            raise PartitionResult(ErrorCode.CORRUPT_MESSAGE, "record batch runs past the end of the request")
+        if header.size > max_message_bytes:
+            raise PartitionResult(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"record batch of {header.size} bytes exceeds max.message.bytes={max_message_bytes}",
+            )
+        if not records.crc_valid(view, pos, header):
+            raise PartitionResult(ErrorCode.CORRUPT_MESSAGE, "record batch CRC mismatch")
+        if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
+            raise PartitionResult(
+                ErrorCode.INVALID_RECORD,
+                f"batch says {header.records_count} records but last offset delta {header.last_offset_delta}",
+            )
+        if header.is_control or header.is_transactional:
+            raise PartitionResult(
+                ErrorCode.INVALID_RECORD, "transactional and control batches are not supported"
+            )
+        out.append(view[pos:end])
+        pos = end
+    return out
+
+
+# ---------------------------------------------------------------- Fetch
+
+
+def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Long polling: answer once ``min_bytes`` are there, a partition has an error, or ``max_wait_ms``
+    passed.  Stored bytes are returned as they are, whole batches only."""
+    if req.session_id != 0 or req.session_epoch > 0:
+        # incremental fetch sessions (KIP-227) are not kept; session id 0 below tells clients so
+        return {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
+            "session_id": 0,
+            "responses": [],
+        }
+    deadline = time.monotonic() + min(max(req.max_wait_ms, 0) / 1000, MAX_FETCH_WAIT)
+    while True:
+        seen = ctx.partitions.appends
+        responses, total, errors = _fetch_once(ctx, req)
+        remaining = deadline - time.monotonic()
+        if errors or total >= req.min_bytes or remaining <= 0 or ctx.partitions.stopping:
+            return {
+                "throttle_time_ms": 0,
+                "error_code": ErrorCode.NONE,
+                "session_id": 0,
+                "responses": responses,
+            }
+        ctx.partitions.wait_for_append(seen, remaining)
+
+
+def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
+    budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
+    total = 0
+    errors = False
+    responses = []
+    for topic in req.topics:
+        parts = []
+        for p in topic.partitions:
+            entry = {
+                "partition_index": p.partition,
+                "error_code": ErrorCode.NONE,
+                "high_watermark": -1,
+                "last_stable_offset": -1,
+                "log_start_offset": -1,
+                "aborted_transactions": [],
+                "preferred_read_replica": -1,
+                "records": b"",
+            }
+            try:
+                led = ctx.partitions.get(topic.topic, p.partition)
+                _check_epoch(led, p.current_leader_epoch)
+                limit = min(p.partition_max_bytes, budget - total)
+                hw, start, data = led.read(p.fetch_offset, limit)
+                if len(data) > limit and total > 0:
+                    data = b""  # only the response's first batch may exceed the limits (KIP-74)
+                entry.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start, records=data)
+                total += len(data)
+            except PartitionResult as exc:
+                entry["error_code"] = exc.code
+                errors = True
+            except (KcliError, OSError) as exc:
+                log.error("fetch from %s-%d failed: %s", topic.topic, p.partition, exc)
+                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+                errors = True
+            parts.append(entry)
+        responses.append({"topic": topic.topic, "partitions": parts})
+    return responses, total, errors
+
+
+def _check_epoch(led: LedPartition, current: int) -> None:
+    """A client that knows a newer or older leader epoch than ours is talking to a stale view."""
+    if current < 0 or current == led.leader_epoch:
+        return
+    if current < led.leader_epoch:
+        raise PartitionResult(ErrorCode.FENCED_LEADER_EPOCH)
+    raise PartitionResult(ErrorCode.UNKNOWN_LEADER_EPOCH)
+
+
+# ---------------------------------------------------------------- ListOffsets
+
+
+def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    topics = []
+    for topic in req.topics:
+        parts = []
+        for p in topic.partitions:
+            entry = {
+                "partition_index": p.partition_index,
+                "error_code": ErrorCode.NONE,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": -1,
+            }
+            try:
+                led = ctx.partitions.get(topic.name, p.partition_index)
+                _check_epoch(led, p.current_leader_epoch)
+                ts, offset = led.list_offset(p.timestamp)
+                entry.update(timestamp=ts, offset=offset, leader_epoch=led.leader_epoch)
+            except PartitionResult as exc:
+                entry["error_code"] = exc.code
+            except (KcliError, OSError) as exc:
+                log.error("list offsets of %s-%d failed: %s", topic.name, p.partition_index, exc)
+                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+            parts.append(entry)
+        topics.append({"name": topic.name, "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}

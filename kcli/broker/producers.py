@@ -1,0 +1,120 @@
+"""Idempotent producers: producer ids, and the per-partition sequence checks that drop retried batches.
+
+Modern clients (Kafka's Java producer since 3.0, kafka-python 3) are idempotent by default: they ask for
+a producer id (InitProducerId) and number their batches per partition.  A broker then answers a batch it
+already stored (a retry after a lost response) with the original offset instead of storing it twice,
+and refuses a gap in the numbering.
+
+Producer ids come in blocks from ``cluster/producer-ids`` (a counter advanced under a file lock), so
+ids are unique across brokers and restarts.  Sequence state lives in memory for as long as the broker
+leads the partition; it is not rebuilt from the log, so a producer first seen by this broker (after a
+restart or a leader change) is accepted at whatever sequence it is at -- the one duplicate this can
+let through is a retry of a batch acknowledged just before the broker stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from kcli.cluster.datadir import DataDir, FileLock
+from kcli.protocol import ErrorCode
+from kcli.storage.checkpoint import atomic_write
+from kcli.storage.records import BatchHeader
+
+BLOCK = 1000
+RECENT = 5  # batches remembered per producer, as Kafka does (max.in.flight.requests <= 5)
+MAX_PRODUCERS = 10_000  # per partition; the longest-unseen producer is forgotten first
+_SEQ_MASK = 0x7FFFFFFF
+
+
+class ProducerIds:
+    """Hands out producer ids from blocks reserved in the data dir."""
+
+    def __init__(self, datadir: DataDir) -> None:
+        self.path = os.path.join(datadir.cluster_dir, "producer-ids")
+        self.lock = FileLock(self.path + ".lock", datadir.lock_timeout, "producer ids")
+        self._mutex = threading.Lock()
+        self._next = 0
+        self._end = 0
+
+    def next(self) -> int:
+        with self._mutex:
+            if self._next >= self._end:
+                with self.lock:
+                    try:
+                        with open(self.path, encoding="ascii") as fh:
+                            start = int(fh.read().strip() or 0)
+                    except FileNotFoundError:
+                        start = 0
+                    atomic_write(self.path, f"{start + BLOCK}\n".encode())
+                self._next, self._end = start, start + BLOCK
+            pid = self._next
+            self._next += 1
+            return pid
+
+
+class SequenceError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Producer:
+    epoch: int
+    last_seq: int
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))  # (first seq, last seq, base offset)
+
+
+class ProducerStates:
+    """The sequence state of every idempotent producer writing to one partition (caller serialises)."""
+
+    def __init__(self) -> None:
+        self._producers: dict[int, _Producer] = {}
+
+    def check(self, header: BatchHeader) -> int | None:
+        """Before appending: the original base offset if this batch is a duplicate, else None to append.
+        Raises SequenceError for a fenced epoch or a gap in the sequence."""
+        if header.producer_id < 0 or header.base_sequence < 0:
+            return None
+        state = self._producers.get(header.producer_id)
+        if state is None:
+            return None
+        if header.producer_epoch < state.epoch:
+            raise SequenceError(
+                ErrorCode.INVALID_PRODUCER_EPOCH,
+                f"producer epoch {header.producer_epoch} is older than {state.epoch}",
+            )
+        if header.producer_epoch > state.epoch:
+            if header.base_sequence != 0:
+                raise SequenceError(
+                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    f"a new producer epoch must start at sequence 0, not {header.base_sequence}",
+                )
+            return None
+        for first, last, offset in state.recent:
+            if first == header.base_sequence and last == header.last_sequence:
+                return offset
+        expected = (state.last_seq + 1) & _SEQ_MASK
+        if header.base_sequence != expected:
+            raise SequenceError(
+                ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                f"expected sequence {expected}, got {header.base_sequence}",
+            )
+        return None
+
+    def appended(self, header: BatchHeader, base_offset: int) -> None:
+        if header.producer_id < 0 or header.base_sequence < 0:
+            return
+        state = self._producers.pop(header.producer_id, None)  # re-inserted last: most recently seen
+        if state is None or header.producer_epoch != state.epoch:
+            state = _Producer(header.producer_epoch, -1)
+        self._producers[header.producer_id] = state
+        if len(self._producers) > MAX_PRODUCERS:
+            del self._producers[next(iter(self._producers))]
+        state.last_seq = header.last_sequence
+        state.recent.append((header.base_sequence, header.last_sequence, base_offset))

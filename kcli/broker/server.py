@@ -1,0 +1,254 @@
+"""Sockets: a Unix listener (always) and a TCP listener (when asked), one thread per connection.
+
+A connection reads one size-prefixed frame at a time and answers it before reading the next, so
+responses go back in request order as Kafka requires even when a client pipelines requests.  Bad
+clients cost only their own connection: a frame larger than the cap, bytes that do not decode, a
+request for an API we do not serve, or a client that stalls mid-frame for too long all close it, and
+every other connection keeps being served.  Nothing received is ever pickled, eval'd or executed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import socketserver
+import threading
+import time
+
+from kcli.broker.dispatch import CloseConnection, Dispatcher
+from kcli.errors import BrokerError, ProtocolError
+from kcli.protocol import DEFAULT_MAX_FRAME_SIZE, decode_frame_size
+
+log = logging.getLogger("kcli.broker")
+
+IDLE_TIMEOUT = 600.0  # Kafka's connections.max.idle.ms
+MAX_CONNECTIONS = 1024  # one thread each: beyond this, new connections are closed at once
+FRAME_TIMEOUT = 60.0  # once a frame has started, the rest must arrive within this
+_CHUNK = 1 << 20
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    server: _Listener
+
+    def setup(self) -> None:
+        self.server.owner._opened(self.request)
+
+    def finish(self) -> None:
+        self.server.owner._closed(self.request)
+
+    def handle(self) -> None:
+        owner: Server = self.server.owner
+        sock: socket.socket = self.request
+        peer = self.server.peer_name(self.client_address)
+        try:
+            while not owner.stopping:
+                sock.settimeout(IDLE_TIMEOUT)
+                prefix = _recv_exact(sock, 4)
+                if prefix is None:
+                    return
+                size = decode_frame_size(prefix, owner.max_frame_size)
+                sock.settimeout(FRAME_TIMEOUT)
+                payload = _recv_exact(sock, size)
+                if payload is None:
+                    log.info("connection %s closed mid-request (%d-byte frame)", peer, size)
+                    return
+                with owner.in_flight():
+                    answer = owner.dispatcher.handle(payload)
+                    if answer is not None:
+                        sock.sendall(answer)
+        except CloseConnection as exc:
+            log.info("closing connection %s: %s", peer, exc)
+        except ProtocolError as exc:
+            log.info("closing connection %s: %s", peer, exc)
+        except TimeoutError:
+            log.info("closing connection %s: timed out", peer)
+        except OSError as exc:
+            if not owner.stopping:
+                log.debug("connection %s: %s", peer, exc)
+        except Exception:  # a bug in a handler: log it, drop this client, keep serving the others
+            log.exception("internal error serving %s; closing its connection", peer)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    """Exactly ``n`` bytes, or None at end of stream.  Grows the buffer as data arrives, so a client
+    that announces a big frame and sends nothing makes us allocate nothing."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), _CHUNK))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
+    """Shared parts of the two listeners; ``owner`` is the :class:`Server`."""
+
+    daemon_threads = True
+    block_on_close = False
+    owner: Server
+
+    def peer_name(self, address: object) -> str:
+        return str(address)
+
+    def handle_error(self, request, client_address) -> None:  # pragma: no cover - handle() catches all
+        log.exception("error serving %s", client_address)
+
+
+class _UnixListener(_Listener, socketserver.UnixStreamServer):
+    def peer_name(self, address: object) -> str:
+        return "unix"
+
+    def server_bind(self) -> None:
+        path = self.server_address
+        try:
+            os.unlink(path)  # a socket left by a crashed broker; we hold the broker lock, so it is ours
+        except FileNotFoundError:
+            pass
+        old = os.umask(0o177)
+        try:
+            super().server_bind()
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+
+
+class _TCPListener(_Listener, socketserver.TCPServer):
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def peer_name(self, address: object) -> str:
+        host, port = address[:2]  # type: ignore[index]
+        return f"{host}:{port}"
+
+    def process_request(self, request, client_address) -> None:
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().process_request(request, client_address)
+
+
+class Server:
+    """The broker's listeners and connections."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        socket_path: str,
+        tcp: tuple[str, int] | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.socket_path = socket_path
+        self.tcp = tcp
+        self.max_frame_size = max_frame_size
+        self.stopping = False
+        self._listeners: list[_Listener] = []
+        self._threads: list[threading.Thread] = []
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._idle = threading.Condition(self._lock)
+
+    @property
+    def tcp_address(self) -> tuple[str, int] | None:
+        for listener in self._listeners:
+            if isinstance(listener, _TCPListener):
+                host, port = listener.server_address[:2]
+                return host, port
+        return None
+
+    def start(self) -> None:
+        if len(self.socket_path.encode()) > 107:
+            raise BrokerError(
+                f"socket path {self.socket_path} is longer than the 107 bytes Unix sockets allow",
+                hint="use a shorter --data-dir",
+            )
+        try:
+            self._listeners.append(_UnixListener(self.socket_path, _Connection))
+            if self.tcp is not None:
+                self._listeners.append(_TCPListener(self.tcp, _Connection))
+        except OSError as exc:
+            self.stop()
+            where = f"{self.tcp[0]}:{self.tcp[1]}" if self.tcp else self.socket_path
+            raise BrokerError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        for listener in self._listeners:
+            listener.owner = self
+            thread = threading.Thread(
+                target=listener.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name=f"listener-{type(listener).__name__}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    # ------------------------------------------------------------ connection bookkeeping
+
+    def _opened(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(sock)
+            crowded = len(self._connections) > MAX_CONNECTIONS
+        if crowded:
+            log.warning("more than %d connections; closing the newest", MAX_CONNECTIONS)
+        if self.stopping or crowded:
+            _shutdown(sock)
+
+    def _closed(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(sock)
+
+    def in_flight(self) -> _InFlight:
+        return _InFlight(self)
+
+    # ------------------------------------------------------------ stopping
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, cut every connection, and wait (bounded) for requests being handled."""
+        self.stopping = True
+        for listener in self._listeners:
+            listener.shutdown()
+            listener.server_close()
+        for thread in self._threads:
+            thread.join(timeout)
+        with self._lock:
+            connections = list(self._connections)
+        for sock in connections:
+            _shutdown(sock)
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._busy and time.monotonic() < deadline:
+                self._idle.wait(deadline - time.monotonic())
+            if self._busy:
+                log.warning("%d request(s) still running after %gs; stopping anyway", self._busy, timeout)
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+
+class _InFlight:
+    """Counts a request being handled, so shutdown waits for it before closing the logs."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def __enter__(self) -> None:
+        with self.server._lock:
+            self.server._busy += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.server._idle:
+            self.server._busy -= 1
+            if not self.server._busy:
+                self.server._idle.notify_all()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

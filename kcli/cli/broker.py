@@ -1,0 +1,118 @@
+"""``kcli broker``: run a broker in the foreground, list the live ones."""
+
+from __future__ import annotations
+
+import click
+
+from kcli.cli.output import emit_json, table
+
+
+@click.group()
+def broker() -> None:
+    """Run a broker speaking Kafka's protocol, or list the live ones."""
+
+
+@broker.command("serve")
+@click.option(
+    "--id", "broker_id", type=click.IntRange(0), required=True, help="Broker id (a broker-ID folder)."
+)
+@click.option(
+    "--listener",
+    metavar="[HOST:]PORT",
+    help="Also listen on TCP for Kafka clients (host defaults to 127.0.0.1; port 0 picks a free one).",
+)
+@click.option(
+    "--auto-create/--no-auto-create",
+    default=True,
+    show_default=True,
+    help="Create a missing topic with the defaults when a client asks for it (auto.create.topics.enable).",
+)
+@click.option(
+    "--max-request-size",
+    type=click.IntRange(1024),
+    default=100 * 1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="Close connections that send a larger request frame.",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
+)
+@click.pass_obj
+def serve(
+    env, broker_id: int, listener: str | None, auto_create: bool, max_request_size: int, verbose: bool
+) -> None:
+    """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
+
+    Listens on a Unix socket in the broker's folder (broker.sock, mode 0600) and, with --listener, on
+    TCP. While it runs, kcli commands on this data dir go through it.
+
+    \b
+    Examples:
+      kcli broker serve --id 0 --listener 9092
+      kcli broker serve --id 1 --listener 127.0.0.1:9093
+    """
+    import logging
+    import signal
+
+    from kcli.broker.broker import Broker
+    from kcli.broker.info import parse_listener
+
+    tcp = parse_listener(listener) if listener else None
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s kcli broker {broker_id}: %(levelname)s %(message)s",
+    )
+    node = Broker(env.datadir(), broker_id, tcp, auto_create, max_request_size)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        node.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    info = node.start()
+    where = f"unix:{info.socket}" + (f" and tcp:{info.listener}" if info.listener else "")
+    logging.getLogger("kcli.broker").info("serving on %s (pid %d)", where, info.pid)
+    node.run()
+    logging.getLogger("kcli.broker").info("stopped cleanly")
+
+
+@broker.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_(env, as_json: bool) -> None:
+    """List live brokers (those holding their broker lock) and how to reach them."""
+    import datetime
+
+    from kcli.broker.info import live_brokers, socket_path
+
+    datadir = env.datadir()
+    datadir.check_usable()
+    rows = []
+    out = []
+    for broker_id, info in sorted(live_brokers(datadir).items()):
+        started = ""
+        if info is not None and info.started_ms:
+            started = datetime.datetime.fromtimestamp(info.started_ms / 1000).isoformat(timespec="seconds")
+        rows.append(
+            (
+                broker_id,
+                info.pid if info else None,
+                info.socket if info else socket_path(datadir, broker_id),
+                (info.listener if info else None) or "-",
+                started or "starting",
+            )
+        )
+        out.append(
+            {
+                "broker_id": broker_id,
+                "pid": info.pid if info else None,
+                "socket": info.socket if info else socket_path(datadir, broker_id),
+                "listener": info.listener if info else None,
+                "started_ms": info.started_ms if info else None,
+            }
+        )
+    if as_json:
+        emit_json(out)
+        return
+    table(["BROKER", "PID", "SOCKET", "LISTENER", "STARTED"], rows)

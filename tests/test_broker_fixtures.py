@@ -1,0 +1,198 @@
+"""Running real ``kcli broker serve`` processes in tests (no tests here: the other broker and interop
+test modules import the ``brokers`` fixture from this one, as ``brokers_fixture``).
+
+Every broker listens on a TCP port the kernel picks (``--listener 127.0.0.1:0``) and is found through
+the ``broker.json`` it writes, so parallel test workers never race for ports.  The fixture stops every
+broker it started -- SIGTERM, then SIGKILL if it hangs -- whether the test passed or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kcli.protocol import ApiKey, RequestHeader, decode_frame_size, decode_response, encode_request
+
+KCLI = [sys.executable, "-m", "kcli.cli.main"]
+START_TIMEOUT = 30.0
+
+
+class BrokerProcess:
+    def __init__(self, data_dir: Path, broker_id: int, proc: subprocess.Popen, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.broker_id = broker_id
+        self.proc = proc
+        self.log_path = log_path
+        self.info: dict = {}
+
+    @property
+    def folder(self) -> Path:
+        return self.data_dir / f"broker-{self.broker_id}"
+
+    @property
+    def port(self) -> int:
+        return int(self.info["port"])
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.info["socket"])
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        info_path = self.folder / "broker.json"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker {self.broker_id} exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                info = json.loads(info_path.read_text())
+                if info.get("pid") == self.proc.pid:
+                    self.info = info
+                    return
+            except (FileNotFoundError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"broker {self.broker_id} did not start within {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+class Brokers:
+    """Starts brokers on one data dir and remembers them so they can all be stopped."""
+
+    def __init__(self, data_dir: Path, workdir: Path) -> None:
+        self.data_dir = data_dir
+        self.workdir = workdir
+        self.env = {**os.environ, "KCLI_DATA_DIR": str(data_dir), "NO_COLOR": "1"}
+        self.env.pop("XDG_DATA_HOME", None)
+        self.started: list[BrokerProcess] = []
+
+    def kcli(
+        self, *args: object, input: bytes | str | None = None, ok: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
+        if isinstance(input, str):
+            input = input.encode()
+        proc = subprocess.run(
+            [*KCLI, *map(str, args)], input=input, capture_output=True, env=self.env, timeout=timeout
+        )
+        proc.stdout = proc.stdout.decode("utf-8", "replace")
+        proc.stderr = proc.stderr.decode("utf-8", "replace")
+        if ok:
+            assert proc.returncode == 0, (
+                f"kcli {' '.join(map(str, args))} exited {proc.returncode}: {proc.stderr}"
+            )
+        return proc
+
+    def init(self, brokers: int = 1) -> None:
+        self.kcli("cluster", "init", "--brokers", brokers)
+
+    def spawn(self, broker_id: int = 0, *extra: str, listener: str | None = "127.0.0.1:0") -> BrokerProcess:
+        """Start a broker process without waiting for it."""
+        log_path = self.workdir / f"broker-{broker_id}-{len(self.started)}.log"
+        args = [*KCLI, "broker", "serve", "--id", str(broker_id), *extra]
+        if listener is not None:
+            args += ["--listener", listener]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        broker = BrokerProcess(self.data_dir, broker_id, proc, log_path)
+        self.started.append(broker)
+        return broker
+
+    def start(self, broker_id: int = 0, *extra: str, listener: str | None = "127.0.0.1:0") -> BrokerProcess:
+        broker = self.spawn(broker_id, *extra, listener=listener)
+        broker.wait_ready()
+        return broker
+
+    def stop_all(self) -> None:
+        for broker in self.started:
+            broker.stop()
+
+
+@pytest.fixture(name="brokers")
+def brokers_fixture(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    started = Brokers(data_dir, tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+# ---------------------------------------------------------------- raw protocol helpers
+
+
+def connect(address: str | tuple[str, int], timeout: float = 10.0) -> socket.socket:
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(address)
+        return sock
+    return socket.create_connection(address, timeout=timeout)
+
+
+def read_frame(sock: socket.socket) -> bytes | None:
+    """One response payload, or None when the broker closed the connection."""
+
+    def exact(n: int) -> bytes | None:
+        buf = b""
+        while len(buf) < n:
+            try:
+                chunk = sock.recv(n - len(buf))
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    prefix = exact(4)
+    if prefix is None:
+        return None
+    return exact(decode_frame_size(prefix))
+
+
+def call(sock: socket.socket, api_key: int, version: int, body: dict, correlation_id: int = 1):
+    sock.sendall(encode_request(RequestHeader(api_key, version, correlation_id, "test"), body))
+    payload = read_frame(sock)
+    assert payload is not None, "broker closed the connection"
+    response = decode_response(api_key, version, payload)
+    assert response.correlation_id == correlation_id
+    return response.body
+
+
+def api_versions_ok(sock: socket.socket) -> bool:
+    body = call(sock, ApiKey.API_VERSIONS, 2, {}, correlation_id=99)
+    return body.error_code == 0 and any(k.api_key == ApiKey.PRODUCE for k in body.api_keys)
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
