@@ -35,7 +35,12 @@ def create(env, name: str, partitions: int, replication_factor: int, configs: tu
     parsed = parse_config_pairs(configs)
     admin = _admin(env)
     meta = admin.create_topic(name, partitions, replication_factor, parsed, if_not_exists)
+    from kcli.cluster.advice import topic_name_warnings
+
+    for warning in topic_name_warnings(name):
+        click.echo(f"kcli: warning: {warning}", err=True)
     _warn_replication(meta)
+    _warn_partitions(admin.datadir, meta)
     click.echo(f"Created topic {name} with {len(meta.partitions)} partition(s), replication factor "
                f"{len(meta.partitions[0].replicas)}.", err=True)
 
@@ -48,6 +53,15 @@ def _warn_replication(meta) -> None:
     min_insync = int(meta.configs.get("min.insync.replicas", TOPIC_CONFIGS["min.insync.replicas"][0]))
     rf = len(meta.partitions[0].replicas)
     for warning in replication_warnings(rf, min_insync):
+        click.echo(f"kcli: warning: {warning}", err=True)
+
+
+def _warn_partitions(datadir, meta) -> None:
+    """Print Kafka's partition-count guidance, measured against the groups that consume the topic."""
+    from kcli.cluster.advice import partition_warnings
+    from kcli.groups.trend import consuming_groups
+
+    for warning in partition_warnings(meta.name, len(meta.partitions), consuming_groups(datadir, meta.name)):
         click.echo(f"kcli: warning: {warning}", err=True)
 
 
@@ -135,8 +149,8 @@ def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], remo
             raise InvalidConfigError(f"unknown topic config {key!r}")
     admin.state().topic(name)
     if partitions is not None:
-        meta = admin.metadata.add_partitions(name, partitions)
-        admin.make_partition_dirs(meta)
+        meta = admin.add_partitions(name, partitions)
+        _warn_partitions(admin.datadir, meta)
         click.echo(f"Topic {name} now has {len(meta.partitions)} partition(s).", err=True)
     if parsed or removed:
         meta = admin.metadata.set_topic_configs(name, parsed, list(removed))

@@ -41,6 +41,14 @@ def replication_warnings(replication_factor: int, min_insync: int) -> list[str]:
     return out
 
 
+def topic_name_warnings(name: str) -> list[str]:
+    """Kafka's own warning: metric names turn '.' into '_', so names using either can collide."""
+    if "." in name or "_" in name:
+        return [f"topic name {name!r} has a period ('.') or underscore ('_'); such names can collide in "
+                "metric names, so best use one of them, not both"]
+    return []
+
+
 def partition_warnings(topic: str, partitions: int, consumers: Mapping[str, int]) -> list[str]:
     """Warn when ``topic`` has far more partitions than any group that reads it has consumers.
 
