@@ -22,6 +22,7 @@ LOG_NAME = "metadata.log"
 SNAPSHOT_NAME = "metadata.snapshot"
 SNAPSHOT_EVERY = 1000
 MAX_TOPIC_NAME = 249
+MAX_PARTITIONS = 100_000  # per topic: a typo like -p 1000000000 must not try to lay out a billion replicas
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
@@ -187,10 +188,12 @@ class Metadata:
     def ensure(self, brokers: int = 1) -> ClusterState:
         """Initialise a fresh data dir (cluster id, broker folders) on first use; return the state."""
         if os.path.exists(self.log_path) or os.path.exists(self.snapshot_path):
+            self.datadir.check_owner()
             state = self.load()
             if state.cluster_id:
                 return state
         self.datadir.check_usable()
+        self.datadir.create()
         os.makedirs(self.datadir.cluster_dir, exist_ok=True)
         with self.datadir.metadata_lock():
             state = self.load()
@@ -268,8 +271,8 @@ class Metadata:
         validate_topic_name(name)
         if partitions < 1:
             raise UsageError(f"partition count must be at least 1 (got {partitions})")
-        if partitions > 100_000:
-            raise UsageError(f"partition count {partitions} is too large (limit 100000)")
+        if partitions > MAX_PARTITIONS:
+            raise UsageError(f"partition count {partitions} is too large (limit {MAX_PARTITIONS})")
         if replication_factor < 1:
             raise UsageError(f"replication factor must be at least 1 (got {replication_factor})")
 
@@ -300,6 +303,9 @@ class Metadata:
         return deleted
 
     def add_partitions(self, name: str, total: int) -> TopicMeta:
+        if total > MAX_PARTITIONS:
+            raise UsageError(f"partition count {total} is too large (limit {MAX_PARTITIONS})")
+
         def fn(state: ClusterState) -> list[dict]:
             topic = state.topic(name)
             current = len(topic.partitions)

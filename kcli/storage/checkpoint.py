@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from kcli.errors import CorruptRecordError
+from kcli.storage.fileio import read_file, write_file
 
 RECOVERY_POINT = "recovery-point-offset-checkpoint"
 LOG_START = "log-start-offset-checkpoint"
@@ -20,12 +21,7 @@ LEADER_EPOCH = "leader-epoch-checkpoint"
 def atomic_write(path: str, data: bytes) -> None:
     """Write temp + fsync + rename + fsync the directory."""
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_file(tmp, data, sync=True)
     os.replace(tmp, path)
     dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
@@ -36,10 +32,12 @@ def atomic_write(path: str, data: bytes) -> None:
 
 def _read_lines(path: str) -> list[list[str]]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            lines = [line.split() for line in fh.read().splitlines() if line.strip()]
+        text = read_file(path).decode("utf-8")
     except FileNotFoundError:
         return []
+    except UnicodeDecodeError:
+        raise CorruptRecordError(f"malformed checkpoint file {path}") from None
+    lines = [line.split() for line in text.splitlines() if line.strip()]
     if len(lines) < 2 or lines[0] != ["0"]:
         raise CorruptRecordError(f"malformed checkpoint file {path}")
     count = int(lines[1][0])

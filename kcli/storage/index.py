@@ -14,14 +14,15 @@ import sys
 from array import array
 from bisect import bisect_right
 
+from kcli.storage.fileio import open_fd, read_file, write_file
+
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 
 
 def _read_file(path: str) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return read_file(path)
     except FileNotFoundError:
         return b""
 
@@ -50,7 +51,7 @@ class _Index:
             return True
 
     def _write(self, data: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
         finally:
@@ -58,8 +59,7 @@ class _Index:
 
     def _rewrite(self, data: bytes) -> None:
         tmp = self.path + ".tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        write_file(tmp, data)
         os.replace(tmp, self.path)
 
     def delete(self) -> None:

@@ -13,6 +13,7 @@ from bisect import bisect_right
 from kcli.config import LogConfig
 from kcli.errors import CorruptRecordError, RecordTooLargeError
 from kcli.storage import checkpoint, records
+from kcli.storage.fileio import read_file, write_file
 from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
@@ -57,6 +58,8 @@ class PartitionLog:
         self._segments: dict[int, LogSegment] = {}
         self._next_offset: int | None = None
         self.recovery_errors: list[str] = []
+        self.last_read: tuple[str, int] | None = None  # (segment file, position) the last read() started at
+        self._last_epoch: int | None = None  # newest epoch in leader-epoch-checkpoint, once read
 
     def _list_bases(self) -> list[int]:
         try:
@@ -132,9 +135,10 @@ class PartitionLog:
             idx = self._segment_for(recovery_point)
             if idx is not None and idx <= start_index:
                 start_index = idx
-                seg = self.segment(self._bases[idx])
-                pos = seg.find_position(recovery_point)
-                start_position = seg.size if pos is None else pos
+                # start at the last index entry at or below the recovery point: a batch boundary that was
+                # written before it.  (Scanning for the recovery point's batch instead would skip a torn or
+                # garbage tail when the point is at or past the end, and trip over garbage headers.)
+                _off, start_position = self.segment(self._bases[idx]).index.lookup(recovery_point)
         for i in range(start_index, len(self._bases)):
             seg = self.segment(self._bases[i])
             result: RecoveryResult = seg.recover(start_position if i == start_index else 0,
@@ -168,8 +172,7 @@ class PartitionLog:
 
     def _read_state(self) -> dict | None:
         try:
-            with open(self._state_path(), encoding="ascii") as fh:
-                base, size, next_offset, since_index = (int(x) for x in fh.read().split())
+            base, size, next_offset, since_index = (int(x) for x in read_file(self._state_path()).split())
         except (FileNotFoundError, ValueError):
             return None
         if not self._bases or base != self._bases[-1] or self.active.size != size:
@@ -199,8 +202,7 @@ class PartitionLog:
         active = self.active
         text = f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index}\n"
         tmp = self._state_path() + ".tmp"
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(text)
+        write_file(tmp, text.encode("ascii"))
         os.replace(tmp, self._state_path())
         self._next_offset = None
         self.close()
@@ -259,6 +261,9 @@ class PartitionLog:
             _set_log_append_time(buf, now)
         position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes)
         self._next_offset = last + 1
+        if leader_epoch >= 0 and leader_epoch > self._latest_epoch():
+            # like Kafka, leader and follower alike: the first batch of a new epoch starts it
+            self.record_epoch(leader_epoch, base)
         return AppendInfo(base, last, position, now if self.config.log_append_time else -1)
 
     def flush(self) -> None:
@@ -286,11 +291,35 @@ class PartitionLog:
             pos = seg.find_position(offset)
             if pos is not None:
                 data = seg.read(pos, max_bytes)
+                self.last_read = (seg.log_path, pos)
                 if upper is not None and data:
                     data = _cut_at(data, upper)
                 return data
+            self._check_complete(idx, offset)
             idx += 1
         return b""
+
+    def _check_complete(self, idx: int, offset: int) -> None:
+        """Raise if segment ``idx`` must hold ``offset`` yet its batches stop short of it at a batch that runs
+        past the end of the file.  A closed segment, or the active one as a writer left it (state file, or
+        our own session), has no batch in flight, so that batch is corrupt, not a write still under way;
+        waiting for it to complete would wait forever."""
+        if idx + 1 < len(self._bases):
+            end: int | None = self._bases[idx + 1]
+        elif self._next_offset is not None:
+            end = self._next_offset
+        else:
+            state = self._read_state()
+            end = state["next_offset"] if state is not None else None
+        if end is None or offset >= end:
+            return
+        seg = self.segment(self._bases[idx])
+        stop = seg.index.lookup(offset)[1]
+        for pos, header in seg.headers(stop):
+            stop = pos + header.size
+        if stop < seg.size:
+            raise CorruptRecordError(f"record batch runs past the end of the segment (offset {offset} expected)",
+                                     seg.log_path, stop)
 
     def offset_for_timestamp(self, timestamp: int) -> int | None:
         """First offset whose record timestamp >= ``timestamp`` (Kafka's ListOffsets by time); None if none."""
@@ -331,7 +360,20 @@ class PartitionLog:
         return deleted
 
     def truncate_to(self, offset: int) -> None:
-        """Remove every record at or after ``offset`` (whole batches, like Kafka's truncateTo)."""
+        """Remove every record at or after ``offset`` (whole batches, like Kafka's truncateTo).
+
+        An ``offset`` past the log end empties the log and restarts it there (Kafka's truncateFullyAndStartAt):
+        how a replica that fell behind the leader's log start, or a new empty one, catches up.
+        """
+        if offset > self.log_end_offset:
+            for base in self._bases:
+                self.segment(base).delete()
+            self._segments.clear()
+            self._bases = [offset]
+            self._next_offset = offset
+            self._truncate_epochs(-1)
+            self.active.open_for_append()
+            return
         while self._bases and self._bases[-1] >= offset and len(self._bases) > 1:
             self.segment(self._bases[-1]).delete()
             self._segments.pop(self._bases.pop(), None)
@@ -341,11 +383,7 @@ class PartitionLog:
             seg.truncate(pos)
         self._next_offset = None
         self._next_offset = self.log_end_offset
-        if self._bases == [seg.base_offset] and seg.size == 0 and offset > seg.base_offset:
-            seg.delete()
-            self._segments.pop(seg.base_offset, None)
-            self._bases = [offset]
-            self._next_offset = offset
+        self._truncate_epochs(self._next_offset)
         self.active.open_for_append()
 
     # ------------------------------------------------------------ leader epochs
@@ -358,9 +396,25 @@ class PartitionLog:
         path = os.path.join(self.directory, checkpoint.LEADER_EPOCH)
         epochs = checkpoint.read_epochs(path)
         if epochs and epochs[-1][0] >= epoch:
+            self._last_epoch = epochs[-1][0]
             return
         epochs.append((epoch, start_offset))
         checkpoint.write_epochs(path, epochs)
+        self._last_epoch = epoch
+
+    def _latest_epoch(self) -> int:
+        if self._last_epoch is None:
+            epochs = self.epochs()
+            self._last_epoch = epochs[-1][0] if epochs else -1
+        return self._last_epoch
+
+    def _truncate_epochs(self, end_offset: int) -> None:
+        """Forget epochs that start at or after ``end_offset`` (their records are gone), as Kafka does."""
+        epochs = self.epochs()
+        kept = [(e, start) for e, start in epochs if start < end_offset]
+        if kept != epochs:
+            checkpoint.write_epochs(os.path.join(self.directory, checkpoint.LEADER_EPOCH), kept)
+        self._last_epoch = kept[-1][0] if kept else -1
 
 
 def _cut_at(data: bytes, upper: int) -> bytes:

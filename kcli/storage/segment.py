@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from kcli.errors import CorruptRecordError
 from kcli.storage import records
+from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
 
 LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX = ".log", ".index", ".timeindex"
@@ -55,7 +56,7 @@ class LogSegment:
 
     def _read_fd(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.log_path, os.O_RDONLY)
+            self._fd = open_fd(self.log_path, os.O_RDONLY)
         return self._fd
 
     @property
@@ -72,7 +73,7 @@ class LogSegment:
 
     def open_for_append(self) -> None:
         if self._afd is None:
-            self._afd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._afd = open_fd(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._afd).st_size
 
     def close(self) -> None:
@@ -112,24 +113,26 @@ class LogSegment:
             position += header.size
 
     def tail(self) -> tuple[int, int]:
-        """(next offset, end position of the last complete batch), scanning from the last index entry."""
-        _off, position = self.index.last()
+        """(next offset, end position of the last complete batch), scanning from the last index entry.
+
+        An index entry is written just before the batch it names, so a writer that died (kill -9, a full
+        disk) in between leaves an entry whose batch is missing or torn.  Such an entry says nothing about
+        where the log ends: step back to the entry before it, else the log would look empty from there
+        and readers would see the end offset fall back to the segment's base offset.
+        """
+        indexed, position = self.index.last()
         size = self.size
-        if position > size:
-            position = 0
-        next_offset, end = self.base_offset, 0
-        if position:
-            # the indexed batch may be gone after a truncation; fall back to a full scan then
-            first = self.pread(position, 8)
-            if len(first) < 8:
-                position = 0
-        for pos, header in self.headers(position, size):
-            next_offset = header.next_offset
-            end = pos + header.size
-            self._note_timestamp(header)
-        if end == 0 and position:
-            end = position
-        return next_offset, end
+        while True:
+            if position > size:
+                position = 0  # the indexed batch is gone after a truncation: scan the whole segment
+            next_offset, end = self.base_offset, 0
+            for pos, header in self.headers(position, size):
+                next_offset = header.next_offset
+                end = pos + header.size
+                self._note_timestamp(header)
+            if end or not position:
+                return next_offset, end
+            indexed, position = self.index.lookup(indexed - 1)
 
     def _note_timestamp(self, header: records.BatchHeader) -> None:
         if header.max_timestamp > self.max_timestamp:
@@ -201,8 +204,12 @@ class LogSegment:
             self.bytes_since_index = 0
         view = memoryview(batch)
         written = 0
-        while written < len(view):
-            written += os.write(self._afd, view[written:])  # type: ignore[arg-type]
+        try:
+            while written < len(view):
+                written += os.write(self._afd, view[written:])  # type: ignore[arg-type]
+        except OSError as exc:
+            # name the file: "No space left on device" alone does not say which disk filled up
+            raise OSError(exc.errno, exc.strerror, self.log_path) from None
         self._size = position + len(view)
         self.bytes_since_index += len(view)
         return position
@@ -217,9 +224,7 @@ class LogSegment:
     def truncate(self, position: int) -> None:
         """Cut the log at ``position`` and drop index entries beyond it."""
         self.close()
-        with open(self.log_path, "r+b") as fh:
-            fh.truncate(position)
-            os.fsync(fh.fileno())
+        truncate_file(self.log_path, position)
         self.index.truncate_to_position(position)
         next_offset = self.base_offset
         for _pos, header in self.headers(self.index.last()[1] if position else 0):
@@ -283,8 +288,6 @@ class LogSegment:
         self.time_index.truncate_to_offset(next_offset)
         truncated = size - position
         if truncated:
-            with open(self.log_path, "r+b") as fh:
-                fh.truncate(position)
-                os.fsync(fh.fileno())
+            truncate_file(self.log_path, position)
             self.close()
         return RecoveryResult(position, truncated, next_offset, error)
