@@ -8,6 +8,7 @@ Layout (see docs/design.md)::
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -50,7 +51,10 @@ class FileLock:
     def try_acquire(self) -> bool:
         import fcntl
 
-        fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _not_writable(exc, f"the {self.what} lock") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -92,12 +96,20 @@ class FileLock:
         """Whether some process (maybe this one) holds the lock right now."""
         if self._fd is not None:
             return True
-        if not os.path.exists(self.path):
+        import fcntl
+
+        # a shared probe on a read-only descriptor: works on a read-only data dir, writes nothing
+        try:
+            fd = open_fd(self.path, os.O_RDONLY)
+        except FileNotFoundError:
             return False
-        if self.try_acquire():
-            self.release()
-            return False
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also drops the probe's shared lock
+        return False
 
     def __enter__(self) -> FileLock:
         return self.acquire()
@@ -140,11 +152,19 @@ class DataDir:
         return os.path.isdir(self.cluster_dir)
 
     def check_usable(self) -> None:
-        """Refuse a root that exists but is not a writable directory of ours, with a one-line reason."""
+        """Refuse a root that is not a directory of ours, or that is missing and cannot be created, with a
+        one-line reason.
+
+        An existing root that is not writable (a read-only mount of a snapshot or backup) is not refused
+        here: reading, dumping and verifying it need no writes, and a command that does write stops at its
+        first lock with a one-line DataDirError (see FileLock.try_acquire).
+        """
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise DataDirError(f"data dir {self.root} is not a directory")
         self.check_owner()
-        probe = self.root if os.path.exists(self.root) else os.path.dirname(self.root)
+        if os.path.exists(self.root):
+            return
+        probe = os.path.dirname(self.root)
         while probe and not os.path.exists(probe):
             probe = os.path.dirname(probe)
         if probe and not os.access(probe, os.W_OK | os.X_OK):
@@ -189,7 +209,10 @@ class DataDir:
 
     # ------------------------------------------------------------ locks
     def _lock(self, path: str, what: str, timeout: float | None = None) -> FileLock:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as exc:
+            raise _not_writable(exc, f"the {what} lock") from None
         return FileLock(path, self.lock_timeout if timeout is None else timeout, what)
 
     def metadata_lock(self) -> FileLock:
@@ -224,6 +247,17 @@ class DataDir:
             yield lock
         finally:
             lock.release()
+
+
+def _not_writable(exc: OSError, what: str) -> Exception:
+    """A lock that cannot be created because the data dir is read-only or not ours to write: say so in one
+    line (exit 9) instead of a bare OS error.  Anything else is returned as it was."""
+    if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return exc
+    reason = "is on a read-only file system" if exc.errno == errno.EROFS else "is not writable by this user"
+    return DataDirError(f"cannot create {what} in {os.path.dirname(exc.filename or '') or 'the data dir'}: "
+                        f"the data dir {reason}", hint="reading works; for writes remount it read-write or "
+                        "use --data-dir")
 
 
 def _file_name(stem: str, suffix: str) -> str:

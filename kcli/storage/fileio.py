@@ -1,0 +1,65 @@
+"""Opening files inside a data directory without following symbolic links.
+
+A segment, index, checkpoint or lock file that is a symlink is refused, never followed: kcli truncates
+and rewrites these files during recovery, so following a link would let a stray or planted symlink
+(``00000000000000000000.log -> /etc/passwd``) make kcli cut or overwrite a file outside the data
+directory.  Directories may still be links (an operator moving a whole data dir or broker folder to
+another disk does so on purpose, once, at the top); only the files kcli creates itself are checked.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from kcli.errors import DataDirError
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_fd(path: str, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symlink at ``path`` with a one-line DataDirError."""
+    try:
+        return os.open(path, flags | NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataDirError(f"{path} is a symbolic link; kcli does not follow links to files in a data dir",
+                               hint="replace the link with the file it points to") from None
+        raise
+
+
+def read_file(path: str) -> bytes:
+    """The whole file (no symlinks); FileNotFoundError if it is missing."""
+    fd = open_fd(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: str, data: bytes, mode: int = 0o644, sync: bool = False) -> None:
+    """Create or replace the contents of ``path`` (no symlinks), optionally fsyncing it."""
+    fd = open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def truncate_file(path: str, size: int) -> None:
+    """Cut ``path`` to ``size`` bytes and fsync it (no symlinks)."""
+    fd = open_fd(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
