@@ -27,24 +27,23 @@ def list_(env, as_json: bool) -> None:
 
     Names only when piped; with state and member count on a terminal or with --json.
     """
-    from kcli.groups.view import describe_group, list_groups
+    from kcli.groups.view import open_groups
 
-    datadir = env.datadir()
-    names = list_groups(datadir)
-    if not as_json and not is_terminal():
-        for name in names:
-            click.echo(name)
-        return
-    transport = _transport(env)
+    source = open_groups(env)
     try:
+        names = source.names()
+        if not as_json and not is_terminal():
+            for name in names:
+                click.echo(name)
+            return
         views = []
         for name in names:
             try:
-                views.append(describe_group(datadir, transport, name))
+                views.append(source.describe(name))
             except NotFoundError:
                 continue  # deleted since we listed it
     finally:
-        transport.close(durable=False)
+        source.close()
     rows = [(v.group, v.state, len(v.members)) for v in views]
     if as_json:
         emit_json([{"group": n, "state": s, "members": m} for n, s, m in rows])
@@ -77,17 +76,16 @@ def describe(env, groups: tuple[str, ...], all_groups: bool, view: str | None, a
       kcli group describe billing --members
       kcli group describe --all-groups --state
     """
-    from kcli.groups.view import PARTITION_COLUMNS, describe_group, list_groups
+    from kcli.groups.view import PARTITION_COLUMNS, open_groups
 
-    datadir = env.datadir()
     if all_groups == bool(groups):
         raise UsageError("name the groups to describe or use --all-groups, one of the two")
-    names = list_groups(datadir) if all_groups else list(groups)
-    transport = _transport(env)
+    source = open_groups(env)
     try:
-        views = [describe_group(datadir, transport, name) for name in names]
+        names = source.names() if all_groups else list(groups)
+        views = [source.describe(name) for name in names]
     finally:
-        transport.close(durable=False)
+        source.close()
     if as_json:
         emit_json([v.to_json() for v in views])
         return

@@ -101,28 +101,26 @@ def _views(
 ) -> list:
     """describe_group for each chosen group (every known group when none is named; one deleted meanwhile
     is skipped); ``counts`` is filled with the partition count of each topic shown."""
-    from kcli.client.connect import open_transport
-    from kcli.groups.view import describe_group, list_groups
+    from kcli.groups.view import open_groups
 
-    datadir = env.datadir()
-    names = list(groups) or list_groups(datadir)
-    transport = open_transport(datadir, auto_create=False)
+    source = open_groups(env)
     views = []
     try:
+        names = list(groups) or source.names()
         for name in names:
             try:
-                views.append(describe_group(datadir, transport, name, set(topics) if topics else None))
+                views.append(source.describe(name, set(topics) if topics else None))
             except NotFoundError:
                 if groups:
                     raise
         if counts is not None:
             for topic in {r.topic for v in views for r in v.partitions}:
                 try:
-                    counts[topic] = transport.partition_count(topic)
+                    counts[topic] = source.transport.partition_count(topic)
                 except NotFoundError:
                     pass
     finally:
-        transport.close(durable=False)
+        source.close()
     return views
 
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "repair": ("kcli.cli.inspect", "repair", "Truncate a torn tail and rebuild indexes (dry run by default)."),
     "completion": ("kcli.cli.completion", "completion", "Print the shell completion script for bash, zsh or fish."),
     "perf": ("kcli.cli.perf", "perf", "Measure produce and consume throughput like Kafka's perf-test tools."),
+    "mirror": ("kcli.cli.mirror", "mirror", "Copy a topic between the data dir and a Kafka cluster, resumably."),
 }
 
 
@@ -78,15 +79,28 @@ class LazyGroup(click.Group):
 
 
 class Env:
-    """What every command gets: global options and the data directory."""
+    """What every command gets: global options and the data directory (or the cluster to use instead)."""
 
-    def __init__(self, data_dir: str | None, lock_timeout: float) -> None:
+    def __init__(self, data_dir: str | None, lock_timeout: float, bootstrap_server: str | None = None) -> None:
         from kcli.cluster.datadir import default_data_dir
 
         self.data_dir = data_dir or default_data_dir()
         self.lock_timeout = lock_timeout
+        self.bootstrap_server = bootstrap_server or None
 
     def datadir(self):
+        """The data directory.  Refused under --bootstrap-server, which promises to leave it untouched: a
+        command that has no cluster path says so instead of quietly working on local files."""
+        if self.bootstrap_server:
+            from kcli.errors import UsageError
+
+            path = click.get_current_context().command_path
+            raise UsageError(f"`{path}` works on the data directory and cannot use --bootstrap-server",
+                             hint="drop --bootstrap-server (or unset KCLI_BOOTSTRAP_SERVER)")
+        return self.local_datadir()
+
+    def local_datadir(self):
+        """The data directory even under --bootstrap-server (``mirror`` works on both)."""
         from kcli.cluster.datadir import DataDir
 
         datadir = DataDir(self.data_dir, self.lock_timeout)
@@ -103,8 +117,13 @@ class Env:
 @click.option("--config", "config_file", metavar="FILE", envvar="KCLI_CONFIG", show_envvar=True,
               type=click.Path(dir_okay=False),
               help="Read option defaults from FILE [default: DIR/kcli.toml if it exists].")
+@click.option("--bootstrap-server", metavar="HOST:PORT[,HOST:PORT]", envvar="KCLI_BOOTSTRAP_SERVER",
+              show_envvar=True,
+              help="Talk to this Kafka-protocol cluster over TCP instead of the data directory (topic, "
+                   "produce, consume, lag, group describe/list); the data directory is then not touched.")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_file: str | None) -> None:
+def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_file: str | None,
+        bootstrap_server: str | None) -> None:
     """kcli: Apache Kafka's log model on one machine's disk.
 
     Topics split into partitions, replicated across brokers, stored in Kafka-format segments.
@@ -117,8 +136,11 @@ def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_fi
     """
     from kcli.settings import apply_config_file
 
-    opts = apply_config_file(ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout}, config_file)
-    ctx.obj = Env(opts["data_dir"], opts["lock_timeout"])
+    opts = apply_config_file(
+        ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout, "bootstrap_server": bootstrap_server},
+        config_file,
+    )
+    ctx.obj = Env(opts["data_dir"], opts["lock_timeout"], opts["bootstrap_server"])
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> None:

@@ -8,6 +8,11 @@ from kcli.cli.output import emit_json, is_terminal, table
 
 
 def _admin(env):
+    """The data dir's admin, or the cluster's at --bootstrap-server (same interface, datadir None)."""
+    if env.bootstrap_server:
+        from kcli.client.cluster_admin import ClusterAdmin
+
+        return ClusterAdmin(env.bootstrap_server)
     from kcli.client.admin import Admin
 
     return Admin(env.datadir())
@@ -61,6 +66,8 @@ def _warn_partitions(datadir, meta) -> None:
     from kcli.cluster.advice import partition_warnings
     from kcli.groups.trend import consuming_groups
 
+    if datadir is None:  # a cluster's groups are not measured here
+        return
     for warning in partition_warnings(meta.name, len(meta.partitions), consuming_groups(datadir, meta.name)):
         click.echo(f"kcli: warning: {warning}", err=True)
 
@@ -98,7 +105,7 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
 
     admin = _admin(env)
     state = admin.state()
-    live = set(admin.datadir.live_brokers()) or set(state.brokers)
+    live = (set(admin.datadir.live_brokers()) if admin.datadir else set()) or set(state.brokers)
     chosen = [state.topic(n) for n in names] if names else sorted(state.topics.values(), key=lambda t: t.name)
     rows = []
     out = []
@@ -144,6 +151,9 @@ def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], remo
         raise UsageError("nothing to change", hint="give --partitions, --config or --delete-config")
     admin = _admin(env)
     parsed = parse_config_pairs(configs)
+    if (parsed or removed) and admin.datadir is None:
+        raise UsageError("changing topic configs through --bootstrap-server is not supported",
+                         hint="use the cluster's own tools (kafka-configs.sh)")
     for key in removed:
         if key not in TOPIC_CONFIGS:
             raise InvalidConfigError(f"unknown topic config {key!r}")

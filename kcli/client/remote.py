@@ -7,8 +7,9 @@ its Metadata advertises when we were given ``host:port``.
 
 With a data dir, a partition whose leader is not alive (Metadata leader -1) is read and written
 embedded: no live broker serves it, so nobody's back is behind -- the broker that leads it will wait for
-the partition lock when it starts.  Writes through a broker use acks=all, so a returned offset is on
-every in-sync replica.
+the partition lock when it starts.  The exception is a leader that crashed while other brokers run: the
+controller is about to move its leadership, so we wait for that instead.  Writes through a broker use
+acks=all, so a returned offset is on every in-sync replica.
 
 :class:`RemoteAdmin` sends CreateTopics / DeleteTopics / CreatePartitions to a live broker, which holds
 the locks those changes need.
@@ -40,6 +41,7 @@ from kcli.protocol import (
     ErrorCode,
     RequestHeader,
     Struct,
+    api_name,
     decode_frame_size,
     decode_response,
     encode_request,
@@ -50,6 +52,16 @@ CLIENT_ID = "kcli"
 CONNECT_WAIT = 5.0  # a broker that holds its lock may still be binding its socket
 REQUEST_TIMEOUT = 60.0
 ATTEMPTS = 6
+FAILOVER_WAIT = 20.0  # how long leadership errors are retried: the controller moving a leadership
+PRODUCE_TIMEOUT = 30.0  # how long a broker may wait for the in-sync replicas before answering acks=all
+# no leader to talk to right now: it is moving (or the broker we asked has not heard yet)
+_LEADERSHIP = {
+    None,
+    ErrorCode.NOT_LEADER_OR_FOLLOWER,
+    ErrorCode.LEADER_NOT_AVAILABLE,
+    ErrorCode.FENCED_LEADER_EPOCH,
+    ErrorCode.UNKNOWN_LEADER_EPOCH,
+}
 _RETRY = {
     ErrorCode.NOT_LEADER_OR_FOLLOWER,
     ErrorCode.LEADER_NOT_AVAILABLE,
@@ -63,14 +75,40 @@ Address = str | tuple[str, int]
 
 
 class _Unreachable(BrokerError):
-    """A connection could not be made or was lost: worth a retry after refreshing metadata."""
+    """A connection could not be made or was lost: worth a retry after refreshing metadata.
+
+    ``reason`` is the bare cause ("connection refused"), for a message that names several servers."""
+
+    def __init__(self, message: str, hint: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.reason = reason or message
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError as a short lower-case cause: "connection refused", "timed out"."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 def parse_bootstrap(text: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"bad broker address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:9092")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_bootstrap_servers(text: str) -> list[tuple[str, int]]:
+    """``HOST:PORT[,HOST:PORT...]``, as Kafka's ``bootstrap.servers``: any one of them is enough to find
+    the whole cluster, so several are given for when some are down."""
+    servers = [parse_bootstrap(part) for part in text.split(",") if part.strip()]
+    if not servers:
+        raise UsageError("no broker address given", hint="use HOST:PORT[,HOST:PORT], e.g. 127.0.0.1:9092")
+    return servers
+
+
+def address_label(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # ---------------------------------------------------------------- one connection
@@ -118,13 +156,14 @@ class BrokerConnection:
                 # worth waiting for only while the broker is alive but not yet listening
                 if self.starting is None or time.monotonic() >= deadline or not self.starting():
                     raise _Unreachable(
-                        f"cannot connect to broker at {self.label}: {exc.strerror or exc}"
+                        f"cannot connect to broker at {self.label}: {exc.strerror or exc}",
+                        reason=_reason(exc),
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
             except OSError as exc:
                 raise _Unreachable(
-                    f"cannot connect to broker at {self.label}: {exc.strerror or exc}"
+                    f"cannot connect to broker at {self.label}: {exc.strerror or exc}", reason=_reason(exc)
                 ) from None
 
     def _negotiate(self) -> None:
@@ -142,7 +181,7 @@ class BrokerConnection:
         theirs = self.versions.get(api_key)
         if theirs is None or theirs[1] < ours[0] or theirs[0] > ours[1]:
             raise BrokerError(
-                f"broker at {self.label} does not support {ApiKey(api_key).name} "
+                f"broker at {self.label} does not support {api_name(api_key)} "
                 f"in a version kcli speaks (v{ours[0]}-v{ours[1]})"
             )
         return min(ours[1], theirs[1])
@@ -199,7 +238,7 @@ class _Cluster:
         if datadir is None and bootstrap is None:
             raise UsageError("a remote transport needs a data dir or a broker address")
         self.datadir = datadir
-        self.bootstrap = parse_bootstrap(bootstrap) if bootstrap else None
+        self.bootstrap = parse_bootstrap_servers(bootstrap) if bootstrap else None
         self.timeout = timeout
         self.conns: dict[int | str, BrokerConnection] = {}
         self.addresses: dict[int, tuple[str, int]] = {}
@@ -238,7 +277,7 @@ class _Cluster:
         for conn in self.conns.values():
             return conn
         if self.bootstrap is not None:
-            conn = self.conns["bootstrap"] = BrokerConnection(self.bootstrap, self.timeout)
+            conn = self.conns["bootstrap"] = self._bootstrap()
             return conn
         errors = []
         for node in self.datadir.live_brokers():  # type: ignore[union-attr]
@@ -249,6 +288,18 @@ class _Cluster:
         raise _Unreachable(
             "; ".join(errors) or "no broker is running", hint="start one with `kcli broker serve`"
         )
+
+    def _bootstrap(self) -> BrokerConnection:
+        """Like Kafka's clients: each bootstrap server in turn, then any broker the last Metadata named."""
+        failures: list[str] = []
+        bootstrap = self.bootstrap or []
+        known = [a for a in self.addresses.values() if a[1] > 0 and a not in bootstrap]
+        for address in bootstrap + known:
+            try:
+                return BrokerConnection(address, self.timeout)
+            except _Unreachable as exc:
+                failures.append(f"{address_label(address)} ({exc.reason})")
+        raise _Unreachable(f"cannot reach any bootstrap server {', '.join(failures)}")
 
     def drop(self, conn: BrokerConnection) -> None:
         for key, value in list(self.conns.items()):
@@ -348,8 +399,14 @@ class RemoteTransport:
         return self._embedded
 
     def partition_count(self, topic: str, create: bool = False) -> int:
-        resp = self.cluster.metadata([topic], create=create and self.auto_create)
-        code = resp.topics[0].error_code if resp.topics else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        delay = 0.05
+        for _attempt in range(ATTEMPTS):
+            resp = self.cluster.metadata([topic], create=create and self.auto_create)
+            code = resp.topics[0].error_code if resp.topics else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if code != ErrorCode.LEADER_NOT_AVAILABLE:
+                break
+            time.sleep(delay)  # a topic Kafka has just auto-created has no leader for a moment
+            delay = min(delay * 2, 1.0)
         if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             raise NotFoundError(f"topic {topic!r} does not exist", hint="create it with `kcli topic create`")
         raise_for(code, None, f"topic {topic!r}")
@@ -357,18 +414,25 @@ class RemoteTransport:
 
     def _with_leader(self, topic: str, partition: int, call):
         """Run ``call(conn)`` -> (error code, message, result) against the leader, refreshing metadata and
-        retrying while leadership is in flux; ``call(None)`` means: no live leader, go embedded."""
+        retrying while leadership is in flux (a failover takes the controller a moment, so leadership
+        errors are retried for up to FAILOVER_WAIT seconds); ``call(None)`` means: no live leader, go
+        embedded."""
         delay = 0.05
-        for attempt in range(ATTEMPTS):
+        deadline = time.monotonic() + FAILOVER_WAIT
+        attempt = 0
+        while True:
+            last = attempt >= ATTEMPTS - 1
             if attempt or (topic, partition) not in self.cluster.leaders:
                 try:
                     self.cluster.metadata([topic])
                 except _Unreachable:
                     if self.cluster.all_down():
                         return call(None)[2]
-                    if attempt == ATTEMPTS - 1:
+                    if last and time.monotonic() >= deadline:
                         raise
+                    attempt += 1
                     time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
                     continue
                 count = self.cluster.counts.get(topic)
                 if count is None:
@@ -379,7 +443,7 @@ class RemoteTransport:
                         hint=f"it has partitions 0..{count - 1}",
                     )
             leader = self.cluster.leaders[(topic, partition)]
-            if leader < 0 and self.datadir is not None:
+            if leader < 0 and self.datadir is not None and not self._failover_pending(topic, partition):
                 return call(None)[2]
             try:
                 if leader < 0:
@@ -389,14 +453,29 @@ class RemoteTransport:
                 code, message, result = None, str(exc), None
             if code == ErrorCode.NONE:
                 return result
-            if code is not None and code not in _RETRY or attempt == ATTEMPTS - 1:
+            if last and (code not in _LEADERSHIP or time.monotonic() >= deadline) or (
+                code is not None and code not in _RETRY
+            ):
                 if code is None:
                     raise BrokerError(message or "broker unreachable")
                 raise_for(code, message, f"partition {topic}-{partition}")
             self.cluster.leaders.pop((topic, partition), None)
+            attempt += 1
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failover_pending(self, topic: str, partition: int) -> bool:
+        """With a data dir, a partition without a live leader is written embedded -- but not while its
+        leader crashed and the controller has yet to move the leadership: its followers still run, and
+        the broker elected next must find the partition as they left it."""
+        from kcli.broker.liveness import is_lost
+        from kcli.cluster.metadata import Metadata
+
+        try:
+            meta = Metadata(self.datadir).load().partition(topic, partition)  # type: ignore[arg-type]
+        except (NotFoundError, OSError):
+            return False
+        return meta.leader >= 0 and is_lost(self.datadir, meta.leader) and not self.cluster.all_down()  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ produce
 
@@ -406,7 +485,7 @@ class RemoteTransport:
                 return ErrorCode.NONE, None, self._fallback().produce(topic, partition, batch)
             body = {
                 "acks": -1,
-                "timeout_ms": int(self.cluster.timeout * 1000),
+                "timeout_ms": int(min(PRODUCE_TIMEOUT, self.cluster.timeout / 2) * 1000),
                 "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
             }
             resp = self.cluster.send(conn, ApiKey.PRODUCE, body)
@@ -425,13 +504,27 @@ class RemoteTransport:
     def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> bytes:
         """Batches from ``offset`` on; empty when there is nothing new (no long poll: the consumer
         paces itself).  Like the embedded read, an offset before the log start reads from the start."""
+        answer = self._fetch_once(topic, partition, offset, max_bytes)
+        if answer is None:
+            start = self.list_offset(topic, partition, "earliest")
+            if offset < start:
+                return self.fetch(topic, partition, start, max_bytes)
+            return b""
+        if isinstance(answer, Struct):
+            return bytes(answer.records or b"")
+        return answer
+
+    def _fetch_once(self, topic: str, partition: int, offset: int, max_bytes: int) -> Struct | bytes | None:
+        """One Fetch of one partition at its leader: the partition's answer (``records``,
+        ``high_watermark``); None when ``offset`` is out of range; bytes read embedded when no broker
+        leads the partition."""
 
         def call(conn):
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().fetch(topic, partition, offset, max_bytes)
             body = {
                 "replica_id": -1,
-                "max_wait_ms": 0,
+                "max_wait_ms": 1,  # not 0: some brokers (tansu) answer max_wait_ms=0 with no partitions
                 "min_bytes": 0,
                 "max_bytes": max_bytes,
                 "isolation_level": 0,
@@ -448,18 +541,15 @@ class RemoteTransport:
             }
             resp = self.cluster.send(conn, ApiKey.FETCH, body)
             raise_for(resp.error_code, None, "fetch")
+            if not resp.responses or not resp.responses[0].partitions:
+                # nothing for us this time (a broker may leave the partition out)
+                return ErrorCode.NONE, None, Struct(records=b"", high_watermark=-1)
             part = resp.responses[0].partitions[0]
             if part.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                 return ErrorCode.NONE, None, None
-            return part.error_code, None, bytes(part.records or b"")
+            return part.error_code, None, part
 
-        data = self._with_leader(topic, partition, call)
-        if data is None:
-            start = self.list_offset(topic, partition, "earliest")
-            if offset < start:
-                return self.fetch(topic, partition, start, max_bytes)
-            return b""
-        return data
+        return self._with_leader(topic, partition, call)
 
     def list_offset(self, topic: str, partition: int, spec: str | int) -> int:
         """'earliest', 'latest', or a timestamp in ms (first offset at or after it, else latest)."""
@@ -484,7 +574,18 @@ class RemoteTransport:
         offset = self._with_leader(topic, partition, call)
         if offset < 0:  # no record at or after the timestamp: the end, as the embedded path answers
             return self.list_offset(topic, partition, "latest")
+        if timestamp == -1 and self.datadir is None:
+            offset = max(offset, self._high_watermark(topic, partition, offset))
         return offset
+
+    def _high_watermark(self, topic: str, partition: int, offset: int) -> int:
+        """The high watermark a Fetch at ``offset`` reports.  In Kafka it is what ListOffsets(latest)
+        answers, but some Kafka-compatible brokers (tansu 0.6) answer ListOffsets with the last batch's base
+        offset + 1, which would cut the last batch short for ``consume -e``, ``mirror`` and ``lag``.  A
+        Fetch at their answer is cheap (empty where it is right) and carries the true end.  Asked only of
+        foreign clusters (--bootstrap-server): kcli's own brokers answer ListOffsets exactly."""
+        answer = self._fetch_once(topic, partition, offset, 1)
+        return answer.high_watermark if isinstance(answer, Struct) else -1
 
     def close(self, durable: bool = True) -> None:
         self.cluster.close()

@@ -4,11 +4,15 @@ Everything is derived from the same files the members use: committed offsets fro
 live members from their flock-held files, the assignment by running the group's assignor on the live
 list (exactly what each member computes), and actual ownership from the partition locks.  So what
 describe and lag print is what consumers did, not a separate bookkeeping that could drift.
+
+Kafka clients in a group kept by a broker's coordinator appear through the member files that broker
+holds for them (kcli.groups.membership.CoordinatedMembers): their assignment is the one their leader
+chose, and the state and generation are the coordinator's (``state.json``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from kcli.cluster.datadir import DataDir
@@ -126,6 +130,36 @@ def list_groups(datadir: DataDir) -> list[str]:
     return OffsetStore(datadir).list_groups()
 
 
+class LocalGroups:
+    """The data directory's groups through this view, behind the same three calls as
+    :class:`kcli.client.cluster_groups.ClusterGroups`, so ``lag`` and ``group`` need not care which."""
+
+    def __init__(self, datadir: DataDir, transport) -> None:
+        self.datadir = datadir
+        self.transport = transport
+
+    def names(self) -> list[str]:
+        return list_groups(self.datadir)
+
+    def describe(self, group: str, topics: Collection[str] | None = None) -> GroupView:
+        return describe_group(self.datadir, self.transport, group, topics)
+
+    def close(self) -> None:
+        self.transport.close(durable=False)
+
+
+def open_groups(env):
+    """The groups a command shows: the cluster's at ``--bootstrap-server`` when given, else the data dir's."""
+    if env.bootstrap_server:
+        from kcli.client.cluster_groups import ClusterGroups
+
+        return ClusterGroups(env.bootstrap_server)
+    from kcli.client.connect import open_transport
+
+    datadir = env.datadir()
+    return LocalGroups(datadir, open_transport(datadir, auto_create=False))
+
+
 def describe_group(
     datadir: DataDir, transport, group: str, topics: Collection[str] | None = None
 ) -> GroupView:
@@ -136,19 +170,32 @@ def describe_group(
     committed = OffsetStore(datadir).fetch(group)
     members = live_members(datadir, group)
     assignor = members[0].assignor if members else None
-    assignment: dict[str, list[TopicPartition]] = {}
-    if members:
-        counts = {}
-        for topic in sorted({t for m in members for t in m.topics}):
-            try:
-                counts[topic] = transport.partition_count(topic)
-            except NotFoundError:
-                pass
-        assignment = get_assignor(assignor or "range")(counts, {m.member_id: m.topics for m in members})
+    assignment = member_assignment(members, transport.partition_count)
     owner_of = {tp: m for m in members for tp in assignment.get(m.member_id, [])}
     view = GroupView(
-        group, _state(paths, members, owner_of), read_state(paths).generation, assignor, members, assignment
+        group,
+        group_state(paths, members, assignment),
+        read_state(paths).generation,
+        assignor,
+        members,
+        assignment,
     )
+    if members and members[0].coordinator is not None:
+        view.coordinator = f"broker {members[0].coordinator}"
+    view.partitions = partition_rows(transport, group, committed, owner_of, topics)
+    return view
+
+
+def partition_rows(
+    transport,
+    group: str,
+    committed: dict[TopicPartition, int],
+    owner_of: dict[TopicPartition, MemberInfo],
+    topics: Collection[str] | None = None,
+) -> list[PartitionRow]:
+    """A row per partition the group committed or owns, with the log end and lag measured now.  Shared
+    by the data dir's view and the cluster's (kcli.client.cluster_groups), so both compute lag alike."""
+    rows = []
     for topic, partition in sorted(set(committed) | set(owner_of)):
         if topics is not None and topic not in topics:
             continue
@@ -158,15 +205,41 @@ def describe_group(
         row = PartitionRow(group, topic, partition, current, end, lag)
         member = owner_of.get((topic, partition))
         if member is not None:
-            row.consumer_id, row.host, row.client_id = member.member_id, member.host, member.client_id
-        view.partitions.append(row)
-    return view
+            row.consumer_id, row.host, row.client_id = member.member_id, member.host or None, member.client_id
+        rows.append(row)
+    return rows
 
 
-def _state(paths: GroupPaths, members: list[MemberInfo], owner_of: dict[TopicPartition, MemberInfo]) -> str:
+def member_assignment(
+    members: Sequence[MemberInfo], partition_count: Callable[[str], int]
+) -> dict[str, list[TopicPartition]]:
+    """Which partitions each live member has: for members kept by a broker's coordinator, what their
+    leader assigned; for embedded members, the group's assignor over the live list (what each of them
+    computes).  ``partition_count(topic)`` may raise NotFoundError for a missing topic."""
+    if not members:
+        return {}
+    if members[0].coordinator is not None:
+        return {m.member_id: list(m.assignment or ()) for m in members}
+    counts = {}
+    for topic in sorted({t for m in members for t in m.topics}):
+        try:
+            counts[topic] = partition_count(topic)
+        except NotFoundError:
+            pass
+    return get_assignor(members[0].assignor)(counts, {m.member_id: m.topics for m in members})
+
+
+def group_state(
+    paths: GroupPaths, members: Sequence[MemberInfo], assignment: dict[str, list[TopicPartition]]
+) -> str:
+    """Kafka's state name: the coordinator's for a broker-coordinated group, else derived from the files."""
     if not members:
         return EMPTY
-    if tuple(m.member_id for m in members) != read_state(paths).members:
+    recorded = read_state(paths)
+    if members[0].coordinator is not None:
+        return recorded.phase or STABLE
+    owner_of = {tp: m for m in members for tp in assignment.get(m.member_id, [])}
+    if tuple(m.member_id for m in members) != recorded.members:
         return PREPARING
     for tp, member in owner_of.items():
         if current_owner(paths, tp) != member.member_id:
