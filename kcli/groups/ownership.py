@@ -13,6 +13,7 @@ import fcntl
 import os
 
 from kcli.groups.layout import GroupPaths
+from kcli.storage.fileio import open_fd
 
 TopicPartition = tuple[str, int]
 
@@ -34,7 +35,7 @@ class Ownership:
         if tp in self._fds:
             return True
         os.makedirs(self.paths.owners_dir, exist_ok=True)
-        fd = os.open(self.paths.owner_lock_path(*tp), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_fd(self.paths.owner_lock_path(*tp), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -58,7 +59,7 @@ class Ownership:
 def current_owner(paths: GroupPaths, tp: TopicPartition) -> str | None:
     """The member id holding ``tp`` right now, or None when no live member holds it."""
     try:
-        fd = os.open(paths.owner_lock_path(*tp), os.O_RDONLY)
+        fd = open_fd(paths.owner_lock_path(*tp), os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:

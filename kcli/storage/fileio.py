@@ -23,8 +23,10 @@ def open_fd(path: str, flags: int, mode: int = 0o644) -> int:
         return os.open(path, flags | NOFOLLOW, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise DataDirError(f"{path} is a symbolic link; kcli does not follow links to files in a data dir",
-                               hint="replace the link with the file it points to") from None
+            raise DataDirError(
+                f"{path} is a symbolic link; kcli does not follow links to files in a data dir",
+                hint="replace the link with the file it points to",
+            ) from None
         raise
 
 
@@ -48,9 +50,11 @@ def write_file(path: str, data: bytes, mode: int = 0o644, sync: bool = False) ->
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         if sync:
             os.fsync(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None  # say which file (and so which disk)
     finally:
         os.close(fd)
 

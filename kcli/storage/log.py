@@ -202,8 +202,13 @@ class PartitionLog:
         active = self.active
         text = f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index}\n"
         tmp = self._state_path() + ".tmp"
-        write_file(tmp, text.encode("ascii"))
-        os.replace(tmp, self._state_path())
+        try:
+            write_file(tmp, text.encode("ascii"))
+            os.replace(tmp, self._state_path())
+        except OSError:
+            # a full or failing disk: the state file only spares the next writer a recovery, so do without
+            # it rather than replace the error that ended this session (it runs in callers' finally blocks)
+            pass
         self._next_offset = None
         self.close()
 
