@@ -12,6 +12,12 @@ member list it was computed for; whoever first sees a different live list bumps 
 Every member derives the same assignment from the same sorted live list (kcli.groups.assignors), so
 there is no leader and no SyncGroup; partition ownership locks (kcli.groups.ownership) keep two members
 off one partition while their views differ during a rebalance.
+
+A group whose members are Kafka clients connected to a broker is kept by that broker's coordinator, which
+mirrors them here as member files it holds (:class:`CoordinatedMembers`, with the assignment the client
+leader chose) plus its state in ``state.json``.  So describe, lag, reset and delete see one list of live
+members in both modes, and a group is never embedded and broker-coordinated at once: each side refuses
+to join while the other's live members are there, checked under the group lock.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from kcli.cluster.datadir import DataDir
@@ -32,6 +39,7 @@ from kcli.groups.layout import GroupPaths, fsync_dir
 from kcli.storage.checkpoint import atomic_write
 
 JOINING_PREFIX = ".join-"
+TopicPartition = tuple[str, int]
 
 
 class GroupNotEmptyError(KcliError):
@@ -40,7 +48,11 @@ class GroupNotEmptyError(KcliError):
 
 @dataclass(frozen=True)
 class MemberInfo:
-    """What a member publishes about itself (describe-group's CONSUMER-ID, HOST, CLIENT-ID)."""
+    """What a member publishes about itself (describe-group's CONSUMER-ID, HOST, CLIENT-ID).
+
+    Members kept by a broker's coordinator also say which broker (``coordinator``) and which partitions
+    their group leader gave them (``assignment``); for embedded members both are None, as every member
+    computes the assignment itself."""
 
     member_id: str
     client_id: str
@@ -49,9 +61,13 @@ class MemberInfo:
     topics: tuple[str, ...]
     assignor: str
     joined_ms: int
+    coordinator: int | None = None
+    assignment: tuple[TopicPartition, ...] | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> MemberInfo:
+        assignment = data.get("assignment")
+        coordinator = data.get("coordinator")
         return cls(
             str(data["member_id"]),
             str(data["client_id"]),
@@ -60,31 +76,63 @@ class MemberInfo:
             tuple(data["topics"]),
             str(data["assignor"]),
             int(data["joined_ms"]),
+            None if coordinator is None else int(coordinator),
+            None if assignment is None else tuple((str(t), int(p)) for t, p in assignment),
         )
 
 
 @dataclass(frozen=True)
 class GroupState:
-    """The recorded generation and the member ids it was computed for."""
+    """The recorded generation and the member ids it was computed for; for a broker-coordinated group
+    also the broker, Kafka's state name (``phase``) and the chosen protocol (assignor)."""
 
     generation: int
     members: tuple[str, ...]
+    coordinator: int | None = None
+    phase: str | None = None
+    protocol: str | None = None
 
 
 def read_state(paths: GroupPaths) -> GroupState:
     try:
         with open(paths.state_file, encoding="utf-8") as fh:
             data = json.load(fh)
-        return GroupState(int(data["generation"]), tuple(data["members"]))
-    except (OSError, ValueError, KeyError):
+        coordinator = data.get("coordinator")
+        return GroupState(
+            int(data["generation"]),
+            tuple(data["members"]),
+            None if coordinator is None else int(coordinator),
+            data.get("phase"),
+            data.get("protocol"),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
         return GroupState(0, ())
 
 
 def _write_state(paths: GroupPaths, state: GroupState) -> None:
-    atomic_write(
-        paths.state_file,
-        json.dumps({"generation": state.generation, "members": list(state.members)}).encode(),
-    )
+    body = {k: v for k, v in asdict(state).items() if v is not None}
+    body["members"] = list(state.members)
+    atomic_write(paths.state_file, json.dumps(body).encode())
+
+
+def publish_member_file(paths: GroupPaths, name: str, info: MemberInfo, durable: bool = True) -> int:
+    """Write ``members/<name>`` (replacing any file of that name) so that it appears already flock-held:
+    written and locked under a temporary name, then renamed.  Returns the fd that holds the lock; the
+    member lives until it is closed.  The caller holds the group lock."""
+    tmp = os.path.join(paths.members_dir, JOINING_PREFIX + name)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, json.dumps(asdict(info)).encode())
+        if durable:
+            os.fsync(fd)
+        os.rename(tmp, os.path.join(paths.members_dir, name))
+    except BaseException:
+        os.close(fd)
+        raise
+    if durable:
+        fsync_dir(paths.members_dir)
+    return fd
 
 
 def live_members(datadir: DataDir, group: str) -> list[MemberInfo]:
@@ -188,24 +236,20 @@ class Membership:
             self.paths.ensure()
             self._remove_abandoned_joins()
             others = _probe(self.paths, own=None)
+            coordinated = [m for m in others if m.coordinator is not None]
+            if coordinated:
+                raise UsageError(
+                    f"consumer group {self.group!r} has members connected to broker "
+                    f"{coordinated[0].coordinator} (Kafka clients)",
+                    hint="use another group id, or stop those consumers first",
+                )
             mismatched = [m for m in others if m.assignor != self.info.assignor]
             if mismatched:
                 raise UsageError(
                     f"consumer group {self.group!r} uses the {mismatched[0].assignor} assignor",
                     hint=f"use --assignor {mismatched[0].assignor} or another group",
                 )
-            tmp = os.path.join(self.paths.members_dir, JOINING_PREFIX + self._name)
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.write(fd, json.dumps(asdict(self.info)).encode())
-                os.fsync(fd)
-                os.rename(tmp, os.path.join(self.paths.members_dir, self._name))
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-            fsync_dir(self.paths.members_dir)
+            self._fd = publish_member_file(self.paths, self._name, self.info)
             members = _probe(self.paths, own=(self._name, self.info))
             self._record(members)
             return members
@@ -257,3 +301,86 @@ class Membership:
                     self._record(_probe(self.paths, own=None))
         except KcliError:
             pass  # the next member to look records it
+
+
+class CoordinatedMembers:
+    """The member files a broker's group coordinator holds for one group: the Kafka clients connected to
+    it, mirrored so that the file-based view (describe, lag, reset, delete) sees them as live members.
+
+    The broker holds each file's flock, so if the broker dies its members vanish from every view at once,
+    exactly as a dead embedded member's do.  Files are written without fsync: a held lock means nothing
+    after a crash, and every file is rewritten whole (temp + rename), so readers never see half of one.
+    """
+
+    def __init__(self, datadir: DataDir, group: str, broker_id: int, lock_timeout: float = 2.0) -> None:
+        self.paths = GroupPaths(datadir, group)
+        self.broker_id = broker_id
+        self.lock_timeout = lock_timeout
+        self._held: dict[str, tuple[int, MemberInfo]] = {}  # file name -> (fd holding it, what it says)
+        self._state: GroupState | None = None
+
+    def file_name(self, member_id: str) -> str:
+        return f"broker{self.broker_id}-{uuid.uuid5(uuid.NAMESPACE_OID, member_id).hex}"
+
+    def recorded_generation(self) -> int:
+        """The generation last recorded for the group, so a new coordinator continues the count."""
+        return read_state(self.paths).generation
+
+    def admit(self, info: MemberInfo) -> list[MemberInfo]:
+        """Publish a new member unless live members not held here exist (embedded members, or another
+        broker's); returns those (empty: admitted)."""
+        with self._locked():
+            self.paths.ensure()
+            held = {info.member_id for _fd, info in self._held.values()}
+            foreign = [m for m in _probe(self.paths, own=None) if m.member_id not in held]
+            if not foreign:
+                self._write(info)
+            return foreign
+
+    def sync(self, members: Sequence[MemberInfo], state: GroupState) -> None:
+        """Make the held files say exactly ``members`` and ``state.json`` say ``state``.  With no members
+        now or before, nothing of ours is in the folder, so it is left alone (it may be an embedded group's)."""
+        if not members and not self._held:
+            return
+        wanted = {self.file_name(m.member_id): m for m in members}
+        with self._locked():
+            self.paths.ensure()
+            for name in [n for n in self._held if n not in wanted]:
+                self._remove(name)
+            for name, info in wanted.items():
+                if name not in self._held or self._held[name][1] != info:
+                    self._write(info)
+            if state != self._state:
+                _write_state(self.paths, state)
+                self._state = state
+
+    def release(self) -> None:
+        """Remove every held member (the coordinator no longer keeps this group).  No group lock is
+        needed: under it, anyone sees each member either live or gone, and both are true."""
+        for name in list(self._held):
+            self._remove(name)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The group lock with a short wait: the coordinator must not stall its other groups for long."""
+        lock = self.paths.lock().acquire(timeout=self.lock_timeout)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _write(self, info: MemberInfo) -> None:
+        name = self.file_name(info.member_id)
+        fd = publish_member_file(self.paths, name, info, durable=False)
+        old = self._held.get(name)
+        self._held[name] = (fd, info)
+        if old is not None:
+            os.close(old[0])  # after the rename: the name never points at an unlocked file
+
+    def _remove(self, name: str) -> None:
+        fd, _info = self._held.pop(name)
+        try:
+            os.unlink(os.path.join(self.paths.members_dir, name))
+        except FileNotFoundError:
+            pass
+        os.close(fd)

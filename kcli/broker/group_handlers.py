@@ -1,0 +1,592 @@
+"""Consumer-group API handlers: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+OffsetCommit, OffsetFetch, ListGroups, DescribeGroups and DeleteGroups.
+
+Each group has one coordinator among the live brokers reachable over TCP, chosen by rendezvous hashing
+(:func:`choose_coordinator`): every broker computes the same answer from the same live set without
+talking to the others, and a broker coming or going moves only the groups it wins or held.  Requests
+for a group another broker coordinates get NOT_COORDINATOR, and Kafka clients ask FindCoordinator again.
+
+The group state machine is :mod:`kcli.broker.coordinator`; this module adds what it needs around it in
+a broker (:class:`GroupService`): a ticker thread for timeouts, the offsets store shared with embedded
+consumers (:class:`kcli.groups.offsets.OffsetStore`), and a :class:`FileMirror` that mirrors live members
+into the group's folder as member files the broker holds, so ``kcli group describe``, ``kcli lag`` and
+``kcli group list`` show them and ``reset-offsets``/``group delete`` refuse while they live -- one view
+of groups whether members are embedded or connected to a broker.  A group is never both: the mirror
+refuses a Kafka client while embedded members are live (INCONSISTENT_GROUP_PROTOCOL), and embedded
+members refuse to join while the broker's are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kcli.broker.context import BrokerContext
+from kcli.broker.coordinator import (
+    DEAD,
+    EMPTY,
+    Group,
+    GroupCoordinator,
+    GroupSummary,
+    JoinResult,
+    Member,
+    MemberSummary,
+    SyncResult,
+)
+from kcli.cluster.datadir import DataDir
+from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProtocolError, UsageError
+from kcli.groups.layout import GroupPaths, check_group_id
+from kcli.groups.membership import (
+    CoordinatedMembers,
+    GroupNotEmptyError,
+    GroupState,
+    MemberInfo,
+    live_members,
+    require_no_live_members,
+)
+from kcli.groups.offsets import CommittedOffset, OffsetStore
+from kcli.groups.view import group_state, member_assignment
+from kcli.protocol import (
+    ErrorCode,
+    RequestHeader,
+    Struct,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
+)
+
+log = logging.getLogger("kcli.broker")
+
+Body = Mapping[str, Any]
+TICK = 0.1  # how often timeouts are applied
+OWNERSHIP_CHECK = 1.0  # how often kept groups are checked to still be ours
+WAIT_SLICE = 0.2  # parked requests notice a broker shutdown this fast
+SYNC_WAIT_LIMIT = 1800.0  # a safety bound; the coordinator answers by the rebalance deadline
+OFFSET_METADATA_MAX_BYTES = 4096  # Kafka's offset.metadata.max.bytes
+CONSUMER = "consumer"
+# The handlers are not given the client's address; the member's HOST is left empty rather than guessed.
+CLIENT_HOST = ""
+
+
+# ---------------------------------------------------------------- which broker coordinates a group
+
+
+def choose_coordinator(group_id: str, brokers: Iterable[int]) -> int | None:
+    """The coordinator of ``group_id`` among ``brokers`` by rendezvous hashing (highest hash of the
+    group and broker wins); None when there is no broker."""
+
+    def weight(broker: int) -> tuple[int, int]:
+        digest = hashlib.blake2b(f"{broker}\0{group_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big"), -broker
+
+    return max(brokers, key=weight, default=None)
+
+
+def coordinator_of(ctx: BrokerContext, group_id: str) -> int | None:
+    """Kafka clients can only reach brokers with a TCP listener, so those are the candidates (all live
+    brokers when none has one)."""
+    live = sorted(ctx.live_ids())
+    reachable = [b for b in live if (info := ctx.broker_info(b)) is not None and info.port is not None]
+    return choose_coordinator(group_id, reachable or live)
+
+
+# ---------------------------------------------------------------- the mirror into the data directory
+
+
+class FileMirror:
+    """Mirrors each kept group into its folder (kcli.groups.membership.CoordinatedMembers): a member
+    file per live member with its subscription and assignment, and the state in ``state.json``."""
+
+    def __init__(self, datadir: DataDir, broker_id: int) -> None:
+        self.datadir = datadir
+        self.broker_id = broker_id
+        self._files: dict[str, CoordinatedMembers] = {}
+
+    def _of(self, group_id: str) -> CoordinatedMembers:
+        files = self._files.get(group_id)
+        if files is None:
+            files = self._files[group_id] = CoordinatedMembers(self.datadir, group_id, self.broker_id)
+        return files
+
+    def load(self, group_id: str) -> int:
+        try:
+            return self._of(group_id).recorded_generation()
+        except (KcliError, OSError):
+            return 0
+
+    def admit(self, group: Group, member: Member) -> ErrorCode:
+        try:
+            foreign = self._of(group.group_id).admit(self.member_info(group, member))
+        except (KcliError, OSError) as exc:
+            log.warning("group %r: cannot record member %s: %s", group.group_id, member.member_id, exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        if not foreign:
+            return ErrorCode.NONE
+        if any(m.coordinator is not None for m in foreign):
+            return ErrorCode.NOT_COORDINATOR  # the previous coordinator has not let go yet
+        log.info(
+            "group %r: refusing %s: the group has %d live kcli (embedded) member(s)",
+            group.group_id,
+            member.member_id,
+            len(foreign),
+        )
+        return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+
+    def publish(self, group: Group) -> bool:
+        members = [self.member_info(group, m) for m in group.members.values()]
+        state = GroupState(
+            group.generation, tuple(sorted(group.members)), self.broker_id, group.state, group.protocol_name
+        )
+        try:
+            self._of(group.group_id).sync(members, state)
+            return True
+        except (KcliError, OSError) as exc:
+            log.warning("group %r: cannot mirror its members: %s", group.group_id, exc)
+            return False
+
+    def drop(self, group_id: str) -> None:
+        files = self._files.pop(group_id, None)
+        if files is not None:
+            files.release()
+
+    def member_info(self, group: Group, member: Member) -> MemberInfo:
+        """The member as the file-based view describes members: topics from its subscription and the
+        partitions its leader assigned (for the "consumer" protocol; other protocols are opaque)."""
+        protocols = dict(member.protocols)
+        protocol = group.protocol_name if group.protocol_name in protocols else member.protocol_names[0]
+        topics: tuple[str, ...] = ()
+        assignment: tuple[tuple[str, int], ...] = ()
+        if member.protocol_type == CONSUMER:
+            try:
+                topics = tuple(sorted(set(decode_subscription(protocols[protocol]).topics)))
+                assigned = decode_assignment(member.assignment).assigned_partitions
+                assignment = tuple(sorted((a.topic, p) for a in assigned for p in a.partitions))
+            except ProtocolError:
+                pass  # a client's malformed bytes are its leader's problem, not the view's
+        return MemberInfo(
+            member.member_id,
+            member.client_id,
+            member.client_host,
+            os.getpid(),
+            topics,
+            protocol,
+            member.joined_ms,
+            self.broker_id,
+            assignment,
+        )
+
+
+# ---------------------------------------------------------------- the service
+
+
+class GroupService:
+    """One broker's coordinator with its mirror, the offsets store and the ticker applying timeouts."""
+
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+        self.store = OffsetStore(ctx.datadir)
+        self.coordinator = GroupCoordinator(FileMirror(ctx.datadir, ctx.broker_id))
+        self._thread = threading.Thread(target=self._run, name="group-coordinator", daemon=True)
+        self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        return bool(self.ctx.partitions.stopping)
+
+    def owns(self, group_id: str) -> bool:
+        return coordinator_of(self.ctx, group_id) == self.ctx.broker_id
+
+    def check(self, group_id: str) -> ErrorCode:
+        """NONE when this broker coordinates ``group_id``, else the error to answer with."""
+        try:
+            check_group_id(group_id)
+        except UsageError:
+            return ErrorCode.INVALID_GROUP_ID
+        if self.stopping:
+            return ErrorCode.NOT_COORDINATOR
+        if not self.owns(group_id):
+            self.coordinator.unload(group_id)
+            return ErrorCode.NOT_COORDINATOR
+        return ErrorCode.NONE
+
+    def commit(
+        self, group_id: str, generation: int, member_id: str, offsets: dict[tuple[str, int], CommittedOffset]
+    ) -> ErrorCode:
+        # a commit from outside group management must not write behind live embedded members' backs
+        precondition = (
+            require_no_live_members(self.ctx.datadir, group_id, "commit offsets of")
+            if generation < 0
+            else None
+        )
+        try:
+            return self.coordinator.commit(
+                group_id,
+                generation,
+                member_id,
+                lambda: self.store.commit(group_id, offsets, precondition=precondition),
+            )
+        except GroupNotEmptyError:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        except LockTimeoutError:
+            return ErrorCode.REQUEST_TIMED_OUT
+        except (KcliError, OSError) as exc:
+            log.error("group %r: committing offsets failed: %s", group_id, exc)
+            return ErrorCode.UNKNOWN_SERVER_ERROR
+
+    def _run(self) -> None:
+        next_check = time.monotonic() + OWNERSHIP_CHECK
+        while not self.stopping:
+            time.sleep(TICK)
+            try:
+                self.coordinator.tick()
+                if time.monotonic() >= next_check:
+                    for group_id in self.coordinator.listing():
+                        if not self.owns(group_id):
+                            log.info("group %r is now coordinated by another broker", group_id)
+                            self.coordinator.unload(group_id)
+                    next_check = time.monotonic() + OWNERSHIP_CHECK
+            except Exception:
+                log.exception("group coordinator tick failed")
+        self.coordinator.close()
+
+
+_service_lock = threading.Lock()
+
+
+def service(ctx: BrokerContext) -> GroupService:
+    """The broker's group service, started on the first group request."""
+    found = getattr(ctx, "group_service", None)
+    if found is None:
+        with _service_lock:
+            found = getattr(ctx, "group_service", None)
+            if found is None:
+                found = GroupService(ctx)
+                ctx.group_service = found  # type: ignore[attr-defined]
+    return found
+
+
+class _Answer:
+    """Receives a coordinator callback; the request's thread waits for it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.result: Any = None
+
+    def __call__(self, result: Any) -> None:
+        self.result = result
+        self._done.set()
+
+    def wait(self, svc: GroupService, limit: float) -> Any:
+        deadline = time.monotonic() + limit
+        while not self._done.wait(WAIT_SLICE):
+            if svc.stopping or time.monotonic() >= deadline:
+                return None
+        return self.result
+
+
+# ---------------------------------------------------------------- FindCoordinator
+
+
+def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    def answer(code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1):
+        return {
+            "throttle_time_ms": 0,
+            "error_code": code,
+            "error_message": message,
+            "node_id": node,
+            "host": host,
+            "port": port,
+        }
+
+    if req.key_type != 0:
+        return answer(ErrorCode.INVALID_REQUEST, "transactions are not supported: no transaction coordinator")
+    try:
+        check_group_id(req.key)
+    except UsageError:
+        return answer(ErrorCode.INVALID_GROUP_ID, "the group id is empty")
+    chosen = coordinator_of(ctx, req.key)
+    info = ctx.broker_info(chosen) if chosen is not None else None
+    if chosen is None or info is None or info.host is None or info.port is None:
+        return answer(ErrorCode.COORDINATOR_NOT_AVAILABLE, "no live broker with a TCP listener")
+    return answer(ErrorCode.NONE, None, chosen, info.host, info.port)
+
+
+# ---------------------------------------------------------------- JoinGroup, SyncGroup, Heartbeat, LeaveGroup
+
+
+def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    svc = service(ctx)
+    result = JoinResult(svc.check(req.group_id), member_id=req.member_id)
+    if result.error == ErrorCode.NONE:
+        answer = _Answer()
+        svc.coordinator.join(
+            req.group_id,
+            req.member_id,
+            header.client_id or "",
+            CLIENT_HOST,
+            req.session_timeout_ms,
+            req.rebalance_timeout_ms,
+            req.protocol_type,
+            [(p.name, bytes(p.metadata)) for p in req.protocols],
+            header.api_version >= 4,
+            answer,
+        )
+        limit = max(req.session_timeout_ms, req.rebalance_timeout_ms) / 1000 + 30
+        result = answer.wait(svc, limit) or JoinResult(ErrorCode.NOT_COORDINATOR, member_id=req.member_id)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": result.error,
+        "generation_id": result.generation_id,
+        "protocol_name": result.protocol_name,
+        "leader": result.leader,
+        "member_id": result.member_id,
+        "members": [{"member_id": m, "metadata": data} for m, data in result.members],
+    }
+
+
+def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    svc = service(ctx)
+    result = SyncResult(svc.check(req.group_id))
+    if result.error == ErrorCode.NONE:
+        answer = _Answer()
+        assignments = {a.member_id: bytes(a.assignment) for a in req.assignments}
+        svc.coordinator.sync(req.group_id, req.generation_id, req.member_id, assignments, answer)
+        result = answer.wait(svc, SYNC_WAIT_LIMIT) or SyncResult(ErrorCode.NOT_COORDINATOR)
+    return {"throttle_time_ms": 0, "error_code": result.error, "assignment": result.assignment}
+
+
+def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    svc = service(ctx)
+    error = svc.check(req.group_id)
+    if error == ErrorCode.NONE:
+        error = svc.coordinator.heartbeat(req.group_id, req.generation_id, req.member_id)
+    return {"throttle_time_ms": 0, "error_code": error}
+
+
+def leave_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """v0-2 name one member; v3 a batch, each with its own error."""
+    svc = service(ctx)
+    batch = header.api_version >= 3
+    leaving = [m.member_id for m in req.members] if batch else [req.member_id]
+    error = svc.check(req.group_id)
+    if error != ErrorCode.NONE:
+        return {"throttle_time_ms": 0, "error_code": error, "members": []}
+    results = svc.coordinator.leave(req.group_id, leaving)
+    if not batch:
+        return {"throttle_time_ms": 0, "error_code": results[0][1]}
+    instances = {m.member_id: m.group_instance_id for m in req.members}
+    return {
+        "throttle_time_ms": 0,
+        "error_code": ErrorCode.NONE,
+        "members": [
+            {"member_id": m, "group_instance_id": instances.get(m), "error_code": code} for m, code in results
+        ],
+    }
+
+
+# ---------------------------------------------------------------- OffsetCommit, OffsetFetch
+
+
+def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Offsets go to the same store embedded consumers use; partitions that fail validation get their
+    own error and the rest are committed together (all or none)."""
+    svc = service(ctx)
+    error = svc.check(req.group_id)
+    topics = ctx.partitions.refresh().topics if error == ErrorCode.NONE else {}
+    now = int(time.time() * 1000)
+    offsets: dict[tuple[str, int], CommittedOffset] = {}
+    results: list[tuple[str, list[list]]] = []
+    for topic in req.topics:
+        meta = topics.get(topic.name)
+        parts = []
+        for p in topic.partitions:
+            code = error
+            metadata = p.committed_metadata or ""
+            if code != ErrorCode.NONE:
+                pass
+            elif meta is None or not 0 <= p.partition_index < len(meta.partitions):
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            elif len(metadata.encode()) > OFFSET_METADATA_MAX_BYTES:
+                code = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            elif p.committed_offset < 0:
+                code = ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+            else:
+                stamp = p.commit_timestamp if p.commit_timestamp >= 0 else now
+                offsets[(topic.name, p.partition_index)] = CommittedOffset(
+                    p.committed_offset, metadata, stamp, p.committed_leader_epoch
+                )
+                code = None  # decided by the commit below
+            parts.append([p.partition_index, code])
+        results.append((topic.name, parts))
+    if offsets:
+        code = svc.commit(req.group_id, req.generation_id, req.member_id, offsets)
+        for _name, parts in results:
+            for part in parts:
+                if part[1] is None:
+                    part[1] = code
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {"name": name, "partitions": [{"partition_index": i, "error_code": c} for i, c in parts]}
+            for name, parts in results
+        ],
+    }
+
+
+def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Committed offsets (-1 where none); ``topics`` null (v2+) asks for everything committed."""
+    svc = service(ctx)
+    error = svc.check(req.group_id)
+    committed: dict[tuple[str, int], CommittedOffset] = {}
+    if error == ErrorCode.NONE:
+        try:
+            committed = svc.store.fetch_committed(req.group_id)
+        except (KcliError, OSError) as exc:
+            log.error("group %r: reading offsets failed: %s", req.group_id, exc)
+            error = ErrorCode.UNKNOWN_SERVER_ERROR
+    if error != ErrorCode.NONE and header.api_version >= 2:
+        return {"throttle_time_ms": 0, "topics": [], "error_code": error}
+    if req.topics is None:
+        wanted: dict[str, list[int]] = {}
+        for topic, partition in sorted(committed):
+            wanted.setdefault(topic, []).append(partition)
+    else:
+        wanted = {t.name: list(t.partition_indexes) for t in req.topics}
+    none = CommittedOffset(-1)
+    topics = []
+    for name, partitions in wanted.items():
+        parts = []
+        for partition in partitions:
+            c = committed.get((name, partition), none)
+            parts.append(
+                {
+                    "partition_index": partition,
+                    "committed_offset": c.offset,
+                    "committed_leader_epoch": c.leader_epoch,
+                    "metadata": c.metadata,
+                    "error_code": error,
+                }
+            )
+        topics.append({"name": name, "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+
+
+# ---------------------------------------------------------------- ListGroups, DescribeGroups, DeleteGroups
+
+
+def list_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """The data directory's groups (as ``kcli group list`` sees them: members of any kind, or offsets)
+    that this broker coordinates, so the union over all brokers lists each group once."""
+    svc = service(ctx)
+    kept = svc.coordinator.listing()
+    groups = [
+        {"group_id": group_id, "protocol_type": kept.get(group_id) or CONSUMER}
+        for group_id in svc.store.list_groups()
+        if svc.owns(group_id)
+    ]
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
+
+
+def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    svc = service(ctx)
+    out = []
+    for group_id in req.groups:
+        error = svc.check(group_id)
+        summary = GroupSummary(DEAD, "", "", [])
+        if error == ErrorCode.NONE:
+            try:
+                summary = svc.coordinator.describe(group_id)
+                if summary is None or not summary.members:  # embedded members, or offsets only
+                    summary = _summary_from_files(ctx, group_id)
+            except (KcliError, OSError) as exc:
+                log.error("group %r: describing failed: %s", group_id, exc)
+                error = ErrorCode.UNKNOWN_SERVER_ERROR
+        out.append(
+            {
+                "error_code": error,
+                "group_id": group_id,
+                "group_state": summary.state,
+                "protocol_type": summary.protocol_type,
+                "protocol_data": summary.protocol,
+                "members": [
+                    {
+                        "member_id": m.member_id,
+                        "client_id": m.client_id,
+                        "client_host": m.client_host,
+                        "member_metadata": m.metadata,
+                        "member_assignment": m.assignment,
+                    }
+                    for m in summary.members
+                ],
+            }
+        )
+    return {"throttle_time_ms": 0, "groups": out}
+
+
+def _summary_from_files(ctx: BrokerContext, group_id: str) -> GroupSummary:
+    """A group this coordinator does not keep members of -- embedded members, or offsets only -- as the
+    file-based view sees it (kcli.groups.view), so Kafka tools and ``kcli group describe`` agree."""
+    paths = GroupPaths(ctx.datadir, group_id)
+    if not paths.exists():
+        return GroupSummary(DEAD, "", "", [])
+    members = live_members(ctx.datadir, group_id)
+    if not members:
+        return GroupSummary(EMPTY, CONSUMER, "", [])
+    topics = ctx.partitions.refresh().topics
+
+    def partition_count(topic: str) -> int:
+        if topic not in topics:
+            raise NotFoundError(f"topic {topic!r} does not exist")
+        return len(topics[topic].partitions)
+
+    assignment = member_assignment(members, partition_count)
+    summaries = []
+    for m in members:
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in assignment.get(m.member_id, []):
+            by_topic.setdefault(topic, []).append(partition)
+        summaries.append(
+            MemberSummary(
+                m.member_id,
+                m.client_id,
+                m.host,
+                encode_subscription({"topics": list(m.topics)}, version=0),
+                encode_assignment(
+                    {"assigned_partitions": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]},
+                    version=0,
+                ),
+            )
+        )
+    return GroupSummary(group_state(paths, members, assignment), CONSUMER, members[0].assignor, summaries)
+
+
+def delete_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    svc = service(ctx)
+    results = []
+    for group_id in req.groups_names:
+        error = svc.check(group_id)
+        if error == ErrorCode.NONE:
+            error = _delete_one(svc, group_id)
+        results.append({"group_id": group_id, "error_code": error})
+    return {"throttle_time_ms": 0, "results": results}
+
+
+def _delete_one(svc: GroupService, group_id: str) -> ErrorCode:
+    check = require_no_live_members(svc.ctx.datadir, group_id, "delete")
+    try:
+        return svc.coordinator.delete(group_id, lambda: svc.store.delete_group(group_id, precondition=check))
+    except GroupNotEmptyError:
+        return ErrorCode.NON_EMPTY_GROUP
+    except NotFoundError:
+        return ErrorCode.GROUP_ID_NOT_FOUND
+    except LockTimeoutError:
+        return ErrorCode.REQUEST_TIMED_OUT
+    except (KcliError, OSError) as exc:
+        log.error("deleting group %r failed: %s", group_id, exc)
+        return ErrorCode.UNKNOWN_SERVER_ERROR
