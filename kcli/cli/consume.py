@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
+from click.core import ParameterSource
 
-from kcli.errors import UsageError
+from kcli.errors import CorruptRecordError, UsageError
 
 
 @click.command()
@@ -22,34 +24,87 @@ from kcli.errors import UsageError
 @click.option("-f", "--format", "fmt", metavar="FMT",
               help="kcat-style format: %t %p %o %T %k %K %s %S %h, \\n \\t [default: '%s\\n'].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message (read back by `produce --json`).")
+@click.option("-g", "--group", metavar="GROUP",
+              help="Consume as a member of consumer group GROUP: only its assigned partitions, from the "
+                   "committed offsets, committing as it goes.")
+@click.option("--reset", type=click.Choice(["earliest", "latest"]),
+              help="With --group: where to start a partition with no committed offset [default: latest].")
+@click.option("--commit-interval-ms", type=click.IntRange(1), metavar="MS",
+              help="With --group: commit delivered offsets this often, and on exit [default: 5000].")
+@click.option("--no-commit", is_flag=True, help="With --group: never commit (peek).")
+@click.option("--assignor", type=click.Choice(["range", "roundrobin"]),
+              help="With --group: how partitions are divided among members [default: range].")
+@click.option("--client-id", metavar="ID", help="With --group: client id shown by `kcli group describe` [default: kcli].")
 @click.pass_obj
 def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, partitions: tuple[int, ...],
-            max_messages: int | None, exit_on_eof: bool, fmt: str | None, as_json: bool) -> None:
+            max_messages: int | None, exit_on_eof: bool, fmt: str | None, as_json: bool, group: str | None,
+            reset: str | None, commit_interval_ms: int | None, no_commit: bool, assignor: str | None,
+            client_id: str | None) -> None:
     """Read messages from TOPIC and print them to stdout.
+
+    With --group, members of the same group split the partitions and each message is delivered to one of
+    them at least once; --exit-on-eof then reads up to the end offsets as they are at start, commits and
+    exits 0 (for cron).  SIGTERM or Ctrl-C commits what was printed before exiting (143 and 130).
 
     \b
     Examples:
       kcli consume logs --from-beginning -e
       kcli consume chat -o -10 -f '%k: %s (offset %o)\\n'
+      kcli consume orders --group billing --reset earliest -e
     """
     from kcli.cli.recordio import compile_format, record_to_json
-    from kcli.client.connect import open_transport
+    from kcli.client.connect import transport_for
     from kcli.client.consumer import Consumer, resolve_start
 
     if from_beginning and offset_spec:
         raise UsageError("use either --from-beginning or --offset, not both")
     if fmt and as_json:
         raise UsageError("use either --format or --json, not both")
+    ctx = click.get_current_context()
+
+    def typed(name: str) -> bool:  # given on the command line or in the environment, not by kcli.toml
+        return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+    if group is None:
+        used = [f"--{name.replace('_', '-')}" for name in ("reset", "commit_interval_ms", "no_commit", "assignor",
+                                                          "client_id") if typed(name)]
+        if used:
+            raise UsageError(f"{used[0]} needs --group")
+    else:
+        if partitions or offset_spec:
+            raise UsageError("a group member reads the partitions the group assigns it, from the committed offsets",
+                             hint="drop --partition/--offset, or use `kcli group reset-offsets`")
+        if from_beginning and reset == "latest" and typed("reset"):
+            raise UsageError("use either --from-beginning or --reset latest, not both")
+        if from_beginning:
+            reset = "earliest"
     spec = "earliest" if from_beginning else (offset_spec or "latest")
-    transport = open_transport(env.datadir(), auto_create=False)
+    if group is not None and env.bootstrap_server:
+        raise UsageError("consuming as a group member through --bootstrap-server is not supported",
+                         hint="read partitions with --offset/--partition, or `kcli mirror` the topic here")
+    transport = transport_for(env, auto_create=False)
     count = transport.partition_count(topic)
-    chosen = list(partitions) or list(range(count))
-    for p in chosen:
-        if p >= count:
-            raise UsageError(f"topic {topic!r} has no partition {p} (it has {count})")
-    consumer = Consumer(transport)
-    consumer.assign({(topic, p): resolve_start(transport, topic, p, spec) for p in chosen})
-    ends = {(topic, p): transport.list_offset(topic, p, "latest") for p in chosen} if exit_on_eof else None
+    gc = None
+    bulk = False
+    if group is not None:
+        from kcli.groups.consumer import GroupConsumer
+
+        gc = GroupConsumer(transport, env.datadir(), group, [topic], assignor=assignor or "range",
+                           reset=reset or "latest", commit_offsets=not no_commit,
+                           commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
+                           client_id=client_id or "kcli")
+        source = gc.stream()
+    else:
+        chosen = list(partitions) or list(range(count))
+        for p in chosen:
+            if p >= count:
+                raise UsageError(f"topic {topic!r} has no partition {p} (it has {count})")
+        consumer = Consumer(transport)
+        consumer.assign({(topic, p): resolve_start(transport, topic, p, spec) for p in chosen})
+        ends = {(topic, p): transport.list_offset(topic, p, "latest") for p in chosen} if exit_on_eof else None
+        # the default format prints values only: take them a fetch at a time (see _value_lines)
+        bulk = not as_json and fmt in (None, "%s\\n")
+        source = consumer.stream_values(ends) if bulk else consumer.stream(ends)
 
     out = sys.stdout.buffer
     if as_json:
@@ -60,22 +115,78 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
     interactive = out.isatty()
     seen = 0
     buf: list[bytes] = []
+    stopper = _GracefulStop(gc) if gc is not None else None
+    delivered = False
     try:
-        for item in consumer.stream(ends):
+        if gc is not None:
+            gc.start()
+        for item in source:
             if item is None:  # waiting for new messages: show what we have
                 out.write(b"".join(buf))
                 buf.clear()
                 out.flush()
                 continue
-            buf.append(render(*item))
-            seen += 1
+            if bulk:
+                values = item[2]
+                if max_messages is not None and seen + len(values) > max_messages:
+                    values = values[: max_messages - seen]
+                seen += len(values)
+                buf.append(_value_lines(values))
+            else:
+                buf.append(render(*item))
+                seen += 1
             if max_messages is not None and seen >= max_messages:
                 break
-            if interactive or len(buf) >= 4096:
+            if bulk or interactive or len(buf) >= 4096:
                 out.write(b"".join(buf))
                 buf.clear()
                 out.flush()
         out.write(b"".join(buf))
         out.flush()
+        delivered = True
+    except CorruptRecordError:
+        out.write(b"".join(buf))  # the records before a corrupt batch are still delivered
+        out.flush()
+        raise
     finally:
-        transport.close(durable=False)
+        try:
+            if gc is not None:
+                gc.close(commit=delivered)  # commit only what reached stdout
+        finally:
+            if stopper is not None:
+                stopper.restore()
+            transport.close(durable=False)
+    if stopper is not None and stopper.signum == signal.SIGTERM:
+        sys.exit(128 + signal.SIGTERM)
+    if stopper is not None and stopper.signum is not None:
+        raise KeyboardInterrupt
+
+
+def _value_lines(values: list[bytes | None]) -> bytes:
+    """What the default format '%s\\n' prints for a run of values, in one join instead of a format call
+    per record; like the format, a null value prints as an empty line."""
+    values.append(b"")  # the final newline, without copying the joined bytes again
+    try:
+        return b"\n".join(values)
+    except TypeError:
+        return b"\n".join([v or b"" for v in values])
+
+
+class _GracefulStop:
+    """While a group member runs, the first SIGINT/SIGTERM asks it to stop after flushing and committing
+    (a signal raised mid-commit would lose the final commit); a second one interrupts at once."""
+
+    def __init__(self, gc) -> None:
+        self.gc = gc
+        self.signum: int | None = None
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.gc.stop()
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)

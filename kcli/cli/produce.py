@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -32,9 +33,32 @@ def _idle(fd: int, seconds: float) -> bool:
     return not ready
 
 
-def read_lines(fd: int, linger: float, on_idle):
-    """Yield input lines (without the newline) as they arrive; call ``on_idle`` whenever the input pauses
-    for ``linger`` seconds, so `tail -f | kcli produce` delivers promptly yet fast input is batched."""
+def _widen_pipe(fd: int) -> None:
+    """Ask for a pipe buffer of _CHUNK bytes when reading a pipe (Linux): a fast writer then hands over
+    up to 1 MiB per read instead of 64 KiB, a sixteenth of the reads and wake-ups.  Reads still return as
+    soon as anything arrives, so slow input is not delayed.  Best effort: refusals are ignored."""
+    import fcntl
+    import stat
+
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, set_size, _CHUNK)
+    except OSError:
+        pass
+
+
+def _strip_cr(lines: list[bytes]) -> list[bytes]:
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def read_chunks(fd: int, linger: float, on_idle) -> Iterator[list[bytes]]:
+    """Yield the complete input lines of each read (without the newline or a CR before it) as they
+    arrive; call ``on_idle`` whenever the input pauses for ``linger`` seconds, so `tail -f | kcli produce`
+    delivers promptly yet fast input is batched.  Lists rather than single lines let the caller hand a
+    whole read to the producer at once."""
     rest = b""
     while True:
         if _idle(fd, linger):
@@ -42,12 +66,20 @@ def read_lines(fd: int, linger: float, on_idle):
         chunk = os.read(fd, _CHUNK)
         if not chunk:
             break
-        data = rest + chunk
+        data = rest + chunk if rest else chunk
         lines = data.split(b"\n")
         rest = lines.pop()
-        yield from lines
+        if b"\r" in data:
+            lines = _strip_cr(lines)
+        yield lines
     if rest:
-        yield rest
+        yield _strip_cr([rest])
+
+
+def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
+    """Input lines one by one, as ``read_chunks`` reads them."""
+    for lines in read_chunks(fd, linger, on_idle):
+        yield from lines
 
 
 @click.command()
@@ -78,7 +110,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
       cat app.log | kcli produce logs
       printf 'user1:hello\\n' | kcli produce chat -K:
     """
-    from kcli.client.connect import open_transport
+    from kcli.client.connect import transport_for
     from kcli.client.producer import Producer
     from kcli.cluster.metadata import validate_topic_name
     from kcli.storage.compression import codec_id
@@ -93,7 +125,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     def report(t: str, p: int, o: int) -> None:
         out.write(f"{t} {p} {o}\n".encode())
 
-    transport = open_transport(env.datadir())
+    transport = transport_for(env)
     producer = Producer(transport, codec=codec_id(compression), batch_size=batch_size,
                         on_delivery=report if print_offsets else None)
 
@@ -104,27 +136,32 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
                 out.flush()
 
     fd = sys.stdin.fileno() if path == "-" else os.open(path, os.O_RDONLY)
+    _widen_pipe(fd)
     send = producer.send
+    chunks = read_chunks(fd, linger_ms / 1000, on_idle)
     try:
-        for lineno, line in enumerate(read_lines(fd, linger_ms / 1000, on_idle), 1):
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if json_input:
-                from kcli.cli.recordio import JsonInput
+        if json_input:
+            from kcli.cli.recordio import JsonInput
 
+            for lineno, line in enumerate((line for lines in chunks for line in lines), 1):
                 if not line.strip():
                     continue
                 rec = JsonInput(line, lineno)
                 send(topic, rec.value, rec.key, rec.headers + header_list,
                      partition if partition is not None else rec.partition, rec.timestamp)
-            elif sep is not None:
-                key, found, value = line.partition(sep)
-                if found:
-                    send(topic, value, key, header_list, partition)
-                else:
-                    send(topic, line, None, header_list, partition)
-            else:
-                send(topic, line, None, header_list, partition)
+        elif sep is not None:
+            for lines in chunks:
+                for line in lines:
+                    key, found, value = line.partition(sep)
+                    if found:
+                        send(topic, value, key, header_list, partition)
+                    else:
+                        send(topic, line, None, header_list, partition)
+        else:
+            # one call per read, not per line: see Producer.send_many
+            send_many = producer.send_many
+            for lines in chunks:
+                send_many(topic, lines, header_list, partition)
         producer.close()
     finally:
         transport.release()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from kcli.errors import UsageError
-from kcli.storage.records import Record, decode_records, iter_batches
+from kcli.errors import CorruptRecordError, UsageError
+from kcli.storage.records import Record, decode_records, decode_values, iter_batches
 
 
 def resolve_start(transport, topic: str, partition: int, spec: str) -> int:
@@ -46,24 +46,51 @@ class Consumer:
 
     def fetch_partition(self, topic: str, partition: int, upto: int | None = None) -> list[Record]:
         """Records from the current position (bounded by ``upto``), advancing the position."""
+        return self._fetch(topic, partition, upto, False)
+
+    def fetch_values(self, topic: str, partition: int, upto: int | None = None) -> list[bytes | None]:
+        """The values of the records ``fetch_partition`` would return, advancing the position the same
+        way; batches lying wholly in range are decoded without Record objects (see decode_values)."""
+        return self._fetch(topic, partition, upto, True)
+
+    def _fetch(self, topic: str, partition: int, upto: int | None, values_only: bool) -> list:
         tp = (topic, partition)
         offset = self.positions[tp]
         if upto is not None and offset >= upto:
             return []
         data = self.transport.fetch(topic, partition, offset, self.max_bytes)
-        out: list[Record] = []
-        for pos, header in iter_batches(data):
-            if header.last_offset < offset:
-                continue
-            for rec in decode_records(data, pos, header):
-                if rec.offset >= offset and (upto is None or rec.offset < upto):
-                    out.append(rec)
-            offset = max(offset, header.next_offset)
-            if upto is not None and offset >= upto:
-                offset = upto  # records past the bound were not delivered
-                break
+        out: list = []  # Records, or values when values_only
+        pos = 0
+        try:
+            for pos, header in iter_batches(data):
+                if header.last_offset < offset:
+                    continue
+                if values_only and header.base_offset >= offset and (upto is None or header.last_offset < upto):
+                    out += decode_values(data, pos, header)
+                else:
+                    for rec in decode_records(data, pos, header):
+                        if rec.offset >= offset and (upto is None or rec.offset < upto):
+                            out.append(rec.value if values_only else rec)
+                offset = max(offset, header.next_offset)
+                if upto is not None and offset >= upto:
+                    offset = upto  # records past the bound were not delivered
+                    break
+        except CorruptRecordError as exc:
+            if not out:
+                raise self._located(exc, topic, partition, pos) from None
+            # deliver the good records before the bad batch; the next fetch starts at it and reports it
         self.positions[tp] = offset
         return out
+
+    def _located(self, exc: CorruptRecordError, topic: str, partition: int, pos: int) -> CorruptRecordError:
+        """Name the file and position of a corrupt batch found in fetched data, when the transport knows."""
+        locate = getattr(self.transport, "locate", None)
+        if exc.path is not None or locate is None:
+            return exc
+        path, position = locate(topic, partition, pos if exc.position is None else exc.position)
+        if path is None:
+            return exc
+        return CorruptRecordError(exc.args[0], path, position)
 
     def stream(self, end_offsets: dict[tuple[str, int], int] | None = None,
                idle_stop: float | None = None) -> Iterator[tuple[str, int, Record] | None]:
@@ -71,14 +98,31 @@ class Consumer:
 
         Yields None each time it is about to wait for new data, so callers can flush output then.
         """
+        for item in self._chunks(self.fetch_partition, end_offsets, idle_stop):
+            if item is None:
+                yield None
+            else:
+                topic, partition, recs = item
+                for rec in recs:
+                    yield topic, partition, rec
+
+    def stream_values(self, end_offsets: dict[tuple[str, int], int] | None = None,
+                      idle_stop: float | None = None) -> Iterator[tuple[str, int, list[bytes | None]] | None]:
+        """Like ``stream``, but yields (topic, partition, values) per fetch: for printing values in bulk,
+        with no Python work per record beyond decoding."""
+        return self._chunks(self.fetch_values, end_offsets, idle_stop)
+
+    def _chunks(self, fetch, end_offsets: dict[tuple[str, int], int] | None,
+                idle_stop: float | None) -> Iterator[tuple[str, int, list] | None]:
         idle_since = time.monotonic()
         while True:
             got = False
             for topic, partition in list(self.positions):
                 upto = None if end_offsets is None else end_offsets.get((topic, partition))
-                for rec in self.fetch_partition(topic, partition, upto):
+                items = fetch(topic, partition, upto)
+                if items:
                     got = True
-                    yield topic, partition, rec
+                    yield topic, partition, items
             if end_offsets is not None and all(
                 self.positions[tp] >= end for tp, end in end_offsets.items() if tp in self.positions
             ):

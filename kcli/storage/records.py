@@ -8,11 +8,43 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-
-from crc32c import crc32c
+from itertools import chain, repeat
+from operator import add, itemgetter, sub
 
 from kcli.errors import CorruptRecordError
 from kcli.storage import compression
+
+
+def _load_crc32c():
+    """The ``crc32c`` function, without running the crc32c package's ``__init__``.
+
+    That ``__init__`` asks importlib.metadata for its own version, which imports email, zipfile and more:
+    25-40 ms on the benchmark box, a third to a half of a small produce's start-up budget.  The C extension inside needs none of it, so
+    load it directly (registered under its real name, so a later ``import crc32c`` reuses it), and fall
+    back to the ordinary import if the package is laid out differently.
+    """
+    import sys
+    from importlib.machinery import PathFinder
+
+    name = "crc32c._crc32c"
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            package = PathFinder.find_spec("crc32c")
+            spec = PathFinder.find_spec(name, package.submodule_search_locations) if package else None
+            if spec is None or spec.loader is None:
+                raise ImportError(name)
+            module = spec.loader.create_module(spec)
+            spec.loader.exec_module(module)
+            sys.modules[name] = module
+        except Exception:
+            from crc32c import crc32c as function
+
+            return function
+    return module.crc32c
+
+
+crc32c = _load_crc32c()
 
 MAGIC = 2
 HEADER_SIZE = 61
@@ -132,13 +164,32 @@ def _zigzag_bytes(n: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [_zigzag_bytes(n) for n in range(-1, 16384)]
+_TABLE_SIZE = 16384
+# _VARINTS[n] == varint(n) for 0 <= n < _TABLE_SIZE.  Built on first use (a few ms), so commands that never
+# encode a batch, such as `kcli --version` or consume, do not pay for it at start-up.  The lazy tables of
+# this module are built aside and then bound in one assignment: the broker encodes from several threads.
+_VARINTS: list[bytes] = []
+# _TAIL[n]: bytes a value of n bytes adds to a record: its length varint, itself, and the header count.
+_TAIL = list(chain(range(2, 66), range(67, 8195), range(8196, _TABLE_SIZE + 4)))
+
+
+def _varints() -> list[bytes]:
+    """The small-varint table; zigzag of n >= 0 is 2n, so the bytes can be enumerated directly."""
+    global _VARINTS
+    if not _VARINTS:
+        table = [bytes((z,)) for z in range(0, 0x80, 2)]
+        table += [bytes((lo, hi)) for hi in range(1, 0x80) for lo in range(0x80, 0x100, 2)]
+        table += [bytes((lo, mid, 1)) for mid in range(0x80, 0x100) for lo in range(0x80, 0x100, 2)]
+        _VARINTS = table
+    return _VARINTS
 
 
 def varint(n: int) -> bytes:
     """Zigzag base-128 varint/varlong as Kafka writes them."""
-    if -1 <= n < 16383:
-        return _SMALL[n + 1]
+    if 0 <= n < _TABLE_SIZE:
+        return (_VARINTS or _varints())[n]
+    if n == -1:
+        return b"\x01"
     return _zigzag_bytes(n)
 
 
@@ -192,8 +243,65 @@ def _encode_record(delta_ts: int, delta_off: int, key: bytes | None, value: byte
     return varint(len(body)) + body
 
 
+_TIMESTAMP = itemgetter(3)  # of a (key, value, headers, timestamp) record
+# Per offset delta i, the same in every batch: (heads, their lengths, offsets) where heads[i] is the
+# attributes byte, timestamp delta 0, offset delta i and a null key, and offsets[i] is offset delta i and
+# a null key (for batches whose timestamps differ).  Replaced whole when it grows.
+_HEADS: tuple[list[bytes], list[int], list[bytes]] = ([], [], [])
+
+
+def _heads(n: int) -> tuple[list[bytes], list[int], list[bytes]]:
+    """The per-offset-delta tables with at least ``n`` entries (grown by doubling, to _TABLE_SIZE)."""
+    global _HEADS
+    if len(_HEADS[0]) < n:
+        want = min(_TABLE_SIZE, max(n, 2 * len(_HEADS[0]), 256))
+        offsets = list(map(add, _varints()[:want], repeat(b"\x01")))
+        heads = list(map(add, repeat(b"\x00\x00"), offsets))
+        _HEADS = (heads, list(map(len, heads)), offsets)
+    return _HEADS
+
+
+def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | None:
+    """The records section for the common shape -- null keys, no headers, non-null values, timestamps
+    at most 16383 ms apart -- assembled with C-level map/zip/join rather than a Python loop per record,
+    which is most of the cost of producing small records.  None when the records have another shape."""
+    n = len(records)
+    if not 2 <= n <= _TABLE_SIZE:  # itemgetter of one index returns an item, not a tuple
+        return None
+    keys, values, headers, stamps = zip(*records, strict=True)
+    if keys.count(None) != n or any(headers):
+        return None
+    var = _VARINTS or _varints()
+    all_heads, all_head_lens, offsets_null_key = _heads(n)
+    try:
+        if stamps.count(base_timestamp) == n:
+            heads = all_heads[:n]
+            head_lens = all_head_lens[:n]
+        else:
+            deltas = list(map(sub, stamps, repeat(base_timestamp, n)))
+            if min(deltas) < 0:
+                return None
+            starts = {d: b"\x00" + var[d] for d in set(deltas)}
+            heads = list(map(add, itemgetter(*deltas)(starts), offsets_null_key[:n]))
+            head_lens = map(len, heads)
+        lengths = list(map(len, values))
+        bodies = list(map(add, head_lens, itemgetter(*lengths)(_TAIL)))
+        # five pieces per record: length, head, value length, value, header count (0)
+        pieces = [b"\x00"] * (5 * n)
+        pieces[0::5] = itemgetter(*bodies)(var)
+        pieces[1::5] = heads
+        pieces[2::5] = itemgetter(*lengths)(var)
+        pieces[3::5] = values
+        return b"".join(pieces)
+    except (TypeError, IndexError):  # a None value, a value or delta too large for the tables, ...
+        return None
+
+
 def encode_records(records: Sequence[tuple], base_timestamp: int) -> bytes:
     """Encode (key, value, headers, timestamp) tuples as the uncompressed records section."""
+    fast = _encode_unkeyed(records, base_timestamp)
+    if fast is not None:
+        return fast
     enc = _encode_record
     return b"".join(
         [enc(ts - base_timestamp, i, key, value, headers) for i, (key, value, headers, ts) in enumerate(records)]
@@ -215,7 +323,7 @@ def encode_batch(
     """Build one magic-2 batch from (key, value, headers, timestamp_ms) tuples."""
     if not records:
         raise ValueError("a record batch needs at least one record")
-    timestamps = [r[3] for r in records]
+    timestamps = list(map(_TIMESTAMP, records))
     base_ts = timestamps[0]
     max_ts = max(timestamps)
     body = encode_records(records, base_ts)
@@ -295,6 +403,18 @@ def iter_batches(buf: bytes | memoryview, pos: int = 0, end: int | None = None) 
 def decode_records(buf: bytes | memoryview, pos: int = 0, header: BatchHeader | None = None,
                    verify_crc: bool = True) -> list[Record]:
     """Decode every record of the batch at ``pos``.  Control batches decode to an empty list."""
+    return _decode(buf, pos, header, verify_crc, _decode_body)
+
+
+def decode_values(buf: bytes | memoryview, pos: int = 0, header: BatchHeader | None = None,
+                  verify_crc: bool = True) -> list[bytes | None]:
+    """The values of the records ``decode_records`` would return, with the same checks, but without
+    building Record objects -- which cost as much as the parsing itself.  For readers that print values
+    only (``consume``'s default format)."""
+    return _decode(buf, pos, header, verify_crc, _decode_values)
+
+
+def _decode(buf: bytes | memoryview, pos: int, header: BatchHeader | None, verify_crc: bool, body_decoder):
     if header is None:
         header = parse_header(buf, pos)
     end = pos + header.size
@@ -308,56 +428,184 @@ def decode_records(buf: bytes | memoryview, pos: int = 0, header: BatchHeader | 
     if header.codec:
         body = compression.decompress(header.codec, body)
     try:
-        return _decode_body(body, header)
+        return body_decoder(body, header)
     except (IndexError, ValueError) as exc:
         raise CorruptRecordError(f"malformed record in batch: {exc}", position=pos) from None
 
 
+# Zigzag varints of one and two bytes, decoded by table lookup (_ZIGZAG = z1, z2): z1[b] for one byte b < 0x80,
+# and z2[b | c << 8] for b >= 0x80 followed by c < 0x80.  Small deltas, null keys and lengths below 8192 --
+# nearly every field of nearly every record -- then cost one subscript instead of a call or five
+# arithmetic steps.  Built on the first decode (produce never needs them).
+_ZIGZAG: tuple[list[int], list[int]] | None = None
+
+
+def _zigzag_tables() -> tuple[list[int], list[int]]:
+    global _ZIGZAG
+    if _ZIGZAG is None:
+        decoded = list(chain.from_iterable(zip(range(0, 8192), range(-1, -8193, -1), strict=True)))  # 0,-1,1,..
+        two = list(chain.from_iterable(chain(repeat(0, 128), decoded[c << 7 : (c + 1) << 7]) for c in range(128)))
+        _ZIGZAG = (decoded[:128], two)
+    return _ZIGZAG
+
+
 def _decode_body(body: bytes, header: BatchHeader) -> list[Record]:
     rv = read_varint
+    z1, z2 = _ZIGZAG or _zigzag_tables()
     base_offset = header.base_offset
     base_ts = header.base_timestamp
     append_time = header.max_timestamp if header.log_append_time else None
-    out = []
+    out: list[Record] = []
+    append = out.append
     p = 0
     n = len(body)
     for _ in range(header.records_count):
-        length, p = rv(body, p)
+        b = body[p]
+        if b < 0x80:
+            length = z1[b]
+            p += 1
+        elif (c := body[p + 1]) < 0x80:
+            length = z2[b | c << 8]
+            p += 2
+        else:
+            length, p = rv(body, p)
         rec_end = p + length
         if length < 0 or rec_end > n:
             raise ValueError("record length past end of batch")
-        p += 1  # attributes, unused in v2
-        ts_delta, p = rv(body, p)
-        off_delta, p = rv(body, p)
-        klen, p = rv(body, p)
-        if klen < 0:
-            key = None
+        b = body[p + 1]  # after the attributes byte, unused in v2
+        if b < 0x80:
+            ts_delta = z1[b]
+            p += 2
+        elif (c := body[p + 2]) < 0x80:
+            ts_delta = z2[b | c << 8]
+            p += 3
         else:
-            key = body[p : p + klen]
-            p += klen
-        vlen, p = rv(body, p)
+            ts_delta, p = rv(body, p + 1)
+        b = body[p]
+        if b < 0x80:
+            off_delta = z1[b]
+            p += 1
+        elif (c := body[p + 1]) < 0x80:
+            off_delta = z2[b | c << 8]
+            p += 2
+        else:
+            off_delta, p = rv(body, p)
+        b = body[p]
+        if b == 1:
+            key = None
+            p += 1
+        else:
+            if b < 0x80:
+                klen = z1[b]
+                p += 1
+            else:
+                klen, p = rv(body, p)
+            if klen < 0:
+                key = None
+            else:
+                key = body[p : p + klen]
+                p += klen
+        b = body[p]
+        if b < 0x80:
+            vlen = z1[b]
+            p += 1
+        elif (c := body[p + 1]) < 0x80:
+            vlen = z2[b | c << 8]
+            p += 2
+        else:
+            vlen, p = rv(body, p)
         if vlen < 0:
             value = None
         else:
             value = body[p : p + vlen]
             p += vlen
-        hcount, p = rv(body, p)
-        headers = []
-        for _h in range(hcount):
-            hklen, p = rv(body, p)
-            hk = body[p : p + hklen].decode("utf-8", "replace")
-            p += hklen
-            hvlen, p = rv(body, p)
-            if hvlen < 0:
-                hv = None
-            else:
-                hv = body[p : p + hvlen]
-                p += hvlen
-            headers.append((hk, hv))
+        headers: list[Header] = []
+        if body[p] == 0:
+            p += 1
+        else:
+            hcount, p = rv(body, p)
+            for _h in range(hcount):
+                hklen, p = rv(body, p)
+                hk = body[p : p + hklen].decode("utf-8", "replace")
+                p += hklen
+                hvlen, p = rv(body, p)
+                if hvlen < 0:
+                    hv = None
+                else:
+                    hv = body[p : p + hvlen]
+                    p += hvlen
+                headers.append((hk, hv))
         if p != rec_end:
             raise ValueError("record length does not match its fields")
-        out.append(
-            Record(base_offset + off_delta, append_time if append_time is not None else base_ts + ts_delta,
-                   key, value, headers)
-        )
+        append(Record(base_offset + off_delta, base_ts + ts_delta if append_time is None else append_time,
+                      key, value, headers))
+    return out
+
+
+def _decode_values(body: bytes, header: BatchHeader) -> list[bytes | None]:
+    # _decode_body's walk and checks, keeping only the values
+    rv = read_varint
+    z1, z2 = _ZIGZAG or _zigzag_tables()
+    out: list[bytes | None] = []
+    append = out.append
+    p = 0
+    n = len(body)
+    for _ in range(header.records_count):
+        b = body[p]
+        if b < 0x80:
+            length = z1[b]
+            p += 1
+        elif (c := body[p + 1]) < 0x80:
+            length = z2[b | c << 8]
+            p += 2
+        else:
+            length, p = rv(body, p)
+        rec_end = p + length
+        if length < 0 or rec_end > n:
+            raise ValueError("record length past end of batch")
+        # the attributes byte, then the timestamp and offset deltas: only their extent matters here
+        if body[p + 1] < 0x80:
+            p += 2
+        elif body[p + 2] < 0x80:
+            p += 3
+        else:
+            _delta, p = rv(body, p + 1)
+        if body[p] < 0x80:
+            p += 1
+        elif body[p + 1] < 0x80:
+            p += 2
+        else:
+            _delta, p = rv(body, p)
+        if body[p] == 1:
+            p += 1
+        else:
+            klen, p = rv(body, p)
+            if klen > 0:
+                p += klen
+        b = body[p]
+        if b < 0x80:
+            vlen = z1[b]
+            p += 1
+        elif (c := body[p + 1]) < 0x80:
+            vlen = z2[b | c << 8]
+            p += 2
+        else:
+            vlen, p = rv(body, p)
+        if vlen < 0:
+            append(None)
+        else:
+            append(body[p : p + vlen])
+            p += vlen
+        if body[p] == 0:
+            p += 1
+        else:
+            hcount, p = rv(body, p)
+            for _h in range(hcount):
+                hklen, p = rv(body, p)
+                p += hklen
+                hvlen, p = rv(body, p)
+                if hvlen > 0:
+                    p += hvlen
+        if p != rec_end:
+            raise ValueError("record length does not match its fields")
     return out
