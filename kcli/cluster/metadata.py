@@ -8,10 +8,10 @@ readers and cut by the next writer.  Topic metadata is the single source of trut
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 
 from kcli.cluster.datadir import DataDir
@@ -199,7 +199,8 @@ class Metadata:
             state = self.load()
             if state.cluster_id:
                 return state
-            cluster_id = uuid.uuid4().hex[:22]
+            # Kafka's form: a random 128-bit id in URL-safe base64 without padding (22 characters)
+            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
             ids = list(range(brokers))
             for b in ids:
                 self._init_broker_dir(b, cluster_id)
@@ -287,7 +288,7 @@ class Metadata:
                     raise InvalidTopicError(f"topic {name!r} collides with existing topic {other!r} ('.' and '_' clash)")
             start = sum(name.encode()) % len(state.brokers)
             replicas = assign_replicas(state.brokers, partitions, replication_factor, start)
-            topic = TopicMeta(name, uuid.uuid4().hex, dict(configs or {}),
+            topic = TopicMeta(name, os.urandom(16).hex(), dict(configs or {}),
                               [PartitionMeta(r, r[0], list(r), 0) for r in replicas])
             return [{"type": "topic", "topic": topic.to_json()}]
 

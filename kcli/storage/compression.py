@@ -6,6 +6,7 @@ Codec modules are imported on first use: a plain produce must not pay for zstd o
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 
 from kcli.errors import CorruptRecordError, UsageError
@@ -48,10 +49,24 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
             block_size=lz4.frame.BLOCKSIZE_MAX64KB,
         )
     if codec == ZSTD:
+        return _zstd_compressor(3 if level is None else level).compress(data)
+    raise CorruptRecordError(f"unknown compression codec id {codec}")
+
+
+_local = threading.local()
+
+
+def _zstd_compressor(level: int):
+    """One compressor per level and thread: making one per batch costs more than compressing 16 KB."""
+    cache = getattr(_local, "zstd", None)
+    if cache is None:
+        cache = _local.zstd = {}
+    comp = cache.get(level)
+    if comp is None:
         import zstandard
 
-        return zstandard.ZstdCompressor(level=level if level is not None else 3).compress(data)
-    raise CorruptRecordError(f"unknown compression codec id {codec}")
+        comp = cache[level] = zstandard.ZstdCompressor(level=level)
+    return comp
 
 
 def decompress(codec: int, data: bytes | memoryview) -> bytes:

@@ -34,6 +34,7 @@ class _Index:
         self.path = path
         self.base_offset = base_offset
         self._loaded = False
+        self._afd: int | None = None
 
     def _ensure(self) -> None:
         if not self._loaded:
@@ -51,18 +52,24 @@ class _Index:
             return True
 
     def _write(self, data: bytes) -> None:
-        fd = open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        # the append descriptor stays open for the writer's session: an entry per batch is common
+        if self._afd is None:
+            self._afd = open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._afd, data)
+
+    def close(self) -> None:
+        if self._afd is not None:
+            os.close(self._afd)
+            self._afd = None
 
     def _rewrite(self, data: bytes) -> None:
+        self.close()
         tmp = self.path + ".tmp"
         write_file(tmp, data)
         os.replace(tmp, self.path)
 
     def delete(self) -> None:
+        self.close()
         try:
             os.unlink(self.path)
         except FileNotFoundError:

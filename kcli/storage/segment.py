@@ -48,6 +48,7 @@ class LogSegment:
         self._fd: int | None = None
         self._afd: int | None = None
         self._size: int | None = None
+        self._first_timestamp: int | None = None
         self.bytes_since_index = 0
         self.max_timestamp = -1
         self.offset_of_max_timestamp = base_offset
@@ -82,6 +83,9 @@ class LogSegment:
                 os.close(fd)
         self._fd = self._afd = None
         self._size = None
+        self._first_timestamp = None
+        self.index.close()
+        self.time_index.close()
 
     def flush(self) -> None:
         """fsync the log; index files are rebuilt on recovery, so they are not synced."""
@@ -148,11 +152,14 @@ class LogSegment:
         return self.max_timestamp
 
     def first_timestamp(self) -> int | None:
-        """The first batch's max timestamp, which Kafka's segment.ms rolling is measured from."""
-        raw = self.pread(0, records.HEADER_SIZE)
-        if len(raw) < records.HEADER_SIZE:
-            return None
-        return records.parse_header(raw).max_timestamp
+        """The first batch's max timestamp, which Kafka's segment.ms rolling is measured from (read once
+        per session: only a truncation, which closes the segment, can change it)."""
+        if self._first_timestamp is None:
+            raw = self.pread(0, records.HEADER_SIZE)
+            if len(raw) < records.HEADER_SIZE:
+                return None
+            self._first_timestamp = records.parse_header(raw).max_timestamp
+        return self._first_timestamp
 
     def find_position(self, offset: int) -> int | None:
         """Position of the first batch whose last offset >= ``offset``; None past the end."""
