@@ -30,12 +30,23 @@ SERVED = {
     ApiKey.PRODUCE,
     ApiKey.FETCH,
     ApiKey.LIST_OFFSETS,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH,
     ApiKey.METADATA,
     ApiKey.API_VERSIONS,
     ApiKey.CREATE_TOPICS,
     ApiKey.DELETE_TOPICS,
     ApiKey.INIT_PRODUCER_ID,
     ApiKey.CREATE_PARTITIONS,
+    ApiKey.FIND_COORDINATOR,
+    ApiKey.JOIN_GROUP,
+    ApiKey.SYNC_GROUP,
+    ApiKey.HEARTBEAT,
+    ApiKey.LEAVE_GROUP,
+    ApiKey.OFFSET_COMMIT,
+    ApiKey.OFFSET_FETCH,
+    ApiKey.LIST_GROUPS,
+    ApiKey.DESCRIBE_GROUPS,
+    ApiKey.DELETE_GROUPS,
 }
 
 
@@ -125,7 +136,6 @@ BAD_REQUESTS = {
     "random garbage": struct.pack(">i", 12) + bytes(range(250, 256)) + b"\xff" * 6,
     "empty frame": struct.pack(">i", 0),
     "unknown api key": (lambda p: struct.pack(">i", len(p)) + p)(_valid_header(999, 0)),
-    "unserved api (JoinGroup)": encode_request(RequestHeader(ApiKey.JOIN_GROUP, 0, 5, "bad"), {}),
     "unsupported version": (lambda p: struct.pack(">i", len(p)) + p)(
         _valid_header(ApiKey.METADATA, 12) + b"\x00" * 8
     ),

@@ -4,18 +4,25 @@ Modules, one job each:
 
 - :mod:`~kcli.broker.info` -- where a broker can be reached (``broker.sock``, ``broker.json``) and who is
   alive; light enough for the client to import.
+- :mod:`~kcli.broker.liveness` -- running, stopped or lost: broker locks plus heartbeat files; light
+  enough for the client to import.
 - :mod:`~kcli.broker.partitions` -- the partitions this broker leads: their locks, write sessions,
-  reads, and the wake-ups long-polling fetches wait for.
+  reads, ISR upkeep and high watermark, and the wake-ups long-polling fetches wait for.
+- :mod:`~kcli.broker.isr` -- the leader's rules for followers: caught up or lagging, the high watermark.
+- :mod:`~kcli.broker.replication` -- the follower side: fetching from leaders, truncating by leader
+  epoch, appending what was fetched.
+- :mod:`~kcli.broker.controller` -- the controller duty: the controller lock, lost brokers, elections.
 - :mod:`~kcli.broker.producers` -- idempotent producers: producer ids and per-partition sequence
   checks that drop retried batches.
 - :mod:`~kcli.broker.handlers` -- one function per data-path API (ApiVersions, Metadata,
-  InitProducerId, Produce, Fetch, ListOffsets); :mod:`~kcli.broker.admin_handlers` -- CreateTopics,
+  InitProducerId, Produce, Fetch, ListOffsets, OffsetForLeaderEpoch); :mod:`~kcli.broker.admin_handlers` -- CreateTopics,
   DeleteTopics, CreatePartitions.
 - :mod:`~kcli.broker.context` -- what every handler is given.
 - :mod:`~kcli.broker.dispatch` -- request bytes in, response bytes out: decoding, the handler table,
   what to do with unknown or malformed requests.
 - :mod:`~kcli.broker.server` -- sockets: the Unix and TCP listeners and one thread per connection.
-- :mod:`~kcli.broker.broker` -- the process: broker lock, start-up order, maintenance, clean shutdown.
+- :mod:`~kcli.broker.broker` -- the process: broker lock, start-up order, maintenance, heartbeat,
+  controlled shutdown.
 
 This package imports nothing at import time, so ``kcli.broker.info`` stays cheap for clients.
 """

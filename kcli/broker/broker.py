@@ -1,14 +1,19 @@
 """One broker process: what it holds, in which order it starts, and how it stops cleanly.
 
 Start-up: take the broker lock (liveness = lock held, so a second broker with the same id is refused
-and a crash is seen at once) -> take over the partitions it leads (their locks and write sessions) ->
-listen -> write ``broker.json``.  Clients can find the broker as soon as the lock is held, so they
-retry briefly until the socket appears.
+and a crash is seen at once) -> first heartbeat -> take over the partitions it leads (their locks and
+write sessions) and start following the others -> listen -> write ``broker.json``.  Clients can find
+the broker as soon as the lock is held, so they retry briefly until the socket appears.  Then three
+threads: maintenance (follow the metadata, ISR upkeep, checkpoints, retention), the controller duty
+(:mod:`kcli.broker.controller`), and the heartbeat.
 
-Shutdown (SIGTERM, SIGINT, or :meth:`Broker.stop`): stop long polls -> stop listening and cut
-connections, waiting for requests in progress -> end every write session durably (fsync, checkpoints,
-the clean-shutdown state that spares the next writer a recovery) -> remove ``broker.json`` and the
-socket -> release the broker lock.
+Shutdown (SIGTERM, SIGINT, or :meth:`Broker.stop`) is a controlled shutdown: refuse new produce
+requests to the partitions it leads, let running in-sync followers fetch the rest, and move each
+leadership to one of them in the metadata -> end every write session and follower log durably (fsync,
+checkpoints, the clean-shutdown state that spares the next writer a recovery), which frees the partition
+locks for the new leaders and ends long polls -> stop listening and cut connections, waiting for
+requests in progress -> remove the heartbeat (this broker stopped cleanly: its replicas are whole),
+``broker.json`` and the socket -> release the controller and broker locks.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import os
 import threading
 import time
 
+from kcli.broker import liveness
 from kcli.broker.context import BrokerContext
+from kcli.broker.controller import Controller
 from kcli.broker.dispatch import Dispatcher
 from kcli.broker.info import BrokerInfo, LiveBrokers, remove_info, socket_path, write_info
-from kcli.broker.partitions import LedPartitions
+from kcli.broker.liveness import DEFAULT_SESSION_TIMEOUT_MS, BrokerStates, observe
+from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS, LedPartitions
 from kcli.broker.producers import ProducerIds
+from kcli.broker.replication import Followers
 from kcli.broker.server import Server
+from kcli.cluster.controller import hand_over
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata
 from kcli.errors import BrokerError, KcliError, LockTimeoutError, NotFoundError
@@ -34,6 +44,8 @@ log = logging.getLogger("kcli.broker")
 TICK = 0.2  # how often the metadata is checked for changes
 CHECKPOINT_INTERVAL = 5.0  # how often written partitions are fsynced and checkpointed
 RETENTION_INTERVAL = 300.0  # Kafka's log.retention.check.interval.ms
+CONTROLLER_TICK = 0.25  # how often the controller looks at the brokers (and others try to become it)
+HAND_OVER_WAIT = 5.0  # how long a shutting-down leader lets its followers catch up before moving on
 
 
 class Broker:
@@ -44,11 +56,19 @@ class Broker:
         listener: tuple[str, int] | None = None,
         auto_create: bool = True,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        replica_lag_time_ms: int = DEFAULT_REPLICA_LAG_TIME_MS,
+        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
     ) -> None:
         self.datadir = datadir
         self.broker_id = broker_id
         self.listener = listener
-        self.partitions = LedPartitions(datadir, broker_id)
+        self.session_timeout = session_timeout_ms / 1000
+        self.metadata = Metadata(datadir)
+        self.states = BrokerStates(frozenset(), frozenset(), frozenset())
+        self.partitions = LedPartitions(
+            datadir, broker_id, replica_lag_time_ms / 1000, Followers(datadir, broker_id), lambda: self.states
+        )
+        self.controller = Controller(datadir, broker_id, self.session_timeout)
         self.ctx = BrokerContext(
             broker_id, datadir, self.partitions, LiveBrokers(datadir), ProducerIds(datadir), auto_create
         )
@@ -56,7 +76,7 @@ class Broker:
         self.info: BrokerInfo | None = None
         self._lock: FileLock | None = None
         self._stop = threading.Event()
-        self._maintenance: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------ start
 
@@ -79,6 +99,8 @@ class Broker:
             ) from None
         self._lock = lock
         try:
+            liveness.beat(self.datadir, self.broker_id)
+            self._observe(state)
             self.partitions.refresh(force=True)
             self.server.start()
             tcp = self.server.tcp_address
@@ -97,17 +119,46 @@ class Broker:
             self.partitions.close_all()
             self._release()
             raise
-        self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
-        self._maintenance.start()
+        for name, target in (
+            ("maintenance", self._maintain),
+            ("controller", self._control),
+            ("heartbeat", self._beat),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self.info
 
+    def _observe(self, state=None) -> None:
+        state = state or self.partitions.state
+        self.states = observe(self.datadir, state.brokers, self.session_timeout)
+
+    def _beat(self) -> None:
+        """The heartbeat, in a thread of its own so that slow disk work never makes us look hung."""
+        while not self._stop.wait(liveness.HEARTBEAT_INTERVAL):
+            try:
+                liveness.beat(self.datadir, self.broker_id)
+            except OSError as exc:
+                log.error("heartbeat: %s", exc)
+
+    def _control(self) -> None:
+        while not self._stop.wait(CONTROLLER_TICK):
+            try:
+                self.controller.tick()
+            except (KcliError, OSError) as exc:
+                log.error("controller: %s", exc)
+            except Exception:
+                log.exception("controller tick failed")
+
     def _maintain(self) -> None:
-        """Follow metadata changes, retry partitions whose lock was busy, checkpoint written partitions,
-        apply retention."""
+        """Follow metadata changes, retry partitions whose lock was busy, write stopped brokers' replicas
+        and shrink the ISR of led partitions, checkpoint written partitions, apply retention."""
         last_checkpoint = last_retention = time.monotonic()
         while not self._stop.wait(TICK):
             try:
+                self._observe()
                 self.partitions.refresh(retry_waiting=True)
+                self.partitions.maintain()
                 if time.monotonic() - last_retention >= RETENTION_INTERVAL:
                     self.partitions.enforce_retention()
                     last_retention = time.monotonic()
@@ -134,17 +185,36 @@ class Broker:
 
     def shutdown(self) -> None:
         self._stop.set()
-        if self._maintenance is not None:
-            self._maintenance.join(5.0)
-        self.partitions.stopping = True
-        self.partitions.wake()
-        self.server.stop()
+        for thread in self._threads:
+            thread.join(5.0)
+        try:
+            self._hand_over()
+        except (KcliError, OSError) as exc:
+            log.error("controlled shutdown: moving leaderships failed: %s", exc)
+        # let go of the partitions before the connections: the new leaders wait for their locks, and
+        # requests still in flight (a produce waiting for followers that left) get NOT_LEADER_OR_FOLLOWER
         self.partitions.close_all()
+        self.server.stop()
+        self.controller.release()
         self._release()
+
+    def _hand_over(self) -> None:
+        """Controlled shutdown: move every leadership to a running in-sync follower that has everything."""
+        if not self.partitions.led():
+            return
+        brokers = self.metadata.load().brokers
+
+        def running() -> set[int]:
+            return set(observe(self.datadir, brokers, self.session_timeout).running) - {self.broker_id}
+
+        live = self.partitions.drain(running, HAND_OVER_WAIT)
+        for election in hand_over(self.metadata, self.broker_id, live, self.partitions.replica_leo):
+            log.info("controlled shutdown: %s", election.describe())
 
     def _release(self) -> None:
         if self._lock is None:
             return
         remove_info(self.datadir, self.broker_id)
+        liveness.clear(self.datadir, self.broker_id)
         self._lock.release()
         self._lock = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kcli.broker import admin_handlers, handlers
+from kcli.broker import admin_handlers, group_handlers, handlers
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -32,9 +32,20 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.PRODUCE: handlers.produce,
     ApiKey.FETCH: handlers.fetch,
     ApiKey.LIST_OFFSETS: handlers.list_offsets,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: handlers.offset_for_leader_epoch,
     ApiKey.CREATE_TOPICS: admin_handlers.create_topics,
     ApiKey.DELETE_TOPICS: admin_handlers.delete_topics,
     ApiKey.CREATE_PARTITIONS: admin_handlers.create_partitions,
+    ApiKey.FIND_COORDINATOR: group_handlers.find_coordinator,
+    ApiKey.JOIN_GROUP: group_handlers.join_group,
+    ApiKey.SYNC_GROUP: group_handlers.sync_group,
+    ApiKey.HEARTBEAT: group_handlers.heartbeat,
+    ApiKey.LEAVE_GROUP: group_handlers.leave_group,
+    ApiKey.OFFSET_COMMIT: group_handlers.offset_commit,
+    ApiKey.OFFSET_FETCH: group_handlers.offset_fetch,
+    ApiKey.LIST_GROUPS: group_handlers.list_groups,
+    ApiKey.DESCRIBE_GROUPS: group_handlers.describe_groups,
+    ApiKey.DELETE_GROUPS: group_handlers.delete_groups,
 }
 
 

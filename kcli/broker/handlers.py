@@ -1,4 +1,5 @@
-"""Data-path API handlers: ApiVersions, Metadata, InitProducerId, Produce, Fetch, ListOffsets.
+"""Data-path API handlers: ApiVersions, Metadata, InitProducerId, Produce, Fetch, ListOffsets,
+OffsetForLeaderEpoch.
 
 Each handler takes the broker context, the request header and the decoded body, and returns the
 response body as a mapping (or None when Kafka sends no response: Produce with acks=0).  Per-partition
@@ -26,6 +27,8 @@ Body = Mapping[str, Any]
 MAX_FETCH_WAIT = 30.0
 # the most one Fetch response carries, whatever the client asks (Kafka's broker fetch.max.bytes)
 FETCH_MAX_BYTES = 55 * 1024 * 1024
+# the longest an acks=all produce waits for the in-sync replicas, whatever timeout_ms says
+MAX_ACK_WAIT = 120.0
 
 
 def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -139,8 +142,11 @@ def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
 
 
 def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | None:
+    """Append to each partition's leader log; with acks=all, answer once every in-sync replica has the
+    records (the high watermark passed them) or the request's timeout ends (REQUEST_TIMED_OUT)."""
     acks = req.acks
     responses = []
+    waiting: list[tuple[dict, LedPartition, int]] = []
     appended = False
     for topic in req.topic_data:
         parts = []
@@ -169,9 +175,11 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                         f"{len(led.meta.isr)} in-sync replicas, min.insync.replicas="
                         f"{led.config.min_insync_replicas}",
                     )
-                base, append_time, start = led.append(batches)
+                base, last, append_time, start = led.append(batches)
                 appended = True
                 entry.update(base_offset=base, log_append_time_ms=append_time, log_start_offset=start)
+                if acks == -1:
+                    waiting.append((entry, led, last))
             except PartitionResult as exc:
                 entry.update(error_code=exc.code, error_message=exc.message)
             except RecordTooLargeError as exc:
@@ -187,7 +195,19 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
         ctx.partitions.appended()
     if acks == 0:
         return None
+    deadline = time.monotonic() + min(max(req.timeout_ms, 0) / 1000, MAX_ACK_WAIT)
+    for entry, led, last in waiting:
+        code = led.wait_committed(last, deadline)
+        if code != ErrorCode.NONE:
+            entry.update(error_code=code, error_message=_NOT_COMMITTED.get(code))
     return {"responses": responses, "throttle_time_ms": 0}
+
+
+_NOT_COMMITTED = {
+    ErrorCode.REQUEST_TIMED_OUT: "appended to the leader, but not every in-sync replica had it in time",
+    ErrorCode.NOT_LEADER_OR_FOLLOWER: "leadership moved before every in-sync replica had the records",
+    ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND: "the ISR shrank below min.insync.replicas after the append",
+}
 
 
 def validate_batches(data: Any, max_message_bytes: int) -> list[memoryview]:
@@ -265,9 +285,11 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
     budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
+    follower = req.replica_id if req.replica_id >= 0 else None
     total = 0
     errors = False
     responses = []
+    joined: list[tuple[LedPartition, int]] = []
     for topic in req.topics:
         parts = []
         for p in topic.partitions:
@@ -285,13 +307,18 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
                 led = ctx.partitions.get(topic.topic, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
-                hw, start, data = led.read(p.fetch_offset, limit)
+                if follower is None:
+                    hw, start, data = led.read(p.fetch_offset, limit)
+                else:
+                    hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit)
+                    if joins:
+                        joined.append((led, follower))
                 if len(data) > limit and total > 0:
                     data = b""  # only the response's first batch may exceed the limits (KIP-74)
                 entry.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start, records=data)
                 total += len(data)
             except PartitionResult as exc:
-                entry["error_code"] = exc.code
+                entry.update(error_code=exc.code, log_start_offset=exc.log_start)
                 errors = True
             except (KcliError, OSError) as exc:
                 log.error("fetch from %s-%d failed: %s", topic.topic, p.partition, exc)
@@ -299,6 +326,8 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
                 errors = True
             parts.append(entry)
         responses.append({"topic": topic.topic, "partitions": parts})
+    for led, broker in joined:
+        led.expand_isr(broker)
     return responses, total, errors
 
 
@@ -309,6 +338,39 @@ def _check_epoch(led: LedPartition, current: int) -> None:
     if current < led.leader_epoch:
         raise PartitionResult(ErrorCode.FENCED_LEADER_EPOCH)
     raise PartitionResult(ErrorCode.UNKNOWN_LEADER_EPOCH)
+
+
+# ---------------------------------------------------------------- OffsetForLeaderEpoch
+
+
+def offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Where a leader epoch ends in the leader's log (KIP-101): what a follower (or a consumer that
+    saw the leader change, KIP-320) needs to find where its copy diverged.  From a follower
+    (``replica_id`` >= 0, v3) it also takes back the follower's replica folder from the leader."""
+    follower = req.replica_id if header.api_version >= 3 else -1
+    topics = []
+    for topic in req.topics:
+        parts = []
+        for p in topic.partitions:
+            entry = {
+                "error_code": ErrorCode.NONE,
+                "partition": p.partition,
+                "leader_epoch": -1,
+                "end_offset": -1,
+            }
+            try:
+                led = ctx.partitions.get(topic.topic, p.partition)
+                _check_epoch(led, p.current_leader_epoch)
+                epoch, end = led.epoch_end(p.leader_epoch, follower)
+                entry.update(leader_epoch=epoch, end_offset=end)
+            except PartitionResult as exc:
+                entry["error_code"] = exc.code
+            except (KcliError, OSError) as exc:
+                log.error("leader epoch lookup in %s-%d failed: %s", topic.topic, p.partition, exc)
+                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+            parts.append(entry)
+        topics.append({"topic": topic.topic, "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}
 
 
 # ---------------------------------------------------------------- ListOffsets

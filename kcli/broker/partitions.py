@@ -1,80 +1,140 @@
 """The partitions this broker leads, kept open for as long as it leads them.
 
 For each partition whose metadata leader is this broker, the broker holds the partition lock and one
-write session (:class:`~kcli.client.embedded.PartitionWriter`, the same code embedded writes use, so the
-replication invariant -- the leader appends every batch to each in-sync replica under the lock -- lives
-in one place).  Embedded writers in other processes therefore wait or time out instead of writing
-behind the broker's back.  Reads go through the same open leader log, under the same per-partition
-mutex as appends, because a ``PartitionLog`` is not safe to share between threads otherwise.
+write session (:class:`~kcli.client.embedded.PartitionWriter`, the same code embedded writes use), so
+embedded writers in other processes wait or time out instead of writing behind the broker's back.  The
+session writes the leader's log and the in-sync replicas of *stopped* brokers (their folders have no
+other writer); running followers fetch (:mod:`kcli.broker.replication`) and the leader tracks how far
+each got (:mod:`kcli.broker.isr`): it shrinks and expands the ISR in the metadata, fenced by its leader
+epoch, and advances the high watermark, below which consumers read and above which acks=all waits.
+Reads go through the same open leader log, under the same per-partition mutex as appends, because a
+``PartitionLog`` is not safe to share between threads otherwise.
 
-The set follows the metadata: topics created, deleted or re-assigned after start are picked up when
-``cluster/metadata.log`` (or its snapshot) changes, checked on every lookup miss and by the broker's
-maintenance tick.
+The set follows the metadata: topics created, deleted or re-assigned after start, and leaderships moved
+by the controller, are picked up when ``cluster/metadata.log`` (or its snapshot) changes, checked on
+every lookup miss and by the broker's maintenance tick.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from kcli.broker.isr import ReplicaTracker
+from kcli.broker.liveness import BrokerStates
 from kcli.broker.producers import ProducerStates, SequenceError
-from kcli.client.embedded import PartitionWriter
+from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
+from kcli.cluster.controller import alter_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
 from kcli.errors import KcliError
 from kcli.protocol import ErrorCode
 from kcli.storage import records
+from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
+
+if TYPE_CHECKING:
+    from kcli.broker.replication import Followers
 
 log = logging.getLogger("kcli.broker")
 
 EARLIEST, LATEST = -2, -1
 # how long opening a write session may wait for a lock that looked free a moment before
 _OPEN_LOCK_TIMEOUT = 5.0
+DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
 
 
 class PartitionResult(Exception):
     """A Kafka error code for one partition, raised from deep inside and answered per partition."""
 
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str | None = None, log_start: int = -1) -> None:
         super().__init__(message or code.name)
         self.code = code
         self.message = message
+        self.log_start = log_start
 
 
 class LedPartition:
-    """One led partition: its write session and the mutex every access takes."""
+    """One led partition: its write session, its followers' progress, and the mutex every access takes.
+
+    ``metadata`` is where ISR changes are recorded; ``wake`` tells long-polling fetches that something
+    became readable (an append for followers, a high watermark move for consumers)."""
 
     def __init__(
-        self, topic: str, partition: int, meta: PartitionMeta, config: LogConfig, writer: PartitionWriter
+        self,
+        topic: str,
+        partition: int,
+        meta: PartitionMeta,
+        config: LogConfig,
+        writer: PartitionWriter,
+        metadata: Metadata | None = None,
+        hw: int | None = None,
+        lag_time: float = DEFAULT_REPLICA_LAG_TIME_MS / 1000,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.meta = meta
         self.config = config
         self.writer = writer
+        self.metadata = metadata
         self.mutex = threading.Lock()
+        self.committed = threading.Condition(self.mutex)  # notified when the high watermark moves
         self.closed = False
+        self.draining = False
         self.dirty = False
         self.producers = ProducerStates()
+        leo = writer.leader.log_end_offset
+        self.tracker = ReplicaTracker(
+            meta.leader, meta.isr, min(hw if hw is not None else leo, leo), lag_time, time.monotonic()
+        )
+        self.epoch_start = leo  # where this leadership's epoch starts in the log
+        self._wake = wake or (lambda: None)
+        self._isr_pending = False
+        with self.mutex:
+            self._advance()
 
     @property
     def leader_epoch(self) -> int:
         return self.meta.leader_epoch
 
+    @property
+    def high_watermark(self) -> int:
+        return self.tracker.hw
+
     def _check_open(self) -> None:
         if self.closed:  # closed while the caller waited for the mutex: leadership moved or topic went
             raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 
-    def append(self, batches: list[memoryview]) -> tuple[int, int, int]:
-        """Append already-validated batches; returns (base offset, log append time or -1, log start)."""
+    def _advance(self) -> None:
+        """Recompute the high watermark (mutex held); wake whoever waits for it when it moved."""
+        before = self.tracker.hw
+        if (
+            self.tracker.high_watermark(self.writer.leader.log_end_offset, set(self.writer.followers))
+            > before
+        ):
+            self.committed.notify_all()
+            self._wake()
+
+    # ------------------------------------------------------------ produce
+
+    def append(self, batches: list[memoryview]) -> tuple[int, int, int, int]:
+        """Append already-validated batches; returns (base offset, last offset, log append time or -1,
+        log start)."""
         with self.mutex:
             self._check_open()
-            base = -1
+            if self.draining:
+                raise PartitionResult(
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER, "leadership is moving (broker shutdown)"
+                )
+            base = last = -1
             for batch in batches:
                 header = records.parse_header(batch)
                 try:
@@ -87,47 +147,235 @@ class LedPartition:
                     self.dirty = True
                 if base < 0:
                     base = offset
+                last = offset + header.last_offset_delta
             append_time = -1
             if self.config.log_append_time:
                 stored = self.writer.leader.read(base, 1)
                 append_time = records.parse_header(stored).max_timestamp if stored else now_ms()
-            return base, append_time, self.writer.leader.log_start_offset
+            self._advance()
+            return base, last, append_time, self.writer.leader.log_start_offset
+
+    def wait_committed(self, offset: int, deadline: float) -> ErrorCode:
+        """acks=all: wait until the high watermark passes ``offset`` (every in-sync replica has it)."""
+        with self.committed:
+            while True:
+                if self.closed:
+                    return ErrorCode.NOT_LEADER_OR_FOLLOWER
+                if self.tracker.hw > offset:
+                    if len(self.meta.isr) < self.config.min_insync_replicas:
+                        return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                    return ErrorCode.NONE
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return ErrorCode.REQUEST_TIMED_OUT
+                self.committed.wait(remaining)
+
+    # ------------------------------------------------------------ fetch
 
     def read(self, offset: int, max_bytes: int) -> tuple[int, int, bytes]:
-        """(high watermark, log start, whole batches from ``offset``).  In this model every in-sync
-        replica is written under the lock, so the high watermark is the leader's log end offset."""
+        """A consumer's read: (high watermark, log start, whole batches from ``offset`` below the high
+        watermark).  An offset between the high watermark and the log end reads nothing yet."""
         with self.mutex:
             self._check_open()
             leader = self.writer.leader
-            hw, start = leader.log_end_offset, leader.log_start_offset
-            if offset < start or offset > hw:
+            hw, start, end = self.tracker.hw, leader.log_start_offset, leader.log_end_offset
+            if offset < start or offset > end:
                 raise PartitionResult(
-                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{hw}"
+                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{end}", start
                 )
-            data = leader.read(offset, max_bytes) if offset < hw and max_bytes > 0 else b""
+            data = leader.read(offset, max_bytes, upper=hw) if offset < hw and max_bytes > 0 else b""
             return hw, start, data
 
+    def replica_read(self, follower: int, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
+        """A follower's Fetch: note its log end offset (= ``offset``), move the high watermark, and return
+        (high watermark, log start, batches up to our log end, whether it may rejoin the ISR)."""
+        with self.mutex:
+            self._check_open()
+            if follower == self.meta.leader or follower not in self.meta.replicas:
+                raise PartitionResult(
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER, f"broker {follower} is not a follower"
+                )
+            leader = self.writer.leader
+            start, end = leader.log_start_offset, leader.log_end_offset
+            if offset < start or offset > end:
+                raise PartitionResult(
+                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{end}", start
+                )
+            if follower in self.writer.followers:  # it fetches, so it runs: its folder is its own now
+                self.writer.detach(follower)
+            self.tracker.on_fetch(follower, offset, end, time.monotonic())
+            self._advance()
+            data = leader.read(offset, max_bytes) if offset < end and max_bytes > 0 else b""
+            joins = not self._isr_pending and self.tracker.may_join(follower, self.epoch_start)
+            return self.tracker.hw, start, data, joins
+
+    def epoch_end(self, epoch: int, follower: int = -1) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (epoch, end offset) of ``epoch`` in our log.  From a follower it is also
+        the handshake that hands its replica folder back to it: we stop writing it before answering."""
+        with self.mutex:
+            self._check_open()
+            if follower >= 0:
+                if follower == self.meta.leader or follower not in self.meta.replicas:
+                    raise PartitionResult(
+                        ErrorCode.NOT_LEADER_OR_FOLLOWER, f"broker {follower} is not a follower"
+                    )
+                if follower in self.writer.followers:
+                    self.writer.detach(follower)
+                    log.info(
+                        "partition %s-%d: broker %d runs again and takes over its replica",
+                        self.topic,
+                        self.partition,
+                        follower,
+                    )
+                self.tracker.restart(follower, time.monotonic())
+            leader = self.writer.leader
+            return end_offset_for_epoch(leader.epochs(), leader.log_end_offset, epoch)
+
     def list_offset(self, timestamp: int) -> tuple[int, int]:
-        """Kafka's ListOffsets for one partition: (timestamp, offset); (-1, -1) when no record is that new."""
+        """Kafka's ListOffsets for one partition: (timestamp, offset); (-1, -1) when no record is that new.
+        Consumers see the log up to the high watermark, so that is where "latest" is."""
         with self.mutex:
             self._check_open()
             leader = self.writer.leader
             if timestamp == EARLIEST:
                 return -1, leader.log_start_offset
             if timestamp == LATEST:
-                return -1, leader.log_end_offset
+                return -1, self.tracker.hw
             if timestamp < 0:
                 raise PartitionResult(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
             found = leader.offset_for_timestamp(timestamp)
-            if found is None:
+            if found is None or found >= self.tracker.hw:
                 return -1, -1
             return _record_timestamp(leader.read(found, 1), found, timestamp), found
+
+    # ------------------------------------------------------------ the ISR
+
+    def update_meta(self, meta: PartitionMeta) -> None:
+        """The metadata changed the ISR (ours or the controller's doing) or the replica set (a
+        reassignment): follow it."""
+        with self.mutex:
+            if self.closed:
+                return
+            self.meta = meta
+            self.tracker.isr = list(meta.isr)
+            for broker in self.writer.followers:
+                if broker not in meta.isr:
+                    self.writer.detach(broker)
+            for broker in list(self.tracker.progress):
+                if broker not in meta.replicas:
+                    self.tracker.forget(broker)
+            self._advance()
+            self.committed.notify_all()
+
+    def maintain(self, states: BrokerStates) -> None:
+        """Write the replicas of stopped in-sync brokers ourselves, and drop from the ISR followers that
+        have lagged longer than replica.lag.time.max.ms."""
+        with self.mutex:
+            if self.closed:
+                return
+            for broker in self.meta.isr:
+                if (
+                    broker != self.meta.leader
+                    and broker in states.stopped
+                    and broker not in self.writer.followers
+                ):
+                    try:
+                        copied = self.writer.attach(broker)
+                    except (KcliError, OSError) as exc:
+                        log.warning(
+                            "partition %s-%d: cannot write stopped broker %d's replica: %s",
+                            self.topic,
+                            self.partition,
+                            broker,
+                            exc,
+                        )
+                        continue
+                    self.tracker.forget(broker)
+                    self.dirty = True
+                    log.info(
+                        "partition %s-%d: broker %d is stopped; writing its replica here (%d records copied)",
+                        self.topic,
+                        self.partition,
+                        broker,
+                        copied,
+                    )
+            self._advance()
+            lagging = self.tracker.lagging(time.monotonic(), set(self.writer.followers))
+            if not lagging or self._isr_pending:
+                return
+            isr = [b for b in self.meta.isr if b not in lagging]
+        self._change_isr(
+            isr,
+            f"shrunk: {', '.join(map(str, lagging))} lagged more than {self.tracker.lag_time * 1000:.0f} ms",
+        )
+
+    def expand_isr(self, follower: int) -> None:
+        """``follower`` caught up: add it to the ISR (called outside the mutex: this writes the metadata)."""
+        with self.mutex:
+            if self.closed or self._isr_pending or follower in self.meta.isr:
+                return
+            isr = self.meta.isr + [follower]
+        self._change_isr(isr, f"expanded: broker {follower} caught up")
+
+    def _change_isr(self, isr: list[int], why: str) -> None:
+        if self.metadata is None:
+            return
+        with self.mutex:
+            if self.closed or self._isr_pending:
+                return
+            self._isr_pending = True
+            leader, epoch = self.meta.leader, self.meta.leader_epoch
+        recorded = None
+        try:
+            recorded = alter_isr(self.metadata, self.topic, self.partition, leader, epoch, isr)
+        except (KcliError, OSError) as exc:
+            log.error("partition %s-%d: recording ISR %s failed: %s", self.topic, self.partition, isr, exc)
+        finally:
+            with self.mutex:
+                self._isr_pending = False
+        if recorded is not None:
+            log.info(
+                "partition %s-%d: ISR %s -> %s",
+                self.topic,
+                self.partition,
+                ",".join(map(str, recorded.isr)),
+                why,
+            )
+            self.update_meta(recorded)
+
+    # ------------------------------------------------------------ controlled shutdown
+
+    def drain(self) -> None:
+        """Refuse new produce requests: leadership is about to move."""
+        with self.mutex:
+            self.draining = True
+
+    def followers_caught_up(self, running: set[int]) -> bool:
+        """Whether every running in-sync follower has fetched everything we have."""
+        with self.mutex:
+            end = self.writer.leader.log_end_offset
+            for b in self.meta.isr:
+                if b == self.meta.leader or b in self.writer.followers or b not in running:
+                    continue
+                if (self.tracker.leo(b) or -1) < end:
+                    return False
+            return True
+
+    def replica_leo(self, broker: int) -> int:
+        """A replica's log end offset as we know it (ours, a replica we write, a follower's last fetch)."""
+        with self.mutex:
+            if broker == self.meta.leader or broker in self.writer.followers:
+                return self.writer.leader.log_end_offset
+            leo = self.tracker.leo(broker)
+            return -1 if leo is None else leo
+
+    # ------------------------------------------------------------ upkeep
 
     def checkpoint(self) -> None:
         with self.mutex:
             if self.closed or not self.dirty:
                 return
-            self.writer.checkpoint()
+            self.writer.checkpoint(self.tracker.hw)
             self.dirty = False
 
     def enforce_retention(self) -> None:
@@ -145,7 +393,8 @@ class LedPartition:
             if self.closed:
                 return
             self.closed = True
-            self.writer.close(durable=True)
+            self.committed.notify_all()
+            self.writer.close(durable=True, hw=self.tracker.hw)
 
 
 def _record_timestamp(data: bytes, offset: int, fallback: int) -> int:
@@ -160,22 +409,31 @@ def _record_timestamp(data: bytes, offset: int, fallback: int) -> int:
 
 
 def _signature(meta: PartitionMeta, configs: dict) -> tuple:
-    """What, when changed in the metadata, requires reopening the write session."""
-    return (
-        meta.leader,
-        meta.leader_epoch,
-        tuple(meta.isr),
-        tuple(meta.replicas),
-        tuple(sorted(configs.items())),
-    )
+    """What, when changed in the metadata, requires reopening the write session (an ISR or replica-set
+    change does not: the led partition follows it in place)."""
+    return (meta.leader, meta.leader_epoch, tuple(sorted(configs.items())))
 
 
 class LedPartitions:
-    """Every partition this broker leads, following the metadata."""
+    """Every partition this broker leads, following the metadata; and, through ``followers``, every
+    partition it follows.
 
-    def __init__(self, datadir: DataDir, broker_id: int) -> None:
+    ``states`` gives a recent look at which brokers run (the broker's maintenance refreshes it);
+    ``lag_time`` is replica.lag.time.max.ms in seconds."""
+
+    def __init__(
+        self,
+        datadir: DataDir,
+        broker_id: int,
+        lag_time: float = DEFAULT_REPLICA_LAG_TIME_MS / 1000,
+        followers: Followers | None = None,
+        states: Callable[[], BrokerStates] | None = None,
+    ) -> None:
         self.datadir = datadir
         self.broker_id = broker_id
+        self.lag_time = lag_time
+        self.followers = followers
+        self.states = states or (lambda: BrokerStates(frozenset(), frozenset(), frozenset()))
         self.metadata = Metadata(datadir)
         self.state = ClusterState()
         self._stamp: tuple | None = None
@@ -232,12 +490,18 @@ class LedPartitions:
             entry = wanted.get(key)
             if entry is None or _signature(*entry) != self._signatures.get(key):
                 self._close(key)
+            else:
+                self._led[key].update_meta(entry[0])
         for key in list(self._waiting):
             if key not in wanted:
                 del self._waiting[key]
+        if self.followers is not None:
+            # before opening: a partition we now lead must no longer be open as a follower here
+            self.followers.sync(self.state, wanted, self._fenced)
         for key, (meta, configs) in wanted.items():
             if key not in self._led:
                 self._open(key, meta, configs)
+        self._delete_unassigned(wanted)
 
     def _open(self, key: tuple[str, int], meta: PartitionMeta, configs: dict) -> None:
         topic, p = key
@@ -251,8 +515,10 @@ class LedPartitions:
             self._waiting[key] = holder
             return
         config = LogConfig.from_topic(configs)
+        stopped = self.states().stopped
+        followers = [b for b in meta.isr if b != self.broker_id and b in stopped]
         try:
-            writer = PartitionWriter(self._writer_datadir, topic, p, meta, config)
+            writer = PartitionWriter(self._writer_datadir, topic, p, meta, config, followers)
         except (KcliError, OSError) as exc:
             log.warning("cannot open partition %s-%d yet: %s", topic, p, exc)
             self._waiting[key] = str(exc)
@@ -260,9 +526,26 @@ class LedPartitions:
         for problem in writer.problems:
             log.warning("recovered partition %s-%d: %s", topic, p, problem)
         self._waiting.pop(key, None)
-        self._led[key] = LedPartition(topic, p, meta, config, writer)
+        hw = self.followers.last_hw(key) if self.followers is not None else None
+        if hw is None:
+            hw = checkpointed_high_watermark(self.datadir, self.broker_id, topic, p)
+        try:
+            led = LedPartition(
+                topic, p, meta, config, writer, self.metadata, hw or 0, self.lag_time, self.appended
+            )
+        except BaseException:
+            writer.close(durable=False)
+            raise
+        self._led[key] = led
         self._signatures[key] = _signature(meta, configs)
-        log.info("leading partition %s-%d (epoch %d, isr %s)", topic, p, meta.leader_epoch, meta.isr)
+        log.info(
+            "leading partition %s-%d (epoch %d, isr %s%s)",
+            topic,
+            p,
+            meta.leader_epoch,
+            meta.isr,
+            f"; writing stopped brokers' replicas {followers} here" if followers else "",
+        )
 
     def _close(self, key: tuple[str, int]) -> None:
         led = self._led.pop(key, None)
@@ -274,6 +557,22 @@ class LedPartitions:
         except (KcliError, OSError) as exc:
             log.error("closing partition %s-%d: %s", key[0], key[1], exc)
         log.info("stopped serving partition %s-%d", key[0], key[1])
+
+    def _delete_unassigned(self, wanted: dict) -> None:
+        """After a reassignment, delete the replicas of stopped brokers that no longer hold one of a
+        partition we lead (we hold its lock, so nobody else writes them; a running broker deletes its own)."""
+        stopped = self.states().stopped
+        for key in wanted:
+            if key not in self._led:
+                continue
+            meta = self._led[key].meta
+            for broker in stopped:
+                if broker in meta.replicas:
+                    continue
+                path = self.datadir.partition_dir(broker, *key)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                    log.info("deleted broker %d's replica of %s-%d: no longer assigned", broker, *key)
 
     @contextmanager
     def fenced(self, topic: str) -> Iterator[None]:
@@ -289,11 +588,14 @@ class LedPartitions:
             self.refresh(force=True)
 
     def close_all(self) -> None:
-        """End every write session durably (fsync, checkpoints, clean-shutdown state) and free the locks."""
+        """End every write session durably (fsync, checkpoints, clean-shutdown state) and free the locks;
+        stop following."""
         with self._reload:
             self.stopping = True
             for key in list(self._led):
                 self._close(key)
+            if self.followers is not None:
+                self.followers.close_all()
         self.wake()
 
     # ------------------------------------------------------------ lookups
@@ -335,6 +637,37 @@ class LedPartitions:
                 led.checkpoint()
             except (KcliError, OSError) as exc:
                 log.error("checkpoint of partition %s-%d failed: %s", led.topic, led.partition, exc)
+        if self.followers is not None:
+            self.followers.checkpoint()
+
+    def maintain(self) -> None:
+        """The leader's periodic ISR work for every led partition (see :meth:`LedPartition.maintain`)."""
+        states = self.states()
+        for led in self.led():
+            try:
+                led.maintain(states)
+            except (KcliError, OSError) as exc:
+                log.error("replica upkeep of partition %s-%d failed: %s", led.topic, led.partition, exc)
+
+    def drain(self, running: Callable[[], set[int]], timeout: float) -> set[int]:
+        """Controlled shutdown, first half: refuse produce requests and give running in-sync followers up
+        to ``timeout`` seconds to fetch everything, so the leadership moves without losing a record.
+        ``running`` is asked again while we wait (a follower shutting down too is not waited for);
+        returns its last answer."""
+        led = self.led()
+        for partition in led:
+            partition.drain()
+        deadline = time.monotonic() + timeout
+        while True:
+            live = running()
+            if time.monotonic() >= deadline or all(p.followers_caught_up(live) for p in led):
+                return live
+            time.sleep(0.05)
+
+    def replica_leo(self, topic: str, partition: int, broker: int) -> int:
+        """A replica's log end offset as the leader of ``topic-partition`` here knows it (-1: unknown)."""
+        led = self._led.get((topic, partition))
+        return -1 if led is None else led.replica_leo(broker)
 
     def enforce_retention(self) -> None:
         for led in self.led():

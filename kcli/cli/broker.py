@@ -36,16 +36,41 @@ def broker() -> None:
     help="Close connections that send a larger request frame.",
 )
 @click.option(
+    "--replica-lag-time-max-ms",
+    type=click.IntRange(1),
+    default=30000,
+    show_default=True,
+    metavar="MS",
+    help="Drop a follower from the ISR once it has not caught up for this long (replica.lag.time.max.ms).",
+)
+@click.option(
+    "--session-timeout-ms",
+    type=click.IntRange(1),
+    default=9000,
+    show_default=True,
+    metavar="MS",
+    help="The controller treats a broker whose heartbeat is older than this as lost (hung).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
 )
 @click.pass_obj
 def serve(
-    env, broker_id: int, listener: str | None, auto_create: bool, max_request_size: int, verbose: bool
+    env,
+    broker_id: int,
+    listener: str | None,
+    auto_create: bool,
+    max_request_size: int,
+    replica_lag_time_max_ms: int,
+    session_timeout_ms: int,
+    verbose: bool,
 ) -> None:
     """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
 
     Listens on a Unix socket in the broker's folder (broker.sock, mode 0600) and, with --listener, on
-    TCP. While it runs, kcli commands on this data dir go through it.
+    TCP. While it runs, kcli commands on this data dir go through it. It follows (replicates) the
+    partitions other brokers lead, and one running broker is the controller that moves leaderships
+    away from crashed or hung brokers. SIGTERM hands its leaderships over before it exits.
 
     \b
     Examples:
@@ -63,7 +88,15 @@ def serve(
         level=logging.DEBUG if verbose else logging.INFO,
         format=f"%(asctime)s kcli broker {broker_id}: %(levelname)s %(message)s",
     )
-    node = Broker(env.datadir(), broker_id, tcp, auto_create, max_request_size)
+    node = Broker(
+        env.datadir(),
+        broker_id,
+        tcp,
+        auto_create,
+        max_request_size,
+        replica_lag_time_max_ms,
+        session_timeout_ms,
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         node.stop()

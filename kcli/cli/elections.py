@@ -24,15 +24,24 @@ def _targets(state, topic: str | None, partition: int | None, all_: bool) -> lis
 
 
 @click.command("leader-election")
-@click.option("--preferred", "mode", flag_value="preferred", help="Move leadership to each partition's first replica.")
-@click.option("--unclean", "mode", flag_value="unclean",
-              help="Give a leaderless partition any live replica as leader, accepting data loss.")
+@click.option(
+    "--preferred", "mode", flag_value="preferred", help="Move leadership to each partition's first replica."
+)
+@click.option(
+    "--unclean",
+    "mode",
+    flag_value="unclean",
+    help="Give a leaderless partition any live replica as leader, accepting data loss.",
+)
 @click.option("-t", "--topic", help="Only this topic.")
 @click.option("-p", "--partition", type=click.IntRange(0), help="Only this partition (with --topic).")
 @click.option("--all", "all_", is_flag=True, help="Every partition of every topic.")
 @click.pass_obj
 def leader_election(env, mode: str | None, topic: str | None, partition: int | None, all_: bool) -> None:
-    """Run a preferred or unclean leader election (prints one line per change)."""
+    """Run a preferred or unclean leader election (prints one line per change).
+
+    While brokers run, only a running broker can become leader: the change is recorded in the metadata
+    and the brokers hand the partition over."""
     from kcli.client.elections import run_election
     from kcli.cluster.metadata import Metadata
 
@@ -51,12 +60,23 @@ def leader_election(env, mode: str | None, topic: str | None, partition: int | N
 @click.option("-t", "--topic", help="Topic of the partition to move.")
 @click.option("-p", "--partition", type=click.IntRange(0), help="Partition to move.")
 @click.option("-r", "--replicas", metavar="B1,B2,...", help="New replica list, preferred leader first.")
-@click.option("--plan", "plan_file", type=click.File("r"), metavar="FILE",
-              help="A Kafka reassignment JSON file: {\"partitions\": [{\"topic\", \"partition\", \"replicas\"}]}.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.File("r"),
+    metavar="FILE",
+    help='A Kafka reassignment JSON file: {"partitions": [{"topic", "partition", "replicas"}]}.',
+)
 @click.option("--execute", is_flag=True, help="Do it (without this, print the plan only).")
 @click.pass_obj
-def reassign(env, topic: str | None, partition: int | None, replicas: str | None, plan_file, execute: bool) -> None:
-    """Move partition replicas between brokers, copying data to new replicas (dry run by default)."""
+def reassign(
+    env, topic: str | None, partition: int | None, replicas: str | None, plan_file, execute: bool
+) -> None:
+    """Move partition replicas between brokers, copying data to new replicas (dry run by default).
+
+    While brokers run, the new replicas' brokers must run too: they fetch the partition from its leader,
+    and the command waits (with progress) until the leader counts them in sync before it drops the old
+    replicas. Without brokers, the data is copied here."""
     from kcli.cli.output import progress
     from kcli.client.elections import reassign as do_reassign
     from kcli.client.elections import replica_leo
@@ -85,7 +105,9 @@ def _plan(topic, partition, replicas, plan_file) -> list[tuple[str, int, list[in
             raise UsageError("use either --plan or --topic/--partition/--replicas")
         try:
             doc = json.load(plan_file)
-            return [(e["topic"], int(e["partition"]), [int(b) for b in e["replicas"]]) for e in doc["partitions"]]
+            return [
+                (e["topic"], int(e["partition"]), [int(b) for b in e["replicas"]]) for e in doc["partitions"]
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"bad reassignment plan: {exc}") from None
     if topic is None or partition is None or not replicas:

@@ -2,69 +2,170 @@
 
 Replication invariant (docs/design.md): an embedded write appends the same batch, with the same offsets
 and leader epoch, to every in-sync replica while holding the partition lock, after first bringing any
-lagging in-sync follower up to the leader (a writer killed between replicas leaves one behind).  So in
-embedded mode the high watermark is the leader's log end offset, and every in-sync replica agrees.
+lagging in-sync follower level with the leader (cut by leader epoch where it diverged, then copied; a
+writer killed between replicas leaves one behind).  So in embedded mode the high watermark is the
+leader's log end offset, and every in-sync replica agrees.
+
+A replica whose broker is running is written by that broker alone (it follows its leader by fetching),
+never by the partition-lock holder: an embedded writer drops such a follower from the ISR instead, and it
+rejoins once it has caught up from a running leader.  The broker that leads a partition uses the same
+:class:`PartitionWriter`, writing only its own replica and the in-sync replicas of stopped brokers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterable
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
 from kcli.errors import NotFoundError, UnavailableError
 from kcli.storage import checkpoint
+from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
 
 
-class PartitionWriter:
-    """One write session on a partition: its lock, and the open logs of its in-sync replicas."""
+def follower_config(config: LogConfig) -> LogConfig:
+    """The config a follower's log is written with: it stores the leader's batches byte for byte, so it
+    neither stamps its own append time nor refuses a batch the leader already accepted."""
+    return dataclasses.replace(config, log_append_time=False, max_message_bytes=2**31 - 1)
 
-    def __init__(self, datadir: DataDir, topic: str, partition: int, meta: PartitionMeta, config: LogConfig) -> None:
+
+def recovery_point(datadir: DataDir, broker: int, topic: str, partition: int) -> int | None:
+    """Where recovery of a replica starts: its broker's recovery-point checkpoint (None: recover the
+    active segment whole)."""
+    path = os.path.join(datadir.broker_dir(broker), checkpoint.RECOVERY_POINT)
+    try:
+        return checkpoint.read_offsets(path).get((topic, partition))
+    except Exception:  # a damaged checkpoint only costs a longer recovery
+        return None
+
+
+def checkpointed_high_watermark(datadir: DataDir, broker: int, topic: str, partition: int) -> int | None:
+    """A replica's high watermark as its broker last checkpointed it (where a new leader starts)."""
+    path = os.path.join(datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK)
+    try:
+        return checkpoint.read_offsets(path).get((topic, partition))
+    except Exception:
+        return None
+
+
+def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
+                      hw: int) -> None:
+    """Advance one replica's entries in its broker's checkpoints (recovery point, log start, high
+    watermark); call after an fsync of the log."""
+    root = datadir.broker_dir(broker)
+    key = (topic, partition)
+    values = {checkpoint.RECOVERY_POINT: log.log_end_offset, checkpoint.LOG_START: log.log_start_offset,
+              checkpoint.HIGH_WATERMARK: min(hw, log.log_end_offset)}
+    with datadir.checkpoint_lock(broker):
+        for name, value in values.items():
+            path = os.path.join(root, name)
+            try:
+                offsets = checkpoint.read_offsets(path)
+            except Exception:
+                offsets = {}
+            offsets[key] = value
+            checkpoint.write_offsets(path, offsets)
+
+
+class PartitionWriter:
+    """One write session on a partition: its lock, the leader's log, and the open logs of the followers
+    the session writes itself.
+
+    ``followers`` names them; None applies the embedded rule: every in-sync follower whose broker is not
+    running (a running one is dropped from the ISR, see the module docstring)."""
+
+    def __init__(self, datadir: DataDir, topic: str, partition: int, meta: PartitionMeta, config: LogConfig,
+                 followers: Iterable[int] | None = None) -> None:
         self.datadir = datadir
         self.topic = topic
         self.partition = partition
         self.epoch = meta.leader_epoch
+        self.config = config
         self.lock: FileLock = datadir.partition_lock(topic, partition)
         self.lock.acquire()
         self.problems: list[str] = []
+        self.logs: list[tuple[int, PartitionLog]] = []
         try:
-            order = [meta.leader] + [b for b in meta.isr if b != meta.leader]
-            self.logs: list[tuple[int, PartitionLog]] = []
-            for broker in order:
-                log = PartitionLog(datadir.partition_dir(broker, topic, partition), config)
-                self.problems += log.open_for_append(self._recovery_point(broker))
-                self.logs.append((broker, log))
-            self.leader = self.logs[0][1]
-            for _broker, follower in self.logs[1:]:
-                sync_replica(self.leader, follower)
+            if followers is None:
+                followers = self._embedded_followers(meta)
+            self.leader = self._open(meta.leader, config)
+            self.logs.append((meta.leader, self.leader))
             self.leader.record_epoch(self.epoch, self.leader.log_end_offset)
+            for broker in followers:
+                if broker != meta.leader:
+                    self.attach(broker)
         except BaseException:
+            for _broker, log in self.logs:
+                log.close()
             self.lock.release()
             raise
 
-    def _recovery_point(self, broker: int) -> int | None:
-        path = os.path.join(self.datadir.broker_dir(broker), checkpoint.RECOVERY_POINT)
+    def _embedded_followers(self, meta: PartitionMeta) -> list[int]:
+        followers = [b for b in meta.isr if b != meta.leader]
+        running = [b for b in followers if self.datadir.broker_lock(b).is_locked()]
+        if running:
+            from kcli.cluster.controller import alter_isr
+
+            isr = [b for b in meta.isr if b not in running]
+            alter_isr(Metadata(self.datadir), self.topic, self.partition, meta.leader, meta.leader_epoch, isr)
+        return [b for b in followers if b not in running]
+
+    def _open(self, broker: int, config: LogConfig) -> PartitionLog:
+        log = PartitionLog(self.datadir.partition_dir(broker, self.topic, self.partition), config)
+        self.problems += log.open_for_append(recovery_point(self.datadir, broker, self.topic, self.partition))
+        return log
+
+    @property
+    def followers(self) -> list[int]:
+        """The followers this session writes."""
+        return [broker for broker, _log in self.logs[1:]]
+
+    def attach(self, broker: int) -> int:
+        """Start writing ``broker``'s replica: recover it, cut what diverged from the leader (by leader
+        epoch), copy what it lacks.  Returns the records copied."""
+        log = self._open(broker, follower_config(self.config))
         try:
-            return checkpoint.read_offsets(path).get((self.topic, self.partition))
-        except Exception:  # a damaged checkpoint only costs a longer recovery
-            return None
+            cut = divergence(self.leader.epochs(), self.leader.log_end_offset, log.epochs(), log.log_end_offset)
+            if cut < log.log_end_offset:
+                log.truncate_to(cut)
+            copied = sync_replica(self.leader, log)
+        except BaseException:
+            log.close()
+            raise
+        self.logs.append((broker, log))
+        return copied
+
+    def detach(self, broker: int) -> None:
+        """Stop writing ``broker``'s replica, leaving it as a clean writer would (its broker takes over)."""
+        for i, (b, log) in enumerate(self.logs[1:], 1):
+            if b == broker:
+                del self.logs[i]
+                log.flush()
+                write_checkpoints(self.datadir, broker, self.topic, self.partition, log, log.log_end_offset)
+                log.release()
+                return
 
     def append(self, batch: bytes) -> int:
-        """Append to the leader, then the same bytes to each in-sync follower; returns the base offset."""
+        """Append to the leader, then the same bytes to each follower written here; returns the base offset."""
         info = self.leader.append(batch, self.epoch)
-        for _broker, follower in self.logs[1:]:
-            follower.append(batch, self.epoch, validate=False)
+        if len(self.logs) > 1:
+            if self.config.log_append_time:  # the leader stamped its own time: copy what it stored
+                batch = self.leader.read(info.base_offset, 1)
+            for _broker, follower in self.logs[1:]:
+                follower.append(batch, self.epoch, validate=False)
         return info.base_offset
 
-    def close(self, durable: bool) -> None:
+    def close(self, durable: bool, hw: int | None = None) -> None:
         """End the session.  ``durable``: fsync, then advance the checkpoints (recovery point, log start,
         high watermark) so that recovery after an OS crash starts from here."""
         try:
             if durable:
-                self.checkpoint()
+                self.checkpoint(hw)
             else:
                 for _broker, log in self.logs:
                     log.delete_old_segments()
@@ -73,30 +174,16 @@ class PartitionWriter:
         finally:
             self.lock.release()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, hw: int | None = None) -> None:
         """Apply retention, fsync every replica, then advance the checkpoints (recovery point, log start,
-        high watermark); the session and its lock stay open."""
+        high watermark: ``hw``, by default the leader's log end as in embedded mode); the session and
+        its lock stay open."""
         for _broker, log in self.logs:
             log.delete_old_segments()
             log.flush()
-        hw = self.leader.log_end_offset
+        hw = self.leader.log_end_offset if hw is None else hw
         for broker, log in self.logs:
-            self._write_checkpoints(broker, log, hw)
-
-    def _write_checkpoints(self, broker: int, log: PartitionLog, hw: int) -> None:
-        root = self.datadir.broker_dir(broker)
-        key = (self.topic, self.partition)
-        values = {checkpoint.RECOVERY_POINT: log.log_end_offset, checkpoint.LOG_START: log.log_start_offset,
-                  checkpoint.HIGH_WATERMARK: hw}
-        with self.datadir.checkpoint_lock(broker):
-            for name, value in values.items():
-                path = os.path.join(root, name)
-                try:
-                    offsets = checkpoint.read_offsets(path)
-                except Exception:
-                    offsets = {}
-                offsets[key] = value
-                checkpoint.write_offsets(path, offsets)
+            write_checkpoints(self.datadir, broker, self.topic, self.partition, log, hw)
 
 
 class EmbeddedTransport:

@@ -5,6 +5,11 @@ The rules are Kafka's: a new leader comes from the live in-sync replicas, highes
 the partition goes offline (leader -1, the last ISR kept so its members can return) unless unclean
 election is allowed, which picks any live replica and says that data may be lost.  Every leader change
 bumps the leader epoch.
+
+Every change is decided inside one :meth:`Metadata.change`, i.e. under the metadata lock and against the
+state as it is then, so a decision is never based on a view another writer has already changed.  ISR
+changes a leader makes are fenced by leader and epoch (Kafka's AlterPartition check): a deposed leader
+that has not noticed yet cannot undo the controller's work.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kcli.cluster.metadata import Metadata, PartitionMeta
+from kcli.cluster.datadir import DataDir
+from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 
 NO_LEADER = -1
+
+Leo = Callable[[str, int, int], int]  # (topic, partition, broker) -> that replica's log end offset
 
 
 @dataclass
@@ -31,16 +39,23 @@ class Election:
     note: str = ""
 
     def describe(self) -> str:
-        what = "offline (no in-sync replica alive)" if self.new_leader == NO_LEADER else f"leader {self.new_leader}"
-        text = f"{self.topic}-{self.partition}: {what} (was {self.old_leader}), epoch {self.leader_epoch}, " \
-               f"isr {','.join(map(str, self.isr)) or '-'}"
+        what = (
+            "offline (no in-sync replica alive)"
+            if self.new_leader == NO_LEADER
+            else f"leader {self.new_leader}"
+        )
+        text = (
+            f"{self.topic}-{self.partition}: {what} (was {self.old_leader}), epoch {self.leader_epoch}, "
+            f"isr {','.join(map(str, self.isr)) or '-'}"
+        )
         if self.unclean:
             text += "; UNCLEAN election: records the old leader had may be lost"
         return text + (f"; {self.note}" if self.note else "")
 
 
-def choose_leader(meta: PartitionMeta, live: set[int], leo: Callable[[int], int],
-                  unclean_allowed: bool) -> tuple[int, list[int], bool]:
+def choose_leader(
+    meta: PartitionMeta, live: set[int], leo: Callable[[int], int], unclean_allowed: bool
+) -> tuple[int, list[int], bool]:
     """(leader, isr, unclean) for a partition given the live brokers and each replica's log end offset."""
     order = {b: i for i, b in enumerate(meta.replicas)}
     live_isr = [b for b in meta.isr if b in live]
@@ -55,57 +70,173 @@ def choose_leader(meta: PartitionMeta, live: set[int], leo: Callable[[int], int]
     return NO_LEADER, list(meta.isr), False
 
 
-def _record(metadata: Metadata, election: Election) -> None:
-    metadata.update_partition(election.topic, election.partition, leader=election.new_leader, isr=election.isr,
-                              leader_epoch=election.leader_epoch)
+def replica_leo(datadir: DataDir, topic: str, partition: int, broker: int) -> int:
+    """A replica's log end offset as its files say (-1 when it has no folder)."""
+    from kcli.storage.log import PartitionLog
+
+    log = PartitionLog(datadir.partition_dir(broker, topic, partition))
+    try:
+        return log.log_end_offset
+    except (OSError, ValueError):
+        return -1
+    finally:
+        log.close()
 
 
-def on_brokers_lost(metadata: Metadata, live: set[int], leo: Callable[[str, int, int], int],
-                    unclean_for: Callable[[str], bool]) -> list[Election]:
-    """Drop dead brokers from every ISR and re-elect leaders they held.  ``leo(topic, p, broker)``."""
-    out = []
-    state = metadata.load()
+def _record(election: Election, meta: PartitionMeta) -> dict:
+    return {
+        "type": "partition",
+        "topic": election.topic,
+        "partition": election.partition,
+        "replicas": meta.replicas,
+        "leader": election.new_leader,
+        "isr": election.isr,
+        "leader_epoch": election.leader_epoch,
+    }
+
+
+def _partitions(state: ClusterState):
     for topic in state.topics.values():
         for p, meta in enumerate(topic.partitions):
-            dead_in_isr = [b for b in meta.isr if b not in live]
-            leader_ok = meta.leader in live
-            if leader_ok and not dead_in_isr:
+            yield topic, p, meta
+
+
+def on_brokers_lost(
+    metadata: Metadata,
+    live: set[int],
+    leo: Leo,
+    unclean_for: Callable[[str], bool],
+    lost: set[int] | None = None,
+) -> list[Election]:
+    """Drop lost brokers from every ISR and re-elect the leaders they held; bring offline partitions back
+    when an in-sync replica is live again.  ``live``: brokers that may lead.  ``lost``: brokers known to be
+    dead (default: every broker not live).  A broker in neither set -- stopped cleanly, or never started --
+    keeps its place in the ISR: its replica is complete, and whoever holds the partition lock writes it."""
+    out: list[Election] = []
+
+    def fn(state: ClusterState) -> list[dict]:
+        gone = set(state.brokers) - live if lost is None else set(lost)
+        recs = []
+        for topic, p, meta in _partitions(state):
+            survivors = [b for b in meta.isr if b not in gone]
+            if meta.leader >= 0 and meta.leader not in gone:
+                if survivors != meta.isr:
+                    recs.append(
+                        {
+                            "type": "partition",
+                            "topic": topic.name,
+                            "partition": p,
+                            **{**meta.to_json(), "isr": survivors},
+                        }
+                    )
                 continue
-            if leader_ok:
-                isr = [b for b in meta.isr if b in live]
-                metadata.update_partition(topic.name, p, isr=isr)
-                continue
-            leader, isr, unclean = choose_leader(meta, live, lambda b, t=topic.name, q=p: leo(t, q, b),
-                                                 unclean_for(topic.name))
+            # the leader is lost, or the partition is offline: elect among the live in-sync replicas
+            leader, isr, unclean = choose_leader(
+                meta, live, lambda b, t=topic.name, q=p: leo(t, q, b), unclean_for(topic.name)
+            )
             if leader == meta.leader == NO_LEADER:
                 continue
+            if leader != NO_LEADER and not unclean:
+                isr = survivors if leader in survivors else [leader] + survivors
+            elif leader == NO_LEADER:
+                isr = survivors or list(meta.isr)  # keep the last ISR so its members can come back
             election = Election(topic.name, p, meta.leader, leader, isr, meta.leader_epoch + 1, unclean)
-            _record(metadata, election)
+            recs.append(_record(election, meta))
             out.append(election)
+        return recs
+
+    metadata.change(fn)
     return out
 
 
-def elect(metadata: Metadata, targets: Iterable[tuple[str, int]], mode: str, live: set[int],
-          leo: Callable[[str, int, int], int]) -> list[Election]:
+def elect(
+    metadata: Metadata, targets: Iterable[tuple[str, int]], mode: str, live: set[int], leo: Leo
+) -> list[Election]:
     """Run a preferred or unclean election on ``targets``; partitions already right are left alone."""
-    out = []
-    state = metadata.load()
-    for topic, p in targets:
-        meta = state.partition(topic, p)
-        if mode == "preferred":
-            preferred = meta.replicas[0]
-            if meta.leader == preferred or preferred not in live or preferred not in meta.isr:
+    if mode not in ("preferred", "unclean"):
+        raise ValueError(mode)
+    targets = list(targets)
+    out: list[Election] = []
+
+    def fn(state: ClusterState) -> list[dict]:
+        recs = []
+        for topic, p in targets:
+            meta = state.partition(topic, p)
+            if mode == "preferred":
+                preferred = meta.replicas[0]
+                if meta.leader == preferred or preferred not in live or preferred not in meta.isr:
+                    continue
+                election = Election(topic, p, meta.leader, preferred, list(meta.isr), meta.leader_epoch + 1)
+            else:
+                if meta.leader in live:
+                    continue  # unclean election only helps a partition without a live leader
+                leader, isr, unclean = choose_leader(meta, live, lambda b, t=topic, q=p: leo(t, q, b), True)
+                if leader == NO_LEADER:
+                    continue
+                election = Election(topic, p, meta.leader, leader, isr, meta.leader_epoch + 1, unclean)
+            recs.append(_record(election, meta))
+            out.append(election)
+        return recs
+
+    metadata.change(fn)
+    return out
+
+
+def hand_over(metadata: Metadata, broker: int, live: set[int], leo: Leo) -> list[Election]:
+    """Controlled shutdown: move every leadership ``broker`` holds to its live in-sync replica with the
+    highest log end offset.  ``broker`` stays in the ISR (its replica is complete, and the new leader
+    writes it while it is stopped); a partition with no other live in-sync replica stays with it."""
+    out: list[Election] = []
+
+    def fn(state: ClusterState) -> list[dict]:
+        recs = []
+        for topic, p, meta in _partitions(state):
+            if meta.leader != broker:
                 continue
-            election = Election(topic, p, meta.leader, preferred, list(meta.isr), meta.leader_epoch + 1)
-        elif mode == "unclean":
-            if meta.leader in live:
-                continue  # unclean election only helps a partition without a live leader
-            leader, isr, unclean = choose_leader(meta, live, lambda b, t=topic, q=p: leo(t, q, b), True)
+            others = live - {broker}
+            leader, _isr, _unclean = choose_leader(
+                meta, others, lambda b, t=topic.name, q=p: leo(t, q, b), False
+            )
             if leader == NO_LEADER:
                 continue
-            election = Election(topic, p, meta.leader, leader, isr, meta.leader_epoch + 1, unclean)
-        else:
-            raise ValueError(mode)
-        _record(metadata, election)
-        out.append(election)
+            election = Election(
+                topic.name,
+                p,
+                broker,
+                leader,
+                list(meta.isr),
+                meta.leader_epoch + 1,
+                note="controlled shutdown",
+            )
+            recs.append(_record(election, meta))
+            out.append(election)
+        return recs
+
+    metadata.change(fn)
     return out
+
+
+def alter_isr(
+    metadata: Metadata, topic: str, partition: int, leader: int, leader_epoch: int, isr: list[int]
+) -> PartitionMeta | None:
+    """Record the ISR a leader decided on, if it still leads ``topic-partition`` in ``leader_epoch``;
+    returns the partition as recorded, or None when the leader was deposed meanwhile (or the topic went)."""
+    result: list[PartitionMeta] = []
+
+    def fn(state: ClusterState) -> list[dict]:
+        t = state.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            return []
+        meta = t.partitions[partition]
+        if meta.leader != leader or meta.leader_epoch != leader_epoch:
+            return []
+        ordered = [b for b in meta.replicas if b in isr] + [b for b in isr if b not in meta.replicas]
+        result.append(PartitionMeta(meta.replicas, leader, ordered, leader_epoch))
+        if ordered == meta.isr:
+            return []
+        return [
+            {"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": ordered}
+        ]
+
+    metadata.change(fn)
+    return result[0] if result else None
