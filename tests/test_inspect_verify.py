@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from inspect_helpers import FIXTURES, SEG0, kcli, leader, make_datadir, one_line_error
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
@@ -18,48 +18,6 @@ from kcli.config import LogConfig
 from kcli.inspect import verify
 from kcli.storage import checkpoint, records
 from kcli.storage.log import PartitionLog
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-SEG0 = "00000000000000000000"
-
-
-def kcli(*args: object, data_dir: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "KCLI_DATA_DIR"}
-    env["NO_COLOR"] = "1"
-    pre = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    return subprocess.run(
-        [sys.executable, "-m", "kcli.cli.main", *pre, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("kcli: error: "), proc.stderr
-    return lines[0]
-
-
-def make_datadir(root: Path, topics: dict[str, tuple[str, int, dict]]) -> DataDir:
-    """A 2-broker data dir; ``topics`` maps name -> (fixture set, replication factor, configs), and every
-    replica gets a copy of the fixture's partition dir."""
-    dd = DataDir(str(root))
-    md = Metadata(dd)
-    md.ensure(brokers=2)
-    for name, (fixture, rf, configs) in topics.items():
-        meta = md.create_topic(name, 1, rf, configs)
-        source = next((FIXTURES / fixture).glob("*-0"))
-        for broker in meta.partitions[0].replicas:
-            shutil.copytree(source, dd.partition_dir(broker, name, 0))
-    return dd
-
-
-def leader(dd: DataDir, topic: str) -> int:
-    return Metadata(dd).load().topics[topic].partitions[0].leader
 
 
 def follower(dd: DataDir, topic: str) -> int:

@@ -449,13 +449,14 @@ def _zigzag_tables() -> tuple[list[int], list[int]]:
     return _ZIGZAG
 
 
-def _decode_body(body: bytes, header: BatchHeader) -> list[Record]:
+def _decode_body(body: bytes, header: BatchHeader, values_only: bool = False) -> list:
+    """Walk the records section once; build Records, or with ``values_only`` just collect the values."""
     rv = read_varint
     z1, z2 = _ZIGZAG or _zigzag_tables()
     base_offset = header.base_offset
     base_ts = header.base_timestamp
     append_time = header.max_timestamp if header.log_append_time else None
-    out: list[Record] = []
+    out: list = []
     append = out.append
     p = 0
     n = len(body)
@@ -537,75 +538,13 @@ def _decode_body(body: bytes, header: BatchHeader) -> list[Record]:
                 headers.append((hk, hv))
         if p != rec_end:
             raise ValueError("record length does not match its fields")
-        append(Record(base_offset + off_delta, base_ts + ts_delta if append_time is None else append_time,
-                      key, value, headers))
+        if values_only:
+            append(value)
+        else:
+            append(Record(base_offset + off_delta, base_ts + ts_delta if append_time is None else append_time,
+                          key, value, headers))
     return out
 
 
 def _decode_values(body: bytes, header: BatchHeader) -> list[bytes | None]:
-    # _decode_body's walk and checks, keeping only the values
-    rv = read_varint
-    z1, z2 = _ZIGZAG or _zigzag_tables()
-    out: list[bytes | None] = []
-    append = out.append
-    p = 0
-    n = len(body)
-    for _ in range(header.records_count):
-        b = body[p]
-        if b < 0x80:
-            length = z1[b]
-            p += 1
-        elif (c := body[p + 1]) < 0x80:
-            length = z2[b | c << 8]
-            p += 2
-        else:
-            length, p = rv(body, p)
-        rec_end = p + length
-        if length < 0 or rec_end > n:
-            raise ValueError("record length past end of batch")
-        # the attributes byte, then the timestamp and offset deltas: only their extent matters here
-        if body[p + 1] < 0x80:
-            p += 2
-        elif body[p + 2] < 0x80:
-            p += 3
-        else:
-            _delta, p = rv(body, p + 1)
-        if body[p] < 0x80:
-            p += 1
-        elif body[p + 1] < 0x80:
-            p += 2
-        else:
-            _delta, p = rv(body, p)
-        if body[p] == 1:
-            p += 1
-        else:
-            klen, p = rv(body, p)
-            if klen > 0:
-                p += klen
-        b = body[p]
-        if b < 0x80:
-            vlen = z1[b]
-            p += 1
-        elif (c := body[p + 1]) < 0x80:
-            vlen = z2[b | c << 8]
-            p += 2
-        else:
-            vlen, p = rv(body, p)
-        if vlen < 0:
-            append(None)
-        else:
-            append(body[p : p + vlen])
-            p += vlen
-        if body[p] == 0:
-            p += 1
-        else:
-            hcount, p = rv(body, p)
-            for _h in range(hcount):
-                hklen, p = rv(body, p)
-                p += hklen
-                hvlen, p = rv(body, p)
-                if hvlen > 0:
-                    p += hvlen
-        if p != rec_end:
-            raise ValueError("record length does not match its fields")
-    return out
+    return _decode_body(body, header, values_only=True)
