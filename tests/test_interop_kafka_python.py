@@ -22,30 +22,6 @@ N = 10_000
 PARTITIONS = 3
 
 
-class _CramjamSnappy:
-    """python-snappy's two calls backed by cramjam (a kcli dependency), when python-snappy is missing."""
-
-    @staticmethod
-    def compress(data):
-        import cramjam
-
-        return bytes(cramjam.snappy.compress_raw(bytes(data)))
-
-    @staticmethod
-    def decompress(data):
-        import cramjam
-
-        return bytes(cramjam.snappy.decompress_raw(bytes(data)))
-
-
-@pytest.fixture(autouse=True)
-def _snappy(monkeypatch):
-    import kafka.codec
-
-    if not kafka.codec.has_snappy():
-        monkeypatch.setattr(kafka.codec, "snappy", _CramjamSnappy)
-
-
 @pytest.fixture
 def broker(brokers):
     b = brokers.start(0)  # a fresh data dir initialises itself

@@ -7,7 +7,6 @@ import json
 import os
 import warnings
 
-import cramjam
 import pytest
 
 with warnings.catch_warnings():  # kafka-python's protocol modules use deprecated importlib.resources calls
@@ -23,24 +22,6 @@ from kcli.storage.log import PartitionLog
 
 TS = 1_650_000_000_000
 CODECS = sorted(compression.CODECS.items(), key=lambda kv: kv[1])
-
-
-class _CramjamSnappy:
-    """python-snappy's two calls, backed by cramjam (a kcli dependency), so kafka-python can do snappy."""
-
-    @staticmethod
-    def compress(data):
-        return bytes(cramjam.snappy.compress_raw(bytes(data)))
-
-    @staticmethod
-    def decompress(data):
-        return bytes(cramjam.snappy.decompress_raw(bytes(data)))
-
-
-@pytest.fixture(autouse=True)
-def _kafka_python_snappy(monkeypatch):
-    if not kafka.codec.has_snappy():
-        monkeypatch.setattr(kafka.codec, "snappy", _CramjamSnappy)
 
 
 def _sample(n: int) -> list[tuple]:
