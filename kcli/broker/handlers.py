@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from kcli.broker.context import BrokerContext
@@ -29,6 +30,33 @@ MAX_FETCH_WAIT = 30.0
 FETCH_MAX_BYTES = 55 * 1024 * 1024
 # the longest an acks=all produce waits for the in-sync replicas, whatever timeout_ms says
 MAX_ACK_WAIT = 120.0
+# errors a produce answers with their own codes; anything else from storage is KAFKA_STORAGE_ERROR
+_PRODUCE_CODES = {RecordTooLargeError: ErrorCode.MESSAGE_TOO_LARGE, CorruptRecordError: ErrorCode.CORRUPT_MESSAGE}
+
+
+@contextmanager
+def answering(entry: dict, what: str, topic: str, partition: int,
+              codes: Mapping[type, ErrorCode] | None = None) -> Iterator[None]:
+    """Turn what goes wrong with one partition into that partition's error code (and message and log
+    start offset, where the response has them), as Kafka answers per partition; only an unexpected
+    storage failure is logged."""
+    try:
+        yield
+    except PartitionResult as exc:
+        entry["error_code"] = exc.code
+        if "error_message" in entry:
+            entry["error_message"] = exc.message
+        if "log_start_offset" in entry:
+            entry["log_start_offset"] = exc.log_start
+    except (KcliError, OSError) as exc:
+        code = next((c for kind, c in (codes or {}).items() if isinstance(exc, kind)), None)
+        message = str(exc.args[0]) if code is not None else str(exc)
+        if code is None:
+            log.error("%s %s-%d failed: %s", what, topic, partition, exc)
+            code = ErrorCode.KAFKA_STORAGE_ERROR
+        entry["error_code"] = code
+        if "error_message" in entry:
+            entry["error_message"] = message
 
 
 def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -160,7 +188,7 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                 "record_errors": [],
                 "error_message": None,
             }
-            try:
+            with answering(entry, "append to", topic.name, data.index, _PRODUCE_CODES):
                 if acks not in (-1, 0, 1):
                     raise PartitionResult(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
                 if req.transactional_id is not None:
@@ -180,15 +208,6 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                 entry.update(base_offset=base, log_append_time_ms=append_time, log_start_offset=start)
                 if acks == -1:
                     waiting.append((entry, led, last))
-            except PartitionResult as exc:
-                entry.update(error_code=exc.code, error_message=exc.message)
-            except RecordTooLargeError as exc:
-                entry.update(error_code=ErrorCode.MESSAGE_TOO_LARGE, error_message=str(exc.args[0]))
-            except CorruptRecordError as exc:
-                entry.update(error_code=ErrorCode.CORRUPT_MESSAGE, error_message=str(exc.args[0]))
-            except (KcliError, OSError) as exc:
-                log.error("append to %s-%d failed: %s", topic.name, data.index, exc)
-                entry.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc))
             parts.append(entry)
         responses.append({"name": topic.name, "partition_responses": parts})
     if appended:
@@ -303,7 +322,7 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
                 "preferred_read_replica": -1,
                 "records": b"",
             }
-            try:
+            with answering(entry, "fetch from", topic.topic, p.partition):
                 led = ctx.partitions.get(topic.topic, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
@@ -317,13 +336,7 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
                     data = b""  # only the response's first batch may exceed the limits (KIP-74)
                 entry.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start, records=data)
                 total += len(data)
-            except PartitionResult as exc:
-                entry.update(error_code=exc.code, log_start_offset=exc.log_start)
-                errors = True
-            except (KcliError, OSError) as exc:
-                log.error("fetch from %s-%d failed: %s", topic.topic, p.partition, exc)
-                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
-                errors = True
+            errors = errors or entry["error_code"] != ErrorCode.NONE
             parts.append(entry)
         responses.append({"topic": topic.topic, "partitions": parts})
     for led, broker in joined:
@@ -358,16 +371,11 @@ def offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader, req: Stru
                 "leader_epoch": -1,
                 "end_offset": -1,
             }
-            try:
+            with answering(entry, "leader epoch lookup in", topic.topic, p.partition):
                 led = ctx.partitions.get(topic.topic, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 epoch, end = led.epoch_end(p.leader_epoch, follower)
                 entry.update(leader_epoch=epoch, end_offset=end)
-            except PartitionResult as exc:
-                entry["error_code"] = exc.code
-            except (KcliError, OSError) as exc:
-                log.error("leader epoch lookup in %s-%d failed: %s", topic.topic, p.partition, exc)
-                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
             parts.append(entry)
         topics.append({"topic": topic.topic, "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}
@@ -388,16 +396,11 @@ def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
                 "offset": -1,
                 "leader_epoch": -1,
             }
-            try:
+            with answering(entry, "list offsets of", topic.name, p.partition_index):
                 led = ctx.partitions.get(topic.name, p.partition_index)
                 _check_epoch(led, p.current_leader_epoch)
                 ts, offset = led.list_offset(p.timestamp)
                 entry.update(timestamp=ts, offset=offset, leader_epoch=led.leader_epoch)
-            except PartitionResult as exc:
-                entry["error_code"] = exc.code
-            except (KcliError, OSError) as exc:
-                log.error("list offsets of %s-%d failed: %s", topic.name, p.partition_index, exc)
-                entry["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
             parts.append(entry)
         topics.append({"name": topic.name, "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}
