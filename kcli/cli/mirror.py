@@ -8,6 +8,7 @@ import time
 
 import click
 
+from kcli.cli.options import compression_option
 from kcli.errors import UsageError
 
 
@@ -32,14 +33,7 @@ from kcli.errors import UsageError
     help="Keep copying new records until interrupted [default: copy up to the end offsets at start, "
     "then exit].",
 )
-@click.option(
-    "-z",
-    "--compression",
-    type=click.Choice(["none", "gzip", "snappy", "lz4", "zstd"]),
-    default="none",
-    show_default=True,
-    help="Batch compression codec of the copy.",
-)
+@compression_option("Batch compression codec of the copy.")
 @click.option(
     "-r",
     "--replication-factor",

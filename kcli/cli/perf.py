@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from kcli.cli.options import batch_size_option, compression_option
+
 
 @click.group()
 def perf() -> None:
@@ -29,22 +31,8 @@ def perf() -> None:
     metavar="RECORDS/S",
     help="Cap the send rate (-1: as fast as possible).",
 )
-@click.option(
-    "-z",
-    "--compression",
-    type=click.Choice(["none", "gzip", "snappy", "lz4", "zstd"]),
-    default="none",
-    show_default=True,
-    help="Batch compression codec.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=16384,
-    show_default=True,
-    metavar="BYTES",
-    help="Send a batch when it holds this many bytes.",
-)
+@compression_option()
+@batch_size_option()
 @click.option(
     "--linger-ms",
     type=click.IntRange(0),
@@ -198,14 +186,7 @@ def _progress(total: int, description: str):
     metavar="N",
     help="Messages to sample: the first N lines of FILE, or the newest N records of TOPIC.",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=16384,
-    show_default=True,
-    metavar="BYTES",
-    help="Cut the sample into batches as `kcli produce --batch-size` does.",
-)
+@batch_size_option("Cut the sample into batches as `kcli produce --batch-size` does.")
 @click.option(
     "--optimize",
     type=click.Choice(["balanced", "disk"]),

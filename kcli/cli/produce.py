@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import click
 
+from kcli.cli.options import batch_size_option, compression_option
 from kcli.errors import UsageError
 
 _CHUNK = 1 << 20
@@ -89,10 +90,8 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @click.option("-K", "--key-separator", metavar="SEP", help="Split each line at the first SEP into key and value.")
 @click.option("-p", "--partition", type=click.IntRange(0), help="Write every message to this partition.")
 @click.option("-H", "--header", "headers", multiple=True, metavar="KEY=VALUE", help="Add a header (repeatable).")
-@click.option("-z", "--compression", type=click.Choice(["none", "gzip", "snappy", "lz4", "zstd"]), default="none",
-              show_default=True, help="Batch compression codec.")
-@click.option("--batch-size", type=click.IntRange(1), default=16384, show_default=True, metavar="BYTES",
-              help="Send a batch when it holds this many bytes.")
+@compression_option()
+@batch_size_option()
 @click.option("--linger-ms", type=click.IntRange(0), default=5, show_default=True, metavar="MS",
               help="Send pending messages when input pauses this long.")
 @click.option("--json", "json_input", is_flag=True,
