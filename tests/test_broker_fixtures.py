@@ -132,6 +132,12 @@ class Brokers:
         for broker in self.started:
             broker.stop()
 
+    def print_logs(self, lines: int = 80) -> None:
+        """The tail of every broker's log, for the report of a failed test."""
+        for broker in self.started:
+            tail = broker.log().splitlines()[-lines:]
+            print(f"----- {broker.log_path.name} (last {len(tail)} lines)", *tail, sep="\n")
+
 
 @pytest.fixture(name="brokers")
 def brokers_fixture(tmp_path: Path):
@@ -141,6 +147,7 @@ def brokers_fixture(tmp_path: Path):
         yield started
     finally:
         started.stop_all()
+        started.print_logs()  # pytest shows a test's captured output only when it failed
 
 
 # ---------------------------------------------------------------- raw protocol helpers

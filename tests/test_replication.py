@@ -16,6 +16,8 @@ import pytest
 from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401
 
 from kcli.broker.isr import ReplicaTracker
+from kcli.broker.liveness import BrokerStates
+from kcli.broker.partitions import LedPartition
 from kcli.client.embedded import EmbeddedTransport, PartitionWriter
 from kcli.cluster.controller import NO_LEADER, alter_isr, hand_over, on_brokers_lost
 from kcli.cluster.datadir import DataDir
@@ -106,12 +108,16 @@ def _metadata(tmp_path, brokers: int = 3, rf: int = 3, configs=None) -> Metadata
     return md
 
 
+def _look(live: set[int], lost: set[int]):
+    return lambda _state: (set(live), set(lost))
+
+
 def test_lost_leader_moves_to_the_live_isr_member_with_the_highest_log_end(tmp_path):
     md = _metadata(tmp_path)
     first = md.load().partition("t", 0)
     leader, a, b = first.replicas
     leo = {leader: 9, a: 5, b: 7}
-    changes = on_brokers_lost(md, {a, b}, lambda _t, _p, x: leo[x], lambda _t: False, lost={leader})
+    changes = on_brokers_lost(md, _look({a, b}, {leader}), lambda _t, _p, x: leo[x], lambda _t: False)
     after = md.load().partition("t", 0)
     assert [c.new_leader for c in changes] == [b] == [after.leader]
     assert after.leader_epoch == 1 and after.isr == [a, b]
@@ -121,14 +127,14 @@ def test_stopped_replicas_keep_their_isr_place_and_lost_ones_lose_it(tmp_path):
     md = _metadata(tmp_path)
     leader, a, b = md.load().partition("t", 0).replicas
     # a is merely stopped (neither live nor lost): it stays; b crashed: it goes; the leader is untouched
-    assert on_brokers_lost(md, {leader}, lambda *_: 0, lambda _t: False, lost={b}) == []
+    assert on_brokers_lost(md, _look({leader}, {b}), lambda *_: 0, lambda _t: False) == []
     assert md.load().partition("t", 0).isr == [leader, a]
     # the leader is lost and no in-sync replica runs: offline, the last ISR kept
-    changes = on_brokers_lost(md, set(), lambda *_: 0, lambda _t: False, lost={leader, b})
+    changes = on_brokers_lost(md, _look(set(), {leader, b}), lambda *_: 0, lambda _t: False)
     after = md.load().partition("t", 0)
     assert changes[0].new_leader == NO_LEADER and after.leader == NO_LEADER and after.isr == [a]
     # ... until a member runs again
-    on_brokers_lost(md, {a}, lambda *_: 0, lambda _t: False, lost={leader, b})
+    on_brokers_lost(md, _look({a}, {leader, b}), lambda *_: 0, lambda _t: False)
     assert md.load().partition("t", 0).leader == a
 
 
@@ -136,7 +142,7 @@ def test_unclean_election_only_when_the_topic_allows_it(tmp_path):
     md = _metadata(tmp_path, configs={"unclean.leader.election.enable": True})
     leader, a, b = md.load().partition("t", 0).replicas
     md.update_partition("t", 0, isr=[leader])
-    changes = on_brokers_lost(md, {b}, lambda *_: 0, lambda _t: True, lost={leader})
+    changes = on_brokers_lost(md, _look({b}, {leader}), lambda *_: 0, lambda _t: True)
     assert changes[0].unclean and "may be lost" in changes[0].describe()
     assert md.load().partition("t", 0).isr == [b]
 
@@ -150,9 +156,41 @@ def test_hand_over_and_fenced_isr_changes(tmp_path):
     after = md.load().partition("t", 0)
     assert changes[0].new_leader == b == after.leader and after.isr == meta.isr  # it stays in sync
     # the deposed leader's ISR change is refused; the new leader's is recorded in replica order
-    assert alter_isr(md, "t", 0, leader, meta.leader_epoch, [leader]) is None
-    recorded = alter_isr(md, "t", 0, b, after.leader_epoch, [b, leader])
+    assert alter_isr(md, "t", 0, leader, meta.leader_epoch, meta.version, [leader]) is None
+    recorded = alter_isr(md, "t", 0, b, after.leader_epoch, after.version, [b, leader])
     assert recorded is not None and recorded.isr == [leader, b] == md.load().partition("t", 0).isr
+    assert recorded.version > after.version
+
+
+def test_isr_change_from_an_old_view_is_refused_and_the_current_partition_returned(tmp_path):
+    """The race behind a follower that never rejoined: the leader proposes an ISR from its view while the
+    controller drops a lost broker; the proposal must not undo that, and the leader must learn of it."""
+    md = _metadata(tmp_path)
+    view = md.load().partition("t", 0)
+    leader, a, b = view.replicas
+    on_brokers_lost(md, _look({leader, a}, {b}), lambda *_: 0, lambda _t: False)  # the controller's change
+    current = md.load().partition("t", 0)
+    assert current.isr == [leader, a] and current.version > view.version
+    answer = alter_isr(md, "t", 0, leader, view.leader_epoch, view.version, [leader, a, b])
+    assert answer is not None and answer.isr == [leader, a] and answer.version == current.version
+    assert md.load().partition("t", 0).isr == [leader, a]  # nothing recorded
+    # from the current view the same change goes through
+    answer = alter_isr(md, "t", 0, leader, current.leader_epoch, current.version, [leader, a, b])
+    assert answer.isr == [leader, a, b] == md.load().partition("t", 0).isr
+
+
+def test_controller_looks_again_under_the_metadata_lock(tmp_path):
+    """A broker that came back between the controller's first look and its decision keeps its place."""
+    md = _metadata(tmp_path)
+    leader, a, b = md.load().partition("t", 0).replicas
+    locked_while_looking = []
+
+    def look(_state):
+        locked_while_looking.append(DataDir(str(tmp_path / "data")).metadata_lock().is_locked())
+        return {leader, a, b}, set()  # b, seen lost a moment ago, runs again
+
+    assert on_brokers_lost(md, look, lambda *_: 0, lambda _t: False) == []
+    assert locked_while_looking == [True] and md.load().partition("t", 0).isr == [leader, a, b]
 
 
 # ---------------------------------------------------------------- the embedded writer's replica rules
@@ -181,6 +219,48 @@ def test_attach_cuts_a_divergent_follower_by_leader_epoch(tmp_path):
     read = [PartitionLog(datadir.partition_dir(b, "t", 0)).read(0, 1 << 20) for b in (0, 1)]
     assert read[0] == read[1] and len(read[0]) > 0
     assert PartitionLog(datadir.partition_dir(1, "t", 0)).epochs() == [(0, 0), (2, 3)]
+
+
+def test_led_partition_keeps_the_newer_view_when_an_isr_change_and_a_refresh_cross(tmp_path):
+    """A leader recorded "b rejoins", the controller then dropped b, and the refresh carrying that was
+    applied before the answer to the leader's own change: the answer must not bring b back into the
+    leader's view (it would then never ask to add b again), and b's next catch-up adds it for real."""
+    datadir = DataDir(str(tmp_path / "data"))
+    md = _metadata(tmp_path)
+    leader, a, b = md.load().partition("t", 0).replicas
+    md.update_partition("t", 0, isr=[leader, a])
+    view = md.load().partition("t", 0)
+    writer = PartitionWriter(datadir, "t", 0, view, LogConfig(), followers=[])
+    led = LedPartition("t", 0, view, LogConfig(), writer, md)
+    try:
+        ours = alter_isr(md, "t", 0, leader, view.leader_epoch, view.version, [leader, a, b])
+        on_brokers_lost(md, _look({leader, a}, {b}), lambda *_: 0, lambda _t: False)
+        led.update_meta(md.load().partition("t", 0))  # the refresh wins the race ...
+        led.update_meta(ours)  # ... and the older answer arrives last
+        assert led.meta.isr == [leader, a]
+        led.replica_read(b, 0, 1 << 20)  # b fetches from the log end: caught up
+        led.expand_isr(b)
+        assert md.load().partition("t", 0).isr == [leader, a, b] == led.meta.isr
+    finally:
+        led.close()
+
+
+def test_leader_writes_a_stopped_replica_only_if_its_broker_is_still_stopped(tmp_path):
+    """The broker's look at who runs is up to a second old; a broker that started since may already
+    follow (its folder is its own), so the leader checks the broker lock again before writing it."""
+    datadir = DataDir(str(tmp_path / "data"))
+    md = _metadata(tmp_path)
+    meta = md.load().partition("t", 0)
+    leader, a, b = meta.replicas
+    stale = BrokerStates(running=frozenset({leader}), lost=frozenset(), stopped=frozenset({a, b}))
+    writer = PartitionWriter(datadir, "t", 0, meta, LogConfig(), followers=[])
+    led = LedPartition("t", 0, meta, LogConfig(), writer, md)
+    try:
+        with datadir.broker_lock(a):  # a started after the look
+            led.maintain(stale)
+        assert led.writer.followers == [b]
+    finally:
+        led.close()
 
 
 def test_embedded_writes_leave_running_brokers_replicas_alone(tmp_path):

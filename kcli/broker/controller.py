@@ -70,12 +70,13 @@ class Controller:
             t = state.topics.get(topic)
             return t is not None and LogConfig.from_topic(t.configs).unclean_leader_election
 
+        def look(now: ClusterState) -> tuple[set[int], set[int]]:
+            # again, under the metadata lock: a broker may have come back since the look above
+            fresh = observe(self.datadir, now.brokers, self.session_timeout)
+            return set(fresh.running), set(fresh.lost)
+
         elections = on_brokers_lost(
-            self.metadata,
-            set(states.running),
-            lambda t, p, b: replica_leo(self.datadir, t, p, b),
-            unclean_for,
-            lost=set(states.lost),
+            self.metadata, look, lambda t, p, b: replica_leo(self.datadir, t, p, b), unclean_for
         )
         for election in elections:
             (log.warning if election.unclean or election.new_leader < 0 else log.info)(

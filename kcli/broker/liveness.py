@@ -65,6 +65,13 @@ def is_lost(datadir: DataDir, broker_id: int) -> bool:
     return heartbeat_age(datadir, broker_id) is not None and not _locked(datadir, broker_id)
 
 
+def still_stopped(datadir: DataDir, broker_id: int, states: BrokerStates) -> bool:
+    """Whether a broker an earlier look saw stopped is stopped now.  Ask this before writing a stopped
+    broker's replica: a broker that started since that look may already follow, and then its replica
+    folder is its own."""
+    return broker_id in states.stopped and not _locked(datadir, broker_id)
+
+
 @dataclass(frozen=True)
 class BrokerStates:
     """One look at every broker of the cluster."""

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from kcli.broker.isr import ReplicaTracker
-from kcli.broker.liveness import BrokerStates
+from kcli.broker.liveness import BrokerStates, still_stopped
 from kcli.broker.producers import ProducerStates, SequenceError
 from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr
@@ -254,8 +254,8 @@ class LedPartition:
         """The metadata changed the ISR (ours or the controller's doing) or the replica set (a
         reassignment): follow it."""
         with self.mutex:
-            if self.closed:
-                return
+            if self.closed or meta.version < self.meta.version:
+                return  # an older view than ours: a refresh and an ISR change crossed
             self.meta = meta
             self.tracker.isr = list(meta.isr)
             for broker in self.writer.followers:
@@ -276,8 +276,8 @@ class LedPartition:
             for broker in self.meta.isr:
                 if (
                     broker != self.meta.leader
-                    and broker in states.stopped
                     and broker not in self.writer.followers
+                    and still_stopped(self.writer.datadir, broker, states)
                 ):
                     try:
                         copied = self.writer.attach(broker)
@@ -324,16 +324,18 @@ class LedPartition:
             if self.closed or self._isr_pending:
                 return
             self._isr_pending = True
-            leader, epoch = self.meta.leader, self.meta.leader_epoch
+            leader, epoch, version = self.meta.leader, self.meta.leader_epoch, self.meta.version
         recorded = None
         try:
-            recorded = alter_isr(self.metadata, self.topic, self.partition, leader, epoch, isr)
+            recorded = alter_isr(self.metadata, self.topic, self.partition, leader, epoch, version, isr)
         except (KcliError, OSError) as exc:
             log.error("partition %s-%d: recording ISR %s failed: %s", self.topic, self.partition, isr, exc)
         finally:
             with self.mutex:
                 self._isr_pending = False
-        if recorded is not None:
+        if recorded is None:
+            return
+        if sorted(recorded.isr) == sorted(isr):
             log.info(
                 "partition %s-%d: ISR %s -> %s",
                 self.topic,
@@ -341,7 +343,14 @@ class LedPartition:
                 ",".join(map(str, recorded.isr)),
                 why,
             )
-            self.update_meta(recorded)
+        else:  # the controller changed the partition since our view: follow it, decide again later
+            log.info(
+                "partition %s-%d: ISR stays %s (the partition changed meanwhile)",
+                self.topic,
+                self.partition,
+                ",".join(map(str, recorded.isr)),
+            )
+        self.update_meta(recorded)
 
     # ------------------------------------------------------------ controlled shutdown
 
@@ -515,8 +524,8 @@ class LedPartitions:
             self._waiting[key] = holder
             return
         config = LogConfig.from_topic(configs)
-        stopped = self.states().stopped
-        followers = [b for b in meta.isr if b != self.broker_id and b in stopped]
+        states = self.states()
+        followers = [b for b in meta.isr if b != self.broker_id and still_stopped(self.datadir, b, states)]
         try:
             writer = PartitionWriter(self._writer_datadir, topic, p, meta, config, followers)
         except (KcliError, OSError) as exc:

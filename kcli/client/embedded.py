@@ -112,7 +112,9 @@ class PartitionWriter:
             from kcli.cluster.controller import alter_isr
 
             isr = [b for b in meta.isr if b not in running]
-            alter_isr(Metadata(self.datadir), self.topic, self.partition, meta.leader, meta.leader_epoch, isr)
+            alter_isr(
+                Metadata(self.datadir), self.topic, self.partition, meta.leader, meta.leader_epoch, meta.version, isr
+            )
         return [b for b in followers if b not in running]
 
     def _open(self, broker: int, config: LogConfig) -> PartitionLog:

@@ -103,19 +103,20 @@ def _partitions(state: ClusterState):
 
 def on_brokers_lost(
     metadata: Metadata,
-    live: set[int],
+    look: Callable[[ClusterState], tuple[set[int], set[int]]],
     leo: Leo,
     unclean_for: Callable[[str], bool],
-    lost: set[int] | None = None,
 ) -> list[Election]:
     """Drop lost brokers from every ISR and re-elect the leaders they held; bring offline partitions back
-    when an in-sync replica is live again.  ``live``: brokers that may lead.  ``lost``: brokers known to be
-    dead (default: every broker not live).  A broker in neither set -- stopped cleanly, or never started --
-    keeps its place in the ISR: its replica is complete, and whoever holds the partition lock writes it."""
+    when an in-sync replica is live again.  ``look(state)`` gives (live, lost): the brokers that may lead
+    and those known to be dead.  It is called under the metadata lock, so a broker that came back and
+    rejoined an ISR before the decision is seen alive and keeps its place.  A broker in neither set --
+    stopped cleanly, or never started -- keeps its place in the ISR: its replica is complete, and whoever
+    holds the partition lock writes it."""
     out: list[Election] = []
 
     def fn(state: ClusterState) -> list[dict]:
-        gone = set(state.brokers) - live if lost is None else set(lost)
+        live, gone = look(state)
         recs = []
         for topic, p, meta in _partitions(state):
             survivors = [b for b in meta.isr if b not in gone]
@@ -217,26 +218,38 @@ def hand_over(metadata: Metadata, broker: int, live: set[int], leo: Leo) -> list
 
 
 def alter_isr(
-    metadata: Metadata, topic: str, partition: int, leader: int, leader_epoch: int, isr: list[int]
+    metadata: Metadata,
+    topic: str,
+    partition: int,
+    leader: int,
+    leader_epoch: int,
+    version: int,
+    isr: list[int],
 ) -> PartitionMeta | None:
-    """Record the ISR a leader decided on, if it still leads ``topic-partition`` in ``leader_epoch``;
-    returns the partition as recorded, or None when the leader was deposed meanwhile (or the topic went)."""
-    result: list[PartitionMeta] = []
+    """Record the ISR a leader decided on from its view of the partition at ``version``, if it still
+    leads ``topic-partition`` in ``leader_epoch`` and nobody changed the partition since (Kafka's
+    AlterPartition checks the partition epoch the same way: the controller may have dropped a lost
+    broker the leader's view still counts).  Returns the partition as recorded now -- with the new ISR,
+    or unchanged when the view was old -- or None when the leader was deposed (or the topic went)."""
 
     def fn(state: ClusterState) -> list[dict]:
-        t = state.topics.get(topic)
-        if t is None or not 0 <= partition < len(t.partitions):
-            return []
-        meta = t.partitions[partition]
-        if meta.leader != leader or meta.leader_epoch != leader_epoch:
+        meta = _led_by(state, topic, partition, leader, leader_epoch)
+        if meta is None or meta.version != version:
             return []
         ordered = [b for b in meta.replicas if b in isr] + [b for b in isr if b not in meta.replicas]
-        result.append(PartitionMeta(meta.replicas, leader, ordered, leader_epoch))
         if ordered == meta.isr:
             return []
         return [
             {"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": ordered}
         ]
 
-    metadata.change(fn)
-    return result[0] if result else None
+    return _led_by(metadata.change(fn), topic, partition, leader, leader_epoch)
+
+
+def _led_by(state: ClusterState, topic: str, partition: int, leader: int, epoch: int) -> PartitionMeta | None:
+    """The partition, if ``leader`` leads it in ``epoch``."""
+    t = state.topics.get(topic)
+    if t is None or not 0 <= partition < len(t.partitions):
+        return None
+    meta = t.partitions[partition]
+    return meta if meta.leader == leader and meta.leader_epoch == epoch else None

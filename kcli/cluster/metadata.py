@@ -32,6 +32,10 @@ class PartitionMeta:
     leader: int
     isr: list[int]
     leader_epoch: int = 0
+    # The metadata offset that last set this partition (at most the snapshot's when it came from one):
+    # Kafka's partition epoch.  It only grows, so whoever holds two views of a partition keeps the newer,
+    # and an ISR change based on an old view is refused.  Derived on replay, never written.
+    version: int = field(default=-1, compare=False)
 
     def to_json(self) -> dict:
         return {"replicas": self.replicas, "leader": self.leader, "isr": self.isr, "leader_epoch": self.leader_epoch}
@@ -101,12 +105,12 @@ class ClusterState:
         elif kind == "topic":
             t = rec["topic"]
             self.topics[t["name"]] = TopicMeta(t["name"], t["topic_id"], dict(t["configs"]),
-                                               [PartitionMeta(**p) for p in t["partitions"]])
+                                               [PartitionMeta(**p, version=rec["offset"]) for p in t["partitions"]])
         elif kind == "delete_topic":
             self.topics.pop(rec["name"], None)
         elif kind == "partition":
             topic = self.topics[rec["topic"]]
-            meta = PartitionMeta(rec["replicas"], rec["leader"], rec["isr"], rec["leader_epoch"])
+            meta = PartitionMeta(rec["replicas"], rec["leader"], rec["isr"], rec["leader_epoch"], rec["offset"])
             if rec["partition"] == len(topic.partitions):
                 topic.partitions.append(meta)
             else:
