@@ -170,6 +170,58 @@ def test_send_many_batches_like_send(batch_size: int, max_records: int, partitio
     assert len(results[0]) > 1
 
 
+def _batches(calls) -> list[tuple[int, bytes]]:
+    transport = _Recorder(1)
+    producer = Producer(transport, batch_size=1000)
+    for call in calls:
+        call(producer)
+    producer.close()
+    return transport.batches
+
+
+def test_bare_values_keep_their_timestamps_and_mix_with_keyed_records() -> None:
+    """send_many keeps values bare (no tuple per record) with their timestamps by run; reads arriving at
+    different times share a batch, and a keyed record turns the batch back into tuples."""
+    values = [b"line %d" % i for i in range(300)]
+
+    def bulk(producer: Producer) -> None:
+        for start in range(0, 200, 50):
+            producer.send_many("t", values[start : start + 50], timestamp=1000 + start)
+        producer.send("t", b"keyed", b"k", timestamp=5000)
+        producer.send_many("t", values[200:], timestamp=6000)
+
+    def one_by_one(producer: Producer) -> None:
+        for i, value in enumerate(values[:200]):
+            producer.send("t", value, timestamp=1000 + i // 50 * 50)
+        producer.send("t", b"keyed", b"k", timestamp=5000)
+        for value in values[200:]:
+            producer.send("t", value, timestamp=6000)
+
+    batches = _batches([bulk])
+    assert batches == _batches([one_by_one]) and len(batches) > 3
+    decoded = [r for _p, batch in batches for r in records.decode_records(batch)]
+    assert [r.value for r in decoded] == values[:200] + [b"keyed"] + values[200:]
+    assert [r.timestamp for r in decoded[:200]] == [1000 + i // 50 * 50 for i in range(200)]
+
+
+def test_a_batch_of_bare_values_too_large_for_the_partition_is_split() -> None:
+    class Refusing(_Recorder):
+        def produce(self, topic: str, partition: int, batch: bytes) -> int:
+            if len(batch) > 700:
+                from kcli.errors import RecordTooLargeError
+
+                raise RecordTooLargeError("too large")
+            return super().produce(topic, partition, batch)
+
+    transport = Refusing(1)
+    producer = Producer(transport, batch_size=1 << 20)
+    producer.send_many("t", [b"x" * 40] * 40, timestamp=7)
+    producer.close()
+    decoded = [r for _p, batch in transport.batches for r in records.decode_records(batch)]
+    assert len(transport.batches) > 1 and [r.value for r in decoded] == [b"x" * 40] * 40
+    assert {r.timestamp for r in decoded} == {7}
+
+
 # ---------------------------------------------------------------- consume's bulk printing
 
 

@@ -261,24 +261,21 @@ def _heads(n: int) -> tuple[list[bytes], list[int], list[bytes]]:
     return _HEADS
 
 
-def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | None:
-    """The records section for the common shape -- null keys, no headers, non-null values, timestamps
-    at most 16383 ms apart -- assembled with C-level map/zip/join rather than a Python loop per record,
-    which is most of the cost of producing small records.  None when the records have another shape."""
-    n = len(records)
+def _encode_values(values: Sequence, deltas: list[int] | None) -> bytes | None:
+    """The records section for null keys, no headers and non-null ``values`` whose timestamps are the
+    batch's base timestamp plus ``deltas`` (None: all equal), assembled with C-level map/zip/join rather
+    than a Python loop per record, which is most of the cost of producing small records.  None when the
+    values or deltas do not fit the tables (or a value is None)."""
+    n = len(values)
     if not 2 <= n <= _TABLE_SIZE:  # itemgetter of one index returns an item, not a tuple
-        return None
-    keys, values, headers, stamps = zip(*records, strict=True)
-    if keys.count(None) != n or any(headers):
         return None
     var = _VARINTS or _varints()
     all_heads, all_head_lens, offsets_null_key = _heads(n)
     try:
-        if stamps.count(base_timestamp) == n:
+        if deltas is None:
             heads = all_heads[:n]
             head_lens = all_head_lens[:n]
         else:
-            deltas = list(map(sub, stamps, repeat(base_timestamp, n)))
             if min(deltas) < 0:
                 return None
             starts = {d: b"\x00" + var[d] for d in set(deltas)}
@@ -295,6 +292,18 @@ def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | No
         return b"".join(pieces)
     except (TypeError, IndexError):  # a None value, a value or delta too large for the tables, ...
         return None
+
+
+def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | None:
+    """:func:`_encode_values` for (key, value, headers, timestamp) tuples of that shape; None otherwise."""
+    n = len(records)
+    if not 2 <= n <= _TABLE_SIZE:
+        return None
+    keys, values, headers, stamps = zip(*records, strict=True)
+    if keys.count(None) != n or any(headers):
+        return None
+    same = stamps.count(base_timestamp) == n
+    return _encode_values(values, None if same else list(map(sub, stamps, repeat(base_timestamp, n))))
 
 
 def encode_records(records: Sequence[tuple], base_timestamp: int) -> bytes:
@@ -325,12 +334,41 @@ def encode_batch(
         raise ValueError("a record batch needs at least one record")
     timestamps = list(map(_TIMESTAMP, records))
     base_ts = timestamps[0]
-    max_ts = max(timestamps)
     body = encode_records(records, base_ts)
+    return _frame(
+        body, len(records), base_ts, max(timestamps), base_offset, codec, level, log_append_time,
+        partition_leader_epoch, producer_id, producer_epoch, base_sequence,
+    )
+
+
+def encode_value_batch(values: Sequence[bytes], runs: Sequence[tuple[int, int]], codec: int = compression.NONE,
+                       level: int | None = None) -> bytes:
+    """One batch of unkeyed, header-less records: ``values``, the first ``runs[0][0]`` of them stamped
+    ``runs[0][1]``, the next ``runs[1][0]`` stamped ``runs[1][1]``, and so on.  What :func:`encode_batch`
+    builds from the same records as tuples, without a tuple per record (the pipe-to-topic path)."""
+    if not values:
+        raise ValueError("a record batch needs at least one record")
+    base_ts = runs[0][1]
+    if len(runs) == 1:
+        deltas = None
+    else:
+        deltas = []
+        for count, ts in runs:
+            deltas += [ts - base_ts] * count
+    body = _encode_values(values, deltas)
+    if body is None:
+        stamps = [ts for count, ts in runs for _ in range(count)]
+        body = encode_records(list(zip(repeat(None), values, repeat(()), stamps)), base_ts)
+    return _frame(body, len(values), base_ts, max(ts for _count, ts in runs), 0, codec, level)
+
+
+def _frame(body: bytes, count: int, base_ts: int, max_ts: int, base_offset: int, codec: int,
+           level: int | None = None, log_append_time: bool = False, partition_leader_epoch: int = -1,
+           producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+    """The batch header and CRC around a records section (compressed here when ``codec`` says so)."""
     if codec != compression.NONE:
         body = compression.compress(codec, body, level)
     attributes = codec | (ATTR_LOG_APPEND_TIME if log_append_time else 0)
-    count = len(records)
     head = _HEADER.pack(
         base_offset,
         HEADER_SIZE - LOG_OVERHEAD + len(body),
@@ -547,4 +585,50 @@ def _decode_body(body: bytes, header: BatchHeader, values_only: bool = False) ->
 
 
 def _decode_values(body: bytes, header: BatchHeader) -> list[bytes | None]:
-    return _decode_body(body, header, values_only=True)
+    values = _common_values(body, header.records_count)
+    return values if values is not None else _decode_body(body, header, values_only=True)
+
+
+def _common_values(body: bytes, count: int) -> list[bytes] | None:
+    """The values of a records section in the shape producers write nearly always -- one- or two-byte
+    record and value lengths, a one-byte timestamp delta, a one- or two-byte offset delta, a null key, no
+    headers -- found by skipping the fields around them rather than decoding each.  Every record must
+    end exactly where its value and the zero header count end, and the last exactly at the end of the
+    section; None as soon as a record has another shape (the full walk then decides, and reports)."""
+    z1, z2 = _ZIGZAG or _zigzag_tables()
+    out: list[bytes] = []
+    append = out.append
+    p = 0
+    try:
+        for _ in range(count):
+            b = body[p]
+            if b < 0x80:
+                end = p + 1 + z1[b]
+                q = p + 2  # past the length and the attributes byte
+            elif (c := body[p + 1]) < 0x80:
+                end = p + 2 + z2[b | c << 8]
+                q = p + 3
+            else:
+                return None
+            if body[q] < 0x80 and body[q + 1] < 0x80 and body[q + 2] == 1:
+                q += 3
+            elif body[q] < 0x80 and body[q + 2] < 0x80 and body[q + 3] == 1:
+                q += 4
+            else:
+                return None
+            b = body[q]
+            if b < 0x80:
+                q += 1
+                v = q + z1[b]
+            elif (c := body[q + 1]) < 0x80:
+                q += 2
+                v = q + z2[b | c << 8]
+            else:
+                return None
+            if v + 1 != end or v < q or body[v]:
+                return None
+            append(body[q:v])
+            p = end
+    except IndexError:
+        return None
+    return out if p == len(body) else None
