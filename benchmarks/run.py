@@ -31,11 +31,18 @@ import scale  # noqa: E402
 import startup  # noqa: E402
 import throughput  # noqa: E402
 from inputs import write_lines  # noqa: E402
+from install import regular_install  # noqa: E402
 from table import Row, render, save  # noqa: E402
 
 
-def kcli_command() -> list[str]:
-    """The `kcli` entry point next to this interpreter (what users run), else ``python -m``."""
+def kcli_command(work: str) -> list[str]:
+    """``kcli`` as users run it: a regular install of this tree (see install.py), else the entry point next
+    to this interpreter, else ``python -m``."""
+    installed = regular_install(os.path.dirname(HERE), work)
+    if installed is not None:
+        return installed
+    print("kcli benchmarks: no regular install could be made; measuring the development install",
+          file=sys.stderr)
     script = os.path.join(os.path.dirname(sys.executable), "kcli")
     return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "kcli.cli.main"]
 
@@ -60,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (2 if args.quick else 3)
     startup_runs = args.startup_runs or (7 if args.quick else 15)
     sections = set(args.sections.split(","))
-    kcli = kcli_command()
     work = args.work_dir or tempfile.mkdtemp(prefix="kcli-bench-")
     os.makedirs(work, exist_ok=True)
+    kcli = kcli_command(work)
     measure.PYCACHE_PREFIX = os.path.join(work, "pycache")
     started = time.time()
     load_before = os.getloadavg()

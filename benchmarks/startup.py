@@ -10,7 +10,8 @@ import sys
 from measure import env_with, median_wall, run_pipeline
 from table import Row
 
-# Modules a plain embedded produce has no use for, and why they would be there by mistake.
+# Modules a plain embedded produce has no use for, and why they would be there by mistake.  (uuid and
+# platform are imported by click itself, for its UUID parameter type: part of the click floor.)
 UNNEEDED = {
     "rich": "tables and progress bars only (output.py imports it when drawing on a terminal)",
     "pygments": "pulled in by rich",
@@ -28,8 +29,6 @@ UNNEEDED = {
     "argparse": "click parses arguments",
     "socket": "only for the remote transport",
     "hypothesis": "test-only",
-    "uuid": "only to name a new topic (cluster/metadata.py imports it at module level; it pulls in platform)",
-    "platform": "pulled in by uuid",
     "__editable___kcli_0_1_0_finder": "setuptools' editable-install finder (pathlib, re, ...); absent from a "
     "regular install",
 }
@@ -60,6 +59,12 @@ def _unneeded(modules: list[tuple[str, int, int]]) -> dict[str, int]:
     return found
 
 
+def _python_of(kcli: list[str]) -> str:
+    """The interpreter of the install being measured (the floor and the import lists must use it)."""
+    beside = os.path.join(os.path.dirname(kcli[0]), "python")
+    return beside if os.access(beside, os.X_OK) else sys.executable
+
+
 def measure(kcli: list[str], work: str, runs: int) -> list[Row]:
     data = os.path.join(work, "startup")
     env = env_with(data)
@@ -67,11 +72,12 @@ def measure(kcli: list[str], work: str, runs: int) -> list[Row]:
     with open(one, "wb") as fh:
         fh.write(b"x\n")
     run_pipeline([["echo", "x"], kcli + ["produce", "t"]], env=env)  # create the topic, warm the caches
-    floor = median_wall(runs, lambda: run_pipeline([[sys.executable, "-c", "pass"]], env=env))
-    with_click = median_wall(runs, lambda: run_pipeline([[sys.executable, "-c", "import click"]], env=env))
+    python = _python_of(kcli)
+    floor = median_wall(runs, lambda: run_pipeline([[python, "-c", "pass"]], env=env))
+    with_click = median_wall(runs, lambda: run_pipeline([[python, "-c", "import click"]], env=env))
     version = median_wall(runs, lambda: run_pipeline([kcli + ["--version"]], env=env))
     small = median_wall(runs, lambda: run_pipeline([["echo", "x"], kcli + ["produce", "t"]], env=env))
-    main = [sys.executable, "-X", "importtime", "-m", "kcli.cli.main"]
+    main = [python, "-X", "importtime", "-m", "kcli.cli.main"]
     produce_mods = imported_modules(main + ["produce", "t"], b"x\n", env, work)
     version_mods = imported_modules(main + ["--version"], b"", env, work)
     bad = _unneeded(produce_mods)

@@ -1,7 +1,7 @@
 """The kcli error hierarchy.
 
 Every failure a user can cause or meet is one of these; the CLI turns them into a one-line message on
-stderr and the exit code below, in one place (kcli.cli.main).  Exit codes are documented in kcli(1).
+stderr and the exit code below, in one place (kcli.cli.app).  Exit codes are documented in kcli(1).
 """
 
 from __future__ import annotations

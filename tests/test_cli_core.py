@@ -83,6 +83,23 @@ def test_first_use_seq_10_produce_then_consume(kcli):
     assert res.returncode == 0 and res.stdout.split() == [str(i) for i in range(1, 11)]
 
 
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_is_click_s_line_without_importing_click(kcli, flag):
+    import kcli as package
+
+    res = kcli(flag)
+    assert res.stdout == f"kcli, version {package.__version__}\n"
+    # the fast path prints what click's version option would: same words with another option around it
+    assert kcli("--data-dir", kcli.data_dir, flag).stdout == res.stdout
+    probe = (
+        "import sys; from kcli.cli.main import main\n"
+        f"try:\n    main([{flag!r}])\nexcept SystemExit:\n    pass\n"
+        "print('click' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "False"
+
+
 def test_empty_lines_and_missing_final_newline(kcli):
     kcli("produce", "t", input="a\n\nb\r\nc")
     assert consume_json(kcli, "t", "-e")[1]["value"] == ""

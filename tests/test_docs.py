@@ -17,7 +17,8 @@ import pytest
 
 import kcli
 from kcli.cli import docgen
-from kcli.cli.main import COMMANDS, cli
+from kcli.cli.app import cli
+from kcli.cli.main import COMMANDS
 
 ROOT = Path(kcli.__file__).resolve().parent.parent
 SECTIONS = ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES", "SEE ALSO"]

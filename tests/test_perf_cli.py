@@ -98,7 +98,9 @@ def _general_records(recs: list[tuple], base: int) -> bytes:
         [(None, b"only", [], 3)],
     ],
 )
-def test_bulk_encoder_matches_the_per_record_one(recs: list[tuple]) -> None:
+@pytest.mark.parametrize("copies", [1, 40])  # a few records go one by one, many take the bulk path
+def test_bulk_encoder_matches_the_per_record_one(recs: list[tuple], copies: int) -> None:
+    recs = recs * copies
     base = recs[0][3]
     assert records.encode_records(recs, base) == _general_records(recs, base)
     batch = records.encode_batch(recs, 5)

@@ -18,7 +18,7 @@ def completion_script(shell: str) -> str:
     """The completion script for ``shell``, ending with a newline."""
     from click.shell_completion import get_completion_class
 
-    from kcli.cli.main import cli
+    from kcli.cli.app import cli
 
     cls = get_completion_class(shell)
     if cls is None:  # pragma: no cover - SHELLS only names shells click supports

@@ -392,8 +392,8 @@ def command_page(
 def generate() -> tuple[dict[str, str], list[str]]:
     """All generated files (path relative to the project root -> text) and the commands whose module
     could not be imported (left out, with a warning)."""
+    from kcli.cli.app import cli
     from kcli.cli.completion import completion_script
-    from kcli.cli.main import cli
 
     ctx = click.Context(cli, info_name="kcli", **cli.context_settings)
     commands: list[tuple[str, click.Command, click.Context]] = []

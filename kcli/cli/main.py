@@ -1,19 +1,15 @@
-"""``kcli``: the top-level group, lazy command loading, and the one place errors become exit codes.
+"""``kcli``'s entry point and its command table.
 
 Each command lives in its own module and is imported only when it runs, so ``kcli --help`` and a small
-``kcli produce`` start fast.
+``kcli produce`` start fast; the click application itself is :mod:`kcli.cli.app`.  ``kcli --version``
+is answered before importing click, which alone costs about as much as starting Python.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
 
-import click
-
 from kcli import __version__
-from kcli.errors import KcliError
 
 # command name -> (module, attribute, one-line help shown by `kcli --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -35,146 +31,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mirror": ("kcli.cli.mirror", "mirror", "Copy a topic between the data dir and a Kafka cluster, resumably."),
 }
 
-
-def _silence_stdout() -> None:
-    """The reader went away (``| head``): stop quietly, and keep Python from complaining at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
-class Interrupted(KcliError):
-    """Ctrl-C: stop at once; exit status 130 like a shell's SIGINT."""
-
-    exit_code = 130
-
-
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        entry = COMMANDS.get(name)
-        if entry is None:
-            return None
-        module = importlib.import_module(entry[0])
-        return getattr(module, entry[1])
-
-    def invoke(self, ctx: click.Context):
-        """Turn a closed pipe and Ctrl-C into kcli's own endings before click's handlers see them
-        (click would exit 1 on a closed pipe and print a blank line on Ctrl-C)."""
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            _silence_stdout()
-            raise click.exceptions.Exit(0) from None
-        except KeyboardInterrupt:
-            raise Interrupted("interrupted") from None
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-class Env:
-    """What every command gets: global options and the data directory (or the cluster to use instead)."""
-
-    def __init__(self, data_dir: str | None, lock_timeout: float, bootstrap_server: str | None = None) -> None:
-        from kcli.cluster.datadir import default_data_dir
-
-        self.data_dir = data_dir or default_data_dir()
-        self.lock_timeout = lock_timeout
-        self.bootstrap_server = bootstrap_server or None
-
-    def datadir(self):
-        """The data directory.  Refused under --bootstrap-server, which promises to leave it untouched: a
-        command that has no cluster path says so instead of quietly working on local files."""
-        if self.bootstrap_server:
-            from kcli.errors import UsageError
-
-            path = click.get_current_context().command_path
-            raise UsageError(f"`{path}` works on the data directory and cannot use --bootstrap-server",
-                             hint="drop --bootstrap-server (or unset KCLI_BOOTSTRAP_SERVER)")
-        return self.local_datadir()
-
-    def local_datadir(self):
-        """The data directory even under --bootstrap-server (``mirror`` works on both)."""
-        from kcli.cluster.datadir import DataDir
-
-        datadir = DataDir(self.data_dir, self.lock_timeout)
-        datadir.check_usable()
-        return datadir
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "-V", "--version", prog_name="kcli")
-@click.option("--data-dir", metavar="DIR", envvar="KCLI_DATA_DIR", show_envvar=True,
-              help="Data directory holding the cluster [default: ${XDG_DATA_HOME:-~/.local/share}/kcli].")
-@click.option("--lock-timeout", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for a lock held by another process.")
-@click.option("--config", "config_file", metavar="FILE", envvar="KCLI_CONFIG", show_envvar=True,
-              type=click.Path(dir_okay=False),
-              help="Read option defaults from FILE [default: DIR/kcli.toml if it exists].")
-@click.option("--bootstrap-server", metavar="HOST:PORT[,HOST:PORT]", envvar="KCLI_BOOTSTRAP_SERVER",
-              show_envvar=True,
-              help="Talk to this Kafka-protocol cluster over TCP instead of the data directory (topic, "
-                   "produce, consume, lag, group describe/list); the data directory is then not touched.")
-@click.pass_context
-def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_file: str | None,
-        bootstrap_server: str | None) -> None:
-    """kcli: Apache Kafka's log model on one machine's disk.
-
-    Topics split into partitions, replicated across brokers, stored in Kafka-format segments.
-    Works directly on the data directory when no broker runs.
-
-    Exit codes: 0 success; 1 failed operation; 2 usage error; 3 not found; 4 already exists;
-    5 lock timeout; 6 corrupt data; 7 record too large; 8 broker or protocol error; 9 unusable data dir;
-    10 partition unavailable (no leader, too few in-sync replicas);
-    130 interrupted.
-    """
-    from kcli.settings import apply_config_file
-
-    opts = apply_config_file(
-        ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout, "bootstrap_server": bootstrap_server},
-        config_file,
-    )
-    ctx.obj = Env(opts["data_dir"], opts["lock_timeout"], opts["bootstrap_server"])
-
-
-def fail(message: str, hint: str | None = None, code: int = 1) -> None:
-    """Print one line on stderr and exit: the only way kcli reports an error."""
-    line = f"kcli: error: {message}"
-    if hint:
-        line += f" (hint: {hint})"
-    click.echo(line, err=True)
-    sys.exit(code)
+VERSION_MESSAGE = "%(prog)s, version %(version)s"  # click's wording, which the fast path repeats
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        # without standalone mode, click returns ctx.exit(N)'s code instead of exiting
-        code = cli.main(args=argv, prog_name="kcli", standalone_mode=False)
-    except KcliError as exc:
-        fail(exc.args[0] if exc.args else type(exc).__name__, exc.hint, exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        fail("aborted", code=130)
-    except click.ClickException as exc:
-        hint = None
-        if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            hint = f"see `{exc.ctx.command_path} --help`"
-        fail(exc.format_message(), hint, exc.exit_code)
-    except KeyboardInterrupt:
-        fail("interrupted", code=130)
-    except BrokenPipeError:
-        _silence_stdout()
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-V"]):
+        print(VERSION_MESSAGE % {"prog": "kcli", "version": __version__})
         sys.exit(0)
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else ""), code=1)
-    sys.exit(code if isinstance(code, int) else 0)
+    from kcli.cli.app import run
+
+    run(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

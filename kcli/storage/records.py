@@ -165,6 +165,9 @@ def _zigzag_bytes(n: int) -> bytes:
 
 
 _TABLE_SIZE = 16384
+# Fewer records are encoded one by one: the bulk path's tables take a few ms to build, which a `kcli produce`
+# of a line or two would pay for nothing (and itemgetter of one index returns an item, not a tuple).
+_BULK_MIN = 32
 # _VARINTS[n] == varint(n) for 0 <= n < _TABLE_SIZE.  Built on first use (a few ms), so commands that never
 # encode a batch, such as `kcli --version` or consume, do not pay for it at start-up.  The lazy tables of
 # this module are built aside and then bound in one assignment: the broker encodes from several threads.
@@ -186,8 +189,8 @@ def _varints() -> list[bytes]:
 
 def varint(n: int) -> bytes:
     """Zigzag base-128 varint/varlong as Kafka writes them."""
-    if 0 <= n < _TABLE_SIZE:
-        return (_VARINTS or _varints())[n]
+    if _VARINTS and 0 <= n < _TABLE_SIZE:  # the table is built for bulk encoding, not for a few records
+        return _VARINTS[n]
     if n == -1:
         return b"\x01"
     return _zigzag_bytes(n)
@@ -267,7 +270,7 @@ def _encode_values(values: Sequence, deltas: list[int] | None) -> bytes | None:
     than a Python loop per record, which is most of the cost of producing small records.  None when the
     values or deltas do not fit the tables (or a value is None)."""
     n = len(values)
-    if not 2 <= n <= _TABLE_SIZE:  # itemgetter of one index returns an item, not a tuple
+    if not _BULK_MIN <= n <= _TABLE_SIZE:
         return None
     var = _VARINTS or _varints()
     all_heads, all_head_lens, offsets_null_key = _heads(n)
@@ -297,7 +300,7 @@ def _encode_values(values: Sequence, deltas: list[int] | None) -> bytes | None:
 def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | None:
     """:func:`_encode_values` for (key, value, headers, timestamp) tuples of that shape; None otherwise."""
     n = len(records)
-    if not 2 <= n <= _TABLE_SIZE:
+    if not _BULK_MIN <= n <= _TABLE_SIZE:
         return None
     keys, values, headers, stamps = zip(*records, strict=True)
     if keys.count(None) != n or any(headers):
