@@ -8,6 +8,7 @@ on the machine.
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -206,7 +207,39 @@ def test_bare_values_keep_their_timestamps_and_mix_with_keyed_records() -> None:
     assert [r.timestamp for r in decoded[:200]] == [1000 + i // 50 * 50 for i in range(200)]
 
 
-def test_a_batch_of_bare_values_too_large_for_the_partition_is_split() -> None:
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_come_back_from_the_compressing_thread_in_order(codec: str) -> None:
+    """With a codec, batches are compressed on a worker thread while the next ones are built; they must
+    reach the transport (on the caller's thread) in send order, whole, as the codec frames them."""
+    import threading
+
+    from kcli.storage import compression
+
+    class Recording(_Recorder):
+        def produce(self, topic: str, partition: int, batch: bytes) -> int:
+            assert threading.current_thread() is threading.main_thread()
+            return super().produce(topic, partition, batch)
+
+    transport = Recording(2)
+    producer = Producer(transport, codec=compression.codec_id(codec), batch_size=700)
+    values = [b"record %d " % i + b"x" * (i % 40) for i in range(3000)]
+    for start in range(0, 3000, 250):
+        producer.send_many("t", values[start : start + 250], timestamp=1000 + start)
+        assert producer.pending >= 0
+    producer.close()
+    assert len(transport.batches) > 10
+    headers = [records.parse_header(batch) for _p, batch in transport.batches]
+    assert {h.codec for h in headers} == {compression.codec_id(codec)}
+    got = {p: [] for p in (0, 1)}
+    for partition, batch in transport.batches:
+        got[partition] += records.decode_values(batch)
+    assert sorted(got[0] + got[1]) == sorted(values)
+    for part in got.values():  # each partition holds its records in send order
+        assert part == sorted(part, key=values.index)
+
+
+@pytest.mark.parametrize("codec", [0, 4])  # none; zstd, whose batches come from the compressing thread
+def test_a_batch_of_bare_values_too_large_for_the_partition_is_split(codec: int) -> None:
     class Refusing(_Recorder):
         def produce(self, topic: str, partition: int, batch: bytes) -> int:
             if len(batch) > 700:
@@ -216,11 +249,12 @@ def test_a_batch_of_bare_values_too_large_for_the_partition_is_split() -> None:
             return super().produce(topic, partition, batch)
 
     transport = Refusing(1)
-    producer = Producer(transport, batch_size=1 << 20)
-    producer.send_many("t", [b"x" * 40] * 40, timestamp=7)
+    producer = Producer(transport, batch_size=1 << 20, codec=codec)
+    values = [random.Random(i).randbytes(40) for i in range(40)]  # incompressible: the split must happen
+    producer.send_many("t", values, timestamp=7)
     producer.close()
     decoded = [r for _p, batch in transport.batches for r in records.decode_records(batch)]
-    assert len(transport.batches) > 1 and [r.value for r in decoded] == [b"x" * 40] * 40
+    assert len(transport.batches) > 1 and [r.value for r in decoded] == values
     assert {r.timestamp for r in decoded} == {7}
 
 

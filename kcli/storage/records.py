@@ -320,35 +320,34 @@ def encode_records(records: Sequence[tuple], base_timestamp: int) -> bytes:
     )
 
 
-def encode_batch(
-    records: Sequence[tuple],
-    base_offset: int = 0,
-    codec: int = compression.NONE,
-    *,
-    level: int | None = None,
-    log_append_time: bool = False,
-    partition_leader_epoch: int = -1,
-    producer_id: int = -1,
-    producer_epoch: int = -1,
-    base_sequence: int = -1,
-) -> bytes:
-    """Build one magic-2 batch from (key, value, headers, timestamp_ms) tuples."""
+class Section:
+    """A batch's uncompressed records section and what its header says about it: the two halves of
+    encoding a batch, apart so that a producer can compress one batch on another thread while it builds
+    the next (compressors release the GIL)."""
+
+    __slots__ = ("body", "count", "base_timestamp", "max_timestamp")
+
+    def __init__(self, body: bytes, count: int, base_timestamp: int, max_timestamp: int) -> None:
+        self.body = body
+        self.count = count
+        self.base_timestamp = base_timestamp
+        self.max_timestamp = max_timestamp
+
+
+def record_section(records: Sequence[tuple]) -> Section:
+    """The section of (key, value, headers, timestamp_ms) tuples."""
     if not records:
         raise ValueError("a record batch needs at least one record")
     timestamps = list(map(_TIMESTAMP, records))
     base_ts = timestamps[0]
-    body = encode_records(records, base_ts)
-    return _frame(
-        body, len(records), base_ts, max(timestamps), base_offset, codec, level, log_append_time,
-        partition_leader_epoch, producer_id, producer_epoch, base_sequence,
-    )
+    return Section(encode_records(records, base_ts), len(records), base_ts, max(timestamps))
 
 
-def encode_value_batch(values: Sequence[bytes], runs: Sequence[tuple[int, int]], codec: int = compression.NONE,
-                       level: int | None = None) -> bytes:
-    """One batch of unkeyed, header-less records: ``values``, the first ``runs[0][0]`` of them stamped
-    ``runs[0][1]``, the next ``runs[1][0]`` stamped ``runs[1][1]``, and so on.  What :func:`encode_batch`
-    builds from the same records as tuples, without a tuple per record (the pipe-to-topic path)."""
+def value_section(values: Sequence[bytes], runs: Sequence[tuple[int, int]]) -> Section:
+    """The section of unkeyed, header-less records: ``values``, the first ``runs[0][0]`` of them stamped
+    ``runs[0][1]``, the next ``runs[1][0]`` stamped ``runs[1][1]``, and so on.  What
+    :func:`record_section` makes of the same records as tuples, without a tuple per record (the
+    pipe-to-topic path)."""
     if not values:
         raise ValueError("a record batch needs at least one record")
     base_ts = runs[0][1]
@@ -362,15 +361,42 @@ def encode_value_batch(values: Sequence[bytes], runs: Sequence[tuple[int, int]],
     if body is None:
         stamps = [ts for count, ts in runs for _ in range(count)]
         body = encode_records(list(zip(repeat(None), values, repeat(()), stamps)), base_ts)
-    return _frame(body, len(values), base_ts, max(ts for _count, ts in runs), 0, codec, level)
+    return Section(body, len(values), base_ts, max(ts for _count, ts in runs))
 
 
-def _frame(body: bytes, count: int, base_ts: int, max_ts: int, base_offset: int, codec: int,
-           level: int | None = None, log_append_time: bool = False, partition_leader_epoch: int = -1,
-           producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
-    """The batch header and CRC around a records section (compressed here when ``codec`` says so)."""
-    if codec != compression.NONE:
-        body = compression.compress(codec, body, level)
+def encode_batch(
+    records: Sequence[tuple],
+    base_offset: int = 0,
+    codec: int = compression.NONE,
+    *,
+    level: int | None = None,
+    log_append_time: bool = False,
+    partition_leader_epoch: int = -1,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+) -> bytes:
+    """Build one magic-2 batch from (key, value, headers, timestamp_ms) tuples."""
+    return frame(
+        record_section(records), codec, level=level, base_offset=base_offset, log_append_time=log_append_time,
+        partition_leader_epoch=partition_leader_epoch, producer_id=producer_id, producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+    )
+
+
+def frame(section: Section, codec: int = compression.NONE, *, compressed: bytes | None = None,
+          level: int | None = None, base_offset: int = 0, log_append_time: bool = False,
+          partition_leader_epoch: int = -1, producer_id: int = -1, producer_epoch: int = -1,
+          base_sequence: int = -1) -> bytes:
+    """The batch: header and CRC around ``section``, compressed with ``codec`` here unless ``compressed``
+    holds that already."""
+    if compressed is not None:
+        body = compressed
+    elif codec != compression.NONE:
+        body = compression.compress(codec, section.body, level)
+    else:
+        body = section.body
+    count = section.count
     attributes = codec | (ATTR_LOG_APPEND_TIME if log_append_time else 0)
     head = _HEADER.pack(
         base_offset,
@@ -380,8 +406,8 @@ def _frame(body: bytes, count: int, base_ts: int, max_ts: int, base_offset: int,
         0,
         attributes,
         count - 1,
-        base_ts,
-        max_ts,
+        section.base_timestamp,
+        section.max_timestamp,
         producer_id,
         producer_epoch,
         base_sequence,
