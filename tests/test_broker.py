@@ -115,6 +115,20 @@ def test_cli_produce_and_consume_go_through_the_broker(brokers):
     assert sum(p["log_end_offset"] for p in describe[0]["partitions"]) == 2000
 
 
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_produce_acks_through_the_broker(brokers, acks):
+    """acks=1 and all answer with offsets; acks=0 gets no answer from the broker, so the offsets are
+    unknown (-1, as librdkafka reports them) -- and the records still arrive."""
+    brokers.start(0)
+    out = brokers.kcli("produce", "acked", "--acks", acks, "--print-offsets", input="a\nb\nc\n").stdout
+    expected = [-1, -1, -1] if acks == "0" else [0, 1, 2]
+    assert [int(line.split()[2]) for line in out.splitlines()] == expected
+    deadline = time.monotonic() + 30
+    while (got := brokers.kcli("consume", "acked", "-b", "-e").stdout) != "a\nb\nc\n":
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+
+
 def test_embedded_writers_wait_for_the_broker(brokers, tmp_path):
     brokers.start(0)
     brokers.kcli("topic", "create", "locked")

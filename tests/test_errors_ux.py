@@ -244,6 +244,7 @@ def test_every_command_has_help(kcli: Run, name: str) -> None:
         ("[produce]\nlingr_ms = 3\n", ["unknown key 'lingr_ms'", "[produce]", "linger_ms"]),
         ('[produce]\ncompression = "brotli"\n', ["'compression'", "brotli"]),
         ("[produce]\nlinger_ms = -1\n", ["'linger_ms'", "-1"]),
+        ('[produce]\nacks = "2"\n', ["'acks'", "2"]),
         ('lock_timeout = "soon"\n', ["'lock_timeout'", "top level"]),
         ('[consume]\ntopic = "t"\n', ["unknown key 'topic'"]),
         ('[consume]\nformat = "%s"\nfmt = "%k"\n', ["'format' and 'fmt'"]),
@@ -267,13 +268,14 @@ def test_missing_or_unreadable_explicit_config(kcli: Run) -> None:
 def test_config_sets_defaults_and_flags_win(kcli: Run) -> None:
     kcli.config(
         '[consume]\nfrom_beginning = true\nexit_on_eof = true\nformat = "%o:%s\\n"\n'
-        '[produce]\ncompression = "lz4"\nlinger_ms = 10\n'
+        '[produce]\ncompression = "lz4"\nlinger_ms = 10\nacks = "1"\n'
     )
     kcli.ok("produce", "t", input="a\nb\n")
     assert kcli.ok("consume", "t").stdout == "0:a\n1:b\n"
     assert kcli.ok("consume", "t", "-f", "%s\\n").stdout == "a\nb\n"  # flag > file
     helptext = kcli.ok("produce", "--help").stdout
     assert "[default: lz4]" in helptext and "[default: 10;" in helptext
+    assert "[default: 1]" in helptext  # acks from the file
 
 
 def test_config_for_subcommands_and_switches(kcli: Run) -> None:

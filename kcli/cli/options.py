@@ -26,3 +26,14 @@ def batch_size_option(help_text: str = "Send a batch when it holds this many byt
     """``--batch-size`` in bytes (default: DEFAULT_BATCH_SIZE)."""
     return click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH_SIZE, show_default=True,
                         metavar="BYTES", help=help_text)
+
+
+ACKS = {"all": -1, "-1": -1, "1": 1, "0": 0}
+
+
+def acks_option() -> Callable:
+    """``--acks`` as Kafka's producer takes it: how many replicas must have a write before it counts."""
+    return click.option("--acks", type=click.Choice(list(ACKS)), default="all", show_default=True,
+                        help="Through brokers: all = every in-sync replica (with min.insync.replicas), "
+                             "1 = the leader, 0 = no answer (offsets are then unknown: -1). Embedded writes "
+                             "always reach every in-sync replica.")

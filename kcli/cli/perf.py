@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from kcli.cli.options import batch_size_option, compression_option
+from kcli.cli.options import ACKS, acks_option, batch_size_option, compression_option
 
 
 @click.group()
@@ -33,6 +33,7 @@ def perf() -> None:
 )
 @compression_option()
 @batch_size_option()
+@acks_option()
 @click.option(
     "--linger-ms",
     type=click.IntRange(0),
@@ -50,6 +51,7 @@ def produce(
     throughput: float,
     compression: str,
     batch_size: int,
+    acks: str,
     linger_ms: int,
 ) -> None:
     """Send N records of BYTES random letters to TOPIC and report throughput and latency.
@@ -67,7 +69,7 @@ def produce(
     from kcli.storage.compression import codec_id
 
     validate_topic_name(topic)
-    transport = open_transport(env.datadir())
+    transport = open_transport(env.datadir(), acks=ACKS[acks])
     with _progress(num_records, "producing") as bar:
         summary = run_produce(
             transport,

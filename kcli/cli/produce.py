@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import click
 
-from kcli.cli.options import batch_size_option, compression_option
+from kcli.cli.options import ACKS, acks_option, batch_size_option, compression_option
 from kcli.errors import UsageError
 
 _CHUNK = 1 << 20
@@ -92,6 +92,7 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @click.option("-H", "--header", "headers", multiple=True, metavar="KEY=VALUE", help="Add a header (repeatable).")
 @compression_option()
 @batch_size_option()
+@acks_option()
 @click.option("--linger-ms", type=click.IntRange(0), default=5, show_default=True, metavar="MS",
               help="Send pending messages when input pauses this long.")
 @click.option("--json", "json_input", is_flag=True,
@@ -99,7 +100,8 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @click.option("--print-offsets", is_flag=True, help="Print `topic partition offset` for each stored message.")
 @click.pass_obj
 def produce(env, topic: str, path: str, key_separator: str | None, partition: int | None, headers: tuple[str, ...],
-            compression: str, batch_size: int, linger_ms: int, json_input: bool, print_offsets: bool) -> None:
+            compression: str, batch_size: int, acks: str, linger_ms: int, json_input: bool,
+            print_offsets: bool) -> None:
     """Write messages to TOPIC, one per input line.
 
     A missing topic is created with the defaults. Exits 0 only if every message was stored.
@@ -124,7 +126,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     def report(t: str, p: int, o: int) -> None:
         out.write(f"{t} {p} {o}\n".encode())
 
-    transport = transport_for(env)
+    transport = transport_for(env, acks=ACKS[acks])
     producer = Producer(transport, codec=codec_id(compression), batch_size=batch_size,
                         on_delivery=report if print_offsets else None)
 

@@ -14,24 +14,25 @@ def live_brokers(datadir: DataDir) -> list[int]:
         return []
 
 
-def open_transport(datadir: DataDir, auto_create: bool = True):
+def open_transport(datadir: DataDir, auto_create: bool = True, acks: int = -1):
     """The remote transport when any broker is alive (commands never write behind a live broker's
     back), else the embedded one.  Liveness is a lock probe per broker folder, and the protocol code is
-    imported only when a broker runs, so a brokerless ``kcli produce`` starts as fast as before."""
+    imported only when a broker runs, so a brokerless ``kcli produce`` starts as fast as before.
+    ``acks`` is for writes through brokers; an embedded write always reaches every in-sync replica."""
     if live_brokers(datadir):
         from kcli.client.remote import RemoteTransport
 
-        return RemoteTransport(datadir, auto_create=auto_create)
+        return RemoteTransport(datadir, auto_create=auto_create, acks=acks)
     from kcli.client.embedded import EmbeddedTransport
 
     return EmbeddedTransport(datadir, auto_create=auto_create)
 
 
-def transport_for(env, auto_create: bool = True):
+def transport_for(env, auto_create: bool = True, acks: int = -1):
     """The transport a command uses: the cluster at ``--bootstrap-server`` when one is given (the data
     dir is then never opened), else :func:`open_transport` on the data dir.  ``env`` is the CLI's Env."""
     if env.bootstrap_server:
         from kcli.client.remote import RemoteTransport
 
-        return RemoteTransport(bootstrap=env.bootstrap_server, auto_create=auto_create)
-    return open_transport(env.datadir(), auto_create)
+        return RemoteTransport(bootstrap=env.bootstrap_server, auto_create=auto_create, acks=acks)
+    return open_transport(env.datadir(), auto_create, acks)

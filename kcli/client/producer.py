@@ -220,7 +220,7 @@ class Producer:
         self.sent += len(batch)
         if self.on_delivery is not None:
             for i in range(len(batch)):
-                self.on_delivery(topic, partition, base + i)
+                self.on_delivery(topic, partition, base + i if base >= 0 else -1)  # -1: unknown (acks=0)
 
     @property
     def pending(self) -> int:

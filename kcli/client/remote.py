@@ -9,7 +9,8 @@ With a data dir, a partition whose leader is not alive (Metadata leader -1) is r
 embedded: no live broker serves it, so nobody's back is behind -- the broker that leads it will wait for
 the partition lock when it starts.  The exception is a leader that crashed while other brokers run: the
 controller is about to move its leadership, so we wait for that instead.  Writes through a broker use
-acks=all, so a returned offset is on every in-sync replica.
+acks=all unless told otherwise, so a returned offset is on every in-sync replica; with acks=0 the broker
+does not answer and the offset is unknown (-1).
 
 :class:`RemoteAdmin` sends CreateTopics / DeleteTopics / CreatePartitions to a live broker, which holds
 the locks those changes need.
@@ -380,9 +381,11 @@ class RemoteTransport:
         bootstrap: str | None = None,
         auto_create: bool = True,
         timeout: float = REQUEST_TIMEOUT,
+        acks: int = -1,
     ) -> None:
         self.datadir = datadir
         self.auto_create = auto_create
+        self.acks = acks
         self.cluster = _Cluster(datadir, bootstrap, timeout)
         self._embedded = None
 
@@ -484,10 +487,13 @@ class RemoteTransport:
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().produce(topic, partition, batch)
             body = {
-                "acks": -1,
+                "acks": self.acks,
                 "timeout_ms": int(min(PRODUCE_TIMEOUT, self.cluster.timeout / 2) * 1000),
                 "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
             }
+            if self.acks == 0:  # Kafka's broker sends no response at all
+                self.cluster.send(conn, ApiKey.PRODUCE, body, expect_response=False)
+                return ErrorCode.NONE, None, -1
             resp = self.cluster.send(conn, ApiKey.PRODUCE, body)
             part = resp.responses[0].partition_responses[0]
             return part.error_code, part.error_message, part.base_offset

@@ -280,6 +280,8 @@ def test_acks_all_refused_while_the_isr_is_below_min_insync(brokers):
         assert _produce_raw(sock, 1, b"acks=1 is fine").error_code == ErrorCode.NONE
     cli = brokers.kcli("produce", TOPIC, input="x\n", ok=False)
     assert cli.returncode == 10 and "2 in-sync replicas, min.insync.replicas=3" in cli.stderr
+    # acks=1 asks the leader alone: min.insync.replicas does not apply
+    assert brokers.kcli("produce", TOPIC, "--acks", "1", "--print-offsets", input="leader only\n").stdout
     running[follower] = brokers.start(follower)
     wait_for("the follower to rejoin", lambda: all_in_sync(brokers))
     brokers.kcli("produce", TOPIC, input="accepted again\n")
