@@ -301,6 +301,32 @@ def test_idempotent_producer_retries_are_not_stored_twice(broker):
         assert other != pid
 
 
+def test_producer_state_survives_a_broker_restart(brokers):
+    """A retry that reaches the partition's leader after it restarted (or after a failover: the new
+    leader holds the same batches) is still answered with the original offset, not stored again: the
+    leader rebuilds producer sequences from the tail of its log."""
+    broker = brokers.start(0)
+    brokers.kcli("topic", "create", "idem")
+    with connect(broker.socket_path) as sock:
+        pid = call(sock, ApiKey.INIT_PRODUCER_ID, 1, {"transaction_timeout_ms": 1000}).producer_id
+
+        def batch(seq: int) -> bytes:
+            return _batch(3, producer_id=pid, producer_epoch=0, base_sequence=seq)
+
+        for seq in range(0, 30, 3):
+            assert _produce(sock, "idem", 0, batch(seq)).error_code == 0
+        _produce(sock, "idem", 0, _batch(2))  # another, non-idempotent writer in between
+    assert broker.stop() == 0
+    broker = brokers.start(0)
+    with connect(broker.socket_path) as sock:
+        retry = _produce(sock, "idem", 0, batch(27))  # the last batch, its answer lost
+        assert (retry.error_code, retry.base_offset) == (0, 27)
+        assert _latest(sock, "idem").offset == 32
+        gap = _produce(sock, "idem", 0, batch(33))
+        assert gap.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert _produce(sock, "idem", 0, batch(30)).base_offset == 32
+
+
 # ---------------------------------------------------------------- Fetch and ListOffsets
 
 

@@ -174,6 +174,24 @@ def test_reading_any_offset_of_a_multi_segment_log(tmp_path):
     assert [h.base_offset for _p, h in records.iter_batches(cut)] == [0, 4, 8]
 
 
+@pytest.mark.parametrize("max_bytes", [0, 700, 3000, 9000, 10**9])
+def test_tail_headers_walk_the_last_bytes_of_the_log_from_a_batch_boundary(tmp_path, max_bytes):
+    """What a new leader reads to rebuild idempotent-producer state: whole batches, oldest first, ending
+    at the log end and covering at least ``max_bytes`` (or the whole log), across segments."""
+    log = new_log(tmp_path / "t-0", segment_bytes=4000, index_interval_bytes=500)
+    for i in range(0, 400, 4):
+        log.append(batch(i, 4, size=90))
+    headers = list(log.tail_headers(max_bytes))
+    assert headers[-1].next_offset == 400
+    assert [h.base_offset for h in headers] == list(range(headers[0].base_offset, 400, 4))
+    assert sum(h.size for h in headers) >= min(max_bytes, log.size_bytes())
+    if max_bytes >= log.size_bytes():
+        assert headers[0].base_offset == 0
+    else:  # no more than an index interval and a batch beyond what was asked
+        assert sum(h.size for h in headers) <= max_bytes + 500 + headers[0].size
+    log.release()
+
+
 def test_offset_for_timestamp(tmp_path):
     log = new_log(tmp_path / "t-0", segment_bytes=3000, index_interval_bytes=300)
     # batch i holds 5 records at T0 + 100*i + 0..4 (ms)

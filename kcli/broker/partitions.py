@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from kcli.broker.isr import ReplicaTracker
 from kcli.broker.liveness import BrokerStates, still_stopped
-from kcli.broker.producers import ProducerStates, SequenceError
+from kcli.broker.producers import STATE_FROM_BYTES, ProducerStates, SequenceError
 from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr
 from kcli.cluster.datadir import DataDir
@@ -91,6 +91,10 @@ class LedPartition:
         self.draining = False
         self.dirty = False
         self.producers = ProducerStates()
+        try:
+            self.producers.rebuild(writer.leader.tail_headers(STATE_FROM_BYTES))
+        except KcliError as exc:  # recovery cut what it could; sequences then restart from what follows
+            log.warning("partition %s-%d: producer state not rebuilt: %s", topic, partition, exc)
         leo = writer.leader.log_end_offset
         self.tracker = ReplicaTracker(
             meta.leader, meta.isr, min(hw if hw is not None else leo, leo), lag_time, time.monotonic()

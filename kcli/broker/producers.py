@@ -6,10 +6,12 @@ already stored (a retry after a lost response) with the original offset instead 
 and refuses a gap in the numbering.
 
 Producer ids come in blocks from ``cluster/producer-ids`` (a counter advanced under a file lock), so
-ids are unique across brokers and restarts.  Sequence state lives in memory for as long as the broker
-leads the partition; it is not rebuilt from the log, so a producer first seen by this broker (after a
-restart or a leader change) is accepted at whatever sequence it is at -- the one duplicate this can
-let through is a retry of a batch acknowledged just before the broker stopped.
+ids are unique across brokers and restarts.  Sequence state lives in memory while the broker leads the
+partition, and a broker that starts leading rebuilds it from the batches in the last
+``STATE_FROM_BYTES`` of the log (their headers carry producer id, epoch and sequences; followers copy
+them as they are).  So a retry that reaches a new leader after a failover or a restart is still
+recognised.  Kafka keeps producer-state snapshots for this; a producer silent for longer than that
+tail is accepted at whatever sequence it is at, as one first seen.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kcli.cluster.datadir import DataDir, FileLock
@@ -27,6 +30,7 @@ from kcli.storage.records import BatchHeader
 BLOCK = 1000
 RECENT = 5  # batches remembered per producer, as Kafka does (max.in.flight.requests <= 5)
 MAX_PRODUCERS = 10_000  # per partition; the longest-unseen producer is forgotten first
+STATE_FROM_BYTES = 8 << 20  # how much of a log's tail a new leader reads to rebuild producer state
 _SEQ_MASK = 0x7FFFFFFF
 
 
@@ -75,6 +79,11 @@ class ProducerStates:
 
     def __init__(self) -> None:
         self._producers: dict[int, _Producer] = {}
+
+    def rebuild(self, headers: Iterable[BatchHeader]) -> None:
+        """Replay stored batches (oldest first), as if each had just been appended."""
+        for header in headers:
+            self.appended(header, header.base_offset)
 
     def check(self, header: BatchHeader) -> int | None:
         """Before appending: the original base offset if this batch is a duplicate, else None to append.

@@ -117,6 +117,12 @@ class OffsetIndex(_Index):
             return self.base_offset, 0
         return self.base_offset + self._rel[-1], self._pos[-1]
 
+    def position_before(self, position: int) -> int:
+        """The largest indexed position <= ``position`` (a batch starts there), else 0."""
+        self._ensure()
+        i = bisect_right(self._pos, position)
+        return self._pos[i - 1] if i else 0
+
     def append(self, offset: int, position: int) -> None:
         self._ensure()
         rel = offset - self.base_offset

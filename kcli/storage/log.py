@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
+from collections.abc import Iterator
 
 from kcli.config import LogConfig
 from kcli.errors import CorruptRecordError, RecordTooLargeError
@@ -270,6 +271,20 @@ class PartitionLog:
             # like Kafka, leader and follower alike: the first batch of a new epoch starts it
             self.record_epoch(leader_epoch, base)
         return AppendInfo(base, last, position, now if self.config.log_append_time else -1)
+
+    def tail_headers(self, max_bytes: int) -> Iterator[records.BatchHeader]:
+        """The headers of the batches in about the last ``max_bytes`` of the log, oldest first: the walk
+        starts at an index entry, so on a batch boundary, at most an index interval before that point."""
+        first = len(self._bases) - 1
+        budget = max_bytes
+        while first > 0 and self.segment(self._bases[first]).size < budget:
+            budget -= self.segment(self._bases[first]).size
+            first -= 1
+        for i in range(first, len(self._bases)):
+            seg = self.segment(self._bases[i])
+            start = seg.index.position_before(seg.size - budget) if i == first else 0
+            for _position, header in seg.headers(start):
+                yield header
 
     def flush(self) -> None:
         if self._bases:
