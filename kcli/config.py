@@ -53,7 +53,7 @@ TOPIC_CONFIGS: dict[str, tuple[object, Callable[[str], object], str]] = {
     "compression.type": ("producer", _choice(*_COMPRESSION_TYPES), "codec on disk (producer: keep the producer's)"),
     "cleanup.policy": ("delete", _choice("delete"), "what retention does with old segments"),
     "message.timestamp.type": ("CreateTime", _choice("CreateTime", "LogAppendTime"), "which timestamp records keep"),
-    "flush.messages": (2**63 - 1, _int(1), "fsync after this many messages (default: leave it to the OS)"),
+    "flush.messages": (2**63 - 1, _int(1), "fsync once this many messages are unsynced (default: leave it to the OS)"),
 }
 
 
@@ -93,6 +93,7 @@ class LogConfig:
     unclean_leader_election: bool = False
     compression_type: str = "producer"
     log_append_time: bool = False
+    flush_messages: int = TOPIC_CONFIGS["flush.messages"][0]  # type: ignore[assignment]
 
     @classmethod
     def from_topic(cls, overrides: Mapping[str, object]) -> LogConfig:
@@ -110,4 +111,5 @@ class LogConfig:
             unclean_leader_election=bool(get("unclean.leader.election.enable")),
             compression_type=str(get("compression.type")),
             log_append_time=get("message.timestamp.type") == "LogAppendTime",
+            flush_messages=int(get("flush.messages")),  # type: ignore[arg-type]
         )

@@ -192,6 +192,25 @@ def test_tail_headers_walk_the_last_bytes_of_the_log_from_a_batch_boundary(tmp_p
     log.release()
 
 
+def test_flush_messages_fsyncs_once_that_many_records_are_unsynced(tmp_path, monkeypatch):
+    from kcli.storage import segment
+
+    synced: list[int] = []
+    real = segment.LogSegment.flush
+    monkeypatch.setattr(segment.LogSegment, "flush", lambda seg: (synced.append(seg.base_offset), real(seg)))
+    log = new_log(tmp_path / "t-0", flush_messages=5)
+    for i in range(12):
+        log.append(batch(i, 2))  # 2 records a batch: the 3rd, 6th, 9th and 12th batches reach 5
+        assert len(synced) == (i + 1) // 3, i
+    log.release()
+    synced.clear()
+    default = new_log(tmp_path / "u-0")
+    for i in range(50):
+        default.append(batch(i))
+    assert synced == []  # by default the OS decides, as Kafka does
+    default.release()
+
+
 def test_offset_for_timestamp(tmp_path):
     log = new_log(tmp_path / "t-0", segment_bytes=3000, index_interval_bytes=300)
     # batch i holds 5 records at T0 + 100*i + 0..4 (ms)

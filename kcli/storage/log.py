@@ -58,6 +58,7 @@ class PartitionLog:
         self._bases = self._list_bases()
         self._segments: dict[int, LogSegment] = {}
         self._next_offset: int | None = None
+        self._unflushed = 0  # records appended since the last fsync (flush.messages)
         self.recovery_errors: list[str] = []
         self.last_read: tuple[str, int] | None = None  # (segment file, position) the last read() started at
         self._last_epoch: int | None = None  # newest epoch in leader-epoch-checkpoint, once read
@@ -230,7 +231,8 @@ class PartitionLog:
     def roll(self) -> LogSegment:
         """Close the active segment and start one at the log end offset."""
         base = self.log_end_offset
-        self.active.on_roll()
+        self.active.on_roll()  # fsyncs it
+        self._unflushed = 0
         if base != self._bases[-1]:
             self._bases.append(base)
         seg = self.segment(base)
@@ -267,6 +269,9 @@ class PartitionLog:
             _set_log_append_time(buf, now)
         position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes)
         self._next_offset = last + 1
+        self._unflushed += header.records_count
+        if self._unflushed >= self.config.flush_messages:
+            self.flush()
         if leader_epoch >= 0 and leader_epoch > self._latest_epoch():
             # like Kafka, leader and follower alike: the first batch of a new epoch starts it
             self.record_epoch(leader_epoch, base)
@@ -289,6 +294,7 @@ class PartitionLog:
     def flush(self) -> None:
         if self._bases:
             self.active.flush()
+        self._unflushed = 0
 
     def close(self) -> None:
         for seg in self._segments.values():
