@@ -35,11 +35,14 @@ def resolve_start(transport, topic: str, partition: int, spec: str) -> int:
 class Consumer:
     """Fetches from a transport (``fetch``, ``list_offset``) for an explicit set of partitions."""
 
+    LONG_POLL = 0.5  # how long a broker may hold an idle fetch (Kafka's fetch.max.wait.ms)
+
     def __init__(self, transport, max_bytes: int = 1 << 20, poll_interval: float = 0.05) -> None:
         self.transport = transport
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
         self.positions: dict[tuple[str, int], int] = {}
+        self._wait = 0.0  # how long the next fetch may wait at the broker (see _pause)
 
     def assign(self, positions: dict[tuple[str, int], int]) -> None:
         self.positions = dict(positions)
@@ -58,7 +61,10 @@ class Consumer:
         offset = self.positions[tp]
         if upto is not None and offset >= upto:
             return []
-        data = self.transport.fetch(topic, partition, offset, self.max_bytes)
+        if self._wait > 0:
+            data = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait)
+        else:
+            data = self.transport.fetch(topic, partition, offset, self.max_bytes)
         out: list = []  # Records, or values when values_only
         pos = 0
         try:
@@ -115,22 +121,42 @@ class Consumer:
     def _chunks(self, fetch, end_offsets: dict[tuple[str, int], int] | None,
                 idle_stop: float | None) -> Iterator[tuple[str, int, list] | None]:
         idle_since = time.monotonic()
-        while True:
-            got = False
-            for topic, partition in list(self.positions):
-                upto = None if end_offsets is None else end_offsets.get((topic, partition))
-                items = fetch(topic, partition, upto)
-                if items:
-                    got = True
-                    yield topic, partition, items
-            if end_offsets is not None and all(
-                self.positions[tp] >= end for tp, end in end_offsets.items() if tp in self.positions
-            ):
-                return
-            if got:
-                idle_since = time.monotonic()
-                continue
-            if idle_stop is not None and time.monotonic() - idle_since >= idle_stop:
-                return
-            yield None
+        self._wait = 0.0
+        try:
+            while True:
+                got = False
+                round_started, waited = time.monotonic(), self._wait > 0
+                for topic, partition in list(self.positions):
+                    upto = None if end_offsets is None else end_offsets.get((topic, partition))
+                    items = fetch(topic, partition, upto)
+                    if items:
+                        got = True
+                        yield topic, partition, items
+                if end_offsets is not None and all(
+                    self.positions[tp] >= end for tp, end in end_offsets.items() if tp in self.positions
+                ):
+                    return
+                if got:
+                    idle_since = time.monotonic()
+                    self._wait = 0.0
+                    continue
+                if idle_stop is not None and time.monotonic() - idle_since >= idle_stop:
+                    return
+                yield None
+                self._pause(round_started, waited, idle_stop, idle_since)
+        finally:
+            self._wait = 0.0  # fetches outside this loop never wait
+
+    def _pause(self, round_started: float, waited: bool, idle_stop: float | None, idle_since: float) -> None:
+        """Between rounds that found nothing.  Following one partition through a broker, the next fetch
+        waits at the broker instead of here, and is answered the moment a record arrives; with more
+        partitions (one held fetch would delay the others) or embedded, sleep the poll interval."""
+        if len(self.positions) != 1 or not getattr(self.transport, "long_polls", False):
             time.sleep(self.poll_interval)
+            return
+        if waited:  # a broker that answers a held fetch at once must not make this loop spin
+            time.sleep(max(0.0, self.poll_interval - (time.monotonic() - round_started)))
+        wait = self.LONG_POLL
+        if idle_stop is not None:
+            wait = min(wait, max(0.0, idle_stop - (time.monotonic() - idle_since)))
+        self._wait = wait

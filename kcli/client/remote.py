@@ -375,6 +375,8 @@ def raise_for(code: int, message: str | None, what: str) -> None:
 class RemoteTransport:
     """Produce, fetch and list offsets through the partitions' leaders."""
 
+    long_polls = True  # fetch(..., wait=S) waits at the broker for data (the Consumer's idle rounds use it)
+
     def __init__(
         self,
         datadir: DataDir | None = None,
@@ -507,10 +509,12 @@ class RemoteTransport:
 
     # ------------------------------------------------------------ fetch
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> bytes:
-        """Batches from ``offset`` on; empty when there is nothing new (no long poll: the consumer
-        paces itself).  Like the embedded read, an offset before the log start reads from the start."""
-        answer = self._fetch_once(topic, partition, offset, max_bytes)
+    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20, wait: float = 0.0) -> bytes:
+        """Batches from ``offset`` on; empty when there is nothing new.  With ``wait`` (seconds) the
+        leader holds the request until something arrives or the time is up (Kafka's long poll: a
+        follower of the log learns of a new record at once, without polling).  Like the embedded read,
+        an offset before the log start reads from the start."""
+        answer = self._fetch_once(topic, partition, offset, max_bytes, wait)
         if answer is None:
             start = self.list_offset(topic, partition, "earliest")
             if offset < start:
@@ -520,7 +524,9 @@ class RemoteTransport:
             return bytes(answer.records or b"")
         return answer
 
-    def _fetch_once(self, topic: str, partition: int, offset: int, max_bytes: int) -> Struct | bytes | None:
+    def _fetch_once(
+        self, topic: str, partition: int, offset: int, max_bytes: int, wait: float = 0.0
+    ) -> Struct | bytes | None:
         """One Fetch of one partition at its leader: the partition's answer (``records``,
         ``high_watermark``); None when ``offset`` is out of range; bytes read embedded when no broker
         leads the partition."""
@@ -530,8 +536,9 @@ class RemoteTransport:
                 return ErrorCode.NONE, None, self._fallback().fetch(topic, partition, offset, max_bytes)
             body = {
                 "replica_id": -1,
-                "max_wait_ms": 1,  # not 0: some brokers (tansu) answer max_wait_ms=0 with no partitions
-                "min_bytes": 0,
+                # never 0: some brokers (tansu) answer max_wait_ms=0 with no partitions
+                "max_wait_ms": max(1, int(wait * 1000)),
+                "min_bytes": 1 if wait > 0 else 0,
                 "max_bytes": max_bytes,
                 "isolation_level": 0,
                 "session_id": 0,
