@@ -277,6 +277,20 @@ def test_embedded_writes_leave_running_brokers_replicas_alone(tmp_path):
     assert PartitionLog(datadir.partition_dir(follower, "t", 0)).log_end_offset == 0
 
 
+def test_embedded_writer_drops_a_running_follower_even_from_an_old_view(tmp_path):
+    """The partition changed between the writer's look and its ISR change (which is then refused): it
+    tries again from the partition as it is now."""
+    datadir = DataDir(str(tmp_path / "data"))
+    md = _metadata(tmp_path, brokers=3, rf=3)
+    view = md.load().partition("t", 0)
+    leader, running, stopped = view.replicas
+    md.update_partition("t", 0, isr=list(view.isr))  # someone else's change: same ISR, newer version
+    with datadir.broker_lock(running):
+        writer = PartitionWriter(datadir, "t", 0, view, LogConfig())
+        writer.close(durable=True)
+    assert md.load().partition("t", 0).isr == [leader, stopped]
+
+
 # ---------------------------------------------------------------- with brokers running
 
 

@@ -111,10 +111,14 @@ class PartitionWriter:
         if running:
             from kcli.cluster.controller import alter_isr
 
-            isr = [b for b in meta.isr if b not in running]
-            alter_isr(
-                Metadata(self.datadir), self.topic, self.partition, meta.leader, meta.leader_epoch, meta.version, isr
-            )
+            metadata, current = Metadata(self.datadir), meta
+            while current is not None and any(b in current.isr for b in running):
+                # refused while the partition changed since our view: then again from the view it returns
+                isr = [b for b in current.isr if b not in running]
+                answer = alter_isr(
+                    metadata, self.topic, self.partition, current.leader, current.leader_epoch, current.version, isr
+                )
+                current = None if answer is None or answer.version == current.version else answer
         return [b for b in followers if b not in running]
 
     def _open(self, broker: int, config: LogConfig) -> PartitionLog:
