@@ -132,7 +132,6 @@ def test_bootstrap_tries_every_server(remote: KcliRunner, tansu) -> None:
 def test_data_dir_only_commands_refuse_bootstrap(remote: KcliRunner) -> None:
     remote("topic", "create", "t")
     for args in (
-        ["consume", "t", "--group", "g", "-e"],
         ["topic", "alter", "t", "-c", "retention.ms=1"],
         ["group", "delete", "g"],
         ["log-dirs"],

@@ -55,9 +55,9 @@ from kcli.protocol import (
     ErrorCode,
     RequestHeader,
     Struct,
+    assignment_bytes,
     decode_assignment,
     decode_subscription,
-    encode_assignment,
     encode_subscription,
 )
 
@@ -548,19 +548,13 @@ def _summary_from_files(ctx: BrokerContext, group_id: str) -> GroupSummary:
     assignment = member_assignment(members, partition_count)
     summaries = []
     for m in members:
-        by_topic: dict[str, list[int]] = {}
-        for topic, partition in assignment.get(m.member_id, []):
-            by_topic.setdefault(topic, []).append(partition)
         summaries.append(
             MemberSummary(
                 m.member_id,
                 m.client_id,
                 m.host,
                 encode_subscription({"topics": list(m.topics)}, version=0),
-                encode_assignment(
-                    {"assigned_partitions": [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]},
-                    version=0,
-                ),
+                assignment_bytes(assignment.get(m.member_id, [])),
             )
         )
     return GroupSummary(group_state(paths, members, assignment), CONSUMER, members[0].assignor, summaries)

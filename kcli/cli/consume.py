@@ -79,20 +79,22 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
         if from_beginning:
             reset = "earliest"
     spec = "earliest" if from_beginning else (offset_spec or "latest")
-    if group is not None and env.bootstrap_server:
-        raise UsageError("consuming as a group member through --bootstrap-server is not supported",
-                         hint="read partitions with --offset/--partition, or `kcli mirror` the topic here")
     transport = transport_for(env, auto_create=False)
     count = transport.partition_count(topic)
     gc = None
     bulk = False
     if group is not None:
-        from kcli.groups.consumer import GroupConsumer
+        member_options = dict(assignor=assignor or "range", reset=reset or "latest", commit_offsets=not no_commit,
+                              commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
+                              client_id=client_id or "kcli")
+        if env.bootstrap_server:  # the cluster's coordinator runs the group (Kafka's group protocol)
+            from kcli.client.group_member import GroupMember
 
-        gc = GroupConsumer(transport, env.datadir(), group, [topic], assignor=assignor or "range",
-                           reset=reset or "latest", commit_offsets=not no_commit,
-                           commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
-                           client_id=client_id or "kcli")
+            gc = GroupMember(transport, group, [topic], **member_options)
+        else:
+            from kcli.groups.consumer import GroupConsumer
+
+            gc = GroupConsumer(transport, env.datadir(), group, [topic], **member_options)
         source = gc.stream()
     else:
         chosen = list(partitions) or list(range(count))

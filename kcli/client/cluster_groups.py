@@ -17,13 +17,14 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from kcli.client.remote import ATTEMPTS, RemoteTransport, raise_for
+from kcli.client.remote import ATTEMPTS, RemoteTransport, _Cluster, raise_for
 from kcli.errors import NotFoundError, ProtocolError
 from kcli.groups.membership import MemberInfo
 from kcli.groups.view import GroupView, partition_rows
 from kcli.protocol import ApiKey, ErrorCode, Struct, decode_assignment, decode_subscription
 
-_COORDINATOR_MOVED = {
+# answers that mean: find the coordinator again (it is loading, moving or gone)
+COORDINATOR_MOVED = {
     ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
     ErrorCode.COORDINATOR_NOT_AVAILABLE,
     ErrorCode.NOT_COORDINATOR,
@@ -105,26 +106,31 @@ class ClusterGroups:
             code = error_of(resp)
             if code == ErrorCode.NONE:
                 return resp, (node, label)
-            if code not in _COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
+            if code not in COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
                 raise_for(code, None, f"group {group!r}")
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _coordinator(self, group: str) -> tuple[int, str]:
-        delay = 0.05
-        for attempt in range(ATTEMPTS):
-            resp = self.cluster.send(
-                self.cluster.any(), ApiKey.FIND_COORDINATOR, {"key": group, "key_type": 0}
-            )
-            if resp.error_code == ErrorCode.NONE:
-                self.cluster.addresses[resp.node_id] = (resp.host, resp.port)
-                return resp.node_id, f"{resp.host}:{resp.port} (id {resp.node_id})"
-            if resp.error_code not in _COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
-                raise_for(resp.error_code, resp.error_message, f"coordinator of group {group!r}")
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        found = find_coordinator(self.cluster, group)
+        return found.node_id, f"{found.host}:{found.port} (id {found.node_id})"
+
+
+def find_coordinator(cluster: _Cluster, group: str) -> Struct:
+    """FindCoordinator for ``group`` (``node_id``, ``host``, ``port``), asked again while the
+    coordinator is moving; its address is remembered so ``cluster.node(node_id)`` reaches it."""
+    delay = 0.05
+    for attempt in range(ATTEMPTS):
+        resp = cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, {"key": group, "key_type": 0})
+        if resp.error_code == ErrorCode.NONE:
+            cluster.addresses[resp.node_id] = (resp.host, resp.port)
+            return resp
+        if resp.error_code not in COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
+            raise_for(resp.error_code, resp.error_message, f"coordinator of group {group!r}")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _describe_error(resp: Struct, group: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 
 from kcli.errors import CorruptRecordError, UsageError
 from kcli.storage.records import Record, decode_records, decode_values, iter_batches
@@ -31,6 +31,18 @@ def resolve_start(transport, topic: str, partition: int, spec: str) -> int:
         return max(start, end + value)
     return max(start, value)
 
+
+RESETS = ("earliest", "latest")  # a group member's choices where nothing is committed (auto.offset.reset)
+
+
+def committed_or_reset(transport, topic: str, partition: int, committed: int | None, reset: str) -> int:
+    """Where a group member starts a partition: the committed offset when it is still in the log, else
+    the reset policy, 'earliest' or 'latest' (Kafka's auto.offset.reset)."""
+    start = transport.list_offset(topic, partition, "earliest")
+    end = transport.list_offset(topic, partition, "latest")
+    if committed is not None and start <= committed <= end:
+        return committed
+    return resolve_start(transport, topic, partition, reset)
 
 class Consumer:
     """Fetches from a transport (``fetch``, ``list_offset``) for an explicit set of partitions."""
@@ -87,6 +99,29 @@ class Consumer:
             # deliver the good records before the bad batch; the next fetch starts at it and reports it
         self.positions[tp] = offset
         return out
+
+    def deliver_round(
+        self,
+        partitions: Iterable[tuple[str, int]],
+        ends: Mapping[tuple[str, int], int] | None,
+        delivered: dict[tuple[str, int], int],
+        stopping: Callable[[], bool],
+    ) -> Generator[tuple[str, int, Record], None, bool | None]:
+        """A group member's round: one fetch per partition (up to ``ends``, when given), yielding the
+        records and noting in ``delivered`` the offset after each one handed out -- what a commit may
+        cover.  Returns whether any position moved, or None when ``stopping()`` said stop."""
+        progressed = False
+        for tp in sorted(partitions):
+            upto = ends.get(tp) if ends is not None else None
+            before = self.positions[tp]
+            for rec in self.fetch_partition(tp[0], tp[1], upto):
+                if stopping():
+                    return None
+                delivered[tp] = rec.offset + 1
+                yield tp[0], tp[1], rec
+            delivered[tp] = self.positions[tp]
+            progressed = progressed or self.positions[tp] != before
+        return progressed
 
     def _located(self, exc: CorruptRecordError, topic: str, partition: int, pos: int) -> CorruptRecordError:
         """Name the file and position of a corrupt batch found in fetched data, when the transport knows."""

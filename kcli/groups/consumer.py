@@ -13,20 +13,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-from kcli.client.consumer import Consumer, resolve_start
+from kcli.client.consumer import committed_or_reset
 from kcli.cluster.datadir import DataDir
-from kcli.errors import NotFoundError, UsageError
-from kcli.groups.assignors import get_assignor
+from kcli.errors import NotFoundError
+from kcli.groups.member import GroupReader, TopicPartition
 from kcli.groups.membership import MemberInfo, Membership
 from kcli.groups.offsets import OffsetStore
 from kcli.groups.ownership import Ownership
 from kcli.storage.records import Record
 
-TopicPartition = tuple[str, int]
-RESETS = ("earliest", "latest")
 
-
-class GroupConsumer:
+class GroupConsumer(GroupReader):
     """Consume ``topics`` as a member of ``group`` on a data directory (no broker)."""
 
     def __init__(
@@ -45,26 +42,16 @@ class GroupConsumer:
         check_interval: float = 0.2,
         poll_interval: float = 0.05,
     ) -> None:
-        if reset not in RESETS:
-            raise UsageError(f"unknown reset policy {reset!r}", hint="use earliest or latest")
-        self.transport = transport
-        self.group = group
-        self.topics = list(topics)
-        self.assign = get_assignor(assignor)
-        self.reset = reset
-        self.commit_offsets = commit_offsets
-        self.commit_interval = commit_interval
-        self.exit_on_eof = exit_on_eof
+        super().__init__(
+            transport, group, topics, assignor=assignor, reset=reset, commit_offsets=commit_offsets,
+            commit_interval=commit_interval, exit_on_eof=exit_on_eof, client_id=client_id,
+            poll_interval=poll_interval,
+        )
         self.check_interval = check_interval
-        self.consumer = Consumer(transport, poll_interval=poll_interval)
         self.membership = Membership(datadir, group, topics, assignor, client_id)
         self.ownership = Ownership(self.membership.paths, self.membership.member_id)
         self.store = OffsetStore(datadir)
-        self.assignment: set[TopicPartition] = set()
-        self.delivered: dict[TopicPartition, int] = {}  # next offset after what the caller was given
-        self.committed: dict[TopicPartition, int | None] = {}
         self.ends: dict[TopicPartition, int] | None = None
-        self._stop = False
 
     @property
     def member_id(self) -> str:
@@ -82,10 +69,6 @@ class GroupConsumer:
             }
         self.membership.join()
         self.rebalance()
-
-    def stop(self) -> None:
-        """Ask the stream to end at its next step (safe from a signal handler)."""
-        self._stop = True
 
     def close(self, commit: bool = True) -> None:
         """Commit what was delivered (if ``commit``), give up every partition and leave the group."""
@@ -117,17 +100,11 @@ class GroupConsumer:
                 if commit_due:
                     self.commit()
                     next_commit = time.monotonic() + self.commit_interval
-            progressed = False
-            for tp in sorted(self.ownership.owned):
-                upto = self.ends.get(tp) if self.ends is not None else None
-                before = self.consumer.positions[tp]
-                for rec in self.consumer.fetch_partition(tp[0], tp[1], upto):
-                    if self._stop:
-                        return
-                    self.delivered[tp] = rec.offset + 1
-                    yield tp[0], tp[1], rec
-                self.delivered[tp] = self.consumer.positions[tp]
-                progressed = progressed or self.consumer.positions[tp] != before
+            progressed = yield from self.consumer.deliver_round(
+                self.ownership.owned, self.ends, self.delivered, lambda: self._stop
+            )
+            if progressed is None:
+                return
             if self.ends is not None and self._reached_ends():
                 yield None
                 return
@@ -155,15 +132,13 @@ class GroupConsumer:
             self._commit(revoked)
             for tp in revoked:
                 self.ownership.release(tp)
-                self.consumer.positions.pop(tp, None)
-                self.delivered.pop(tp, None)
-                self.committed.pop(tp, None)
+                self._forget(tp)
         self.assignment = target
         taken = [tp for tp in sorted(target - self.ownership.owned) if self.ownership.try_acquire(tp)]
         if taken:
             committed = self.store.fetch(self.group)  # read only after taking ownership
             for tp in taken:
-                start = self._start_position(tp, committed.get(tp))
+                start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.reset)
                 self.consumer.positions[tp] = start
                 self.delivered[tp] = start
                 self.committed[tp] = committed.get(tp)
@@ -184,14 +159,6 @@ class GroupConsumer:
             except NotFoundError:
                 pass  # deleted, or not created yet: nothing to assign
         return counts
-
-    def _start_position(self, tp: TopicPartition, committed: int | None) -> int:
-        """The committed offset when it is still in the log, else the reset policy (auto.offset.reset)."""
-        start = self.transport.list_offset(tp[0], tp[1], "earliest")
-        end = self.transport.list_offset(tp[0], tp[1], "latest")
-        if committed is not None and start <= committed <= end:
-            return committed
-        return resolve_start(self.transport, tp[0], tp[1], self.reset)
 
     def commit(self) -> None:
         """Commit the delivered positions of every owned partition (only those that moved)."""

@@ -49,7 +49,13 @@ Broker side::
 
 from .api import Api, ApiKey
 from .apis import APIS, SUPPORTED, api_name, api_versions_entries, get_api
-from .consumer import decode_assignment, decode_subscription, encode_assignment, encode_subscription
+from .consumer import (
+    assignment_bytes,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
+)
 from .error_codes import RETRIABLE, ErrorCode, error_name, is_retriable
 from .frames import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -98,6 +104,7 @@ __all__ = [
     "api_name",
     "api_versions_entries",
     "api_versions_response",
+    "assignment_bytes",
     "decode_assignment",
     "decode_frame_size",
     "decode_request",

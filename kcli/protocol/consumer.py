@@ -9,7 +9,7 @@ and ignoring the rest, as Kafka's own clients do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kcli.errors import ProtocolError
@@ -82,6 +82,16 @@ def encode_assignment(value: Mapping[str, Any], version: int | None = None) -> b
     """Assignment bytes for SyncGroup ``assignments[].assignment``: ``assigned_partitions`` (list of
     ``{"topic", "partitions"}``) and optional ``user_data``."""
     return _encode(ASSIGNMENT, ASSIGNMENT_MAX_VERSION, value, version)
+
+
+def assignment_bytes(partitions: Iterable[tuple[str, int]]) -> bytes:
+    """A v0 assignment of (topic, partition) pairs, grouped by topic in the order first seen (v0: what
+    every client reads)."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    assigned = [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]
+    return encode_assignment({"assigned_partitions": assigned}, version=0)
 
 
 def decode_assignment(data: bytes | bytearray | memoryview) -> Struct:
