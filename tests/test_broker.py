@@ -231,6 +231,26 @@ def test_two_brokers_each_lead_their_partitions(brokers):
         assert a == b and a
 
 
+def test_no_embedded_write_behind_a_leader_about_to_serve(tmp_path):
+    """A broker's Metadata can answer "no leader" from a view older than the data dir's (the controller
+    just elected one) -- the client must then wait for the new leader, not write embedded and take the
+    partition lock from under it.  Embedded is for partitions nobody is about to lead."""
+    datadir = DataDir(str(tmp_path / "data"))
+    md = Metadata(datadir)
+    md.add_brokers(2)
+    md.create_topic("t", 1, 2)
+    leader = md.load().partition("t", 0).leader
+    transport = RemoteTransport(datadir)
+    try:
+        with datadir.broker_lock(leader):  # the elected leader runs
+            assert transport._leader_coming("t", 0)
+        assert not transport._leader_coming("t", 0)  # stopped cleanly: its partitions may go embedded
+        md.update_partition("t", 0, leader=-1)
+        assert not transport._leader_coming("t", 0)  # offline: nobody is coming
+    finally:
+        transport.close(durable=False)
+
+
 def test_partitions_without_a_live_leader_are_written_embedded(brokers):
     brokers.init(2)
     brokers.start(0)  # broker 1 stays down

@@ -448,7 +448,7 @@ class RemoteTransport:
                         hint=f"it has partitions 0..{count - 1}",
                     )
             leader = self.cluster.leaders[(topic, partition)]
-            if leader < 0 and self.datadir is not None and not self._failover_pending(topic, partition):
+            if leader < 0 and self.datadir is not None and not self._leader_coming(topic, partition):
                 return call(None)[2]
             try:
                 if leader < 0:
@@ -469,18 +469,26 @@ class RemoteTransport:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def _failover_pending(self, topic: str, partition: int) -> bool:
-        """With a data dir, a partition without a live leader is written embedded -- but not while its
-        leader crashed and the controller has yet to move the leadership: its followers still run, and
-        the broker elected next must find the partition as they left it."""
+    def _leader_coming(self, topic: str, partition: int) -> bool:
+        """With a data dir, a partition without a live leader is written embedded -- but not while a
+        broker is about to lead it: the metadata on disk names a leader that runs (the broker that
+        answered our Metadata had an older view, or the leader is opening the partition), or one that
+        crashed while others run (the controller is about to move the leadership).  Writing it
+        embedded then would take the partition lock from under the broker elected to lead it."""
         from kcli.broker.liveness import is_lost
         from kcli.cluster.metadata import Metadata
 
+        datadir = self.datadir
+        assert datadir is not None
         try:
-            meta = Metadata(self.datadir).load().partition(topic, partition)  # type: ignore[arg-type]
+            meta = Metadata(datadir).load().partition(topic, partition)
         except (NotFoundError, OSError):
             return False
-        return meta.leader >= 0 and is_lost(self.datadir, meta.leader) and not self.cluster.all_down()  # type: ignore[arg-type]
+        if meta.leader < 0:
+            return False
+        if datadir.broker_lock(meta.leader).is_locked():
+            return True
+        return is_lost(datadir, meta.leader) and not self.cluster.all_down()
 
     # ------------------------------------------------------------ produce
 
