@@ -7,8 +7,9 @@ its Metadata advertises when we were given ``host:port``.
 
 With a data dir, a partition whose leader is not alive (Metadata leader -1) is read and written
 embedded: no live broker serves it, so nobody's back is behind -- the broker that leads it will wait for
-the partition lock when it starts.  The exception is a leader that crashed while other brokers run: the
-controller is about to move its leadership, so we wait for that instead.  Writes through a broker use
+the partition lock when it starts.  Not so when a broker is about to lead it: the data dir names a
+running leader (the broker that answered had an older view), or one that crashed while other brokers
+run (the controller is about to move its leadership); then we wait for that leader instead.  Writes through a broker use
 acks=all unless told otherwise, so a returned offset is on every in-sync replica; with acks=0 the broker
 does not answer and the offset is unknown (-1).
 
