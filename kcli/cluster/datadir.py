@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kcli.errors import DataDirError, LockTimeoutError
@@ -32,6 +32,44 @@ def default_data_dir() -> str:
     return os.path.join(base, "kcli")
 
 
+def try_flock(fd: int, holder: str) -> bool:
+    """Take an exclusive flock on ``fd`` without waiting and record ``holder`` in the file (what
+    :func:`flock_holder` reads back); when another process holds it, close ``fd`` and return False."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{holder}\n".encode(), 0)
+    return True
+
+
+def flock_holder(path: str, max_bytes: int = 4096, on_free: Callable[[], None] | None = None) -> bytes | None:
+    """What the live holder of the flock on ``path`` recorded in it (up to ``max_bytes``; b"" for 0), or
+    None when no process holds it or there is no file.  A shared probe on a read-only descriptor: it
+    works on a read-only data dir and writes nothing.  ``on_free`` runs when nobody holds the lock,
+    while the probe still does (to remove a dead holder's file before anyone can take it)."""
+    import fcntl
+
+    try:
+        fd = open_fd(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, max_bytes) if max_bytes else b""
+        if on_free is not None:
+            on_free()
+        return None
+    finally:
+        os.close(fd)  # also drops the probe's shared lock
+
+
 class FileLock:
     """An exclusive advisory lock (flock) on ``path`` that records its holder's pid for error messages.
 
@@ -49,19 +87,12 @@ class FileLock:
         return self._fd is not None
 
     def try_acquire(self) -> bool:
-        import fcntl
-
         try:
             fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise _not_writable(exc, f"the {self.what} lock") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        if not try_flock(fd, str(os.getpid())):
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return True
 
@@ -94,22 +125,7 @@ class FileLock:
 
     def is_locked(self) -> bool:
         """Whether some process (maybe this one) holds the lock right now."""
-        if self._fd is not None:
-            return True
-        import fcntl
-
-        # a shared probe on a read-only descriptor: works on a read-only data dir, writes nothing
-        try:
-            fd = open_fd(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # also drops the probe's shared lock
-        return False
+        return self._fd is not None or flock_holder(self.path, 0) is not None
 
     def __enter__(self) -> FileLock:
         return self.acquire()

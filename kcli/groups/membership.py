@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from kcli.cluster.datadir import DataDir
+from kcli.cluster.datadir import DataDir, flock_holder
 from kcli.errors import KcliError, UsageError
 from kcli.groups.assignors import get_assignor
 from kcli.groups.layout import GroupPaths, fsync_dir
@@ -157,26 +157,20 @@ def _probe(paths: GroupPaths, own: tuple[str, MemberInfo] | None) -> list[Member
 
 def _probe_one(path: str) -> MemberInfo | None:
     """The member described by ``path`` if its holder lives; a dead member's file is unlinked."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
+
+    def unlink_dead() -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            data = os.read(fd, 1 << 16)
-            try:
-                return MemberInfo.from_json(json.loads(data))
-            except (ValueError, KeyError, TypeError):
-                return None
-        try:  # nobody holds it: the member died
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+    data = flock_holder(path, 1 << 16, on_free=unlink_dead)
+    if data is None:
         return None
-    finally:
-        os.close(fd)
+    try:
+        return MemberInfo.from_json(json.loads(data))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def require_no_live_members(datadir: DataDir, group: str, action: str) -> Callable[[], None]:

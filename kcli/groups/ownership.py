@@ -9,9 +9,9 @@ therefore starts exactly where the previous one stopped, and a member that dies 
 
 from __future__ import annotations
 
-import fcntl
 import os
 
+from kcli.cluster.datadir import flock_holder, try_flock
 from kcli.groups.layout import GroupPaths
 from kcli.storage.fileio import open_fd
 
@@ -36,13 +36,8 @@ class Ownership:
             return True
         os.makedirs(self.paths.owners_dir, exist_ok=True)
         fd = open_fd(self.paths.owner_lock_path(*tp), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        if not try_flock(fd, self.member_id):
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{self.member_id}\n".encode(), 0)
         self._fds[tp] = fd
         return True
 
@@ -58,15 +53,5 @@ class Ownership:
 
 def current_owner(paths: GroupPaths, tp: TopicPartition) -> str | None:
     """The member id holding ``tp`` right now, or None when no live member holds it."""
-    try:
-        fd = open_fd(paths.owner_lock_path(*tp), os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.read(fd, 4096).decode("utf-8", "replace").strip() or None
-        return None
-    finally:
-        os.close(fd)
+    held = flock_holder(paths.owner_lock_path(*tp))
+    return None if held is None else held.decode("utf-8", "replace").strip() or None
