@@ -18,6 +18,7 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 
 from cluster import broker_available, live_brokers
 from measure import best_of, env_with, run_pipeline
@@ -85,36 +86,23 @@ def throughput_pair(
     lines: str,
     count: int,
     repeat: int,
+    brokers: int = 0,
     create: Sequence[str] = (),
     options: Sequence[str] = (),
 ) -> tuple[float, float]:
-    """(produce, consume) rates on ``data`` as it is: embedded, or through whatever brokers serve it;
-    ``options`` go to `kcli produce`."""
-    produced, topic = produce_rate(kcli, data, lines, count, repeat, create, options)
-    return produced, consume_rate(kcli, data, topic, count, repeat)
-
-
-def through_brokers(
-    kcli: list[str],
-    data: str,
-    brokers: int,
-    lines: str,
-    count: int,
-    repeat: int,
-    create: Sequence[str] = (),
-    options: Sequence[str] = (),
-) -> tuple[float, float]:
-    """:func:`throughput_pair` with ``brokers`` live brokers serving ``data``."""
-    with live_brokers(kcli, data, brokers):
-        return throughput_pair(kcli, data, lines, count, repeat, create, options)
+    """(produce, consume) rates on ``data``: embedded, or with ``brokers`` live brokers serving it;
+    ``create`` goes to `kcli topic create`, ``options`` to `kcli produce`."""
+    with live_brokers(kcli, data, brokers) if brokers else nullcontext():
+        produced, topic = produce_rate(kcli, data, lines, count, repeat, create, options)
+        return produced, consume_rate(kcli, data, topic, count, repeat)
 
 
 def section_3(kcli: list[str], work: str, lines: str, count: int, repeat: int) -> list[Row]:
     """Embedded, then 1 broker, then 3 brokers, one right after the other: each figure is compared with
     the one before it, measured moments earlier.  A failing 3-broker cluster costs only its own rows."""
     embedded = throughput_pair(kcli, os.path.join(work, "embedded-data"), lines, count, repeat)
-    single = through_brokers(
-        kcli, os.path.join(work, "brokers-1"), 1, lines, count, repeat, options=("--acks", "1")
+    single = throughput_pair(
+        kcli, os.path.join(work, "brokers-1"), lines, count, repeat, 1, options=("--acks", "1")
     )
     rows = [
         Row(
@@ -132,13 +120,13 @@ def section_3(kcli: list[str], work: str, lines: str, count: int, repeat: int) -
         Row("3", "consume -e (1 broker)", single[1], "rec/s", embedded[1], "embedded", 0.70, on="ratio"),
     ]
     try:
-        replicated = through_brokers(
+        replicated = throughput_pair(
             kcli,
             os.path.join(work, "brokers-3"),
-            3,
             lines,
             count,
             repeat,
+            3,
             ("-r", "3", "-c", "min.insync.replicas=2"),
             ("--acks", "all"),
         )
