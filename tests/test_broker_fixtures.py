@@ -9,19 +9,17 @@ broker it started -- SIGTERM, then SIGKILL if it hangs -- whether the test passe
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import KCLI, KcliRunner
 
 from kcli.protocol import ApiKey, RequestHeader, decode_frame_size, decode_response, encode_request
 
-KCLI = [sys.executable, "-m", "kcli.cli.main"]
 START_TIMEOUT = 30.0
 
 
@@ -88,25 +86,15 @@ class Brokers:
     def __init__(self, data_dir: Path, workdir: Path) -> None:
         self.data_dir = data_dir
         self.workdir = workdir
-        self.env = {**os.environ, "KCLI_DATA_DIR": str(data_dir), "NO_COLOR": "1"}
-        self.env.pop("XDG_DATA_HOME", None)
+        self.runner = KcliRunner(data_dir)
+        self.env = self.runner.env
         self.started: list[BrokerProcess] = []
 
     def kcli(
         self, *args: object, input: bytes | str | None = None, ok: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess:
-        if isinstance(input, str):
-            input = input.encode()
-        proc = subprocess.run(
-            [*KCLI, *map(str, args)], input=input, capture_output=True, env=self.env, timeout=timeout
-        )
-        proc.stdout = proc.stdout.decode("utf-8", "replace")
-        proc.stderr = proc.stderr.decode("utf-8", "replace")
-        if ok:
-            assert proc.returncode == 0, (
-                f"kcli {' '.join(map(str, args))} exited {proc.returncode}: {proc.stderr}"
-            )
-        return proc
+        """``kcli ARGS...`` on this data dir, as the ``kcli`` fixture runs it."""
+        return self.runner(*args, input=input, ok=ok, timeout=timeout)
 
     def init(self, brokers: int = 1) -> None:
         self.kcli("cluster", "init", "--brokers", brokers)
