@@ -44,6 +44,7 @@ def committed_or_reset(transport, topic: str, partition: int, committed: int | N
         return committed
     return resolve_start(transport, topic, partition, reset)
 
+
 class Consumer:
     """Fetches from a transport (``fetch``, ``list_offset``) for an explicit set of partitions."""
 

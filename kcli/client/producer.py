@@ -255,10 +255,9 @@ class _Compressor:
     DEPTH = 2  # batches compressing at once, at most
 
     def __init__(self, codec: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self.codec = codec
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="kcli-compress")
+        self._pool = None  # started with the second batch: a one-batch produce has nothing to overlap
+        self._first = True
         self._queue: deque[tuple] = deque()
 
     @property
@@ -268,6 +267,13 @@ class _Compressor:
     def submit(self, topic: str, partition: int, batch: _Batch) -> list[tuple]:
         """Start compressing ``batch``; returns the (topic, partition, batch, encoded) of earlier batches
         that must go out now, oldest first."""
+        if self._first:
+            self._first = False
+            return [(topic, partition, batch, batch.encode(self.codec))]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="kcli-compress")
         section = batch.section()
         future = self._pool.submit(compression.compress, self.codec, section.body)
         self._queue.append((topic, partition, batch, section, future))
@@ -278,7 +284,8 @@ class _Compressor:
         return [self._done() for _ in range(len(self._queue))]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _done(self) -> tuple:
         topic, partition, batch, section, future = self._queue.popleft()
