@@ -156,8 +156,8 @@ def test_hand_over_and_fenced_isr_changes(tmp_path):
     after = md.load().partition("t", 0)
     assert changes[0].new_leader == b == after.leader and after.isr == meta.isr  # it stays in sync
     # the deposed leader's ISR change is refused; the new leader's is recorded in replica order
-    assert alter_isr(md, "t", 0, leader, meta.leader_epoch, meta.version, [leader]) is None
-    recorded = alter_isr(md, "t", 0, b, after.leader_epoch, after.version, [b, leader])
+    assert alter_isr(md, "t", 0, meta, [leader]) is None
+    recorded = alter_isr(md, "t", 0, after, [b, leader])
     assert recorded is not None and recorded.isr == [leader, b] == md.load().partition("t", 0).isr
     assert recorded.version > after.version
 
@@ -171,11 +171,11 @@ def test_isr_change_from_an_old_view_is_refused_and_the_current_partition_return
     on_brokers_lost(md, _look({leader, a}, {b}), lambda *_: 0, lambda _t: False)  # the controller's change
     current = md.load().partition("t", 0)
     assert current.isr == [leader, a] and current.version > view.version
-    answer = alter_isr(md, "t", 0, leader, view.leader_epoch, view.version, [leader, a, b])
+    answer = alter_isr(md, "t", 0, view, [leader, a, b])
     assert answer is not None and answer.isr == [leader, a] and answer.version == current.version
     assert md.load().partition("t", 0).isr == [leader, a]  # nothing recorded
     # from the current view the same change goes through
-    answer = alter_isr(md, "t", 0, leader, current.leader_epoch, current.version, [leader, a, b])
+    answer = alter_isr(md, "t", 0, current, [leader, a, b])
     assert answer.isr == [leader, a, b] == md.load().partition("t", 0).isr
 
 
@@ -233,7 +233,7 @@ def test_led_partition_keeps_the_newer_view_when_an_isr_change_and_a_refresh_cro
     writer = PartitionWriter(datadir, "t", 0, view, LogConfig(), followers=[])
     led = LedPartition("t", 0, view, LogConfig(), writer, md)
     try:
-        ours = alter_isr(md, "t", 0, leader, view.leader_epoch, view.version, [leader, a, b])
+        ours = alter_isr(md, "t", 0, view, [leader, a, b])
         on_brokers_lost(md, _look({leader, a}, {b}), lambda *_: 0, lambda _t: False)
         led.update_meta(md.load().partition("t", 0))  # the refresh wins the race ...
         led.update_meta(ours)  # ... and the older answer arrives last

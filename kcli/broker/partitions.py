@@ -328,10 +328,10 @@ class LedPartition:
             if self.closed or self._isr_pending:
                 return
             self._isr_pending = True
-            leader, epoch, version = self.meta.leader, self.meta.leader_epoch, self.meta.version
+            view = self.meta
         recorded = None
         try:
-            recorded = alter_isr(self.metadata, self.topic, self.partition, leader, epoch, version, isr)
+            recorded = alter_isr(self.metadata, self.topic, self.partition, view, isr)
         except (KcliError, OSError) as exc:
             log.error("partition %s-%d: recording ISR %s failed: %s", self.topic, self.partition, isr, exc)
         finally:

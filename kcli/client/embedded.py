@@ -115,9 +115,7 @@ class PartitionWriter:
             while current is not None and any(b in current.isr for b in running):
                 # refused while the partition changed since our view: then again from the view it returns
                 isr = [b for b in current.isr if b not in running]
-                answer = alter_isr(
-                    metadata, self.topic, self.partition, current.leader, current.leader_epoch, current.version, isr
-                )
+                answer = alter_isr(metadata, self.topic, self.partition, current, isr)
                 current = None if answer is None or answer.version == current.version else answer
         return [b for b in followers if b not in running]
 

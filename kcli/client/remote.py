@@ -9,9 +9,10 @@ With a data dir, a partition whose leader is not alive (Metadata leader -1) is r
 embedded: no live broker serves it, so nobody's back is behind -- the broker that leads it will wait for
 the partition lock when it starts.  Not so when a broker is about to lead it: the data dir names a
 running leader (the broker that answered had an older view), or one that crashed while other brokers
-run (the controller is about to move its leadership); then we wait for that leader instead.  Writes through a broker use
-acks=all unless told otherwise, so a returned offset is on every in-sync replica; with acks=0 the broker
-does not answer and the offset is unknown (-1).
+run (the controller is about to move its leadership); then we wait for that leader instead.
+
+Writes through a broker use acks=all unless told otherwise, so a returned offset is on every in-sync
+replica; with acks=0 the broker does not answer and the offset is unknown (-1).
 
 :class:`RemoteAdmin` sends CreateTopics / DeleteTopics / CreatePartitions to a live broker, which holds
 the locks those changes need.

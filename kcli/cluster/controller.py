@@ -218,23 +218,17 @@ def hand_over(metadata: Metadata, broker: int, live: set[int], leo: Leo) -> list
 
 
 def alter_isr(
-    metadata: Metadata,
-    topic: str,
-    partition: int,
-    leader: int,
-    leader_epoch: int,
-    version: int,
-    isr: list[int],
+    metadata: Metadata, topic: str, partition: int, view: PartitionMeta, isr: list[int]
 ) -> PartitionMeta | None:
-    """Record the ISR a leader decided on from its view of the partition at ``version``, if it still
-    leads ``topic-partition`` in ``leader_epoch`` and nobody changed the partition since (Kafka's
+    """Record the ISR a leader decided on from ``view``, its view of the partition, if it still leads
+    ``topic-partition`` in that leader epoch and nobody changed the partition since (Kafka's
     AlterPartition checks the partition epoch the same way: the controller may have dropped a lost
     broker the leader's view still counts).  Returns the partition as recorded now -- with the new ISR,
     or unchanged when the view was old -- or None when the leader was deposed (or the topic went)."""
 
     def fn(state: ClusterState) -> list[dict]:
-        meta = _led_by(state, topic, partition, leader, leader_epoch)
-        if meta is None or meta.version != version:
+        meta = _led_by(state, topic, partition, view.leader, view.leader_epoch)
+        if meta is None or meta.version != view.version:
             return []
         ordered = [b for b in meta.replicas if b in isr] + [b for b in isr if b not in meta.replicas]
         if ordered == meta.isr:
@@ -243,7 +237,7 @@ def alter_isr(
             {"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": ordered}
         ]
 
-    return _led_by(metadata.change(fn), topic, partition, leader, leader_epoch)
+    return _led_by(metadata.change(fn), topic, partition, view.leader, view.leader_epoch)
 
 
 def _led_by(state: ClusterState, topic: str, partition: int, leader: int, epoch: int) -> PartitionMeta | None:
