@@ -99,10 +99,11 @@ class Broker:
             ) from None
         self._lock = lock
         try:
+            self.server.bind()  # fail fast on a taken address, before loading any partition
             liveness.beat(self.datadir, self.broker_id)
             self._observe(state)
             self.partitions.refresh(force=True)
-            self.server.start()
+            self.server.serve()
             tcp = self.server.tcp_address
             self.info = BrokerInfo(
                 self.broker_id,

@@ -161,20 +161,28 @@ class Server:
                 return host, port
         return None
 
-    def start(self) -> None:
+    def bind(self) -> None:
+        """Take the addresses (bind and listen) without serving yet: a taken port or an address that is
+        not local fails here, before the broker loads any partition.  Connections made between this and
+        :meth:`serve` wait in the listen backlog."""
         if len(self.socket_path.encode()) > 107:
             raise BrokerError(
                 f"socket path {self.socket_path} is longer than the 107 bytes Unix sockets allow",
                 hint="use a shorter --data-dir",
             )
+        where = self.socket_path
         try:
             self._listeners.append(_UnixListener(self.socket_path, _Connection))
             if self.tcp is not None:
+                where = f"{self.tcp[0]}:{self.tcp[1]}"
                 self._listeners.append(_TCPListener(self.tcp, _Connection))
         except OSError as exc:
             self.stop()
-            where = f"{self.tcp[0]}:{self.tcp[1]}" if self.tcp else self.socket_path
-            raise BrokerError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            raise BrokerError(f"cannot listen on {where}: {exc.strerror or exc}",
+                              hint="give --listener a free port on a local address") from None
+
+    def serve(self) -> None:
+        """Start accepting connections on the bound listeners."""
         for listener in self._listeners:
             listener.owner = self
             thread = threading.Thread(
@@ -210,8 +218,10 @@ class Server:
         """Stop accepting, cut every connection, and wait (bounded) for requests being handled."""
         self.stopping = True
         for listener in self._listeners:
-            listener.shutdown()
+            if self._threads:  # shutdown() waits for serve_forever, which a bound-only listener never ran
+                listener.shutdown()
             listener.server_close()
+        self._listeners = []
         for thread in self._threads:
             thread.join(timeout)
         with self._lock:

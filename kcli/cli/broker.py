@@ -7,6 +7,11 @@ import click
 from kcli.cli.output import emit_json, table
 
 
+class _StopBeforeServing(BaseException):
+    """SIGTERM or SIGINT while the broker starts.  A BaseException, so that no handler of ordinary
+    errors on the way (loading a partition, say) swallows it."""
+
+
 @click.group()
 def broker() -> None:
     """Run a broker speaking Kafka's protocol, or list the live ones."""
@@ -98,12 +103,23 @@ def serve(
         session_timeout_ms,
     )
 
+    def abort_start(signum: int, _frame: object) -> None:
+        raise _StopBeforeServing(signum)
+
     def on_signal(signum: int, _frame: object) -> None:
         node.stop()
 
+    # until it serves, a signal aborts the start-up where it is (start() lets go of all it took); then
+    # it asks for the clean stop that hands leaderships over
+    signal.signal(signal.SIGTERM, abort_start)
+    signal.signal(signal.SIGINT, abort_start)
+    try:
+        info = node.start()
+    except _StopBeforeServing as stop:
+        logging.getLogger("kcli.broker").info("stopped by %s before serving", signal.Signals(stop.args[0]).name)
+        return
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    info = node.start()
     where = f"unix:{info.socket}" + (f" and tcp:{info.listener}" if info.listener else "")
     logging.getLogger("kcli.broker").info("serving on %s (pid %d)", where, info.pid)
     node.run()
