@@ -21,9 +21,10 @@ from collections.abc import Iterable
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import NotFoundError, UnavailableError
+from kcli.errors import LockTimeoutError, NotFoundError, UnavailableError
 from kcli.storage import checkpoint
 from kcli.storage.divergence import divergence
+from kcli.storage.fileio import sync_files
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
 
@@ -77,17 +78,18 @@ class PartitionWriter:
     the session writes itself.
 
     ``followers`` names them; None applies the embedded rule: every in-sync follower whose broker is not
-    running (a running one is dropped from the ISR, see the module docstring)."""
+    running (a running one is dropped from the ISR, see the module docstring).  ``lock_timeout``
+    overrides the data dir's wait for the partition lock (0: do not wait)."""
 
     def __init__(self, datadir: DataDir, topic: str, partition: int, meta: PartitionMeta, config: LogConfig,
-                 followers: Iterable[int] | None = None) -> None:
+                 followers: Iterable[int] | None = None, lock_timeout: float | None = None) -> None:
         self.datadir = datadir
         self.topic = topic
         self.partition = partition
         self.epoch = meta.leader_epoch
         self.config = config
         self.lock: FileLock = datadir.partition_lock(topic, partition)
-        self.lock.acquire()
+        self.lock.acquire(lock_timeout)
         self.problems: list[str] = []
         self.logs: list[tuple[int, PartitionLog]] = []
         try:
@@ -164,6 +166,10 @@ class PartitionWriter:
                 follower.append(batch, self.epoch, validate=False)
         return info.base_offset
 
+    def files(self) -> list[str]:
+        """The segment files this session appends to (earlier ones were fsynced when they rolled)."""
+        return [log.active.log_path for _broker, log in self.logs]
+
     def close(self, durable: bool, hw: int | None = None) -> None:
         """End the session.  ``durable``: fsync, then advance the checkpoints (recovery point, log start,
         high watermark) so that recovery after an OS crash starts from here."""
@@ -200,6 +206,7 @@ class EmbeddedTransport:
         self._state: ClusterState | None = None
         self._writers: dict[tuple[str, int], PartitionWriter] = {}
         self._readers: dict[tuple[str, int], PartitionLog] = {}
+        self._unsynced: set[str] = set()  # files of write sessions ended without an fsync
         self.warnings: list[str] = []
 
     @property
@@ -239,17 +246,36 @@ class EmbeddedTransport:
         key = (topic, partition)
         writer = self._writers.get(key)
         if writer is None:
-            meta = self._led(topic, partition)
-            writer = PartitionWriter(self.datadir, topic, partition, meta, self.log_config(topic))
+            writer = self._open_writer(topic, partition)
             self.warnings += writer.problems
             self._writers[key] = writer
         return writer.append(batch)
 
+    def _open_writer(self, topic: str, partition: int) -> PartitionWriter:
+        """Start a write session, never waiting for a partition's lock while holding another's: two
+        producers that each held one partition and waited for the other's would wait for ever.  So
+        while sessions are open the lock is only tried; when it is busy they are ended (as on an idle
+        flush) and then it is waited for, holding nothing."""
+        config = self.log_config(topic)
+        if self._writers:
+            try:
+                return PartitionWriter(self.datadir, topic, partition, self._led(topic, partition), config,
+                                       lock_timeout=0)
+            except LockTimeoutError:
+                self.release()
+        return PartitionWriter(self.datadir, topic, partition, self._led(topic, partition), config)
+
     def release(self, durable: bool = False) -> None:
-        """Let other writers in: end every open write session."""
+        """Let other writers in: end every open write session.  Without ``durable`` the logs are not
+        fsynced now; their files are remembered so that a durable end syncs them all."""
         writers, self._writers = self._writers, {}
         for writer in writers.values():
+            if not durable:
+                self._unsynced.update(writer.files())
             writer.close(durable)
+        if durable:
+            sync_files(self._unsynced)
+            self._unsynced.clear()
 
     # ------------------------------------------------------------ fetch
     def _reader(self, topic: str, partition: int, fresh: bool = False) -> PartitionLog:

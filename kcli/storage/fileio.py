@@ -67,3 +67,25 @@ def truncate_file(path: str, size: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_files(paths: set[str] | list[str]) -> None:
+    """fsync each file and then each folder holding one (so that a file created since is found after a
+    power cut too).  A file gone since (retention, truncation) needs nothing."""
+    folders = set()
+    for path in paths:
+        try:
+            fd = open_fd(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders.add(os.path.dirname(path))
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
