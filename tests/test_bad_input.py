@@ -302,3 +302,23 @@ def test_metadata_is_untouched_by_refusals(kcli):
     kcli("topic", "alter", "t", "-p", "1", ok=False)
     kcli("topic", "create", "T/x", ok=False)
     assert log.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"value": "a", "timestamp": 100000000000000000000}',
+        b'{"value": "a", "timestamp": -5}',
+        b'{"value": "a", "timestamp": -1}',
+        b'{"value": "a", "partition": 4294967296}',
+        b'"\xff"',
+    ],
+    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8"],
+)
+def test_bad_json_records_are_refused_and_stored_records_stay(kcli, line):
+    """Out-of-range numbers and bytes that are not UTF-8 get one line and exit 2, not a traceback, and
+    leave what was stored before as it was."""
+    kcli("produce", "t", "--json", input=b'{"value": "kept", "timestamp": 5}\n')
+    refused(kcli("produce", "t", "--json", input=line + b"\n", ok=False), 2)
+    assert kcli("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
+    kcli("verify")

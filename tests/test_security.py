@@ -89,6 +89,19 @@ def test_an_existing_data_dir_keeps_its_mode(kcli):
     assert stat.S_IMODE(kcli.data_dir.stat().st_mode) == 0o750
 
 
+def test_a_data_dir_open_to_other_users_is_named_once_at_first_use(kcli):
+    """An existing 0755 folder keeps its mode, but kcli says once that others can read the messages."""
+    kcli.data_dir.mkdir()
+    os.chmod(kcli.data_dir, 0o755)
+    first = kcli("produce", "t", input="x\n").stderr
+    assert first.splitlines() == [
+        f"kcli: warning: data dir {kcli.data_dir} has mode 0755, so other users can read its messages "
+        f"(chmod 700 {kcli.data_dir} keeps them private)"
+    ]
+    assert kcli("produce", "t", input="y\n").stderr == ""
+    assert stat.S_IMODE(kcli.data_dir.stat().st_mode) == 0o755
+
+
 def test_parent_folders_are_created_with_the_usual_modes(kcli, tmp_path):
     """Only the data dir itself is private: ~/.local/share made on the way follows the umask."""
     kcli.data_dir = tmp_path / "home" / ".local" / "share" / "kcli"

@@ -83,6 +83,11 @@ class Env:
 
         datadir = DataDir(self.data_dir, self.lock_timeout)
         datadir.check_usable()
+        if not datadir.exists():  # first use: say it once, before any message is stored there
+            mode = datadir.open_to_others()
+            if mode is not None:
+                click.echo(f"kcli: warning: data dir {datadir.root} has mode {mode:04o}, so other users can read "
+                           f"its messages (chmod 700 {datadir.root} keeps them private)", err=True)
         return datadir
 
 

@@ -60,6 +60,8 @@ class JsonInput:
     def __init__(self, line: bytes | str, lineno: int) -> None:
         try:
             obj = json.loads(line)
+        except UnicodeDecodeError:
+            raise UsageError(f"line {lineno}: not valid UTF-8, so not JSON") from None
         except ValueError as exc:
             raise UsageError(f"line {lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
@@ -72,15 +74,22 @@ class JsonInput:
         if not isinstance(headers, list) or not all(isinstance(h, list | tuple) and len(h) == 2 for h in headers):
             raise UsageError(f"line {lineno}: headers must be a list of [key, value] pairs")
         self.headers = [(str(k), _dec(v, f"line {lineno}: header {k}")) for k, v in headers]
-        self.partition = _opt_int(obj.get("partition"), f"line {lineno}: partition")
-        self.timestamp = _opt_int(obj.get("timestamp"), f"line {lineno}: timestamp")
+        self.partition = _opt_int(obj.get("partition"), f"line {lineno}: partition", _INT32_MAX)
+        # like Kafka's ProducerRecord: a timestamp is null (now) or milliseconds since the epoch, >= 0
+        self.timestamp = _opt_int(obj.get("timestamp"), f"line {lineno}: timestamp", _INT64_MAX)
 
 
-def _opt_int(value: object, what: str) -> int | None:
+_INT32_MAX, _INT64_MAX = 2**31 - 1, 2**63 - 1
+
+
+def _opt_int(value: object, what: str, most: int) -> int | None:
+    """An optional JSON integer in 0..``most`` (what the record format can hold)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise UsageError(f"{what} must be an integer")
+    if not 0 <= value <= most:
+        raise UsageError(f"{what} {value} is out of range (0 to {most}, or null)")
     return value
 
 

@@ -223,6 +223,16 @@ class DataDir:
             except FileExistsError:
                 pass
 
+    def open_to_others(self) -> int | None:
+        """The root's mode when it lets users other than its owner and group in (read or search); a
+        root kcli creates is 0700, but one that already existed keeps its owner's mode (see
+        :meth:`create`), and a 0755 one shows every message to every local user."""
+        try:
+            mode = os.stat(self.root).st_mode & 0o777
+        except FileNotFoundError:
+            return None
+        return mode if mode & 0o005 else None
+
     # ------------------------------------------------------------ locks
     def _lock(self, path: str, what: str, timeout: float | None = None) -> FileLock:
         try:
