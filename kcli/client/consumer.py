@@ -74,10 +74,17 @@ class Consumer:
         offset = self.positions[tp]
         if upto is not None and offset >= upto:
             return []
-        if self._wait > 0:
-            data = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait)
-        else:
-            data = self.transport.fetch(topic, partition, offset, self.max_bytes)
+        try:
+            if self._wait > 0:
+                data = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait)
+            else:
+                data = self.transport.fetch(topic, partition, offset, self.max_bytes)
+        except CorruptRecordError as exc:
+            if exc.path is not None:  # read here: the message names the offset, file and position
+                raise
+            # a broker's CORRUPT_MESSAGE: say where in the partition; the broker's log names the file
+            raise CorruptRecordError(f"{topic}-{partition} at offset {offset}: {exc.args[0]} (the broker's log "
+                                     "names the damaged file and position)") from None
         out: list = []  # Records, or values when values_only
         pos = 0
         try:
