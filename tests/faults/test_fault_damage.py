@@ -21,7 +21,7 @@ import pytest
 from test_broker_fixtures import ApiKey, brokers_fixture, call, connect  # noqa: F401
 
 from kcli.inspect import indexes
-from kcli.storage import records
+from kcli.storage import checkpoint, records
 
 from .harness import one_error_line
 
@@ -235,3 +235,19 @@ def test_a_broker_reads_past_zeros_after_a_closed_segments_last_batch(brokers):
             got += [r.offset for r in batch]
     consumer.close()
     assert got == list(range(N))
+
+
+def test_recovery_cuts_zeros_after_a_closed_segments_last_batch_and_keeps_the_segments_after(kcli):
+    part = fill(kcli)
+    damaged = segments(part)[1]
+    size = damaged.stat().st_size
+    with open(damaged, "ab") as fh:
+        fh.write(b"\0" * 300)
+    os.unlink(part / "kcli-writer-state")  # a crash, with a recovery point before the damaged segment
+    checkpoint.write_offsets(str(part.parent / checkpoint.RECOVERY_POINT), {(TOPIC, 0): 0})
+    produced = kcli("produce", TOPIC, "--print-offsets", input="after\n")
+    assert produced.stdout.split()[-1] == str(N)
+    assert f"{damaged}: truncated 300 invalid bytes at position {size}" in produced.stderr, produced.stderr
+    assert "deleted segment" not in produced.stderr
+    assert damaged.stat().st_size == size
+    assert offsets(kcli("consume", TOPIC, "-b", "-e", "-f", "%o\\n").stdout) == list(range(N + 1))
