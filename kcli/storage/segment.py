@@ -158,8 +158,12 @@ class LogSegment:
         offset, position = index.last()
         if position > size:
             return f"{index.path}: entry for offset {offset} points at position {position}, past the end of the log"
-        if len(index) and position < size:
-            header = _header_or_none(self, position, size)
+        raw = self.pread(position, records.HEADER_SIZE) if len(index) else b""
+        if len(raw) == records.HEADER_SIZE:  # else no batch there yet: the entry is written before its batch
+            try:
+                header = records.parse_header(raw)
+            except CorruptRecordError:
+                header = None
             if header is None or not header.base_offset <= offset <= header.last_offset:
                 return f"{index.path}: entry for offset {offset} does not point at the batch holding it"
         if time_index.problem is not None:
@@ -437,15 +441,6 @@ def _plausible(data: bytes | memoryview, position: int, size: int) -> bool:
     """Whether a batch of ``size`` bytes can start at ``position``: the cheap checks a read makes per batch
     (its length and magic byte; a full header check is the client's, as in Kafka)."""
     return size >= _MIN_SIZE and (len(data) <= position + _MAGIC_AT or data[position + _MAGIC_AT] == records.MAGIC)
-
-
-def _header_or_none(seg: LogSegment, position: int, size: int) -> records.BatchHeader | None:
-    """The header of a complete batch at ``position``, or None."""
-    try:
-        header = records.parse_header(seg.pread(position, records.HEADER_SIZE))
-    except CorruptRecordError:
-        return None
-    return header if position + header.size <= size else None
 
 
 def _report(message: str) -> None:
