@@ -168,31 +168,41 @@ GARBAGE = {
 }
 
 
+def indexes_match_the_log(log_path: Path) -> bool:
+    base = int(log_path.name[:20])
+    seg = indexes.SegmentBatches()
+    for position, header in batches(log_path):
+        seg.add(position, header.base_offset, header.last_offset, header.max_timestamp)
+    return not indexes.check_offset_index(
+        str(log_path.with_suffix(".index")), base, seg, log_path.stat().st_size
+    ) and not indexes.check_time_index(str(log_path.with_suffix(".timeindex")), base, seg)
+
+
 @pytest.mark.parametrize("suffix", sorted(GARBAGE))
 def test_a_garbage_index_is_rebuilt_from_the_log(brokers, suffix):
     part = fill(brokers.runner)
     stamps = [int(line.split()[1]) for line in brokers.kcli("consume", TOPIC, "-b", "-e", "-f", "%o %T\\n")
               .stdout.splitlines()]
-    active = segments(part)[-1]
-    base = int(active.name[:20])
-    index_path = active.with_suffix(suffix)
-    index_path.write_bytes(GARBAGE[suffix])
-    for start in ("earliest", base + 100, f"s@{stamps[base + 10]}"):
+    closed, active = segments(part)[1], segments(part)[-1]
+    for log_path in (closed, active):
+        log_path.with_suffix(suffix).write_bytes(GARBAGE[suffix])
+    middle = [int(p.name[:20]) + 100 for p in (closed, active)]
+    for start in ("earliest", *middle, f"s@{stamps[middle[0]]}", f"s@{stamps[middle[1]]}"):
         proc = brokers.kcli("consume", TOPIC, "-o", start, "-e", "-f", "%o\\n", ok=False)
         assert "Invalid argument" not in proc.stderr
         assert proc.returncode == 0, proc.stderr
-        first = {"earliest": 0, base + 100: base + 100}.get(start, stamps.index(stamps[base + 10]))
+        first = 0 if start == "earliest" else start if isinstance(start, int) else stamps.index(int(start[2:]))
         assert offsets(proc.stdout) == list(range(first, N)), start
+    assert not indexes_match_the_log(active)  # a reader rebuilds in memory, never writes
 
-    broker = brokers.start(0)  # start-up finds the index corrupt and rebuilds it from the log
-    seg = indexes.SegmentBatches()
-    for position, header in batches(active):
-        seg.add(position, header.base_offset, header.last_offset, header.max_timestamp)
-    assert indexes.check_offset_index(str(active.with_suffix(".index")), base, seg, active.stat().st_size) == []
-    assert indexes.check_time_index(str(active.with_suffix(".timeindex")), base, seg) == []
-    assert re.search(rf"{re.escape(str(index_path))}.*rebuil", broker.log()), broker.log()
-    proc = brokers.kcli("--bootstrap-server", broker.bootstrap, "consume", TOPIC, "-b", "-e", "-f", "%o\\n")
-    assert offsets(proc.stdout) == list(range(N))
+    broker = brokers.start(0)  # start-up finds the active segment's index corrupt and rebuilds it
+    assert indexes_match_the_log(active)
+    assert re.search(rf"{re.escape(str(active.with_suffix(suffix)))}.*rebuil", broker.log()), broker.log()
+    proc = brokers.kcli("--bootstrap-server", broker.bootstrap, "consume", TOPIC, "-o", middle[0], "-e",
+                        "-f", "%o\\n")
+    assert offsets(proc.stdout) == list(range(middle[0], N))
+    assert indexes_match_the_log(closed)  # the closed segment's, once the broker used it
+    assert re.search(rf"{re.escape(str(closed.with_suffix(suffix)))}.*rebuil", broker.log()), broker.log()
 
 
 # ---------------------------------------------------------------- a zero-filled tail
