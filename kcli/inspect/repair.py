@@ -326,7 +326,7 @@ def execute(plan: RepairPlan) -> None:
         elif action.kind in ("truncate", "rebuild_indexes"):
             if action.kind == "truncate":
                 _move_aside(action.path, action.position or 0)
-            seg = LogSegment(directory, action.base or 0)
+            seg = LogSegment(directory, action.base or 0, plan.index_interval)
             seg.recover(0, plan.index_interval)
             if not _is_last(directory, seg) and seg.max_timestamp >= 0:
                 # a rolled segment keeps a final time index entry (Kafka's onBecomeInactiveSegment)
