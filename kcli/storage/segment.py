@@ -236,7 +236,7 @@ class LogSegment:
         left = self.size - position
         raw = self.pread(position, min(left, records.HEADER_SIZE))
         if not raw.strip(b"\0"):
-            return f"{left} zero bytes instead of a record batch"
+            return f"zero bytes instead of a record batch ({left} bytes to the end of the segment)"
         peek = records.peek_size(raw, 0)
         if peek is not None and peek[1] > left:
             return f"a record batch of {peek[1]} bytes runs past the end of the segment ({left} bytes left)"

@@ -261,3 +261,22 @@ def test_recovery_cuts_zeros_after_a_closed_segments_last_batch_and_keeps_the_se
     assert "deleted segment" not in produced.stderr
     assert damaged.stat().st_size == size
     assert offsets(kcli("consume", TOPIC, "-b", "-e", "-f", "%o\\n").stdout) == list(range(N + 1))
+
+
+def test_zeros_over_a_closed_segments_last_batches_are_damage_not_the_end(brokers):
+    part = fill(brokers.runner)
+    log_path = segments(part)[1]
+    position, header = batches(log_path)[-2]
+    with open(log_path, "r+b") as fh:  # the last two batches zeroed: their offsets are gone
+        fh.seek(position)
+        fh.write(b"\0" * (log_path.stat().st_size - position))
+    proc = brokers.kcli("consume", TOPIC, "-b", "-e", "-f", "%o\\n", ok=False)
+    assert proc.returncode == 6 and offsets(proc.stdout) == list(range(header.base_offset))
+    line = one_error_line(proc.stderr)
+    assert_names_the_damage(line, log_path, position)
+    assert f"offset {header.base_offset}" in line and "zero bytes" in line
+    broker = brokers.start(0)
+    proc = brokers.kcli("--bootstrap-server", broker.bootstrap, "consume", TOPIC, "-b", "-e", "-f", "%o\\n",
+                        ok=False)
+    assert proc.returncode == 6 and offsets(proc.stdout) == list(range(header.base_offset))
+    assert f"{log_path} at position {position}" in broker.log()
