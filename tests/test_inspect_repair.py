@@ -38,8 +38,10 @@ def test_repair_dry_run_changes_nothing(dd: DataDir) -> None:
     assert proc.stdout.splitlines() == [
         f"Repair plan for {part} (topic flipped, partition 0):",
         f"  truncate {SEG0}.log: from 492 to 246 bytes (CRC mismatch in batch 4..5 at position 246); "
-        "offsets 4..15 are dropped; its indexes are rebuilt",
-        "  delete segment 00000000000000000008: 492 bytes after the truncation point",
+        "offsets 4..15 are dropped; the cut bytes are kept in 00000000000000000000.log.246.damaged; its indexes "
+        "are rebuilt",
+        "  move segment 00000000000000000008 aside: 492 bytes after the truncation point, kept in "
+        "00000000000000000008.log.0.damaged",
         "log end offset would go from 16 to 4",
         "dry run: nothing was changed; run again with --execute to apply this plan",
     ]
@@ -182,3 +184,62 @@ def test_end_to_end_with_embedded_produce(tmp_path: Path) -> None:
     ends = {b["broker"]: [p["logEndOffset"] for p in b["partitions"]] for b in doc["brokers"]}
     assert ends == {0: [101], 1: [101]}
     assert run("verify", "--deep").returncode == 0
+
+
+def _embedded(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "XDG_DATA_HOME"}
+    env.update(KCLI_DATA_DIR=str(tmp_path / "data"), NO_COLOR="1")
+
+    def run(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "kcli.cli.main", *map(str, args)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    return run
+
+
+def test_repair_cuts_zeros_after_a_closed_segments_last_batch_and_keeps_the_segments_after(tmp_path: Path) -> None:
+    run = _embedded(tmp_path)
+    assert run("cluster", "init", "--brokers", "1").returncode == 0
+    assert run("topic", "create", "z", "-p", "1", "-c", "segment.bytes=20000").returncode == 0
+    lines = "".join(f"record-{i}\n" for i in range(3000))
+    assert run("produce", "z", "--batch-size", "50", stdin=lines).returncode == 0
+    part = Path(tmp_path, "data", "broker-0", "z-0")
+    logs = sorted(part.glob("*.log"))
+    assert len(logs) >= 5
+    damaged = logs[-4]  # three intact segments after it, the active one included
+    intact = {p.name: p.read_bytes() for p in logs}
+    size = damaged.stat().st_size
+    with open(damaged, "ab") as fh:
+        fh.write(b"\0" * 300)
+
+    proc = run("verify", "z")
+    assert proc.returncode == 1 and f"{damaged.name}: position {size}:" in proc.stdout, proc.stdout
+    plan = run("repair", part)
+    assert plan.returncode == 0, plan.stderr
+    assert "delete" not in plan.stdout and "log end offset would go from 3000 to 3000" in plan.stdout, plan.stdout
+    proc = run("repair", part, "--execute")
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: p.read_bytes() for p in sorted(part.glob("*.log"))} == intact
+    aside = part / f"{damaged.name}.{size}.damaged"
+    assert aside.read_bytes() == b"\0" * 300  # what was cut is kept, not deleted
+    proc = run("verify", "z")
+    assert proc.returncode == 0 and f"warning: {os.path.relpath(aside, tmp_path / 'data')}: bytes" in proc.stdout
+    consumed = run("consume", "z", "-b", "-e", "-f", "%o\\n")
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout.split() == [str(i) for i in range(3000)]
+
+
+def test_repair_moves_unreachable_segments_aside(dd: DataDir) -> None:
+    part = Path(dd.partition_dir(leader(dd, "flipped"), "flipped", 0))
+    later = (part / "00000000000000000008.log").read_bytes()
+    tail = (part / f"{SEG0}.log").read_bytes()[246:]
+    assert kcli("repair", part, "--execute").returncode == 0
+    assert (part / "00000000000000000008.log.0.damaged").read_bytes() == later
+    assert (part / f"{SEG0}.log.246.damaged").read_bytes() == tail
+    assert not list(part.glob("00000000000000000008.*index"))

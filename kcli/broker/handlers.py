@@ -32,6 +32,9 @@ FETCH_MAX_BYTES = 55 * 1024 * 1024
 MAX_ACK_WAIT = 120.0
 # errors a produce answers with their own codes; anything else from storage is KAFKA_STORAGE_ERROR
 _PRODUCE_CODES = {RecordTooLargeError: ErrorCode.MESSAGE_TOO_LARGE, CorruptRecordError: ErrorCode.CORRUPT_MESSAGE}
+# a fetch that starts at damaged stored bytes gets CORRUPT_MESSAGE, as from Kafka (clients stop there)
+_FETCH_CODES = {CorruptRecordError: ErrorCode.CORRUPT_MESSAGE}
+_damage_logged: set[tuple[str, int | None]] = set()  # stored damage already logged at ERROR (clients retry)
 
 
 @contextmanager
@@ -51,8 +54,13 @@ def answering(entry: dict, what: str, topic: str, partition: int,
     except (KcliError, OSError) as exc:
         code = next((c for kind, c in (codes or {}).items() if isinstance(exc, kind)), None)
         message = str(exc.args[0]) if code is not None else str(exc)
+        damage = (exc.path, exc.position) if isinstance(exc, CorruptRecordError) and exc.path else None
+        if code is None or damage is not None:
+            first = damage is None or damage not in _damage_logged
+            log.log(logging.ERROR if first else logging.DEBUG, "%s %s-%d failed: %s", what, topic, partition, exc)
+            if damage is not None:
+                _damage_logged.add(damage)
         if code is None:
-            log.error("%s %s-%d failed: %s", what, topic, partition, exc)
             code = ErrorCode.KAFKA_STORAGE_ERROR
         entry["error_code"] = code
         if "error_message" in entry:
@@ -322,7 +330,7 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
                 "preferred_read_replica": -1,
                 "records": b"",
             }
-            with answering(entry, "fetch from", topic.topic, p.partition):
+            with answering(entry, "fetch from", topic.topic, p.partition, _FETCH_CODES):
                 led = ctx.partitions.get(topic.topic, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)

@@ -74,10 +74,17 @@ class Consumer:
         offset = self.positions[tp]
         if upto is not None and offset >= upto:
             return []
-        if self._wait > 0:
-            data = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait)
-        else:
-            data = self.transport.fetch(topic, partition, offset, self.max_bytes)
+        try:
+            if self._wait > 0:
+                data = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait)
+            else:
+                data = self.transport.fetch(topic, partition, offset, self.max_bytes)
+        except CorruptRecordError as exc:
+            if exc.path is not None:  # read here: the message names the offset, file and position
+                raise
+            # a broker's CORRUPT_MESSAGE: say where in the partition; the broker's log names the file
+            raise CorruptRecordError(f"cannot read offset {offset}: {exc.args[0]} (damaged data on the broker's "
+                                     "disk; its log names the file and position)") from None
         out: list = []  # Records, or values when values_only
         pos = 0
         try:
@@ -96,7 +103,7 @@ class Consumer:
                     break
         except CorruptRecordError as exc:
             if not out:
-                raise self._located(exc, topic, partition, pos) from None
+                raise self._located(exc, topic, partition, pos, offset) from None
             # deliver the good records before the bad batch; the next fetch starts at it and reports it
         self.positions[tp] = offset
         return out
@@ -124,15 +131,17 @@ class Consumer:
             progressed = progressed or self.positions[tp] != before
         return progressed
 
-    def _located(self, exc: CorruptRecordError, topic: str, partition: int, pos: int) -> CorruptRecordError:
-        """Name the file and position of a corrupt batch found in fetched data, when the transport knows."""
+    def _located(self, exc: CorruptRecordError, topic: str, partition: int, pos: int,
+                 offset: int) -> CorruptRecordError:
+        """Name the offset of a corrupt batch found in fetched data, and its file and position when the
+        transport knows them (a broker's answer does not say)."""
+        if exc.path is not None:
+            return exc
         locate = getattr(self.transport, "locate", None)
-        if exc.path is not None or locate is None:
-            return exc
-        path, position = locate(topic, partition, pos if exc.position is None else exc.position)
-        if path is None:
-            return exc
-        return CorruptRecordError(exc.args[0], path, position)
+        path, position = (None, None) if locate is None else locate(
+            topic, partition, pos if exc.position is None else exc.position)
+        message = f"cannot read offset {offset} of {topic}-{partition}: {exc.args[0]}"
+        return CorruptRecordError(message, path, position)
 
     def stream(self, end_offsets: dict[tuple[str, int], int] | None = None,
                idle_stop: float | None = None) -> Iterator[tuple[str, int, Record] | None]:

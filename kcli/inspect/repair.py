@@ -3,10 +3,14 @@
 ``plan_repair`` reads everything and decides; ``execute`` applies the plan with the storage layer's own
 recovery (``LogSegment.recover(0, ...)``), so the repaired files are exactly what a kcli writer would
 have rebuilt.  The cut is where recovery stops: the first torn, corrupt or CRC-failing batch, or a batch
-whose offsets go backwards.  Like Kafka, every segment after the cut is deleted (its data is unreachable
-once the log has a hole), leader epochs starting at or after the new log end are dropped, and the log
-dir's checkpoints (high watermark, recovery point, log start) are capped at the new end.  Indexes are
-rebuilt only where they fail the checks verify applies.
+whose offsets go backwards.  When the next segment starts where the intact batches before the cut end
+(damaged bytes after a closed segment's last batch), only those bytes go and the later segments stay.
+Otherwise, like Kafka, every segment after the cut goes too (its data is unreachable once the log has a
+hole), leader epochs starting at or after the new log end are dropped, and the log dir's checkpoints
+(high watermark, recovery point, log start) are capped at the new end.  Nothing is deleted: the bytes cut
+from a segment and the segments dropped are moved aside as ``<segment>.log.<position>.damaged`` files
+(the bytes of that .log from that position on).  Indexes are rebuilt only where they fail the checks
+verify applies.
 
 A repair never runs behind a writer's back: the caller holds ``partition_guard`` while planning and
 executing.
@@ -29,6 +33,7 @@ from kcli.inspect.errors import PartitionLockedError
 from kcli.inspect.layout import PartitionLocation
 from kcli.inspect.logdirs import log_end_offset
 from kcli.storage import checkpoint
+from kcli.storage.fileio import write_file
 from kcli.storage.log import WRITER_STATE
 from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, segment_name
 
@@ -50,7 +55,7 @@ class Action:
         name = os.path.basename(self.path)
         verbs = {
             "truncate": f"truncate {name}",
-            "delete_segment": f"delete segment {segment_name(self.base or 0)}",
+            "delete_segment": f"move segment {segment_name(self.base or 0)} aside",
             "rebuild_indexes": f"rebuild the indexes of segment {segment_name(self.base or 0)}",
             "delete_orphan": f"delete {name}",
             "trim_epochs": f"rewrite {name}",
@@ -199,6 +204,9 @@ def plan_repair(
         log_path = files[base][LOG_SUFFIX]
         stem = os.path.join(directory, segment_name(base))
         seg, valid_end, next_offset, cut = _scan_segment(log_path, base, progress)
+        if cut is not None and bases[n + 1 : n + 2] == [next_offset]:
+            _plan_truncate(plan, base, cut, "the next segment continues the log")
+            continue
         if cut is not None:
             _plan_cut(plan, bases[n:], cut, next_offset)
             break
@@ -220,21 +228,37 @@ def plan_repair(
 def _plan_cut(plan: RepairPlan, bases: list[int], cut: tuple[int, str], next_offset: int) -> None:
     """Truncate ``bases[0]`` at the cut and delete every later segment."""
     directory = plan.location.directory
-    position, reason = cut
-    log_path = layout.segment_path(directory, bases[0], LOG_SUFFIX)
     end = plan.log_end_before
-    lost = f"; offsets {next_offset}..{end - 1} are dropped" if next_offset < end else ""
-    detail = f"from {os.path.getsize(log_path)} to {position} bytes ({reason} at position {position}){lost}"
-    plan.actions.append(
-        Action("truncate", log_path, detail + "; its indexes are rebuilt", bases[0], position)
-    )
+    _plan_truncate(plan, bases[0], cut, f"offsets {next_offset}..{end - 1} are dropped" if next_offset < end else "")
     for later in bases[1:]:
         path = layout.segment_path(directory, later, LOG_SUFFIX)
-        plan.actions.append(
-            Action("delete_segment", path, f"{os.path.getsize(path)} bytes after the truncation point", later)
-        )
+        detail = f"{os.path.getsize(path)} bytes after the truncation point, kept in {damaged_name(path, 0)}"
+        plan.actions.append(Action("delete_segment", path, detail, later, 0))
     plan.log_end_after = next_offset
     _plan_epochs(plan, next_offset)
+
+
+def _plan_truncate(plan: RepairPlan, base: int, cut: tuple[int, str], consequence: str) -> None:
+    position, reason = cut
+    log_path = layout.segment_path(plan.location.directory, base, LOG_SUFFIX)
+    detail = f"from {os.path.getsize(log_path)} to {position} bytes ({reason} at position {position})"
+    if consequence:
+        detail += f"; {consequence}"
+    detail += f"; the cut bytes are kept in {damaged_name(log_path, position)}; its indexes are rebuilt"
+    plan.actions.append(Action("truncate", log_path, detail, base, position))
+
+
+def damaged_name(log_path: str, position: int) -> str:
+    """Where repair keeps the bytes of ``log_path`` from ``position`` on instead of deleting them."""
+    return f"{os.path.basename(log_path)}.{position}.damaged"
+
+
+def _move_aside(log_path: str, position: int) -> None:
+    """Copy the bytes of ``log_path`` from ``position`` on to their .damaged file, synced, before they go."""
+    with open(log_path, "rb") as src:
+        src.seek(position)
+        data = src.read()
+    write_file(os.path.join(os.path.dirname(log_path), damaged_name(log_path, position)), data, sync=True)
 
 
 def _plan_epochs(plan: RepairPlan, new_end: int) -> None:
@@ -297,9 +321,12 @@ def execute(plan: RepairPlan) -> None:
         if action.kind in ("delete_orphan", "remove_state"):
             _unlink(action.path)
         elif action.kind == "delete_segment":
+            _move_aside(action.path, 0)
             LogSegment(directory, action.base or 0).delete()
         elif action.kind in ("truncate", "rebuild_indexes"):
-            seg = LogSegment(directory, action.base or 0)
+            if action.kind == "truncate":
+                _move_aside(action.path, action.position or 0)
+            seg = LogSegment(directory, action.base or 0, plan.index_interval)
             seg.recover(0, plan.index_interval)
             if not _is_last(directory, seg) and seg.max_timestamp >= 0:
                 # a rolled segment keeps a final time index entry (Kafka's onBecomeInactiveSegment)

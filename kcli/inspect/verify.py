@@ -224,6 +224,10 @@ def verify_replica(
             problem(
                 "index file without its .log segment (Kafka deletes it on startup)", path, None, "warning"
             )
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".damaged"):
+            problem("bytes `kcli repair` cut from the log and kept; delete the file once it is not needed",
+                    os.path.join(directory, name), None, "warning")
     expected: int | None = None
     rs.start = rs.end = bases[0] if bases else 0
     for n, base in enumerate(bases):

@@ -3,7 +3,12 @@
 Entries are kept in memory as arrays (loaded on first use, so opening a log of 1000 segments reads no
 index) and appended to the file as they are made, so a concurrent reader sees every complete entry.
 Unlike Kafka we never preallocate: files always have exactly their used size, which is what Kafka trims
-them to on close, so Kafka reads ours and we read Kafka's.
+them to on close, so Kafka reads ours and we read Kafka's (zero-filled entries after the used ones are
+Kafka's preallocation, not entries).
+
+Loading keeps what a file says and notes in ``problem`` what Kafka's sanity check would refuse (a size
+that is not a whole number of entries, entries that do not increase, negative offsets or positions);
+the segment checks the rest against its log and rebuilds an index that fails (see LogSegment.check_indexes).
 """
 
 from __future__ import annotations
@@ -35,13 +40,36 @@ class _Index:
         self.base_offset = base_offset
         self._loaded = False
         self._afd: int | None = None
+        self._problem: str | None = None
 
     def _ensure(self) -> None:
         if not self._loaded:
-            self._load(_read_file(self.path))
+            data = _read_file(self.path)
+            self._problem = None
+            if len(data) % self.entry_size:
+                self._problem = f"size {len(data)} is not a multiple of {self.entry_size}"
+            # whole entries up to the last non-zero byte: zeros after it are Kafka's preallocation
+            used = -(-len(data[: len(data) - len(data) % self.entry_size].rstrip(b"\0")) // self.entry_size)
+            self._problem = self._load(data[: used * self.entry_size]) or self._problem
             self._loaded = True
 
-    def _load(self, data: bytes) -> None:  # pragma: no cover - abstract
+    def _load(self, data: bytes) -> str | None:  # pragma: no cover - abstract
+        """Take the entries of ``data`` (whole entries); return what is wrong with them, if anything."""
+        raise NotImplementedError
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file as loaded is not a usable index (Kafka's sanity check), or None."""
+        self._ensure()
+        return self._problem
+
+    def persist(self) -> None:
+        """Write the entries held in memory over the file (after ``replace``)."""
+        self._ensure()
+        self._rewrite(self._encode())
+        self._problem = None
+
+    def _encode(self) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def sane(self) -> bool:
@@ -81,18 +109,30 @@ class OffsetIndex(_Index):
 
     entry_size = 8
 
-    def _load(self, data: bytes) -> None:
-        usable = len(data) - len(data) % 8
+    def _load(self, data: bytes) -> str | None:
         flat = array("i")
-        flat.frombytes(data[:usable])
+        flat.frombytes(data)
         if sys.byteorder == "little":
             flat.byteswap()
         self._rel = flat[0::2]
         self._pos = flat[1::2]
-        # an index written by a crash may hold entries past the log's end; the log trims them on recovery
-        while len(self._rel) > 1 and self._rel[-1] <= self._rel[-2]:
-            self._rel.pop()
-            self._pos.pop()
+        rel, pos = self._rel, self._pos
+        if rel and (rel[0] < 0 or pos[0] < 0):
+            return f"entry (offset {self.base_offset + rel[0]}, position {pos[0]}) is before the segment's start"
+        for i in range(1, len(rel)):
+            if rel[i] <= rel[i - 1] or pos[i] <= pos[i - 1]:
+                return (f"entry (offset {self.base_offset + rel[i]}, position {pos[i]}) does not increase after "
+                        f"(offset {self.base_offset + rel[i - 1]}, position {pos[i - 1]})")
+        return None
+
+    def _encode(self) -> bytes:
+        return b"".join(_OFFSET_ENTRY.pack(r, p) for r, p in zip(self._rel, self._pos, strict=True))
+
+    def replace(self, entries: list[tuple[int, int]]) -> None:
+        """Hold these (absolute offset, position) entries instead of the file's (in memory; see persist)."""
+        self._rel = array("i", [o - self.base_offset for o, _p in entries])
+        self._pos = array("i", [p for _o, p in entries])
+        self._loaded = True
 
     def __len__(self) -> int:
         self._ensure()
@@ -144,16 +184,15 @@ class OffsetIndex(_Index):
         self._keep(bisect_right(self._rel, offset - 1 - self.base_offset))
 
     def _keep(self, n: int) -> None:
-        if n == len(self._rel) and os.path.exists(self.path) and self.sane():
+        if n == len(self._rel) and self._problem is None and os.path.exists(self.path) and self.sane():
             return
         del self._rel[n:]
         del self._pos[n:]
-        self._rewrite(b"".join(_OFFSET_ENTRY.pack(r, p) for r, p in zip(self._rel, self._pos, strict=True)))
+        self.persist()
 
     def reset(self) -> None:
-        self._rel, self._pos = array("i"), array("i")
-        self._loaded = True
-        self._rewrite(b"")
+        self.replace([])
+        self.persist()
 
 
 class TimeIndex(_Index):
@@ -161,15 +200,29 @@ class TimeIndex(_Index):
 
     entry_size = 12
 
-    def _load(self, data: bytes) -> None:
-        usable = len(data) - len(data) % 12
+    def _load(self, data: bytes) -> str | None:
         self._ts: list[int] = []
         self._rel: list[int] = []
-        for ts, rel in _TIME_ENTRY.iter_unpack(data[:usable]):
-            if self._ts and ts <= self._ts[-1]:
-                break
+        problem = None
+        for ts, rel in _TIME_ENTRY.iter_unpack(data):
+            if problem is None:
+                if rel < 0:
+                    problem = f"entry (timestamp {ts}, offset {self.base_offset + rel}) is before the segment's start"
+                elif self._ts and (ts <= self._ts[-1] or rel < self._rel[-1]):
+                    problem = (f"entry (timestamp {ts}, offset {self.base_offset + rel}) does not increase after "
+                               f"(timestamp {self._ts[-1]}, offset {self.base_offset + self._rel[-1]})")
             self._ts.append(ts)
             self._rel.append(rel)
+        return problem
+
+    def _encode(self) -> bytes:
+        return b"".join(_TIME_ENTRY.pack(t, r) for t, r in zip(self._ts, self._rel, strict=True))
+
+    def replace(self, entries: list[tuple[int, int]]) -> None:
+        """Hold these (timestamp, absolute offset) entries instead of the file's (in memory; see persist)."""
+        self._ts = [t for t, _o in entries]
+        self._rel = [o - self.base_offset for _t, o in entries]
+        self._loaded = True
 
     def __len__(self) -> int:
         self._ensure()
@@ -179,6 +232,11 @@ class TimeIndex(_Index):
         """(timestamp, absolute offset) pairs."""
         self._ensure()
         return [(t, self.base_offset + r) for t, r in zip(self._ts, self._rel, strict=True)]
+
+    def last(self) -> tuple[int, int]:
+        """The newest (timestamp, absolute offset) entry, else (-1, base offset)."""
+        self._ensure()
+        return (self._ts[-1], self.base_offset + self._rel[-1]) if self._ts else (-1, self.base_offset)
 
     def max_timestamp(self) -> int:
         self._ensure()
@@ -205,13 +263,12 @@ class TimeIndex(_Index):
         keep = len(self._rel)
         while keep and self.base_offset + self._rel[keep - 1] >= offset:
             keep -= 1
-        if keep == len(self._rel) and self.sane():
+        if keep == len(self._rel) and self._problem is None and self.sane():
             return
         del self._ts[keep:]
         del self._rel[keep:]
-        self._rewrite(b"".join(_TIME_ENTRY.pack(t, r) for t, r in zip(self._ts, self._rel, strict=True)))
+        self.persist()
 
     def reset(self) -> None:
-        self._ts, self._rel = [], []
-        self._loaded = True
-        self._rewrite(b"")
+        self.replace([])
+        self.persist()

@@ -61,6 +61,7 @@ class PartitionLog:
         self._unflushed = 0  # records appended since the last fsync (flush.messages)
         self.recovery_errors: list[str] = []
         self.last_read: tuple[str, int] | None = None  # (segment file, position) the last read() started at
+        self._writing = False  # a write session is open: rebuilt indexes may be written to disk
         self._last_epoch: int | None = None  # newest epoch in leader-epoch-checkpoint, once read
 
     def _list_bases(self) -> list[int]:
@@ -81,7 +82,9 @@ class PartitionLog:
     def segment(self, base: int) -> LogSegment:
         seg = self._segments.get(base)
         if seg is None:
-            seg = self._segments[base] = LogSegment(self.directory, base)
+            seg = self._segments[base] = LogSegment(
+                self.directory, base, self.config.index_interval_bytes, lambda: self._writing
+            )
         return seg
 
     @property
@@ -122,6 +125,7 @@ class PartitionLog:
         """Prepare to write: create the first segment if needed and recover everything past
         ``recovery_point`` (None: unknown, recover the active segment whole).  Returns problems found."""
         os.makedirs(self.directory, exist_ok=True)
+        self._writing = True
         if not self._bases:
             # a new (or wiped) replica starts empty at 0; syncing with a leader moves it to the leader's start
             self._bases = [0]
@@ -129,7 +133,11 @@ class PartitionLog:
             self._next_offset = self._bases[0]
             return []
         if self._resume_clean():
-            return []
+            problem = self.active.check_indexes()
+            if problem is not None:
+                self.active.bytes_since_index = self.active.size - self.active.index.last()[1]
+            self.recovery_errors = [] if problem is None else [f"{problem}; rebuilt the segment's indexes from the log"]
+            return self.recovery_errors
         problems: list[str] = []
         start_index = len(self._bases) - 1
         start_position = 0
@@ -146,13 +154,17 @@ class PartitionLog:
             result: RecoveryResult = seg.recover(start_position if i == start_index else 0,
                                                  self.config.index_interval_bytes)
             start_position = 0
+            if seg.index_problem is not None:
+                problems.append(f"{seg.index_problem}; rebuilt the segment's indexes from the log")
             if result.error:
                 problems.append(f"{seg.log_path}: {result.error}")
             if result.truncated_bytes:
                 problems.append(f"{seg.log_path}: truncated {result.truncated_bytes} invalid bytes at position "
                                 f"{result.valid_bytes}")
-            if result.truncated_bytes or result.error:
-                # everything after a cut is unreachable: drop later segments like Kafka does
+            if (result.truncated_bytes or result.error) and self._bases[i + 1 : i + 2] != [result.next_offset]:
+                # everything after a cut is unreachable, unless the next segment continues where the cut
+                # segment's intact batches end (only damaged bytes after its last batch went): drop later
+                # segments like Kafka does
                 for later in self._bases[i + 1 :]:
                     self.segment(later).delete()
                     self._segments.pop(later, None)
@@ -212,6 +224,7 @@ class PartitionLog:
             # it rather than replace the error that ended this session (it runs in callers' finally blocks)
             pass
         self._next_offset = None
+        self._writing = False
         self.close()
 
     # ------------------------------------------------------------ writing
@@ -306,6 +319,8 @@ class PartitionLog:
         """Whole batches starting with the one that holds ``offset``; empty at or past the end.
 
         ``upper`` bounds what may be returned (a high watermark): batches starting at or past it are cut.
+        The batches before damage are returned; a read that starts at the damage raises
+        CorruptRecordError naming the offset, the segment file and the position.
         """
         if offset < self.log_start_offset:
             offset = self.log_start_offset
@@ -314,22 +329,26 @@ class PartitionLog:
             return b""
         while idx < len(self._bases):
             seg = self.segment(self._bases[idx])
-            pos = seg.find_position(offset)
-            if pos is not None:
-                data = seg.read(pos, max_bytes)
-                self.last_read = (seg.log_path, pos)
-                if upper is not None and data:
-                    data = _cut_at(data, upper)
-                return data
-            self._check_complete(idx, offset)
+            try:
+                pos = seg.find_position(offset)
+                if pos is not None:
+                    data = seg.read(pos, max_bytes)
+                    self.last_read = (seg.log_path, pos)
+                    if upper is not None and data:
+                        data = _cut_at(data, upper)
+                    return data
+                self._check_complete(idx, offset)
+            except CorruptRecordError as exc:
+                raise CorruptRecordError(f"cannot read offset {offset}: {_reason(exc)}", exc.path,
+                                         exc.position) from None
             idx += 1
         return b""
 
     def _check_complete(self, idx: int, offset: int) -> None:
-        """Raise if segment ``idx`` must hold ``offset`` yet its batches stop short of it at a batch that runs
-        past the end of the file.  A closed segment, or the active one as a writer left it (state file, or
-        our own session), has no batch in flight, so that batch is corrupt, not a write still under way;
-        waiting for it to complete would wait forever."""
+        """Raise if segment ``idx`` must hold ``offset`` yet its batches stop short of it before the end of
+        the file.  A closed segment, or the active one as a writer left it (state file, or our own
+        session), has no batch in flight, so what follows its last whole batch is damage, not a write
+        still under way; waiting for it to complete would wait forever."""
         if idx + 1 < len(self._bases):
             end: int | None = self._bases[idx + 1]
         elif self._next_offset is not None:
@@ -344,8 +363,7 @@ class PartitionLog:
         for pos, header in seg.headers(stop):
             stop = pos + header.size
         if stop < seg.size:
-            raise CorruptRecordError(f"record batch runs past the end of the segment (offset {offset} expected)",
-                                     seg.log_path, stop)
+            raise CorruptRecordError(seg.damage(stop), seg.log_path, stop)
 
     def offset_for_timestamp(self, timestamp: int) -> int | None:
         """First offset whose record timestamp >= ``timestamp`` (Kafka's ListOffsets by time); None if none."""
@@ -441,6 +459,15 @@ class PartitionLog:
         if kept != epochs:
             checkpoint.write_epochs(os.path.join(self.directory, checkpoint.LEADER_EPOCH), kept)
         self._last_epoch = kept[-1][0] if kept else -1
+
+
+def _reason(exc: CorruptRecordError) -> str:
+    """The message of a CorruptRecordError without the "in FILE at position N" it adds."""
+    text = str(exc.args[0])
+    where = ""
+    if exc.path is not None:
+        where = f" in {exc.path}" + (f" at position {exc.position}" if exc.position is not None else "")
+    return text[: -len(where)] if where and text.endswith(where) else text
 
 
 def _cut_at(data: bytes, upper: int) -> bytes:

@@ -2,13 +2,17 @@
 
 Reads use ``os.pread`` on a shared descriptor; appends use an O_APPEND descriptor.  A segment never
 assumes it is the only process looking at its files: a reader stops at a partial batch at the end,
-which is what a concurrent append looks like from outside.
+which is what a concurrent append looks like from outside, and at zeros after the last batch (a crash
+after the file grew but before the data reached it), which recovery cuts like any torn tail.
+
+Indexes are checked against the log when first used (Kafka's sanity check at open): one that fails is
+rebuilt from the log, in memory for a reader and on disk for a writer.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from kcli.errors import CorruptRecordError
 from kcli.storage import records
@@ -16,6 +20,10 @@ from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
 
 LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX = ".log", ".index", ".timeindex"
+DEFAULT_INDEX_INTERVAL = 4096
+_ZERO_PROBE = 1 << 16  # how far zeros must run for a reader to take them as the end of the data
+_MIN_SIZE = records.HEADER_SIZE  # the smallest batch: a header and no records
+_MAGIC_AT = 16  # the magic byte's position in a batch
 
 
 def segment_name(base_offset: int) -> str:
@@ -38,13 +46,19 @@ class RecoveryResult:
 class LogSegment:
     """A segment's files and the operations Kafka's ``LogSegment`` offers."""
 
-    def __init__(self, directory: str, base_offset: int) -> None:
+    def __init__(self, directory: str, base_offset: int, index_interval: int = DEFAULT_INDEX_INTERVAL,
+                 writable: Callable[[], bool] | None = None) -> None:
         self.directory = directory
         self.base_offset = base_offset
         stem = os.path.join(directory, segment_name(base_offset))
         self.log_path = stem + LOG_SUFFIX
-        self.index = OffsetIndex(stem + INDEX_SUFFIX, base_offset)
-        self.time_index = TimeIndex(stem + TIMEINDEX_SUFFIX, base_offset)
+        self._index = OffsetIndex(stem + INDEX_SUFFIX, base_offset)
+        self._time_index = TimeIndex(stem + TIMEINDEX_SUFFIX, base_offset)
+        self.index_interval = index_interval
+        self._writable = writable or (lambda: False)  # whether a rebuilt index may be written to disk
+        self._indexes_checked = False
+        self.index_problem: str | None = None  # what check_indexes found (the index was rebuilt)
+        self._rebuilt_on_disk = False
         self._fd: int | None = None
         self._afd: int | None = None
         self._size: int | None = None
@@ -70,7 +84,11 @@ class LogSegment:
             return 0
 
     def pread(self, position: int, length: int) -> bytes:
-        return os.pread(self._read_fd(), length, position)
+        try:
+            return os.pread(self._read_fd(), length, position)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{exc.strerror} (reading {length} bytes at position {position})",
+                          self.log_path) from None
 
     def open_for_append(self) -> None:
         if self._afd is None:
@@ -84,8 +102,8 @@ class LogSegment:
         self._fd = self._afd = None
         self._size = None
         self._first_timestamp = None
-        self.index.close()
-        self.time_index.close()
+        self._index.close()
+        self._time_index.close()
 
     def flush(self) -> None:
         """fsync the log; index files are rebuilt on recovery, so they are not synced."""
@@ -94,27 +112,139 @@ class LogSegment:
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self.index.path, self.time_index.path):
+        for path in (self.log_path, self._index.path, self._time_index.path):
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
 
+    # ------------------------------------------------------------ indexes
+
+    @property
+    def index(self) -> OffsetIndex:
+        if not self._indexes_checked:
+            self._first_check()
+        return self._index
+
+    @property
+    def time_index(self) -> TimeIndex:
+        if not self._indexes_checked:
+            self._first_check()
+        return self._time_index
+
+    def _first_check(self) -> None:
+        if self.check_indexes() is not None and self._rebuilt_on_disk:
+            _report(f"{self.index_problem}; rebuilt both indexes of the segment from the log")
+
+    def check_indexes(self) -> str | None:
+        """Kafka's sanity check of both indexes, against the log: on failure rebuild them from the log (on
+        disk when ``writable()``, else in memory) and return what was wrong, naming the file."""
+        if not self._indexes_checked:
+            self._indexes_checked = True
+            self.index_problem = self._find_index_problem()
+            if self.index_problem is not None:
+                self._rebuild_indexes()
+        if self.index_problem is not None and not self._rebuilt_on_disk and self._writable():
+            self._index.persist()
+            self._time_index.persist()
+            self._rebuilt_on_disk = True
+        return self.index_problem
+
+    def _find_index_problem(self) -> str | None:
+        index, time_index = self._index, self._time_index
+        if index.problem is not None:
+            return f"{index.path}: {index.problem}"
+        size = self.size
+        offset, position = index.last()
+        if position > size:
+            return f"{index.path}: entry for offset {offset} points at position {position}, past the end of the log"
+        raw = self.pread(position, records.HEADER_SIZE) if len(index) else b""
+        if len(raw) == records.HEADER_SIZE:  # else no batch there yet: the entry is written before its batch
+            try:
+                header = records.parse_header(raw)
+            except CorruptRecordError:
+                header = None
+            if header is None or not header.base_offset <= offset <= header.last_offset:
+                return f"{index.path}: entry for offset {offset} does not point at the batch holding it"
+        if time_index.problem is not None:
+            return f"{time_index.path}: {time_index.problem}"
+        if len(time_index):
+            timestamp, offset = time_index.last()
+            try:
+                for _pos, header in self.headers(index.lookup(offset)[1], size):
+                    if header.last_offset >= offset:
+                        if header.base_offset > offset or header.max_timestamp != timestamp:
+                            return (f"{time_index.path}: entry (timestamp {timestamp}, offset {offset}) does not "
+                                    "match the batch holding that offset")
+                        break
+            except CorruptRecordError:
+                pass  # the log is damaged there: reading reports it
+        return None
+
+    def _rebuild_indexes(self) -> None:
+        """Both indexes as a writer makes them (an entry before a batch once more than index_interval bytes
+        were written since the last), from the complete batches up to the first damage, with a final time
+        index entry for the newest timestamp."""
+        offsets: list[tuple[int, int]] = []
+        times: list[tuple[int, int]] = []
+        since, max_ts, offset_of_max = 0, -1, self.base_offset
+        try:
+            for position, header in self.headers(0):
+                if header.max_timestamp > max_ts:
+                    max_ts, offset_of_max = header.max_timestamp, header.last_offset
+                if since > self.index_interval:
+                    offsets.append((header.last_offset, position))
+                    if not times or max_ts > times[-1][0]:
+                        times.append((max_ts, offset_of_max))
+                    since = 0
+                since += header.size
+        except CorruptRecordError:
+            pass  # index what precedes the damage
+        if max_ts >= 0 and (not times or max_ts > times[-1][0]):
+            times.append((max_ts, offset_of_max))
+        self._index.replace(offsets)
+        self._time_index.replace(times)
+
     # ------------------------------------------------------------ scanning
 
     def headers(self, position: int = 0, end: int | None = None) -> Iterator[tuple[int, records.BatchHeader]]:
-        """Yield (position, header) of each complete batch from ``position``; stop at a partial tail."""
+        """Yield (position, header) of each complete batch from ``position``; stop at a partial tail or at
+        zeros running to the end (see ``zero_tail``); raise CorruptRecordError at any other invalid header."""
         end = self.size if end is None else end
         while end - position >= records.HEADER_SIZE:
             raw = self.pread(position, records.HEADER_SIZE)
             try:
                 header = records.parse_header(raw)
             except CorruptRecordError as exc:
+                if self.zero_tail(position, end):
+                    return
                 raise CorruptRecordError(str(exc).split(" at position")[0], self.log_path, position) from None
             if position + header.size > end:
                 return
             yield position, header
             position += header.size
+
+    def zero_tail(self, position: int, end: int | None = None) -> bool:
+        """Whether the bytes from ``position`` are zeros up to ``end`` (or for the first 64 KiB): what a
+        crash leaves when the file grew before its data was written.  No batch starts with zeros."""
+        end = self.size if end is None else end
+        length = min(end - position, _ZERO_PROBE)
+        return length > 0 and not self.pread(position, length).strip(b"\0")
+
+    def damage(self, position: int) -> str:
+        """What is wrong with the bytes at ``position``, where a batch should start (for error messages)."""
+        left = self.size - position
+        raw = self.pread(position, min(left, records.HEADER_SIZE))
+        if not raw.strip(b"\0"):
+            return f"zero bytes instead of a record batch ({left} bytes to the end of the segment)"
+        peek = records.peek_size(raw, 0)
+        if peek is not None and peek[1] > left:
+            return f"a record batch of {peek[1]} bytes runs past the end of the segment ({left} bytes left)"
+        try:
+            records.parse_header(raw)
+        except CorruptRecordError as exc:
+            return f"corrupt record batch header: {str(exc).split(' at position')[0]}"
+        return "invalid record batch"
 
     def tail(self) -> tuple[int, int]:
         """(next offset, end position of the last complete batch), scanning from the last index entry.
@@ -172,27 +302,32 @@ class LogSegment:
         return None
 
     def read(self, position: int, max_bytes: int) -> bytes:
-        """Whole batches from ``position``: at least one (even if larger than max_bytes), at most max_bytes."""
+        """Whole batches from ``position``: at least one (even if larger than max_bytes), at most max_bytes.
+
+        Reading stops before anything that is not a batch (a length below the header's size, a bad magic,
+        zeros), so the batches before damage are served; damage at ``position`` itself raises
+        CorruptRecordError naming the file and position, except zeros to the end: there the data ends."""
         size = self.size
         data = self.pread(position, max(0, min(max_bytes, size - position)))
         end = 0
         while True:
             peek = records.peek_size(data, end)
-            if peek is None or end + peek[1] > len(data):
+            if peek is None or end + peek[1] > len(data) or not _plausible(data, end, peek[1]):
                 break
             end += peek[1]
-        if end == 0:
-            peek = records.peek_size(data, 0)
-            if peek is None:
-                # fewer than 17 bytes requested: read the header to learn the size
-                head = self.pread(position, 17)
-                peek = records.peek_size(head, 0)
-                if peek is None:
-                    return b""
-            if position + peek[1] > size:
+        if end:
+            return data[:end]
+        head = data if len(data) >= records.HEADER_SIZE else self.pread(position, records.HEADER_SIZE)
+        peek = records.peek_size(head, 0)
+        if peek is None:
+            return b""  # fewer than 17 bytes: a header being written
+        if not _plausible(head, 0, peek[1]):
+            if self.zero_tail(position, size):
                 return b""
-            return self.pread(position, peek[1])
-        return data[:end]
+            raise CorruptRecordError(self.damage(position), self.log_path, position)
+        if position + peek[1] > size:
+            return b""
+        return self.pread(position, peek[1])
 
     # ------------------------------------------------------------ writing
 
@@ -245,11 +380,12 @@ class LogSegment:
         size = self.size
         if start_position > size:
             start_position = 0
-        if not self.index.sane() or not self.time_index.sane():
+        if self.check_indexes() is not None:
             start_position = 0
         if start_position == 0:
             self.index.reset()
             self.time_index.reset()
+            self._rebuilt_on_disk = True
         else:
             self.index.truncate_to_position(start_position)
         self.bytes_since_index = start_position - self.index.last()[1] if start_position else 0
@@ -271,7 +407,8 @@ class LogSegment:
             try:
                 header = records.parse_header(raw)
             except CorruptRecordError as exc:
-                error = f"{str(exc).split(' at position')[0]} at position {position}"
+                if not self.zero_tail(position, size):  # zeros after the last batch are a torn tail too
+                    error = f"{str(exc).split(' at position')[0]} at position {position}"
                 break
             if position + header.size > size:
                 break
@@ -298,3 +435,19 @@ class LogSegment:
             truncate_file(self.log_path, position)
             self.close()
         return RecoveryResult(position, truncated, next_offset, error)
+
+
+def _plausible(data: bytes | memoryview, position: int, size: int) -> bool:
+    """Whether a batch of ``size`` bytes can start at ``position``: the cheap checks a read makes per batch
+    (its length and magic byte; a full header check is the client's, as in Kafka)."""
+    return size >= _MIN_SIZE and (len(data) <= position + _MAGIC_AT or data[position + _MAGIC_AT] == records.MAGIC)
+
+
+def _report(message: str) -> None:
+    """Tell the operator (a broker's log; nothing on a CLI's stderr) about a repair made while reading."""
+    import logging  # not at start-up: rebuilding an index is rare
+
+    logger = logging.getLogger("kcli.storage")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    logger.warning("%s", message)
