@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import NotFoundError, UnavailableError
+from kcli.errors import KcliError, NotFoundError, StorageError, UnavailableError
 from kcli.storage import checkpoint
 from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
@@ -90,6 +90,7 @@ class PartitionWriter:
         self.lock.acquire()
         self.problems: list[str] = []
         self.logs: list[tuple[int, PartitionLog]] = []
+        self.broken: StorageError | None = None  # a failed write that could not be undone
         try:
             if followers is None:
                 followers = self._embedded_followers(meta)
@@ -155,14 +156,34 @@ class PartitionWriter:
                 return
 
     def append(self, batch: bytes) -> int:
-        """Append to the leader, then the same bytes to each follower written here; returns the base offset."""
+        """Append to the leader, then the same bytes to each follower written here; returns the base offset.
+
+        All or nothing across the replicas: when one of them fails (a full disk), the batch is cut from
+        those that took it and StorageError is raised, so in-sync replicas never disagree silently.  If
+        even that cut fails, the session refuses every further write (``broken``): reopening recovers."""
+        if self.broken is not None:
+            raise self.broken
         info = self.leader.append(batch, self.epoch)
         if len(self.logs) > 1:
             if self.config.log_append_time:  # the leader stamped its own time: copy what it stored
                 batch = self.leader.read(info.base_offset, 1)
-            for _broker, follower in self.logs[1:]:
-                follower.append(batch, self.epoch, validate=False)
+            written = [self.leader]
+            try:
+                for _broker, follower in self.logs[1:]:
+                    follower.append(batch, self.epoch, validate=False)
+                    written.append(follower)
+            except StorageError as exc:
+                self._cut(written, info.base_offset, exc)
+                raise
         return info.base_offset
+
+    def _cut(self, logs: list[PartitionLog], offset: int, error: StorageError) -> None:
+        """Undo a write that reached only ``logs``: cut each back to ``offset``."""
+        try:
+            for log in logs:
+                log.truncate_to(offset)
+        except (KcliError, OSError):
+            self.broken = error
 
     def close(self, durable: bool, hw: int | None = None) -> None:
         """End the session.  ``durable``: fsync, then advance the checkpoints (recovery point, log start,
