@@ -175,12 +175,16 @@ class PartitionLog:
 
     def _read_state(self) -> dict | None:
         try:
-            base, size, next_offset, since_index = (int(x) for x in read_file(self._state_path()).split())
+            # base size next-offset bytes-since-index [unsynced-records oldest-unsynced-ms (-1: none)]
+            fields = [int(x) for x in read_file(self._state_path()).split()]
+            base, size, next_offset, since_index = fields[:4]
+            unflushed, unflushed_since = fields[4:] if len(fields) == 6 else (0, -1)
         except (FileNotFoundError, ValueError):
             return None
         if not self._bases or base != self._bases[-1] or self.active.size != size:
             return None
-        return {"next_offset": next_offset, "bytes_since_index": since_index}
+        return {"next_offset": next_offset, "bytes_since_index": since_index, "unflushed": unflushed,
+                "unflushed_since": None if unflushed_since < 0 else unflushed_since}
 
     def _resume_clean(self) -> bool:
         """Skip recovery when the last writer left cleanly: its state file matches the active segment.
@@ -193,6 +197,8 @@ class PartitionLog:
             return False
         os.unlink(self._state_path())
         self._next_offset = state["next_offset"]
+        # flush.messages and flush.ms count from the oldest unsynced record, whichever session wrote it
+        self._unflushed, self._unflushed_since = state["unflushed"], state["unflushed_since"]
         active = self.active
         active.open_for_append()
         active.bytes_since_index = state["bytes_since_index"]
@@ -203,7 +209,9 @@ class PartitionLog:
         if self._next_offset is None or not self._bases:
             return
         active = self.active
-        text = f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index}\n"
+        since = -1 if self._unflushed_since is None else self._unflushed_since
+        text = (f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index} "
+                f"{self._unflushed} {since}\n")
         tmp = self._state_path() + ".tmp"
         try:
             write_file(tmp, text.encode("ascii"))
