@@ -194,10 +194,15 @@ class PartitionWriter:
             else:
                 for _broker, log in self.logs:
                     log.delete_old_segments()
-            for _broker, log in self.logs:
-                log.release()
         finally:
-            self.lock.release()
+            try:  # also after a failed checkpoint (a full disk): the logs are whole, say so
+                for _broker, log in self.logs:
+                    if self.broken is None:
+                        log.release()
+                    else:
+                        log.close()  # no state file: the next writer recovers what the failure left
+            finally:
+                self.lock.release()
 
     def checkpoint(self, hw: int | None = None) -> None:
         """Apply retention, fsync every replica, then advance the checkpoints (recovery point, log start,

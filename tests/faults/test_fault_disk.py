@@ -263,3 +263,75 @@ def test_full_disk_through_a_broker(kcli, small_disk, tmp_path, record_property)
     print(ledger.summary("full disk through a broker"))
     record_property("lost", ledger.lost)
     assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+def _partition_meta(kcli, topic: str = "t"):
+    return Metadata(DataDir(str(kcli.data_dir))).load().partition(topic, 0)
+
+
+def _wait_for(what: str, condition, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_leadership_leaves_a_disk_that_stays_full(kcli, tmp_path, record_property):
+    """Kafka's log-dir failure: when the leader's disk keeps refusing writes, the partition goes offline
+    on that broker and its leadership moves to an in-sync follower; the old leader leaves the ISR and
+    rejoins as a follower once its disk takes writes again.  Only the leader's replica folder is on the
+    small disk (its heartbeat keeps working: the move is the storage failure's doing, not the
+    controller's)."""
+    brokers = Brokers(kcli.data_dir, tmp_path)
+    ledger = Ledger()
+    brokers.init(3)
+    brokers.kcli("topic", "create", "t", "-r", "3")
+    first = _partition_meta(kcli)
+    folder = Path(DataDir(str(kcli.data_dir)).partition_dir(first.leader, "t", 0))
+    why = _mount("-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(folder))
+    if why:
+        pytest.skip(f"cannot mount a tmpfs here ({why})")
+    try:
+        for b in range(3):
+            brokers.start(b)
+        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
+        assert code == 0, stderr
+        _fill(folder / "filler")
+        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 100, BIG), ledger)
+        assert code == STORAGE_ERROR and took < 15, f"exited {code} after {took:.1f}s: {stderr}"
+        ledger.faults += 1
+        moved = _wait_for(
+            "the leadership to leave the full disk",
+            lambda: (m := _partition_meta(kcli)).leader not in (first.leader, -1) and m,
+            timeout=30,
+        )
+        assert first.leader not in moved.isr, moved
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 500, BIG), ledger)
+        assert code == 0, f"writes to the new leader failed: {stderr}"
+        (folder / "filler").unlink()
+        _wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 100), ledger)
+        assert code == 0, stderr
+        stored = dict(read_partition(kcli, "t"))
+        for broker in brokers.started:
+            assert broker.stop() == 0, broker.log()
+        check_whole(kcli, "t")
+    except BaseException:
+        brokers.print_logs()
+        raise
+    finally:
+        brokers.stop_all()
+        _umount(folder)
+    assert sorted(stored) == list(range(len(stored))), "offsets are not contiguous from 0"
+    for offset, value in ledger.acked.items():
+        ledger.checked += 1
+        if stored.get(offset) != value:
+            ledger.lost += 1
+            ledger.problems.append(f"acknowledged {value[:20]!r} at {offset}, found {stored.get(offset)!r}")
+    print(ledger.summary("leader's disk full"))
+    record_property("lost", ledger.lost)
+    assert not ledger.problems, "\n".join(ledger.problems[:20])
