@@ -335,3 +335,51 @@ def test_leadership_leaves_a_disk_that_stays_full(kcli, tmp_path, record_propert
     print(ledger.summary("leader's disk full"))
     record_property("lost", ledger.lost)
     assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+@pytest.mark.faults
+def test_embedded_write_a_follower_refuses_is_cut_from_every_replica(kcli, tmp_path):
+    """An embedded write reaches the leader, then a follower whose disk is full: the batch is cut from the
+    leader again, so the in-sync replicas agree, and the producer stops with the storage error."""
+    kcli("cluster", "init", "--brokers", "3")
+    kcli("topic", "create", "t", "-r", "3")
+    meta = _partition_meta(kcli)
+    follower = next(b for b in meta.isr if b != meta.leader)
+    folder = Path(DataDir(str(kcli.data_dir)).partition_dir(follower, "t", 0))
+    why = _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(folder))
+    if why:
+        pytest.skip(f"cannot mount a tmpfs here ({why})")
+    ledger = Ledger()
+    try:
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 200), ledger)
+        assert code == 0, stderr
+        _fill(folder / "filler")
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(1, 500, BIG), ledger)
+        assert code == STORAGE_ERROR, f"exited {code}: {stderr}"
+        assert str(folder) in one_error_line(stderr), stderr
+        ledger.faults += 1
+        check_whole(kcli, "t")
+        (folder / "filler").unlink()
+        check_after_fault(kcli, "t", ledger, "after")
+    finally:
+        _umount(folder)
+    assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+def test_log_end_found_past_an_index_entry_without_its_batch(tmp_path):
+    """Logs written before appends were ordered (index entry first) may end with an index entry whose
+    batch never made it: the log end is still the last complete batch's."""
+    from kcli.storage.log import PartitionLog
+    from kcli.storage.records import encode_batch
+
+    directory = str(tmp_path / "t-0")
+    log = PartitionLog(directory)
+    log.open_for_append(None)
+    for i in range(20):
+        log.append(encode_batch([(None, b"x" * 100, [], i)], 0))
+    end, size = log.log_end_offset, log.active.size
+    log.release()
+    reader = PartitionLog(directory)
+    reader.active.index.append(end + 5, size)  # what an old writer killed before its batch left
+    os.unlink(os.path.join(directory, "kcli-writer-state"))
+    assert PartitionLog(directory).log_end_offset == end
