@@ -29,8 +29,9 @@ from kcli.client.embedded import (
     recovery_point,
     write_checkpoints,
 )
+from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
-from kcli.cluster.metadata import ClusterState, PartitionMeta
+from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
 from kcli.errors import KcliError, ProtocolError, StorageError
 from kcli.protocol import ApiKey, ErrorCode, error_name
@@ -446,6 +447,15 @@ class LeaderFetcher:
                         r.backoff()
                         if isinstance(exc, StorageError):
                             r.suspect = PARTITION_MAX_BYTES
+                            self._leave_isr(r)
+
+
+    def _leave_isr(self, replica: FollowedReplica) -> None:
+        try:
+            if leave_isr(Metadata(self.datadir), replica.topic, replica.partition, self.broker_id):
+                log.warning("replica %s-%d: left the ISR until our disk takes writes again", *replica.key)
+        except (KcliError, OSError) as exc:  # the metadata may be on the same full disk
+            log.error("replica %s-%d: leaving the ISR failed: %s", *replica.key, exc)
 
 
 class Followers:

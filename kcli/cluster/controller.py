@@ -226,6 +226,26 @@ def hand_over(
     return out
 
 
+def leave_isr(metadata: Metadata, topic: str, partition: int, broker: int) -> bool:
+    """A follower whose disk refused a write leaves the partition's ISR, as Kafka's controller takes out a
+    replica on a failed log dir: acks=all writes then stop waiting for it.  Never the leader, never the
+    last member.  True if it left; it rejoins, through its leader, once it has caught up."""
+
+    def fn(state: ClusterState) -> list[dict]:
+        t = state.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            return []
+        meta = t.partitions[partition]
+        if broker not in meta.isr or broker == meta.leader or len(meta.isr) < 2:
+            return []
+        isr = [b for b in meta.isr if b != broker]
+        return [{"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": isr}]
+
+    state = metadata.change(fn)
+    t = state.topics.get(topic)
+    return t is not None and broker not in t.partitions[partition].isr
+
+
 def alter_isr(
     metadata: Metadata, topic: str, partition: int, view: PartitionMeta, isr: list[int]
 ) -> PartitionMeta | None:

@@ -190,6 +190,18 @@ def test_read_only_data_dir(kcli, tmp_path):
     assert os.path.ismount(data) is False
 
 
+def _partition_meta(kcli, topic: str = "t"):
+    return Metadata(DataDir(str(kcli.data_dir))).load().partition(topic, 0)
+
+
+def _wait_for(what: str, condition, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
 def _fill(path: Path) -> None:
     """Take every free byte of the file system ``path`` is on."""
     with open(path, "wb", buffering=0) as f:
@@ -213,18 +225,21 @@ def _produce_acked(kcli, topic: str, lines: list[str], ledger: Ledger) -> tuple[
 
 @pytest.mark.faults
 @pytest.mark.slow
-def test_full_disk_through_a_broker(kcli, small_disk, tmp_path, record_property):
-    """acks=all through a running broker: a full disk answers KAFKA_STORAGE_ERROR at once, leaves the log
-    whole, and once there is room again the broker takes writes where it stopped: nothing acknowledged
-    before or after is lost, across a clean stop and a restart."""
+@pytest.mark.parametrize("rf", [1, 3])
+def test_full_disk_through_brokers(kcli, small_disk, tmp_path, rf, record_property):
+    """acks=all through running brokers whose folders share one small disk: a full disk answers
+    KAFKA_STORAGE_ERROR at once (a follower that cannot store leaves the ISR instead of holding acks=all
+    up until a timeout), leaves every log whole, and once there is room again the brokers take writes
+    where they stopped: nothing acknowledged before or after is lost, across clean stops and restarts."""
     kcli.data_dir = small_disk / "data"
     kcli.env["KCLI_DATA_DIR"] = str(kcli.data_dir)
     brokers = Brokers(kcli.data_dir, tmp_path)
     ledger = Ledger()
     try:
-        brokers.init(1)
-        brokers.kcli("topic", "create", "t")
-        broker = brokers.start(0)
+        brokers.init(rf)
+        brokers.kcli("topic", "create", "t", "-r", rf)
+        running = [brokers.start(b) for b in range(rf)]
+        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == rf)
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
         assert code == 0, stderr
         code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 4000, BIG), ledger)
@@ -240,14 +255,17 @@ def test_full_disk_through_a_broker(kcli, small_disk, tmp_path, record_property)
         assert _mount("-o", "remount,size=16m", str(small_disk)) is None
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 500, BIG), ledger)
         assert code == 0, f"writes after space came back failed: {stderr}"
-        assert broker.stop() == 0, broker.log()
-        # a clean stop leaves a whole log, even after the disk was full
+        _wait_for("followers to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == rf)
+        for broker in running:
+            assert broker.stop() == 0, broker.log()
+        # a clean stop leaves whole logs, even after the disk was full
         check_whole(kcli, "t")
-        broker = brokers.start(0)
+        running = [brokers.start(b) for b in range(rf)]
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(4, 100), ledger)
         assert code == 0, stderr
         stored = dict(read_partition(kcli, "t"))
-        assert broker.stop() == 0, broker.log()
+        for broker in running:
+            assert broker.stop() == 0, broker.log()
     except BaseException:
         brokers.print_logs()
         raise
@@ -263,18 +281,6 @@ def test_full_disk_through_a_broker(kcli, small_disk, tmp_path, record_property)
     print(ledger.summary("full disk through a broker"))
     record_property("lost", ledger.lost)
     assert not ledger.problems, "\n".join(ledger.problems[:20])
-
-
-def _partition_meta(kcli, topic: str = "t"):
-    return Metadata(DataDir(str(kcli.data_dir))).load().partition(topic, 0)
-
-
-def _wait_for(what: str, condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 @pytest.mark.faults
