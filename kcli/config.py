@@ -54,6 +54,7 @@ TOPIC_CONFIGS: dict[str, tuple[object, Callable[[str], object], str]] = {
     "cleanup.policy": ("delete", _choice("delete"), "what retention does with old segments"),
     "message.timestamp.type": ("CreateTime", _choice("CreateTime", "LogAppendTime"), "which timestamp records keep"),
     "flush.messages": (2**63 - 1, _int(1), "fsync once this many messages are unsynced (default: leave it to the OS)"),
+    "flush.ms": (2**63 - 1, _int(0), "fsync once the oldest unsynced message is this old (default: leave it to the OS)"),
 }
 
 
@@ -94,6 +95,7 @@ class LogConfig:
     compression_type: str = "producer"
     log_append_time: bool = False
     flush_messages: int = TOPIC_CONFIGS["flush.messages"][0]  # type: ignore[assignment]
+    flush_ms: int = TOPIC_CONFIGS["flush.ms"][0]  # type: ignore[assignment]
 
     @classmethod
     def from_topic(cls, overrides: Mapping[str, object]) -> LogConfig:
@@ -112,4 +114,5 @@ class LogConfig:
             compression_type=str(get("compression.type")),
             log_append_time=get("message.timestamp.type") == "LogAppendTime",
             flush_messages=int(get("flush.messages")),  # type: ignore[arg-type]
+            flush_ms=int(get("flush.ms")),  # type: ignore[arg-type]
         )

@@ -6,6 +6,8 @@ stderr and the exit code below, in one place (kcli.cli.app).  Exit codes are doc
 
 from __future__ import annotations
 
+import errno as _errno
+
 
 class KcliError(Exception):
     """Base of all kcli errors.  ``exit_code`` is what the CLI exits with; ``hint`` is an optional
@@ -96,3 +98,36 @@ class UnavailableError(KcliError):
     """A partition with no leader, or too few in-sync replicas for the requested guarantee."""
 
     exit_code = 10
+
+
+class StorageError(KcliError):
+    """A disk that refused a write (full, over a size limit, failing): nothing of the failed write was kept.
+
+    ``errno`` is the operating system's error, when known; :attr:`out_of_space` tells a full disk, which
+    may clear once room is made, from a failing one."""
+
+    exit_code = 11
+
+    def __init__(self, message: str, hint: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.errno = errno
+
+    @classmethod
+    def of(cls, exc: OSError, path: str | None = None) -> StorageError:
+        """The error for a failed write to ``path`` (named: "No space left on device" alone does not say
+        which disk filled up)."""
+        path = path or exc.filename
+        return cls(
+            f"{exc.strerror or exc}" + (f": {path}" if path else ""),
+            "make room on that disk, then retry: everything acknowledged before is kept"
+            if exc.errno in _OUT_OF_SPACE
+            else "the disk failed: check it (dmesg), then retry",
+            exc.errno,
+        )
+
+    @property
+    def out_of_space(self) -> bool:
+        return self.errno in _OUT_OF_SPACE
+
+
+_OUT_OF_SPACE = frozenset({_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG})  # EFBIG: a file size limit

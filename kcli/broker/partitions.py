@@ -30,11 +30,11 @@ from kcli.broker.isr import ReplicaTracker
 from kcli.broker.liveness import BrokerStates, still_stopped
 from kcli.broker.producers import STATE_FROM_BYTES, ProducerStates, SequenceError
 from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
-from kcli.cluster.controller import alter_isr
+from kcli.cluster.controller import alter_isr, hand_over
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import KcliError
+from kcli.errors import KcliError, StorageError
 from kcli.protocol import ErrorCode
 from kcli.storage import records
 from kcli.storage.divergence import end_offset_for_epoch
@@ -49,6 +49,9 @@ EARLIEST, LATEST = -2, -1
 # how long opening a write session may wait for a lock that looked free a moment before
 _OPEN_LOCK_TIMEOUT = 5.0
 DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
+# how long a full disk may keep refusing a led partition's writes before its leadership moves away
+# (a failing disk, EIO, moves it at once): space often comes back within seconds
+STORAGE_FAILURE_GRACE = 5.0
 
 
 class PartitionResult(Exception):
@@ -102,6 +105,8 @@ class LedPartition:
         self.epoch_start = leo  # where this leadership's epoch starts in the log
         self._wake = wake or (lambda: None)
         self._isr_pending = False
+        self.storage_error: StorageError | None = None  # the last failed write of a failing streak
+        self._failing_since = 0.0
         with self.mutex:
             self._advance()
 
@@ -146,9 +151,14 @@ class LedPartition:
                 except SequenceError as exc:
                     raise PartitionResult(exc.code, exc.message) from None
                 if offset is None:  # not a retry of a batch we already have
-                    offset = self.writer.append(batch)
+                    try:
+                        offset = self.writer.append(batch)
+                    except StorageError as exc:  # nothing of it was kept: say so at once
+                        self._storage_failed(exc)
+                        raise PartitionResult(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
                     self.producers.appended(header, offset)
                     self.dirty = True
+                    self.storage_error = None
                 if base < 0:
                     base = offset
                 last = offset + header.last_offset_delta
@@ -158,6 +168,23 @@ class LedPartition:
                 append_time = records.parse_header(stored).max_timestamp if stored else now_ms()
             self._advance()
             return base, last, append_time, self.writer.leader.log_start_offset
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        if self.storage_error is None:
+            self._failing_since = time.monotonic()
+            log.error("partition %s-%d: write failed: %s", self.topic, self.partition, exc)
+        self.storage_error = exc
+
+    def failing_storage(self, now: float) -> StorageError | None:
+        """The error, when writes keep failing: a disk error (EIO), a failed write that could not be
+        undone, or a full disk that stayed full for STORAGE_FAILURE_GRACE seconds."""
+        with self.mutex:
+            if self.writer.broken is not None:
+                return self.writer.broken
+            exc = self.storage_error
+            if exc is None or (exc.out_of_space and now - self._failing_since < STORAGE_FAILURE_GRACE):
+                return None
+            return exc
 
     def wait_committed(self, offset: int, deadline: float) -> ErrorCode:
         """acks=all: wait until the high watermark passes ``offset`` (every in-sync replica has it)."""
@@ -272,11 +299,17 @@ class LedPartition:
             self.committed.notify_all()
 
     def maintain(self, states: BrokerStates) -> None:
-        """Write the replicas of stopped in-sync brokers ourselves, and drop from the ISR followers that
-        have lagged longer than replica.lag.time.max.ms."""
+        """fsync what flush.ms says is due, write the replicas of stopped in-sync brokers ourselves, and
+        drop from the ISR followers that have lagged longer than replica.lag.time.max.ms."""
         with self.mutex:
             if self.closed:
                 return
+            for _broker, replica in self.writer.logs:
+                if replica.flush_due():
+                    try:
+                        replica.flush()
+                    except OSError as exc:
+                        self._storage_failed(StorageError.of(exc, replica.active.log_path))
             for broker in self.meta.isr:
                 if (
                     broker != self.meta.leader
@@ -654,13 +687,45 @@ class LedPartitions:
             self.followers.checkpoint()
 
     def maintain(self) -> None:
-        """The leader's periodic ISR work for every led partition (see :meth:`LedPartition.maintain`)."""
+        """The leader's periodic ISR work for every led partition (see :meth:`LedPartition.maintain`),
+        flush.ms for followed ones, and Kafka's answer to a log dir that keeps failing: the partitions on
+        it go offline here and their leadership moves."""
         states = self.states()
+        now = time.monotonic()
         for led in self.led():
             try:
                 led.maintain(states)
             except (KcliError, OSError) as exc:
                 log.error("replica upkeep of partition %s-%d failed: %s", led.topic, led.partition, exc)
+            failure = led.failing_storage(now)
+            if failure is not None:
+                self._give_up(led, failure, set(states.running) - {self.broker_id})
+        if self.followers is not None:
+            self.followers.flush_due()
+
+    def _give_up(self, led: LedPartition, failure: StorageError, live: set[int]) -> None:
+        """Writes to ``led`` keep failing: move its leadership to a live in-sync follower, leaving the
+        ISR (our replica rejoins once it has caught up, as a follower).  With none to take it, keep
+        leading -- every write fails at once with KAFKA_STORAGE_ERROR until the disk takes writes again
+        -- but reopen a session whose failed write could not be undone (recovery cuts what it left)."""
+        key = (led.topic, led.partition)
+        if not any(b in live for b in led.meta.isr if b != self.broker_id) and led.writer.broken is None:
+            return  # nobody to hand it to
+        try:
+            moved = hand_over(self.metadata, self.broker_id, live, self.replica_leo, only={key}, failed=True)
+        except (KcliError, OSError) as exc:
+            log.error("partition %s-%d: moving its leadership away failed: %s", *key, exc)
+            moved = []
+        for election in moved:
+            log.error("partition %s-%d: writes keep failing (%s): %s", *key, failure, election.describe())
+        if moved:
+            if self.followers is not None:
+                self.followers.suspend(key)
+            self.refresh(force=True)
+        elif led.writer.broken is not None:
+            with self._reload:
+                self._close(key)
+                self._waiting[key] = f"reopening after a failed write: {failure}"
 
     def drain(self, running: Callable[[], set[int]], timeout: float) -> set[int]:
         """Controlled shutdown, first half: refuse produce requests and give running in-sync followers up

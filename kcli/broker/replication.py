@@ -29,13 +29,15 @@ from kcli.client.embedded import (
     recovery_point,
     write_checkpoints,
 )
+from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
-from kcli.cluster.metadata import ClusterState, PartitionMeta
+from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import KcliError, ProtocolError
+from kcli.errors import KcliError, ProtocolError, StorageError
 from kcli.protocol import ApiKey, ErrorCode, error_name
 from kcli.storage import checkpoint, records
 from kcli.storage.divergence import truncation_offset, without_newer
+from kcli.storage.fileio import takes_writes
 from kcli.storage.log import PartitionLog, parse_partition_dir
 
 log = logging.getLogger("kcli.broker")
@@ -45,6 +47,7 @@ FETCH_WAIT_MS = 500
 FETCH_MAX_BYTES = 8 << 20
 PARTITION_MAX_BYTES = 1 << 20
 REQUEST_TIMEOUT = 30.0
+STORAGE_RETRY = 1.0  # how often a replica whose disk refused writes probes it
 RETRY_BACKOFF = 0.5  # after a partition error (the leader is not ready, or moved)
 CONNECT_BACKOFF = (0.1, 1.0)  # first and longest wait between attempts to reach a leader
 # leadership problems that resolve themselves once the metadata moves on
@@ -86,6 +89,8 @@ class FollowedReplica:
         self.retry_at = 0.0
         self.stopped = False
         self.dirty = False
+        # bytes our disk must take before we fetch again: it refused a write (see usable())
+        self.suspect = 0
 
     @property
     def key(self) -> Key:
@@ -110,6 +115,21 @@ class FollowedReplica:
 
     def backoff(self, seconds: float = RETRY_BACKOFF) -> None:
         self.retry_at = time.monotonic() + seconds
+
+    def usable(self) -> bool:
+        """Whether to fetch: not while our disk refuses writes.  A replica that fetched without storing
+        would look caught up at the leader's end and rejoin the ISR, holding up every acks=all write;
+        so after a failed write it waits until a probe of a fetch's worth of bytes goes through."""
+        if not self.suspect:
+            return True
+        if time.monotonic() < self.retry_at:
+            return False
+        if takes_writes(self.directory, self.suspect):
+            log.info("replica %s-%d: the disk takes writes again; fetching", self.topic, self.partition)
+            self.suspect = 0
+            return True
+        self.backoff(STORAGE_RETRY)
+        return False
 
     # ------------------------------------------------------------ the KIP-101 step
 
@@ -163,7 +183,9 @@ class FollowedReplica:
     def position(self) -> tuple[int, int] | None:
         """(generation, fetch offset), or None when it is not time to fetch this replica."""
         with self.mutex:
-            if self.stopped or not self.truncated or self.log is None or time.monotonic() < self.retry_at:
+            if self.stopped or not self.truncated or self.log is None or not self.usable():
+                return None
+            if time.monotonic() < self.retry_at:
                 return None
             return self.generation, self.log.log_end_offset
 
@@ -243,6 +265,12 @@ class FollowedReplica:
             self.log.flush()
             write_checkpoints(self.datadir, self.broker_id, self.topic, self.partition, self.log, self.hw)
             self.dirty = False
+
+    def flush_due(self) -> None:
+        """fsync once the oldest unsynced record is older than flush.ms."""
+        with self.mutex:
+            if self.log is not None and self.log.flush_due():
+                self.log.flush()
 
     def close(self) -> int:
         """Stop following and leave the log as a clean writer would; returns our high watermark."""
@@ -341,7 +369,7 @@ class LeaderFetcher:
 
     def _round(self, replicas: list[FollowedReplica]) -> None:
         now = time.monotonic()
-        ask = [r for r in replicas if not r.truncated and not r.stopped and r.retry_at <= now]
+        ask = [r for r in replicas if not r.truncated and not r.stopped and r.retry_at <= now and r.usable()]
         if ask:
             self._handshake(ask)
         fetch = [(r, pos) for r in replicas if (pos := r.position()) is not None]
@@ -369,7 +397,11 @@ class LeaderFetcher:
                 entry = asked.get((t.topic, part.partition))
                 if entry is not None:
                     r, gen, _epoch = entry
-                    r.on_epoch_end(gen, part.error_code, part.leader_epoch, part.end_offset)
+                    try:
+                        r.on_epoch_end(gen, part.error_code, part.leader_epoch, part.end_offset)
+                    except (KcliError, OSError) as exc:  # e.g. recovery on a full disk: this one waits
+                        log.error("replica %s-%d: opening or cutting failed: %s", r.topic, r.partition, exc)
+                        r.backoff()
 
     def _fetch(self, fetch: list[tuple[FollowedReplica, tuple[int, int]]]) -> None:
         sent = {}
@@ -413,6 +445,17 @@ class LeaderFetcher:
                         )
                         r.restart()
                         r.backoff()
+                        if isinstance(exc, StorageError):
+                            r.suspect = PARTITION_MAX_BYTES
+                            self._leave_isr(r)
+
+
+    def _leave_isr(self, replica: FollowedReplica) -> None:
+        try:
+            if leave_isr(Metadata(self.datadir), replica.topic, replica.partition, self.broker_id):
+                log.warning("replica %s-%d: left the ISR until our disk takes writes again", *replica.key)
+        except (KcliError, OSError) as exc:  # the metadata may be on the same full disk
+            log.error("replica %s-%d: leaving the ISR failed: %s", *replica.key, exc)
 
 
 class Followers:
@@ -425,6 +468,7 @@ class Followers:
         self._replicas: dict[Key, FollowedReplica] = {}
         self._fetchers: dict[int, LeaderFetcher] = {}
         self._last_hw: dict[Key, int] = {}
+        self._suspect: dict[Key, int] = {}  # partitions we stopped leading because our disk refused writes
         self._lock = threading.RLock()
         self.stopping = False
 
@@ -452,6 +496,7 @@ class Followers:
                     replica = FollowedReplica(
                         self.datadir, self.broker_id, key[0], key[1], meta, LogConfig.from_topic(configs)
                     )
+                    replica.suspect = self._suspect.pop(key, 0)
                     self._replicas[key] = replica
                     self._fetcher(meta.leader).add(replica)
                     log.info(
@@ -512,6 +557,12 @@ class Followers:
                 shutil.rmtree(os.path.join(self.datadir.broker_dir(self.broker_id), name), ignore_errors=True)
                 log.info("deleted replica %s: partition no longer assigned to this broker", name)
 
+    def suspend(self, key: Key) -> None:
+        """We gave up leading ``key`` because our disk refused its writes: follow it only once the disk
+        takes writes again (see :meth:`FollowedReplica.usable`)."""
+        with self._lock:
+            self._suspect[key] = PARTITION_MAX_BYTES
+
     def last_hw(self, key: Key) -> int | None:
         """The high watermark we knew when we stopped following ``key`` (a new leader starts from it)."""
         return self._last_hw.get(key)
@@ -524,6 +575,15 @@ class Followers:
                 replica.checkpoint()
             except (KcliError, OSError) as exc:
                 log.error("checkpoint of replica %s-%d failed: %s", replica.topic, replica.partition, exc)
+
+    def flush_due(self) -> None:
+        with self._lock:
+            replicas = list(self._replicas.values())
+        for replica in replicas:
+            try:
+                replica.flush_due()
+            except OSError as exc:
+                log.error("fsync of replica %s-%d failed: %s", replica.topic, replica.partition, exc)
 
     def close_all(self) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import LockTimeoutError, NotFoundError, UnavailableError
+from kcli.errors import KcliError, LockTimeoutError, NotFoundError, StorageError, UnavailableError
 from kcli.storage import checkpoint
 from kcli.storage.divergence import divergence
 from kcli.storage.fileio import sync_files
@@ -92,6 +92,7 @@ class PartitionWriter:
         self.lock.acquire(lock_timeout)
         self.problems: list[str] = []
         self.logs: list[tuple[int, PartitionLog]] = []
+        self.broken: StorageError | None = None  # a failed write that could not be undone
         try:
             if followers is None:
                 followers = self._embedded_followers(meta)
@@ -157,18 +158,38 @@ class PartitionWriter:
                 return
 
     def append(self, batch: bytes) -> int:
-        """Append to the leader, then the same bytes to each follower written here; returns the base offset."""
+        """Append to the leader, then the same bytes to each follower written here; returns the base offset.
+
+        All or nothing across the replicas: when one of them fails (a full disk), the batch is cut from
+        those that took it and StorageError is raised, so in-sync replicas never disagree silently.  If
+        even that cut fails, the session refuses every further write (``broken``): reopening recovers."""
+        if self.broken is not None:
+            raise self.broken
         info = self.leader.append(batch, self.epoch)
         if len(self.logs) > 1:
             if self.config.log_append_time:  # the leader stamped its own time: copy what it stored
                 batch = self.leader.read(info.base_offset, 1)
-            for _broker, follower in self.logs[1:]:
-                follower.append(batch, self.epoch, validate=False)
+            written = [self.leader]
+            try:
+                for _broker, follower in self.logs[1:]:
+                    follower.append(batch, self.epoch, validate=False)
+                    written.append(follower)
+            except StorageError as exc:
+                self._cut(written, info.base_offset, exc)
+                raise
         return info.base_offset
 
     def files(self) -> list[str]:
         """The segment files this session appends to (earlier ones were fsynced when they rolled)."""
         return [log.active.log_path for _broker, log in self.logs]
+
+    def _cut(self, logs: list[PartitionLog], offset: int, error: StorageError) -> None:
+        """Undo a write that reached only ``logs``: cut each back to ``offset``."""
+        try:
+            for log in logs:
+                log.truncate_to(offset)
+        except (KcliError, OSError):
+            self.broken = error
 
     def close(self, durable: bool, hw: int | None = None) -> None:
         """End the session.  ``durable``: fsync, then advance the checkpoints (recovery point, log start,
@@ -179,10 +200,15 @@ class PartitionWriter:
             else:
                 for _broker, log in self.logs:
                     log.delete_old_segments()
-            for _broker, log in self.logs:
-                log.release()
         finally:
-            self.lock.release()
+            try:  # also after a failed checkpoint (a full disk): the logs are whole, say so
+                for _broker, log in self.logs:
+                    if self.broken is None:
+                        log.release()
+                    else:
+                        log.close()  # no state file: the next writer recovers what the failure left
+            finally:
+                self.lock.release()
 
     def checkpoint(self, hw: int | None = None) -> None:
         """Apply retention, fsync every replica, then advance the checkpoints (recovery point, log start,
@@ -269,10 +295,16 @@ class EmbeddedTransport:
         """Let other writers in: end every open write session.  Without ``durable`` the logs are not
         fsynced now; their files are remembered so that a durable end syncs them all."""
         writers, self._writers = self._writers, {}
-        for writer in writers.values():
+        failure: BaseException | None = None
+        for writer in writers.values():  # every session ends (and lets go of its lock), even after a failure
             if not durable:
                 self._unsynced.update(writer.files())
-            writer.close(durable)
+            try:
+                writer.close(durable)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once all are closed
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         if durable:
             sync_files(self._unsynced)
             self._unsynced.clear()

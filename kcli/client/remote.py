@@ -35,6 +35,7 @@ from kcli.errors import (
     NotFoundError,
     ProtocolError,
     RecordTooLargeError,
+    StorageError,
     UnavailableError,
     UsageError,
 )
@@ -371,6 +372,8 @@ def raise_for(code: int, message: str | None, what: str) -> None:
         raise UsageError(text)
     if code in (ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.NOT_ENOUGH_REPLICAS):
         raise UnavailableError(text)
+    if code == ErrorCode.KAFKA_STORAGE_ERROR:  # the broker's disk refused the write; nothing of it was kept
+        raise StorageError(text, "make room on (or repair) the broker's disk, then retry")
     raise BrokerError(f"{text} ({error_name(code)})" if message else text)
 
 

@@ -183,16 +183,25 @@ def elect(
     return out
 
 
-def hand_over(metadata: Metadata, broker: int, live: set[int], leo: Leo) -> list[Election]:
-    """Controlled shutdown: move every leadership ``broker`` holds to its live in-sync replica with the
-    highest log end offset.  ``broker`` stays in the ISR (its replica is complete, and the new leader
-    writes it while it is stopped); a partition with no other live in-sync replica stays with it."""
+def hand_over(
+    metadata: Metadata,
+    broker: int,
+    live: set[int],
+    leo: Leo,
+    only: set[tuple[str, int]] | None = None,
+    failed: bool = False,
+) -> list[Election]:
+    """Controlled shutdown: move every leadership ``broker`` holds (or those in ``only``) to its live
+    in-sync replica with the highest log end offset.  ``broker`` stays in the ISR (its replica is
+    complete, and the new leader writes it while it is stopped) unless its replica ``failed`` (a disk
+    that keeps refusing writes: it rejoins once it has caught up); a partition with no other live
+    in-sync replica stays with it."""
     out: list[Election] = []
 
     def fn(state: ClusterState) -> list[dict]:
         recs = []
         for topic, p, meta in _partitions(state):
-            if meta.leader != broker:
+            if meta.leader != broker or (only is not None and (topic.name, p) not in only):
                 continue
             others = live - {broker}
             leader, _isr, _unclean = choose_leader(
@@ -205,9 +214,9 @@ def hand_over(metadata: Metadata, broker: int, live: set[int], leo: Leo) -> list
                 p,
                 broker,
                 leader,
-                list(meta.isr),
+                [b for b in meta.isr if not (failed and b == broker)],
                 meta.leader_epoch + 1,
-                note="controlled shutdown",
+                note="its disk refuses writes" if failed else "controlled shutdown",
             )
             recs.append(_record(election, meta))
             out.append(election)
@@ -215,6 +224,26 @@ def hand_over(metadata: Metadata, broker: int, live: set[int], leo: Leo) -> list
 
     metadata.change(fn)
     return out
+
+
+def leave_isr(metadata: Metadata, topic: str, partition: int, broker: int) -> bool:
+    """A follower whose disk refused a write leaves the partition's ISR, as Kafka's controller takes out a
+    replica on a failed log dir: acks=all writes then stop waiting for it.  Never the leader, never the
+    last member.  True if it left; it rejoins, through its leader, once it has caught up."""
+
+    def fn(state: ClusterState) -> list[dict]:
+        t = state.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            return []
+        meta = t.partitions[partition]
+        if broker not in meta.isr or broker == meta.leader or len(meta.isr) < 2:
+            return []
+        isr = [b for b in meta.isr if b != broker]
+        return [{"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": isr}]
+
+    state = metadata.change(fn)
+    t = state.topics.get(topic)
+    return t is not None and broker not in t.partitions[partition].isr
 
 
 def alter_isr(

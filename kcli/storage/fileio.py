@@ -89,3 +89,19 @@ def sync_files(paths: set[str] | list[str]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def takes_writes(directory: str, size: int) -> bool:
+    """Whether the file system of ``directory`` takes ``size`` more bytes now (written, fsynced and
+    removed again): how a replica whose disk refused writes learns that it may try again."""
+    path = os.path.join(directory, ".kcli-write-probe")
+    try:
+        write_file(path, bytes(size), sync=True)
+        return True
+    except OSError:
+        return False
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

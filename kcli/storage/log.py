@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 
 from kcli.config import LogConfig
-from kcli.errors import CorruptRecordError, RecordTooLargeError
+from kcli.errors import CorruptRecordError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
 from kcli.storage.fileio import read_file, write_file
 from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
@@ -59,6 +59,7 @@ class PartitionLog:
         self._segments: dict[int, LogSegment] = {}
         self._next_offset: int | None = None
         self._unflushed = 0  # records appended since the last fsync (flush.messages)
+        self._unflushed_since: int | None = None  # when the oldest of them was appended (flush.ms)
         self.recovery_errors: list[str] = []
         self.last_read: tuple[str, int] | None = None  # (segment file, position) the last read() started at
         self._writing = False  # a write session is open: rebuilt indexes may be written to disk
@@ -186,12 +187,16 @@ class PartitionLog:
 
     def _read_state(self) -> dict | None:
         try:
-            base, size, next_offset, since_index = (int(x) for x in read_file(self._state_path()).split())
+            # base size next-offset bytes-since-index [unsynced-records oldest-unsynced-ms (-1: none)]
+            fields = [int(x) for x in read_file(self._state_path()).split()]
+            base, size, next_offset, since_index = fields[:4]
+            unflushed, unflushed_since = fields[4:] if len(fields) == 6 else (0, -1)
         except (FileNotFoundError, ValueError):
             return None
         if not self._bases or base != self._bases[-1] or self.active.size != size:
             return None
-        return {"next_offset": next_offset, "bytes_since_index": since_index}
+        return {"next_offset": next_offset, "bytes_since_index": since_index, "unflushed": unflushed,
+                "unflushed_since": None if unflushed_since < 0 else unflushed_since}
 
     def _resume_clean(self) -> bool:
         """Skip recovery when the last writer left cleanly: its state file matches the active segment.
@@ -204,6 +209,8 @@ class PartitionLog:
             return False
         os.unlink(self._state_path())
         self._next_offset = state["next_offset"]
+        # flush.messages and flush.ms count from the oldest unsynced record, whichever session wrote it
+        self._unflushed, self._unflushed_since = state["unflushed"], state["unflushed_since"]
         active = self.active
         active.open_for_append()
         active.bytes_since_index = state["bytes_since_index"]
@@ -214,7 +221,9 @@ class PartitionLog:
         if self._next_offset is None or not self._bases:
             return
         active = self.active
-        text = f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index}\n"
+        since = -1 if self._unflushed_since is None else self._unflushed_since
+        text = (f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index} "
+                f"{self._unflushed} {since}\n")
         tmp = self._state_path() + ".tmp"
         try:
             write_file(tmp, text.encode("ascii"))
@@ -245,7 +254,7 @@ class PartitionLog:
         """Close the active segment and start one at the log end offset."""
         base = self.log_end_offset
         self.active.on_roll()  # fsyncs it
-        self._unflushed = 0
+        self._unflushed, self._unflushed_since = 0, None
         if base != self._bases[-1]:
             self._bases.append(base)
         seg = self.segment(base)
@@ -272,23 +281,41 @@ class PartitionLog:
         now = now_ms()
         base = self._next_offset
         last = base + header.last_offset_delta
-        if self._should_roll(header.size, last, now if self.config.log_append_time else header.max_timestamp):
-            self.roll()
+        try:
+            if self._should_roll(header.size, last, now if self.config.log_append_time else header.max_timestamp):
+                self.roll()
+            if leader_epoch >= 0 and leader_epoch > self._latest_epoch():
+                # like Kafka, leader and follower alike: the first batch of a new epoch starts it (noted
+                # before the batch is written, so a failed append leaves an epoch starting at the log end)
+                self.record_epoch(leader_epoch, base)
+        except OSError as exc:
+            raise StorageError.of(exc, exc.filename or self.active.log_path) from None
         buf = bytearray(batch)
         records.stamp(buf, base, leader_epoch)
         max_ts = header.max_timestamp
         if self.config.log_append_time:
             max_ts = now
             _set_log_append_time(buf, now)
-        position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes)
+        unflushed = self._unflushed + header.records_count
+        sync = unflushed >= self.config.flush_messages or (
+            self._unflushed_since is not None and now - self._unflushed_since >= self.config.flush_ms
+        )
+        # all or nothing: a failure raises StorageError with nothing written and the log end unmoved
+        position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes, sync)
         self._next_offset = last + 1
-        self._unflushed += header.records_count
-        if self._unflushed >= self.config.flush_messages:
-            self.flush()
-        if leader_epoch >= 0 and leader_epoch > self._latest_epoch():
-            # like Kafka, leader and follower alike: the first batch of a new epoch starts it
-            self.record_epoch(leader_epoch, base)
+        if sync:
+            self._unflushed, self._unflushed_since = 0, None
+        else:
+            self._unflushed = unflushed
+            if self._unflushed_since is None:
+                self._unflushed_since = now
         return AppendInfo(base, last, position, now if self.config.log_append_time else -1)
+
+    def flush_due(self, now: int | None = None) -> bool:
+        """Whether the oldest unsynced record is older than flush.ms (the broker's maintenance asks)."""
+        if self._unflushed_since is None:
+            return False
+        return (now_ms() if now is None else now) - self._unflushed_since >= self.config.flush_ms
 
     def tail_headers(self, max_bytes: int) -> Iterator[records.BatchHeader]:
         """The headers of the batches in about the last ``max_bytes`` of the log, oldest first: the walk
@@ -307,7 +334,7 @@ class PartitionLog:
     def flush(self) -> None:
         if self._bases:
             self.active.flush()
-        self._unflushed = 0
+        self._unflushed, self._unflushed_since = 0, None
 
     def close(self) -> None:
         for seg in self._segments.values():

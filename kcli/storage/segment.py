@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from kcli.errors import CorruptRecordError
+from kcli.errors import CorruptRecordError, StorageError
 from kcli.storage import records
 from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
@@ -62,6 +62,7 @@ class LogSegment:
         self._fd: int | None = None
         self._afd: int | None = None
         self._size: int | None = None
+        self._torn = False  # a failed append left bytes past ``_size`` that could not be cut yet
         self._first_timestamp: int | None = None
         self.bytes_since_index = 0
         self.max_timestamp = -1
@@ -96,6 +97,11 @@ class LogSegment:
             self._size = os.fstat(self._afd).st_size
 
     def close(self) -> None:
+        if self._torn:
+            try:
+                self._cut_back()  # leave no partial batch behind (recovery would cut it otherwise)
+            except StorageError:
+                pass
         for fd in (self._fd, self._afd):
             if fd is not None:
                 os.close(fd)
@@ -249,24 +255,25 @@ class LogSegment:
     def tail(self) -> tuple[int, int]:
         """(next offset, end position of the last complete batch), scanning from the last index entry.
 
-        An index entry is written just before the batch it names, so a writer that died (kill -9, a full
-        disk) in between leaves an entry whose batch is missing or torn.  Such an entry says nothing about
-        where the log ends: step back to the entry before it, else the log would look empty from there
-        and readers would see the end offset fall back to the segment's base offset.
+        An index entry is written after the batch it names, so its batch is complete.  Only a log cut
+        behind its index's back (a power cut that kept the unsynced index but not the log, or a log
+        written by kcli before 0.x, which wrote the entry first) has an entry past the last complete
+        batch: then the whole segment is scanned, as recovery would.
         """
-        indexed, position = self.index.last()
+        _o, position = self.index.last()
         size = self.size
-        while True:
-            if position > size:
-                position = 0  # the indexed batch is gone after a truncation: scan the whole segment
-            next_offset, end = self.base_offset, 0
-            for pos, header in self.headers(position, size):
-                next_offset = header.next_offset
-                end = pos + header.size
-                self._note_timestamp(header)
-            if end or not position:
-                return next_offset, end
-            indexed, position = self.index.lookup(indexed - 1)
+        next_offset, end = self._scan_tail(position if position <= size else 0, size)
+        if position and not end:
+            next_offset, end = self._scan_tail(0, size)
+        return next_offset, end
+
+    def _scan_tail(self, position: int, size: int) -> tuple[int, int]:
+        next_offset, end = self.base_offset, 0
+        for pos, header in self.headers(position, size):
+            next_offset = header.next_offset
+            end = pos + header.size
+            self._note_timestamp(header)
+        return next_offset, end
 
     def _note_timestamp(self, header: records.BatchHeader) -> None:
         if header.max_timestamp > self.max_timestamp:
@@ -331,30 +338,70 @@ class LogSegment:
 
     # ------------------------------------------------------------ writing
 
-    def append(self, batch: bytes | bytearray, last_offset: int, max_timestamp: int, index_interval: int) -> int:
-        """Append one batch; maintain the sparse indexes like Kafka (entry before the batch once more than
-        ``index_interval`` bytes were written since the last).  Returns the batch's position."""
+    def append(
+        self, batch: bytes | bytearray, last_offset: int, max_timestamp: int, index_interval: int, sync: bool = False
+    ) -> int:
+        """Append one batch, all or nothing, and fsync it if ``sync``; then maintain the sparse indexes like
+        Kafka (an entry for this batch once more than ``index_interval`` bytes were written since the
+        last).  Returns the batch's position.
+
+        The batch goes first and its index entry after it, so an index entry always names a complete
+        batch.  A write or fsync that fails (a full disk) cuts the file back to where the batch started
+        and raises StorageError: no partial batch, no index entry, and the caller's log end stays put.
+        A failed index write costs only that entry (the index is sparse; the batch is whole)."""
         if self._afd is None:
             self.open_for_append()
+        if self._torn:
+            self._cut_back()  # an earlier failure could not cut: do it now, or refuse
         position = self._size or 0
-        if max_timestamp > self.max_timestamp:
-            self.max_timestamp = max_timestamp
-            self.offset_of_max_timestamp = last_offset
-        if self.bytes_since_index > index_interval:
-            self.index.append(last_offset, position)
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-            self.bytes_since_index = 0
         view = memoryview(batch)
         written = 0
         try:
             while written < len(view):
                 written += os.write(self._afd, view[written:])  # type: ignore[arg-type]
+            if sync:
+                self.flush()
         except OSError as exc:
             # name the file: "No space left on device" alone does not say which disk filled up
-            raise OSError(exc.errno, exc.strerror, self.log_path) from None
+            error = StorageError.of(exc, self.log_path)
+            if written:
+                self._torn = True
+                try:
+                    self._cut_back()
+                except StorageError:
+                    pass  # the next append, or close, tries again; the error to report is the first one
+            raise error from None
         self._size = position + len(view)
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = last_offset
+        if self.bytes_since_index > index_interval:
+            try:
+                self.index.append(last_offset, position)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                self.bytes_since_index = 0
+            except OSError:
+                self._trim_indexes()
         self.bytes_since_index += len(view)
         return position
+
+    def _cut_back(self) -> None:
+        """Cut the log file back to the end of its last whole batch (``_size``): undo a failed append."""
+        try:
+            os.ftruncate(self._afd, self._size or 0)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise StorageError.of(exc, self.log_path) from None
+        self._torn = False
+
+    def _trim_indexes(self) -> None:
+        """Drop the partial entry a failed index write may have left (best effort: a torn index file
+        fails the sanity check and is rebuilt by the next recovery)."""
+        for index in (self.index, self.time_index):
+            try:
+                index.close()
+                truncate_file(index.path, len(index) * index.entry_size)
+            except OSError:
+                pass
 
     def on_roll(self) -> None:
         """Kafka's onBecomeInactiveSegment: a final time index entry, then flush and release."""

@@ -1,22 +1,39 @@
 """Disks that refuse writes: a full file system (a small tmpfs, or RLIMIT_FSIZE where mounting is not
 allowed) and a read-only data dir (a read-only bind mount: ``chmod a-w`` does not stop root).
 
-A producer that hits the limit must stop with one clear error line and a non-zero exit; every record
-stored before, and every offset it printed, survives; readers keep working while the disk is full; once
-there is room again the next produce recovers and ``kcli verify`` passes.
+A producer that hits the limit must stop at once with one clear error line and exit code 11 (StorageError);
+every record stored before, and every offset it printed, survives; the failed append leaves nothing
+behind (no partial batch, no index entry, replicas that agree), so ``kcli verify`` passes right away;
+readers keep working while the disk is full; once there is room again writes go on where they stopped.
+The same holds through a broker (KAFKA_STORAGE_ERROR at once, not a timeout), whose log stays whole
+across the failure, the writes after it and a clean stop.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import resource
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from test_broker_fixtures import Brokers
 
-from .harness import Ledger, Piped, check_after_fault, one_error_line, read_partition, session_lines
+from kcli.cluster.datadir import DataDir
+from kcli.cluster.metadata import Metadata
+
+from .harness import (
+    Ledger,
+    Piped,
+    check_after_fault,
+    one_error_line,
+    read_partition,
+    replica_batches,
+    session_lines,
+)
 
 BIG = 1000  # bytes of padding per flood record
 
@@ -63,10 +80,12 @@ def _fill_and_check(kcli, ledger: Ledger, topic: str, preexec_fn=None, on_full=N
         preexec_fn=preexec_fn,
     )
     code = producer.wait(timeout=120)
-    assert code not in (0, -signal.SIGXFSZ), f"a producer that could not store everything exited {code}"
+    assert code == STORAGE_ERROR, f"a producer that could not store everything exited {code}: {producer.stderr}"
     error = one_error_line(producer.stderr)
     ledger.faults += 1
     ledger.acknowledge(producer.acks, flood)
+    # the failed write left nothing behind: no torn tail for verify to find, in-sync replicas agree
+    check_whole(kcli, topic)
 
     # readers need no room: everything acknowledged is visible before anything is repaired
     stored = dict(read_partition(kcli, topic))
@@ -83,6 +102,20 @@ def _fill_and_check(kcli, ledger: Ledger, topic: str, preexec_fn=None, on_full=N
     check_after_fault(kcli, topic, ledger, "after")
     assert not ledger.problems, "\n".join(ledger.problems[:20])
     return error
+
+
+STORAGE_ERROR = 11  # kcli's exit code for a disk that refused a write
+
+
+def check_whole(kcli, topic: str) -> None:
+    """``kcli verify`` passes and the in-sync replicas hold the same batches, with no recovery first."""
+    verify = kcli("verify", ok=False)
+    assert verify.returncode == 0, f"verify failed after a full disk:\n{verify.stdout}{verify.stderr}"
+    datadir = DataDir(str(kcli.data_dir))
+    meta = Metadata(datadir).load().partition(topic, 0)
+    logs = {b: replica_batches(datadir.partition_dir(b, topic, 0)) for b in meta.isr}
+    for broker, batches in logs.items():
+        assert batches == logs[meta.leader], f"in-sync replica on broker {broker} differs from the leader"
 
 
 def test_full_tmpfs_with_replicas(kcli, small_disk, record_property):
@@ -155,3 +188,204 @@ def test_read_only_data_dir(kcli, tmp_path):
     kcli("verify")
     assert kcli("consume", "t", "-b", "-e").stdout.splitlines()[-2:] == ["v99", "after"]
     assert os.path.ismount(data) is False
+
+
+def _partition_meta(kcli, topic: str = "t"):
+    return Metadata(DataDir(str(kcli.data_dir))).load().partition(topic, 0)
+
+
+def _wait_for(what: str, condition, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def _fill(path: Path) -> None:
+    """Take every free byte of the file system ``path`` is on."""
+    with open(path, "wb", buffering=0) as f:
+        block = b"\0" * 4096
+        try:
+            while True:
+                f.write(block)
+        except OSError:
+            pass
+
+
+def _produce_acked(kcli, topic: str, lines: list[str], ledger: Ledger) -> tuple[int, str, float]:
+    """One ``kcli produce --print-offsets`` of ``lines``: (exit code, stderr, seconds it took); the
+    offsets it printed go in ``ledger``."""
+    started = time.monotonic()
+    producer = Piped(kcli.argv("produce", topic, "--print-offsets"), kcli.env, lines, random.Random(2), pace=0)
+    code = producer.wait(timeout=180)
+    ledger.acknowledge(producer.acks, lines)
+    return code, producer.stderr, time.monotonic() - started
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+@pytest.mark.parametrize("rf", [1, 3])
+def test_full_disk_through_brokers(kcli, small_disk, tmp_path, rf, record_property):
+    """acks=all through running brokers whose folders share one small disk: a full disk answers
+    KAFKA_STORAGE_ERROR at once (a follower that cannot store leaves the ISR instead of holding acks=all
+    up until a timeout), leaves every log whole, and once there is room again the brokers take writes
+    where they stopped: nothing acknowledged before or after is lost, across clean stops and restarts."""
+    kcli.data_dir = small_disk / "data"
+    kcli.env["KCLI_DATA_DIR"] = str(kcli.data_dir)
+    brokers = Brokers(kcli.data_dir, tmp_path)
+    ledger = Ledger()
+    try:
+        brokers.init(rf)
+        brokers.kcli("topic", "create", "t", "-r", rf)
+        running = [brokers.start(b) for b in range(rf)]
+        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == rf)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
+        assert code == 0, stderr
+        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 4000, BIG), ledger)
+        assert code == STORAGE_ERROR, f"exited {code}: {stderr}"
+        assert "KAFKA_STORAGE_ERROR" in one_error_line(stderr) or "No space left" in stderr, stderr
+        ledger.faults += 1
+        # the failed batch was cut off, freeing its room: take it all, so the disk stays full
+        _fill(small_disk / "filler")
+        # while the disk stays full every write fails at once, and nothing is stored
+        code, stderr, took = _produce_acked(kcli, "t", session_lines(2, 50, BIG), ledger)
+        assert code == STORAGE_ERROR and took < 15, f"exited {code} after {took:.1f}s: {stderr}"
+        (small_disk / "filler").unlink()
+        assert _mount("-o", "remount,size=16m", str(small_disk)) is None
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 500, BIG), ledger)
+        assert code == 0, f"writes after space came back failed: {stderr}"
+        _wait_for("followers to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == rf)
+        for broker in running:
+            assert broker.stop() == 0, broker.log()
+        # a clean stop leaves whole logs, even after the disk was full
+        check_whole(kcli, "t")
+        running = [brokers.start(b) for b in range(rf)]
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(4, 100), ledger)
+        assert code == 0, stderr
+        stored = dict(read_partition(kcli, "t"))
+        for broker in running:
+            assert broker.stop() == 0, broker.log()
+    except BaseException:
+        brokers.print_logs()
+        raise
+    finally:
+        brokers.stop_all()
+    assert sorted(stored) == list(range(len(stored))), "offsets are not contiguous from 0"
+    for offset, value in ledger.acked.items():
+        ledger.checked += 1
+        if stored.get(offset) != value:
+            ledger.lost += 1
+            ledger.problems.append(f"acknowledged {value[:20]!r} at {offset}, found {stored.get(offset)!r}")
+    check_whole(kcli, "t")
+    print(ledger.summary("full disk through a broker"))
+    record_property("lost", ledger.lost)
+    assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_leadership_leaves_a_disk_that_stays_full(kcli, tmp_path, record_property):
+    """Kafka's log-dir failure: when the leader's disk keeps refusing writes, the partition goes offline
+    on that broker and its leadership moves to an in-sync follower; the old leader leaves the ISR and
+    rejoins as a follower once its disk takes writes again.  Only the leader's replica folder is on the
+    small disk (its heartbeat keeps working: the move is the storage failure's doing, not the
+    controller's)."""
+    brokers = Brokers(kcli.data_dir, tmp_path)
+    ledger = Ledger()
+    brokers.init(3)
+    brokers.kcli("topic", "create", "t", "-r", "3")
+    first = _partition_meta(kcli)
+    folder = Path(DataDir(str(kcli.data_dir)).partition_dir(first.leader, "t", 0))
+    why = _mount("-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(folder))
+    if why:
+        pytest.skip(f"cannot mount a tmpfs here ({why})")
+    try:
+        for b in range(3):
+            brokers.start(b)
+        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
+        assert code == 0, stderr
+        _fill(folder / "filler")
+        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 100, BIG), ledger)
+        assert code == STORAGE_ERROR and took < 15, f"exited {code} after {took:.1f}s: {stderr}"
+        ledger.faults += 1
+        moved = _wait_for(
+            "the leadership to leave the full disk",
+            lambda: (m := _partition_meta(kcli)).leader not in (first.leader, -1) and m,
+            timeout=30,
+        )
+        assert first.leader not in moved.isr, moved
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 500, BIG), ledger)
+        assert code == 0, f"writes to the new leader failed: {stderr}"
+        (folder / "filler").unlink()
+        _wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 100), ledger)
+        assert code == 0, stderr
+        stored = dict(read_partition(kcli, "t"))
+        for broker in brokers.started:
+            assert broker.stop() == 0, broker.log()
+        check_whole(kcli, "t")
+    except BaseException:
+        brokers.print_logs()
+        raise
+    finally:
+        brokers.stop_all()
+        _umount(folder)
+    assert sorted(stored) == list(range(len(stored))), "offsets are not contiguous from 0"
+    for offset, value in ledger.acked.items():
+        ledger.checked += 1
+        if stored.get(offset) != value:
+            ledger.lost += 1
+            ledger.problems.append(f"acknowledged {value[:20]!r} at {offset}, found {stored.get(offset)!r}")
+    print(ledger.summary("leader's disk full"))
+    record_property("lost", ledger.lost)
+    assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+@pytest.mark.faults
+def test_embedded_write_a_follower_refuses_is_cut_from_every_replica(kcli, tmp_path):
+    """An embedded write reaches the leader, then a follower whose disk is full: the batch is cut from the
+    leader again, so the in-sync replicas agree, and the producer stops with the storage error."""
+    kcli("cluster", "init", "--brokers", "3")
+    kcli("topic", "create", "t", "-r", "3")
+    meta = _partition_meta(kcli)
+    follower = next(b for b in meta.isr if b != meta.leader)
+    folder = Path(DataDir(str(kcli.data_dir)).partition_dir(follower, "t", 0))
+    why = _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(folder))
+    if why:
+        pytest.skip(f"cannot mount a tmpfs here ({why})")
+    ledger = Ledger()
+    try:
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 200), ledger)
+        assert code == 0, stderr
+        _fill(folder / "filler")
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(1, 500, BIG), ledger)
+        assert code == STORAGE_ERROR, f"exited {code}: {stderr}"
+        assert str(folder) in one_error_line(stderr), stderr
+        ledger.faults += 1
+        check_whole(kcli, "t")
+        (folder / "filler").unlink()
+        check_after_fault(kcli, "t", ledger, "after")
+    finally:
+        _umount(folder)
+    assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+def test_log_end_found_past_an_index_entry_without_its_batch(tmp_path):
+    """Logs written before appends were ordered (index entry first) may end with an index entry whose
+    batch never made it: the log end is still the last complete batch's."""
+    from kcli.storage.log import PartitionLog
+    from kcli.storage.records import encode_batch
+
+    directory = str(tmp_path / "t-0")
+    log = PartitionLog(directory)
+    log.open_for_append(None)
+    for i in range(20):
+        log.append(encode_batch([(None, b"x" * 100, [], i)], 0))
+    end, size = log.log_end_offset, log.active.size
+    log.release()
+    reader = PartitionLog(directory)
+    reader.active.index.append(end + 5, size)  # what an old writer killed before its batch left
+    os.unlink(os.path.join(directory, "kcli-writer-state"))
+    assert PartitionLog(directory).log_end_offset == end
