@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING
 
 from kcli.broker.isr import ReplicaTracker
 from kcli.broker.liveness import BrokerStates, still_stopped
-from kcli.broker.producers import STATE_FROM_BYTES, ProducerStates, SequenceError
 from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import KcliError
+from kcli.errors import KcliError, SequenceError
 from kcli.protocol import ErrorCode
 from kcli.storage import records
 from kcli.storage.divergence import end_offset_for_epoch
@@ -90,11 +89,6 @@ class LedPartition:
         self.closed = False
         self.draining = False
         self.dirty = False
-        self.producers = ProducerStates()
-        try:
-            self.producers.rebuild(writer.leader.tail_headers(STATE_FROM_BYTES))
-        except KcliError as exc:  # recovery cut what it could; sequences then restart from what follows
-            log.warning("partition %s-%d: producer state not rebuilt: %s", topic, partition, exc)
         leo = writer.leader.log_end_offset
         self.tracker = ReplicaTracker(
             meta.leader, meta.isr, min(hw if hw is not None else leo, leo), lag_time, time.monotonic()
@@ -142,13 +136,12 @@ class LedPartition:
             for batch in batches:
                 header = records.parse_header(batch)
                 try:
-                    offset = self.producers.check(header)
+                    offset = self.writer.append(batch)  # a retried idempotent batch: its first offset
                 except SequenceError as exc:
-                    raise PartitionResult(exc.code, exc.message) from None
-                if offset is None:  # not a retry of a batch we already have
-                    offset = self.writer.append(batch)
-                    self.producers.appended(header, offset)
-                    self.dirty = True
+                    fenced = ErrorCode.INVALID_PRODUCER_EPOCH
+                    code = fenced if exc.fenced else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+                    raise PartitionResult(code, str(exc)) from None
+                self.dirty = True
                 if base < 0:
                     base = offset
                 last = offset + header.last_offset_delta

@@ -20,9 +20,10 @@ from collections.abc import Iterable
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
+from kcli.cluster.producers import ProducerIds, ProducerStates
 from kcli.config import LogConfig
 from kcli.errors import NotFoundError, UnavailableError
-from kcli.storage import checkpoint
+from kcli.storage import checkpoint, records
 from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
@@ -96,6 +97,9 @@ class PartitionWriter:
             self.leader = self._open(meta.leader, config)
             self.logs.append((meta.leader, self.leader))
             self.leader.record_epoch(self.epoch, self.leader.log_end_offset)
+            self.producers, problem = ProducerStates.of_log(self.leader)  # idempotent producers' sequences
+            if problem:
+                self.problems.append(problem)
             for broker in followers:
                 if broker != meta.leader:
                     self.attach(broker)
@@ -155,8 +159,15 @@ class PartitionWriter:
                 return
 
     def append(self, batch: bytes) -> int:
-        """Append to the leader, then the same bytes to each follower written here; returns the base offset."""
+        """Append to the leader, then the same bytes to each follower written here; returns the base offset.
+        A batch an idempotent producer already stored (its retry) is not stored again: its original base
+        offset is returned; one out of sequence raises SequenceError."""
+        header = records.parse_header(batch)
+        stored = self.producers.check(header)
+        if stored is not None:
+            return stored
         info = self.leader.append(batch, self.epoch)
+        self.producers.appended(header, info.base_offset)
         if len(self.logs) > 1:
             if self.config.log_append_time:  # the leader stamped its own time: copy what it stored
                 batch = self.leader.read(info.base_offset, 1)
@@ -235,6 +246,10 @@ class EmbeddedTransport:
         return meta
 
     # ------------------------------------------------------------ produce
+    def init_producer_id(self) -> tuple[int, int]:
+        """(producer id, epoch) for an idempotent producer, from the allocator brokers use too."""
+        return ProducerIds(self.datadir, block=1).next(), 0
+
     def produce(self, topic: str, partition: int, batch: bytes) -> int:
         key = (topic, partition)
         writer = self._writers.get(key)

@@ -1,17 +1,19 @@
 """Idempotent producers: producer ids, and the per-partition sequence checks that drop retried batches.
 
-Modern clients (Kafka's Java producer since 3.0, kafka-python 3) are idempotent by default: they ask for
-a producer id (InitProducerId) and number their batches per partition.  A broker then answers a batch it
-already stored (a retry after a lost response) with the original offset instead of storing it twice,
-and refuses a gap in the numbering.
+Modern clients (Kafka's Java producer since 3.0, kafka-python 3, kcli's own) are idempotent by default:
+they ask for a producer id (InitProducerId; embedded, :class:`ProducerIds` directly) and number their
+batches per partition.  Every write session on a partition -- a broker leading it, or an embedded writer
+(:class:`~kcli.client.embedded.PartitionWriter` for both) -- then answers a batch it already stored (a
+retry after a lost answer) with the original offset instead of storing it twice, and refuses a gap in
+the numbering.
 
 Producer ids come in blocks from ``cluster/producer-ids`` (a counter advanced under a file lock), so
-ids are unique across brokers and restarts.  Sequence state lives in memory while the broker leads the
-partition, and a broker that starts leading rebuilds it from the batches in the last
+ids are unique across brokers, embedded writers and restarts.  Sequence state lives in memory while a
+session writes the partition, and is rebuilt when one opens from the batches in the last
 ``STATE_FROM_BYTES`` of the log (their headers carry producer id, epoch and sequences; followers copy
-them as they are).  So a retry that reaches a new leader after a failover or a restart is still
-recognised.  Kafka keeps producer-state snapshots for this; a producer silent for longer than that
-tail is accepted at whatever sequence it is at, as one first seen.
+them as they are).  So a retry that reaches a new leader after a failover or a restart, or the embedded
+writer after the brokers stopped, is still recognised.  Kafka keeps producer-state snapshots for this;
+a producer silent for longer than that tail is accepted at whatever sequence it is at, as one first seen.
 """
 
 from __future__ import annotations
@@ -21,23 +23,28 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kcli.cluster.datadir import DataDir, FileLock
-from kcli.protocol import ErrorCode
+from kcli.errors import KcliError, SequenceError
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.records import BatchHeader
 
-BLOCK = 1000
+if TYPE_CHECKING:
+    from kcli.storage.log import PartitionLog
+
+BLOCK = 1000  # ids a broker reserves at a time; an embedded producer takes one
 RECENT = 5  # batches remembered per producer, as Kafka does (max.in.flight.requests <= 5)
 MAX_PRODUCERS = 10_000  # per partition; the longest-unseen producer is forgotten first
-STATE_FROM_BYTES = 8 << 20  # how much of a log's tail a new leader reads to rebuild producer state
+STATE_FROM_BYTES = 8 << 20  # how much of a log's tail a write session reads to rebuild producer state
 _SEQ_MASK = 0x7FFFFFFF
 
 
 class ProducerIds:
     """Hands out producer ids from blocks reserved in the data dir."""
 
-    def __init__(self, datadir: DataDir) -> None:
+    def __init__(self, datadir: DataDir, block: int = BLOCK) -> None:
+        self.block = block
         self.path = os.path.join(datadir.cluster_dir, "producer-ids")
         self.lock = FileLock(self.path + ".lock", datadir.lock_timeout, "producer ids")
         self._mutex = threading.Lock()
@@ -53,18 +60,11 @@ class ProducerIds:
                             start = int(fh.read().strip() or 0)
                     except FileNotFoundError:
                         start = 0
-                    atomic_write(self.path, f"{start + BLOCK}\n".encode())
-                self._next, self._end = start, start + BLOCK
+                    atomic_write(self.path, f"{start + self.block}\n".encode())
+                self._next, self._end = start, start + self.block
             pid = self._next
             self._next += 1
             return pid
-
-
-class SequenceError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -79,6 +79,17 @@ class ProducerStates:
 
     def __init__(self) -> None:
         self._producers: dict[int, _Producer] = {}
+
+    @classmethod
+    def of_log(cls, log: PartitionLog) -> tuple[ProducerStates, str | None]:
+        """The state the batches in the tail of ``log`` leave, and what stopped the rebuild early, if
+        anything (then sequences restart from what follows, as for producers first seen)."""
+        states = cls()
+        try:
+            states.rebuild(log.tail_headers(STATE_FROM_BYTES))
+        except KcliError as exc:
+            return states, f"producer state not rebuilt from {log.directory}: {exc}"
+        return states, None
 
     def rebuild(self, headers: Iterable[BatchHeader]) -> None:
         """Replay stored batches (oldest first), as if each had just been appended."""
@@ -95,14 +106,14 @@ class ProducerStates:
             return None
         if header.producer_epoch < state.epoch:
             raise SequenceError(
-                ErrorCode.INVALID_PRODUCER_EPOCH,
-                f"producer epoch {header.producer_epoch} is older than {state.epoch}",
+                f"producer {header.producer_id}: epoch {header.producer_epoch} is older than {state.epoch}",
+                fenced=True,
             )
         if header.producer_epoch > state.epoch:
             if header.base_sequence != 0:
                 raise SequenceError(
-                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                    f"a new producer epoch must start at sequence 0, not {header.base_sequence}",
+                    f"producer {header.producer_id}: a new epoch must start at sequence 0, "
+                    f"not {header.base_sequence}"
                 )
             return None
         for first, last, offset in state.recent:
@@ -111,12 +122,12 @@ class ProducerStates:
         expected = (state.last_seq + 1) & _SEQ_MASK
         if header.base_sequence != expected:
             raise SequenceError(
-                ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                f"expected sequence {expected}, got {header.base_sequence}",
+                f"producer {header.producer_id}: expected sequence {expected}, got {header.base_sequence}"
             )
         return None
 
     def appended(self, header: BatchHeader, base_offset: int) -> None:
+        """After appending: remember the batch (a retry of it is then answered with ``base_offset``)."""
         if header.producer_id < 0 or header.base_sequence < 0:
             return
         state = self._producers.pop(header.producer_id, None)  # re-inserted last: most recently seen
