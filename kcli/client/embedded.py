@@ -184,6 +184,7 @@ class PartitionWriter:
             else:
                 for _broker, log in self.logs:
                     log.delete_old_segments()
+            self.producers.save(self.leader)
             for _broker, log in self.logs:
                 log.release()
         finally:

@@ -9,11 +9,15 @@ the numbering.
 
 Producer ids come in blocks from ``cluster/producer-ids`` (a counter advanced under a file lock), so
 ids are unique across brokers, embedded writers and restarts.  Sequence state lives in memory while a
-session writes the partition, and is rebuilt when one opens from the batches in the last
-``STATE_FROM_BYTES`` of the log (their headers carry producer id, epoch and sequences; followers copy
-them as they are).  So a retry that reaches a new leader after a failover or a restart, or the embedded
-writer after the brokers stopped, is still recognised.  Kafka keeps producer-state snapshots for this;
-a producer silent for longer than that tail is accepted at whatever sequence it is at, as one first seen.
+session writes the partition.  A session that ends leaves it in a snapshot file next to the segments,
+which the next session takes while the log still ends where it did (same end offset, same latest leader
+epoch); otherwise -- a writer killed, another leader since -- the state is rebuilt from the batches in
+the last ``STATE_FROM_BYTES`` of the log (their headers carry producer id, epoch and sequences;
+followers copy them as they are).  So a retry that reaches a new leader after a failover or a restart,
+or the embedded writer after the brokers stopped, is still recognised, and opening a session does not
+read megabytes of headers each time (a log of small batches holds 100,000 in that tail; `tail -f |
+kcli produce` opens a session per burst).  A producer silent for longer than that tail is accepted at
+whatever sequence it is at, as one first seen.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, SequenceError
 from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import read_file, write_file
 from kcli.storage.records import BatchHeader
 
 if TYPE_CHECKING:
@@ -38,6 +44,7 @@ RECENT = 5  # batches remembered per producer, as Kafka does (max.in.flight.requ
 MAX_PRODUCERS = 10_000  # per partition; the longest-unseen producer is forgotten first
 STATE_FROM_BYTES = 8 << 20  # how much of a log's tail a write session reads to rebuild producer state
 _SEQ_MASK = 0x7FFFFFFF
+SNAPSHOT = "kcli-producer-state"  # in the partition dir: the state the last write session left
 
 
 class ProducerIds:
@@ -74,6 +81,14 @@ class _Producer:
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))  # (first seq, last seq, base offset)
 
 
+def _mark(log: PartitionLog) -> str:
+    """What a snapshot is valid for: the log's end offset and its latest leader epoch (a log truncated and
+    written again since has a newer one)."""
+    epochs = log.epochs()
+    epoch, start = epochs[-1] if epochs else (-1, -1)
+    return f"v1 {log.log_end_offset} {epoch} {start}"
+
+
 class ProducerStates:
     """The sequence state of every idempotent producer writing to one partition (caller serialises)."""
 
@@ -82,14 +97,47 @@ class ProducerStates:
 
     @classmethod
     def of_log(cls, log: PartitionLog) -> tuple[ProducerStates, str | None]:
-        """The state the batches in the tail of ``log`` leave, and what stopped the rebuild early, if
-        anything (then sequences restart from what follows, as for producers first seen)."""
+        """The state of the producers writing ``log`` (a leader's, opened for append): its snapshot if the
+        log still ends where the snapshot says, else what the batches in its tail leave -- and what
+        stopped that rebuild early, if anything (then sequences restart from what follows, as for
+        producers first seen)."""
+        states = cls._load(log)
+        if states is not None:
+            return states, None
         states = cls()
         try:
             states.rebuild(log.tail_headers(STATE_FROM_BYTES))
         except KcliError as exc:
             return states, f"producer state not rebuilt from {log.directory}: {exc}"
         return states, None
+
+    @classmethod
+    def _load(cls, log: PartitionLog) -> ProducerStates | None:
+        try:
+            mark, *lines = read_file(os.path.join(log.directory, SNAPSHOT)).decode("ascii").splitlines()
+            if mark != _mark(log):
+                return None
+            states = cls()
+            for line in lines:
+                pid, epoch, last_seq, *recent = map(int, line.split())
+                entries = zip(recent[0::3], recent[1::3], recent[2::3], strict=True)
+                states._producers[pid] = _Producer(epoch, last_seq, deque(entries, maxlen=RECENT))
+        except (OSError, ValueError):  # none, or unreadable: read the tail instead
+            return None
+        return states
+
+    def save(self, log: PartitionLog) -> None:
+        """Leave the state for the next write session of ``log``; call as the session ends.  Best effort:
+        without it the next session reads the log's tail."""
+        lines = [_mark(log)]
+        for pid, state in self._producers.items():  # least recently seen first, as they are kept
+            lines.append(" ".join(map(str, (pid, state.epoch, state.last_seq, *chain(*state.recent)))))
+        path = os.path.join(log.directory, SNAPSHOT)
+        try:
+            write_file(path + ".tmp", ("\n".join(lines) + "\n").encode("ascii"))
+            os.replace(path + ".tmp", path)
+        except OSError:
+            pass
 
     def rebuild(self, headers: Iterable[BatchHeader]) -> None:
         """Replay stored batches (oldest first), as if each had just been appended."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from test_broker_fixtures import KCLI, brokers_fixture  # noqa: F401
@@ -19,6 +20,7 @@ from kcli.client.producer import Producer
 from kcli.client.remote import RemoteTransport
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
+from kcli.cluster.producers import SNAPSHOT
 from kcli.errors import SequenceError
 from kcli.storage import records
 from kcli.storage.records import encode_batch
@@ -190,27 +192,55 @@ def test_broker_killed_and_restarted_still_knows_the_producers_sequences(brokers
 # ---------------------------------------------------------------- embedded
 
 
+def _idempotent_batch(pid: int, seq: int, *values: bytes) -> bytes:
+    return encode_batch([(None, v, [], 1) for v in values], producer_id=pid, producer_epoch=0, base_sequence=seq)
+
+
 def test_embedded_retry_of_a_batch_is_answered_with_its_first_offset(kcli):
-    """The embedded writer checks sequences too, within a session and in the next one (rebuilt from the
-    log's tail), and a batch out of sequence is a clear error."""
+    """The embedded writer checks sequences too, within a session and in the next one (from the snapshot
+    the last session left, or rebuilt from the log's tail without one), and a batch out of sequence is a
+    clear error."""
     kcli("topic", "create", TOPIC)
     datadir = DataDir(str(kcli.data_dir))
     transport = EmbeddedTransport(datadir)
     pid, epoch = transport.init_producer_id()
-    first = encode_batch([(None, b"a", [], 1), (None, b"b", [], 1)], producer_id=pid, producer_epoch=epoch,
-                         base_sequence=0)
-    second = encode_batch([(None, b"c", [], 1)], producer_id=pid, producer_epoch=epoch, base_sequence=2)
+    assert epoch == 0
+    first, second = _idempotent_batch(pid, 0, b"a", b"b"), _idempotent_batch(pid, 2, b"c")
     assert transport.produce(TOPIC, 0, first) == 0
     assert transport.produce(TOPIC, 0, first) == 0
     transport.release()
+    snapshot = Path(datadir.partition_dir(0, TOPIC, 0)) / SNAPSHOT
+    assert snapshot.exists()
     assert transport.produce(TOPIC, 0, first) == 0  # a new write session still knows it
+    transport.release()
+    snapshot.unlink()
+    assert transport.produce(TOPIC, 0, first) == 0  # ... without the snapshot, from the log's tail
     assert transport.produce(TOPIC, 0, second) == 2
     with pytest.raises(SequenceError, match="expected sequence 3, got 5"):
-        transport.produce(TOPIC, 0, encode_batch([(None, b"x", [], 1)], producer_id=pid,
-                                                 producer_epoch=epoch, base_sequence=5))
+        transport.produce(TOPIC, 0, _idempotent_batch(pid, 5, b"x"))
     transport.close()
     assert [v for _o, v in _read(kcli, 0)] == ["a", "b", "c"]
     assert transport.init_producer_id()[0] != pid  # ids come from the data dir's allocator
+
+
+def test_a_stale_snapshot_is_not_used(kcli):
+    """A snapshot is used only while the log ends where it did: here one from before another producer's
+    batch (as a writer killed before saving its own would leave) must give way to the log's tail."""
+    kcli("topic", "create", TOPIC)
+    datadir = DataDir(str(kcli.data_dir))
+    snapshot = Path(datadir.partition_dir(0, TOPIC, 0)) / SNAPSHOT
+    transport = EmbeddedTransport(datadir)
+    one, two = transport.init_producer_id()[0], transport.init_producer_id()[0]
+    assert transport.produce(TOPIC, 0, _idempotent_batch(one, 0, b"a")) == 0
+    transport.release()
+    stale = snapshot.read_bytes()
+    assert transport.produce(TOPIC, 0, _idempotent_batch(two, 0, b"b")) == 1
+    transport.release()
+    snapshot.write_bytes(stale)
+    assert transport.produce(TOPIC, 0, _idempotent_batch(two, 0, b"b")) == 1
+    assert transport.produce(TOPIC, 0, _idempotent_batch(one, 0, b"a")) == 0
+    transport.close()
+    assert [v for _o, v in _read(kcli, 0)] == ["a", "b"]
 
 
 def test_produce_numbers_batches_and_no_idempotence_does_not(kcli):
