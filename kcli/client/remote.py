@@ -389,8 +389,8 @@ def raise_for(code: int, message: str | None, what: str) -> None:
     if code in _SEQUENCE:
         raise SequenceError(
             f"{what}: {message or _SEQUENCE[code]} ({error_name(code)})",
-            hint="records after the last acknowledged one may be missing; produce them again "
-            "(--no-idempotence turns these checks off)",
+            hint="records after the last acknowledged one may be missing: produce them again; "
+            "--no-idempotence turns these checks off",
             fenced=code == ErrorCode.INVALID_PRODUCER_EPOCH,
         )
     raise BrokerError(f"{text} ({error_name(code)})" if message else text)

@@ -267,10 +267,78 @@ def test_produce_numbers_batches_and_no_idempotence_does_not(kcli):
 
     kcli("topic", "create", "plain")
     kcli("produce", "plain", "--no-idempotence", input=lines)
+    kcli("perf", "produce", "plain", "--num-records", "500", "--record-size", "10", "--no-idempotence")
     (kcli.data_dir / "kcli.toml").write_text("[produce]\nidempotence = false\n")
     kcli("produce", "plain", input=lines)
     fields = _producer_fields(datadir.partition_dir(0, "plain", 0))
-    assert fields and all((pid, epoch, seq) == (-1, -1, -1) for pid, epoch, seq, _n in fields)
+    assert len(fields) >= 3 and all((pid, epoch, seq) == (-1, -1, -1) for pid, epoch, seq, _n in fields)
+
+
+class _Flaky:
+    """A transport whose second produce fails after storing nothing we could know of."""
+
+    def __init__(self) -> None:
+        self.ids = 0
+        self.calls = 0
+        self.sent: list[tuple[int, int]] = []
+
+    def partition_count(self, topic: str, create: bool = False) -> int:
+        return 1
+
+    def init_producer_id(self) -> tuple[int, int]:
+        self.ids += 1
+        return 100 + self.ids, 0
+
+    def produce(self, topic: str, partition: int, batch: bytes) -> int:
+        self.calls += 1
+        if self.calls == 2:
+            from kcli.errors import BrokerError
+
+            raise BrokerError("lost connection")
+        header = records.parse_header(batch)
+        self.sent.append((header.producer_id, header.base_sequence))
+        return 0
+
+    def release(self, durable: bool = False) -> None:
+        pass
+
+
+def test_a_batch_of_unknown_fate_ends_the_producer_session():
+    """After the transport gave up on a batch (stored or not, nobody knows) the next batch must not reuse
+    its sequence -- a leader holding the lost batch would take the new one for its retry and drop it --
+    nor follow it (a gap if it was not stored): a new producer id starts again at 0."""
+    transport = _Flaky()
+    producer = Producer(transport, batch_size=1)
+    producer.send(TOPIC, b"a")
+    with pytest.raises(Exception, match="lost connection"):
+        producer.send(TOPIC, b"b")
+    producer.send(TOPIC, b"c")
+    producer.send(TOPIC, b"d")
+    assert transport.sent == [(101, 0), (102, 0), (102, 1)]
+
+
+@pytest.mark.parametrize(
+    "code,outcome",
+    [(46, 7), (45, "OUT_OF_ORDER_SEQUENCE_NUMBER"), (59, "UNKNOWN_PRODUCER_ID"), (47, "INVALID_PRODUCER_EPOCH")],
+)
+def test_remote_answers_to_sequence_problems(monkeypatch, code, outcome):
+    """DUPLICATE_SEQUENCE_NUMBER: an earlier attempt stored the batch, a success; the others cannot be
+    recovered from without risking a duplicate or a gap, so they are a clear SequenceError."""
+    from kcli.protocol import Struct
+
+    transport = RemoteTransport(bootstrap="127.0.0.1:9")
+    answer = Struct(index=0, error_code=code, error_message=None, base_offset=7 if code == 46 else -1)
+    response = Struct(responses=[Struct(partition_responses=[answer])])
+    transport.cluster.leaders[(TOPIC, 0)] = 1
+    monkeypatch.setattr(transport.cluster, "node", lambda node: object())
+    monkeypatch.setattr(transport.cluster, "send", lambda conn, api, body, **kw: response)
+    batch = _idempotent_batch(5, 0, b"x")
+    if isinstance(outcome, int):
+        assert transport.produce(TOPIC, 0, batch) == outcome
+    else:
+        with pytest.raises(SequenceError, match=outcome) as err:
+            transport.produce(TOPIC, 0, batch)
+        assert err.value.fenced == (code == 47) and err.value.exit_code == 1
 
 
 def test_idempotence_needs_acks_all(kcli):
