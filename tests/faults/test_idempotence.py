@@ -103,7 +103,7 @@ def test_produce_while_leaders_are_killed_stores_each_line_once_in_order(brokers
         brokers.env,
         lines,
         random.Random(16),
-        pace=0.01,
+        pace=0.02,  # about 15 s of input: time for the kills
     )
     rng = random.Random(6)
     kills = 0
@@ -138,7 +138,6 @@ def test_produce_while_leaders_are_killed_stores_each_line_once_in_order(brokers
 
 
 @pytest.mark.faults
-@pytest.mark.slow
 def test_acks_all_timeouts_retried_are_stored_once(brokers):
     """A follower in the ISR stops (SIGSTOP): the leader stores each attempt of an acks=all batch, which
     times out, and the client retries it until the ISR shrinks -- every retry is the same batch."""
@@ -349,6 +348,7 @@ def test_idempotence_needs_acks_all(kcli):
 # ---------------------------------------------------------------- other clients read what it wrote
 
 
+@pytest.mark.interop
 def test_kafka_python_reads_idempotent_batches(brokers):
     kafka = pytest.importorskip("kafka")
     broker = brokers.start(0)
@@ -368,6 +368,7 @@ def test_kafka_python_reads_idempotent_batches(brokers):
     assert sorted(r.value.decode() for r in got) == sorted(lines)
 
 
+@pytest.mark.interop
 def test_a_cluster_without_producer_ids_gets_plain_batches_with_a_warning(tmp_path):
     """tansu 0.6 answers InitProducerId v0-1 with UNKNOWN_SERVER_ERROR: by default kcli produces without
     idempotence there and says so; asked for idempotence explicitly, it fails."""
