@@ -246,7 +246,7 @@ def test_produce_numbers_batches_and_no_idempotence_does_not(kcli):
     kcli("topic", "create", TOPIC, "-p", "2")
     lines = "".join(f"line {i}\n" for i in range(3000))
     kcli("produce", TOPIC, "--batch-size", "2000", input=lines)
-    kcli("produce", TOPIC, "--batch-size", "2000", input=lines)
+    kcli("produce", TOPIC, "--batch-size", "2000", "-z", "zstd", input=lines)  # framed after compressing
     datadir = DataDir(str(kcli.data_dir))
     ids = set()
     for partition in range(2):
