@@ -76,10 +76,25 @@ class RecordTooLargeError(KcliError):
     exit_code = 7
 
 
+class SequenceError(KcliError):
+    """An idempotent producer's batch that cannot be stored without risking a duplicate or a reordering:
+    a gap in its sequence numbers, an epoch older than the one stored, or a producer id the log no longer
+    knows.  ``fenced``: the epoch was the problem (Kafka's INVALID_PRODUCER_EPOCH)."""
+
+    def __init__(self, message: str, hint: str | None = None, fenced: bool = False) -> None:
+        super().__init__(message, hint)
+        self.fenced = fenced
+
+
 class BrokerError(KcliError):
     """A broker that cannot be reached or answered with an error."""
 
     exit_code = 8
+
+
+class NoProducerIdError(BrokerError):
+    """A cluster that hands out no producer ids (no InitProducerId, or it answers with an error), so an
+    idempotent producer cannot number its batches there."""
 
 
 class ProtocolError(KcliError):

@@ -173,10 +173,12 @@ def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, 
     res = kcli("produce", "t", "--print-offsets", input="x" * 500 + "\n", ok=False)
     refused(res, 7, "max.message.bytes")
     assert res.stdout == ""
-    # the refused session may only leave its bookkeeping (writer state, lock pid) behind, never data
+    # the refused session may only leave its bookkeeping (writer and producer state, lock pid, the producer
+    # id it took) behind, never data
     after = snapshot(tmp_path)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
-    assert all(k.endswith((".lock", "kcli-writer-state")) for k in changed), changed
+    bookkeeping = (".lock", "kcli-writer-state", "kcli-producer-state", "cluster/producer-ids")
+    assert all(k.endswith(bookkeeping) for k in changed), changed
     assert kcli("consume", "t", "-b", "-e").stdout == "small\n"
     kcli("verify")
 

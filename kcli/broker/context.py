@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from kcli.broker.info import BrokerInfo, LiveBrokers
 from kcli.broker.partitions import LedPartitions
-from kcli.broker.producers import ProducerIds
 from kcli.cluster.datadir import DataDir
+from kcli.cluster.producers import ProducerIds
 
 
 @dataclass

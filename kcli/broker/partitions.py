@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING
 
 from kcli.broker.isr import ReplicaTracker
 from kcli.broker.liveness import BrokerStates, still_stopped
-from kcli.broker.producers import STATE_FROM_BYTES, ProducerStates, SequenceError
 from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr, hand_over
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import KcliError, StorageError
+from kcli.errors import KcliError, SequenceError, StorageError
 from kcli.protocol import ErrorCode
 from kcli.storage import records
 from kcli.storage.divergence import end_offset_for_epoch
@@ -93,11 +92,6 @@ class LedPartition:
         self.closed = False
         self.draining = False
         self.dirty = False
-        self.producers = ProducerStates()
-        try:
-            self.producers.rebuild(writer.leader.tail_headers(STATE_FROM_BYTES))
-        except KcliError as exc:  # recovery cut what it could; sequences then restart from what follows
-            log.warning("partition %s-%d: producer state not rebuilt: %s", topic, partition, exc)
         leo = writer.leader.log_end_offset
         self.tracker = ReplicaTracker(
             meta.leader, meta.isr, min(hw if hw is not None else leo, leo), lag_time, time.monotonic()
@@ -147,18 +141,16 @@ class LedPartition:
             for batch in batches:
                 header = records.parse_header(batch)
                 try:
-                    offset = self.producers.check(header)
+                    offset = self.writer.append(batch)  # a retried idempotent batch: its first offset
                 except SequenceError as exc:
-                    raise PartitionResult(exc.code, exc.message) from None
-                if offset is None:  # not a retry of a batch we already have
-                    try:
-                        offset = self.writer.append(batch)
-                    except StorageError as exc:  # nothing of it was kept: say so at once
-                        self._storage_failed(exc)
-                        raise PartitionResult(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
-                    self.producers.appended(header, offset)
-                    self.dirty = True
-                    self.storage_error = None
+                    fenced = ErrorCode.INVALID_PRODUCER_EPOCH
+                    code = fenced if exc.fenced else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+                    raise PartitionResult(code, str(exc)) from None
+                except StorageError as exc:  # nothing of it was kept: say so at once
+                    self._storage_failed(exc)
+                    raise PartitionResult(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
+                self.dirty = True
+                self.storage_error = None
                 if base < 0:
                     base = offset
                 last = offset + header.last_offset_delta

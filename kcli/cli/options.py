@@ -37,3 +37,26 @@ def acks_option() -> Callable:
                         help="Through brokers: all = every in-sync replica (with min.insync.replicas), "
                              "1 = the leader, 0 = no answer (offsets are then unknown: -1). Embedded writes "
                              "always reach every in-sync replica.")
+
+
+def idempotence_option() -> Callable:
+    """``--idempotence/--no-idempotence``: whether the producer numbers its batches (see
+    :func:`idempotent`)."""
+    return click.option("--idempotence/--no-idempotence", default=None,
+                        help="Number batches (producer id and sequence) so that a retry after a lost answer or "
+                             "a leader change is never stored twice or out of order. Default: on, except "
+                             "with --acks 0 or 1 (as Kafka's producer).")
+
+
+def idempotent(idempotence: bool | None, acks: str) -> bool | None:
+    """The Producer's ``idempotence`` for the flag and ``--acks``: as Kafka's producer (3.0+), idempotence is
+    the default but needs acks=all, so with fewer acks it is off unless asked for, and asking for it is an
+    error.  None: on where the cluster supports it (a warning says when it does not)."""
+    if idempotence and ACKS[acks] != -1:
+        from kcli.errors import UsageError
+
+        raise UsageError(f"--idempotence needs --acks all, not {acks}",
+                         hint="drop --idempotence or use --acks all")
+    if idempotence is None and ACKS[acks] != -1:
+        return False
+    return idempotence

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import click
 
-from kcli.cli.options import ACKS, acks_option, batch_size_option, compression_option
+from kcli.cli.options import (
+    ACKS,
+    acks_option,
+    batch_size_option,
+    compression_option,
+    idempotence_option,
+    idempotent,
+)
 
 
 @click.group()
@@ -34,6 +41,7 @@ def perf() -> None:
 @compression_option()
 @batch_size_option()
 @acks_option()
+@idempotence_option()
 @click.option(
     "--linger-ms",
     type=click.IntRange(0),
@@ -52,6 +60,7 @@ def produce(
     compression: str,
     batch_size: int,
     acks: str,
+    idempotence: bool | None,
     linger_ms: int,
 ) -> None:
     """Send N records of BYTES random letters to TOPIC and report throughput and latency.
@@ -69,6 +78,7 @@ def produce(
     from kcli.storage.compression import codec_id
 
     validate_topic_name(topic)
+    idempotence = idempotent(idempotence, acks)
     transport = open_transport(env.datadir(), acks=ACKS[acks])
     with _progress(num_records, "producing") as bar:
         summary = run_produce(
@@ -80,6 +90,7 @@ def produce(
             codec=codec_id(compression),
             batch_size=batch_size,
             linger_ms=linger_ms,
+            idempotence=idempotence,
             emit=click.echo,
             on_progress=bar.advance,
         )

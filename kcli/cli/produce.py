@@ -9,7 +9,14 @@ from collections.abc import Iterator
 
 import click
 
-from kcli.cli.options import ACKS, acks_option, batch_size_option, compression_option
+from kcli.cli.options import (
+    ACKS,
+    acks_option,
+    batch_size_option,
+    compression_option,
+    idempotence_option,
+    idempotent,
+)
 from kcli.errors import UsageError
 
 _CHUNK = 1 << 20
@@ -93,6 +100,7 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @compression_option()
 @batch_size_option()
 @acks_option()
+@idempotence_option()
 @click.option("--linger-ms", type=click.IntRange(0), default=5, show_default=True, metavar="MS",
               help="Send pending messages when input pauses this long.")
 @click.option("--json", "json_input", is_flag=True,
@@ -100,8 +108,8 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @click.option("--print-offsets", is_flag=True, help="Print `topic partition offset` for each stored message.")
 @click.pass_obj
 def produce(env, topic: str, path: str, key_separator: str | None, partition: int | None, headers: tuple[str, ...],
-            compression: str, batch_size: int, acks: str, linger_ms: int, json_input: bool,
-            print_offsets: bool) -> None:
+            compression: str, batch_size: int, acks: str, idempotence: bool | None, linger_ms: int,
+            json_input: bool, print_offsets: bool) -> None:
     """Write messages to TOPIC, one per input line.
 
     A missing topic is created with the defaults. Exits 0 only if every message was stored.
@@ -120,6 +128,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     if key_separator == "":
         raise UsageError("--key-separator must not be empty")
     header_list = _parse_headers(headers)
+    idempotence = idempotent(idempotence, acks)
     sep = key_separator.encode() if key_separator else None
     out = sys.stdout.buffer
 
@@ -128,7 +137,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
 
     transport = transport_for(env, acks=ACKS[acks])
     producer = Producer(transport, codec=codec_id(compression), batch_size=batch_size,
-                        on_delivery=report if print_offsets else None)
+                        on_delivery=report if print_offsets else None, idempotence=idempotence)
 
     def on_idle() -> None:
         if producer.pending:
@@ -170,3 +179,5 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
             out.flush()
         for warning in getattr(transport, "warnings", []):
             click.echo(f"kcli: warning: recovered {warning}", err=True)
+        for warning in producer.warnings:
+            click.echo(f"kcli: warning: {warning}", err=True)

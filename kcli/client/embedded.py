@@ -20,9 +20,10 @@ from collections.abc import Iterable
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
+from kcli.cluster.producers import ProducerIds, ProducerStates
 from kcli.config import LogConfig
 from kcli.errors import KcliError, LockTimeoutError, NotFoundError, StorageError, UnavailableError
-from kcli.storage import checkpoint
+from kcli.storage import checkpoint, records
 from kcli.storage.divergence import divergence
 from kcli.storage.fileio import sync_files
 from kcli.storage.log import PartitionLog
@@ -99,6 +100,9 @@ class PartitionWriter:
             self.leader = self._open(meta.leader, config)
             self.logs.append((meta.leader, self.leader))
             self.leader.record_epoch(self.epoch, self.leader.log_end_offset)
+            self.producers, problem = ProducerStates.of_log(self.leader)  # idempotent producers' sequences
+            if problem:
+                self.problems.append(problem)
             for broker in followers:
                 if broker != meta.leader:
                     self.attach(broker)
@@ -162,9 +166,15 @@ class PartitionWriter:
 
         All or nothing across the replicas: when one of them fails (a full disk), the batch is cut from
         those that took it and StorageError is raised, so in-sync replicas never disagree silently.  If
-        even that cut fails, the session refuses every further write (``broken``): reopening recovers."""
+        even that cut fails, the session refuses every further write (``broken``): reopening recovers.
+        A batch an idempotent producer already stored (its retry) is not stored again: its original base
+        offset is returned; one out of sequence raises SequenceError."""
         if self.broken is not None:
             raise self.broken
+        header = records.parse_header(batch)
+        stored = self.producers.check(header)
+        if stored is not None:
+            return stored
         info = self.leader.append(batch, self.epoch)
         if len(self.logs) > 1:
             if self.config.log_append_time:  # the leader stamped its own time: copy what it stored
@@ -177,6 +187,7 @@ class PartitionWriter:
             except StorageError as exc:
                 self._cut(written, info.base_offset, exc)
                 raise
+        self.producers.appended(header, info.base_offset)  # only once every replica has it
         return info.base_offset
 
     def files(self) -> list[str]:
@@ -200,6 +211,8 @@ class PartitionWriter:
             else:
                 for _broker, log in self.logs:
                     log.delete_old_segments()
+            if self.broken is None:
+                self.producers.save(self.leader)
         finally:
             try:  # also after a failed checkpoint (a full disk): the logs are whole, say so
                 for _broker, log in self.logs:
@@ -268,6 +281,10 @@ class EmbeddedTransport:
         return meta
 
     # ------------------------------------------------------------ produce
+    def init_producer_id(self) -> tuple[int, int]:
+        """(producer id, epoch) for an idempotent producer, from the allocator brokers use too."""
+        return ProducerIds(self.datadir, block=1).next(), 0
+
     def produce(self, topic: str, partition: int, batch: bytes) -> int:
         key = (topic, partition)
         writer = self._writers.get(key)

@@ -2,6 +2,13 @@
 
 Like Kafka's producer, records are batched up to ``batch_size`` bytes; ``flush()`` sends what is pending.
 Delivery reports (topic, partition, offset) go to ``on_delivery`` in send order per partition.
+
+Like Kafka's producer since 3.0 it is idempotent by default: it takes a producer id from the transport
+(InitProducerId through brokers, the data dir's allocator embedded) and numbers its batches per
+partition, so a batch the transport sends again after a lost answer or a leader change is recognised by
+whoever stores it and is neither stored twice nor out of order.  The numbers go in each batch's header
+as it is framed (per batch, never per record).  A batch whose fate stays unknown (the transport gave up)
+ends the producer session: later batches go under a new producer id, so none is mistaken for a retry.
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, repeat
 
 from kcli.client.partitioner import DefaultPartitioner
-from kcli.errors import RecordTooLargeError, UsageError
+from kcli.errors import KcliError, NoProducerIdError, RecordTooLargeError, UsageError
 from kcli.storage import compression
 from kcli.storage.records import Section, frame, record_section, value_section
 
 DeliveryCallback = Callable[[str, int, int], None]
 _time_ns = time.time_ns
 _RECORD_OVERHEAD = 12  # rough per-record framing, for batch sizing
+_SEQ_MASK = 0x7FFFFFFF  # sequence numbers wrap to 0 after 2**31 - 1, as Kafka's do
 
 
 class _Batch:
@@ -65,8 +73,23 @@ class _Batch:
             return value_section(self.values, self.runs)
         return record_section(self.records)
 
-    def encode(self, codec: int) -> bytes:
-        return frame(self.section(), codec)
+    def encode(
+        self,
+        codec: int,
+        section: Section | None = None,
+        compressed: bytes | None = None,
+        producer: tuple[int, int, int] = (-1, -1, -1),
+    ) -> bytes:
+        """The framed batch; ``producer`` is (producer id, epoch, base sequence) for its header."""
+        producer_id, epoch, sequence = producer
+        return frame(
+            section or self.section(),
+            codec,
+            compressed=compressed,
+            producer_id=producer_id,
+            producer_epoch=epoch,
+            base_sequence=sequence,
+        )
 
     def halves(self) -> tuple[_Batch, _Batch]:
         records = self.tuples()
@@ -76,7 +99,12 @@ class _Batch:
 
 
 class Producer:
-    """Batching producer over a transport offering ``partition_count``, ``produce`` and ``release``."""
+    """Batching producer over a transport offering ``partition_count``, ``produce`` and ``release``, and
+    ``init_producer_id`` for idempotence.
+
+    ``idempotence``: True requires it; None (the default) uses it where the transport can (one without
+    ``init_producer_id``, or a cluster that hands out no producer ids, gets batches without producer id,
+    and a line in ``warnings`` says so); False never."""
 
     def __init__(
         self,
@@ -87,8 +115,14 @@ class Producer:
         max_batch_records: int = 100_000,
         on_delivery: DeliveryCallback | None = None,
         partitioner: DefaultPartitioner | None = None,
+        idempotence: bool | None = None,
     ) -> None:
         self.transport = transport
+        self.required = bool(idempotence)
+        self.idempotence = self.required or (idempotence is None and hasattr(transport, "init_producer_id"))
+        self.warnings: list[str] = []
+        self._identity: tuple[int, int] | None = None  # (producer id, epoch), asked for with the first batch
+        self._sequences: dict[tuple[str, int], int] = {}  # the next batch's base sequence per partition
         self.codec = codec
         self.batch_size = batch_size
         self.max_batch_records = max_batch_records
@@ -205,22 +239,55 @@ class Producer:
             for done in self._compressor.finish():
                 self._deliver(*done)
 
-    def _deliver(self, topic: str, partition: int, batch: _Batch, encoded: bytes | None = None) -> None:
-        """Send one batch (``encoded`` already, or encoded here).  A batch the partition refuses as too large
+    def _deliver(
+        self,
+        topic: str,
+        partition: int,
+        batch: _Batch,
+        section: Section | None = None,
+        compressed: bytes | None = None,
+    ) -> None:
+        """Frame one batch (its records ``section`` and ``compressed`` body already made, or made here) with
+        the partition's next sequence number, and send it.  A batch the partition refuses as too large
         (over max.message.bytes) is split in halves and sent again, as Kafka's producer does (KIP-126):
-        only a single oversized record fails."""
+        only a single oversized record fails.  The sequence moves on only once the batch is stored."""
+        tp = (topic, partition)
+        producer = (-1, -1, -1)
+        if self.idempotence and self._identity is None:
+            self._identity = self._init_producer_id()
+        if self.idempotence:
+            producer = (*self._identity, self._sequences.get(tp, 0))
         try:
-            base = self.transport.produce(topic, partition, encoded or batch.encode(self.codec))
-        except RecordTooLargeError:
+            base = self.transport.produce(topic, partition, batch.encode(self.codec, section, compressed, producer))
+        except RecordTooLargeError:  # refused before it was stored: its sequence numbers are still free
             if len(batch) == 1:
                 raise
             for half in batch.halves():
                 self._deliver(topic, partition, half)
             return
+        except KcliError:
+            # maybe stored, maybe not: a new producer session, so that no later batch passes for a retry
+            self._identity = None
+            self._sequences.clear()
+            raise
+        if self.idempotence:
+            self._sequences[tp] = (producer[2] + len(batch)) & _SEQ_MASK
         self.sent += len(batch)
         if self.on_delivery is not None:
             for i in range(len(batch)):
                 self.on_delivery(topic, partition, base + i if base >= 0 else -1)  # -1: unknown (acks=0)
+
+    def _init_producer_id(self) -> tuple[int, int] | None:
+        """Our producer id and epoch; None (idempotence off from now on) where the cluster hands out none
+        and idempotence was not required."""
+        try:
+            return self.transport.init_producer_id()
+        except NoProducerIdError as exc:
+            if self.required:
+                raise
+            self.idempotence = False
+            self.warnings.append(f"{exc}: producing without idempotence (a retry may store a batch twice)")
+            return None
 
     @property
     def pending(self) -> int:
@@ -265,11 +332,11 @@ class _Compressor:
         return sum(len(item[2]) for item in self._queue)
 
     def submit(self, topic: str, partition: int, batch: _Batch) -> list[tuple]:
-        """Start compressing ``batch``; returns the (topic, partition, batch, encoded) of earlier batches
-        that must go out now, oldest first."""
+        """Start compressing ``batch``; returns the (topic, partition, batch, section, compressed body) of
+        earlier batches that must go out now, oldest first."""
         if self._first:
             self._first = False
-            return [(topic, partition, batch, batch.encode(self.codec))]
+            return [(topic, partition, batch, None, None)]
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -289,4 +356,4 @@ class _Compressor:
 
     def _done(self) -> tuple:
         topic, partition, batch, section, future = self._queue.popleft()
-        return topic, partition, batch, frame(section, self.codec, compressed=future.result())
+        return topic, partition, batch, section, future.result()

@@ -32,9 +32,11 @@ from kcli.errors import (
     CorruptRecordError,
     InvalidConfigError,
     InvalidTopicError,
+    NoProducerIdError,
     NotFoundError,
     ProtocolError,
     RecordTooLargeError,
+    SequenceError,
     StorageError,
     UnavailableError,
     UsageError,
@@ -74,6 +76,19 @@ _RETRY = {
     ErrorCode.FENCED_LEADER_EPOCH,
     ErrorCode.UNKNOWN_LEADER_EPOCH,
     ErrorCode.NOT_ENOUGH_REPLICAS,
+}
+# InitProducerId answers worth another try: the broker cannot allocate right now
+_RETRY_INIT = {
+    ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+    ErrorCode.NOT_COORDINATOR,
+    ErrorCode.REQUEST_TIMED_OUT,
+}
+# an idempotent producer's batch that the leader cannot place: storing it might duplicate or reorder
+_SEQUENCE = {
+    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: "the leader lacks this producer's earlier batches",
+    ErrorCode.INVALID_PRODUCER_EPOCH: "a newer session of this producer id fenced it",
+    ErrorCode.UNKNOWN_PRODUCER_ID: "the leader no longer knows this producer (its records were deleted)",
 }
 Address = str | tuple[str, int]
 
@@ -374,6 +389,13 @@ def raise_for(code: int, message: str | None, what: str) -> None:
         raise UnavailableError(text)
     if code == ErrorCode.KAFKA_STORAGE_ERROR:  # the broker's disk refused the write; nothing of it was kept
         raise StorageError(text, "make room on (or repair) the broker's disk, then retry")
+    if code in _SEQUENCE:
+        raise SequenceError(
+            f"{what}: {message or _SEQUENCE[code]} ({error_name(code)})",
+            hint="records after the last acknowledged one may be missing: produce them again; "
+            "--no-idempotence turns these checks off",
+            fenced=code == ErrorCode.INVALID_PRODUCER_EPOCH,
+        )
     raise BrokerError(f"{text} ({error_name(code)})" if message else text)
 
 
@@ -497,7 +519,39 @@ class RemoteTransport:
 
     # ------------------------------------------------------------ produce
 
+    def init_producer_id(self) -> tuple[int, int]:
+        """(producer id, epoch) for an idempotent producer: InitProducerId to a live broker, retried for up
+        to FAILOVER_WAIT while none can answer; with a data dir whose brokers all stopped, the allocator
+        they use.  NoProducerIdError: the cluster hands out none (tansu 0.6 answers the classic versions
+        kcli speaks with UNKNOWN_SERVER_ERROR)."""
+        delay = 0.05
+        deadline = time.monotonic() + FAILOVER_WAIT
+        while True:
+            try:
+                conn = self.cluster.any()
+                if ApiKey.INIT_PRODUCER_ID not in conn.versions:
+                    raise NoProducerIdError(f"broker at {conn.label} does not support InitProducerId")
+                body = {"transactional_id": None, "transaction_timeout_ms": 60000}
+                resp = self.cluster.send(conn, ApiKey.INIT_PRODUCER_ID, body)
+                code, message = resp.error_code, f"InitProducerId: {error_name(resp.error_code)}"
+            except _Unreachable as exc:
+                if self.cluster.all_down():
+                    return self._fallback().init_producer_id()
+                code, message = None, str(exc)
+            if code == ErrorCode.NONE:
+                return resp.producer_id, resp.producer_epoch
+            if code is not None and code not in _RETRY_INIT:
+                raise NoProducerIdError(f"broker at {conn.label} gave no producer id: {error_name(code)}")
+            if time.monotonic() >= deadline:
+                raise BrokerError(message)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
     def produce(self, topic: str, partition: int, batch: bytes) -> int:
+        """Send one batch to the partition's leader; every retry (a leader change, a lost connection, an
+        acks=all timeout) sends the same bytes, so an idempotent batch keeps its sequence numbers and a
+        leader that stored it already answers with its offset (or DUPLICATE_SEQUENCE_NUMBER)."""
+
         def call(conn):
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().produce(topic, partition, batch)
@@ -511,6 +565,8 @@ class RemoteTransport:
                 return ErrorCode.NONE, None, -1
             resp = self.cluster.send(conn, ApiKey.PRODUCE, body)
             part = resp.responses[0].partition_responses[0]
+            if part.error_code == ErrorCode.DUPLICATE_SEQUENCE_NUMBER:  # stored by an earlier attempt
+                return ErrorCode.NONE, None, part.base_offset
             return part.error_code, part.error_message, part.base_offset
 
         return self._with_leader(topic, partition, call)

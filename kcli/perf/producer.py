@@ -30,6 +30,7 @@ def run_produce(
     codec: int = compression.NONE,
     batch_size: int = 16384,
     linger_ms: float = 5,
+    idempotence: bool | None = None,
     emit: Callable[[str], None] | None = print,
     report_interval: float | None = 5.0,
     on_progress: Callable[[int], None] | None = None,
@@ -49,7 +50,9 @@ def run_produce(
         now = clock()
         stats.record((now - sent_at.popleft()) * 1000.0, record_size, now)
 
-    producer = Producer(transport, codec=codec, batch_size=batch_size, on_delivery=delivered)
+    producer = Producer(
+        transport, codec=codec, batch_size=batch_size, on_delivery=delivered, idempotence=idempotence
+    )
     value = make_payload(record_size)
     throttler = Throttler(throughput, stats.start, clock)
     linger = linger_ms / 1000.0
