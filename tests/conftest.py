@@ -57,3 +57,15 @@ class KcliRunner:
 @pytest.fixture
 def kcli(tmp_path: Path) -> KcliRunner:
     return KcliRunner(tmp_path / "data")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by place, so no test module can forget: everything under tests/faults/ is ``faults``, and
+    the modules that run real Kafka clients or another broker are ``interop`` (``-m "not faults and
+    not interop and not slow"`` is the quick subset)."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if "faults" in path.parts:
+            item.add_marker(pytest.mark.faults)
+        if "interop" in path.name or "tansu" in path.name:
+            item.add_marker(pytest.mark.interop)

@@ -219,9 +219,10 @@ def verify(ctx: click.Context, target: str | None, deep: bool, as_json: bool) ->
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def repair(directory: str, do_execute: bool, index_interval: int | None, as_json: bool) -> None:
-    """Truncate a torn tail or cut at the first corrupt batch, drop the segments after the cut and rebuild
-    broken indexes, as Kafka's recovery does.  A dry run unless --execute; refuses while a writer holds
-    the partition's lock."""
+    """Cut a torn tail or the bytes from the first corrupt batch on, and rebuild broken indexes, as
+    Kafka's recovery does.  Later segments stay when their offsets continue the log, and are moved
+    aside otherwise; whatever is removed is kept as SEGMENT.log.POSITION.damaged, never deleted.  A dry
+    run unless --execute; refuses while a writer holds the partition's lock."""
     from kcli.inspect import layout
     from kcli.inspect.repair import execute, partition_guard, plan_repair
 

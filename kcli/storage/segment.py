@@ -257,8 +257,10 @@ class LogSegment:
 
         An index entry is written after the batch it names, so its batch is complete.  Only a log cut
         behind its index's back (a power cut that kept the unsynced index but not the log, or a log
-        written by kcli before 0.x, which wrote the entry first) has an entry past the last complete
-        batch: then the whole segment is scanned, as recovery would.
+        written by an earlier kcli, which wrote the entry first) has an entry past the last complete
+        batch: then the whole segment is scanned, as recovery would.  Damage after the last complete
+        batch ends the log here, as a torn tail does: the next writer's recovery cuts it, and readers
+        still get every record before it.
         """
         _o, position = self.index.last()
         size = self.size
@@ -269,10 +271,13 @@ class LogSegment:
 
     def _scan_tail(self, position: int, size: int) -> tuple[int, int]:
         next_offset, end = self.base_offset, 0
-        for pos, header in self.headers(position, size):
-            next_offset = header.next_offset
-            end = pos + header.size
-            self._note_timestamp(header)
+        try:
+            for pos, header in self.headers(position, size):
+                next_offset = header.next_offset
+                end = pos + header.size
+                self._note_timestamp(header)
+        except CorruptRecordError:
+            pass  # see tail()
         return next_offset, end
 
     def _note_timestamp(self, header: records.BatchHeader) -> None:

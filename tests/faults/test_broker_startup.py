@@ -15,8 +15,6 @@ import time
 import pytest
 from test_broker_fixtures import brokers_fixture  # noqa: F401
 
-pytestmark = pytest.mark.faults
-
 
 def _assert_released(brokers) -> None:
     """Nothing of the broker is left: no live broker, no socket, and the data dir serves embedded

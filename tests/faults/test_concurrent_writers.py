@@ -11,8 +11,6 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.faults
-
 WRITERS = 4
 LINES = 20_000
 

@@ -15,7 +15,7 @@ from .nemesis import Config, run
 
 pytest.importorskip("confluent_kafka")
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.interop]
+pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
 
 def test_nothing_acknowledged_is_lost_doubled_or_reordered_under_the_nemesis(tmp_path):
