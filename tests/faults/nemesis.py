@@ -542,6 +542,10 @@ def check(report: Report, acked: dict[str, tuple[int, int]], by_broker: dict[int
         if value not in seen:
             report.lost += 1
             report.problem(f"acknowledged {value} at {where} is gone")
+        elif where[1] is None or where[1] < 0:  # librdkafka may report a delivery without its offset
+            if where[0] not in {p for p, _o in copies[value]}:
+                report.inconsistent_offsets += 1
+                report.problem(f"{value} acknowledged on partition {where[0]} but stored at {seen[value]}")
         elif where not in copies[value]:
             report.inconsistent_offsets += 1
             report.problem(f"{value} acknowledged at {where} but stored at {seen[value]}")
