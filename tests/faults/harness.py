@@ -173,6 +173,15 @@ class Ledger:
             assert offset not in self.acked, f"offset {offset} acknowledged twice"
             self.acked[offset] = lines[k]
 
+    def check_stored(self, stored: dict[int, str]) -> None:
+        """Count every acknowledged record against ``stored`` (offset -> value), offsets contiguous from 0."""
+        assert sorted(stored) == list(range(len(stored))), "offsets are not contiguous from 0"
+        for offset, value in self.acked.items():
+            self.checked += 1
+            if stored.get(offset) != value:
+                self.lost += 1
+                self.problems.append(f"acknowledged {value[:20]!r} at {offset}, found {stored.get(offset)!r}")
+
     def summary(self, name: str) -> str:
         return (
             f"{name}: faults injected: {self.faults}, records checked: {self.checked}, lost: {self.lost}"
