@@ -56,6 +56,14 @@ def heartbeat_age(datadir: DataDir, broker_id: int, now: float | None = None) ->
     return max(0.0, (time.time() if now is None else now) - mtime)
 
 
+def freshest_first(datadir: DataDir, brokers: Iterable[int]) -> list[int]:
+    """``brokers`` by heartbeat age, the most recent first (no heartbeat yet: starting, so first too).
+    A client that needs any one broker asks one that beat a moment ago before one that may hang: a
+    stopped process still accepts connections, but never answers."""
+    now = time.time()
+    return sorted(brokers, key=lambda b: heartbeat_age(datadir, b, now) or 0.0)
+
+
 def _locked(datadir: DataDir, broker_id: int) -> bool:
     return datadir.broker_lock(broker_id).is_locked()
 

@@ -4,10 +4,12 @@ For every partition this broker holds a replica of but does not lead, it fetches
 ``replica_id`` = its broker id, from its log end offset, and appends what comes back as it is (offsets,
 leader epochs, bytes).  One thread per leader broker fetches all the partitions that broker leads.
 
-Who writes a replica's folder: a running broker is the only writer of its own replicas.  While its broker
-is stopped, the partition-lock holder (the leader, or an embedded writer) may write it; so a follower
-opens a replica only after the leader answered its first request about it, an OffsetForLeaderEpoch sent
-with ``replica_id`` -- the leader stops writing that replica before answering.  The same answer is the
+Who writes a replica's folder: whoever holds its replica lock (kcli.cluster.datadir).  A running broker
+is the only writer of its own replicas.  While its broker is stopped, the leader (or an embedded writer)
+may write it; so a follower opens a replica only after the leader answered its first request about it,
+an OffsetForLeaderEpoch sent with ``replica_id`` -- the leader stops writing that replica before
+answering -- and then takes the replica lock without waiting (a leader that hung while writing it keeps
+it until it wakes: the follower asks again later).  The same answer is the
 start of every leadership the follower sees (KIP-101): "your epoch E ends at offset X on me", and the
 follower cuts its log to min(X, its own end of E) before fetching, so a returning old leader drops
 records the new leader never had.
@@ -79,6 +81,7 @@ class FollowedReplica:
         self.epoch = meta.leader_epoch
         self.config = follower_config(config)
         self.log: PartitionLog | None = None
+        self.lock = datadir.replica_lock(broker_id, topic, partition)
         self.hw = checkpointed_high_watermark(datadir, broker_id, topic, partition) or 0
         self.mutex = threading.Lock()
         self.generation = 0
@@ -136,9 +139,19 @@ class FollowedReplica:
                 self._error(code, "OffsetForLeaderEpoch")
                 return
             if self.log is None:
-                self.log = PartitionLog(self.directory, self.config)
-                point = recovery_point(self.datadir, self.broker_id, self.topic, self.partition)
-                for problem in self.log.open_for_append(point):
+                if not self.lock.try_acquire():
+                    log.debug("replica %s-%d: held by %s", self.topic, self.partition, self.lock.holder())
+                    self.backoff()
+                    return
+                try:
+                    self.log = PartitionLog(self.directory, self.config)
+                    point = recovery_point(self.datadir, self.broker_id, self.topic, self.partition)
+                    problems = self.log.open_for_append(point)
+                except BaseException:
+                    self.log = None
+                    self.lock.release()
+                    raise
+                for problem in problems:
                     log.warning("recovered replica %s-%d: %s", self.topic, self.partition, problem)
             end = self.log.log_end_offset
             kept, cut = without_newer(self.log.epochs(), end, self.epoch)
@@ -258,6 +271,7 @@ class FollowedReplica:
                 finally:
                     self.log.release()
                     self.log = None
+                    self.lock.release()
             return self.hw
 
 

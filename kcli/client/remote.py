@@ -282,8 +282,10 @@ class _Cluster:
         if self.bootstrap is not None:
             conn = self.conns["bootstrap"] = self._bootstrap()
             return conn
+        from kcli.broker.liveness import freshest_first
+
         errors = []
-        for node in self.datadir.live_brokers():  # type: ignore[union-attr]
+        for node in freshest_first(self.datadir, self.datadir.live_brokers()):  # type: ignore[arg-type]
             try:
                 return self.node(node)
             except _Unreachable as exc:

@@ -227,7 +227,7 @@ def alter_isr(
     or unchanged when the view was old -- or None when the leader was deposed (or the topic went)."""
 
     def fn(state: ClusterState) -> list[dict]:
-        meta = _led_by(state, topic, partition, view.leader, view.leader_epoch)
+        meta = led_by(state, topic, partition, view.leader, view.leader_epoch)
         if meta is None or meta.version != view.version:
             return []
         ordered = [b for b in meta.replicas if b in isr] + [b for b in isr if b not in meta.replicas]
@@ -237,10 +237,10 @@ def alter_isr(
             {"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": ordered}
         ]
 
-    return _led_by(metadata.change(fn), topic, partition, view.leader, view.leader_epoch)
+    return led_by(metadata.change(fn), topic, partition, view.leader, view.leader_epoch)
 
 
-def _led_by(state: ClusterState, topic: str, partition: int, leader: int, epoch: int) -> PartitionMeta | None:
+def led_by(state: ClusterState, topic: str, partition: int, leader: int, epoch: int) -> PartitionMeta | None:
     """The partition, if ``leader`` leads it in ``epoch``."""
     t = state.topics.get(topic)
     if t is None or not 0 <= partition < len(t.partitions):
