@@ -224,11 +224,17 @@ def alter_isr(
     ``topic-partition`` in that leader epoch and nobody changed the partition since (Kafka's
     AlterPartition checks the partition epoch the same way: the controller may have dropped a lost
     broker the leader's view still counts).  Returns the partition as recorded now -- with the new ISR,
-    or unchanged when the view was old -- or None when the leader was deposed (or the topic went)."""
+    or unchanged when the view was old -- or None when the leader was deposed (or the topic went).
+
+    A broker is added only while its process runs (holds its broker lock), as Kafka's controller accepts
+    only unfenced brokers (KIP-841): the leader may act on a fetch a follower sent just before it died,
+    after the controller already dropped it."""
 
     def fn(state: ClusterState) -> list[dict]:
         meta = led_by(state, topic, partition, view.leader, view.leader_epoch)
         if meta is None or meta.version != view.version:
+            return []
+        if any(b not in meta.isr and not metadata.datadir.broker_lock(b).is_locked() for b in isr):
             return []
         ordered = [b for b in meta.replicas if b in isr] + [b for b in isr if b not in meta.replicas]
         if ordered == meta.isr:
