@@ -5,7 +5,7 @@ dies, so a crash is seen at once.  It cannot see a process that exists but does 
 SIGSTOP, swapped out, deadlocked), so every broker also touches ``broker-N/heartbeat`` about once a
 second, and one older than the session timeout marks a hung broker.  A clean shutdown removes the
 heartbeat after handing its partitions over, which is how a *stopped* broker (never started, or shut
-down cleanly: its replicas are complete and the partition-lock holder may write them) differs from a
+down cleanly: its replicas are complete and the leader may write them) differs from a
 *lost* one (crashed or hung: the controller drops it from every ISR and moves its leaderships).
 
 Imported by the client too, so it depends on nothing heavier than the data dir.

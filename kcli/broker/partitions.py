@@ -122,7 +122,8 @@ class LedPartition:
         return self.tracker.hw
 
     def _check_open(self) -> None:
-        if self.closed or self.deposed:  # closed while the caller waited for the mutex: leadership moved or topic went
+        # closed while the caller waited for the mutex (leadership moved or topic went), or found deposed
+        if self.closed or self.deposed:
             raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 
     def _fence(self) -> None:
@@ -682,9 +683,7 @@ class LedPartitions:
         if meta.partitions[partition].leader != self.broker_id:
             raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         holder = self._waiting.get((topic, partition), "")
-        raise PartitionResult(
-            ErrorCode.LEADER_NOT_AVAILABLE, f"partition lock held by {holder}" if holder else None
-        )
+        raise PartitionResult(ErrorCode.LEADER_NOT_AVAILABLE, holder or None)
 
     def led(self) -> list[LedPartition]:
         return list(self._led.values())

@@ -112,7 +112,7 @@ def on_brokers_lost(
     and those known to be dead.  It is called under the metadata lock, so a broker that came back and
     rejoined an ISR before the decision is seen alive and keeps its place.  A broker in neither set --
     stopped cleanly, or never started -- keeps its place in the ISR: its replica is complete, and whoever
-    holds the partition lock writes it."""
+    leads writes it."""
     out: list[Election] = []
 
     def fn(state: ClusterState) -> list[dict]:
