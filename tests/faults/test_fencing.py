@@ -84,7 +84,6 @@ def _accepted(sock, acks: int, value: bytes):
 
 
 @pytest.mark.faults
-@pytest.mark.slow
 def test_hung_leader_is_fenced_and_rejoins_as_a_follower(brokers):
     running = start_cluster(brokers, "--session-timeout-ms", str(SESSION_TIMEOUT_MS))
     meta = wait_for("a full ISR", lambda: all_in_sync(brokers))
