@@ -347,7 +347,8 @@ def test_returning_leader_truncates_what_it_alone_had(brokers):
         running[b] = brokers.start(b)
     new = _wait("an unclean election", lambda: (m := _meta(brokers)).leader in followers and m)
     assert new.leader_epoch == meta.leader_epoch + 1
-    assert "UNCLEAN election" in "".join(running[b].log() for b in followers)
+    # the controller logs its decision just after recording it
+    _wait("the unclean election logged", lambda: "UNCLEAN election" in "".join(running[b].log() for b in followers))
     brokers.kcli("produce", "t", input="d\ne\n")
     running[old] = brokers.start(old)
     _wait("every replica back in the ISR", lambda: _in_sync(brokers))

@@ -82,6 +82,7 @@ class FollowedReplica:
         self.config = follower_config(config)
         self.log: PartitionLog | None = None
         self.lock = datadir.replica_lock(broker_id, topic, partition)
+        self.held_elsewhere = False  # the last handshake found our replica lock taken
         self.hw = checkpointed_high_watermark(datadir, broker_id, topic, partition) or 0
         self.mutex = threading.Lock()
         self.generation = 0
@@ -114,6 +115,18 @@ class FollowedReplica:
     def backoff(self, seconds: float = RETRY_BACKOFF) -> None:
         self.retry_at = time.monotonic() + seconds
 
+    def may_ask(self, now: float) -> bool:
+        """Whether to send the handshake now.  Not while someone else still holds our replica lock after
+        the leader already let go of it (a broker that wrote it for us, then hung): every handshake
+        would restart our lag clock on the leader, which must instead see us lag and drop us from the
+        ISR until that process wakes or dies."""
+        if self.truncated or self.stopped or self.retry_at > now:
+            return False
+        if self.held_elsewhere and self.lock.is_locked():
+            self.backoff()
+            return False
+        return True
+
     # ------------------------------------------------------------ the KIP-101 step
 
     def question(self) -> tuple[int, int]:
@@ -139,8 +152,14 @@ class FollowedReplica:
                 self._error(code, "OffsetForLeaderEpoch")
                 return
             if self.log is None:
-                if not self.lock.try_acquire():
-                    log.debug("replica %s-%d: held by %s", self.topic, self.partition, self.lock.holder())
+                self.held_elsewhere = not self.lock.try_acquire()
+                if self.held_elsewhere:
+                    log.warning(
+                        "replica %s-%d is held by %s; following once it lets go",
+                        self.topic,
+                        self.partition,
+                        self.lock.holder(),
+                    )
                     self.backoff()
                     return
                 try:
@@ -355,7 +374,7 @@ class LeaderFetcher:
 
     def _round(self, replicas: list[FollowedReplica]) -> None:
         now = time.monotonic()
-        ask = [r for r in replicas if not r.truncated and not r.stopped and r.retry_at <= now]
+        ask = [r for r in replicas if r.may_ask(now)]
         if ask:
             self._handshake(ask)
         fetch = [(r, pos) for r in replicas if (pos := r.position()) is not None]

@@ -19,7 +19,6 @@ and the per-replica lock that keeps two leaders out of one stopped broker's repl
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -39,6 +38,7 @@ from .harness import replica_batches
 from .test_broker_failover import (
     TOPIC,
     all_in_sync,
+    all_threads_stopped,
     check_acked,
     consumed,
     partition_meta,
@@ -63,20 +63,6 @@ def _produce_request(acks: int, value: bytes) -> bytes:
     return encode_request(RequestHeader(ApiKey.PRODUCE, 8, 7, "zombie-test"), body)
 
 
-def _all_threads_stopped(pid: int) -> bool:
-    """Whether every thread of ``pid`` is in the stopped state.  SIGSTOP is delivered to one thread, which
-    then stops the others: until it has, another thread may still be answering requests."""
-    task = f"/proc/{pid}/task"
-    states = []
-    for tid in os.listdir(task):
-        try:
-            with open(f"{task}/{tid}/stat", encoding="ascii") as fh:
-                states.append(fh.read().rpartition(")")[2].split()[0])
-        except FileNotFoundError:
-            continue
-    return bool(states) and all(state in "tT" for state in states)
-
-
 def _accepted(sock, acks: int, value: bytes):
     """The answer's base offset if the broker accepted the write, else None."""
     answer = produce_raw(sock, acks, value, timeout_ms=2000)
@@ -95,7 +81,7 @@ def test_hung_leader_is_fenced_and_rejoins_as_a_follower(brokers):
     running[old].proc.send_signal(signal.SIGSTOP)
     stopped_at = time.monotonic()
     try:
-        wait_for("every thread of the leader to stop", lambda: _all_threads_stopped(running[old].proc.pid))
+        wait_for("every thread of the leader to stop", lambda: all_threads_stopped(running[old].proc.pid))
         # sent to the hung leader: it waits in the socket until SIGCONT, long after the takeover
         zombie.sendall(_produce_request(1, b"zombie"))
         moved = wait_for(
@@ -135,6 +121,43 @@ def test_hung_leader_is_fenced_and_rejoins_as_a_follower(brokers):
     brokers.stop_all()
     logs = {b: replica_batches(datadir.partition_dir(b, TOPIC, 0))[1] for b in range(3)}
     assert logs[old] == logs[moved.leader], "the old leader's replica differs from the new leader's"
+
+
+@pytest.mark.faults
+def test_hung_leader_keeps_a_stopped_brokers_replica_but_not_the_partition(brokers):
+    """The hung leader was writing a stopped broker's replica for it, so it holds that replica's lock:
+    the new leader leaves that replica alone, the broker, started meanwhile, waits to follow without
+    holding up acks=all (the leader drops it from the ISR), and all three agree once the hung one wakes."""
+    options = ("--session-timeout-ms", str(SESSION_TIMEOUT_MS), "--replica-lag-time-max-ms", "3000")
+    running = start_cluster(brokers, *options, configs=("min.insync.replicas=1",))
+    meta = wait_for("a full ISR", lambda: all_in_sync(brokers))
+    old, stopped, other = meta.leader, *(b for b in meta.replicas if b != meta.leader)
+    assert running[stopped].stop(signal.SIGTERM) == 0  # stopped cleanly: in the ISR, written by the leader
+    wait_for("the leader to write the stopped broker's replica", lambda: "writing its replica" in running[old].log())
+    acked: dict[int, str] = {}
+    for line in brokers.kcli("produce", TOPIC, "--print-offsets", input="a\nb\n").stdout.splitlines():
+        acked[int(line.split()[2])] = "ab"[len(acked)]
+    running[old].proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for("every thread of the leader to stop", lambda: all_threads_stopped(running[old].proc.pid))
+        wait_for("the controller to move the leadership", lambda: partition_meta(brokers).leader == other)
+        held = f"replica of partition {TOPIC}-0 on broker {stopped} lock held by pid {running[old].proc.pid}"
+        wait_for("the new leader to find the replica held", lambda: held in running[other].log())
+        running[stopped] = brokers.start(stopped, *options)
+        wait_for("the leader to drop the broker that cannot follow", lambda: partition_meta(brokers).isr == [other])
+        with connect(running[other].socket_path) as sock:
+            offset = wait_for("the new leader to accept acks=all", lambda: _accepted(sock, -1, b"all"))
+            acked[offset] = "all"
+    finally:
+        running[old].proc.send_signal(signal.SIGCONT)
+    wait_for("every broker to be back in the ISR", lambda: all_in_sync(brokers))
+    for line in brokers.kcli("produce", TOPIC, "--print-offsets", input="after\n").stdout.splitlines():
+        acked[int(line.split()[2])] = "after"
+    check_acked(acked, consumed(brokers))
+    datadir = DataDir(str(brokers.data_dir))
+    brokers.stop_all()
+    logs = {b: replica_batches(datadir.partition_dir(b, TOPIC, 0))[1] for b in range(3)}
+    assert logs[old] == logs[other] == logs[stopped], "the replicas differ"
 
 
 # ---------------------------------------------------------------- the two guards, one at a time
