@@ -133,7 +133,7 @@ def test_embedded_writers_wait_for_the_broker(brokers, tmp_path):
     brokers.start(0)
     brokers.kcli("topic", "create", "locked")
     embedded = EmbeddedTransport(DataDir(str(brokers.data_dir), lock_timeout=0.3))
-    with pytest.raises(LockTimeoutError, match="partition locked-0 lock held by pid"):
+    with pytest.raises(LockTimeoutError, match="replica of partition locked-0 on broker 0 lock held by pid"):
         embedded.produce("locked", 0, encode_batch([(None, b"x", [], 1)], 0))
     embedded.close()
 

@@ -11,7 +11,7 @@ Modules, one job each:
 - :mod:`~kcli.broker.isr` -- the leader's rules for followers: caught up or lagging, the high watermark.
 - :mod:`~kcli.broker.replication` -- the follower side: fetching from leaders, truncating by leader
   epoch, appending what was fetched.
-- :mod:`~kcli.broker.controller` -- the controller duty: the controller lock, lost brokers, elections.
+- :mod:`~kcli.broker.controller` -- the controller duty: who acts, lost brokers, elections.
 - :mod:`~kcli.broker.handlers` -- one function per data-path API (ApiVersions, Metadata,
   InitProducerId, Produce, Fetch, ListOffsets, OffsetForLeaderEpoch); :mod:`~kcli.broker.admin_handlers` -- CreateTopics,
   DeleteTopics, CreatePartitions.

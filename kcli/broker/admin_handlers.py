@@ -132,7 +132,7 @@ def delete_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 def _delete_one(ctx: BrokerContext, name: str) -> None:
     if name not in ctx.partitions.refresh().topics:
         raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-    # let go of our partitions first: deletion takes each partition lock before removing its folders
+    # let go of our partitions first: deletion takes each replica lock before removing its folder
     with ctx.partitions.fenced(name):
         _admin(ctx).delete_topic(name)
     log.info("deleted topic %r", name)

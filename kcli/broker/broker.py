@@ -1,8 +1,8 @@
 """One broker process: what it holds, in which order it starts, and how it stops cleanly.
 
 Start-up: take the broker lock (liveness = lock held, so a second broker with the same id is refused
-and a crash is seen at once) -> first heartbeat -> take over the partitions it leads (their locks and
-write sessions) and start following the others -> listen -> write ``broker.json``.  Clients can find
+and a crash is seen at once) -> first heartbeat -> take over the partitions it leads (their replica locks
+and write sessions) and start following the others -> listen -> write ``broker.json``.  Clients can find
 the broker as soon as the lock is held, so they retry briefly until the socket appears.  Then three
 threads: maintenance (follow the metadata, ISR upkeep, checkpoints, retention), the controller duty
 (:mod:`kcli.broker.controller`), and the heartbeat.
@@ -10,10 +10,10 @@ threads: maintenance (follow the metadata, ISR upkeep, checkpoints, retention), 
 Shutdown (SIGTERM, SIGINT, or :meth:`Broker.stop`) is a controlled shutdown: refuse new produce
 requests to the partitions it leads, let running in-sync followers fetch the rest, and move each
 leadership to one of them in the metadata -> end every write session and follower log durably (fsync,
-checkpoints, the clean-shutdown state that spares the next writer a recovery), which frees the partition
-locks for the new leaders and ends long polls -> stop listening and cut connections, waiting for
+checkpoints, the clean-shutdown state that spares the next writer a recovery), which frees the replica
+locks the new leaders want and ends long polls -> stop listening and cut connections, waiting for
 requests in progress -> remove the heartbeat (this broker stopped cleanly: its replicas are whole),
-``broker.json`` and the socket -> release the controller and broker locks.
+``broker.json`` and the socket -> release the broker lock.
 """
 
 from __future__ import annotations
@@ -192,11 +192,10 @@ class Broker:
             self._hand_over()
         except (KcliError, OSError) as exc:
             log.error("controlled shutdown: moving leaderships failed: %s", exc)
-        # let go of the partitions before the connections: the new leaders wait for their locks, and
+        # let go of the partitions before the connections: the new leaders want the replicas we wrote, and
         # requests still in flight (a produce waiting for followers that left) get NOT_LEADER_OR_FOLLOWER
         self.partitions.close_all()
         self.server.stop()
-        self.controller.release()
         self._release()
 
     def _hand_over(self) -> None:

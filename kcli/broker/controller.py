@@ -1,8 +1,13 @@
-"""The controller duty every broker carries: the one holding the controller lock watches the others.
+"""The controller duty every broker carries: the running broker with the lowest id watches the others.
 
-Every broker tries ``cluster/controller.lock`` at start and then on every tick; the first to get it is
-the controller, and when it dies the kernel frees the lock for the next one.  The controller looks at
-every broker (:mod:`kcli.broker.liveness`) and, when one is *lost* -- crashed, or hung past the session
+Every broker looks at every broker on each tick (:mod:`kcli.broker.liveness`); the one that sees itself
+as the lowest-id *running* broker acts as the controller.  No lock decides it: a controller that hangs
+(SIGSTOP) would keep a lock for ever, and so keep every leadership it should move, its own included.
+Its heartbeat ages instead, and after the session timeout the next broker sees it lost and takes over;
+when it wakes it sees its own heartbeat stale, so it does nothing until it has beaten again.  Two
+brokers may act for a moment at once (their looks a heartbeat apart); that is harmless, because every
+decision is taken inside one metadata change against the state and a fresh look as they are then, so
+the second finds the work done.  The controller looks at every broker (:mod:`kcli.broker.liveness`) and, when one is *lost* -- crashed, or hung past the session
 timeout -- applies Kafka's rules (:func:`kcli.cluster.controller.on_brokers_lost`): drop it from every
 ISR, elect a new leader for the partitions it led from the live in-sync replicas (highest log end offset
 first, leader epoch bumped), or take them offline unless ``unclean.leader.election.enable`` allows any
@@ -38,28 +43,32 @@ def needs_election(state: ClusterState, states: BrokerStates) -> bool:
     return False
 
 
+def acting_controller(states: BrokerStates) -> int | None:
+    """The broker that acts as the controller: the running one with the lowest id."""
+    return min(states.running, default=None)
+
+
 class Controller:
-    """Controller election (a file lock) and the controller's tick."""
+    """The controller's tick: who acts, and what it decides."""
 
     def __init__(self, datadir: DataDir, broker_id: int, session_timeout: float) -> None:
         self.datadir = datadir
         self.broker_id = broker_id
         self.session_timeout = session_timeout
         self.metadata = Metadata(datadir)
-        self.lock = datadir.controller_lock()
+        self.active = False
         self._seen_lost: frozenset[int] = frozenset()
 
-    @property
-    def active(self) -> bool:
-        return self.lock.held
-
     def tick(self) -> None:
-        if not self.lock.held:
-            if not self.lock.try_acquire():
-                return
-            log.info("broker %d is the controller", self.broker_id)
         state = self.metadata.load()
         states = observe(self.datadir, state.brokers, self.session_timeout)
+        active = acting_controller(states) == self.broker_id
+        if active != self.active:
+            self.active = active
+            log.info("broker %d %s the controller", self.broker_id, "is" if active else "is no longer")
+            self._seen_lost = frozenset()
+        if not active:
+            return
         for b in sorted(states.lost - self._seen_lost):
             log.warning("broker %d is lost (%s)", b, self._why(b))
         self._seen_lost = states.lost
@@ -90,6 +99,3 @@ class Controller:
         if self.datadir.broker_lock(broker).is_locked():
             return f"no heartbeat for {age or 0:.1f}s"
         return "its process is gone"
-
-    def release(self) -> None:
-        self.lock.release()

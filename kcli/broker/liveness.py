@@ -5,7 +5,7 @@ dies, so a crash is seen at once.  It cannot see a process that exists but does 
 SIGSTOP, swapped out, deadlocked), so every broker also touches ``broker-N/heartbeat`` about once a
 second, and one older than the session timeout marks a hung broker.  A clean shutdown removes the
 heartbeat after handing its partitions over, which is how a *stopped* broker (never started, or shut
-down cleanly: its replicas are complete and the partition-lock holder may write them) differs from a
+down cleanly: its replicas are complete and the leader may write them) differs from a
 *lost* one (crashed or hung: the controller drops it from every ISR and moves its leaderships).
 
 Imported by the client too, so it depends on nothing heavier than the data dir.
@@ -54,6 +54,14 @@ def heartbeat_age(datadir: DataDir, broker_id: int, now: float | None = None) ->
     except FileNotFoundError:
         return None
     return max(0.0, (time.time() if now is None else now) - mtime)
+
+
+def freshest_first(datadir: DataDir, brokers: Iterable[int]) -> list[int]:
+    """``brokers`` by heartbeat age, the most recent first (no heartbeat yet: starting, so first too).
+    A client that needs any one broker asks one that beat a moment ago before one that may hang: a
+    stopped process still accepts connections, but never answers."""
+    now = time.time()
+    return sorted(brokers, key=lambda b: heartbeat_age(datadir, b, now) or 0.0)
 
 
 def _locked(datadir: DataDir, broker_id: int) -> bool:

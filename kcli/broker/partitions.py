@@ -1,14 +1,20 @@
 """The partitions this broker leads, kept open for as long as it leads them.
 
-For each partition whose metadata leader is this broker, the broker holds the partition lock and one
-write session (:class:`~kcli.client.embedded.PartitionWriter`, the same code embedded writes use), so
-embedded writers in other processes wait or time out instead of writing behind the broker's back.  The
-session writes the leader's log and the in-sync replicas of *stopped* brokers (their folders have no
-other writer); running followers fetch (:mod:`kcli.broker.replication`) and the leader tracks how far
-each got (:mod:`kcli.broker.isr`): it shrinks and expands the ISR in the metadata, fenced by its leader
-epoch, and advances the high watermark, below which consumers read and above which acks=all waits.
-Reads go through the same open leader log, under the same per-partition mutex as appends, because a
-``PartitionLog`` is not safe to share between threads otherwise.
+For each partition whose metadata leader is this broker, the broker holds one write session
+(:class:`~kcli.client.embedded.PartitionWriter`, the same code embedded writes use) on its own replica
+and on the in-sync replicas of *stopped* brokers, each under that replica folder's lock, so embedded
+writers in other processes wait or time out instead of writing behind the broker's back.  Running
+followers fetch (:mod:`kcli.broker.replication`) and the leader tracks how far each got
+(:mod:`kcli.broker.isr`): it shrinks and expands the ISR in the metadata, fenced by its leader epoch, and
+advances the high watermark, below which consumers read and above which acks=all waits.  Reads go through
+the same open leader log, under the same per-partition mutex as appends, because a ``PartitionLog`` is
+not safe to share between threads otherwise.
+
+Leadership is fenced by leader epoch, not by a lock: a broker holds no lock its successor needs (the new
+leader writes its own replica folder), and right before each append, and again before acknowledging it,
+the leader checks that the metadata on disk still names it leader in its epoch (a stat of the metadata
+files; a reload only when they changed).  A leader that hung while the controller moved its leadership
+away therefore refuses its clients when it wakes, and then follows the new leader, truncating by epoch.
 
 The set follows the metadata: topics created, deleted or re-assigned after start, and leaderships moved
 by the controller, are picked up when ``cluster/metadata.log`` (or its snapshot) changes, checked on
@@ -29,11 +35,11 @@ from typing import TYPE_CHECKING
 from kcli.broker.isr import ReplicaTracker
 from kcli.broker.liveness import BrokerStates, still_stopped
 from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
-from kcli.cluster.controller import alter_isr, hand_over
+from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
 from kcli.config import LogConfig
-from kcli.errors import KcliError, SequenceError, StorageError
+from kcli.errors import KcliError, LockTimeoutError, SequenceError, StorageError
 from kcli.protocol import ErrorCode
 from kcli.storage import records
 from kcli.storage.divergence import end_offset_for_epoch
@@ -45,8 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kcli.broker")
 
 EARLIEST, LATEST = -2, -1
-# how long opening a write session may wait for a lock that looked free a moment before
-_OPEN_LOCK_TIMEOUT = 5.0
 DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
 # how long a full disk may keep refusing a led partition's writes before its leadership moves away
 # (a failing disk, EIO, moves it at once): space often comes back within seconds
@@ -80,6 +84,7 @@ class LedPartition:
         hw: int | None = None,
         lag_time: float = DEFAULT_REPLICA_LAG_TIME_MS / 1000,
         wake: Callable[[], None] | None = None,
+        still_leader: Callable[[], bool] | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -90,6 +95,7 @@ class LedPartition:
         self.mutex = threading.Lock()
         self.committed = threading.Condition(self.mutex)  # notified when the high watermark moves
         self.closed = False
+        self.deposed = False  # the metadata moved the leadership on; we learnt it before the refresh did
         self.draining = False
         self.dirty = False
         leo = writer.leader.log_end_offset
@@ -98,9 +104,11 @@ class LedPartition:
         )
         self.epoch_start = leo  # where this leadership's epoch starts in the log
         self._wake = wake or (lambda: None)
+        self._still_leader = still_leader or (lambda: True)
         self._isr_pending = False
         self.storage_error: StorageError | None = None  # the last failed write of a failing streak
         self._failing_since = 0.0
+        self._unwritable: set[int] = set()  # stopped brokers whose replica someone else holds
         with self.mutex:
             self._advance()
 
@@ -113,8 +121,22 @@ class LedPartition:
         return self.tracker.hw
 
     def _check_open(self) -> None:
-        if self.closed:  # closed while the caller waited for the mutex: leadership moved or topic went
+        # closed while the caller waited for the mutex (leadership moved or topic went), or found deposed
+        if self.closed or self.deposed:
             raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+
+    def _fence(self) -> None:
+        """Refuse to go on unless the metadata still names us leader in our epoch (mutex held).  Asked
+        right before an append and again right before acknowledging it: a leader that hung while the
+        controller moved its leadership finds out here, even before its metadata refresh does, and its
+        clients get NOT_LEADER_OR_FOLLOWER (their next Metadata request names the new leader)."""
+        if self.deposed or not self._still_leader():
+            self.deposed = True  # every later request is refused too; the next refresh closes the session
+            self.committed.notify_all()
+            raise PartitionResult(
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                f"leader epoch {self.meta.leader_epoch} of broker {self.meta.leader} is over",
+            )
 
     def _advance(self) -> None:
         """Recompute the high watermark (mutex held); wake whoever waits for it when it moved."""
@@ -137,6 +159,7 @@ class LedPartition:
                 raise PartitionResult(
                     ErrorCode.NOT_LEADER_OR_FOLLOWER, "leadership is moving (broker shutdown)"
                 )
+            self._fence()
             base = last = -1
             for batch in batches:
                 header = records.parse_header(batch)
@@ -158,6 +181,7 @@ class LedPartition:
             if self.config.log_append_time:
                 stored = self.writer.leader.read(base, 1)
                 append_time = records.parse_header(stored).max_timestamp if stored else now_ms()
+            self._fence()  # we may have hung between the first check and the write: no answer then
             self._advance()
             return base, last, append_time, self.writer.leader.log_start_offset
 
@@ -182,7 +206,7 @@ class LedPartition:
         """acks=all: wait until the high watermark passes ``offset`` (every in-sync replica has it)."""
         with self.committed:
             while True:
-                if self.closed:
+                if self.closed or self.deposed:
                     return ErrorCode.NOT_LEADER_OR_FOLLOWER
                 if self.tracker.hw > offset:
                     if len(self.meta.isr) < self.config.min_insync_replicas:
@@ -294,7 +318,7 @@ class LedPartition:
         """fsync what flush.ms says is due, write the replicas of stopped in-sync brokers ourselves, and
         drop from the ISR followers that have lagged longer than replica.lag.time.max.ms."""
         with self.mutex:
-            if self.closed:
+            if self.closed or self.deposed:
                 return
             for _broker, replica in self.writer.logs:
                 if replica.flush_due():
@@ -310,6 +334,11 @@ class LedPartition:
                 ):
                     try:
                         copied = self.writer.attach(broker)
+                    except LockTimeoutError as exc:  # a deposed leader (hung) or an embedded writer has it
+                        if broker not in self._unwritable:
+                            self._unwritable.add(broker)
+                            log.warning("partition %s-%d: %s", self.topic, self.partition, exc)
+                        continue
                     except (KcliError, OSError) as exc:
                         log.warning(
                             "partition %s-%d: cannot write stopped broker %d's replica: %s",
@@ -319,6 +348,7 @@ class LedPartition:
                             exc,
                         )
                         continue
+                    self._unwritable.discard(broker)
                     self.tracker.forget(broker)
                     self.dirty = True
                     log.info(
@@ -479,12 +509,11 @@ class LedPartitions:
         self._signatures: dict[tuple[str, int], tuple] = {}
         self._waiting: dict[tuple[str, int], str] = {}
         self._fenced: set[str] = set()
+        self._on_disk: tuple[tuple, ClusterState] | None = None
         self._reload = threading.RLock()
         self._appended = threading.Condition()
         self._appends = 0
         self.stopping = False
-        # writers wait a bounded time for locks (a lock seen free may be taken a moment later)
-        self._writer_datadir = DataDir(datadir.root, min(datadir.lock_timeout, _OPEN_LOCK_TIMEOUT))
 
     # ------------------------------------------------------------ following the metadata
 
@@ -498,12 +527,26 @@ class LedPartitions:
                 out.append(None)
         return tuple(out)
 
+    def _current(self, force: bool = False) -> tuple[tuple, ClusterState]:
+        """(stamp, state) of the metadata as it is on disk now: a stat of its two files, and a reload only
+        when they changed.  Stat first, then load: the state is never older than its stamp."""
+        seen = self._on_disk
+        stamp = self._metadata_stamp()
+        if force or seen is None or seen[0] != stamp:
+            seen = self._on_disk = (stamp, self.metadata.load())
+        return seen
+
+    def leads(self, topic: str, partition: int, epoch: int) -> bool:
+        """Whether the metadata on disk still names this broker leader of ``topic-partition`` in ``epoch``
+        (the fence a leader passes right before each append; safe from any thread)."""
+        return led_by(self._current()[1], topic, partition, self.broker_id, epoch) is not None
+
     def refresh(self, force: bool = False, retry_waiting: bool = False) -> ClusterState:
         """Reload the metadata if its files changed, then open and close write sessions to match."""
         with self._reload:
-            stamp = self._metadata_stamp()
+            stamp, state = self._current(force)
             if force or stamp != self._stamp:
-                self.state = self.metadata.load()
+                self.state = state
                 self._stamp = stamp
                 self._sync()
             elif retry_waiting and self._waiting:
@@ -543,20 +586,16 @@ class LedPartitions:
 
     def _open(self, key: tuple[str, int], meta: PartitionMeta, configs: dict) -> None:
         topic, p = key
-        lock = self.datadir.partition_lock(topic, p)
-        if lock.is_locked():
-            holder = lock.holder()
-            if self._waiting.get(key) != holder:
-                log.warning(
-                    "partition %s-%d is locked by %s; serving it once that process lets go", topic, p, holder
-                )
-            self._waiting[key] = holder
-            return
         config = LogConfig.from_topic(configs)
         states = self.states()
         followers = [b for b in meta.isr if b != self.broker_id and still_stopped(self.datadir, b, states)]
         try:
-            writer = PartitionWriter(self._writer_datadir, topic, p, meta, config, followers)
+            writer = PartitionWriter(self.datadir, topic, p, meta, config, followers)
+        except LockTimeoutError as exc:  # our replica is being written by an embedded writer
+            if self._waiting.get(key) != str(exc):
+                log.warning("partition %s-%d: %s; serving it once that process lets go", topic, p, exc)
+            self._waiting[key] = str(exc)
+            return
         except (KcliError, OSError) as exc:
             log.warning("cannot open partition %s-%d yet: %s", topic, p, exc)
             self._waiting[key] = str(exc)
@@ -569,7 +608,16 @@ class LedPartitions:
             hw = checkpointed_high_watermark(self.datadir, self.broker_id, topic, p)
         try:
             led = LedPartition(
-                topic, p, meta, config, writer, self.metadata, hw or 0, self.lag_time, self.appended
+                topic,
+                p,
+                meta,
+                config,
+                writer,
+                self.metadata,
+                hw or 0,
+                self.lag_time,
+                self.appended,
+                lambda: self.leads(topic, p, meta.leader_epoch),
             )
         except BaseException:
             writer.close(durable=False)
@@ -598,19 +646,24 @@ class LedPartitions:
 
     def _delete_unassigned(self, wanted: dict) -> None:
         """After a reassignment, delete the replicas of stopped brokers that no longer hold one of a
-        partition we lead (we hold its lock, so nobody else writes them; a running broker deletes its own)."""
+        partition we lead, under their replica locks (a running broker deletes its own)."""
         stopped = self.states().stopped
         for key in wanted:
             if key not in self._led:
                 continue
             meta = self._led[key].meta
             for broker in stopped:
-                if broker in meta.replicas:
-                    continue
                 path = self.datadir.partition_dir(broker, *key)
-                if os.path.isdir(path):
+                if broker in meta.replicas or not os.path.isdir(path):
+                    continue
+                lock = self.datadir.replica_lock(broker, *key)
+                if not lock.try_acquire():
+                    continue  # someone still writes it: next time
+                try:
                     shutil.rmtree(path, ignore_errors=True)
-                    log.info("deleted broker %d's replica of %s-%d: no longer assigned", broker, *key)
+                finally:
+                    lock.release()
+                log.info("deleted broker %d's replica of %s-%d: no longer assigned", broker, *key)
 
     @contextmanager
     def fenced(self, topic: str) -> Iterator[None]:
@@ -655,9 +708,7 @@ class LedPartitions:
         if meta.partitions[partition].leader != self.broker_id:
             raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         holder = self._waiting.get((topic, partition), "")
-        raise PartitionResult(
-            ErrorCode.LEADER_NOT_AVAILABLE, f"partition lock held by {holder}" if holder else None
-        )
+        raise PartitionResult(ErrorCode.LEADER_NOT_AVAILABLE, holder or None)
 
     def led(self) -> list[LedPartition]:
         return list(self._led.values())

@@ -4,10 +4,12 @@ For every partition this broker holds a replica of but does not lead, it fetches
 ``replica_id`` = its broker id, from its log end offset, and appends what comes back as it is (offsets,
 leader epochs, bytes).  One thread per leader broker fetches all the partitions that broker leads.
 
-Who writes a replica's folder: a running broker is the only writer of its own replicas.  While its broker
-is stopped, the partition-lock holder (the leader, or an embedded writer) may write it; so a follower
-opens a replica only after the leader answered its first request about it, an OffsetForLeaderEpoch sent
-with ``replica_id`` -- the leader stops writing that replica before answering.  The same answer is the
+Who writes a replica's folder: whoever holds its replica lock (kcli.cluster.datadir).  A running broker
+is the only writer of its own replicas.  While its broker is stopped, the leader (or an embedded writer)
+may write it; so a follower opens a replica only after the leader answered its first request about it,
+an OffsetForLeaderEpoch sent with ``replica_id`` -- the leader stops writing that replica before
+answering -- and then takes the replica lock without waiting (a leader that hung while writing it keeps
+it until it wakes: the follower asks again later).  The same answer is the
 start of every leadership the follower sees (KIP-101): "your epoch E ends at offset X on me", and the
 follower cuts its log to min(X, its own end of E) before fetching, so a returning old leader drops
 records the new leader never had.
@@ -82,6 +84,8 @@ class FollowedReplica:
         self.epoch = meta.leader_epoch
         self.config = follower_config(config)
         self.log: PartitionLog | None = None
+        self.lock = datadir.replica_lock(broker_id, topic, partition)
+        self.held_elsewhere = False  # the last handshake found our replica lock taken
         self.hw = checkpointed_high_watermark(datadir, broker_id, topic, partition) or 0
         self.mutex = threading.Lock()
         self.generation = 0
@@ -115,6 +119,18 @@ class FollowedReplica:
 
     def backoff(self, seconds: float = RETRY_BACKOFF) -> None:
         self.retry_at = time.monotonic() + seconds
+
+    def may_ask(self, now: float) -> bool:
+        """Whether to send the handshake now.  Not while someone else still holds our replica lock after
+        the leader already let go of it (a broker that wrote it for us, then hung): every handshake
+        would restart our lag clock on the leader, which must instead see us lag and drop us from the
+        ISR until that process wakes or dies.  Nor while our disk refuses writes (:meth:`usable`)."""
+        if self.truncated or self.stopped or self.retry_at > now:
+            return False
+        if self.held_elsewhere and self.lock.is_locked():
+            self.backoff()
+            return False
+        return self.usable()
 
     def usable(self) -> bool:
         """Whether to fetch: not while our disk refuses writes.  A replica that fetched without storing
@@ -156,9 +172,25 @@ class FollowedReplica:
                 self._error(code, "OffsetForLeaderEpoch")
                 return
             if self.log is None:
-                self.log = PartitionLog(self.directory, self.config)
-                point = recovery_point(self.datadir, self.broker_id, self.topic, self.partition)
-                for problem in self.log.open_for_append(point):
+                self.held_elsewhere = not self.lock.try_acquire()
+                if self.held_elsewhere:
+                    log.warning(
+                        "replica %s-%d is held by %s; following once it lets go",
+                        self.topic,
+                        self.partition,
+                        self.lock.holder(),
+                    )
+                    self.backoff()
+                    return
+                try:
+                    self.log = PartitionLog(self.directory, self.config)
+                    point = recovery_point(self.datadir, self.broker_id, self.topic, self.partition)
+                    problems = self.log.open_for_append(point)
+                except BaseException:
+                    self.log = None
+                    self.lock.release()
+                    raise
+                for problem in problems:
                     log.warning("recovered replica %s-%d: %s", self.topic, self.partition, problem)
             end = self.log.log_end_offset
             kept, cut = without_newer(self.log.epochs(), end, self.epoch)
@@ -286,6 +318,7 @@ class FollowedReplica:
                 finally:
                     self.log.release()
                     self.log = None
+                    self.lock.release()
             return self.hw
 
 
@@ -369,7 +402,7 @@ class LeaderFetcher:
 
     def _round(self, replicas: list[FollowedReplica]) -> None:
         now = time.monotonic()
-        ask = [r for r in replicas if not r.truncated and not r.stopped and r.retry_at <= now and r.usable()]
+        ask = [r for r in replicas if r.may_ask(now)]
         if ask:
             self._handshake(ask)
         fetch = [(r, pos) for r in replicas if (pos := r.position()) is not None]

@@ -12,7 +12,7 @@ from kcli.storage.log import PartitionLog
 
 
 class Admin:
-    """``via_broker``: while a broker is alive, send topic changes to it (it holds the partition locks
+    """``via_broker``: while a broker is alive, send topic changes to it (it holds the replica locks
     they need); a broker runs its own requests with ``via_broker=False``."""
 
     def __init__(self, datadir: DataDir, via_broker: bool = True) -> None:
@@ -59,17 +59,19 @@ class Admin:
                 os.makedirs(self.datadir.partition_dir(broker, topic.name, p), exist_ok=True)
 
     def delete_topic(self, name: str) -> None:
-        """Remove the topic from the metadata, then its replica folders (each under its partition lock)."""
+        """Remove the topic from the metadata, then its replica folders (each under its partition and
+        replica locks)."""
         broker = self._broker()
         if broker is not None:
             broker.delete_topic(name)
             return
         topic = self.metadata.delete_topic(name)
         for p, meta in enumerate(topic.partitions):
-            # the lock file stays: unlinking a file another process waits on would give two holders
+            # the lock files stay: unlinking a file another process waits on would give two holders
             with self.datadir.partition_lock(name, p):
                 for broker in meta.replicas:
-                    shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
+                    with self.datadir.replica_lock(broker, name, p):  # brokers let go once they see it gone
+                        shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
 
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
         """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""

@@ -3,7 +3,7 @@
 Without brokers, each partition is changed under its partition lock, so no embedded writer is mid-append
 when its leader or replica set moves, and a reassignment copies the leader's log to new replicas itself.
 
-While brokers run, the partition locks belong to the leaders, and every change is a metadata record the
+While brokers run, the replicas belong to the brokers, and every change is a metadata record the
 brokers react to (the same way they follow the controller): an election is recorded and the old leader
 lets go, the new one takes over; a reassignment first adds the new replicas (their brokers start
 fetching), waits until the leader has taken them into the ISR, then drops the old ones -- Kafka's

@@ -7,9 +7,10 @@ writer killed between replicas leaves one behind).  So in embedded mode the high
 leader's log end offset, and every in-sync replica agrees.
 
 A replica whose broker is running is written by that broker alone (it follows its leader by fetching),
-never by the partition-lock holder: an embedded writer drops such a follower from the ISR instead, and it
-rejoins once it has caught up from a running leader.  The broker that leads a partition uses the same
-:class:`PartitionWriter`, writing only its own replica and the in-sync replicas of stopped brokers.
+never by an embedded writer: an embedded writer drops such a follower from the ISR instead, and it rejoins
+once it has caught up from a running leader.  The broker that leads a partition uses the same
+:class:`PartitionWriter`, writing only its own replica and the in-sync replicas of stopped brokers.  Every
+replica folder is written under its replica lock, so two writers never share one (kcli.cluster.datadir).
 """
 
 from __future__ import annotations
@@ -75,12 +76,16 @@ def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int,
 
 
 class PartitionWriter:
-    """One write session on a partition: its lock, the leader's log, and the open logs of the followers
-    the session writes itself.
+    """One write session on a partition: the leader's log and the open logs of the followers the session
+    writes itself, each under its replica lock (:meth:`DataDir.replica_lock`).
 
-    ``followers`` names them; None applies the embedded rule: every in-sync follower whose broker is not
-    running (a running one is dropped from the ISR, see the module docstring).  ``lock_timeout``
-    overrides the data dir's wait for the partition lock (0: do not wait)."""
+    ``followers`` names them; None means an embedded session, which first takes the partition lock
+    (embedded writers queue there), waits for replica locks, and applies the embedded rule: every in-sync
+    follower whose broker is not running (a running one is dropped from the ISR, see the module
+    docstring).  A broker's session (``followers`` given) never waits for a lock: a replica lock held by
+    someone else -- an embedded writer, or a deposed leader that hangs -- raises LockTimeoutError at once,
+    so the broker retries later instead of holding its locks while it waits.  ``lock_timeout`` overrides
+    an embedded session's wait for the partition lock (0: do not wait)."""
 
     def __init__(self, datadir: DataDir, topic: str, partition: int, meta: PartitionMeta, config: LogConfig,
                  followers: Iterable[int] | None = None, lock_timeout: float | None = None) -> None:
@@ -89,13 +94,15 @@ class PartitionWriter:
         self.partition = partition
         self.epoch = meta.leader_epoch
         self.config = config
-        self.lock: FileLock = datadir.partition_lock(topic, partition)
-        self.lock.acquire(lock_timeout)
+        self.lock: FileLock | None = None
+        self._wait = datadir.lock_timeout if followers is None else 0.0
+        self._replica_locks: dict[int, FileLock] = {}
         self.problems: list[str] = []
         self.logs: list[tuple[int, PartitionLog]] = []
         self.broken: StorageError | None = None  # a failed write that could not be undone
         try:
             if followers is None:
+                self.lock = datadir.partition_lock(topic, partition).acquire(lock_timeout)
                 followers = self._embedded_followers(meta)
             self.leader = self._open(meta.leader, config)
             self.logs.append((meta.leader, self.leader))
@@ -109,7 +116,10 @@ class PartitionWriter:
         except BaseException:
             for _broker, log in self.logs:
                 log.close()
-            self.lock.release()
+            for broker in list(self._replica_locks):
+                self._unlock(broker)
+            if self.lock is not None:
+                self.lock.release()
             raise
 
     def _embedded_followers(self, meta: PartitionMeta) -> list[int]:
@@ -127,9 +137,21 @@ class PartitionWriter:
         return [b for b in followers if b not in running]
 
     def _open(self, broker: int, config: LogConfig) -> PartitionLog:
-        log = PartitionLog(self.datadir.partition_dir(broker, self.topic, self.partition), config)
-        self.problems += log.open_for_append(recovery_point(self.datadir, broker, self.topic, self.partition))
+        """Take ``broker``'s replica lock, then open its log for appending."""
+        lock = self.datadir.replica_lock(broker, self.topic, self.partition).acquire(self._wait)
+        self._replica_locks[broker] = lock
+        try:
+            log = PartitionLog(self.datadir.partition_dir(broker, self.topic, self.partition), config)
+            self.problems += log.open_for_append(recovery_point(self.datadir, broker, self.topic, self.partition))
+        except BaseException:
+            self._unlock(broker)
+            raise
         return log
+
+    def _unlock(self, broker: int) -> None:
+        lock = self._replica_locks.pop(broker, None)
+        if lock is not None:
+            lock.release()
 
     @property
     def followers(self) -> list[int]:
@@ -138,7 +160,7 @@ class PartitionWriter:
 
     def attach(self, broker: int) -> int:
         """Start writing ``broker``'s replica: recover it, cut what diverged from the leader (by leader
-        epoch), copy what it lacks.  Returns the records copied."""
+        epoch), copy what it lacks.  Returns the records copied.  LockTimeoutError: someone else writes it."""
         log = self._open(broker, follower_config(self.config))
         try:
             cut = divergence(self.leader.epochs(), self.leader.log_end_offset, log.epochs(), log.log_end_offset)
@@ -147,6 +169,7 @@ class PartitionWriter:
             copied = sync_replica(self.leader, log)
         except BaseException:
             log.close()
+            self._unlock(broker)
             raise
         self.logs.append((broker, log))
         return copied
@@ -157,8 +180,11 @@ class PartitionWriter:
             if b == broker:
                 del self.logs[i]
                 log.flush()
-                write_checkpoints(self.datadir, broker, self.topic, self.partition, log, log.log_end_offset)
-                log.release()
+                try:
+                    write_checkpoints(self.datadir, broker, self.topic, self.partition, log, log.log_end_offset)
+                    log.release()
+                finally:
+                    self._unlock(broker)
                 return
 
     def append(self, batch: bytes) -> int:
@@ -221,7 +247,10 @@ class PartitionWriter:
                     else:
                         log.close()  # no state file: the next writer recovers what the failure left
             finally:
-                self.lock.release()
+                for broker in list(self._replica_locks):
+                    self._unlock(broker)
+                if self.lock is not None:
+                    self.lock.release()
 
     def checkpoint(self, hw: int | None = None) -> None:
         """Apply retention, fsync every replica, then advance the checkpoints (recovery point, log start,

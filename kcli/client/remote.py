@@ -7,7 +7,7 @@ its Metadata advertises when we were given ``host:port``.
 
 With a data dir, a partition whose leader is not alive (Metadata leader -1) is read and written
 embedded: no live broker serves it, so nobody's back is behind -- the broker that leads it will wait for
-the partition lock when it starts.  Not so when a broker is about to lead it: the data dir names a
+its replica lock when it starts.  Not so when a broker is about to lead it: the data dir names a
 running leader (the broker that answered had an older view), or one that crashed while other brokers
 run (the controller is about to move its leadership); then we wait for that leader instead.
 
@@ -298,8 +298,10 @@ class _Cluster:
         if self.bootstrap is not None:
             conn = self.conns["bootstrap"] = self._bootstrap()
             return conn
+        from kcli.broker.liveness import freshest_first
+
         errors = []
-        for node in self.datadir.live_brokers():  # type: ignore[union-attr]
+        for node in freshest_first(self.datadir, self.datadir.live_brokers()):  # type: ignore[arg-type]
             try:
                 return self.node(node)
             except _Unreachable as exc:
@@ -679,7 +681,7 @@ class RemoteTransport:
 
 
 class RemoteAdmin:
-    """Topic changes through a live broker (it holds the partition locks they need)."""
+    """Topic changes through a live broker (it holds the replica locks they need)."""
 
     def __init__(
         self,

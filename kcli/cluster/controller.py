@@ -112,7 +112,7 @@ def on_brokers_lost(
     and those known to be dead.  It is called under the metadata lock, so a broker that came back and
     rejoined an ISR before the decision is seen alive and keeps its place.  A broker in neither set --
     stopped cleanly, or never started -- keeps its place in the ISR: its replica is complete, and whoever
-    holds the partition lock writes it."""
+    leads writes it."""
     out: list[Election] = []
 
     def fn(state: ClusterState) -> list[dict]:
@@ -253,11 +253,17 @@ def alter_isr(
     ``topic-partition`` in that leader epoch and nobody changed the partition since (Kafka's
     AlterPartition checks the partition epoch the same way: the controller may have dropped a lost
     broker the leader's view still counts).  Returns the partition as recorded now -- with the new ISR,
-    or unchanged when the view was old -- or None when the leader was deposed (or the topic went)."""
+    or unchanged when the view was old -- or None when the leader was deposed (or the topic went).
+
+    A broker is added only while its process runs (holds its broker lock), as Kafka's controller accepts
+    only unfenced brokers (KIP-841): the leader may act on a fetch a follower sent just before it died,
+    after the controller already dropped it."""
 
     def fn(state: ClusterState) -> list[dict]:
-        meta = _led_by(state, topic, partition, view.leader, view.leader_epoch)
+        meta = led_by(state, topic, partition, view.leader, view.leader_epoch)
         if meta is None or meta.version != view.version:
+            return []
+        if any(b not in meta.isr and not metadata.datadir.broker_lock(b).is_locked() for b in isr):
             return []
         ordered = [b for b in meta.replicas if b in isr] + [b for b in isr if b not in meta.replicas]
         if ordered == meta.isr:
@@ -266,10 +272,10 @@ def alter_isr(
             {"type": "partition", "topic": topic, "partition": partition, **meta.to_json(), "isr": ordered}
         ]
 
-    return _led_by(metadata.change(fn), topic, partition, view.leader, view.leader_epoch)
+    return led_by(metadata.change(fn), topic, partition, view.leader, view.leader_epoch)
 
 
-def _led_by(state: ClusterState, topic: str, partition: int, leader: int, epoch: int) -> PartitionMeta | None:
+def led_by(state: ClusterState, topic: str, partition: int, leader: int, epoch: int) -> PartitionMeta | None:
     """The partition, if ``leader`` leads it in ``epoch``."""
     t = state.topics.get(topic)
     if t is None or not 0 <= partition < len(t.partitions):

@@ -2,8 +2,16 @@
 
 Layout (see docs/design.md)::
 
-    <root>/cluster/        metadata.log, metadata.snapshot, locks/, controller.lock
-    <root>/broker-<id>/    meta.properties, checkpoints, broker.lock, <topic>-<partition>/
+    <root>/cluster/        metadata.log, metadata.snapshot, metadata.lock, locks/
+    <root>/broker-<id>/    meta.properties, checkpoints, broker.lock, locks/, <topic>-<partition>/
+
+Who may write a replica folder ``broker-<id>/<topic>-<p>/`` is decided by its replica lock
+(``broker-<id>/locks/<topic>-<p>.lock``): whoever holds it is the folder's only writer -- its own broker
+while that broker runs, else the leader or the embedded writer that writes it in the broker's stead.  The
+partition lock (``cluster/locks/<topic>-<p>.lock``) only queues embedded writers and offline tools; brokers
+never take it, so a hung broker holds nothing a new leader needs (leadership itself is fenced by leader
+epoch, see kcli.broker.partitions).  Lock order: partition lock, then replica locks; a broker only ever
+tries a replica lock (never waits for one), so no cycle can form.
 """
 
 from __future__ import annotations
@@ -248,15 +256,18 @@ class DataDir:
         return self._lock(os.path.join(self.cluster_dir, "locks", _file_name(f"{topic}-{partition}", ".lock")),
                           f"partition {topic}-{partition}", timeout)
 
+    def replica_lock(self, broker_id: int, topic: str, partition: int, timeout: float | None = None) -> FileLock:
+        """The lock of one replica folder (see the module docstring); kept outside the folder, so that
+        deleting the folder never unlinks a lock file another process holds or waits on."""
+        return self._lock(os.path.join(self.broker_dir(broker_id), "locks", _file_name(f"{topic}-{partition}", ".lock")),
+                          f"replica of partition {topic}-{partition} on broker {broker_id}", timeout)
+
     def checkpoint_lock(self, broker_id: int) -> FileLock:
         return self._lock(os.path.join(self.broker_dir(broker_id), "checkpoints.lock"),
                           f"broker {broker_id} checkpoints")
 
     def broker_lock(self, broker_id: int) -> FileLock:
         return self._lock(os.path.join(self.broker_dir(broker_id), "broker.lock"), f"broker {broker_id}")
-
-    def controller_lock(self) -> FileLock:
-        return self._lock(os.path.join(self.cluster_dir, "controller.lock"), "controller")
 
     def group_lock(self, group: str) -> FileLock:
         return self._lock(os.path.join(self.cluster_dir, "groups", _file_name(_safe(group), ".lock")), f"group {group}")

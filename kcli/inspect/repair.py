@@ -133,9 +133,20 @@ def partition_guard(location: PartitionLocation) -> Iterator[None]:
             f"partition {location.topic}-{location.partition} is locked by {lock.holder()}, a writer is active",
             hint="stop the writer and run repair again",
         )
+    replica = None if location.broker_id is None else datadir.replica_lock(
+        location.broker_id, location.topic, location.partition
+    )
+    if replica is not None and not replica.try_acquire():  # a leader writes this stopped broker's replica
+        lock.release()
+        raise PartitionLockedError(
+            f"the replica is locked by {replica.holder()}, a writer is active",
+            hint="stop the writer and run repair again",
+        )
     try:
         yield
     finally:
+        if replica is not None:
+            replica.release()
         lock.release()
 
 

@@ -336,12 +336,15 @@ def _log_bytes(directory: str) -> int:
     )
 
 
-def _writer_active(datadir: DataDir, topic: str, partition: int) -> bool:
-    """Whether a writer holds the partition now (then a partial last batch may be an append in flight)."""
+def _writer_active(datadir: DataDir, topic: str, partition: int, brokers: list[int]) -> bool:
+    """Whether a writer holds the partition, or one of its replicas (a broker), now: then a partial last
+    batch may be an append in flight."""
     if not os.path.isdir(datadir.cluster_dir):
         return False
     try:
-        return datadir.partition_lock(topic, partition).is_locked()
+        return datadir.partition_lock(topic, partition).is_locked() or any(
+            datadir.replica_lock(b, topic, partition).is_locked() for b in brokers
+        )
     except OSError:  # a read-only data dir: nobody can be writing to it
         return False
 
@@ -379,7 +382,7 @@ def verify_datadir(
         report.partitions += 1
         topic_meta = state.topics.get(t)
         meta = topic_meta.partitions[p] if topic_meta and p < len(topic_meta.partitions) else None
-        active = _writer_active(datadir, t, p)
+        active = _writer_active(datadir, t, p, sorted(replicas))
         scans: dict[int, ReplicaScan] = {}
         for broker, path in sorted(replicas.items()):
             if meta is None or broker not in meta.replicas:

@@ -1,6 +1,6 @@
 """A partition's log: ordered segments, offset assignment, rolling, retention, recovery and reads.
 
-Modelled on Kafka's ``UnifiedLog``.  One writer at a time (the caller holds the partition lock); any
+Modelled on Kafka's ``UnifiedLog``.  One writer at a time (the caller holds the replica lock); any
 number of readers in other processes, who never modify files.
 """
 

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kcli.cluster.datadir import DataDir, flock_holder
+from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
 from kcli.errors import KcliError
 from kcli.storage import records
@@ -160,11 +160,9 @@ class Cluster:
         return Metadata(self.datadir).load().partition(TOPIC, partition).leader
 
     def controller(self) -> int | None:
-        holder = flock_holder(os.path.join(self.datadir.cluster_dir, "controller.lock"))
-        if not holder:
-            return None
-        pid = int(holder.split()[0])
-        return next((b for b, p in self.procs.items() if p.pid == pid), None)
+        """The controller: the lowest-id running broker that is not paused."""
+        running = [b for b in self.procs if self.running(b) and b not in self.paused]
+        return min(running) if running else None
 
     def signal(self, broker: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):

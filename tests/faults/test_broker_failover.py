@@ -18,6 +18,7 @@ Every wait polls for a condition with a generous deadline: these tests share two
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -65,6 +66,20 @@ def start_cluster(
         args += ["-c", config]
     brokers.kcli(*args)
     return running
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in the stopped state.  SIGSTOP is delivered to one thread, which
+    then stops the others: until it has, another thread may still be answering requests."""
+    task = f"/proc/{pid}/task"
+    states = []
+    for tid in os.listdir(task):
+        try:
+            with open(f"{task}/{tid}/stat", encoding="ascii") as fh:
+                states.append(fh.read().rpartition(")")[2].split()[0])
+        except FileNotFoundError:
+            continue
+    return bool(states) and all(state in "tT" for state in states)
 
 
 def all_in_sync(brokers: Brokers) -> PartitionMeta | None:
@@ -237,6 +252,7 @@ def test_stopped_follower_leaves_and_rejoins_the_isr(brokers):
         wait_for("the high watermark to reach 3", lambda: _visible(sock)[0] == 3)
         running[follower].proc.send_signal(signal.SIGSTOP)
         try:
+            wait_for("every thread of the follower to stop", lambda: all_threads_stopped(running[follower].proc.pid))
             # acks=all waits for the stopped in-sync follower: a short timeout runs out first, and
             # consumers do not see the record yet (below the high watermark only)
             answer = _produce_raw(sock, -1, b"waiting", timeout_ms=300)
