@@ -17,7 +17,7 @@ from typing import Any
 
 from kcli.broker.context import BrokerContext
 from kcli.broker.partitions import LedPartition, PartitionResult
-from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError, RecordTooLargeError
+from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError, RecordTooLargeError, StorageError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
 from kcli.storage import records
 
@@ -165,9 +165,12 @@ def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         pid = ctx.producer_ids.next()
     except (KcliError, OSError) as exc:
         log.error("allocating a producer id failed: %s", exc)
+        # the allocator only writes a file: a disk that refuses it is a storage error, which the client
+        # reports at once instead of waiting for a coordinator that will not come
+        unwritable = isinstance(exc, OSError | StorageError)
         return {
             "throttle_time_ms": 0,
-            "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
+            "error_code": ErrorCode.KAFKA_STORAGE_ERROR if unwritable else ErrorCode.COORDINATOR_NOT_AVAILABLE,
             "producer_id": -1,
             "producer_epoch": -1,
         }

@@ -63,8 +63,8 @@ FILES = [
     (
         "DIR/cluster/",
         "Cluster metadata: the metadata log and its snapshot (topics, configs, replica "
-        "assignment, leaders, ISR, leader epochs), the metadata and controller locks, and "
-        "locks/ with one lock file per partition, holding the pid of its holder.",
+        "assignment, leaders, ISR, leader epochs), the metadata lock, and locks/ with one "
+        "lock file per partition (embedded writers queue there), holding the pid of its holder.",
     ),
     (
         "DIR/cluster/groups/GROUP/",
@@ -74,7 +74,8 @@ FILES = [
         "DIR/broker-N/",
         "The log directory of broker N: meta.properties, the recovery-point, log-start-offset "
         "and replication-offset checkpoint files, the broker lock and, while the broker runs, its "
-        "socket broker.sock, and one TOPIC-PARTITION/ folder per replica.",
+        "socket broker.sock, locks/ with the lock of each replica (held by whoever writes that "
+        "replica folder), and one TOPIC-PARTITION/ folder per replica.",
     ),
     (
         "DIR/broker-N/TOPIC-PARTITION/",

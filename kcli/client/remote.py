@@ -542,6 +542,8 @@ class RemoteTransport:
                 code, message = None, str(exc)
             if code == ErrorCode.NONE:
                 return resp.producer_id, resp.producer_epoch
+            if code == ErrorCode.KAFKA_STORAGE_ERROR:
+                raise_for(code, None, "InitProducerId")
             if code is not None and code not in _RETRY_INIT:
                 raise NoProducerIdError(f"broker at {conn.label} gave no producer id: {error_name(code)}")
             if time.monotonic() >= deadline:
