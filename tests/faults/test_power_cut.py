@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -113,3 +114,28 @@ def test_power_cut_keeps_what_was_synced(kcli, tmp_path, config, promise, record
     if promise == "completed":
         # nothing fsynced the killed session's records: a cut that kept them would not be simulating one
         assert kept < len(acked), "the simulated power cut lost nothing unsynced"
+
+
+def test_power_cut_keeps_every_partition_a_completed_produce_wrote(kcli, tmp_path):
+    """A produce that exited 0 promises every record it took, also in partitions it let go of on the
+    way (idle input ends the write sessions without an fsync): its last fsync covers them too."""
+    kcli("topic", "create", "t", "--partitions", 2)
+    os.sync()
+    baseline = _sizes(kcli.data_dir)
+    journal = tmp_path / "sync-journal"
+    env = {
+        **kcli.env,
+        "PYTHONPATH": os.pathsep.join([RECORDER, kcli.env.get("PYTHONPATH", "")]),
+        "KCLI_TEST_SYNC_JOURNAL": str(journal),
+    }
+    proc = subprocess.Popen(kcli.argv("produce", "t", "--json", "--print-offsets"), env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(b'{"value": "first", "partition": 0}\n')
+    proc.stdin.flush()
+    assert proc.stdout.readline().split() == [b"t", b"0", b"0"]  # delivered on idle: session 0 ended
+    proc.stdin.write(b'{"value": "second", "partition": 1}\n')
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    power_cut(kcli.data_dir, journal, baseline)
+    for partition, value in ((0, "first"), (1, "second")):
+        assert read_partition(kcli, "t", partition) == [(0, value)], f"partition {partition} lost its record"
