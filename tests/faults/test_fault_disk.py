@@ -36,6 +36,7 @@ from .harness import (
 )
 
 BIG = 1000  # bytes of padding per flood record
+FAULTY_IO = str(Path(__file__).with_name("faultyio"))
 
 
 def _mount(*args: str) -> str | None:
@@ -329,6 +330,59 @@ def test_leadership_leaves_a_disk_that_stays_full(kcli, tmp_path, record_propert
         _umount(folder)
     ledger.check_stored(stored)
     print(ledger.summary("leader's disk full"))
+    record_property("lost", ledger.lost)
+    assert not ledger.problems, "\n".join(ledger.problems[:20])
+
+
+def test_leadership_leaves_a_failing_disk_at_once(kcli, tmp_path, record_property):
+    """Kafka's log-dir failure for a disk that fails (EIO, injected by ``faultyio/sitecustomize.py`` into
+    the leader's writes to its replica folder): no grace as for a full disk, the leadership moves at
+    once, and the old leader rejoins once its writes go through again."""
+    brokers = Brokers(kcli.data_dir, tmp_path)
+    ledger = Ledger()
+    brokers.init(3)
+    brokers.kcli("topic", "create", "t", "-r", "3")
+    first = _partition_meta(kcli)
+    failing = tmp_path / "disk-fails"
+    brokers.env.update(
+        PYTHONPATH=os.pathsep.join([FAULTY_IO, brokers.env.get("PYTHONPATH", "")]),
+        KCLI_TEST_EIO_WHEN=str(failing),
+        KCLI_TEST_EIO_PATH=DataDir(str(kcli.data_dir)).partition_dir(first.leader, "t", 0) + os.sep,
+    )
+    try:
+        for b in range(3):
+            brokers.start(b)
+        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
+        assert code == 0, stderr
+        failing.touch()
+        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 100), ledger)
+        assert code == STORAGE_ERROR and took < 15, f"exited {code} after {took:.1f}s: {stderr}"
+        assert "Input/output error" in one_error_line(stderr), stderr
+        ledger.faults += 1
+        failed_at = time.monotonic()
+        moved = _wait_for(
+            "the leadership to leave the failing disk",
+            lambda: (m := _partition_meta(kcli)).leader not in (first.leader, -1) and m,
+            timeout=4,  # at once (here 0.1-0.2 s): under the 5 s a full disk is given
+        )
+        print(f"leadership moved {time.monotonic() - failed_at:.1f} s after the failed write")
+        assert first.leader not in moved.isr, moved
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 300), ledger)
+        assert code == 0, f"writes to the new leader failed: {stderr}"
+        failing.unlink()
+        _wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
+        stored = dict(read_partition(kcli, "t"))
+        for broker in brokers.started:
+            assert broker.stop() == 0, broker.log()
+        check_whole(kcli, "t")
+    except BaseException:
+        brokers.print_logs()
+        raise
+    finally:
+        brokers.stop_all()
+    ledger.check_stored(stored)
+    print(ledger.summary("leader's disk failing"))
     record_property("lost", ledger.lost)
     assert not ledger.problems, "\n".join(ledger.problems[:20])
 
