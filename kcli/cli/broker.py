@@ -84,6 +84,7 @@ def serve(
     """
     import logging
     import signal
+    import threading
 
     from kcli.broker.broker import Broker
     from kcli.broker.info import parse_listener
@@ -103,23 +104,23 @@ def serve(
         session_timeout_ms,
     )
 
-    def abort_start(signum: int, _frame: object) -> None:
-        raise _StopBeforeServing(signum)
+    serving = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        node.stop()
+        node.stop()  # serving: the clean stop that hands leaderships over
+        if not serving.is_set():  # still starting: abort wherever it is
+            raise _StopBeforeServing(signum)
 
-    # until it serves, a signal aborts the start-up where it is (start() lets go of all it took); then
-    # it asks for the clean stop that hands leaderships over
-    signal.signal(signal.SIGTERM, abort_start)
-    signal.signal(signal.SIGINT, abort_start)
-    try:
-        info = node.start()
-    except _StopBeforeServing as stop:
-        logging.getLogger("kcli.broker").info("stopped by %s before serving", signal.Signals(stop.args[0]).name)
-        return
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    try:
+        info = node.start()
+        serving.set()
+    except _StopBeforeServing as stop:
+        serving.set()  # from here on a second signal only asks for the stop under way
+        node.shutdown()  # lets go of whatever start() had taken and not released itself
+        logging.getLogger("kcli.broker").info("stopped by %s before serving", signal.Signals(stop.args[0]).name)
+        return
     where = f"unix:{info.socket}" + (f" and tcp:{info.listener}" if info.listener else "")
     logging.getLogger("kcli.broker").info("serving on %s (pid %d)", where, info.pid)
     node.run()

@@ -74,3 +74,21 @@ def test_sigterm_during_start_up_stops_the_broker(brokers, delay):
     _assert_released(brokers)
     out = brokers.kcli("consume", "many", "--from-beginning", "-e", timeout=60).stdout.split()
     assert sorted(map(int, out)) == list(range(3000))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_as_the_broker_begins_serving_stops_it_cleanly(brokers, sig):
+    """The moment start-up ends (broker.json written) is the narrowest: a signal there must still end in
+    a stop that removes broker.json and lets go of the broker lock."""
+    brokers.init(1)
+    for _ in range(5):
+        broker = brokers.spawn(0)
+        info = broker.folder / "broker.json"
+        deadline = time.monotonic() + 30
+        while not info.exists() and broker.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        broker.proc.send_signal(sig)
+        assert broker.proc.wait(timeout=20) == 0, broker.log()
+        assert not info.exists(), broker.log()
+        assert "Traceback" not in broker.log()
+    _assert_released(brokers)
