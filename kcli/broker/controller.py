@@ -7,10 +7,11 @@ Its heartbeat ages instead, and after the session timeout the next broker sees i
 when it wakes it sees its own heartbeat stale, so it does nothing until it has beaten again.  Two
 brokers may act for a moment at once (their looks a heartbeat apart); that is harmless, because every
 decision is taken inside one metadata change against the state and a fresh look as they are then, so
-the second finds the work done.  The controller looks at every broker (:mod:`kcli.broker.liveness`) and, when one is *lost* -- crashed, or hung past the session
-timeout -- applies Kafka's rules (:func:`kcli.cluster.controller.on_brokers_lost`): drop it from every
-ISR, elect a new leader for the partitions it led from the live in-sync replicas (highest log end offset
-first, leader epoch bumped), or take them offline unless ``unclean.leader.election.enable`` allows any
+the second finds the work done.  The controller looks at every broker (:mod:`kcli.broker.liveness`)
+and, when one is *lost* -- crashed, or hung past the session timeout -- applies Kafka's rules
+(:func:`kcli.cluster.controller.on_brokers_lost`): drop it from every ISR, elect a new leader for the
+partitions it led from the live in-sync replicas (highest log end offset first, leader epoch bumped),
+or take them offline unless ``unclean.leader.election.enable`` allows any
 live replica.  Offline partitions come back when an in-sync replica runs again.  Brokers watch the
 metadata and start or stop leading accordingly; the decision itself is only a metadata record.
 """

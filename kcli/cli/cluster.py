@@ -29,12 +29,21 @@ def init(env, brokers: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status(env, as_json: bool) -> None:
-    """Show brokers (live or not), the controller, and partitions without a live leader."""
+    """Show brokers (live, hung or stopped), the controller, and partitions without a live leader.
+
+    A broker is hung when it holds its lock but its heartbeat is older than the default session
+    timeout (9 s): the controller moves its leaderships (sooner when brokers run with a shorter
+    --session-timeout-ms)."""
+    from kcli.broker.controller import acting_controller
+    from kcli.broker.liveness import DEFAULT_SESSION_TIMEOUT_MS, heartbeat_age, observe
     from kcli.cluster.metadata import Metadata
 
     datadir = env.datadir()
     state = Metadata(datadir).ensure()
     live = set(datadir.live_brokers())
+    states = observe(datadir, state.brokers, DEFAULT_SESSION_TIMEOUT_MS / 1000)
+    hung = sorted(live & states.lost)
+    controller = acting_controller(states)
     offline = []
     if live:
         for t in state.topics.values():
@@ -42,12 +51,21 @@ def status(env, as_json: bool) -> None:
                 if meta.leader not in live:
                     offline.append(f"{t.name}-{p}")
     info = {"cluster_id": state.cluster_id, "data_dir": datadir.root, "brokers": state.brokers,
-            "live_brokers": sorted(live), "mode": "brokers" if live else "embedded",
-            "topics": len(state.topics), "offline_partitions": offline}
+            "live_brokers": sorted(live), "hung_brokers": hung, "controller": controller,
+            "mode": "brokers" if live else "embedded", "topics": len(state.topics),
+            "offline_partitions": offline}
     if as_json:
         emit_json(info)
         return
+
+    def describe(b: int) -> str:
+        if b in hung:
+            return f"hung (no heartbeat for {heartbeat_age(datadir, b) or 0:.0f}s)"
+        if b in live:
+            return "live, controller" if b == controller else "live"
+        return "stopped"
+
     click.echo(f"cluster {state.cluster_id} at {datadir.root} ({info['mode']} mode)")
-    table(["BROKER", "STATE"], [(b, "live" if b in live else "stopped") for b in state.brokers])
+    table(["BROKER", "STATE"], [(b, describe(b)) for b in state.brokers])
     if offline:
         click.echo(f"partitions without a live leader: {', '.join(offline)}")

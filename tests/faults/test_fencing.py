@@ -211,3 +211,28 @@ def test_two_leaders_never_write_one_replica_folder(tmp_path):
             second.close(durable=False)
     finally:
         first.close(durable=False)
+
+
+def test_cluster_status_names_a_hung_broker_and_the_controller(brokers):
+    """An operator sees a hung broker as hung, not live, and which broker acts as the controller."""
+    import json
+    import os
+
+    brokers.init(2)
+    first = brokers.start(0)
+    brokers.start(1)
+
+    def status() -> dict:
+        return json.loads(brokers.kcli("cluster", "status", "--json").stdout)
+
+    assert (status()["hung_brokers"], status()["controller"]) == ([], 0)
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        stale = time.time() - 60  # as if it had hung for a minute (past any session timeout)
+        os.utime(first.folder / "heartbeat", (stale, stale))
+        now = status()
+        assert (now["live_brokers"], now["hung_brokers"], now["controller"]) == ([0, 1], [0], 1)
+        table = brokers.kcli("cluster", "status").stdout
+        assert "hung (no heartbeat for 6" in table and "live, controller" in table, table
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
