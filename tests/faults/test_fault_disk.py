@@ -281,40 +281,59 @@ def test_full_disk_through_brokers(kcli, small_disk, tmp_path, rf, record_proper
 
 @pytest.mark.faults
 @pytest.mark.slow
-def test_leadership_leaves_a_disk_that_stays_full(kcli, tmp_path, record_property):
+@pytest.mark.parametrize("fault", ["full", "eio"])
+def test_leadership_leaves_a_failing_disk(kcli, tmp_path, record_property, fault):
     """Kafka's log-dir failure: when the leader's disk keeps refusing writes, the partition goes offline
     on that broker and its leadership moves to an in-sync follower; the old leader leaves the ISR and
-    rejoins as a follower once its disk takes writes again.  Only the leader's replica folder is on the
-    small disk (its heartbeat keeps working: the move is the storage failure's doing, not the
-    controller's)."""
+    rejoins as a follower once its disk takes writes again.
+
+    ``full``: only the leader's replica folder is on a small disk, filled (its heartbeat keeps working:
+    the move is the storage failure's doing, not the controller's), so the move comes after the 5 s a
+    full disk is given to clear.  ``eio``: the leader's writes to its replica folder fail with EIO
+    (injected by ``faultyio/sitecustomize.py``), and the leadership moves at once."""
     brokers = Brokers(kcli.data_dir, tmp_path)
     ledger = Ledger()
     brokers.init(3)
     brokers.kcli("topic", "create", "t", "-r", "3")
     first = _partition_meta(kcli)
     folder = Path(DataDir(str(kcli.data_dir)).partition_dir(first.leader, "t", 0))
-    why = _mount("-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(folder))
-    if why:
-        pytest.skip(f"cannot mount a tmpfs here ({why})")
+    if fault == "full":
+        why = _mount("-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(folder))
+        if why:
+            pytest.skip(f"cannot mount a tmpfs here ({why})")
+        start_failing, stop_failing = (lambda: _fill(folder / "filler")), (folder / "filler").unlink
+        pad, message, move_within = BIG, "No space left", 30
+    else:
+        failing = tmp_path / "disk-fails"
+        brokers.env.update(
+            PYTHONPATH=os.pathsep.join([FAULTY_IO, brokers.env.get("PYTHONPATH", "")]),
+            KCLI_TEST_EIO_WHEN=str(failing),
+            KCLI_TEST_EIO_PATH=str(folder) + os.sep,
+        )
+        start_failing, stop_failing = failing.touch, failing.unlink
+        pad, message, move_within = 0, "Input/output error", 4  # at once (here 0.1-0.2 s): under the 5 s
     try:
         for b in range(3):
             brokers.start(b)
         _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
         assert code == 0, stderr
-        _fill(folder / "filler")
-        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 100, BIG), ledger)
+        start_failing()
+        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 100, pad), ledger)
         assert code == STORAGE_ERROR and took < 15, f"exited {code} after {took:.1f}s: {stderr}"
+        assert message in one_error_line(stderr), stderr
         ledger.faults += 1
+        failed_at = time.monotonic()
         moved = _wait_for(
-            "the leadership to leave the full disk",
+            "the leadership to leave the failing disk",
             lambda: (m := _partition_meta(kcli)).leader not in (first.leader, -1) and m,
-            timeout=30,
+            timeout=move_within,
         )
+        print(f"leadership moved {time.monotonic() - failed_at:.1f} s after the failed write")
         assert first.leader not in moved.isr, moved
-        code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 500, BIG), ledger)
+        code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 500, pad), ledger)
         assert code == 0, f"writes to the new leader failed: {stderr}"
-        (folder / "filler").unlink()
+        stop_failing()
         _wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 100), ledger)
         assert code == 0, stderr
@@ -327,62 +346,10 @@ def test_leadership_leaves_a_disk_that_stays_full(kcli, tmp_path, record_propert
         raise
     finally:
         brokers.stop_all()
-        _umount(folder)
+        if fault == "full":
+            _umount(folder)
     ledger.check_stored(stored)
-    print(ledger.summary("leader's disk full"))
-    record_property("lost", ledger.lost)
-    assert not ledger.problems, "\n".join(ledger.problems[:20])
-
-
-def test_leadership_leaves_a_failing_disk_at_once(kcli, tmp_path, record_property):
-    """Kafka's log-dir failure for a disk that fails (EIO, injected by ``faultyio/sitecustomize.py`` into
-    the leader's writes to its replica folder): no grace as for a full disk, the leadership moves at
-    once, and the old leader rejoins once its writes go through again."""
-    brokers = Brokers(kcli.data_dir, tmp_path)
-    ledger = Ledger()
-    brokers.init(3)
-    brokers.kcli("topic", "create", "t", "-r", "3")
-    first = _partition_meta(kcli)
-    failing = tmp_path / "disk-fails"
-    brokers.env.update(
-        PYTHONPATH=os.pathsep.join([FAULTY_IO, brokers.env.get("PYTHONPATH", "")]),
-        KCLI_TEST_EIO_WHEN=str(failing),
-        KCLI_TEST_EIO_PATH=DataDir(str(kcli.data_dir)).partition_dir(first.leader, "t", 0) + os.sep,
-    )
-    try:
-        for b in range(3):
-            brokers.start(b)
-        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
-        code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
-        assert code == 0, stderr
-        failing.touch()
-        code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 100), ledger)
-        assert code == STORAGE_ERROR and took < 15, f"exited {code} after {took:.1f}s: {stderr}"
-        assert "Input/output error" in one_error_line(stderr), stderr
-        ledger.faults += 1
-        failed_at = time.monotonic()
-        moved = _wait_for(
-            "the leadership to leave the failing disk",
-            lambda: (m := _partition_meta(kcli)).leader not in (first.leader, -1) and m,
-            timeout=4,  # at once (here 0.1-0.2 s): under the 5 s a full disk is given
-        )
-        print(f"leadership moved {time.monotonic() - failed_at:.1f} s after the failed write")
-        assert first.leader not in moved.isr, moved
-        code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 300), ledger)
-        assert code == 0, f"writes to the new leader failed: {stderr}"
-        failing.unlink()
-        _wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
-        stored = dict(read_partition(kcli, "t"))
-        for broker in brokers.started:
-            assert broker.stop() == 0, broker.log()
-        check_whole(kcli, "t")
-    except BaseException:
-        brokers.print_logs()
-        raise
-    finally:
-        brokers.stop_all()
-    ledger.check_stored(stored)
-    print(ledger.summary("leader's disk failing"))
+    print(ledger.summary(f"leader's disk {fault}"))
     record_property("lost", ledger.lost)
     assert not ledger.problems, "\n".join(ledger.problems[:20])
 
