@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata
+from kcli.cluster.producers import SNAPSHOT as PRODUCER_SNAPSHOT
 from kcli.config import LogConfig
 from kcli.errors import KcliError
 from kcli.inspect import indexes, layout, scan
@@ -228,11 +229,13 @@ def plan_repair(
             more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
             plan.actions.append(Action("rebuild_indexes", stem + INDEX_SUFFIX, issues[0] + more, base))
     _plan_checkpoints(plan)
-    state = os.path.join(directory, WRITER_STATE)
-    if plan.actions and os.path.exists(state):
-        plan.actions.append(
-            Action("remove_state", state, "the next writer recovers the log instead of resuming")
-        )
+    for name, why in (
+        (WRITER_STATE, "the next writer recovers the log instead of resuming"),
+        (PRODUCER_SNAPSHOT, "the next writer rebuilds producer sequences from the repaired log"),
+    ):
+        state = os.path.join(directory, name)
+        if plan.actions and os.path.exists(state):
+            plan.actions.append(Action("remove_state", state, why))
     return plan
 
 
