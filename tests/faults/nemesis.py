@@ -583,6 +583,9 @@ def run(config: Config, log=print) -> Report:
             for broker in list(cluster.procs):
                 cluster.signal(broker, signal.SIGCONT)
             cluster.stop_all()
+            if report.violations and disk is not None:  # the tmpfs goes: keep the evidence
+                shutil.copytree(data_dir, workdir / "data-kept", symlinks=True, dirs_exist_ok=True)
+                log(f"nemesis: the data dir is kept in {workdir / 'data-kept'}")
     return report
 
 
