@@ -64,7 +64,7 @@ class Config:
     partitions: int = 3
     session_timeout_ms: int = 3000
     interval: tuple[float, float] = (1.0, 3.0)  # seconds between faults
-    disk_mb: int = 96
+    disk_mb: int = 0  # the tmpfs for the data dir; 0: enough for the run (three replicas of every write)
     workdir: Path | None = None
 
 
@@ -432,13 +432,12 @@ class Nemesis:
         assert self.mount is not None
         ballast = self.mount / "ballast"
         chunk = b"\0" * (1 << 20)
-        with open(ballast, "wb") as fh:
-            with contextlib.suppress(OSError):
-                while True:
-                    fh.write(chunk)
-                    fh.flush()
+        with contextlib.suppress(OSError), open(ballast, "wb") as fh:  # full already: fine too
+            while True:
+                fh.write(chunk)
+                fh.flush()
         time.sleep(self.rng.uniform(1.0, 3.0))
-        ballast.unlink()
+        ballast.unlink(missing_ok=True)
 
     def corrupt(self) -> None:
         """A torn tail on a stopped broker's replica: garbage after its last batch, as a crash mid-write
@@ -574,7 +573,8 @@ def run(config: Config, log=print) -> Report:
     report = Report()
     rng = random.Random(config.seed)
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="kcli-nemesis-"))
-    with small_disk(workdir / "disk", config.disk_mb) as disk:
+    megabytes = config.disk_mb or int(96 + 64 * config.seconds / 60)
+    with small_disk(workdir / "disk", megabytes) as disk:
         data_dir = (disk or workdir / "disk") / "data"
         cluster = Cluster(data_dir, workdir, config.session_timeout_ms)
         try:
