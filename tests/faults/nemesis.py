@@ -640,12 +640,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()), help="seed of the fault schedule")
     parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS)}")
     parser.add_argument("--workdir", type=Path, help="keep the data dir and broker logs here")
+    parser.add_argument("--disk-mb", type=int, default=0,
+                        help="size of the data dir's tmpfs (default: enough for the run; less fills it for good)")
     args = parser.parse_args(argv)
     faults = tuple(f for f in args.faults.split(",") if f)
     unknown = set(faults) - set(FAULTS)
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
-    config = Config(seconds=args.minutes * 60, seed=args.seed, faults=faults, workdir=args.workdir)
+    config = Config(seconds=args.minutes * 60, seed=args.seed, faults=faults, workdir=args.workdir,
+                    disk_mb=args.disk_mb)
     report = run(config, log=lambda m: print(m, file=sys.stderr))
     print(report.summary())
     for problem in report.problems:
