@@ -77,6 +77,7 @@ class Report:
     reordered: int = 0
     inconsistent_offsets: int = 0
     non_monotonic_polls: int = 0
+    resent_by_client: int = 0  # librdkafka re-sent a possibly stored record under a bumped epoch
     faults: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -89,8 +90,8 @@ class Report:
         done = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
         return (f"acknowledged {self.acknowledged}, lost {self.lost}, duplicated {self.duplicated}, "
                 f"reordered {self.reordered}, inconsistent offsets {self.inconsistent_offsets}, "
-                f"non-monotonic polls {self.non_monotonic_polls} (indeterminate {self.indeterminate}; "
-                f"faults: {done})")
+                f"non-monotonic polls {self.non_monotonic_polls} (indeterminate {self.indeterminate}, "
+                f"re-sent by librdkafka under a new epoch {self.resent_by_client}; faults: {done})")
 
     def problem(self, text: str) -> None:
         if len(self.problems) < 50:
@@ -493,6 +494,16 @@ def read_from_files(cluster: Cluster) -> dict[int, list[tuple[int, str]]]:
     return out
 
 
+def producer_sessions(batches: list[tuple[int, bytes]]) -> dict[int, tuple[int, int]]:
+    """offset -> (producer id, producer epoch) of the batch that stored it."""
+    out = {}
+    for _base, raw in batches:
+        header = records.parse_header(raw)
+        for offset in range(header.base_offset, header.last_offset + 1):
+            out[offset] = (header.producer_id, header.producer_epoch)
+    return out
+
+
 def check(report: Report, acked: dict[str, tuple[int, int]], by_broker: dict[int, list[tuple[int, str]]],
           from_files: dict[int, list[tuple[int, str]]], cluster: Cluster, partitions: int) -> None:
     report.acknowledged = len(acked)
@@ -507,23 +518,6 @@ def check(report: Report, acked: dict[str, tuple[int, int]], by_broker: dict[int
             report.inconsistent_offsets += 1
             report.problem(f"partition {p}: the brokers serve {len(stored)} records, the files hold "
                            f"{len(from_files.get(p, []))} (or other offsets)")
-        last_seq: dict[str, int] = {}
-        for offset, value in stored:
-            copies.setdefault(value, set()).add((p, offset))
-            if value in seen:
-                report.duplicated += 1
-                report.problem(f"{value} stored twice: at {seen[value]} and at {(p, offset)}")
-                continue
-            seen[value] = (p, offset)
-            m = _KCLI_VALUE.match(value)
-            writer, seq = (f"kcli{m.group(1)}s{m.group(2)}", int(m.group(3))) if m else (
-                ("rdk", int(_RDK_VALUE.match(value).group(1))) if _RDK_VALUE.match(value) else (None, 0))
-            if writer is None:
-                continue
-            if writer in last_seq and seq < last_seq[writer]:
-                report.reordered += 1
-                report.problem(f"partition {p} offset {offset}: {value} after seq {last_seq[writer]}")
-            last_seq[writer] = seq
         # every replica holds the same batches
         replicas = Metadata(cluster.datadir).load().partition(TOPIC, p).replicas
         logs = {b: replica(cluster.datadir, b, p) for b in replicas}
@@ -535,6 +529,34 @@ def check(report: Report, acked: dict[str, tuple[int, int]], by_broker: dict[int
             elif batches != first:
                 report.inconsistent_offsets += 1
                 report.problem(f"partition {p}: replica on broker {broker} differs from broker {replicas[0]}")
+        senders = producer_sessions(first if not isinstance(first, str) else [])
+        last_seq: dict[str, int] = {}
+        for offset, value in stored:
+            copies.setdefault(value, set()).add((p, offset))
+            if value in seen:
+                earlier = seen[value]
+                if _RDK_VALUE.match(value) and senders.get(earlier[1]) != senders.get(offset):
+                    # librdkafka renumbered a possibly persisted record after bumping its epoch (because
+                    # another batch failed): a new (producer, epoch) with sequence 0 is a new record to any
+                    # broker, Kafka's included, so this is the client's doing, counted apart
+                    report.resent_by_client += 1
+                    report.problem(f"{value} at {earlier} re-sent by librdkafka as producer/epoch "
+                                   f"{senders.get(offset)} (was {senders.get(earlier[1])}): stored again at "
+                                   f"{(p, offset)}")
+                else:
+                    report.duplicated += 1
+                    report.problem(f"{value} stored twice: at {earlier} and at {(p, offset)}")
+                continue
+            seen[value] = (p, offset)
+            m = _KCLI_VALUE.match(value)
+            writer, seq = (f"kcli{m.group(1)}s{m.group(2)}", int(m.group(3))) if m else (
+                ("rdk", int(_RDK_VALUE.match(value).group(1))) if _RDK_VALUE.match(value) else (None, 0))
+            if writer is None:
+                continue
+            if writer in last_seq and seq < last_seq[writer]:
+                report.reordered += 1
+                report.problem(f"partition {p} offset {offset}: {value} after seq {last_seq[writer]}")
+            last_seq[writer] = seq
     for value, where in acked.items():
         if value not in seen:
             report.lost += 1
