@@ -66,6 +66,7 @@ class CorruptRecordError(KcliError):
         if path is not None:
             where = f" in {path}" + (f" at position {position}" if position is not None else "")
         super().__init__(message + where)
+        self.reason = message  # what is wrong, without where: for a message that says where itself
         self.path = path
         self.position = position
 

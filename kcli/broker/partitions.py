@@ -321,11 +321,10 @@ class LedPartition:
             if self.closed or self.deposed:
                 return
             for _broker, replica in self.writer.logs:
-                if replica.flush_due():
-                    try:
-                        replica.flush()
-                    except OSError as exc:
-                        self._storage_failed(StorageError.of(exc, replica.active.log_path))
+                try:
+                    replica.flush_if_due()
+                except OSError as exc:
+                    self._storage_failed(StorageError.of(exc, replica.active.log_path))
             for broker in self.meta.isr:
                 if (
                     broker != self.meta.leader
@@ -744,7 +743,7 @@ class LedPartitions:
             if failure is not None:
                 self._give_up(led, failure, set(states.running) - {self.broker_id})
         if self.followers is not None:
-            self.followers.flush_due()
+            self.followers.flush_if_due()
 
     def _give_up(self, led: LedPartition, failure: StorageError, live: set[int]) -> None:
         """Writes to ``led`` keep failing: move its leadership to a live in-sync follower, leaving the

@@ -22,7 +22,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kcli.broker.info import socket_path
 from kcli.client.embedded import (
@@ -298,11 +298,11 @@ class FollowedReplica:
             write_checkpoints(self.datadir, self.broker_id, self.topic, self.partition, self.log, self.hw)
             self.dirty = False
 
-    def flush_due(self) -> None:
+    def flush_if_due(self) -> None:
         """fsync once the oldest unsynced record is older than flush.ms."""
         with self.mutex:
-            if self.log is not None and self.log.flush_due():
-                self.log.flush()
+            if self.log is not None:
+                self.log.flush_if_due()
 
     def close(self) -> int:
         """Stop following and leave the log as a clean writer would; returns our high watermark."""
@@ -601,22 +601,20 @@ class Followers:
         return self._last_hw.get(key)
 
     def checkpoint(self) -> None:
-        with self._lock:
-            replicas = list(self._replicas.values())
-        for replica in replicas:
-            try:
-                replica.checkpoint()
-            except (KcliError, OSError) as exc:
-                log.error("checkpoint of replica %s-%d failed: %s", replica.topic, replica.partition, exc)
+        self._each(FollowedReplica.checkpoint, "checkpoint")
 
-    def flush_due(self) -> None:
+    def flush_if_due(self) -> None:
+        self._each(FollowedReplica.flush_if_due, "fsync")
+
+    def _each(self, action: Callable[[FollowedReplica], None], what: str) -> None:
+        """``action`` on every followed replica; one that fails is logged and the others go on."""
         with self._lock:
             replicas = list(self._replicas.values())
         for replica in replicas:
             try:
-                replica.flush_due()
-            except OSError as exc:
-                log.error("fsync of replica %s-%d failed: %s", replica.topic, replica.partition, exc)
+                action(replica)
+            except (KcliError, OSError) as exc:
+                log.error("%s of replica %s-%d failed: %s", what, replica.topic, replica.partition, exc)
 
     def close_all(self) -> None:
         with self._lock:

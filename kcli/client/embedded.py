@@ -116,10 +116,7 @@ class PartitionWriter:
         except BaseException:
             for _broker, log in self.logs:
                 log.close()
-            for broker in list(self._replica_locks):
-                self._unlock(broker)
-            if self.lock is not None:
-                self.lock.release()
+            self._let_go()
             raise
 
     def _embedded_followers(self, meta: PartitionMeta) -> list[int]:
@@ -147,6 +144,13 @@ class PartitionWriter:
             self._unlock(broker)
             raise
         return log
+
+    def _let_go(self) -> None:
+        """Release every replica lock, then the partition lock (the reverse of taking them)."""
+        for broker in list(self._replica_locks):
+            self._unlock(broker)
+        if self.lock is not None:
+            self.lock.release()
 
     def _unlock(self, broker: int) -> None:
         lock = self._replica_locks.pop(broker, None)
@@ -247,10 +251,7 @@ class PartitionWriter:
                     else:
                         log.close()  # no state file: the next writer recovers what the failure left
             finally:
-                for broker in list(self._replica_locks):
-                    self._unlock(broker)
-                if self.lock is not None:
-                    self.lock.release()
+                self._let_go()
 
     def checkpoint(self, hw: int | None = None) -> None:
         """Apply retention, fsync every replica, then advance the checkpoints (recovery point, log start,

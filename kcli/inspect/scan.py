@@ -99,7 +99,7 @@ def scan_log(
             try:
                 header = records.parse_header(head)
             except CorruptRecordError as exc:
-                yield Stop(position, CORRUPT, str(exc).split(" at position")[0], remaining)
+                yield Stop(position, CORRUPT, exc.reason, remaining)
                 return
             batch = window.get(position, size_of_batch)
             crc_ok = crc32c(batch[21:]) == header.crc

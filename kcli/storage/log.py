@@ -311,11 +311,11 @@ class PartitionLog:
                 self._unflushed_since = now
         return AppendInfo(base, last, position, now if self.config.log_append_time else -1)
 
-    def flush_due(self, now: int | None = None) -> bool:
-        """Whether the oldest unsynced record is older than flush.ms (the broker's maintenance asks)."""
-        if self._unflushed_since is None:
-            return False
-        return (now_ms() if now is None else now) - self._unflushed_since >= self.config.flush_ms
+    def flush_if_due(self) -> None:
+        """fsync once the oldest unsynced record is older than flush.ms (the broker's maintenance asks:
+        an append checks this itself, but a log nobody appends to must be synced in time too)."""
+        if self._unflushed_since is not None and now_ms() - self._unflushed_since >= self.config.flush_ms:
+            self.flush()
 
     def tail_headers(self, max_bytes: int) -> Iterator[records.BatchHeader]:
         """The headers of the batches in about the last ``max_bytes`` of the log, oldest first: the walk
@@ -366,7 +366,7 @@ class PartitionLog:
                     return data
                 self._check_complete(idx, offset)
             except CorruptRecordError as exc:
-                raise CorruptRecordError(f"cannot read offset {offset}: {_reason(exc)}", exc.path,
+                raise CorruptRecordError(f"cannot read offset {offset}: {exc.reason}", exc.path,
                                          exc.position) from None
             idx += 1
         return b""
@@ -486,15 +486,6 @@ class PartitionLog:
         if kept != epochs:
             checkpoint.write_epochs(os.path.join(self.directory, checkpoint.LEADER_EPOCH), kept)
         self._last_epoch = kept[-1][0] if kept else -1
-
-
-def _reason(exc: CorruptRecordError) -> str:
-    """The message of a CorruptRecordError without the "in FILE at position N" it adds."""
-    text = str(exc.args[0])
-    where = ""
-    if exc.path is not None:
-        where = f" in {exc.path}" + (f" at position {exc.position}" if exc.position is not None else "")
-    return text[: -len(where)] if where and text.endswith(where) else text
 
 
 def _cut_at(data: bytes, upper: int) -> bytes:

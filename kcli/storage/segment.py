@@ -165,7 +165,7 @@ class LogSegment:
         if position > size:
             return f"{index.path}: entry for offset {offset} points at position {position}, past the end of the log"
         raw = self.pread(position, records.HEADER_SIZE) if len(index) else b""
-        if len(raw) == records.HEADER_SIZE:  # else no batch there yet: the entry is written before its batch
+        if len(raw) == records.HEADER_SIZE:  # else its batch is missing (a log an earlier kcli wrote): tail() copes
             try:
                 header = records.parse_header(raw)
             except CorruptRecordError:
@@ -224,7 +224,7 @@ class LogSegment:
             except CorruptRecordError as exc:
                 if self.zero_tail(position, end):
                     return
-                raise CorruptRecordError(str(exc).split(" at position")[0], self.log_path, position) from None
+                raise CorruptRecordError(exc.reason, self.log_path, position) from None
             if position + header.size > end:
                 return
             yield position, header
@@ -249,7 +249,7 @@ class LogSegment:
         try:
             records.parse_header(raw)
         except CorruptRecordError as exc:
-            return f"corrupt record batch header: {str(exc).split(' at position')[0]}"
+            return f"corrupt record batch header: {exc.reason}"
         return "invalid record batch"
 
     def tail(self) -> tuple[int, int]:
@@ -460,7 +460,7 @@ class LogSegment:
                 header = records.parse_header(raw)
             except CorruptRecordError as exc:
                 if not self.zero_tail(position, size):  # zeros after the last batch are a torn tail too
-                    error = f"{str(exc).split(' at position')[0]} at position {position}"
+                    error = f"{exc.reason} at position {position}"
                 break
             if position + header.size > size:
                 break
