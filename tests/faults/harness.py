@@ -34,6 +34,17 @@ CRASHPOINT = str(Path(__file__).with_name("crashpoint.py"))
 _VALUE = re.compile(r"^r(\d+)-(\d+)(?:-x*)?$")
 
 
+def wait_for(what: str, condition, timeout: float = 60.0, interval: float = 0.05):
+    """Poll ``condition`` until it returns something truthy (returned); fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(interval)
+
+
 def kill9(proc: subprocess.Popen) -> bool:
     """SIGKILL ``proc`` and reap it; True if it was still running (the fault really hit it)."""
     alive = proc.poll() is None

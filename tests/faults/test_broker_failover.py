@@ -33,21 +33,10 @@ from kcli.protocol import ApiKey, ErrorCode
 from kcli.storage import records
 from kcli.storage.records import encode_batch
 
-from .harness import replica_batches
+from .harness import replica_batches, wait_for
 
 TOPIC = "ha"
 DEADLINE = 60.0
-
-
-def wait_for(what: str, condition, timeout: float = DEADLINE, interval: float = 0.05):
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(interval)
 
 
 def partition_meta(brokers: Brokers, topic: str = TOPIC) -> PartitionMeta:

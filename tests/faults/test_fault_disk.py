@@ -33,6 +33,7 @@ from .harness import (
     read_partition,
     replica_batches,
     session_lines,
+    wait_for,
 )
 
 BIG = 1000  # bytes of padding per flood record
@@ -195,14 +196,6 @@ def _partition_meta(kcli, topic: str = "t"):
     return Metadata(DataDir(str(kcli.data_dir))).load().partition(topic, 0)
 
 
-def _wait_for(what: str, condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
 def _fill(path: Path) -> None:
     """Take every free byte of the file system ``path`` is on."""
     with open(path, "wb", buffering=0) as f:
@@ -240,7 +233,7 @@ def test_full_disk_through_brokers(kcli, small_disk, tmp_path, rf, record_proper
         brokers.init(rf)
         brokers.kcli("topic", "create", "t", "-r", rf)
         running = [brokers.start(b) for b in range(rf)]
-        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == rf)
+        wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == rf)
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
         assert code == 0, stderr
         code, stderr, took = _produce_acked(kcli, "t", session_lines(1, 4000, BIG), ledger)
@@ -256,7 +249,7 @@ def test_full_disk_through_brokers(kcli, small_disk, tmp_path, rf, record_proper
         assert _mount("-o", "remount,size=16m", str(small_disk)) is None
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 500, BIG), ledger)
         assert code == 0, f"writes after space came back failed: {stderr}"
-        _wait_for("followers to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == rf)
+        wait_for("followers to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == rf)
         for broker in running:
             assert broker.stop() == 0, broker.log()
         # a clean stop leaves whole logs, even after the disk was full
@@ -315,7 +308,7 @@ def test_leadership_leaves_a_failing_disk(kcli, tmp_path, record_property, fault
     try:
         for b in range(3):
             brokers.start(b)
-        _wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
+        wait_for("a full ISR", lambda: len(_partition_meta(kcli).isr) == 3)
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(0, 300), ledger)
         assert code == 0, stderr
         start_failing()
@@ -324,7 +317,7 @@ def test_leadership_leaves_a_failing_disk(kcli, tmp_path, record_property, fault
         assert message in one_error_line(stderr), stderr
         ledger.faults += 1
         failed_at = time.monotonic()
-        moved = _wait_for(
+        moved = wait_for(
             "the leadership to leave the failing disk",
             lambda: (m := _partition_meta(kcli)).leader not in (first.leader, -1) and m,
             timeout=move_within,
@@ -334,7 +327,7 @@ def test_leadership_leaves_a_failing_disk(kcli, tmp_path, record_property, fault
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(2, 500, pad), ledger)
         assert code == 0, f"writes to the new leader failed: {stderr}"
         stop_failing()
-        _wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
+        wait_for("the old leader to catch up and rejoin", lambda: len(_partition_meta(kcli).isr) == 3)
         code, stderr, _took = _produce_acked(kcli, "t", session_lines(3, 100), ledger)
         assert code == 0, stderr
         stored = dict(read_partition(kcli, "t"))

@@ -34,7 +34,7 @@ from kcli.errors import LockTimeoutError
 from kcli.protocol import ApiKey, ErrorCode, RequestHeader, decode_response, encode_request
 from kcli.storage.records import encode_batch
 
-from .harness import replica_batches
+from .harness import replica_batches, wait_for
 from .test_broker_failover import (
     TOPIC,
     all_in_sync,
@@ -43,7 +43,6 @@ from .test_broker_failover import (
     consumed,
     partition_meta,
     start_cluster,
-    wait_for,
 )
 from .test_broker_failover import _produce_raw as produce_raw
 

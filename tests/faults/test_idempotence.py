@@ -25,8 +25,8 @@ from kcli.errors import SequenceError
 from kcli.storage import records
 from kcli.storage.records import encode_batch
 
-from .harness import Piped, replica_batches, session_lines
-from .test_broker_failover import DEADLINE, wait_for
+from .harness import Piped, replica_batches, session_lines, wait_for
+from .test_broker_failover import DEADLINE
 
 TOPIC = "idem"
 
