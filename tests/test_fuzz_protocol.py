@@ -346,7 +346,7 @@ def test_offset_specs_resolve_inside_the_log_or_refuse(spec):
     )
 )
 def test_topic_configs_parse_or_refuse_with_a_usage_error(pairs):
-    from kcli.config import parse_config_pairs
+    from kcli.storage.config import parse_config_pairs
 
     try:
         parse_config_pairs(pairs)

@@ -14,9 +14,9 @@ from inspect_helpers import FIXTURES, SEG0, kcli, leader, make_datadir, one_line
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
-from kcli.config import LogConfig
 from kcli.inspect import verify
 from kcli.storage import checkpoint, records
+from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
 
 

@@ -22,8 +22,8 @@ from kcli.client.embedded import EmbeddedTransport, PartitionWriter
 from kcli.cluster.controller import NO_LEADER, alter_isr, hand_over, on_brokers_lost
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata, PartitionMeta
-from kcli.config import LogConfig
 from kcli.protocol import ApiKey, ErrorCode
+from kcli.storage.config import LogConfig
 from kcli.storage.divergence import divergence, end_offset_for_epoch, truncation_offset
 from kcli.storage.log import PartitionLog
 from kcli.storage.records import encode_batch

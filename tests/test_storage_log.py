@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from kcli.config import LogConfig
 from kcli.storage import checkpoint, compression, records
+from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
 
 DAY = 24 * 3600 * 1000

@@ -14,7 +14,6 @@ from typing import Any
 
 from kcli.broker.context import BrokerContext
 from kcli.cluster.metadata import validate_topic_name
-from kcli.config import parse_topic_config
 from kcli.errors import (
     AlreadyExistsError,
     InvalidConfigError,
@@ -24,6 +23,7 @@ from kcli.errors import (
     NotFoundError,
 )
 from kcli.protocol import ErrorCode, RequestHeader, Struct
+from kcli.storage.config import parse_topic_config
 
 log = logging.getLogger("kcli.broker")
 

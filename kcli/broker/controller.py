@@ -24,7 +24,7 @@ from kcli.broker.liveness import BrokerStates, observe
 from kcli.cluster.controller import on_brokers_lost, replica_leo
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata
-from kcli.config import LogConfig
+from kcli.storage.config import LogConfig
 
 log = logging.getLogger("kcli.broker")
 

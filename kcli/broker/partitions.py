@@ -38,10 +38,10 @@ from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
-from kcli.config import LogConfig
 from kcli.errors import KcliError, LockTimeoutError, SequenceError, StorageError
 from kcli.protocol import ErrorCode
 from kcli.storage import records
+from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
 

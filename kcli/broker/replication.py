@@ -34,10 +34,10 @@ from kcli.client.embedded import (
 from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
-from kcli.config import LogConfig
 from kcli.errors import KcliError, ProtocolError, StorageError
 from kcli.protocol import ApiKey, ErrorCode, error_name
 from kcli.storage import checkpoint, records
+from kcli.storage.config import LogConfig
 from kcli.storage.divergence import truncation_offset, without_newer
 from kcli.storage.fileio import takes_writes
 from kcli.storage.log import PartitionLog, parse_partition_dir

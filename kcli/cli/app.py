@@ -117,7 +117,7 @@ def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_fi
     10 partition unavailable (no leader, too few in-sync replicas); 11 storage error (a full or failing disk);
     130 interrupted.
     """
-    from kcli.settings import apply_config_file
+    from kcli.cli.settings import apply_config_file
 
     opts = apply_config_file(
         ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout, "bootstrap_server": bootstrap_server},

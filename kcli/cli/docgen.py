@@ -250,7 +250,7 @@ def render_files() -> str:
 
 def render_config_keys(commands: list[tuple[click.Command, click.Context]]) -> str:
     """Which keys each table of the config file accepts."""
-    from kcli.settings import preferred_key, settable_options
+    from kcli.cli.settings import preferred_key, settable_options
 
     out = []
     for command, ctx in commands:

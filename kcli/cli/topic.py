@@ -35,7 +35,7 @@ def topic() -> None:
 def create(env, name: str, partitions: int, replication_factor: int, configs: tuple[str, ...],
            if_not_exists: bool) -> None:
     """Create topic NAME."""
-    from kcli.config import parse_config_pairs
+    from kcli.storage.config import parse_config_pairs
 
     parsed = parse_config_pairs(configs)
     admin = _admin(env)
@@ -53,7 +53,7 @@ def create(env, name: str, partitions: int, replication_factor: int, configs: tu
 def _warn_replication(meta) -> None:
     """Print Kafka's replication guidance for this topic's settings on stderr."""
     from kcli.cluster.advice import replication_warnings
-    from kcli.config import TOPIC_CONFIGS
+    from kcli.storage.config import TOPIC_CONFIGS
 
     min_insync = int(meta.configs.get("min.insync.replicas", TOPIC_CONFIGS["min.insync.replicas"][0]))
     rf = len(meta.partitions[0].replicas)
@@ -101,7 +101,7 @@ def list_(env, as_json: bool) -> None:
 @click.pass_obj
 def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> None:
     """Show partitions, leaders, replicas, ISR and offsets of topics (all when none named)."""
-    from kcli.config import LogConfig
+    from kcli.storage.config import LogConfig
 
     admin = _admin(env)
     state = admin.state()
@@ -144,8 +144,8 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
 @click.pass_obj
 def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], removed: tuple[str, ...]) -> None:
     """Add partitions to NAME or change its configs."""
-    from kcli.config import TOPIC_CONFIGS, parse_config_pairs
     from kcli.errors import InvalidConfigError, UsageError
+    from kcli.storage.config import TOPIC_CONFIGS, parse_config_pairs
 
     if partitions is None and not configs and not removed:
         raise UsageError("nothing to change", hint="give --partitions, --config or --delete-config")
@@ -180,6 +180,6 @@ def delete(env, name: str) -> None:
 @topic.command("configs")
 def configs() -> None:
     """List topic configs with their defaults."""
-    from kcli.config import TOPIC_CONFIGS
+    from kcli.storage.config import TOPIC_CONFIGS
 
     table(["CONFIG", "DEFAULT", "MEANING"], [(k, v[0], v[2]) for k, v in sorted(TOPIC_CONFIGS.items())])

@@ -7,7 +7,7 @@ import shutil
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata, TopicMeta
-from kcli.config import LogConfig
+from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
 
 

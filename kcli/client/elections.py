@@ -20,8 +20,8 @@ from collections.abc import Callable
 from kcli.cluster.controller import Election, elect, replica_leo
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
-from kcli.config import LogConfig
 from kcli.errors import BrokerError, UnavailableError, UsageError
+from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
 

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.cluster.producers import ProducerIds, ProducerStates
-from kcli.config import LogConfig
 from kcli.errors import KcliError, LockTimeoutError, NotFoundError, StorageError, UnavailableError
 from kcli.storage import checkpoint, records
+from kcli.storage.config import LogConfig
 from kcli.storage.divergence import divergence
 from kcli.storage.fileio import sync_files
 from kcli.storage.log import PartitionLog

@@ -27,13 +27,13 @@ from dataclasses import asdict, dataclass, field
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata
 from kcli.cluster.producers import SNAPSHOT as PRODUCER_SNAPSHOT
-from kcli.config import LogConfig
 from kcli.errors import KcliError
 from kcli.inspect import indexes, layout, scan
 from kcli.inspect.errors import PartitionLockedError
 from kcli.inspect.layout import PartitionLocation
 from kcli.inspect.logdirs import log_end_offset
 from kcli.storage import checkpoint
+from kcli.storage.config import LogConfig
 from kcli.storage.fileio import write_file
 from kcli.storage.log import WRITER_STATE
 from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, segment_name

@@ -11,9 +11,9 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterator
 
-from kcli.config import LogConfig
 from kcli.errors import CorruptRecordError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
+from kcli.storage.config import LogConfig
 from kcli.storage.fileio import read_file, write_file
 from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
 

@@ -29,9 +29,9 @@ from kcli.broker.partitions import LedPartitions, PartitionResult
 from kcli.client.embedded import PartitionWriter
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
-from kcli.config import LogConfig
 from kcli.errors import LockTimeoutError
 from kcli.protocol import ApiKey, ErrorCode, RequestHeader, decode_response, encode_request
+from kcli.storage.config import LogConfig
 from kcli.storage.records import encode_batch
 
 from .harness import replica_batches, wait_for
