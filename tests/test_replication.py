@@ -16,13 +16,14 @@ import pytest
 from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401
 
 from kcli.broker.isr import ReplicaTracker
-from kcli.broker.liveness import BrokerStates
 from kcli.broker.partitions import LedPartition
-from kcli.client.embedded import EmbeddedTransport, PartitionWriter
+from kcli.client.embedded import EmbeddedTransport
 from kcli.cluster.controller import NO_LEADER, alter_isr, hand_over, on_brokers_lost
 from kcli.cluster.datadir import DataDir
+from kcli.cluster.liveness import BrokerStates
 from kcli.cluster.metadata import Metadata, PartitionMeta
 from kcli.protocol import ApiKey, ErrorCode
+from kcli.replica.writer import PartitionWriter
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import divergence, end_offset_for_epoch, truncation_offset
 from kcli.storage.log import PartitionLog

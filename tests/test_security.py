@@ -115,7 +115,7 @@ def test_parent_folders_are_created_with_the_usual_modes(kcli, tmp_path):
 
 
 def test_default_listener_host_is_loopback():
-    from kcli.broker.info import DEFAULT_HOST, parse_listener
+    from kcli.cluster.broker_info import DEFAULT_HOST, parse_listener
 
     assert DEFAULT_HOST == "127.0.0.1"
     assert parse_listener("9092") == ("127.0.0.1", 9092)

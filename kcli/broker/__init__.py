@@ -2,10 +2,6 @@
 
 Modules, one job each:
 
-- :mod:`~kcli.broker.info` -- where a broker can be reached (``broker.sock``, ``broker.json``) and who is
-  alive; light enough for the client to import.
-- :mod:`~kcli.broker.liveness` -- running, stopped or lost: broker locks plus heartbeat files; light
-  enough for the client to import.
 - :mod:`~kcli.broker.partitions` -- the partitions this broker leads: their locks, write sessions,
   reads, ISR upkeep and high watermark, and the wake-ups long-polling fetches wait for.
 - :mod:`~kcli.broker.isr` -- the leader's rules for followers: caught up or lagging, the high watermark.
@@ -22,5 +18,5 @@ Modules, one job each:
 - :mod:`~kcli.broker.broker` -- the process: broker lock, start-up order, maintenance, heartbeat,
   controlled shutdown.
 
-This package imports nothing at import time, so ``kcli.broker.info`` stays cheap for clients.
+This package imports nothing at import time, so ``kcli.cluster.broker_info`` stays cheap for clients.
 """

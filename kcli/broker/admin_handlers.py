@@ -1,7 +1,7 @@
 """Topic admin API handlers: CreateTopics, DeleteTopics, CreatePartitions.
 
-They change the shared metadata through :class:`kcli.client.admin.Admin` (the same code the embedded
-CLI runs, told not to route back to a broker), then make this broker's led partitions follow at once;
+They change the shared metadata through :class:`kcli.cluster.topics.TopicAdmin` (the same code the embedded
+CLI runs when no broker lives), then make this broker's led partitions follow at once;
 other brokers follow when they see ``metadata.log`` change.  Errors are Kafka's per-topic codes with a
 message, never an exception that would cost the client its connection.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from kcli.broker.context import BrokerContext
 from kcli.cluster.metadata import validate_topic_name
+from kcli.cluster.topics import TopicAdmin
 from kcli.errors import (
     AlreadyExistsError,
     InvalidConfigError,
@@ -38,10 +39,8 @@ class TopicError(Exception):
         self.message = message
 
 
-def _admin(ctx: BrokerContext):
-    from kcli.client.admin import Admin
-
-    return Admin(ctx.datadir, via_broker=False)
+def _admin(ctx: BrokerContext) -> TopicAdmin:
+    return TopicAdmin(ctx.datadir)
 
 
 def _code_for(exc: KcliError) -> ErrorCode:

@@ -23,17 +23,17 @@ import os
 import threading
 import time
 
-from kcli.broker import liveness
 from kcli.broker.context import BrokerContext
 from kcli.broker.controller import Controller
 from kcli.broker.dispatch import Dispatcher
-from kcli.broker.info import BrokerInfo, LiveBrokers, remove_info, socket_path, write_info
-from kcli.broker.liveness import DEFAULT_SESSION_TIMEOUT_MS, BrokerStates, observe
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS, LedPartitions
 from kcli.broker.replication import Followers
 from kcli.broker.server import Server
+from kcli.cluster import liveness
+from kcli.cluster.broker_info import BrokerInfo, LiveBrokers, remove_info, socket_path, write_info
 from kcli.cluster.controller import hand_over
 from kcli.cluster.datadir import DataDir, FileLock
+from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS, BrokerStates, observe
 from kcli.cluster.metadata import Metadata
 from kcli.cluster.producers import ProducerIds
 from kcli.errors import BrokerError, KcliError, LockTimeoutError, NotFoundError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcli.broker.info import BrokerInfo, LiveBrokers
 from kcli.broker.partitions import LedPartitions
+from kcli.cluster.broker_info import BrokerInfo, LiveBrokers
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.producers import ProducerIds
 

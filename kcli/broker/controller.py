@@ -1,13 +1,13 @@
 """The controller duty every broker carries: the running broker with the lowest id watches the others.
 
-Every broker looks at every broker on each tick (:mod:`kcli.broker.liveness`); the one that sees itself
+Every broker looks at every broker on each tick (:mod:`kcli.cluster.liveness`); the one that sees itself
 as the lowest-id *running* broker acts as the controller.  No lock decides it: a controller that hangs
 (SIGSTOP) would keep a lock for ever, and so keep every leadership it should move, its own included.
 Its heartbeat ages instead, and after the session timeout the next broker sees it lost and takes over;
 when it wakes it sees its own heartbeat stale, so it does nothing until it has beaten again.  Two
 brokers may act for a moment at once (their looks a heartbeat apart); that is harmless, because every
 decision is taken inside one metadata change against the state and a fresh look as they are then, so
-the second finds the work done.  The controller looks at every broker (:mod:`kcli.broker.liveness`)
+the second finds the work done.  The controller looks at every broker (:mod:`kcli.cluster.liveness`)
 and, when one is *lost* -- crashed, or hung past the session timeout -- applies Kafka's rules
 (:func:`kcli.cluster.controller.on_brokers_lost`): drop it from every ISR, elect a new leader for the
 partitions it led from the live in-sync replicas (highest log end offset first, leader epoch bumped),
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 
-from kcli.broker.liveness import BrokerStates, observe
 from kcli.cluster.controller import on_brokers_lost, replica_leo
 from kcli.cluster.datadir import DataDir
+from kcli.cluster.liveness import BrokerStates, observe
 from kcli.cluster.metadata import ClusterState, Metadata
 from kcli.storage.config import LogConfig
 
@@ -94,7 +94,7 @@ class Controller:
             )
 
     def _why(self, broker: int) -> str:
-        from kcli.broker.liveness import heartbeat_age
+        from kcli.cluster.liveness import heartbeat_age
 
         age = heartbeat_age(self.datadir, broker)
         if self.datadir.broker_lock(broker).is_locked():

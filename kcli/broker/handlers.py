@@ -136,10 +136,10 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
     """auto.create.topics.enable: a Metadata request for a missing topic creates it with the defaults."""
-    from kcli.client.admin import Admin
+    from kcli.cluster.topics import TopicAdmin
 
     try:
-        Admin(ctx.datadir, via_broker=False).create_topic(name, 1, 1, if_not_exists=True)
+        TopicAdmin(ctx.datadir).create_topic(name, 1, 1, if_not_exists=True)
     except InvalidTopicError:
         return ErrorCode.INVALID_TOPIC_EXCEPTION
     except (KcliError, OSError) as exc:

@@ -1,7 +1,7 @@
 """The partitions this broker leads, kept open for as long as it leads them.
 
 For each partition whose metadata leader is this broker, the broker holds one write session
-(:class:`~kcli.client.embedded.PartitionWriter`, the same code embedded writes use) on its own replica
+(:class:`~kcli.replica.writer.PartitionWriter`, the same code embedded writes use) on its own replica
 and on the in-sync replicas of *stopped* brokers, each under that replica folder's lock, so embedded
 writers in other processes wait or time out instead of writing behind the broker's back.  Running
 followers fetch (:mod:`kcli.broker.replication`) and the leader tracks how far each got
@@ -33,13 +33,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from kcli.broker.isr import ReplicaTracker
-from kcli.broker.liveness import BrokerStates, still_stopped
-from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
+from kcli.cluster.liveness import BrokerStates, still_stopped
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
 from kcli.errors import KcliError, LockTimeoutError, SequenceError, StorageError
 from kcli.protocol import ErrorCode
+from kcli.replica.checkpoints import checkpointed_high_watermark
+from kcli.replica.writer import PartitionWriter
 from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch

@@ -24,18 +24,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from kcli.broker.info import socket_path
-from kcli.client.embedded import (
-    checkpointed_high_watermark,
-    follower_config,
-    recovery_point,
-    write_checkpoints,
-)
+from kcli.cluster.broker_info import socket_path
 from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.errors import KcliError, ProtocolError, StorageError
 from kcli.protocol import ApiKey, ErrorCode, error_name
+from kcli.replica.checkpoints import (
+    checkpointed_high_watermark,
+    follower_config,
+    recovery_point,
+    write_checkpoints,
+)
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import truncation_offset, without_newer
@@ -387,7 +387,7 @@ class LeaderFetcher:
         self._disconnect()
 
     def _connect(self):
-        from kcli.client.remote import BrokerConnection
+        from kcli.protocol.connection import BrokerConnection
 
         return BrokerConnection(
             socket_path(self.datadir, self.leader),

@@ -90,6 +90,25 @@ class Env:
                            f"its messages (chmod 700 {datadir.root} keeps them private)", err=True)
         return datadir
 
+    def transport(self, auto_create: bool = True, acks: int = -1):  # -> kcli.client.transport.Transport
+        """Where a command's records go and come from: the cluster at --bootstrap-server when given (the
+        data dir is then never opened), else the data dir (through its live brokers, if any)."""
+        if self.bootstrap_server:
+            from kcli.client.remote import RemoteTransport
+
+            return RemoteTransport(bootstrap=self.bootstrap_server, auto_create=auto_create, acks=acks)
+        from kcli.client.connect import open_transport
+
+        return open_transport(self.datadir(), auto_create, acks)
+
+    def groups(self):  # -> LocalGroups | ClusterGroups
+        """The consumer groups a command shows: the cluster's at --bootstrap-server, else the data dir's."""
+        from kcli.client.groups import open_groups
+
+        if self.bootstrap_server:
+            return open_groups(None, self.bootstrap_server)
+        return open_groups(self.datadir())
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="kcli", message=VERSION_MESSAGE)

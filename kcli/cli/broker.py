@@ -87,7 +87,7 @@ def serve(
     import threading
 
     from kcli.broker.broker import Broker
-    from kcli.broker.info import parse_listener
+    from kcli.cluster.broker_info import parse_listener
 
     tcp = parse_listener(listener) if listener else None
     logging.basicConfig(
@@ -134,7 +134,7 @@ def list_(env, as_json: bool) -> None:
     """List live brokers (those holding their broker lock) and how to reach them."""
     import datetime
 
-    from kcli.broker.info import live_brokers, socket_path
+    from kcli.cluster.broker_info import live_brokers, socket_path
 
     datadir = env.datadir()
     datadir.check_usable()

@@ -35,7 +35,7 @@ def status(env, as_json: bool) -> None:
     timeout (9 s): the controller moves its leaderships (sooner when brokers run with a shorter
     --session-timeout-ms)."""
     from kcli.broker.controller import acting_controller
-    from kcli.broker.liveness import DEFAULT_SESSION_TIMEOUT_MS, heartbeat_age, observe
+    from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS, heartbeat_age, observe
     from kcli.cluster.metadata import Metadata
 
     datadir = env.datadir()

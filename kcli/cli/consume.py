@@ -53,7 +53,6 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
       kcli consume orders --group billing --reset earliest -e
     """
     from kcli.cli.recordio import compile_format, record_to_json
-    from kcli.client.connect import transport_for
     from kcli.client.consumer import Consumer, resolve_start
 
     if from_beginning and offset_spec:
@@ -79,22 +78,20 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
         if from_beginning:
             reset = "earliest"
     spec = "earliest" if from_beginning else (offset_spec or "latest")
-    transport = transport_for(env, auto_create=False)
+    transport = env.transport(auto_create=False)
     count = transport.partition_count(topic)
     gc = None
     bulk = False
     if group is not None:
-        member_options = dict(assignor=assignor or "range", reset=reset or "latest", commit_offsets=not no_commit,
-                              commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
-                              client_id=client_id or "kcli")
-        if env.bootstrap_server:  # the cluster's coordinator runs the group (Kafka's group protocol)
-            from kcli.client.group_member import GroupMember
+        from kcli.client.group_reader import MemberSettings
+        from kcli.client.groups import open_group_member
 
-            gc = GroupMember(transport, group, [topic], **member_options)
-        else:
-            from kcli.groups.consumer import GroupConsumer
-
-            gc = GroupConsumer(transport, env.datadir(), group, [topic], **member_options)
+        settings = MemberSettings(assignor=assignor or "range", reset=reset or "latest", commit_offsets=not no_commit,
+                                  commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
+                                  client_id=client_id or "kcli")
+        # with --bootstrap-server the cluster's coordinator runs the group (Kafka's group protocol)
+        datadir = None if env.bootstrap_server else env.datadir()
+        gc = open_group_member(transport, datadir, group, [topic], settings)
         source = gc.stream()
     else:
         chosen = list(partitions) or list(range(count))

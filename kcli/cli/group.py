@@ -27,9 +27,7 @@ def list_(env, as_json: bool) -> None:
 
     Names only when piped; with state and member count on a terminal or with --json.
     """
-    from kcli.groups.view import open_groups
-
-    source = open_groups(env)
+    source = env.groups()
     try:
         names = source.names()
         if not as_json and not is_terminal():
@@ -76,11 +74,11 @@ def describe(env, groups: tuple[str, ...], all_groups: bool, view: str | None, a
       kcli group describe billing --members
       kcli group describe --all-groups --state
     """
-    from kcli.groups.view import PARTITION_COLUMNS, open_groups
+    from kcli.groups.view import PARTITION_COLUMNS
 
     if all_groups == bool(groups):
         raise UsageError("name the groups to describe or use --all-groups, one of the two")
-    source = open_groups(env)
+    source = env.groups()
     try:
         names = source.names() if all_groups else list(groups)
         views = [source.describe(name) for name in names]

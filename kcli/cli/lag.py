@@ -101,9 +101,7 @@ def _views(
 ) -> list:
     """describe_group for each chosen group (every known group when none is named; one deleted meanwhile
     is skipped); ``counts`` is filled with the partition count of each topic shown."""
-    from kcli.groups.view import open_groups
-
-    source = open_groups(env)
+    source = env.groups()
     views = []
     try:
         names = list(groups) or source.names()

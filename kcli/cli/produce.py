@@ -119,7 +119,6 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
       cat app.log | kcli produce logs
       printf 'user1:hello\\n' | kcli produce chat -K:
     """
-    from kcli.client.connect import transport_for
     from kcli.client.producer import Producer
     from kcli.cluster.metadata import validate_topic_name
     from kcli.storage.compression import codec_id
@@ -135,7 +134,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     def report(t: str, p: int, o: int) -> None:
         out.write(f"{t} {p} {o}\n".encode())
 
-    transport = transport_for(env, acks=ACKS[acks])
+    transport = env.transport(acks=ACKS[acks])
     producer = Producer(transport, codec=codec_id(compression), batch_size=batch_size,
                         on_delivery=report if print_offsets else None, idempotence=idempotence)
 

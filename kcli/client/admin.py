@@ -1,88 +1,43 @@
-"""Admin operations over the data directory: topics, partitions, configs, and per-partition offsets."""
+"""Topic admin for commands: straight on the data directory, or through a running broker while one lives
+(it holds the replica locks a change needs, so commands never change topics behind its back)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
-from kcli.cluster.datadir import DataDir
-from kcli.cluster.metadata import Metadata, TopicMeta
-from kcli.storage.config import LogConfig
-from kcli.storage.log import PartitionLog
+from kcli.cluster.metadata import TopicMeta
+from kcli.cluster.topics import TopicAdmin
 
 
-class Admin:
-    """``via_broker``: while a broker is alive, send topic changes to it (it holds the replica locks
-    they need); a broker runs its own requests with ``via_broker=False``."""
+class Admin(TopicAdmin):
+    """:class:`TopicAdmin` that sends topic changes to a live broker when there is one."""
 
-    def __init__(self, datadir: DataDir, via_broker: bool = True) -> None:
-        self.datadir = datadir
-        self.metadata = Metadata(datadir)
-        self.via_broker = via_broker
-
-    def state(self):
-        return self.metadata.ensure()
-
-    def _broker(self):
+    def _broker(self):  # -> RemoteAdmin | None, imported lazily: the wire code is heavy
         from kcli.client.connect import live_brokers
 
-        if not self.via_broker or not live_brokers(self.datadir):
+        if not live_brokers(self.datadir):
             return None
-        from kcli.client.remote import RemoteAdmin
+        from kcli.client.remote_admin import RemoteAdmin
 
         return RemoteAdmin(self.datadir)
 
     def create_topic(self, name: str, partitions: int, replication_factor: int,
                      configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
         broker = self._broker()
-        if broker is not None:
-            broker.create_topic(name, partitions, replication_factor, configs, if_not_exists)
-            return self.metadata.load().topic(name)
-        meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
-        self.make_partition_dirs(meta)
-        return meta
+        if broker is None:
+            return super().create_topic(name, partitions, replication_factor, configs, if_not_exists)
+        broker.create_topic(name, partitions, replication_factor, configs, if_not_exists)
+        return self.metadata.load().topic(name)
 
     def add_partitions(self, name: str, total: int) -> TopicMeta:
         broker = self._broker()
-        if broker is not None:
-            if total != len(self.state().topic(name).partitions):  # equal is a no-op, as embedded
-                broker.add_partitions(name, total)
-            return self.metadata.load().topic(name)
-        meta = self.metadata.add_partitions(name, total)
-        self.make_partition_dirs(meta)
-        return meta
-
-    def make_partition_dirs(self, topic: TopicMeta, first: int = 0) -> None:
-        """Create replica folders up front, as Kafka does, so empty partitions show in log-dirs."""
-        for p, meta in enumerate(topic.partitions[first:], first):
-            for broker in meta.replicas:
-                os.makedirs(self.datadir.partition_dir(broker, topic.name, p), exist_ok=True)
+        if broker is None:
+            return super().add_partitions(name, total)
+        if total != len(self.state().topic(name).partitions):  # equal is a no-op, as embedded
+            broker.add_partitions(name, total)
+        return self.metadata.load().topic(name)
 
     def delete_topic(self, name: str) -> None:
-        """Remove the topic from the metadata, then its replica folders (each under its partition and
-        replica locks)."""
         broker = self._broker()
-        if broker is not None:
+        if broker is None:
+            super().delete_topic(name)
+        else:
             broker.delete_topic(name)
-            return
-        topic = self.metadata.delete_topic(name)
-        for p, meta in enumerate(topic.partitions):
-            # the lock files stay: unlinking a file another process waits on would give two holders
-            with self.datadir.partition_lock(name, p):
-                for broker in meta.replicas:
-                    with self.datadir.replica_lock(broker, name, p):  # brokers let go once they see it gone
-                        shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
-
-    def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
-        """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""
-        topic = self.state().topic(name)
-        cfg = LogConfig.from_topic(topic.configs)
-        out = []
-        for p, meta in enumerate(topic.partitions):
-            if meta.leader < 0:
-                out.append((None, None))
-                continue
-            log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
-            out.append((log.log_start_offset, log.log_end_offset))
-            log.close()
-        return out

@@ -17,7 +17,9 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from kcli.client.remote import ATTEMPTS, RemoteTransport, _Cluster, raise_for
+from kcli.client.broker_pool import ATTEMPTS, BrokerPool
+from kcli.client.kafka_errors import raise_for
+from kcli.client.remote import RemoteTransport
 from kcli.errors import NotFoundError, ProtocolError
 from kcli.groups.membership import MemberInfo
 from kcli.groups.view import GroupView, partition_rows
@@ -117,7 +119,7 @@ class ClusterGroups:
         return found.node_id, f"{found.host}:{found.port} (id {found.node_id})"
 
 
-def find_coordinator(cluster: _Cluster, group: str) -> Struct:
+def find_coordinator(cluster: BrokerPool, group: str) -> Struct:
     """FindCoordinator for ``group`` (``node_id``, ``host``, ``port``), asked again while the
     coordinator is moving; its address is remembered so ``cluster.node(node_id)`` reaches it."""
     delay = 0.05

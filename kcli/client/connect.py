@@ -26,13 +26,3 @@ def open_transport(datadir: DataDir, auto_create: bool = True, acks: int = -1):
     from kcli.client.embedded import EmbeddedTransport
 
     return EmbeddedTransport(datadir, auto_create=auto_create)
-
-
-def transport_for(env, auto_create: bool = True, acks: int = -1):
-    """The transport a command uses: the cluster at ``--bootstrap-server`` when one is given (the data
-    dir is then never opened), else :func:`open_transport` on the data dir.  ``env`` is the CLI's Env."""
-    if env.bootstrap_server:
-        from kcli.client.remote import RemoteTransport
-
-        return RemoteTransport(bootstrap=env.bootstrap_server, auto_create=auto_create, acks=acks)
-    return open_transport(env.datadir(), auto_create, acks)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 
+from kcli.client.transport import Transport
 from kcli.errors import CorruptRecordError, UsageError
 from kcli.storage.records import Record, decode_records, decode_values, iter_batches
 
 
-def resolve_start(transport, topic: str, partition: int, spec: str) -> int:
+def resolve_start(transport: Transport, topic: str, partition: int, spec: str) -> int:
     """Turn an --offset spec (N, earliest, latest, -N, s@TIMESTAMP_MS) into an offset."""
     if spec in ("earliest", "beginning"):
         return transport.list_offset(topic, partition, "earliest")
@@ -35,7 +36,7 @@ def resolve_start(transport, topic: str, partition: int, spec: str) -> int:
 RESETS = ("earliest", "latest")  # a group member's choices where nothing is committed (auto.offset.reset)
 
 
-def committed_or_reset(transport, topic: str, partition: int, committed: int | None, reset: str) -> int:
+def committed_or_reset(transport: Transport, topic: str, partition: int, committed: int | None, reset: str) -> int:
     """Where a group member starts a partition: the committed offset when it is still in the log, else
     the reset policy, 'earliest' or 'latest' (Kafka's auto.offset.reset)."""
     start = transport.list_offset(topic, partition, "earliest")
@@ -50,7 +51,7 @@ class Consumer:
 
     LONG_POLL = 0.5  # how long a broker may hold an idle fetch (Kafka's fetch.max.wait.ms)
 
-    def __init__(self, transport, max_bytes: int = 1 << 20, poll_interval: float = 0.05) -> None:
+    def __init__(self, transport: Transport, max_bytes: int = 1 << 20, poll_interval: float = 0.05) -> None:
         self.transport = transport
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
@@ -196,7 +197,7 @@ class Consumer:
         """Between rounds that found nothing.  Following one partition through a broker, the next fetch
         waits at the broker instead of here, and is answered the moment a record arrives; with more
         partitions (one held fetch would delay the others) or embedded, sleep the poll interval."""
-        if len(self.positions) != 1 or not getattr(self.transport, "long_polls", False):
+        if len(self.positions) != 1 or not self.transport.long_polls:
             time.sleep(self.poll_interval)
             return
         if waited:  # a broker that answers a held fetch at once must not make this loop spin

@@ -1,7 +1,7 @@
 """A consumer-group member over Kafka's classic group protocol: ``consume --group`` with
 ``--bootstrap-server``, against kcli's brokers or any Kafka cluster.
 
-It offers what the CLI drives on the embedded :class:`~kcli.groups.consumer.GroupConsumer` (start,
+It offers what the CLI drives on the embedded :class:`~kcli.client.embedded_group.GroupConsumer` (start,
 stream, stop, close) with the same delivery contract: at least once, offsets committed only for records
 the caller was given before the stream yielded ``None`` (the caller flushes its output then).  The
 coordinator broker runs the membership (JoinGroup, SyncGroup); when this member is the leader it
@@ -19,10 +19,11 @@ from collections.abc import Iterator, Sequence
 
 from kcli.client.cluster_groups import COORDINATOR_MOVED
 from kcli.client.consumer import committed_or_reset
+from kcli.client.group_reader import GroupReader, MemberSettings, TopicPartition
 from kcli.client.group_session import Coordinator, Heartbeats
-from kcli.client.remote import RemoteTransport, _Unreachable, raise_for
+from kcli.client.kafka_errors import raise_for
+from kcli.client.remote import RemoteTransport
 from kcli.errors import BrokerError, NotFoundError, ProtocolError
-from kcli.groups.member import GroupReader, TopicPartition
 from kcli.protocol import (
     ApiKey,
     ErrorCode,
@@ -32,6 +33,7 @@ from kcli.protocol import (
     decode_subscription,
     encode_subscription,
 )
+from kcli.protocol.connection import UnreachableError
 from kcli.storage.records import Record
 
 SESSION_TIMEOUT_MS = 10_000  # kafka-python's default; Kafka's brokers accept 6000..1800000
@@ -52,21 +54,12 @@ class GroupMember(GroupReader):
         transport: RemoteTransport,
         group: str,
         topics: Sequence[str],
+        settings: MemberSettings,
         *,
-        assignor: str = "range",
-        reset: str = "latest",
-        commit_offsets: bool = True,
-        commit_interval: float = 5.0,
-        exit_on_eof: bool = False,
-        client_id: str = "kcli",
         poll_interval: float = 0.1,  # between idle rounds; each round is a Fetch per partition
     ) -> None:
-        super().__init__(
-            transport, group, topics, assignor=assignor, reset=reset, commit_offsets=commit_offsets,
-            commit_interval=commit_interval, exit_on_eof=exit_on_eof, client_id=client_id,
-            poll_interval=poll_interval,
-        )
-        self.coordinator = Coordinator(transport.cluster, group, REBALANCE_TIMEOUT_MS / 1000 + 60, client_id)
+        super().__init__(transport, group, topics, settings, poll_interval)
+        self.coordinator = Coordinator(transport.cluster, group, REBALANCE_TIMEOUT_MS / 1000 + 60, settings.client_id)
         self.heartbeats: Heartbeats | None = None
         self.member_id = ""
         self.generation = -1
@@ -75,7 +68,7 @@ class GroupMember(GroupReader):
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Join the group and take the first assignment."""
-        self.heartbeats = Heartbeats(self.group, HEARTBEAT_INTERVAL, SESSION_TIMEOUT_MS / 1000, self.client_id)
+        self.heartbeats = Heartbeats(self.group, HEARTBEAT_INTERVAL, SESSION_TIMEOUT_MS / 1000, self.settings.client_id)
         self._join(lost=True)
 
     def close(self, commit: bool = True) -> None:
@@ -100,25 +93,25 @@ class GroupMember(GroupReader):
         """Records of the assigned partitions; ``None`` means "flush your output now" (before commits,
         rejoins and waits).  With exit-on-eof it ends once the assignment reaches its fixed ends."""
         assert self.heartbeats is not None, "start() first"
-        next_commit = time.monotonic() + self.commit_interval
+        next_commit = time.monotonic() + self.settings.commit_interval
         while not self._stop:
             rejoin = self.heartbeats.needs_rejoin
-            commit_due = self.commit_offsets and time.monotonic() >= next_commit
+            commit_due = self.settings.commit_offsets and time.monotonic() >= next_commit
             if rejoin is not None or commit_due:
                 yield None
                 if self._stop:
                     return
                 self.commit()
-                next_commit = time.monotonic() + self.commit_interval
+                next_commit = time.monotonic() + self.settings.commit_interval
                 rejoin = self.heartbeats.needs_rejoin  # the commit may have learnt that we were dropped
                 if rejoin is not None:
                     self._rejoin(rejoin)
             progressed = yield from self.consumer.deliver_round(
-                self.assignment, self.ends if self.exit_on_eof else None, self.delivered, lambda: self._stop
+                self.assignment, self.ends if self.settings.exit_on_eof else None, self.delivered, lambda: self._stop
             )
             if progressed is None:
                 return
-            if self.exit_on_eof and all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment):
+            if self.settings.exit_on_eof and all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment):
                 yield None
                 return
             if not progressed:
@@ -129,7 +122,7 @@ class GroupMember(GroupReader):
         """Commit the delivered positions that moved.  A commit the group refuses (it is rebalancing
         without us, or went on without us) flags a rejoin instead of failing: those records are
         delivered again to the next owner, as at-least-once allows."""
-        if not self.commit_offsets or self.generation < 0:
+        if not self.settings.commit_offsets or self.generation < 0:
             return
         offsets = {
             tp: self.delivered[tp]
@@ -199,7 +192,7 @@ class GroupMember(GroupReader):
                     "rebalance_timeout_ms": REBALANCE_TIMEOUT_MS,
                     "member_id": self.member_id,
                     "protocol_type": "consumer",
-                    "protocols": [{"name": self.assignor, "metadata": subscription}],
+                    "protocols": [{"name": self.settings.assignor, "metadata": subscription}],
                 },
             )
             if joined.error_code == ErrorCode.MEMBER_ID_REQUIRED:
@@ -217,7 +210,7 @@ class GroupMember(GroupReader):
                     "assignments": plan,
                 },
             )
-        except _Unreachable:
+        except UnreachableError:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, set()
         if synced.error_code != ErrorCode.NONE:
             return synced.error_code, set()
@@ -252,11 +245,11 @@ class GroupMember(GroupReader):
         fresh = sorted(assignment - self.assignment)
         committed = self._fetch_committed(fresh) if fresh else {}
         for tp in fresh:
-            start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.reset)
+            start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.settings.reset)
             self.consumer.positions[tp] = start
             self.delivered[tp] = start
             self.committed[tp] = committed.get(tp)
-            if self.exit_on_eof and tp not in self.ends:
+            if self.settings.exit_on_eof and tp not in self.ends:
                 self.ends[tp] = self.transport.list_offset(tp[0], tp[1], "latest")
         self.assignment = assignment
 

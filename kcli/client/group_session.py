@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.cluster_groups import COORDINATOR_MOVED, find_coordinator
-from kcli.client.remote import ATTEMPTS, BrokerConnection, _Cluster, _Unreachable, raise_for
+from kcli.client.kafka_errors import raise_for
 from kcli.errors import KcliError, ProtocolError
 from kcli.protocol import ApiKey, ErrorCode, Struct
+from kcli.protocol.connection import BrokerConnection, UnreachableError
 
 Address = tuple[str, int]
 
@@ -26,7 +28,7 @@ Address = tuple[str, int]
 class Coordinator:
     """Requests to the coordinator of ``group``, found (again) through ``cluster`` when needed."""
 
-    def __init__(self, cluster: _Cluster, group: str, timeout: float, client_id: str) -> None:
+    def __init__(self, cluster: BrokerPool, group: str, timeout: float, client_id: str) -> None:
         self.cluster = cluster
         self.group = group
         self.timeout = timeout
@@ -48,7 +50,7 @@ class Coordinator:
         conn = self.connection()
         try:
             return conn.request(api_key, body)
-        except (_Unreachable, ProtocolError):
+        except (UnreachableError, ProtocolError):
             self.forget()
             raise
 
@@ -63,7 +65,7 @@ class Coordinator:
             last = attempt == ATTEMPTS - 1
             try:
                 resp = self.send(api_key, body)
-            except _Unreachable:
+            except UnreachableError:
                 if last:
                     raise
                 code = ErrorCode.COORDINATOR_NOT_AVAILABLE

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, repeat
 
 from kcli.client.partitioner import DefaultPartitioner
+from kcli.client.transport import Transport
 from kcli.errors import KcliError, NoProducerIdError, RecordTooLargeError, UsageError
 from kcli.storage import compression
 from kcli.storage.records import Section, frame, record_section, value_section
@@ -108,7 +109,7 @@ class Producer:
 
     def __init__(
         self,
-        transport,
+        transport: Transport,
         *,
         codec: int = compression.NONE,
         batch_size: int = 16384,

@@ -13,51 +13,24 @@ run (the controller is about to move its leadership); then we wait for that lead
 
 Writes through a broker use acks=all unless told otherwise, so a returned offset is on every in-sync
 replica; with acks=0 the broker does not answer and the offset is unknown (-1).
-
-:class:`RemoteAdmin` sends CreateTopics / DeleteTopics / CreatePartitions to a live broker, which holds
-the locks those changes need.
 """
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
 
+from kcli.client.broker_pool import ATTEMPTS, BrokerPool
+from kcli.client.kafka_errors import raise_for
 from kcli.cluster.datadir import DataDir
 from kcli.errors import (
-    AlreadyExistsError,
     BrokerError,
-    CorruptRecordError,
-    InvalidConfigError,
-    InvalidTopicError,
     NoProducerIdError,
     NotFoundError,
-    ProtocolError,
-    RecordTooLargeError,
-    SequenceError,
-    StorageError,
-    UnavailableError,
     UsageError,
 )
-from kcli.protocol import (
-    SUPPORTED,
-    ApiKey,
-    ErrorCode,
-    RequestHeader,
-    Struct,
-    api_name,
-    decode_frame_size,
-    decode_response,
-    encode_request,
-    error_name,
-)
+from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
+from kcli.protocol.connection import REQUEST_TIMEOUT, UnreachableError
 
-CLIENT_ID = "kcli"
-CONNECT_WAIT = 5.0  # a broker that holds its lock may still be binding its socket
-REQUEST_TIMEOUT = 60.0
-ATTEMPTS = 6
 FAILOVER_WAIT = 20.0  # how long leadership errors are retried: the controller moving a leadership
 PRODUCE_TIMEOUT = 30.0  # how long a broker may wait for the in-sync replicas before answering acks=all
 # no leader to talk to right now: it is moving (or the broker we asked has not heard yet)
@@ -84,321 +57,6 @@ _RETRY_INIT = {
     ErrorCode.NOT_COORDINATOR,
     ErrorCode.REQUEST_TIMED_OUT,
 }
-# an idempotent producer's batch that the leader cannot place: storing it might duplicate or reorder
-_SEQUENCE = {
-    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: "the leader lacks this producer's earlier batches",
-    ErrorCode.INVALID_PRODUCER_EPOCH: "a newer session of this producer id fenced it",
-    ErrorCode.UNKNOWN_PRODUCER_ID: "the leader no longer knows this producer (its records were deleted)",
-}
-Address = str | tuple[str, int]
-
-
-class _Unreachable(BrokerError):
-    """A connection could not be made or was lost: worth a retry after refreshing metadata.
-
-    ``reason`` is the bare cause ("connection refused"), for a message that names several servers."""
-
-    def __init__(self, message: str, hint: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.reason = reason or message
-
-
-def _reason(exc: OSError) -> str:
-    """An OSError as a short lower-case cause: "connection refused", "timed out"."""
-    text = exc.strerror or str(exc) or type(exc).__name__
-    return text[:1].lower() + text[1:]
-
-
-def parse_bootstrap(text: str) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"bad broker address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:9092")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def parse_bootstrap_servers(text: str) -> list[tuple[str, int]]:
-    """``HOST:PORT[,HOST:PORT...]``, as Kafka's ``bootstrap.servers``: any one of them is enough to find
-    the whole cluster, so several are given for when some are down."""
-    servers = [parse_bootstrap(part) for part in text.split(",") if part.strip()]
-    if not servers:
-        raise UsageError("no broker address given", hint="use HOST:PORT[,HOST:PORT], e.g. 127.0.0.1:9092")
-    return servers
-
-
-def address_label(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-# ---------------------------------------------------------------- one connection
-
-
-class BrokerConnection:
-    """One socket to one broker: negotiated API versions, then request/response in order."""
-
-    def __init__(
-        self,
-        address: Address,
-        timeout: float = REQUEST_TIMEOUT,
-        client_id: str = CLIENT_ID,
-        starting: Callable[[], bool] | None = None,
-    ) -> None:
-        self.address = address
-        self.starting = starting
-        self.label = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
-        self.timeout = timeout
-        self.client_id = client_id
-        self._next_id = 0
-        self.sock = self._connect()
-        self.versions: dict[int, tuple[int, int]] = {}
-        self._negotiate()
-
-    def _connect(self) -> socket.socket:
-        deadline = time.monotonic() + CONNECT_WAIT
-        delay = 0.01
-        while True:
-            try:
-                if isinstance(self.address, str):
-                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    sock.settimeout(self.timeout)
-                    try:
-                        sock.connect(self.address)
-                    except BaseException:
-                        sock.close()
-                        raise
-                else:
-                    sock = socket.create_connection(self.address, timeout=min(self.timeout, 10.0))
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    sock.settimeout(self.timeout)
-                return sock
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                # worth waiting for only while the broker is alive but not yet listening
-                if self.starting is None or time.monotonic() >= deadline or not self.starting():
-                    raise _Unreachable(
-                        f"cannot connect to broker at {self.label}: {exc.strerror or exc}",
-                        reason=_reason(exc),
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.2)
-            except OSError as exc:
-                raise _Unreachable(
-                    f"cannot connect to broker at {self.label}: {exc.strerror or exc}", reason=_reason(exc)
-                ) from None
-
-    def _negotiate(self) -> None:
-        """ApiVersions first, like every Kafka client, so we use versions the broker speaks."""
-        try:
-            body = self.request(ApiKey.API_VERSIONS, {}, version=2)
-        except ProtocolError:
-            body = self.request(ApiKey.API_VERSIONS, {}, version=0)
-        if body.error_code != ErrorCode.NONE:
-            raise BrokerError(f"broker at {self.label} refused ApiVersions: {error_name(body.error_code)}")
-        self.versions = {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}
-
-    def version(self, api_key: int) -> int:
-        ours = SUPPORTED[api_key]
-        theirs = self.versions.get(api_key)
-        if theirs is None or theirs[1] < ours[0] or theirs[0] > ours[1]:
-            raise BrokerError(
-                f"broker at {self.label} does not support {api_name(api_key)} "
-                f"in a version kcli speaks (v{ours[0]}-v{ours[1]})"
-            )
-        return min(ours[1], theirs[1])
-
-    def request(
-        self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True
-    ) -> Struct:
-        version = self.version(api_key) if version is None else version
-        self._next_id = (self._next_id + 1) & 0x7FFFFFFF
-        corr = self._next_id
-        frame = encode_request(RequestHeader(api_key, version, corr, self.client_id), body)
-        try:
-            self.sock.sendall(frame)
-            if not expect_response:
-                return Struct()
-            payload = self._read(decode_frame_size(self._read(4)))
-        except OSError as exc:
-            self.close()
-            raise _Unreachable(f"lost connection to broker at {self.label}: {exc.strerror or exc}") from None
-        except ProtocolError:
-            self.close()
-            raise
-        response = decode_response(api_key, version, payload)
-        if response.correlation_id != corr:
-            self.close()
-            raise ProtocolError(
-                f"broker at {self.label} answered request {response.correlation_id}, not {corr}"
-            )
-        return response.body
-
-    def _read(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(min(n - len(buf), 1 << 20))
-            if not chunk:
-                raise ConnectionResetError("connection closed by the broker")
-            buf += chunk
-        return bytes(buf)
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-# ---------------------------------------------------------------- routing to leaders
-
-
-class _Cluster:
-    """Connections to the brokers of one cluster, and what the last Metadata said about it."""
-
-    def __init__(self, datadir: DataDir | None, bootstrap: str | None, timeout: float) -> None:
-        if datadir is None and bootstrap is None:
-            raise UsageError("a remote transport needs a data dir or a broker address")
-        self.datadir = datadir
-        self.bootstrap = parse_bootstrap_servers(bootstrap) if bootstrap else None
-        self.timeout = timeout
-        self.conns: dict[int | str, BrokerConnection] = {}
-        self.addresses: dict[int, tuple[str, int]] = {}
-        self.leaders: dict[tuple[str, int], int] = {}
-        self.counts: dict[str, int] = {}
-
-    def _address(self, node: int) -> Address:
-        if self.datadir is not None:
-            from kcli.broker.info import socket_path
-
-            return socket_path(self.datadir, node)
-        address = self.addresses.get(node)
-        if address is None or address[1] < 0:
-            raise _Unreachable(f"broker {node} has no TCP listener that kcli can reach")
-        return address
-
-    def node(self, node: int) -> BrokerConnection:
-        conn = self.conns.get(node)
-        if conn is None:
-            starting = None
-            if self.datadir is not None:
-                datadir = self.datadir
-
-                def starting() -> bool:
-                    return node in datadir.live_brokers()
-
-            conn = self.conns[node] = BrokerConnection(self._address(node), self.timeout, starting=starting)
-        return conn
-
-    def all_down(self) -> bool:
-        """With a data dir: no broker is alive any more (commands then go embedded, as at start)."""
-        return self.datadir is not None and not self.datadir.live_brokers()
-
-    def any(self) -> BrokerConnection:
-        """A connection to some live broker (for Metadata and admin requests)."""
-        for conn in self.conns.values():
-            return conn
-        if self.bootstrap is not None:
-            conn = self.conns["bootstrap"] = self._bootstrap()
-            return conn
-        from kcli.broker.liveness import freshest_first
-
-        errors = []
-        for node in freshest_first(self.datadir, self.datadir.live_brokers()):  # type: ignore[arg-type]
-            try:
-                return self.node(node)
-            except _Unreachable as exc:
-                errors.append(str(exc))
-        raise _Unreachable(
-            "; ".join(errors) or "no broker is running", hint="start one with `kcli broker serve`"
-        )
-
-    def _bootstrap(self) -> BrokerConnection:
-        """Like Kafka's clients: each bootstrap server in turn, then any broker the last Metadata named."""
-        failures: list[str] = []
-        bootstrap = self.bootstrap or []
-        known = [a for a in self.addresses.values() if a[1] > 0 and a not in bootstrap]
-        for address in bootstrap + known:
-            try:
-                return BrokerConnection(address, self.timeout)
-            except _Unreachable as exc:
-                failures.append(f"{address_label(address)} ({exc.reason})")
-        raise _Unreachable(f"cannot reach any bootstrap server {', '.join(failures)}")
-
-    def drop(self, conn: BrokerConnection) -> None:
-        for key, value in list(self.conns.items()):
-            if value is conn:
-                del self.conns[key]
-        conn.close()
-
-    def send(self, conn: BrokerConnection, api_key: int, body: Mapping[str, Any], **kw: Any) -> Struct:
-        try:
-            return conn.request(api_key, body, **kw)
-        except (_Unreachable, ProtocolError):
-            self.drop(conn)
-            raise
-
-    def metadata(self, topics: list[str] | None, create: bool = False) -> Struct:
-        conn = self.any()
-        body = {
-            "topics": None if topics is None else [{"name": t} for t in topics],
-            "allow_auto_topic_creation": create,
-        }
-        resp = self.send(conn, ApiKey.METADATA, body)
-        for b in resp.brokers:
-            self.addresses[b.node_id] = (b.host, b.port)
-        for t in resp.topics:
-            if t.error_code != ErrorCode.NONE:
-                self.counts.pop(t.name, None)
-                continue
-            self.counts[t.name] = len(t.partitions)
-            for p in t.partitions:
-                self.leaders[(t.name, p.partition_index)] = p.leader_id
-        return resp
-
-    def close(self) -> None:
-        for conn in self.conns.values():
-            conn.close()
-        self.conns.clear()
-
-
-def raise_for(code: int, message: str | None, what: str) -> None:
-    """Turn a Kafka error code into the kcli error a user would get from the embedded path."""
-    if code == ErrorCode.NONE:
-        return
-    text = f"{what}: {message}" if message else f"{what}: {error_name(code)}"
-    if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-        raise NotFoundError(message or f"{what} does not exist", hint="see `kcli topic list`")
-    if code in (
-        ErrorCode.CORRUPT_MESSAGE,
-        ErrorCode.INVALID_RECORD,
-        ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT,
-    ):
-        raise CorruptRecordError(text)
-    if code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE):
-        raise RecordTooLargeError(text, hint="raise the topic's max.message.bytes or send smaller batches")
-    if code == ErrorCode.TOPIC_ALREADY_EXISTS:
-        raise AlreadyExistsError(message or f"{what} already exists")
-    if code == ErrorCode.INVALID_TOPIC_EXCEPTION:
-        raise InvalidTopicError(text)
-    if code == ErrorCode.INVALID_CONFIG:
-        raise InvalidConfigError(text)
-    if code in (
-        ErrorCode.INVALID_PARTITIONS,
-        ErrorCode.INVALID_REPLICATION_FACTOR,
-        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-        ErrorCode.INVALID_REQUEST,
-    ):
-        raise UsageError(text)
-    if code in (ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.NOT_ENOUGH_REPLICAS):
-        raise UnavailableError(text)
-    if code == ErrorCode.KAFKA_STORAGE_ERROR:  # the broker's disk refused the write; nothing of it was kept
-        raise StorageError(text, "make room on (or repair) the broker's disk, then retry")
-    if code in _SEQUENCE:
-        raise SequenceError(
-            f"{what}: {message or _SEQUENCE[code]} ({error_name(code)})",
-            hint="records after the last acknowledged one may be missing: produce them again; "
-            "--no-idempotence turns these checks off",
-            fenced=code == ErrorCode.INVALID_PRODUCER_EPOCH,
-        )
-    raise BrokerError(f"{text} ({error_name(code)})" if message else text)
 
 
 class RemoteTransport:
@@ -417,7 +75,7 @@ class RemoteTransport:
         self.datadir = datadir
         self.auto_create = auto_create
         self.acks = acks
-        self.cluster = _Cluster(datadir, bootstrap, timeout)
+        self.cluster = BrokerPool(datadir, bootstrap, timeout)
         self._embedded = None
 
     @property
@@ -459,7 +117,7 @@ class RemoteTransport:
             if attempt or (topic, partition) not in self.cluster.leaders:
                 try:
                     self.cluster.metadata([topic])
-                except _Unreachable:
+                except UnreachableError:
                     if self.cluster.all_down():
                         return call(None)[2]
                     if last and time.monotonic() >= deadline:
@@ -481,9 +139,9 @@ class RemoteTransport:
                 return call(None)[2]
             try:
                 if leader < 0:
-                    raise _Unreachable(f"partition {topic}-{partition} has no live leader")
+                    raise UnreachableError(f"partition {topic}-{partition} has no live leader")
                 code, message, result = call(self.cluster.node(leader))
-            except _Unreachable as exc:
+            except UnreachableError as exc:
                 code, message, result = None, str(exc), None
             if code == ErrorCode.NONE:
                 return result
@@ -504,7 +162,7 @@ class RemoteTransport:
         answered our Metadata had an older view, or the leader is opening the partition), or one that
         crashed while others run (the controller is about to move the leadership).  Writing it
         embedded then would take the partition lock from under the broker elected to lead it."""
-        from kcli.broker.liveness import is_lost
+        from kcli.cluster.liveness import is_lost
         from kcli.cluster.metadata import Metadata
 
         datadir = self.datadir
@@ -536,7 +194,7 @@ class RemoteTransport:
                 body = {"transactional_id": None, "transaction_timeout_ms": 60000}
                 resp = self.cluster.send(conn, ApiKey.INIT_PRODUCER_ID, body)
                 code, message = resp.error_code, f"InitProducerId: {error_name(resp.error_code)}"
-            except _Unreachable as exc:
+            except UnreachableError as exc:
                 if self.cluster.all_down():
                     return self._fallback().init_producer_id()
                 code, message = None, str(exc)
@@ -677,77 +335,3 @@ class RemoteTransport:
         self.cluster.close()
         if self._embedded is not None:
             self._embedded.close(durable)
-
-
-# ---------------------------------------------------------------- admin
-
-
-class RemoteAdmin:
-    """Topic changes through a live broker (it holds the replica locks they need)."""
-
-    def __init__(
-        self,
-        datadir: DataDir | None = None,
-        bootstrap: str | None = None,
-        timeout: float = 2 * REQUEST_TIMEOUT,
-    ) -> None:
-        self.cluster = _Cluster(datadir, bootstrap, timeout)
-        self.timeout_ms = int(timeout * 1000)
-
-    def _send(self, api_key: int, body: Mapping[str, Any]) -> Struct:
-        try:
-            return self.cluster.send(self.cluster.any(), api_key, body)
-        finally:
-            self.cluster.close()
-
-    def create_topic(
-        self,
-        name: str,
-        partitions: int,
-        replication_factor: int,
-        configs: Mapping[str, object] | None = None,
-        if_not_exists: bool = False,
-    ) -> None:
-        entries = [{"name": k, "value": _config_text(v)} for k, v in (configs or {}).items()]
-        body = {
-            "topics": [
-                {
-                    "name": name,
-                    "num_partitions": partitions,
-                    "replication_factor": replication_factor,
-                    "assignments": [],
-                    "configs": entries,
-                }
-            ],
-            "timeout_ms": self.timeout_ms,
-            "validate_only": False,
-        }
-        result = self._send(ApiKey.CREATE_TOPICS, body).topics[0]
-        if result.error_code == ErrorCode.TOPIC_ALREADY_EXISTS and if_not_exists:
-            return
-        raise_for(result.error_code, result.error_message, f"topic {name!r}")
-
-    def delete_topic(self, name: str) -> None:
-        body = {"topic_names": [name], "timeout_ms": self.timeout_ms}
-        result = self._send(ApiKey.DELETE_TOPICS, body).responses[0]
-        if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-            raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")
-        raise_for(result.error_code, None, f"topic {name!r}")
-
-    def add_partitions(self, name: str, total: int) -> None:
-        body = {
-            "topics": [{"name": name, "count": total, "assignments": None}],
-            "timeout_ms": self.timeout_ms,
-            "validate_only": False,
-        }
-        result = self._send(ApiKey.CREATE_PARTITIONS, body).results[0]
-        raise_for(result.error_code, result.error_message, f"topic {name!r}")
-
-
-def _config_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-__all__ = ["BrokerConnection", "RemoteAdmin", "RemoteTransport", "parse_bootstrap", "raise_for"]

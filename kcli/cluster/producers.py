@@ -3,7 +3,7 @@
 Modern clients (Kafka's Java producer since 3.0, kafka-python 3, kcli's own) are idempotent by default:
 they ask for a producer id (InitProducerId; embedded, :class:`ProducerIds` directly) and number their
 batches per partition.  Every write session on a partition -- a broker leading it, or an embedded writer
-(:class:`~kcli.client.embedded.PartitionWriter` for both) -- then answers a batch it already stored (a
+(:class:`~kcli.replica.writer.PartitionWriter` for both) -- then answers a batch it already stored (a
 retry after a lost answer) with the original offset instead of storing it twice, and refuses a gap in
 the numbering.
 

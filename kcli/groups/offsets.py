@@ -5,7 +5,7 @@ Each group's offsets are one JSON file, ``cluster/groups/<group>/offsets.json``,
 old offsets or the new ones.  Readers take no lock.  A group's offsets are a few lines per partition, so
 rewriting them is cheaper than keeping and compacting a log (as Kafka's __consumer_offsets must).
 
-Embedded consumers (kcli.groups.consumer) and the broker's group coordinator both call
+Embedded consumers (kcli.client.embedded_group) and the broker's group coordinator both call
 :class:`OffsetStore`; either may pass a ``precondition`` that runs under the group lock just before a
 write (no live members for a reset, the generation for a coordinator commit) and raises to refuse it.
 """

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError
@@ -30,6 +31,17 @@ STABLE = "Stable"
 PREPARING = "PreparingRebalance"  # the live member list changed; members are noticing
 COMPLETING = "CompletingRebalance"  # members agree, but some partition is not yet with its assignee
 COORDINATOR = "embedded"
+
+
+class LogEnds(Protocol):
+    """What a view needs of a client's transport: partition counts and log end offsets (the group layer
+    sits beneath the client, so it names the calls instead of importing the client's Transport)."""
+
+    def partition_count(self, topic: str, create: bool = False) -> int: ...
+
+    def list_offset(self, topic: str, partition: int, spec: str | int) -> int: ...
+
+    def close(self, durable: bool = True) -> None: ...
 
 
 @dataclass
@@ -134,7 +146,7 @@ class LocalGroups:
     """The data directory's groups through this view, behind the same three calls as
     :class:`kcli.client.cluster_groups.ClusterGroups`, so ``lag`` and ``group`` need not care which."""
 
-    def __init__(self, datadir: DataDir, transport) -> None:
+    def __init__(self, datadir: DataDir, transport: LogEnds) -> None:
         self.datadir = datadir
         self.transport = transport
 
@@ -148,20 +160,8 @@ class LocalGroups:
         self.transport.close(durable=False)
 
 
-def open_groups(env):
-    """The groups a command shows: the cluster's at ``--bootstrap-server`` when given, else the data dir's."""
-    if env.bootstrap_server:
-        from kcli.client.cluster_groups import ClusterGroups
-
-        return ClusterGroups(env.bootstrap_server)
-    from kcli.client.connect import open_transport
-
-    datadir = env.datadir()
-    return LocalGroups(datadir, open_transport(datadir, auto_create=False))
-
-
 def describe_group(
-    datadir: DataDir, transport, group: str, topics: Collection[str] | None = None
+    datadir: DataDir, transport: LogEnds, group: str, topics: Collection[str] | None = None
 ) -> GroupView:
     """The whole picture of ``group``; ``topics`` limits the partition rows.  NotFoundError if unknown."""
     paths = GroupPaths(datadir, group)
@@ -187,7 +187,7 @@ def describe_group(
 
 
 def partition_rows(
-    transport,
+    transport: LogEnds,
     group: str,
     committed: dict[TopicPartition, int],
     owner_of: dict[TopicPartition, MemberInfo],
@@ -247,7 +247,7 @@ def group_state(
     return STABLE
 
 
-def _log_end(transport, topic: str, partition: int) -> int | None:
+def _log_end(transport: LogEnds, topic: str, partition: int) -> int | None:
     try:
         return transport.list_offset(topic, partition, "latest")
     except NotFoundError:

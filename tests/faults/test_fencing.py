@@ -26,11 +26,11 @@ import pytest
 from test_broker_fixtures import Brokers, brokers_fixture, connect, read_frame  # noqa: F401
 
 from kcli.broker.partitions import LedPartitions, PartitionResult
-from kcli.client.embedded import PartitionWriter
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
 from kcli.errors import LockTimeoutError
 from kcli.protocol import ApiKey, ErrorCode, RequestHeader, decode_response, encode_request
+from kcli.replica.writer import PartitionWriter
 from kcli.storage.config import LogConfig
 from kcli.storage.records import encode_batch
 

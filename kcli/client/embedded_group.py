@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator, Sequence
 
 from kcli.client.consumer import committed_or_reset
+from kcli.client.group_reader import GroupReader, MemberSettings, TopicPartition
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError
-from kcli.groups.member import GroupReader, TopicPartition
 from kcli.groups.membership import MemberInfo, Membership
 from kcli.groups.offsets import OffsetStore
 from kcli.groups.ownership import Ownership
@@ -32,23 +32,14 @@ class GroupConsumer(GroupReader):
         datadir: DataDir,
         group: str,
         topics: Sequence[str],
+        settings: MemberSettings,
         *,
-        assignor: str = "range",
-        reset: str = "latest",
-        commit_offsets: bool = True,
-        commit_interval: float = 5.0,
-        exit_on_eof: bool = False,
-        client_id: str = "kcli",
         check_interval: float = 0.2,
         poll_interval: float = 0.05,
     ) -> None:
-        super().__init__(
-            transport, group, topics, assignor=assignor, reset=reset, commit_offsets=commit_offsets,
-            commit_interval=commit_interval, exit_on_eof=exit_on_eof, client_id=client_id,
-            poll_interval=poll_interval,
-        )
+        super().__init__(transport, group, topics, settings, poll_interval)
         self.check_interval = check_interval
-        self.membership = Membership(datadir, group, topics, assignor, client_id)
+        self.membership = Membership(datadir, group, topics, settings.assignor, settings.client_id)
         self.ownership = Ownership(self.membership.paths, self.membership.member_id)
         self.store = OffsetStore(datadir)
         self.ends: dict[TopicPartition, int] | None = None
@@ -61,7 +52,7 @@ class GroupConsumer(GroupReader):
     def start(self) -> None:
         """Check the topics, fix the end offsets (exit-on-eof), join and take the first assignment."""
         counts = {t: self.transport.partition_count(t) for t in self.topics}
-        if self.exit_on_eof:
+        if self.settings.exit_on_eof:
             self.ends = {
                 (t, p): self.transport.list_offset(t, p, "latest")
                 for t, n in counts.items()
@@ -85,11 +76,11 @@ class GroupConsumer(GroupReader):
         rebalances and waits).  With exit-on-eof it ends once the assignment reaches the fixed ends."""
         now = time.monotonic()
         next_check = now + self.check_interval
-        next_commit = now + self.commit_interval
+        next_commit = now + self.settings.commit_interval
         while not self._stop:
             now = time.monotonic()
             check_due = now >= next_check
-            commit_due = self.commit_offsets and now >= next_commit
+            commit_due = self.settings.commit_offsets and now >= next_commit
             if check_due or commit_due:
                 yield None
                 if self._stop:
@@ -99,7 +90,7 @@ class GroupConsumer(GroupReader):
                     next_check = time.monotonic() + self.check_interval
                 if commit_due:
                     self.commit()
-                    next_commit = time.monotonic() + self.commit_interval
+                    next_commit = time.monotonic() + self.settings.commit_interval
             progressed = yield from self.consumer.deliver_round(
                 self.ownership.owned, self.ends, self.delivered, lambda: self._stop
             )
@@ -138,7 +129,7 @@ class GroupConsumer(GroupReader):
         if taken:
             committed = self.store.fetch(self.group)  # read only after taking ownership
             for tp in taken:
-                start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.reset)
+                start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.settings.reset)
                 self.consumer.positions[tp] = start
                 self.delivered[tp] = start
                 self.committed[tp] = committed.get(tp)
@@ -165,7 +156,7 @@ class GroupConsumer(GroupReader):
         self._commit(self.ownership.owned)
 
     def _commit(self, partitions: set[TopicPartition]) -> None:
-        if not self.commit_offsets:
+        if not self.settings.commit_offsets:
             return
         offsets = {
             tp: self.delivered[tp]

@@ -1,16 +1,39 @@
 """What every kind of group member shares: its settings, its consumer, and its bookkeeping of what the
-caller was given and what is committed.  The embedded member (:mod:`kcli.groups.consumer`) coordinates
-through the data directory, the remote one (:mod:`kcli.client.group_member`) through a coordinator."""
+caller was given and what is committed.  The embedded member (:mod:`kcli.client.embedded_group`)
+coordinates through the data directory, the remote one (:mod:`kcli.client.group_member`) through a
+coordinator; :func:`kcli.client.groups.open_group_member` picks one for a transport."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kcli.client.consumer import RESETS, Consumer
+from kcli.client.transport import Transport
 from kcli.errors import UsageError
 from kcli.groups.assignors import get_assignor
 
 TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    """How a group member consumes and commits, whichever kind it is (checked when made).
+
+    ``commit_interval`` is in seconds; ``exit_on_eof`` ends the stream once every assigned partition
+    is read to the end it had when assigned."""
+
+    assignor: str = "range"
+    reset: str = "latest"
+    commit_offsets: bool = True
+    commit_interval: float = 5.0
+    exit_on_eof: bool = False
+    client_id: str = "kcli"
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESETS:
+            raise UsageError(f"unknown reset policy {self.reset!r}", hint="use earliest or latest")
+        get_assignor(self.assignor)  # an unknown name is a usage error now, not at the first rebalance
 
 
 class GroupReader:
@@ -18,30 +41,17 @@ class GroupReader:
 
     def __init__(
         self,
-        transport,
+        transport: Transport,
         group: str,
         topics: Sequence[str],
-        *,
-        assignor: str,
-        reset: str,
-        commit_offsets: bool,
-        commit_interval: float,
-        exit_on_eof: bool,
-        client_id: str,
+        settings: MemberSettings,
         poll_interval: float,
     ) -> None:
-        if reset not in RESETS:
-            raise UsageError(f"unknown reset policy {reset!r}", hint="use earliest or latest")
         self.transport = transport
         self.group = group
         self.topics = list(topics)
-        self.assignor = assignor
-        self.assign = get_assignor(assignor)
-        self.reset = reset
-        self.commit_offsets = commit_offsets
-        self.commit_interval = commit_interval
-        self.exit_on_eof = exit_on_eof
-        self.client_id = client_id
+        self.settings = settings
+        self.assign = get_assignor(settings.assignor)
         self.consumer = Consumer(transport, poll_interval=poll_interval)
         self.assignment: set[TopicPartition] = set()
         self.delivered: dict[TopicPartition, int] = {}  # next offset after what the caller was given

@@ -1,0 +1,68 @@
+"""Topic admin on the data directory itself: the metadata change and the replica folders it implies.
+
+A broker runs topic requests with this directly (it holds the replica locks they need); commands go
+through :class:`kcli.client.admin.Admin`, which sends the change to a running broker instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from kcli.cluster.datadir import DataDir
+from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
+from kcli.storage.config import LogConfig
+from kcli.storage.log import PartitionLog
+
+
+class TopicAdmin:
+    """Create, grow and delete topics, and read their end offsets, straight on ``datadir``."""
+
+    def __init__(self, datadir: DataDir) -> None:
+        self.datadir = datadir
+        self.metadata = Metadata(datadir)
+
+    def state(self) -> ClusterState:
+        return self.metadata.ensure()
+
+    def create_topic(self, name: str, partitions: int, replication_factor: int,
+                     configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
+        meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
+        self.make_partition_dirs(meta)
+        return meta
+
+    def add_partitions(self, name: str, total: int) -> TopicMeta:
+        meta = self.metadata.add_partitions(name, total)
+        self.make_partition_dirs(meta)
+        return meta
+
+    def make_partition_dirs(self, topic: TopicMeta, first: int = 0) -> None:
+        """Create replica folders up front, as Kafka does, so empty partitions show in log-dirs."""
+        for p, meta in enumerate(topic.partitions[first:], first):
+            for broker in meta.replicas:
+                os.makedirs(self.datadir.partition_dir(broker, topic.name, p), exist_ok=True)
+
+    def delete_topic(self, name: str) -> None:
+        """Remove the topic from the metadata, then its replica folders (each under its partition and
+        replica locks)."""
+        topic = self.metadata.delete_topic(name)
+        for p, meta in enumerate(topic.partitions):
+            # the lock files stay: unlinking a file another process waits on would give two holders
+            with self.datadir.partition_lock(name, p):
+                for broker in meta.replicas:
+                    with self.datadir.replica_lock(broker, name, p):  # brokers let go once they see it gone
+                        shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
+
+    def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
+        """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""
+        topic = self.state().topic(name)
+        cfg = LogConfig.from_topic(topic.configs)
+        out: list[tuple[int | None, int | None]] = []
+        for p, meta in enumerate(topic.partitions):
+            if meta.leader < 0:
+                out.append((None, None))
+                continue
+            log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
+            out.append((log.log_start_offset, log.log_end_offset))
+            log.close()
+        return out

@@ -1,0 +1,56 @@
+"""Per-replica checkpoints in a broker's folder: where recovery starts, the high watermark a new leader
+starts from, and the log start; read and advanced by brokers and embedded writers alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from kcli.cluster.datadir import DataDir
+from kcli.storage import checkpoint
+from kcli.storage.config import LogConfig
+from kcli.storage.log import PartitionLog
+
+
+def follower_config(config: LogConfig) -> LogConfig:
+    """The config a follower's log is written with: it stores the leader's batches byte for byte, so it
+    neither stamps its own append time nor refuses a batch the leader already accepted."""
+    return dataclasses.replace(config, log_append_time=False, max_message_bytes=2**31 - 1)
+
+
+def recovery_point(datadir: DataDir, broker: int, topic: str, partition: int) -> int | None:
+    """Where recovery of a replica starts: its broker's recovery-point checkpoint (None: recover the
+    active segment whole)."""
+    path = os.path.join(datadir.broker_dir(broker), checkpoint.RECOVERY_POINT)
+    try:
+        return checkpoint.read_offsets(path).get((topic, partition))
+    except Exception:  # a damaged checkpoint only costs a longer recovery
+        return None
+
+
+def checkpointed_high_watermark(datadir: DataDir, broker: int, topic: str, partition: int) -> int | None:
+    """A replica's high watermark as its broker last checkpointed it (where a new leader starts)."""
+    path = os.path.join(datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK)
+    try:
+        return checkpoint.read_offsets(path).get((topic, partition))
+    except Exception:
+        return None
+
+
+def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
+                      hw: int) -> None:
+    """Advance one replica's entries in its broker's checkpoints (recovery point, log start, high
+    watermark); call after an fsync of the log."""
+    root = datadir.broker_dir(broker)
+    key = (topic, partition)
+    values = {checkpoint.RECOVERY_POINT: log.log_end_offset, checkpoint.LOG_START: log.log_start_offset,
+              checkpoint.HIGH_WATERMARK: min(hw, log.log_end_offset)}
+    with datadir.checkpoint_lock(broker):
+        for name, value in values.items():
+            path = os.path.join(root, name)
+            try:
+                offsets = checkpoint.read_offsets(path)
+            except Exception:
+                offsets = {}
+            offsets[key] = value
+            checkpoint.write_offsets(path, offsets)
