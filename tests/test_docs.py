@@ -18,7 +18,7 @@ import pytest
 import kcli
 from kcli.cli import docgen
 from kcli.cli.app import cli
-from kcli.cli.main import COMMANDS
+from kcli.cli.commands import COMMANDS
 
 ROOT = Path(kcli.__file__).resolve().parent.parent
 SECTIONS = ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES", "SEE ALSO"]

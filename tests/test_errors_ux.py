@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kcli.cli.main import COMMANDS
+from kcli.cli.commands import COMMANDS
 
 KCLI = [sys.executable, "-m", "kcli.cli.main"]
 

@@ -10,7 +10,7 @@ import sys
 import click
 
 from kcli import __version__
-from kcli.cli.main import COMMANDS, VERSION_MESSAGE
+from kcli.cli.commands import COMMANDS, VERSION_MESSAGE
 from kcli.errors import KcliError
 
 

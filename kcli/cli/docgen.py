@@ -3,7 +3,7 @@
     python -m kcli.cli.docgen            write every file that changed
     python -m kcli.cli.docgen --check    exit 1 if any file on disk differs from what would be written
 
-Every command in ``kcli.cli.main.COMMANDS`` is imported and described from its click definition: its
+Every command in ``kcli.cli.commands.COMMANDS`` is imported and described from its click definition: its
 docstring, usage, options (with defaults, ranges and environment variables as ``--help`` shows them) and,
 for a group, every subcommand.  Exit codes come from the ``Exit codes:`` paragraph of ``kcli --help`` and
 the classes in ``kcli.errors``.  The completion scripts are click's own.  Nothing depends on the clock,
@@ -304,7 +304,7 @@ def page_name(command_name: str | None) -> str:
 def main_page(
     cli: click.Group, ctx: click.Context, pages: list[str], walked: list[tuple[click.Command, click.Context]]
 ) -> str:
-    from kcli.cli.main import COMMANDS
+    from kcli.cli.commands import COMMANDS
 
     title = (cli.help or "").strip().splitlines()[0]
     summary = title.split(":", 1)[1].strip() if ":" in title else title
@@ -339,7 +339,7 @@ def command_page(
     command: click.Command,
     ctx: click.Context,
 ) -> str:
-    from kcli.cli.main import COMMANDS
+    from kcli.cli.commands import COMMANDS
 
     own = page_name(name)
     out = [_th(own), f".SH NAME\n{esc(own)} \\- {esc(COMMANDS[name][2].rstrip('.'))}\n"]
