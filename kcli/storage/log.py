@@ -271,7 +271,7 @@ class PartitionLog:
         seg.open_for_append()
         return seg
 
-    def append(self, batch: bytes | bytearray, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
+    def append(self, batch: records.BytesLike, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
         """Assign offsets to one batch, stamp the leader epoch and append it.
 
         The batch's records and CRC are kept as they are (the CRC does not cover the fields we rewrite).
