@@ -37,7 +37,7 @@ class ReplicaInfo:
     role: str  # "leader", "follower" or "unassigned" (not in the topic's replica list)
     in_sync: bool | None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "topic": self.topic,
             "partition": self.partition,
@@ -163,7 +163,7 @@ def describe_log_dirs(
     return infos
 
 
-def log_dirs_json(datadir: DataDir, infos: list[ReplicaInfo]) -> dict:
+def log_dirs_json(datadir: DataDir, infos: list[ReplicaInfo]) -> dict[str, object]:
     """Shaped like Kafka's ``kafka-log-dirs --describe`` output: brokers, each with its log dir."""
     brokers = []
     for broker in datadir.broker_ids_on_disk():

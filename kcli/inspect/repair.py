@@ -75,7 +75,7 @@ class RepairPlan:
     segments: int = 0
     actions: list[Action] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "directory": self.location.directory,
             "topic": self.location.topic,

@@ -51,7 +51,7 @@ class Problem:
         prefix = "warning: " if self.severity == "warning" else ""
         return f"{prefix}{where}: {self.message}" if where else f"{prefix}{self.message}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -61,7 +61,7 @@ class ReplicaScan:
     flat in an array (24 bytes a batch) because a replica may hold millions."""
 
     broker: int | None
-    batches: array = field(default_factory=lambda: array("q"))
+    batches: array[int] = field(default_factory=lambda: array("q"))
 
     def add(self, base: int, last: int, crc: int) -> None:
         self.batches.extend((base, last, crc))
@@ -103,7 +103,7 @@ class VerifyReport:
         n = len(self.problems)
         return f"verify: {n} problem{'s' if n != 1 else ''} ({counts})"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "ok": not self.problems,
             "problems": [p.to_json() for p in self.problems],
@@ -312,7 +312,7 @@ def compare_replicas(
             continue
         for mine, theirs in zip_longest(scans[b].window(start, limit), scans[ref].window(start, limit)):
             if mine != theirs:
-                offset = (mine or theirs)[0]  # type: ignore[index]
+                offset = (mine or theirs)[0]
                 problem(
                     f"{name}: replica on broker {b} differs from broker {ref} at offset {offset}: "
                     f"{_describe(mine)} vs {_describe(theirs)}",
@@ -373,9 +373,9 @@ def verify_datadir(
     by_partition: dict[tuple[str, int], dict[int, str]] = {}
     for broker, t, p, path in dirs:
         by_partition.setdefault((t, p), {})[broker] = path
-    for name, meta in state.topics.items():
+    for name, known in state.topics.items():
         if topic is None or name == topic:
-            for p in range(len(meta.partitions)):
+            for p in range(len(known.partitions)):
                 by_partition.setdefault((name, p), {})
     hw_cache: dict[int, dict[tuple[str, int], int]] = {}
     for (t, p), replicas in sorted(by_partition.items()):

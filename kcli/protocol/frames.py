@@ -20,7 +20,7 @@ from .api import ApiKey
 from .apis import APIS, SUPPORTED, api_name, api_versions_entries, get_api
 from .error_codes import ErrorCode
 from .schema import Struct
-from .types import I16, I32, FieldError, as_buffer
+from .types import I16, I32, FieldError, Parts, as_buffer
 
 DEFAULT_MAX_FRAME_SIZE = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes default
 
@@ -68,7 +68,7 @@ def decode_frame_size(
     For readers that do ``readexactly(4)`` then ``readexactly(size)``."""
     if len(prefix) < 4:
         raise ProtocolError(f"frame size prefix needs 4 bytes, got {len(prefix)}")
-    size = I32.unpack_from(prefix, 0)[0]
+    size: int = I32.unpack_from(prefix, 0)[0]
     if size < 0:
         raise ProtocolError(f"negative frame size {size}")
     if size > max_frame_size:
@@ -98,7 +98,7 @@ def parse_frame(
     return bytes(buf[4:end]), end
 
 
-def _framed(parts: list) -> bytes:
+def _framed(parts: Parts) -> bytes:
     """Join ``parts`` (whose first element is a placeholder) behind an int32 size prefix."""
     size = 0
     for p in parts:
@@ -157,7 +157,7 @@ def encode_request(header: RequestHeader, body: Mapping[str, Any]) -> bytes:
     api = get_api(header.api_key)
     if not api.supports(header.api_version):
         raise UnsupportedVersionError(header)
-    parts: list = [b"", encode_request_header(header)]
+    parts: Parts = [b"", encode_request_header(header)]
     api.request.encode_into(body, header.api_version, parts)
     return _framed(parts)
 
@@ -190,7 +190,7 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: M
     if not api.supports(api_version):
         raise ProtocolError(f"cannot encode {api.name} v{api_version}: not a supported version")
     try:
-        parts: list = [b"", I32.pack(correlation_id)]
+        parts: Parts = [b"", I32.pack(correlation_id)]
     except struct.error as e:
         raise ProtocolError(f"bad correlation id {correlation_id!r}: {e}") from None
     try:
@@ -205,7 +205,8 @@ def peek_correlation_id(frame: bytes | bytearray | memoryview) -> int:
     """The correlation id at the start of a response payload (to find the request it answers)."""
     if len(frame) < 4:
         raise ProtocolError(f"response header truncated: {len(frame)} bytes")
-    return I32.unpack_from(frame, 0)[0]
+    correlation_id: int = I32.unpack_from(frame, 0)[0]
+    return correlation_id
 
 
 def decode_response(api_key: int, api_version: int, frame: bytes | bytearray | memoryview) -> Response:

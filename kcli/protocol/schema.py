@@ -17,7 +17,7 @@ are ignored, and a key that is no field of the schema at all is an error (it is 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kcli.errors import ProtocolError
@@ -29,6 +29,7 @@ from .types import (
     Encoder,
     FieldError,
     Fixed,
+    Parts,
     PrimitiveType,
     String,
     as_buffer,
@@ -54,7 +55,7 @@ def parse_versions(spec: str | None) -> tuple[int, int] | None:
     return int(spec), int(spec)
 
 
-class Struct(dict):
+class Struct(dict[str, Any]):
     """A decoded message or nested struct: a ``dict`` whose keys can also be read and written as
     attributes (``resp.topics[0].partitions``).  Being a dict it compares, prints and copies like
     one, and can be passed back to an encoder as is."""
@@ -78,6 +79,12 @@ class Struct(dict):
 
     def __repr__(self) -> str:
         return f"Struct({dict.__repr__(self)})"
+
+
+# A compiled codec is a sequence of steps: a decode step reads its field(s) at a position into the
+# struct and returns the next position; an encode step takes its field(s) from the value's ``get``.
+DecodeStep = Callable[[memoryview, int, Struct], int]
+EncodeStep = Callable[[Callable[[str, Any], Any], Parts], None]
 
 
 class Array:
@@ -196,11 +203,11 @@ class Schema:
             raise
 
     def encode(self, value: Mapping[str, Any], version: int) -> bytes:
-        out: list = []
+        out: Parts = []
         self.encode_into(value, version, out)
         return b"".join(out)
 
-    def encode_into(self, value: Mapping[str, Any], version: int, out: list) -> None:
+    def encode_into(self, value: Mapping[str, Any], version: int, out: Parts) -> None:
         """Append the encoding of ``value`` to ``out`` as bytes-like parts (join them yourself)."""
         try:
             self.codec(version).encode(value, out)
@@ -213,7 +220,7 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
     unpack_count = I32.unpack_from
 
     def count(buf: memoryview, pos: int, min_item: int) -> int:
-        n = unpack_count(buf, pos)[0]
+        n: int = unpack_count(buf, pos)[0]
         if n < 0:
             if n == -1 and nullable:
                 return -1
@@ -233,6 +240,7 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
 
         return dec_fixed
 
+    item_dec: Decoder
     if isinstance(item, Schema):
         codec = item.codec(version)
         item_dec, min_item = codec.decode, codec.min_size
@@ -244,7 +252,7 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
         pos += 4
         if n < 0:
             return None, pos
-        items = []
+        items: list[Any] = []
         append = items.append
         i = 0
         try:
@@ -276,7 +284,7 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
     if isinstance(item, Fixed):
         code = item.code
 
-        def enc_fixed(value: Any, out: list) -> None:
+        def enc_fixed(value: Any, out: Parts) -> None:
             if value is None:
                 if not nullable:
                     raise FieldError("null is not allowed for this array")
@@ -289,7 +297,7 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
 
     item_enc = item.codec(version).encode if isinstance(item, Schema) else item.encoder(False)
 
-    def enc(value: Any, out: list) -> None:
+    def enc(value: Any, out: Parts) -> None:
         if value is None:
             if not nullable:
                 raise FieldError("null is not allowed for this array")
@@ -321,17 +329,17 @@ class _Codec:
     def __init__(self, schema: Schema, version: int) -> None:
         present = schema.fields_for(version)
         self.min_size = 0
-        dec_steps: list[tuple[str, Any]] = []
-        enc_steps: list[tuple[str, Any]] = []
-        run: list[Field] = []
+        dec_steps: list[tuple[str, DecodeStep]] = []
+        enc_steps: list[tuple[str, EncodeStep]] = []
+        run: list[tuple[str, str, Any]] = []  # (name, struct code, default) of consecutive fixed fields
         fixed_names = {f.name for f in present if isinstance(f.type, Fixed)}
 
         def flush() -> None:
             if not run:
                 return
-            st = struct.Struct(">" + "".join(f.type.code for f in run))  # type: ignore[union-attr]
-            names = tuple(f.name for f in run)
-            defaults = tuple(f.default for f in run)
+            st = struct.Struct(">" + "".join(code for _name, code, _default in run))
+            names = tuple(name for name, _code, _default in run)
+            defaults = tuple(default for _name, _code, default in run)
             label = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
             dec_steps.append((label, _fixed_decode_step(st, names)))
             enc_steps.append((label, _fixed_encode_step(st, names, defaults)))
@@ -340,7 +348,7 @@ class _Codec:
         for f in present:
             t = f.type
             if isinstance(t, Fixed):
-                run.append(f)
+                run.append((f.name, t.code, f.default))
                 self.min_size += t.size
                 continue
             flush()
@@ -388,7 +396,7 @@ class _Codec:
             s[name] = []
         return s, pos
 
-    def encode(self, value: Mapping[str, Any], out: list) -> None:
+    def encode(self, value: Mapping[str, Any], out: Parts) -> None:
         if not isinstance(value, Mapping):
             raise FieldError(f"expected a mapping, got {type(value).__name__}")
         if not self._known.issuperset(value):
@@ -409,7 +417,7 @@ class _Codec:
             raise err from None
 
 
-def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> Any:
+def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> DecodeStep:
     unpack, size = st.unpack_from, st.size
     if len(names) == 1:
         (name,) = names
@@ -427,12 +435,12 @@ def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> Any:
     return step
 
 
-def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...]) -> Any:
+def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...]) -> EncodeStep:
     pack = st.pack
     pairs = tuple(zip(names, defaults, strict=True))
     singles = tuple(struct.Struct(">" + c) for c in st.format.lstrip(">"))
 
-    def step(get: Any, out: list) -> None:
+    def step(get: Callable[[str, Any], Any], out: Parts) -> None:
         values = [get(n, d) for n, d in pairs]
         try:
             out.append(pack(*values))
@@ -450,7 +458,7 @@ def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tupl
     return step
 
 
-def _var_decode_step(name: str, dec: Decoder) -> Any:
+def _var_decode_step(name: str, dec: Decoder) -> DecodeStep:
     def step(buf: memoryview, pos: int, s: Struct) -> int:
         v, pos = dec(buf, pos)
         s[name] = v
@@ -459,8 +467,8 @@ def _var_decode_step(name: str, dec: Decoder) -> Any:
     return step
 
 
-def _var_encode_step(name: str, enc: Encoder, default: Any) -> Any:
-    def step(get: Any, out: list) -> None:
+def _var_encode_step(name: str, enc: Encoder, default: Any) -> EncodeStep:
+    def step(get: Callable[[str, Any], Any], out: Parts) -> None:
         enc(get(name, default), out)
 
     return step

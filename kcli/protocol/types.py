@@ -19,8 +19,10 @@ from typing import Any
 
 from kcli.errors import ProtocolError
 
+# The bytes-like parts an encoder appends, joined once at the end.
+Parts = list[bytes | bytearray | memoryview]
 Decoder = Callable[[memoryview, int], tuple[Any, int]]
-Encoder = Callable[[Any, list], None]
+Encoder = Callable[[Any, Parts], None]
 
 I16 = struct.Struct(">h")
 I32 = struct.Struct(">i")
@@ -104,7 +106,7 @@ class Fixed:
     def encoder(self, nullable: bool = False) -> Encoder:
         pack = self.struct.pack
 
-        def enc(value: Any, out: list) -> None:
+        def enc(value: Any, out: Parts) -> None:
             out.append(pack(value))
 
         return enc
@@ -146,7 +148,7 @@ class String:
     def encoder(self, nullable: bool = False) -> Encoder:
         pack = I16.pack
 
-        def enc(value: Any, out: list) -> None:
+        def enc(value: Any, out: Parts) -> None:
             if value is None:
                 if not nullable:
                     raise FieldError("null is not allowed for this string")
@@ -168,7 +170,7 @@ class Bytes:
 
     nullable_ok = True
     name = "bytes"
-    default = b""
+    default: bytes | None = b""
     min_size = 4
     zero_copy = False
 
@@ -193,7 +195,7 @@ class Bytes:
     def encoder(self, nullable: bool = False) -> Encoder:
         pack = I32.pack
 
-        def enc(value: Any, out: list) -> None:
+        def enc(value: Any, out: Parts) -> None:
             if value is None:
                 if not nullable:
                     raise FieldError("null is not allowed for these bytes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
+from typing import TYPE_CHECKING
 
 from kcli.errors import CorruptRecordError, UsageError
 
@@ -19,6 +20,9 @@ CODEC_NAMES = {v: k for k, v in CODECS.items()}
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK = 32 * 1024
+
+if TYPE_CHECKING:
+    import zstandard
 
 
 def codec_id(name: str) -> int:
@@ -41,13 +45,14 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
     if codec == LZ4:
         import lz4.frame
 
-        return lz4.frame.compress(
+        framed: bytes = lz4.frame.compress(
             data,
             compression_level=level or 0,
             block_linked=False,
             content_checksum=False,
             block_size=lz4.frame.BLOCKSIZE_MAX64KB,
         )
+        return framed
     if codec == ZSTD:
         return _zstd_compressor(3 if level is None else level).compress(data)
     raise CorruptRecordError(f"unknown compression codec id {codec}")
@@ -56,9 +61,9 @@ def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
 _local = threading.local()
 
 
-def _zstd_compressor(level: int):
+def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
     """One compressor per level and thread: making one per batch costs more than compressing 16 KB."""
-    cache = getattr(_local, "zstd", None)
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "zstd", None)
     if cache is None:
         cache = _local.zstd = {}
     comp = cache.get(level)
@@ -81,7 +86,8 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
         if codec == LZ4:
             import lz4.frame
 
-            return lz4.frame.decompress(bytes(data))
+            plain: bytes = lz4.frame.decompress(bytes(data))
+            return plain
         if codec == ZSTD:
             import zstandard
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from kcli.errors import InvalidConfigError
+
+ConfigValue = int | bool | str  # what a topic config's parser returns
 
 _COMPRESSION_TYPES = ("producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd")
 
@@ -40,7 +43,7 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 
 # name -> (default, parser, one-line meaning)
-TOPIC_CONFIGS: dict[str, tuple[object, Callable[[str], object], str]] = {
+TOPIC_CONFIGS: dict[str, tuple[ConfigValue, Callable[[str], ConfigValue], str]] = {
     "segment.bytes": (1 << 30, _int(14, 2**31 - 1), "roll a new segment when the active one reaches this size"),
     "segment.ms": (7 * 24 * 3600 * 1000, _int(1), "roll a new segment when the active one is this old"),
     "retention.ms": (7 * 24 * 3600 * 1000, _int(-1), "delete segments whose newest record is older (-1: never)"),
@@ -58,7 +61,7 @@ TOPIC_CONFIGS: dict[str, tuple[object, Callable[[str], object], str]] = {
 }
 
 
-def parse_topic_config(key: str, value: str) -> object:
+def parse_topic_config(key: str, value: str) -> ConfigValue:
     """Validate one ``key=value`` topic config and return the typed value."""
     if key not in TOPIC_CONFIGS:
         raise InvalidConfigError(f"unknown topic config {key!r}", hint="see `kcli topic configs` for the list")
@@ -80,39 +83,45 @@ def parse_config_pairs(pairs: list[str] | tuple[str, ...]) -> dict[str, object]:
     return out
 
 
+def _default_int(key: str) -> int:
+    """The default of a numeric config, as LogConfig's field default."""
+    return int(TOPIC_CONFIGS[key][0])
+
+
 @dataclass(frozen=True)
 class LogConfig:
     """The effective configuration of one partition log."""
 
-    segment_bytes: int = TOPIC_CONFIGS["segment.bytes"][0]  # type: ignore[assignment]
-    segment_ms: int = TOPIC_CONFIGS["segment.ms"][0]  # type: ignore[assignment]
-    retention_ms: int = TOPIC_CONFIGS["retention.ms"][0]  # type: ignore[assignment]
-    retention_bytes: int = TOPIC_CONFIGS["retention.bytes"][0]  # type: ignore[assignment]
-    index_interval_bytes: int = TOPIC_CONFIGS["index.interval.bytes"][0]  # type: ignore[assignment]
-    max_message_bytes: int = TOPIC_CONFIGS["max.message.bytes"][0]  # type: ignore[assignment]
+    segment_bytes: int = _default_int("segment.bytes")
+    segment_ms: int = _default_int("segment.ms")
+    retention_ms: int = _default_int("retention.ms")
+    retention_bytes: int = _default_int("retention.bytes")
+    index_interval_bytes: int = _default_int("index.interval.bytes")
+    max_message_bytes: int = _default_int("max.message.bytes")
     min_insync_replicas: int = 1
     unclean_leader_election: bool = False
     compression_type: str = "producer"
     log_append_time: bool = False
-    flush_messages: int = TOPIC_CONFIGS["flush.messages"][0]  # type: ignore[assignment]
-    flush_ms: int = TOPIC_CONFIGS["flush.ms"][0]  # type: ignore[assignment]
+    flush_messages: int = _default_int("flush.messages")
+    flush_ms: int = _default_int("flush.ms")
 
     @classmethod
     def from_topic(cls, overrides: Mapping[str, object]) -> LogConfig:
-        def get(key: str) -> object:
-            return overrides.get(key, TOPIC_CONFIGS[key][0])
+        def get(key: str) -> ConfigValue:
+            # the metadata keeps the values parse_topic_config returned
+            return cast(ConfigValue, overrides.get(key, TOPIC_CONFIGS[key][0]))
 
         return cls(
-            segment_bytes=int(get("segment.bytes")),  # type: ignore[arg-type]
-            segment_ms=int(get("segment.ms")),  # type: ignore[arg-type]
-            retention_ms=int(get("retention.ms")),  # type: ignore[arg-type]
-            retention_bytes=int(get("retention.bytes")),  # type: ignore[arg-type]
-            index_interval_bytes=int(get("index.interval.bytes")),  # type: ignore[arg-type]
-            max_message_bytes=int(get("max.message.bytes")),  # type: ignore[arg-type]
-            min_insync_replicas=int(get("min.insync.replicas")),  # type: ignore[arg-type]
+            segment_bytes=int(get("segment.bytes")),
+            segment_ms=int(get("segment.ms")),
+            retention_ms=int(get("retention.ms")),
+            retention_bytes=int(get("retention.bytes")),
+            index_interval_bytes=int(get("index.interval.bytes")),
+            max_message_bytes=int(get("max.message.bytes")),
+            min_insync_replicas=int(get("min.insync.replicas")),
             unclean_leader_election=bool(get("unclean.leader.election.enable")),
             compression_type=str(get("compression.type")),
             log_append_time=get("message.timestamp.type") == "LogAppendTime",
-            flush_messages=int(get("flush.messages")),  # type: ignore[arg-type]
-            flush_ms=int(get("flush.ms")),  # type: ignore[arg-type]
+            flush_messages=int(get("flush.messages")),
+            flush_ms=int(get("flush.ms")),
         )

@@ -34,7 +34,7 @@ def read_file(path: str) -> bytes:
     """The whole file (no symlinks); FileNotFoundError if it is missing."""
     fd = open_fd(path, os.O_RDONLY)
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:

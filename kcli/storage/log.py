@@ -10,6 +10,7 @@ import os
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
+from typing import TypedDict
 
 from kcli.errors import CorruptRecordError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
@@ -19,6 +20,15 @@ from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
 WRITER_STATE = "kcli-writer-state"
+
+
+class _WriterState(TypedDict):
+    """What a writer that closed cleanly left in WRITER_STATE (see PartitionLog._read_state)."""
+
+    next_offset: int
+    bytes_since_index: int
+    unflushed: int
+    unflushed_since: int | None
 
 
 def now_ms() -> int:
@@ -184,7 +194,7 @@ class PartitionLog:
     def _state_path(self) -> str:
         return os.path.join(self.directory, WRITER_STATE)
 
-    def _read_state(self) -> dict | None:
+    def _read_state(self) -> _WriterState | None:
         try:
             # base size next-offset bytes-since-index [unsynced-records oldest-unsynced-ms (-1: none)]
             fields = [int(x) for x in read_file(self._state_path()).split()]
@@ -260,7 +270,7 @@ class PartitionLog:
         seg.open_for_append()
         return seg
 
-    def append(self, batch: bytes | bytearray, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
+    def append(self, batch: records.BytesLike, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
         """Assign offsets to one batch, stamp the leader epoch and append it.
 
         The batch's records and CRC are kept as they are (the CRC does not cover the fields we rewrite).

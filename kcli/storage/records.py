@@ -7,15 +7,26 @@ The layout is in docs/kafka-format.md.  The CRC covers bytes 21..end, so a leade
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from operator import add, itemgetter, sub
+from types import ModuleType
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 from kcli.errors import CorruptRecordError
 from kcli.storage import compression
 
+# What batches are read from: a file's bytes, a received frame, or a view into either.
+BytesLike = bytes | bytearray | memoryview
 
-def _load_crc32c():
+
+class _Crc32c(Protocol):
+    """The signature of ``crc32c.crc32c``: the CRC-32C of ``data``, continuing from ``value``."""
+
+    def __call__(self, data: BytesLike, value: int = 0, /) -> int: ...
+
+
+def _load_crc32c() -> _Crc32c:
     """The ``crc32c`` function, without running the crc32c package's ``__init__``.
 
     That ``__init__`` asks importlib.metadata for its own version, which imports email, zipfile and more:
@@ -27,7 +38,7 @@ def _load_crc32c():
     from importlib.machinery import PathFinder
 
     name = "crc32c._crc32c"
-    module = sys.modules.get(name)
+    module: ModuleType | None = sys.modules.get(name)
     if module is None:
         try:
             package = PathFinder.find_spec("crc32c")
@@ -35,13 +46,16 @@ def _load_crc32c():
             if spec is None or spec.loader is None:
                 raise ImportError(name)
             module = spec.loader.create_module(spec)
+            if module is None:  # the loader wants a default module: not the C extension expected here
+                raise ImportError(name)
             spec.loader.exec_module(module)
             sys.modules[name] = module
         except Exception:
             from crc32c import crc32c as function
 
             return function
-    return module.crc32c
+    found: _Crc32c = module.crc32c
+    return found
 
 
 crc32c = _load_crc32c()
@@ -60,6 +74,8 @@ ATTR_CONTROL = 0x20
 ATTR_DELETE_HORIZON = 0x40
 
 Header = tuple[str, bytes | None]
+# A record to encode: (key, value, headers, timestamp_ms).
+RecordTuple = tuple[bytes | None, bytes | None, Sequence[Header], int]
 
 
 class BatchHeader:
@@ -81,7 +97,21 @@ class BatchHeader:
         "records_count",
     )
 
-    def __init__(self, fields: tuple) -> None:
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    def __init__(self, fields: tuple[int, ...]) -> None:
         (
             self.base_offset,
             self.batch_length,
@@ -196,7 +226,7 @@ def varint(n: int) -> bytes:
     return _zigzag_bytes(n)
 
 
-def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+def read_varint(buf: BytesLike, pos: int) -> tuple[int, int]:
     """Decode a zigzag varint at ``pos``; returns (value, next position)."""
     b = buf[pos]
     pos += 1
@@ -217,7 +247,9 @@ def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- encoding
 
-def _encode_record(delta_ts: int, delta_off: int, key: bytes | None, value: bytes | None, headers) -> bytes:
+def _encode_record(
+    delta_ts: int, delta_off: int, key: bytes | None, value: bytes | None, headers: Sequence[Header]
+) -> bytes:
     parts = [b"\x00", varint(delta_ts), varint(delta_off)]
     if key is None:
         parts.append(b"\x01")
@@ -264,7 +296,7 @@ def _heads(n: int) -> tuple[list[bytes], list[int], list[bytes]]:
     return _HEADS
 
 
-def _encode_values(values: Sequence, deltas: list[int] | None) -> bytes | None:
+def _encode_values(values: Sequence[bytes], deltas: list[int] | None) -> bytes | None:
     """The records section for null keys, no headers and non-null ``values`` whose timestamps are the
     batch's base timestamp plus ``deltas`` (None: all equal), assembled with C-level map/zip/join rather
     than a Python loop per record, which is most of the cost of producing small records.  None when the
@@ -274,6 +306,7 @@ def _encode_values(values: Sequence, deltas: list[int] | None) -> bytes | None:
         return None
     var = _VARINTS or _varints()
     all_heads, all_head_lens, offsets_null_key = _heads(n)
+    head_lens: Iterable[int]
     try:
         if deltas is None:
             heads = all_heads[:n]
@@ -297,7 +330,7 @@ def _encode_values(values: Sequence, deltas: list[int] | None) -> bytes | None:
         return None
 
 
-def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | None:
+def _encode_unkeyed(records: Sequence[RecordTuple], base_timestamp: int) -> bytes | None:
     """:func:`_encode_values` for (key, value, headers, timestamp) tuples of that shape; None otherwise."""
     n = len(records)
     if not _BULK_MIN <= n <= _TABLE_SIZE:
@@ -309,7 +342,7 @@ def _encode_unkeyed(records: Sequence[tuple], base_timestamp: int) -> bytes | No
     return _encode_values(values, None if same else list(map(sub, stamps, repeat(base_timestamp, n))))
 
 
-def encode_records(records: Sequence[tuple], base_timestamp: int) -> bytes:
+def encode_records(records: Sequence[RecordTuple], base_timestamp: int) -> bytes:
     """Encode (key, value, headers, timestamp) tuples as the uncompressed records section."""
     fast = _encode_unkeyed(records, base_timestamp)
     if fast is not None:
@@ -334,7 +367,7 @@ class Section:
         self.max_timestamp = max_timestamp
 
 
-def record_section(records: Sequence[tuple]) -> Section:
+def record_section(records: Sequence[RecordTuple]) -> Section:
     """The section of (key, value, headers, timestamp_ms) tuples."""
     if not records:
         raise ValueError("a record batch needs at least one record")
@@ -365,7 +398,7 @@ def value_section(values: Sequence[bytes], runs: Sequence[tuple[int, int]]) -> S
 
 
 def encode_batch(
-    records: Sequence[tuple],
+    records: Sequence[RecordTuple],
     base_offset: int = 0,
     codec: int = compression.NONE,
     *,
@@ -425,7 +458,7 @@ def stamp(batch: bytearray | memoryview, base_offset: int, leader_epoch: int) ->
 
 # ---------------------------------------------------------------- decoding
 
-def parse_header(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
+def parse_header(buf: BytesLike, pos: int = 0) -> BatchHeader:
     """Decode and sanity-check the fixed header of the batch at ``pos``."""
     if len(buf) - pos < HEADER_SIZE:
         raise CorruptRecordError("record batch shorter than its 61-byte header", position=pos)
@@ -437,7 +470,7 @@ def parse_header(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:
     return header
 
 
-def peek_size(buf: bytes | memoryview, pos: int) -> tuple[int, int] | None:
+def peek_size(buf: BytesLike, pos: int) -> tuple[int, int] | None:
     """(baseOffset, total size) of the batch at ``pos``, or None if fewer than 17 bytes remain."""
     if len(buf) - pos < 17:
         return None
@@ -445,13 +478,13 @@ def peek_size(buf: bytes | memoryview, pos: int) -> tuple[int, int] | None:
     return base, length + LOG_OVERHEAD
 
 
-def crc_valid(buf: bytes | memoryview, pos: int, header: BatchHeader) -> bool:
+def crc_valid(buf: BytesLike, pos: int, header: BatchHeader) -> bool:
     """Whether the stored CRC-32C matches bytes 21..end of the batch at ``pos``."""
     view = memoryview(buf)[pos + _CRC_START : pos + header.size]
     return crc32c(view) == header.crc
 
 
-def iter_batches(buf: bytes | memoryview, pos: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+def iter_batches(buf: BytesLike, pos: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
     """Yield (position, header) for each complete batch; stop quietly at a partial batch at the end.
 
     A batch whose fixed header is invalid raises CorruptRecordError with its position.
@@ -467,13 +500,13 @@ def iter_batches(buf: bytes | memoryview, pos: int = 0, end: int | None = None) 
         pos += header.size
 
 
-def decode_records(buf: bytes | memoryview, pos: int = 0, header: BatchHeader | None = None,
+def decode_records(buf: BytesLike, pos: int = 0, header: BatchHeader | None = None,
                    verify_crc: bool = True) -> list[Record]:
     """Decode every record of the batch at ``pos``.  Control batches decode to an empty list."""
     return _decode(buf, pos, header, verify_crc, _decode_body)
 
 
-def decode_values(buf: bytes | memoryview, pos: int = 0, header: BatchHeader | None = None,
+def decode_values(buf: BytesLike, pos: int = 0, header: BatchHeader | None = None,
                   verify_crc: bool = True) -> list[bytes | None]:
     """The values of the records ``decode_records`` would return, with the same checks, but without
     building Record objects -- which cost as much as the parsing itself.  For readers that print values
@@ -481,7 +514,11 @@ def decode_values(buf: bytes | memoryview, pos: int = 0, header: BatchHeader | N
     return _decode(buf, pos, header, verify_crc, _decode_values)
 
 
-def _decode(buf: bytes | memoryview, pos: int, header: BatchHeader | None, verify_crc: bool, body_decoder):
+_Decoded = TypeVar("_Decoded")
+
+
+def _decode(buf: BytesLike, pos: int, header: BatchHeader | None, verify_crc: bool,
+            body_decoder: Callable[[bytes, BatchHeader], list[_Decoded]]) -> list[_Decoded]:
     if header is None:
         header = parse_header(buf, pos)
     end = pos + header.size
@@ -516,14 +553,20 @@ def _zigzag_tables() -> tuple[list[int], list[int]]:
     return _ZIGZAG
 
 
-def _decode_body(body: bytes, header: BatchHeader, values_only: bool = False) -> list:
+@overload
+def _decode_body(body: bytes, header: BatchHeader, values_only: Literal[False] = False) -> list[Record]: ...
+@overload
+def _decode_body(body: bytes, header: BatchHeader, values_only: Literal[True]) -> list[bytes | None]: ...
+def _decode_body(
+    body: bytes, header: BatchHeader, values_only: bool = False
+) -> list[Record] | list[bytes | None]:
     """Walk the records section once; build Records, or with ``values_only`` just collect the values."""
     rv = read_varint
     z1, z2 = _ZIGZAG or _zigzag_tables()
     base_offset = header.base_offset
     base_ts = header.base_timestamp
     append_time = header.max_timestamp if header.log_append_time else None
-    out: list = []
+    out: list[Any] = []  # Records, or with values_only the values
     append = out.append
     p = 0
     n = len(body)
@@ -618,14 +661,14 @@ def _decode_values(body: bytes, header: BatchHeader) -> list[bytes | None]:
     return values if values is not None else _decode_body(body, header, values_only=True)
 
 
-def _common_values(body: bytes, count: int) -> list[bytes] | None:
+def _common_values(body: bytes, count: int) -> list[bytes | None] | None:
     """The values of a records section in the shape producers write nearly always -- one- or two-byte
     record and value lengths, a one-byte timestamp delta, a one- or two-byte offset delta, a null key, no
     headers -- found by skipping the fields around them rather than decoding each.  Every record must
     end exactly where its value and the zero header count end, and the last exactly at the end of the
     section; None as soon as a record has another shape (the full walk then decides, and reports)."""
     z1, z2 = _ZIGZAG or _zigzag_tables()
-    out: list[bytes] = []
+    out: list[bytes | None] = []
     append = out.append
     p = 0
     try:

@@ -6,11 +6,14 @@ Used by embedded writers (a writer killed between replicas leaves a follower beh
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kcli.storage import records
 from kcli.storage.log import PartitionLog
 
 
-def sync_replica(leader: PartitionLog, follower: PartitionLog, chunk: int = 1 << 20, progress=None) -> int:
+def sync_replica(leader: PartitionLog, follower: PartitionLog, chunk: int = 1 << 20,
+                 progress: Callable[[int], object] | None = None) -> int:
     """Make ``follower`` (open for append) hold exactly the leader's records: cut what the leader lacks,
     copy what the follower lacks, keeping offsets and leader epochs.  Returns the records copied."""
     leo = leader.log_end_offset
