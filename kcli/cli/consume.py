@@ -166,7 +166,7 @@ def _value_lines(values: list[bytes | None]) -> bytes:
     per record; like the format, a null value prints as an empty line."""
     values.append(b"")  # the final newline, without copying the joined bytes again
     try:
-        return b"\n".join(values)
+        return b"\n".join(values)  # type: ignore[arg-type]  # a None raises TypeError: the slow path below
     except TypeError:
         return b"\n".join([v or b"" for v in values])
 

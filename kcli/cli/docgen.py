@@ -17,6 +17,7 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -224,13 +225,14 @@ def _walk(command: click.Command, ctx: click.Context):
             yield from _walk(sub, click.Context(sub, info_name=name, parent=ctx))
 
 
-def render_environment(commands: list[tuple[click.Command, click.Context]]) -> str:
+def render_environment(commands: Sequence[tuple[click.Command, click.Context]]) -> str:
     out = [".SH ENVIRONMENT\n"]
     known = {name for name, _ in ENVIRONMENT}
     extra: dict[str, str] = {}
     for command, ctx in commands:
         for param in command.get_params(ctx):
-            envvars = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+            envvar = param.envvar
+            envvars = [envvar] if envvar is None or isinstance(envvar, str) else list(envvar)
             for var in envvars:
                 if var and var not in known and var not in extra and isinstance(param, click.Option):
                     extra[var] = f"Default for {ctx.command_path} {param.opts[-1]}."
@@ -248,7 +250,7 @@ def render_files() -> str:
     return "".join(out)
 
 
-def render_config_keys(commands: list[tuple[click.Command, click.Context]]) -> str:
+def render_config_keys(commands: Sequence[tuple[click.Command, click.Context]]) -> str:
     """Which keys each table of the config file accepts."""
     from kcli.cli.settings import preferred_key, settable_options
 
@@ -302,7 +304,7 @@ def page_name(command_name: str | None) -> str:
 
 
 def main_page(
-    cli: click.Group, ctx: click.Context, pages: list[str], walked: list[tuple[click.Command, click.Context]]
+    cli: click.Group, ctx: click.Context, pages: list[str], walked: Sequence[tuple[click.Command, click.Context]]
 ) -> str:
     from kcli.cli.commands import COMMANDS
 

@@ -16,6 +16,7 @@ def _targets(state, topic: str | None, partition: int | None, all_: bool) -> lis
         raise UsageError("--partition needs --topic")
     if all_:
         return [(t.name, p) for t in state.topics.values() for p in range(len(t.partitions))]
+    assert topic is not None  # given exactly when --all is not
     meta = state.topic(topic)
     if partition is not None:
         state.partition(topic, partition)

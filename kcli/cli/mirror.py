@@ -86,6 +86,7 @@ def mirror(
     if bool(to_server) == bool(from_server):
         raise UsageError("give exactly one of --to HOST:PORT and --from HOST:PORT")
     server = to_server or from_server
+    assert server is not None  # exactly one is given, checked above
     direction = "to" if to_server else "from"
     target_topic = to_topic or topic
     validate_topic_name(topic)

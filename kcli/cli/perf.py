@@ -251,6 +251,7 @@ def codecs(
         from kcli.client.connect import open_transport
 
         transport = open_transport(env.datadir(), auto_create=False)
+        assert topic is not None  # --file or --topic, checked above
         try:
             parts = bench.topic_sample(transport, topic, sample)
         finally:

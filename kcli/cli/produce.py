@@ -156,7 +156,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
                 if not line.strip():
                     continue
                 rec = JsonInput(line, lineno)
-                send(topic, rec.value, rec.key, rec.headers + header_list,
+                send(topic, rec.value, rec.key, [*rec.headers, *header_list],
                      partition if partition is not None else rec.partition, rec.timestamp)
         elif sep is not None:
             for lines in chunks:

@@ -105,7 +105,8 @@ def scale_out_advice(
 class CodecFigures(Protocol):
     """What the codec recommendation needs from a measurement."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def ratio(self) -> float: ...
