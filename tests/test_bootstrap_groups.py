@@ -15,8 +15,8 @@ from conftest import KcliRunner
 from tansu import tansu_fixture  # noqa: F401  (the tansu fixture)
 from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401  (the brokers fixture)
 
+from kcli.net.connection import parse_bootstrap
 from kcli.protocol import ApiKey
-from kcli.protocol.connection import parse_bootstrap
 
 GROUP_APIS = (ApiKey.FIND_COORDINATOR, ApiKey.OFFSET_FETCH, ApiKey.LIST_GROUPS, ApiKey.DESCRIBE_GROUPS)
 

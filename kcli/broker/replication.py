@@ -387,7 +387,7 @@ class LeaderFetcher:
         self._disconnect()
 
     def _connect(self):
-        from kcli.protocol.connection import BrokerConnection
+        from kcli.net.connection import BrokerConnection
 
         return BrokerConnection(
             socket_path(self.datadir, self.leader),

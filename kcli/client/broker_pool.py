@@ -9,14 +9,14 @@ from typing import Any
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import ProtocolError, UsageError
-from kcli.protocol import ApiKey, ErrorCode, Struct
-from kcli.protocol.connection import (
+from kcli.net.connection import (
     Address,
     BrokerConnection,
     UnreachableError,
     address_label,
     parse_bootstrap_servers,
 )
+from kcli.protocol import ApiKey, ErrorCode, Struct
 
 ATTEMPTS = 6  # requests tried this often before an error is final (each after a metadata refresh)
 

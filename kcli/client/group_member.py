@@ -24,6 +24,7 @@ from kcli.client.group_session import Coordinator, Heartbeats
 from kcli.client.kafka_errors import raise_for
 from kcli.client.remote import RemoteTransport
 from kcli.errors import BrokerError, NotFoundError, ProtocolError
+from kcli.net.connection import UnreachableError
 from kcli.protocol import (
     ApiKey,
     ErrorCode,
@@ -33,7 +34,6 @@ from kcli.protocol import (
     decode_subscription,
     encode_subscription,
 )
-from kcli.protocol.connection import UnreachableError
 from kcli.storage.records import Record
 
 SESSION_TIMEOUT_MS = 10_000  # kafka-python's default; Kafka's brokers accept 6000..1800000

@@ -19,8 +19,8 @@ from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.cluster_groups import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
 from kcli.errors import KcliError, ProtocolError
+from kcli.net.connection import BrokerConnection, UnreachableError
 from kcli.protocol import ApiKey, ErrorCode, Struct
-from kcli.protocol.connection import BrokerConnection, UnreachableError
 
 Address = tuple[str, int]
 

@@ -28,8 +28,8 @@ from kcli.errors import (
     NotFoundError,
     UsageError,
 )
+from kcli.net.connection import REQUEST_TIMEOUT, UnreachableError
 from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
-from kcli.protocol.connection import REQUEST_TIMEOUT, UnreachableError
 
 FAILOVER_WAIT = 20.0  # how long leadership errors are retried: the controller moving a leadership
 PRODUCE_TIMEOUT = 30.0  # how long a broker may wait for the in-sync replicas before answering acks=all

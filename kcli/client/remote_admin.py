@@ -10,8 +10,8 @@ from kcli.client.broker_pool import BrokerPool
 from kcli.client.kafka_errors import raise_for
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError
+from kcli.net.connection import REQUEST_TIMEOUT
 from kcli.protocol import ApiKey, ErrorCode, Struct
-from kcli.protocol.connection import REQUEST_TIMEOUT
 
 
 class RemoteAdmin:
