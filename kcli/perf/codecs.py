@@ -15,16 +15,20 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcli.errors import KcliError
 from kcli.storage import compression
-from kcli.storage.records import decode_records, encode_batch
+from kcli.storage.records import Header, decode_records, encode_batch
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport
 
 _MB = 1024 * 1024  # as the perf-test tools count MB
 RECORD_OVERHEAD = 12  # the producer's per-record estimate when it fills a batch
 DEFAULT_MIN_TIME = 0.2
 
-Record = tuple  # (key, value, headers, timestamp_ms): what encode_batch takes
+Record = tuple[bytes | None, bytes | None, Sequence[Header], int]  # (key, value, headers, timestamp_ms): what encode_batch takes
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class CodecResult:
         """Bytes of log a million such messages would take."""
         return round(self.compressed_bytes * 1_000_000 / self.messages)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "codec": self.name,
             "compression_type": compression.CODEC_NAMES[self.codec],
@@ -123,7 +127,7 @@ def file_sample(path: str, limit: int, timestamp_ms: int | None = None) -> list[
     return [records] if records else []
 
 
-def topic_sample(transport, topic: str, limit: int) -> list[list[Record]]:
+def topic_sample(transport: Transport, topic: str, limit: int) -> list[list[Record]]:
     """The newest ``limit`` records of ``topic`` (by timestamp across partitions), read through the
     consumer with their keys, headers and timestamps, grouped per partition in offset order (a producer
     batches per partition)."""
