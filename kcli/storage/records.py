@@ -60,6 +60,8 @@ ATTR_CONTROL = 0x20
 ATTR_DELETE_HORIZON = 0x40
 
 Header = tuple[str, bytes | None]
+# A record to encode: (key, value, headers, timestamp_ms).
+RecordTuple = tuple[bytes | None, bytes | None, Sequence[Header], int]
 
 
 class BatchHeader:
