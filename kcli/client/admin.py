@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kcli.cluster.metadata import TopicMeta
 from kcli.cluster.topics import TopicAdmin
+
+if TYPE_CHECKING:
+    from kcli.client.remote_admin import RemoteAdmin
 
 
 class Admin(TopicAdmin):
     """:class:`TopicAdmin` that sends topic changes to a live broker when there is one."""
 
-    def _broker(self):  # -> RemoteAdmin | None, imported lazily: the wire code is heavy
+    def _broker(self) -> RemoteAdmin | None:  # imported lazily: the wire code is heavy
         from kcli.client.connect import live_brokers
 
         if not live_brokers(self.datadir):

@@ -71,8 +71,9 @@ class BrokerPool:
             return conn
         from kcli.cluster.liveness import freshest_first
 
+        assert self.datadir is not None  # the constructor demands a data dir or bootstrap servers
         errors = []
-        for node in freshest_first(self.datadir, self.datadir.live_brokers()):  # type: ignore[arg-type]
+        for node in freshest_first(self.datadir, self.datadir.live_brokers()):
             try:
                 return self.node(node)
             except UnreachableError as exc:

@@ -82,8 +82,11 @@ class ClusterAdmin:
         delay = 0.05
         while True:
             meta = self.state().topics.get(name)
-            ready = meta is not None and all(p.leader >= 0 for p in meta.partitions)
-            if ready and (partitions is None or len(meta.partitions) >= partitions):
+            if (
+                meta is not None
+                and all(p.leader >= 0 for p in meta.partitions)
+                and (partitions is None or len(meta.partitions) >= partitions)
+            ):
                 return meta
             if time.monotonic() >= deadline:
                 if meta is None:

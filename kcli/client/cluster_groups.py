@@ -14,7 +14,7 @@ committed"): some Kafka-compatible brokers answer the null form with a malformed
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
@@ -97,7 +97,7 @@ class ClusterGroups:
         }
 
     def _ask(
-        self, group: str, api_key: int, body: Mapping[str, Any], error_of
+        self, group: str, api_key: int, body: Mapping[str, Any], error_of: Callable[[Struct], int]
     ) -> tuple[Struct, tuple[int, str]]:
         """Send ``body`` to the group's coordinator, finding it again while it moves; returns the
         response and the coordinator (node id, ``host:port (id N)``)."""

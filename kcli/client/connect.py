@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kcli.cluster.datadir import DataDir
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport
 
 
 def live_brokers(datadir: DataDir) -> list[int]:
@@ -14,7 +19,7 @@ def live_brokers(datadir: DataDir) -> list[int]:
         return []
 
 
-def open_transport(datadir: DataDir, auto_create: bool = True, acks: int = -1):
+def open_transport(datadir: DataDir, auto_create: bool = True, acks: int = -1) -> Transport:
     """The remote transport when any broker is alive (commands never write behind a live broker's
     back), else the embedded one.  Liveness is a lock probe per broker folder, and the protocol code is
     imported only when a broker runs, so a brokerless ``kcli produce`` starts as fast as before.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from typing import Any, Literal, TypeVar, overload
 
 from kcli.client.transport import Transport
 from kcli.errors import CorruptRecordError, UsageError
 from kcli.storage.records import Record, decode_records, decode_values, iter_batches
+
+_Item = TypeVar("_Item", Record, bytes | None)  # what a fetch delivers: records, or only their values
 
 
 def resolve_start(transport: Transport, topic: str, partition: int, spec: str) -> int:
@@ -70,7 +73,17 @@ class Consumer:
         way; batches lying wholly in range are decoded without Record objects (see decode_values)."""
         return self._fetch(topic, partition, upto, True)
 
-    def _fetch(self, topic: str, partition: int, upto: int | None, values_only: bool) -> list:
+    @overload
+    def _fetch(self, topic: str, partition: int, upto: int | None, values_only: Literal[False]) -> list[Record]: ...
+
+    @overload
+    def _fetch(
+        self, topic: str, partition: int, upto: int | None, values_only: Literal[True]
+    ) -> list[bytes | None]: ...
+
+    def _fetch(
+        self, topic: str, partition: int, upto: int | None, values_only: bool
+    ) -> list[Record] | list[bytes | None]:
         tp = (topic, partition)
         offset = self.positions[tp]
         if upto is not None and offset >= upto:
@@ -86,7 +99,7 @@ class Consumer:
             # a broker's CORRUPT_MESSAGE: say where in the partition; the broker's log names the file
             raise CorruptRecordError(f"cannot read offset {offset}: {exc.args[0]} (damaged data on the broker's "
                                      "disk; its log names the file and position)") from None
-        out: list = []  # Records, or values when values_only
+        out: list[Any] = []  # Records, or values when values_only
         pos = 0
         try:
             for pos, header in iter_batches(data):
@@ -164,8 +177,9 @@ class Consumer:
         with no Python work per record beyond decoding."""
         return self._chunks(self.fetch_values, end_offsets, idle_stop)
 
-    def _chunks(self, fetch, end_offsets: dict[tuple[str, int], int] | None,
-                idle_stop: float | None) -> Iterator[tuple[str, int, list] | None]:
+    def _chunks(self, fetch: Callable[[str, int, int | None], list[_Item]],
+                end_offsets: dict[tuple[str, int], int] | None,
+                idle_stop: float | None) -> Iterator[tuple[str, int, list[_Item]] | None]:
         idle_since = time.monotonic()
         self._wait = 0.0
         try:

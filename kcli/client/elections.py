@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from kcli.cluster.controller import Election, elect, replica_leo
 from kcli.cluster.datadir import DataDir
-from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
+from kcli.cluster.metadata import ClusterState, Metadata, MetaRecord, PartitionMeta
 from kcli.errors import BrokerError, UnavailableError, UsageError
 from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
@@ -145,7 +145,7 @@ def _reassign_live(
         meta = metadata.update_partition(topic, partition, replicas=union)
     _await_in_sync(datadir, metadata, topic, partition, replicas, catching_up, progress)
 
-    def finish(state: ClusterState) -> list[dict]:
+    def finish(state: ClusterState) -> list[MetaRecord]:
         now = state.partition(topic, partition)
         leader, epoch = now.leader, now.leader_epoch
         if leader not in replicas:

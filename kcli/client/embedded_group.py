@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from kcli.client.consumer import committed_or_reset
 from kcli.client.group_reader import GroupReader, MemberSettings, TopicPartition
+from kcli.client.transport import Transport
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError
 from kcli.groups.membership import MemberInfo, Membership
@@ -28,7 +29,7 @@ class GroupConsumer(GroupReader):
 
     def __init__(
         self,
-        transport,
+        transport: Transport,
         datadir: DataDir,
         group: str,
         topics: Sequence[str],

@@ -131,7 +131,7 @@ class GroupMember(GroupReader):
         }
         if not offsets:
             return
-        by_topic: dict[str, list[dict]] = {}
+        by_topic: dict[str, list[dict[str, object]]] = {}
         for (topic, partition), offset in sorted(offsets.items()):
             by_topic.setdefault(topic, []).append(
                 {"partition_index": partition, "committed_offset": offset, "committed_metadata": ""}
@@ -220,7 +220,7 @@ class GroupMember(GroupReader):
             raise ProtocolError(f"group {self.group!r}: the leader's assignment is malformed: {exc}") from None
         return ErrorCode.NONE, {(tp.topic, p) for tp in given if tp.topic in self.topics for p in tp.partitions}
 
-    def _plan(self, members: list[Struct]) -> list[dict]:
+    def _plan(self, members: list[Struct]) -> list[dict[str, object]]:
         """As the leader: every member's partitions, from their subscriptions and the partition counts."""
         subscriptions: dict[str, list[str]] = {}
         for m in members:
@@ -283,9 +283,9 @@ def _commit_error(resp: Struct) -> int:
     for t in resp.topics:
         for p in t.partitions:
             if p.error_code != ErrorCode.NONE and p.error_code not in _COMMIT_REFUSED:
-                return p.error_code
+                return int(p.error_code)
     return ErrorCode.NONE
 
 
 def _fetch_error(resp: Struct) -> int:
-    return resp.error_code
+    return int(resp.error_code)

@@ -68,7 +68,7 @@ class Coordinator:
             except UnreachableError:
                 if last:
                     raise
-                code = ErrorCode.COORDINATOR_NOT_AVAILABLE
+                code: int = ErrorCode.COORDINATOR_NOT_AVAILABLE
             else:
                 code = error_of(resp)
                 if code == ErrorCode.NONE:

@@ -4,11 +4,15 @@ group protocol), else the data directory's own files; callers hold the result wi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kcli.client.group_reader import GroupReader, MemberSettings
 from kcli.client.transport import Transport
 from kcli.cluster.datadir import DataDir
 from kcli.groups.view import LocalGroups
+
+if TYPE_CHECKING:
+    from kcli.client.cluster_groups import ClusterGroups
 
 
 def open_group_member(transport: Transport, datadir: DataDir | None, group: str, topics: Sequence[str],
@@ -26,7 +30,7 @@ def open_group_member(transport: Transport, datadir: DataDir | None, group: str,
     return GroupConsumer(transport, datadir, group, topics, settings)
 
 
-def open_groups(datadir: DataDir | None, bootstrap: str | None = None):  # -> LocalGroups | ClusterGroups
+def open_groups(datadir: DataDir | None, bootstrap: str | None = None) -> LocalGroups | ClusterGroups:
     """The groups a command shows: the cluster's at ``bootstrap`` when given, else ``datadir``'s."""
     if bootstrap:
         from kcli.client.cluster_groups import ClusterGroups

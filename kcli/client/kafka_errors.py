@@ -18,7 +18,7 @@ from kcli.errors import (
 from kcli.protocol import ErrorCode, error_name
 
 # an idempotent producer's batch that the leader cannot place: storing it might duplicate or reorder
-SEQUENCE_ERRORS = {
+SEQUENCE_ERRORS: dict[int, str] = {
     ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: "the leader lacks this producer's earlier batches",
     ErrorCode.INVALID_PRODUCER_EPOCH: "a newer session of this producer id fenced it",
     ErrorCode.UNKNOWN_PRODUCER_ID: "the leader no longer knows this producer (its records were deleted)",

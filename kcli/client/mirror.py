@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from kcli.client.consumer import Consumer
 from kcli.client.producer import Producer
+from kcli.client.transport import Transport
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, NotFoundError
 from kcli.storage import compression
@@ -46,7 +47,7 @@ class MirrorError(KcliError):
 class Endpoint:
     """One side of a mirror: a transport, a way to create a topic on that side, and a name for messages."""
 
-    transport: object
+    transport: Transport
     create_topic: Callable[[str, int], None]
     label: str
 
@@ -305,7 +306,7 @@ class Mirror:
                 time.sleep(IDLE_WAIT)
 
 
-def _read(transport, topic: str, partition: int, start: int, upto: int | None, count: int) -> list[Record]:
+def _read(transport: Transport, topic: str, partition: int, start: int, upto: int | None, count: int) -> list[Record]:
     """Up to ``count`` records of a partition from ``start`` (bounded by ``upto``)."""
     consumer = Consumer(transport)
     consumer.assign({(topic, partition): start})

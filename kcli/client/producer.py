@@ -18,12 +18,16 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import accumulate, repeat
+from typing import TYPE_CHECKING
 
 from kcli.client.partitioner import DefaultPartitioner
 from kcli.client.transport import Transport
 from kcli.errors import KcliError, NoProducerIdError, RecordTooLargeError, UsageError
 from kcli.storage import compression
-from kcli.storage.records import Section, frame, record_section, value_section
+from kcli.storage.records import RecordTuple, Section, frame, record_section, value_section
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 DeliveryCallback = Callable[[str, int, int], None]
 _time_ns = time.time_ns
@@ -40,7 +44,7 @@ class _Batch:
     __slots__ = ("records", "values", "runs", "size")
 
     def __init__(self) -> None:
-        self.records: list[tuple] | None = None  # None while the batch holds bare values
+        self.records: list[RecordTuple] | None = None  # None while the batch holds bare values
         self.values: list[bytes] = []
         self.runs: list[tuple[int, int]] = []
         self.size = 0
@@ -48,7 +52,7 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.values) if self.records is None else len(self.records)
 
-    def add(self, record: tuple) -> None:
+    def add(self, record: RecordTuple) -> None:
         self.tuples().append(record)
 
     def add_values(self, values: Sequence[bytes], timestamp: int) -> None:
@@ -61,7 +65,7 @@ class _Batch:
         else:
             self.runs.append((len(values), timestamp))
 
-    def tuples(self) -> list[tuple]:
+    def tuples(self) -> list[RecordTuple]:
         """The records as tuples (from now on this batch keeps them so)."""
         if self.records is None:
             stamps = [ts for count, ts in self.runs for _ in range(count)]
@@ -256,7 +260,7 @@ class Producer:
         producer = (-1, -1, -1)
         if self.idempotence and self._identity is None:
             self._identity = self._init_producer_id()
-        if self.idempotence:
+        if self.idempotence and self._identity is not None:  # (None only once idempotence was turned off)
             producer = (*self._identity, self._sequences.get(tp, 0))
         try:
             base = self.transport.produce(topic, partition, batch.encode(self.codec, section, compressed, producer))
@@ -314,6 +318,11 @@ class Producer:
         self.transport.close(durable=True)
 
 
+# (topic, partition, batch, its records section, its compressed body): a batch ready to go out; the last
+# two None when _deliver is to make them
+_Ready = tuple[str, int, _Batch, Section | None, bytes | None]
+
+
 class _Compressor:
     """Compresses batches on one worker thread while the producer builds the next ones: the compressors
     (zlib, lz4, zstd, snappy) release the GIL, and on records of random text zstd runs at about the speed
@@ -324,15 +333,15 @@ class _Compressor:
 
     def __init__(self, codec: int) -> None:
         self.codec = codec
-        self._pool = None  # started with the second batch: a one-batch produce has nothing to overlap
+        self._pool: ThreadPoolExecutor | None = None  # started with the second batch: a one-batch produce has nothing to overlap
         self._first = True
-        self._queue: deque[tuple] = deque()
+        self._queue: deque[tuple[str, int, _Batch, Section, Future[bytes]]] = deque()
 
     @property
     def records(self) -> int:
         return sum(len(item[2]) for item in self._queue)
 
-    def submit(self, topic: str, partition: int, batch: _Batch) -> list[tuple]:
+    def submit(self, topic: str, partition: int, batch: _Batch) -> list[_Ready]:
         """Start compressing ``batch``; returns the (topic, partition, batch, section, compressed body) of
         earlier batches that must go out now, oldest first."""
         if self._first:
@@ -347,7 +356,7 @@ class _Compressor:
         self._queue.append((topic, partition, batch, section, future))
         return [self._done() for _ in range(len(self._queue) - self.DEPTH)]
 
-    def finish(self) -> list[tuple]:
+    def finish(self) -> list[_Ready]:
         """Every batch still compressing, oldest first."""
         return [self._done() for _ in range(len(self._queue))]
 
@@ -355,6 +364,6 @@ class _Compressor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _done(self) -> tuple:
+    def _done(self) -> _Ready:
         topic, partition, batch, section, future = self._queue.popleft()
         return topic, partition, batch, section, future.result()

@@ -18,6 +18,8 @@ replica; with acks=0 the broker does not answer and the offset is unknown (-1).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.kafka_errors import raise_for
@@ -28,8 +30,11 @@ from kcli.errors import (
     NotFoundError,
     UsageError,
 )
-from kcli.net.connection import REQUEST_TIMEOUT, UnreachableError
+from kcli.net.connection import REQUEST_TIMEOUT, BrokerConnection, UnreachableError
 from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
+
+if TYPE_CHECKING:
+    from kcli.client.embedded import EmbeddedTransport
 
 FAILOVER_WAIT = 20.0  # how long leadership errors are retried: the controller moving a leadership
 PRODUCE_TIMEOUT = 30.0  # how long a broker may wait for the in-sync replicas before answering acks=all
@@ -58,6 +63,11 @@ _RETRY_INIT = {
     ErrorCode.REQUEST_TIMED_OUT,
 }
 
+_T = TypeVar("_T")
+# One try of a request at a partition's leader (None: no live leader, go embedded) -> (error code, message,
+# result); the error code is None when the leader could not be reached.
+_LeaderCall = Callable[[BrokerConnection | None], tuple[int, str | None, _T]]
+
 
 class RemoteTransport:
     """Produce, fetch and list offsets through the partitions' leaders."""
@@ -76,18 +86,20 @@ class RemoteTransport:
         self.auto_create = auto_create
         self.acks = acks
         self.cluster = BrokerPool(datadir, bootstrap, timeout)
-        self._embedded = None
+        self._embedded: EmbeddedTransport | None = None
 
     @property
     def warnings(self) -> list[str]:
         return self._embedded.warnings if self._embedded is not None else []
 
-    def _fallback(self):
+    def _fallback(self) -> EmbeddedTransport:
         """The embedded transport, for partitions that no live broker leads."""
         if self._embedded is None:
             from kcli.client.embedded import EmbeddedTransport
 
-            self._embedded = EmbeddedTransport(self.datadir, auto_create=self.auto_create)  # type: ignore[arg-type]
+            # only a data dir's partitions go embedded (no live leader, or every broker stopped)
+            assert self.datadir is not None
+            self._embedded = EmbeddedTransport(self.datadir, auto_create=self.auto_create)
         return self._embedded
 
     def partition_count(self, topic: str, create: bool = False) -> int:
@@ -104,7 +116,7 @@ class RemoteTransport:
         raise_for(code, None, f"topic {topic!r}")
         return self.cluster.counts[topic]
 
-    def _with_leader(self, topic: str, partition: int, call):
+    def _with_leader(self, topic: str, partition: int, call: _LeaderCall[_T]) -> _T:
         """Run ``call(conn)`` -> (error code, message, result) against the leader, refreshing metadata and
         retrying while leadership is in flux (a failover takes the controller a moment, so leadership
         errors are retried for up to FAILOVER_WAIT seconds); ``call(None)`` means: no live leader, go
@@ -137,14 +149,16 @@ class RemoteTransport:
             leader = self.cluster.leaders[(topic, partition)]
             if leader < 0 and self.datadir is not None and not self._leader_coming(topic, partition):
                 return call(None)[2]
+            code: int | None
+            message: str | None
             try:
                 if leader < 0:
                     raise UnreachableError(f"partition {topic}-{partition} has no live leader")
                 code, message, result = call(self.cluster.node(leader))
+                if code == ErrorCode.NONE:
+                    return result
             except UnreachableError as exc:
-                code, message, result = None, str(exc), None
-            if code == ErrorCode.NONE:
-                return result
+                code, message = None, str(exc)
             if last and (code not in _LEADERSHIP or time.monotonic() >= deadline) or (
                 code is not None and code not in _RETRY
             ):
@@ -214,7 +228,7 @@ class RemoteTransport:
         acks=all timeout) sends the same bytes, so an idempotent batch keeps its sequence numbers and a
         leader that stored it already answers with its offset (or DUPLICATE_SEQUENCE_NUMBER)."""
 
-        def call(conn):
+        def call(conn: BrokerConnection | None) -> tuple[int, str | None, int]:
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().produce(topic, partition, batch)
             body = {
@@ -262,7 +276,7 @@ class RemoteTransport:
         ``high_watermark``); None when ``offset`` is out of range; bytes read embedded when no broker
         leads the partition."""
 
-        def call(conn):
+        def call(conn: BrokerConnection | None) -> tuple[int, str | None, Struct | bytes | None]:
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().fetch(topic, partition, offset, max_bytes)
             body = {
@@ -301,7 +315,7 @@ class RemoteTransport:
         if timestamp is None:
             raise UsageError(f"bad offset spec {spec!r}")
 
-        def call(conn):
+        def call(conn: BrokerConnection | None) -> tuple[int, str | None, int]:
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().list_offset(topic, partition, spec)
             body = {

@@ -70,7 +70,7 @@ class BrokerInfo:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {**asdict(self), "listener": self.listener}
 
 

@@ -14,11 +14,12 @@ that has not noticed yet cannot undo the controller's work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from kcli.cluster.datadir import DataDir
-from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
+from kcli.cluster.metadata import ClusterState, Metadata, MetaRecord, PartitionMeta, TopicMeta
 
 NO_LEADER = -1
 
@@ -83,7 +84,7 @@ def replica_leo(datadir: DataDir, topic: str, partition: int, broker: int) -> in
         log.close()
 
 
-def _record(election: Election, meta: PartitionMeta) -> dict:
+def _record(election: Election, meta: PartitionMeta) -> MetaRecord:
     return {
         "type": "partition",
         "topic": election.topic,
@@ -95,7 +96,7 @@ def _record(election: Election, meta: PartitionMeta) -> dict:
     }
 
 
-def _partitions(state: ClusterState):
+def _partitions(state: ClusterState) -> Iterator[tuple[TopicMeta, int, PartitionMeta]]:
     for topic in state.topics.values():
         for p, meta in enumerate(topic.partitions):
             yield topic, p, meta
@@ -115,9 +116,9 @@ def on_brokers_lost(
     leads writes it."""
     out: list[Election] = []
 
-    def fn(state: ClusterState) -> list[dict]:
+    def fn(state: ClusterState) -> list[MetaRecord]:
         live, gone = look(state)
-        recs = []
+        recs: list[MetaRecord] = []
         for topic, p, meta in _partitions(state):
             survivors = [b for b in meta.isr if b not in gone]
             if meta.leader >= 0 and meta.leader not in gone:
@@ -133,7 +134,7 @@ def on_brokers_lost(
                 continue
             # the leader is lost, or the partition is offline: elect among the live in-sync replicas
             leader, isr, unclean = choose_leader(
-                meta, live, lambda b, t=topic.name, q=p: leo(t, q, b), unclean_for(topic.name)
+                meta, live, partial(leo, topic.name, p), unclean_for(topic.name)
             )
             if leader == meta.leader == NO_LEADER:
                 continue
@@ -159,8 +160,8 @@ def elect(
     targets = list(targets)
     out: list[Election] = []
 
-    def fn(state: ClusterState) -> list[dict]:
-        recs = []
+    def fn(state: ClusterState) -> list[MetaRecord]:
+        recs: list[MetaRecord] = []
         for topic, p in targets:
             meta = state.partition(topic, p)
             if mode == "preferred":
@@ -171,7 +172,7 @@ def elect(
             else:
                 if meta.leader in live:
                     continue  # unclean election only helps a partition without a live leader
-                leader, isr, unclean = choose_leader(meta, live, lambda b, t=topic, q=p: leo(t, q, b), True)
+                leader, isr, unclean = choose_leader(meta, live, partial(leo, topic, p), True)
                 if leader == NO_LEADER:
                     continue
                 election = Election(topic, p, meta.leader, leader, isr, meta.leader_epoch + 1, unclean)
@@ -198,14 +199,14 @@ def hand_over(
     in-sync replica stays with it."""
     out: list[Election] = []
 
-    def fn(state: ClusterState) -> list[dict]:
-        recs = []
+    def fn(state: ClusterState) -> list[MetaRecord]:
+        recs: list[MetaRecord] = []
         for topic, p, meta in _partitions(state):
             if meta.leader != broker or (only is not None and (topic.name, p) not in only):
                 continue
             others = live - {broker}
             leader, _isr, _unclean = choose_leader(
-                meta, others, lambda b, t=topic.name, q=p: leo(t, q, b), False
+                meta, others, partial(leo, topic.name, p), False
             )
             if leader == NO_LEADER:
                 continue
@@ -231,7 +232,7 @@ def leave_isr(metadata: Metadata, topic: str, partition: int, broker: int) -> bo
     replica on a failed log dir: acks=all writes then stop waiting for it.  Never the leader, never the
     last member.  True if it left; it rejoins, through its leader, once it has caught up."""
 
-    def fn(state: ClusterState) -> list[dict]:
+    def fn(state: ClusterState) -> list[MetaRecord]:
         t = state.topics.get(topic)
         if t is None or not 0 <= partition < len(t.partitions):
             return []
@@ -259,7 +260,7 @@ def alter_isr(
     only unfenced brokers (KIP-841): the leader may act on a fetch a follower sent just before it died,
     after the controller already dropped it."""
 
-    def fn(state: ClusterState) -> list[dict]:
+    def fn(state: ClusterState) -> list[MetaRecord]:
         meta = led_by(state, topic, partition, view.leader, view.leader_epoch)
         if meta is None or meta.version != view.version:
             return []

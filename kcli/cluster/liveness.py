@@ -97,7 +97,9 @@ class BrokerStates:
 def observe(datadir: DataDir, brokers: Iterable[int], session_timeout: float) -> BrokerStates:
     """Classify ``brokers``.  A broker that holds its lock but has not written a heartbeat yet is
     starting up: it counts as running."""
-    running, lost, stopped = set(), set(), set()
+    running: set[int] = set()
+    lost: set[int] = set()
+    stopped: set[int] = set()
     now = time.time()
     for b in brokers:
         age = heartbeat_age(datadir, b, now)

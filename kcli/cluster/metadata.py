@@ -12,7 +12,9 @@ import base64
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import AlreadyExistsError, InvalidTopicError, KcliError, NotFoundError, UsageError
@@ -24,6 +26,9 @@ SNAPSHOT_EVERY = 1000
 MAX_TOPIC_NAME = 249
 MAX_PARTITIONS = 100_000  # per topic: a typo like -p 1000000000 must not try to lay out a billion replicas
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+# One change record of the metadata log (or a snapshot) as JSON decodes it: its fields depend on its "type".
+MetaRecord = dict[str, Any]
 
 
 @dataclass
@@ -37,7 +42,7 @@ class PartitionMeta:
     # and an ISR change based on an old view is refused.  Derived on replay, never written.
     version: int = field(default=-1, compare=False)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"replicas": self.replicas, "leader": self.leader, "isr": self.isr, "leader_epoch": self.leader_epoch}
 
 
@@ -48,7 +53,7 @@ class TopicMeta:
     configs: dict[str, object] = field(default_factory=dict)
     partitions: list[PartitionMeta] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"name": self.name, "topic_id": self.topic_id, "configs": self.configs,
                 "partitions": [p.to_json() for p in self.partitions]}
 
@@ -95,7 +100,7 @@ class ClusterState:
         self.brokers: list[int] = []
         self.topics: dict[str, TopicMeta] = {}
 
-    def apply(self, rec: dict) -> None:
+    def apply(self, rec: MetaRecord) -> None:
         kind = rec["type"]
         if kind == "cluster":
             self.cluster_id = rec["cluster_id"]
@@ -119,12 +124,12 @@ class ClusterState:
             self.topics[rec["name"]].configs = dict(rec["configs"])
         self.offset = rec["offset"]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"offset": self.offset, "cluster_id": self.cluster_id, "brokers": self.brokers,
                 "topics": [t.to_json() for t in self.topics.values()]}
 
     @classmethod
-    def from_json(cls, data: dict) -> ClusterState:
+    def from_json(cls, data: dict[str, Any]) -> ClusterState:
         state = cls()
         state.offset = data["offset"]
         state.cluster_id = data["cluster_id"]
@@ -171,7 +176,7 @@ class Metadata:
                 state.apply(rec)
         return state
 
-    def _records(self):
+    def _records(self) -> Iterator[tuple[MetaRecord, int]]:
         try:
             with open(self.log_path, "rb") as fh:
                 data = fh.read()
@@ -219,7 +224,7 @@ class Metadata:
             atomic_write(props, f"#kcli\nversion=1\ncluster.id={cluster_id}\nnode.id={broker_id}\n".encode())
 
     # ------------------------------------------------------------ writing
-    def _append(self, recs: list[dict], state: ClusterState) -> None:
+    def _append(self, recs: list[MetaRecord], state: ClusterState) -> None:
         """Append records (caller holds the metadata lock), cutting any torn tail first."""
         valid_end = 0
         for _rec, end in self._records():
@@ -247,7 +252,7 @@ class Metadata:
         atomic_write(self.snapshot_path, json.dumps(state.to_json()).encode())
         atomic_write(self.log_path, b"")
 
-    def change(self, fn) -> ClusterState:
+    def change(self, fn: Callable[[ClusterState], list[MetaRecord]]) -> ClusterState:
         """Run ``fn(state) -> list of records`` under the metadata lock and append what it returns."""
         self.ensure()
         with self.datadir.metadata_lock():
@@ -260,7 +265,7 @@ class Metadata:
     # ------------------------------------------------------------ operations
     def add_brokers(self, count: int) -> ClusterState:
         """Grow the cluster to ``count`` brokers (never shrinks: replicas may live on them)."""
-        def fn(state: ClusterState) -> list[dict]:
+        def fn(state: ClusterState) -> list[MetaRecord]:
             if count < len(state.brokers):
                 raise UsageError(f"the cluster already has {len(state.brokers)} brokers; it cannot shrink to {count}",
                                  hint="move replicas away with `kcli reassign` first")
@@ -281,7 +286,7 @@ class Metadata:
         if replication_factor < 1:
             raise UsageError(f"replication factor must be at least 1 (got {replication_factor})")
 
-        def fn(state: ClusterState) -> list[dict]:
+        def fn(state: ClusterState) -> list[MetaRecord]:
             if name in state.topics:
                 if if_not_exists:
                     return []
@@ -299,7 +304,7 @@ class Metadata:
         return self.change(fn).topics[name]
 
     def delete_topic(self, name: str) -> TopicMeta:
-        def fn(state: ClusterState) -> list[dict]:
+        def fn(state: ClusterState) -> list[MetaRecord]:
             state.topic(name)
             return [{"type": "delete_topic", "name": name}]
 
@@ -311,7 +316,7 @@ class Metadata:
         if total > MAX_PARTITIONS:
             raise UsageError(f"partition count {total} is too large (limit {MAX_PARTITIONS})")
 
-        def fn(state: ClusterState) -> list[dict]:
+        def fn(state: ClusterState) -> list[MetaRecord]:
             topic = state.topic(name)
             current = len(topic.partitions)
             if total < current:
@@ -328,7 +333,7 @@ class Metadata:
         return self.change(fn).topics[name]
 
     def set_topic_configs(self, name: str, updates: dict[str, object], remove: list[str] | None = None) -> TopicMeta:
-        def fn(state: ClusterState) -> list[dict]:
+        def fn(state: ClusterState) -> list[MetaRecord]:
             topic = state.topic(name)
             configs = dict(topic.configs)
             configs.update(updates)
@@ -340,7 +345,7 @@ class Metadata:
 
     def update_partition(self, topic: str, partition: int, **changes: object) -> PartitionMeta:
         """Record a leader/ISR/epoch change for one partition."""
-        def fn(state: ClusterState) -> list[dict]:
+        def fn(state: ClusterState) -> list[MetaRecord]:
             meta = state.partition(topic, partition).to_json()
             meta.update(changes)
             return [{"type": "partition", "topic": topic, "partition": partition, **meta}]

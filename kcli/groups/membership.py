@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from kcli.cluster.datadir import DataDir, flock_holder
 from kcli.errors import KcliError, UsageError
@@ -65,7 +66,7 @@ class MemberInfo:
     assignment: tuple[TopicPartition, ...] | None = None
 
     @classmethod
-    def from_json(cls, data: dict) -> MemberInfo:
+    def from_json(cls, data: dict[str, Any]) -> MemberInfo:
         assignment = data.get("assignment")
         coordinator = data.get("coordinator")
         return cls(

@@ -40,7 +40,7 @@ class CommittedOffset:
     commit_timestamp: int = -1
     leader_epoch: int = -1
 
-    def to_json(self, topic: str, partition: int) -> dict:
+    def to_json(self, topic: str, partition: int) -> dict[str, object]:
         return {
             "topic": topic,
             "partition": partition,

@@ -9,8 +9,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from kcli.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from kcli.groups.view import LogEnds
 
 TopicPartition = tuple[str, int]
 
@@ -50,7 +54,7 @@ def parse_duration(text: str) -> int:
 
 
 def parse_scope(
-    transport, topics: Sequence[str], committed: Mapping[TopicPartition, int], all_topics: bool
+    transport: LogEnds, topics: Sequence[str], committed: Mapping[TopicPartition, int], all_topics: bool
 ) -> list[TopicPartition]:
     """Partitions named by ``--topic T`` / ``--topic T:0,2`` options, or by --all-topics (the topics the
     group has committed offsets for)."""
@@ -84,7 +88,7 @@ def parse_scope(
 
 
 def plan(
-    transport, partitions: Sequence[TopicPartition], committed: Mapping[TopicPartition, int], spec: ResetSpec
+    transport: LogEnds, partitions: Sequence[TopicPartition], committed: Mapping[TopicPartition, int], spec: ResetSpec
 ) -> dict[TopicPartition, int]:
     """The new offset of each partition."""
     out = {}

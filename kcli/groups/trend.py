@@ -180,10 +180,10 @@ def _sum_rate(
     first: Snapshot, last: Snapshot, keys: list[PartitionKey], field: int, seconds: float
 ) -> float | None:
     pairs = [(first.offsets[k][field], last.offsets[k][field]) for k in keys]
-    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-    if not pairs or seconds <= 0:
+    known = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if not known or seconds <= 0:
         return None
-    return sum(b - a for a, b in pairs) / seconds
+    return sum(b - a for a, b in known) / seconds
 
 
 def consuming_groups(datadir: DataDir, topic: str) -> dict[str, int]:

@@ -71,7 +71,7 @@ class PartitionRow:
             self.client_id,
         ]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "group": self.group,
             "topic": self.topic,
@@ -113,7 +113,7 @@ class GroupView:
     def total_lag(self) -> int:
         return sum(r.lag for r in self.partitions if r.lag is not None)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "group": self.group,
             "state": self.state,

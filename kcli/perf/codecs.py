@@ -15,16 +15,18 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcli.errors import KcliError
 from kcli.storage import compression
-from kcli.storage.records import decode_records, encode_batch
+from kcli.storage.records import RecordTuple, decode_records, encode_batch
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport
 
 _MB = 1024 * 1024  # as the perf-test tools count MB
 RECORD_OVERHEAD = 12  # the producer's per-record estimate when it fills a batch
 DEFAULT_MIN_TIME = 0.2
-
-Record = tuple  # (key, value, headers, timestamp_ms): what encode_batch takes
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class CodecResult:
         """Bytes of log a million such messages would take."""
         return round(self.compressed_bytes * 1_000_000 / self.messages)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "codec": self.name,
             "compression_type": compression.CODEC_NAMES[self.codec],
@@ -104,12 +106,12 @@ COLUMNS = ["CODEC", "RATIO", "COMPRESS-MB/S", "DECOMPRESS-MB/S", "BYTES-PER-1M-M
 # ---------------------------------------------------------------- the sample
 
 
-def file_sample(path: str, limit: int, timestamp_ms: int | None = None) -> list[list[Record]]:
+def file_sample(path: str, limit: int, timestamp_ms: int | None = None) -> list[list[RecordTuple]]:
     """The first ``limit`` lines of ``path`` ('-' for stdin) as the unkeyed records ``kcli produce``
     would make of them (newline and a CR before it removed), sharing one timestamp like lines that
     arrive together; one partition's worth."""
     ts = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-    records: list[Record] = []
+    records: list[RecordTuple] = []
     fh = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - closed below
     try:
         for line in fh:
@@ -123,7 +125,7 @@ def file_sample(path: str, limit: int, timestamp_ms: int | None = None) -> list[
     return [records] if records else []
 
 
-def topic_sample(transport, topic: str, limit: int) -> list[list[Record]]:
+def topic_sample(transport: Transport, topic: str, limit: int) -> list[list[RecordTuple]]:
     """The newest ``limit`` records of ``topic`` (by timestamp across partitions), read through the
     consumer with their keys, headers and timestamps, grouped per partition in offset order (a producer
     batches per partition)."""
@@ -136,7 +138,7 @@ def topic_sample(transport, topic: str, limit: int) -> list[list[Record]]:
     }
     consumer = Consumer(transport)
     consumer.assign(starts)
-    found: list[tuple[int, int, int, Record]] = []  # timestamp, partition, offset, record
+    found: list[tuple[int, int, int, RecordTuple]] = []  # timestamp, partition, offset, record
     for item in consumer.stream(end_offsets=ends, idle_stop=0):
         if item is not None:
             _topic, partition, rec = item
@@ -144,17 +146,17 @@ def topic_sample(transport, topic: str, limit: int) -> list[list[Record]]:
                 (rec.timestamp, partition, rec.offset, (rec.key, rec.value, rec.headers, rec.timestamp))
             )
     newest = sorted(found, key=lambda f: f[:3])[-limit:] if limit else []
-    per_partition: dict[int, list[Record]] = {}
+    per_partition: dict[int, list[RecordTuple]] = {}
     for _ts, partition, _offset, record in sorted(newest, key=lambda f: (f[1], f[2])):
         per_partition.setdefault(partition, []).append(record)
     return [per_partition[p] for p in sorted(per_partition)]
 
 
-def batch_groups(records: Sequence[Record], batch_size: int) -> list[list[Record]]:
+def batch_groups(records: Sequence[RecordTuple], batch_size: int) -> list[list[RecordTuple]]:
     """Cut one partition's records into batches by the producer's rule: each record counts its key and
     value bytes plus 12, and the record that brings a batch to ``batch_size`` closes it."""
-    groups: list[list[Record]] = []
-    current: list[Record] = []
+    groups: list[list[RecordTuple]] = []
+    current: list[RecordTuple] = []
     size = 0
     for record in records:
         key, value = record[0], record[1]
@@ -168,7 +170,7 @@ def batch_groups(records: Sequence[Record], batch_size: int) -> list[list[Record
     return groups
 
 
-def sample_batches(sample: Sequence[Sequence[Record]], batch_size: int) -> list[list[Record]]:
+def sample_batches(sample: Sequence[Sequence[RecordTuple]], batch_size: int) -> list[list[RecordTuple]]:
     """Every partition's records of ``sample`` cut into batches (a batch never mixes partitions)."""
     return [group for records in sample for group in batch_groups(records, batch_size)]
 
@@ -190,7 +192,7 @@ def _seconds_per_run(run: Callable[[], object], min_time: float) -> float:
 
 
 def measure(
-    groups: Sequence[Sequence[Record]], variant: Variant, min_time: float = DEFAULT_MIN_TIME
+    groups: Sequence[Sequence[RecordTuple]], variant: Variant, min_time: float = DEFAULT_MIN_TIME
 ) -> CodecResult:
     """Build every batch of ``groups`` with ``variant``, then time building and decoding them."""
     if not groups:
@@ -222,7 +224,7 @@ def measure(
 
 
 def measure_all(
-    groups: Sequence[Sequence[Record]],
+    groups: Sequence[Sequence[RecordTuple]],
     variants: Iterable[Variant] = VARIANTS,
     min_time: float = DEFAULT_MIN_TIME,
     on_done: Callable[[CodecResult], None] | None = None,

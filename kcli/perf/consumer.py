@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcli.client.consumer import Consumer
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport
 
 _MB = 1024 * 1024
 HEADER = (
@@ -49,7 +53,7 @@ class ConsumeResult:
 
 
 def run_consume(
-    transport,
+    transport: Transport,
     topic: str,
     messages: int,
     *,

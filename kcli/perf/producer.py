@@ -7,11 +7,15 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kcli.client.producer import Producer
 from kcli.perf.stats import ProduceStats
 from kcli.perf.throttle import Throttler
 from kcli.storage import compression
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport
 
 
 def make_payload(size: int, seed: int | None = None) -> bytes:
@@ -21,7 +25,7 @@ def make_payload(size: int, seed: int | None = None) -> bytes:
 
 
 def run_produce(
-    transport,
+    transport: Transport,
     topic: str,
     num_records: int,
     record_size: int,

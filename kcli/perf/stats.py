@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 _MB = 1024 * 1024
 
 
-def percentile(sorted_values: array | list[float], fraction: float) -> float:
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Kafka's nearest-rank pick: the value at index ``int(fraction * count)`` of the sorted sample."""
     if not sorted_values:
         return 0.0

@@ -79,7 +79,8 @@ class PartitionWriter:
         if running:
             from kcli.cluster.controller import alter_isr
 
-            metadata, current = Metadata(self.datadir), meta
+            metadata = Metadata(self.datadir)
+            current: PartitionMeta | None = meta
             while current is not None and any(b in current.isr for b in running):
                 # refused while the partition changed since our view: then again from the view it returns
                 isr = [b for b in current.isr if b not in running]
