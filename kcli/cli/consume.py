@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from typing import Any, cast
 
 import click
 from click.core import ParameterSource
@@ -82,6 +84,8 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
     count = transport.partition_count(topic)
     gc = None
     bulk = False
+    # (topic, partition, a record, or a fetch's values with --bulk), or None: flush what you have
+    source: Iterator[tuple[str, int, Any] | None]
     if group is not None:
         from kcli.client.group_reader import MemberSettings
         from kcli.client.groups import open_group_member
@@ -126,7 +130,7 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
                 out.flush()
                 continue
             if bulk:
-                values = item[2]
+                values = cast("list[bytes | None]", item[2])  # a fetch's values (stream_values)
                 if max_messages is not None and seen + len(values) > max_messages:
                     values = values[: max_messages - seen]
                 seen += len(values)

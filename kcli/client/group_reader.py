@@ -5,13 +5,15 @@ coordinator; :func:`kcli.client.groups.open_group_member` picks one for a transp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from kcli.client.consumer import RESETS, Consumer
 from kcli.client.transport import Transport
 from kcli.errors import UsageError
 from kcli.groups.assignors import get_assignor
+from kcli.storage.records import Record
 
 TopicPartition = tuple[str, int]
 
@@ -36,8 +38,9 @@ class MemberSettings:
         get_assignor(self.assignor)  # an unknown name is a usage error now, not at the first rebalance
 
 
-class GroupReader:
-    """Settings and positions of one group member consuming ``topics``."""
+class GroupReader(ABC):
+    """Settings and positions of one group member consuming ``topics``; the CLI drives any kind through
+    start, stream, stop and close."""
 
     def __init__(
         self,
@@ -57,6 +60,19 @@ class GroupReader:
         self.delivered: dict[TopicPartition, int] = {}  # next offset after what the caller was given
         self.committed: dict[TopicPartition, int | None] = {}
         self._stop = False
+
+    @abstractmethod
+    def start(self) -> None:
+        """Join the group (the first assignment may come later, from the stream)."""
+
+    @abstractmethod
+    def stream(self) -> Iterator[tuple[str, int, Record] | None]:
+        """(topic, partition, record) as they come; ``None`` before every commit and hand-over, when the
+        caller must flush what it wrote out (only what it was given before is committed)."""
+
+    @abstractmethod
+    def close(self, commit: bool = True) -> None:
+        """Leave the group, committing what was delivered unless ``commit`` is False."""
 
     def stop(self) -> None:
         """Ask the stream to end at its next step (safe from a signal handler)."""
