@@ -34,7 +34,7 @@ from kcli.cluster.broker_info import BrokerInfo, LiveBrokers, remove_info, socke
 from kcli.cluster.controller import hand_over
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS, BrokerStates, observe
-from kcli.cluster.metadata import Metadata
+from kcli.cluster.metadata import ClusterState, Metadata
 from kcli.cluster.producers import ProducerIds
 from kcli.errors import BrokerError, KcliError, LockTimeoutError, NotFoundError
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
@@ -130,7 +130,7 @@ class Broker:
             self._threads.append(thread)
         return self.info
 
-    def _observe(self, state=None) -> None:
+    def _observe(self, state: ClusterState | None = None) -> None:
         state = state or self.partitions.state
         self.states = observe(self.datadir, state.brokers, self.session_timeout)
 

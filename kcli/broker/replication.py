@@ -23,13 +23,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from kcli.cluster.broker_info import socket_path
 from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.errors import KcliError, ProtocolError, StorageError
-from kcli.protocol import ApiKey, ErrorCode, error_name
+from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
 from kcli.replica.checkpoints import (
     checkpointed_high_watermark,
     follower_config,
@@ -43,6 +44,9 @@ from kcli.storage.fileio import takes_writes
 from kcli.storage.log import PartitionLog, parse_partition_dir
 
 log = logging.getLogger("kcli.broker")
+
+if TYPE_CHECKING:
+    from kcli.net.connection import BrokerConnection
 
 Key = tuple[str, int]
 FETCH_WAIT_MS = 500
@@ -221,7 +225,7 @@ class FollowedReplica:
                 return None
             return self.generation, self.log.log_end_offset
 
-    def on_fetch(self, generation: int, part) -> None:
+    def on_fetch(self, generation: int, part: Struct) -> None:
         """Append a Fetch answer's batches as they are (offsets, epochs, bytes)."""
         with self.mutex:
             if self.stopped or generation != self.generation or self.log is None:
@@ -334,7 +338,7 @@ class LeaderFetcher:
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = False
-        self.conn = None
+        self.conn: BrokerConnection | None = None
         self.thread = threading.Thread(target=self._run, name=f"fetcher-{leader}", daemon=True)
         self.thread.start()
 
@@ -386,7 +390,7 @@ class LeaderFetcher:
                 self.wake.wait(CONNECT_BACKOFF[1])
         self._disconnect()
 
-    def _connect(self):
+    def _connect(self) -> BrokerConnection:
         from kcli.net.connection import BrokerConnection
 
         return BrokerConnection(
@@ -415,7 +419,7 @@ class LeaderFetcher:
 
     def _handshake(self, replicas: list[FollowedReplica]) -> None:
         asked = {r.key: (r, *r.question()) for r in replicas}
-        topics: dict[str, list[dict]] = {}
+        topics: dict[str, list[dict[str, int]]] = {}
         for (topic, p), (r, _gen, epoch) in asked.items():
             topics.setdefault(topic, []).append(
                 {"partition": p, "current_leader_epoch": r.epoch, "leader_epoch": epoch}
@@ -424,6 +428,7 @@ class LeaderFetcher:
             "replica_id": self.broker_id,
             "topics": [{"topic": t, "partitions": parts} for t, parts in topics.items()],
         }
+        assert self.conn is not None  # connected by the run loop before each round
         resp = self.conn.request(ApiKey.OFFSET_FOR_LEADER_EPOCH, body)
         for t in resp.topics:
             for part in t.partitions:
@@ -437,8 +442,8 @@ class LeaderFetcher:
                         r.backoff()
 
     def _fetch(self, fetch: list[tuple[FollowedReplica, tuple[int, int]]]) -> None:
-        sent = {}
-        topics: dict[str, list[dict]] = {}
+        sent: dict[Key, tuple[FollowedReplica, int]] = {}
+        topics: dict[str, list[dict[str, int]]] = {}
         for r, (gen, offset) in fetch:
             sent[r.key] = (r, gen)
             topics.setdefault(r.topic, []).append(
@@ -462,6 +467,7 @@ class LeaderFetcher:
             "forgotten_topics_data": [],
             "rack_id": "",
         }
+        assert self.conn is not None  # connected by the run loop before each round
         resp = self.conn.request(ApiKey.FETCH, body)
         if resp.error_code != ErrorCode.NONE:
             raise KcliError(f"Fetch refused: {error_name(resp.error_code)}")
@@ -509,7 +515,7 @@ class Followers:
         """Start, move and stop following to match ``state``; ``leading``: partitions we lead (or are
         about to), whose follower logs must be closed before the leader opens them."""
         leading, fenced = set(leading), set(fenced)
-        wanted: dict[Key, tuple[PartitionMeta, dict]] = {}
+        wanted: dict[Key, tuple[PartitionMeta, dict[str, object]]] = {}
         if not self.stopping:
             for topic in state.topics.values():
                 if topic.name in fenced:

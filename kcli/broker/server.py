@@ -92,7 +92,7 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
     def peer_name(self, address: object) -> str:
         return str(address)
 
-    def handle_error(self, request, client_address) -> None:  # pragma: no cover - handle() catches all
+    def handle_error(self, request: object, client_address: object) -> None:  # pragma: no cover - handle() catches all
         log.exception("error serving %s", client_address)
 
 
@@ -101,7 +101,7 @@ class _UnixListener(_Listener, socketserver.UnixStreamServer):
         return "unix"
 
     def server_bind(self) -> None:
-        path = self.server_address
+        path = str(self.server_address)  # a Unix listener's address is its socket path
         try:
             os.unlink(path)  # a socket left by a crashed broker; we hold the broker lock, so it is ours
         except FileNotFoundError:
@@ -126,7 +126,7 @@ class _TCPListener(_Listener, socketserver.TCPServer):
         host, port = address[:2]  # type: ignore[index]
         return f"{host}:{port}"
 
-    def process_request(self, request, client_address) -> None:
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]  # a stream server: always a socket
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().process_request(request, client_address)
 
@@ -158,7 +158,7 @@ class Server:
         for listener in self._listeners:
             if isinstance(listener, _TCPListener):
                 host, port = listener.server_address[:2]
-                return host, port
+                return str(host), int(port)
         return None
 
     def bind(self) -> None:
