@@ -38,8 +38,9 @@ from kcli.client.embedded import PartitionWriter, checkpointed_high_watermark
 from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
-from kcli.errors import KcliError, LockTimeoutError, SequenceError, StorageError
+from kcli.errors import KcliError, LockTimeoutError, StorageError
 from kcli.protocol import ErrorCode
+from kcli.protocol.error_codes import ApiError
 from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
@@ -57,13 +58,11 @@ DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
 STORAGE_FAILURE_GRACE = 5.0
 
 
-class PartitionResult(Exception):
-    """A Kafka error code for one partition, raised from deep inside and answered per partition."""
+class OffsetOutOfRange(ApiError):
+    """A read outside the log: the answer carries the log start, where a client may start over."""
 
-    def __init__(self, code: ErrorCode, message: str | None = None, log_start: int = -1) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
+    def __init__(self, offset: int, log_start: int, log_end: int) -> None:
+        super().__init__(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {log_start}..{log_end}")
         self.log_start = log_start
 
 
@@ -123,7 +122,7 @@ class LedPartition:
     def _check_open(self) -> None:
         # closed while the caller waited for the mutex (leadership moved or topic went), or found deposed
         if self.closed or self.deposed:
-            raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 
     def _fence(self) -> None:
         """Refuse to go on unless the metadata still names us leader in our epoch (mutex held).  Asked
@@ -133,7 +132,7 @@ class LedPartition:
         if self.deposed or not self._still_leader():
             self.deposed = True  # every later request is refused too; the next refresh closes the session
             self.committed.notify_all()
-            raise PartitionResult(
+            raise ApiError(
                 ErrorCode.NOT_LEADER_OR_FOLLOWER,
                 f"leader epoch {self.meta.leader_epoch} of broker {self.meta.leader} is over",
             )
@@ -156,7 +155,7 @@ class LedPartition:
         with self.mutex:
             self._check_open()
             if self.draining:
-                raise PartitionResult(
+                raise ApiError(
                     ErrorCode.NOT_LEADER_OR_FOLLOWER, "leadership is moving (broker shutdown)"
                 )
             self._fence()
@@ -164,14 +163,11 @@ class LedPartition:
             for batch in batches:
                 header = records.parse_header(batch)
                 try:
-                    offset = self.writer.append(batch)  # a retried idempotent batch: its first offset
-                except SequenceError as exc:
-                    fenced = ErrorCode.INVALID_PRODUCER_EPOCH
-                    code = fenced if exc.fenced else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
-                    raise PartitionResult(code, str(exc)) from None
+                    # a retried idempotent batch: its first offset; a SequenceError is the client's answer
+                    offset = self.writer.append(batch)
                 except StorageError as exc:  # nothing of it was kept: say so at once
                     self._storage_failed(exc)
-                    raise PartitionResult(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
+                    raise
                 self.dirty = True
                 self.storage_error = None
                 if base < 0:
@@ -227,9 +223,7 @@ class LedPartition:
             leader = self.writer.leader
             hw, start, end = self.tracker.hw, leader.log_start_offset, leader.log_end_offset
             if offset < start or offset > end:
-                raise PartitionResult(
-                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{end}", start
-                )
+                raise OffsetOutOfRange(offset, start, end)
             data = leader.read(offset, max_bytes, upper=hw) if offset < hw and max_bytes > 0 else b""
             return hw, start, data
 
@@ -239,15 +233,13 @@ class LedPartition:
         with self.mutex:
             self._check_open()
             if follower == self.meta.leader or follower not in self.meta.replicas:
-                raise PartitionResult(
+                raise ApiError(
                     ErrorCode.NOT_LEADER_OR_FOLLOWER, f"broker {follower} is not a follower"
                 )
             leader = self.writer.leader
             start, end = leader.log_start_offset, leader.log_end_offset
             if offset < start or offset > end:
-                raise PartitionResult(
-                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{end}", start
-                )
+                raise OffsetOutOfRange(offset, start, end)
             if follower in self.writer.followers:  # it fetches, so it runs: its folder is its own now
                 self.writer.detach(follower)
             self.tracker.on_fetch(follower, offset, end, time.monotonic())
@@ -263,7 +255,7 @@ class LedPartition:
             self._check_open()
             if follower >= 0:
                 if follower == self.meta.leader or follower not in self.meta.replicas:
-                    raise PartitionResult(
+                    raise ApiError(
                         ErrorCode.NOT_LEADER_OR_FOLLOWER, f"broker {follower} is not a follower"
                     )
                 if follower in self.writer.followers:
@@ -289,7 +281,7 @@ class LedPartition:
             if timestamp == LATEST:
                 return -1, self.tracker.hw
             if timestamp < 0:
-                raise PartitionResult(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
             found = leader.offset_for_timestamp(timestamp)
             if found is None or found >= self.tracker.hw:
                 return -1, -1
@@ -691,23 +683,23 @@ class LedPartitions:
     # ------------------------------------------------------------ lookups
 
     def get(self, topic: str, partition: int) -> LedPartition:
-        """The led partition, or PartitionResult with the error code a client should see."""
+        """The led partition, or ApiError with the error code a client should see."""
         led = self._led.get((topic, partition))
         if led is not None:
             return led
         if self.stopping:
-            raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER, "broker is shutting down")
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "broker is shutting down")
         state = self.refresh(retry_waiting=True)
         led = self._led.get((topic, partition))
         if led is not None:
             return led
         meta = state.topics.get(topic)
         if meta is None or topic in self._fenced or not 0 <= partition < len(meta.partitions):
-            raise PartitionResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         if meta.partitions[partition].leader != self.broker_id:
-            raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         holder = self._waiting.get((topic, partition), "")
-        raise PartitionResult(ErrorCode.LEADER_NOT_AVAILABLE, holder or None)
+        raise ApiError(ErrorCode.LEADER_NOT_AVAILABLE, holder or None)
 
     def led(self) -> list[LedPartition]:
         return list(self._led.values())
