@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
 from kcli.cluster.metadata import validate_topic_name
 from kcli.errors import AlreadyExistsError, KcliError, NotFoundError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
-from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for
+from kcli.protocol.error_codes import ApiError, message_for
 from kcli.storage.config import parse_topic_config
 
 log = logging.getLogger("kcli.broker")
@@ -37,10 +38,7 @@ def _run(what: str, fn: Callable[[], None]) -> tuple[ErrorCode, str | None]:
     try:
         fn()
     except (ApiError, KcliError, OSError) as exc:
-        code = code_for(exc)
-        if code in (DEFAULT, ErrorCode.KAFKA_STORAGE_ERROR):
-            log.error("%s failed: %s", what, exc)
-        return code, message_for(exc)
+        return answer_for(exc, what), message_for(exc)
     return ErrorCode.NONE, None
 
 

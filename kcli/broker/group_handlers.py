@@ -10,24 +10,23 @@ the offsets store) and its result into the response.  Which broker coordinates a
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, MemberSummary, SyncResult
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.group_mirror import CONSUMER
-from kcli.broker.group_service import Answer, GroupService, service
-from kcli.errors import KcliError, LockTimeoutError, NotFoundError, UsageError
+from kcli.broker.group_service import GROUP_ID_CODES, Answer, GroupService, service
+from kcli.errors import KcliError, NotFoundError, UsageError
 from kcli.groups.layout import GroupPaths, check_group_id
 from kcli.groups.membership import GroupNotEmptyError, live_members, require_no_live_members
 from kcli.groups.offsets import CommittedOffset
 from kcli.groups.view import group_state, member_assignment
 from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes, encode_subscription
-
-log = logging.getLogger("kcli.broker")
+from kcli.protocol.error_codes import code_for
 
 Body = Mapping[str, Any]
 SYNC_WAIT_LIMIT = 1800.0  # a safety bound; the coordinator answers by the rebalance deadline
@@ -54,8 +53,8 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         return answer(ErrorCode.INVALID_REQUEST, "transactions are not supported: no transaction coordinator")
     try:
         check_group_id(req.key)
-    except UsageError:
-        return answer(ErrorCode.INVALID_GROUP_ID, "the group id is empty")
+    except UsageError as exc:
+        return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
     chosen = coordinator_of(ctx, req.key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:
@@ -194,8 +193,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
         try:
             committed = svc.store.fetch_committed(req.group_id)
         except (KcliError, OSError) as exc:
-            log.error("group %r: reading offsets failed: %s", req.group_id, exc)
-            error = ErrorCode.UNKNOWN_SERVER_ERROR
+            error = answer_for(exc, f"group {req.group_id!r}: reading offsets")
     if error != ErrorCode.NONE and header.api_version >= 2:
         return {"throttle_time_ms": 0, "topics": [], "error_code": error}
     if req.topics is None:
@@ -251,8 +249,7 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
                 if summary is None or not summary.members:  # embedded members, or offsets only
                     summary = _summary_from_files(ctx, group_id)
             except (KcliError, OSError) as exc:
-                log.error("group %r: describing failed: %s", group_id, exc)
-                error = ErrorCode.UNKNOWN_SERVER_ERROR
+                error = answer_for(exc, f"group {group_id!r}: describing")
         out.append(
             {
                 "error_code": error,
@@ -317,16 +314,17 @@ def delete_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     return {"throttle_time_ms": 0, "results": results}
 
 
+# DeleteGroups has codes of its own: the store's NotFoundError is about the group here, not a topic, and
+# its GroupNotEmptyError (live members) is Kafka's NON_EMPTY_GROUP.
+_DELETE_CODES: Mapping[type[BaseException], ErrorCode] = {
+    NotFoundError: ErrorCode.GROUP_ID_NOT_FOUND,
+    GroupNotEmptyError: ErrorCode.NON_EMPTY_GROUP,
+}
+
+
 def _delete_one(svc: GroupService, group_id: str) -> ErrorCode:
     check = require_no_live_members(svc.ctx.datadir, group_id, "delete")
     try:
         return svc.coordinator.delete(group_id, lambda: svc.store.delete_group(group_id, precondition=check))
-    except GroupNotEmptyError:
-        return ErrorCode.NON_EMPTY_GROUP
-    except NotFoundError:
-        return ErrorCode.GROUP_ID_NOT_FOUND
-    except LockTimeoutError:
-        return ErrorCode.REQUEST_TIMED_OUT
     except (KcliError, OSError) as exc:
-        log.error("deleting group %r failed: %s", group_id, exc)
-        return ErrorCode.UNKNOWN_SERVER_ERROR
+        return answer_for(exc, f"deleting group {group_id!r}", _DELETE_CODES)

@@ -12,23 +12,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import GroupCoordinator
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.group_mirror import FileMirror
-from kcli.errors import KcliError, LockTimeoutError, UsageError
+from kcli.errors import KcliError, UsageError
 from kcli.groups.layout import check_group_id
 from kcli.groups.membership import GroupNotEmptyError, require_no_live_members
 from kcli.groups.offsets import CommittedOffset, OffsetStore
 from kcli.protocol import ErrorCode
+from kcli.protocol.error_codes import code_for
 
 log = logging.getLogger("kcli.broker")
 
 TICK = 0.1  # how often timeouts are applied
 OWNERSHIP_CHECK = 1.0  # how often kept groups are checked to still be ours
 WAIT_SLICE = 0.2  # parked requests notice a broker shutdown this fast
+# A bad group id is Kafka's INVALID_GROUP_ID wherever the group API meets it (check_group_id raises the
+# library's UsageError, which elsewhere is INVALID_REQUEST).
+GROUP_ID_CODES: Mapping[type[BaseException], ErrorCode] = {UsageError: ErrorCode.INVALID_GROUP_ID}
+# Kafka answers a commit from outside group management (generation -1) to a group with live members as
+# from an unknown member; the store refuses it with GroupNotEmptyError.
+_COMMIT_CODES: Mapping[type[BaseException], ErrorCode] = {GroupNotEmptyError: ErrorCode.UNKNOWN_MEMBER_ID}
 
 
 class GroupService:
@@ -52,8 +61,8 @@ class GroupService:
         """NONE when this broker coordinates ``group_id``, else the error to answer with."""
         try:
             check_group_id(group_id)
-        except UsageError:
-            return ErrorCode.INVALID_GROUP_ID
+        except UsageError as exc:
+            return code_for(exc, GROUP_ID_CODES)
         if self.stopping:
             return ErrorCode.NOT_COORDINATOR
         if not self.owns(group_id):
@@ -77,13 +86,8 @@ class GroupService:
                 member_id,
                 lambda: self.store.commit(group_id, offsets, precondition=precondition),
             )
-        except GroupNotEmptyError:
-            return ErrorCode.UNKNOWN_MEMBER_ID
-        except LockTimeoutError:
-            return ErrorCode.REQUEST_TIMED_OUT
         except (KcliError, OSError) as exc:
-            log.error("group %r: committing offsets failed: %s", group_id, exc)
-            return ErrorCode.UNKNOWN_SERVER_ERROR
+            return answer_for(exc, f"group {group_id!r}: committing offsets", _COMMIT_CODES)
 
     def _run(self) -> None:
         next_check = time.monotonic() + OWNERSHIP_CHECK
