@@ -157,12 +157,12 @@ class PartitionLog:
             start_position = 0
             if seg.index_problem is not None:
                 problems.append(f"{seg.index_problem}; rebuilt the segment's indexes from the log")
-            if result.error:
-                problems.append(f"{seg.log_path}: {result.error}")
+            if result.error is not None:
+                problems.append(str(result.error))  # what, in which file, at which position
             if result.truncated_bytes:
                 problems.append(f"{seg.log_path}: truncated {result.truncated_bytes} invalid bytes at position "
                                 f"{result.valid_bytes}")
-            if (result.truncated_bytes or result.error) and self._bases[i + 1 : i + 2] != [result.next_offset]:
+            if (result.truncated_bytes or result.error is not None) and self._bases[i + 1 : i + 2] != [result.next_offset]:
                 # everything after a cut is unreachable, unless the next segment continues where the cut
                 # segment's intact batches end (only damaged bytes after its last batch went): drop later
                 # segments like Kafka does

@@ -32,11 +32,14 @@ def segment_name(base_offset: int) -> str:
 
 
 class RecoveryResult:
-    """What recovering a segment found: where valid data ends and what was cut."""
+    """What recovering a segment found: where valid data ends, what was cut, and the damage that ended the
+    valid data (None for a torn tail, which is no damage), with its file and position as fields."""
 
     __slots__ = ("valid_bytes", "truncated_bytes", "next_offset", "error")
 
-    def __init__(self, valid_bytes: int, truncated_bytes: int, next_offset: int, error: str | None) -> None:
+    def __init__(
+        self, valid_bytes: int, truncated_bytes: int, next_offset: int, error: CorruptRecordError | None
+    ) -> None:
         self.valid_bytes = valid_bytes
         self.truncated_bytes = truncated_bytes
         self.next_offset = next_offset
@@ -448,7 +451,7 @@ class LogSegment:
                 self._note_timestamp(header)
         position = start_position
         next_offset = self.base_offset
-        error = None
+        error: CorruptRecordError | None = None
         if start_position:
             for _pos, header in self.headers(self.index.last()[1], start_position):
                 next_offset = header.next_offset
@@ -460,16 +463,16 @@ class LogSegment:
                 header = records.parse_header(raw)
             except CorruptRecordError as exc:
                 if not self.zero_tail(position, size):  # zeros after the last batch are a torn tail too
-                    error = f"{exc.reason} at position {position}"
+                    error = CorruptRecordError(exc.reason, self.log_path, position)
                 break
             if position + header.size > size:
                 break
             batch = self.pread(position, header.size)
             if not records.crc_valid(batch, 0, header):
-                error = f"record batch CRC mismatch at position {position}"
+                error = CorruptRecordError("record batch CRC mismatch", self.log_path, position)
                 break
             if header.base_offset < next_offset and position > 0:
-                error = f"offsets go backwards at position {position}"
+                error = CorruptRecordError("offsets go backwards", self.log_path, position)
                 break
             if header.max_timestamp > self.max_timestamp:
                 self.max_timestamp = header.max_timestamp
