@@ -141,6 +141,10 @@ def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
 
 # ---------------------------------------------------------------- InitProducerId
 
+# The allocator only writes a file: a disk that refuses it is KAFKA_STORAGE_ERROR (the table's), which the
+# client reports at once instead of waiting for a coordinator that will not come.  Any other kcli error is
+# a retriable COORDINATOR_NOT_AVAILABLE rather than Kafka's default: a client takes UNKNOWN_SERVER_ERROR
+# here for a cluster without producer ids, and gives up idempotence.
 _INIT_PRODUCER_ID_CODES = {KcliError: ErrorCode.COORDINATOR_NOT_AVAILABLE}
 
 
@@ -157,10 +161,6 @@ def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         pid = ctx.producer_ids.next()
     except (KcliError, OSError) as exc:
         log.error("allocating a producer id failed: %s", exc)
-        # the allocator only writes a file: a disk that refuses it is a storage error, which the client
-        # reports at once instead of waiting for a coordinator that will not come; anything else is a
-        # retriable COORDINATOR_NOT_AVAILABLE, since a client takes Kafka's default (UNKNOWN_SERVER_ERROR)
-        # here for a cluster without producer ids and gives up idempotence
         return {
             "throttle_time_ms": 0,
             "error_code": code_for(exc, _INIT_PRODUCER_ID_CODES),

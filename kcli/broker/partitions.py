@@ -163,7 +163,8 @@ class LedPartition:
             for batch in batches:
                 header = records.parse_header(batch)
                 try:
-                    # a retried idempotent batch: its first offset; a SequenceError is the client's answer
+                    # a retried idempotent batch returns its first offset; a SequenceError goes back to the
+                    # client as its code (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH)
                     offset = self.writer.append(batch)
                 except StorageError as exc:  # nothing of it was kept: say so at once
                     self._storage_failed(exc)
