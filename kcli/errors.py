@@ -82,8 +82,7 @@ class RecordTooLargeError(KcliError):
 class SequenceError(KcliError):
     """An idempotent producer's batch that cannot be stored without risking a duplicate or a reordering:
     a gap in its sequence numbers, an epoch older than the one stored, or a producer id the log no longer
-    knows.  ``fenced``: the epoch was the problem (Kafka's INVALID_PRODUCER_EPOCH; raise
-    :class:`ProducerFencedError` for it)."""
+    knows.  ``fenced``: the epoch was the problem (Kafka's INVALID_PRODUCER_EPOCH)."""
 
     def __init__(self, message: str, hint: str | None = None, fenced: bool = False) -> None:
         super().__init__(message, hint)
