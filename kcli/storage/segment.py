@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from kcli.errors import CorruptRecordError, StorageError
 from kcli.storage import records
+from kcli.storage.damage import Damage
 from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
 
@@ -60,7 +61,7 @@ class LogSegment:
         self.index_interval = index_interval
         self._writable = writable or (lambda: False)  # whether a rebuilt index may be written to disk
         self._indexes_checked = False
-        self.index_problem: str | None = None  # what check_indexes found (the index was rebuilt)
+        self.index_problem: Damage | None = None  # what check_indexes found (the index was rebuilt)
         self._rebuilt_on_disk = False
         self._fd: int | None = None
         self._afd: int | None = None
@@ -145,9 +146,9 @@ class LogSegment:
         if self.check_indexes() is not None and self._rebuilt_on_disk:
             _report(f"{self.index_problem}; rebuilt both indexes of the segment from the log")
 
-    def check_indexes(self) -> str | None:
+    def check_indexes(self) -> Damage | None:
         """Kafka's sanity check of both indexes, against the log: on failure rebuild them from the log (on
-        disk when ``writable()``, else in memory) and return what was wrong, naming the file."""
+        disk when ``writable()``, else in memory) and return what was wrong, in which file."""
         if not self._indexes_checked:
             self._indexes_checked = True
             self.index_problem = self._find_index_problem()
@@ -159,14 +160,14 @@ class LogSegment:
             self._rebuilt_on_disk = True
         return self.index_problem
 
-    def _find_index_problem(self) -> str | None:
+    def _find_index_problem(self) -> Damage | None:
         index, time_index = self._index, self._time_index
         if index.problem is not None:
-            return f"{index.path}: {index.problem}"
+            return Damage(index.path, index.problem)
         size = self.size
         offset, position = index.last()
         if position > size:
-            return f"{index.path}: entry for offset {offset} points at position {position}, past the end of the log"
+            return Damage(index.path, f"entry for offset {offset} points at position {position}, past the end of the log")
         raw = self.pread(position, records.HEADER_SIZE) if len(index) else b""
         if len(raw) == records.HEADER_SIZE:  # else its batch is missing (a log an earlier kcli wrote): tail() copes
             try:
@@ -174,17 +175,17 @@ class LogSegment:
             except CorruptRecordError:
                 header = None
             if header is None or not header.base_offset <= offset <= header.last_offset:
-                return f"{index.path}: entry for offset {offset} does not point at the batch holding it"
+                return Damage(index.path, f"entry for offset {offset} does not point at the batch holding it")
         if time_index.problem is not None:
-            return f"{time_index.path}: {time_index.problem}"
+            return Damage(time_index.path, time_index.problem)
         if len(time_index):
             timestamp, offset = time_index.last()
             try:
                 for _pos, header in self.headers(index.lookup(offset)[1], size):
                     if header.last_offset >= offset:
                         if header.base_offset > offset or header.max_timestamp != timestamp:
-                            return (f"{time_index.path}: entry (timestamp {timestamp}, offset {offset}) does not "
-                                    "match the batch holding that offset")
+                            return Damage(time_index.path, f"entry (timestamp {timestamp}, offset {offset}) does not "
+                                          "match the batch holding that offset")
                         break
             except CorruptRecordError:
                 pass  # the log is damaged there: reading reports it
