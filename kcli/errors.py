@@ -10,13 +10,15 @@ import errno as _errno
 
 
 class KcliError(Exception):
-    """Base of all kcli errors.  ``exit_code`` is what the CLI exits with; ``hint`` is an optional
-    second clause telling the user what to do."""
+    """Base of all kcli errors.  ``exit_code`` is what the CLI exits with; ``message`` says what went
+    wrong and ``hint`` is an optional second clause telling the user what to do (kept apart, so a
+    broker can answer with the message alone and the CLI can print both without parsing either)."""
 
     exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
+        self.message = message
         self.hint = hint
 
     def __str__(self) -> str:  # pragma: no cover - trivial
@@ -85,6 +87,13 @@ class SequenceError(KcliError):
     def __init__(self, message: str, hint: str | None = None, fenced: bool = False) -> None:
         super().__init__(message, hint)
         self.fenced = fenced
+
+
+class ProducerFencedError(SequenceError):
+    """A batch from an older epoch of its producer id than the one stored: a newer session fenced it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint, fenced=True)
 
 
 class BrokerError(KcliError):

@@ -17,7 +17,7 @@ from kcli.broker.coordinator import (
     NullMirror,
     SyncResult,
 )
-from kcli.broker.group_handlers import choose_coordinator
+from kcli.broker.coordinator_choice import choose_coordinator
 from kcli.protocol import ErrorCode
 
 SESSION_MS = 10_000

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kcli.broker.coordinator import GroupCoordinator
-from kcli.broker.group_handlers import FileMirror
+from kcli.broker.group_mirror import FileMirror
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError, UsageError
 from kcli.groups.membership import GroupNotEmptyError, Membership, live_members, require_no_live_members

@@ -15,6 +15,7 @@ import pytest
 
 from kcli.storage import checkpoint, compression, records
 from kcli.storage.config import LogConfig
+from kcli.storage.damage import Damage
 from kcli.storage.log import PartitionLog
 
 DAY = 24 * 3600 * 1000
@@ -309,7 +310,8 @@ def test_recovery_truncates_torn_tail_from_any_recovery_point(tmp_path, recovery
         fh.truncate(size - 30)  # the last batch is torn
     log = PartitionLog(str(tmp_path / "t-0"), LogConfig(segment_bytes=5000, index_interval_bytes=700))
     problems = log.open_for_append(recovery_point)
-    assert any("truncated" in p for p in problems), problems
+    [torn] = [p for p in problems if p.reason.startswith("truncated")]  # the fields, not a sentence
+    assert torn.path == active and torn.reason == f"truncated {size - 30 - torn.position} invalid bytes", problems
     assert log.log_end_offset == 118
     log.append(batch(118, 2))
     log.release()
@@ -329,8 +331,10 @@ def test_recovery_rebuilds_a_broken_index(tmp_path):
     os.unlink(stem + ".timeindex")
     log = PartitionLog(str(tmp_path / "t-0"), LogConfig(segment_bytes=5000, index_interval_bytes=700))
     assert log.open_for_append(None) == [  # like Kafka, the rebuild is reported
-        f"{stem}.index: size {len(good_offsets) * 8 + 3} is not a multiple of 8; rebuilt the segment's indexes "
-        "from the log"
+        Damage(
+            f"{stem}.index",
+            f"size {len(good_offsets) * 8 + 3} is not a multiple of 8; rebuilt the segment's indexes from the log",
+        )
     ]
     assert index_entries(path)[0] == good_offsets
     assert index_entries(path)[1][: len(good_times)] == good_times
@@ -350,7 +354,8 @@ def test_recovery_drops_segments_after_a_corrupt_batch(tmp_path):
         fh.write(b"\xff")
     log = PartitionLog(str(tmp_path / "t-0"), LogConfig(segment_bytes=5000, index_interval_bytes=700))
     problems = log.open_for_append(int(os.path.basename(files[-2])[:20]))
-    assert any("CRC" in p for p in problems)
+    assert Damage(files[-2], "record batch CRC mismatch", pos) in problems, problems
+    assert Damage(files[-1], "deleted: the segment is after the truncation point") in problems, problems
     assert not os.path.exists(files[-1])
     assert log.log_end_offset == header.base_offset
     log.release()

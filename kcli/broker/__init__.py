@@ -10,7 +10,12 @@ Modules, one job each:
 - :mod:`~kcli.broker.controller` -- the controller duty: who acts, lost brokers, elections.
 - :mod:`~kcli.broker.handlers` -- one function per data-path API (ApiVersions, Metadata,
   InitProducerId, Produce, Fetch, ListOffsets, OffsetForLeaderEpoch); :mod:`~kcli.broker.admin_handlers` -- CreateTopics,
-  DeleteTopics, CreatePartitions.
+  DeleteTopics, CreatePartitions; :mod:`~kcli.broker.group_handlers` -- the consumer-group APIs.
+- :mod:`~kcli.broker.answers` -- an exception to the code a request answers with (the one table is
+  :mod:`kcli.protocol.error_codes`), broker failures logged.
+- :mod:`~kcli.broker.coordinator` -- the group state machine; :mod:`~kcli.broker.coordinator_choice` --
+  which broker coordinates a group; :mod:`~kcli.broker.group_mirror` -- its groups mirrored into group
+  files; :mod:`~kcli.broker.group_service` -- its thread, offsets store and per-broker instance.
 - :mod:`~kcli.broker.context` -- what every handler is given.
 - :mod:`~kcli.broker.dispatch` -- request bytes in, response bytes out: decoding, the handler table,
   what to do with unknown or malformed requests.

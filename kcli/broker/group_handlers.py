@@ -1,293 +1,38 @@
 """Consumer-group API handlers: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 OffsetCommit, OffsetFetch, ListGroups, DescribeGroups and DeleteGroups.
 
-Each group has one coordinator among the live brokers reachable over TCP, chosen by rendezvous hashing
-(:func:`choose_coordinator`): every broker computes the same answer from the same live set without
-talking to the others, and a broker coming or going moves only the groups it wins or held.  Requests
-for a group another broker coordinates get NOT_COORDINATOR, and Kafka clients ask FindCoordinator again.
-
-The group state machine is :mod:`kcli.broker.coordinator`; this module adds what it needs around it in
-a broker (:class:`GroupService`): a ticker thread for timeouts, the offsets store shared with embedded
-consumers (:class:`kcli.groups.offsets.OffsetStore`), and a :class:`FileMirror` that mirrors live members
-into the group's folder as member files the broker holds, so ``kcli group describe``, ``kcli lag`` and
-``kcli group list`` show them and ``reset-offsets``/``group delete`` refuse while they live -- one view
-of groups whether members are embedded or connected to a broker.  A group is never both: the mirror
-refuses a Kafka client while embedded members are live (INCONSISTENT_GROUP_PROTOCOL), and embedded
-members refuse to join while the broker's are.
+Only the wire lives here: each handler turns a request into calls on the broker's group service
+(:mod:`kcli.broker.group_service`: the coordinator state machine, its mirror into the data directory,
+the offsets store) and its result into the response.  Which broker coordinates a group is
+:mod:`kcli.broker.coordinator_choice`; how coordinated members show in the data directory is
+:mod:`kcli.broker.group_mirror`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
-from kcli.broker.coordinator import (
-    DEAD,
-    EMPTY,
-    Group,
-    GroupCoordinator,
-    GroupSummary,
-    JoinResult,
-    Member,
-    MemberSummary,
-    SyncResult,
-)
-from kcli.cluster.datadir import DataDir
-from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProtocolError, UsageError
+from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, MemberSummary, SyncResult
+from kcli.broker.coordinator_choice import coordinator_of
+from kcli.broker.group_mirror import CONSUMER
+from kcli.broker.group_service import GROUP_ID_CODES, Answer, GroupService, service
+from kcli.errors import KcliError, NotFoundError, UsageError
 from kcli.groups.layout import GroupPaths, check_group_id
-from kcli.groups.membership import (
-    CoordinatedMembers,
-    GroupNotEmptyError,
-    GroupState,
-    MemberInfo,
-    live_members,
-    require_no_live_members,
-)
-from kcli.groups.offsets import CommittedOffset, OffsetStore
+from kcli.groups.membership import GroupNotEmptyError, live_members, require_no_live_members
+from kcli.groups.offsets import CommittedOffset
 from kcli.groups.view import group_state, member_assignment
-from kcli.protocol import (
-    ErrorCode,
-    RequestHeader,
-    Struct,
-    assignment_bytes,
-    decode_assignment,
-    decode_subscription,
-    encode_subscription,
-)
-
-log = logging.getLogger("kcli.broker")
+from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes, encode_subscription
+from kcli.protocol.error_codes import code_for
 
 Body = Mapping[str, Any]
-TICK = 0.1  # how often timeouts are applied
-OWNERSHIP_CHECK = 1.0  # how often kept groups are checked to still be ours
-WAIT_SLICE = 0.2  # parked requests notice a broker shutdown this fast
 SYNC_WAIT_LIMIT = 1800.0  # a safety bound; the coordinator answers by the rebalance deadline
 OFFSET_METADATA_MAX_BYTES = 4096  # Kafka's offset.metadata.max.bytes
-CONSUMER = "consumer"
 # The handlers are not given the client's address; the member's HOST is left empty rather than guessed.
 CLIENT_HOST = ""
-
-
-# ---------------------------------------------------------------- which broker coordinates a group
-
-
-def choose_coordinator(group_id: str, brokers: Iterable[int]) -> int | None:
-    """The coordinator of ``group_id`` among ``brokers`` by rendezvous hashing (highest hash of the
-    group and broker wins); None when there is no broker."""
-
-    def weight(broker: int) -> tuple[int, int]:
-        digest = hashlib.blake2b(f"{broker}\0{group_id}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big"), -broker
-
-    return max(brokers, key=weight, default=None)
-
-
-def coordinator_of(ctx: BrokerContext, group_id: str) -> int | None:
-    """Kafka clients can only reach brokers with a TCP listener, so those are the candidates (all live
-    brokers when none has one)."""
-    live = sorted(ctx.live_ids())
-    reachable = [b for b in live if (info := ctx.broker_info(b)) is not None and info.port is not None]
-    return choose_coordinator(group_id, reachable or live)
-
-
-# ---------------------------------------------------------------- the mirror into the data directory
-
-
-class FileMirror:
-    """Mirrors each kept group into its folder (kcli.groups.membership.CoordinatedMembers): a member
-    file per live member with its subscription and assignment, and the state in ``state.json``."""
-
-    def __init__(self, datadir: DataDir, broker_id: int) -> None:
-        self.datadir = datadir
-        self.broker_id = broker_id
-        self._files: dict[str, CoordinatedMembers] = {}
-
-    def _of(self, group_id: str) -> CoordinatedMembers:
-        files = self._files.get(group_id)
-        if files is None:
-            files = self._files[group_id] = CoordinatedMembers(self.datadir, group_id, self.broker_id)
-        return files
-
-    def load(self, group_id: str) -> int:
-        try:
-            return self._of(group_id).recorded_generation()
-        except (KcliError, OSError):
-            return 0
-
-    def admit(self, group: Group, member: Member) -> ErrorCode:
-        try:
-            foreign = self._of(group.group_id).admit(self.member_info(group, member))
-        except (KcliError, OSError) as exc:
-            log.warning("group %r: cannot record member %s: %s", group.group_id, member.member_id, exc)
-            return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        if not foreign:
-            return ErrorCode.NONE
-        if any(m.coordinator is not None for m in foreign):
-            return ErrorCode.NOT_COORDINATOR  # the previous coordinator has not let go yet
-        log.info(
-            "group %r: refusing %s: the group has %d live kcli (embedded) member(s)",
-            group.group_id,
-            member.member_id,
-            len(foreign),
-        )
-        return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
-
-    def publish(self, group: Group) -> bool:
-        members = [self.member_info(group, m) for m in group.members.values()]
-        state = GroupState(
-            group.generation, tuple(sorted(group.members)), self.broker_id, group.state, group.protocol_name
-        )
-        try:
-            self._of(group.group_id).sync(members, state)
-            return True
-        except (KcliError, OSError) as exc:
-            log.warning("group %r: cannot mirror its members: %s", group.group_id, exc)
-            return False
-
-    def drop(self, group_id: str) -> None:
-        files = self._files.pop(group_id, None)
-        if files is not None:
-            files.release()
-
-    def member_info(self, group: Group, member: Member) -> MemberInfo:
-        """The member as the file-based view describes members: topics from its subscription and the
-        partitions its leader assigned (for the "consumer" protocol; other protocols are opaque)."""
-        protocols = dict(member.protocols)
-        protocol = group.protocol_name if group.protocol_name in protocols else member.protocol_names[0]
-        topics: tuple[str, ...] = ()
-        assignment: tuple[tuple[str, int], ...] = ()
-        if member.protocol_type == CONSUMER:
-            try:
-                topics = tuple(sorted(set(decode_subscription(protocols[protocol]).topics)))
-                assigned = decode_assignment(member.assignment).assigned_partitions
-                assignment = tuple(sorted((a.topic, p) for a in assigned for p in a.partitions))
-            except ProtocolError:
-                pass  # a client's malformed bytes are its leader's problem, not the view's
-        return MemberInfo(
-            member.member_id,
-            member.client_id,
-            member.client_host,
-            os.getpid(),
-            topics,
-            protocol,
-            member.joined_ms,
-            self.broker_id,
-            assignment,
-        )
-
-
-# ---------------------------------------------------------------- the service
-
-
-class GroupService:
-    """One broker's coordinator with its mirror, the offsets store and the ticker applying timeouts."""
-
-    def __init__(self, ctx: BrokerContext) -> None:
-        self.ctx = ctx
-        self.store = OffsetStore(ctx.datadir)
-        self.coordinator = GroupCoordinator(FileMirror(ctx.datadir, ctx.broker_id))
-        self._thread = threading.Thread(target=self._run, name="group-coordinator", daemon=True)
-        self._thread.start()
-
-    @property
-    def stopping(self) -> bool:
-        return bool(self.ctx.partitions.stopping)
-
-    def owns(self, group_id: str) -> bool:
-        return coordinator_of(self.ctx, group_id) == self.ctx.broker_id
-
-    def check(self, group_id: str) -> ErrorCode:
-        """NONE when this broker coordinates ``group_id``, else the error to answer with."""
-        try:
-            check_group_id(group_id)
-        except UsageError:
-            return ErrorCode.INVALID_GROUP_ID
-        if self.stopping:
-            return ErrorCode.NOT_COORDINATOR
-        if not self.owns(group_id):
-            self.coordinator.unload(group_id)
-            return ErrorCode.NOT_COORDINATOR
-        return ErrorCode.NONE
-
-    def commit(
-        self, group_id: str, generation: int, member_id: str, offsets: dict[tuple[str, int], CommittedOffset]
-    ) -> ErrorCode:
-        # a commit from outside group management must not write behind live embedded members' backs
-        precondition = (
-            require_no_live_members(self.ctx.datadir, group_id, "commit offsets of")
-            if generation < 0
-            else None
-        )
-        try:
-            return self.coordinator.commit(
-                group_id,
-                generation,
-                member_id,
-                lambda: self.store.commit(group_id, offsets, precondition=precondition),
-            )
-        except GroupNotEmptyError:
-            return ErrorCode.UNKNOWN_MEMBER_ID
-        except LockTimeoutError:
-            return ErrorCode.REQUEST_TIMED_OUT
-        except (KcliError, OSError) as exc:
-            log.error("group %r: committing offsets failed: %s", group_id, exc)
-            return ErrorCode.UNKNOWN_SERVER_ERROR
-
-    def _run(self) -> None:
-        next_check = time.monotonic() + OWNERSHIP_CHECK
-        while not self.stopping:
-            time.sleep(TICK)
-            try:
-                self.coordinator.tick()
-                if time.monotonic() >= next_check:
-                    for group_id in self.coordinator.listing():
-                        if not self.owns(group_id):
-                            log.info("group %r is now coordinated by another broker", group_id)
-                            self.coordinator.unload(group_id)
-                    next_check = time.monotonic() + OWNERSHIP_CHECK
-            except Exception:
-                log.exception("group coordinator tick failed")
-        self.coordinator.close()
-
-
-_service_lock = threading.Lock()
-
-
-def service(ctx: BrokerContext) -> GroupService:
-    """The broker's group service, started on the first group request."""
-    found = getattr(ctx, "group_service", None)
-    if found is None:
-        with _service_lock:
-            found = getattr(ctx, "group_service", None)
-            if found is None:
-                found = GroupService(ctx)
-                ctx.group_service = found  # type: ignore[attr-defined]
-    return found
-
-
-class _Answer:
-    """Receives a coordinator callback; the request's thread waits for it."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self.result: Any = None
-
-    def __call__(self, result: Any) -> None:
-        self.result = result
-        self._done.set()
-
-    def wait(self, svc: GroupService, limit: float) -> Any:
-        deadline = time.monotonic() + limit
-        while not self._done.wait(WAIT_SLICE):
-            if svc.stopping or time.monotonic() >= deadline:
-                return None
-        return self.result
 
 
 # ---------------------------------------------------------------- FindCoordinator
@@ -308,8 +53,8 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         return answer(ErrorCode.INVALID_REQUEST, "transactions are not supported: no transaction coordinator")
     try:
         check_group_id(req.key)
-    except UsageError:
-        return answer(ErrorCode.INVALID_GROUP_ID, "the group id is empty")
+    except UsageError as exc:
+        return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
     chosen = coordinator_of(ctx, req.key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:
@@ -324,7 +69,7 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     svc = service(ctx)
     result = JoinResult(svc.check(req.group_id), member_id=req.member_id)
     if result.error == ErrorCode.NONE:
-        answer = _Answer()
+        answer = Answer()
         svc.coordinator.join(
             req.group_id,
             req.member_id,
@@ -354,7 +99,7 @@ def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     svc = service(ctx)
     result = SyncResult(svc.check(req.group_id))
     if result.error == ErrorCode.NONE:
-        answer = _Answer()
+        answer = Answer()
         assignments = {a.member_id: bytes(a.assignment) for a in req.assignments}
         svc.coordinator.sync(req.group_id, req.generation_id, req.member_id, assignments, answer)
         result = answer.wait(svc, SYNC_WAIT_LIMIT) or SyncResult(ErrorCode.NOT_COORDINATOR)
@@ -448,8 +193,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
         try:
             committed = svc.store.fetch_committed(req.group_id)
         except (KcliError, OSError) as exc:
-            log.error("group %r: reading offsets failed: %s", req.group_id, exc)
-            error = ErrorCode.UNKNOWN_SERVER_ERROR
+            error = answer_for(exc, f"group {req.group_id!r}: reading offsets")
     if error != ErrorCode.NONE and header.api_version >= 2:
         return {"throttle_time_ms": 0, "topics": [], "error_code": error}
     if req.topics is None:
@@ -505,8 +249,7 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
                 if summary is None or not summary.members:  # embedded members, or offsets only
                     summary = _summary_from_files(ctx, group_id)
             except (KcliError, OSError) as exc:
-                log.error("group %r: describing failed: %s", group_id, exc)
-                error = ErrorCode.UNKNOWN_SERVER_ERROR
+                error = answer_for(exc, f"group {group_id!r}: describing")
         out.append(
             {
                 "error_code": error,
@@ -571,16 +314,17 @@ def delete_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     return {"throttle_time_ms": 0, "results": results}
 
 
+# DeleteGroups has codes of its own: the store's NotFoundError is about the group here, not a topic, and
+# its GroupNotEmptyError (live members) is Kafka's NON_EMPTY_GROUP.
+_DELETE_CODES: Mapping[type[BaseException], ErrorCode] = {
+    NotFoundError: ErrorCode.GROUP_ID_NOT_FOUND,
+    GroupNotEmptyError: ErrorCode.NON_EMPTY_GROUP,
+}
+
+
 def _delete_one(svc: GroupService, group_id: str) -> ErrorCode:
     check = require_no_live_members(svc.ctx.datadir, group_id, "delete")
     try:
         return svc.coordinator.delete(group_id, lambda: svc.store.delete_group(group_id, precondition=check))
-    except GroupNotEmptyError:
-        return ErrorCode.NON_EMPTY_GROUP
-    except NotFoundError:
-        return ErrorCode.GROUP_ID_NOT_FOUND
-    except LockTimeoutError:
-        return ErrorCode.REQUEST_TIMED_OUT
     except (KcliError, OSError) as exc:
-        log.error("deleting group %r failed: %s", group_id, exc)
-        return ErrorCode.UNKNOWN_SERVER_ERROR
+        return answer_for(exc, f"deleting group {group_id!r}", _DELETE_CODES)

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from kcli.broker.context import BrokerContext
-from kcli.broker.partitions import LedPartition, PartitionResult
-from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError, RecordTooLargeError, StorageError
+from kcli.broker.partitions import LedPartition, OffsetOutOfRange
+from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
+from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for
 from kcli.storage import records
 
 log = logging.getLogger("kcli.broker")
@@ -30,41 +31,30 @@ MAX_FETCH_WAIT = 30.0
 FETCH_MAX_BYTES = 55 * 1024 * 1024
 # the longest an acks=all produce waits for the in-sync replicas, whatever timeout_ms says
 MAX_ACK_WAIT = 120.0
-# errors a produce answers with their own codes; anything else from storage is KAFKA_STORAGE_ERROR
-_PRODUCE_CODES = {RecordTooLargeError: ErrorCode.MESSAGE_TOO_LARGE, CorruptRecordError: ErrorCode.CORRUPT_MESSAGE}
-# a fetch that starts at damaged stored bytes gets CORRUPT_MESSAGE, as from Kafka (clients stop there)
-_FETCH_CODES = {CorruptRecordError: ErrorCode.CORRUPT_MESSAGE}
 _damage_logged: set[tuple[str, int | None]] = set()  # stored damage already logged at ERROR (clients retry)
 
 
 @contextmanager
-def answering(entry: dict, what: str, topic: str, partition: int,
-              codes: Mapping[type, ErrorCode] | None = None) -> Iterator[None]:
-    """Turn what goes wrong with one partition into that partition's error code (and message and log
-    start offset, where the response has them), as Kafka answers per partition; only an unexpected
-    storage failure is logged."""
+def answering(entry: dict, what: str, topic: str, partition: int) -> Iterator[None]:
+    """Turn what goes wrong with one partition into that partition's error code (:func:`code_for`) and
+    message and log start offset, where the response has them, as Kafka answers per partition.  Only an
+    unexpected failure is logged, and stored damage once (a client retrying it would flood the log)."""
     try:
         yield
-    except PartitionResult as exc:
-        entry["error_code"] = exc.code
-        if "error_message" in entry:
-            entry["error_message"] = exc.message
-        if "log_start_offset" in entry:
-            entry["log_start_offset"] = exc.log_start
-    except (KcliError, OSError) as exc:
-        code = next((c for kind, c in (codes or {}).items() if isinstance(exc, kind)), None)
-        message = str(exc.args[0]) if code is not None else str(exc)
+    except (ApiError, KcliError, OSError) as exc:
+        code = code_for(exc)
         damage = (exc.path, exc.position) if isinstance(exc, CorruptRecordError) and exc.path else None
-        if code is None or damage is not None:
+        unexpected = code == DEFAULT or (isinstance(exc, OSError) and not isinstance(exc, KcliError))
+        if unexpected or damage is not None:
             first = damage is None or damage not in _damage_logged
             log.log(logging.ERROR if first else logging.DEBUG, "%s %s-%d failed: %s", what, topic, partition, exc)
             if damage is not None:
                 _damage_logged.add(damage)
-        if code is None:
-            code = ErrorCode.KAFKA_STORAGE_ERROR
         entry["error_code"] = code
         if "error_message" in entry:
-            entry["error_message"] = message
+            entry["error_message"] = message_for(exc)
+        if "log_start_offset" in entry and isinstance(exc, OffsetOutOfRange):
+            entry["log_start_offset"] = exc.log_start
 
 
 def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -151,6 +141,12 @@ def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
 
 # ---------------------------------------------------------------- InitProducerId
 
+# The allocator only writes a file: a disk that refuses it is KAFKA_STORAGE_ERROR (the table's), which the
+# client reports at once instead of waiting for a coordinator that will not come.  Any other kcli error is
+# a retriable COORDINATOR_NOT_AVAILABLE rather than Kafka's default: a client takes UNKNOWN_SERVER_ERROR
+# here for a cluster without producer ids, and gives up idempotence.
+_INIT_PRODUCER_ID_CODES = {KcliError: ErrorCode.COORDINATOR_NOT_AVAILABLE}
+
 
 def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """A producer id for an idempotent producer (epoch 0).  Transactions are not implemented."""
@@ -165,12 +161,9 @@ def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         pid = ctx.producer_ids.next()
     except (KcliError, OSError) as exc:
         log.error("allocating a producer id failed: %s", exc)
-        # the allocator only writes a file: a disk that refuses it is a storage error, which the client
-        # reports at once instead of waiting for a coordinator that will not come
-        unwritable = isinstance(exc, OSError | StorageError)
         return {
             "throttle_time_ms": 0,
-            "error_code": ErrorCode.KAFKA_STORAGE_ERROR if unwritable else ErrorCode.COORDINATOR_NOT_AVAILABLE,
+            "error_code": code_for(exc, _INIT_PRODUCER_ID_CODES),
             "producer_id": -1,
             "producer_epoch": -1,
         }
@@ -199,17 +192,17 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                 "record_errors": [],
                 "error_message": None,
             }
-            with answering(entry, "append to", topic.name, data.index, _PRODUCE_CODES):
+            with answering(entry, "append to", topic.name, data.index):
                 if acks not in (-1, 0, 1):
-                    raise PartitionResult(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
+                    raise ApiError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
                 if req.transactional_id is not None:
-                    raise PartitionResult(
+                    raise ApiError(
                         ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"
                     )
                 led = ctx.partitions.get(topic.name, data.index)
                 batches = validate_batches(data.records, led.config.max_message_bytes)
                 if acks == -1 and len(led.meta.isr) < led.config.min_insync_replicas:
-                    raise PartitionResult(
+                    raise ApiError(
                         ErrorCode.NOT_ENOUGH_REPLICAS,
                         f"{len(led.meta.isr)} in-sync replicas, min.insync.replicas="
                         f"{led.config.min_insync_replicas}",
@@ -246,37 +239,34 @@ def validate_batches(data: Any, max_message_bytes: int) -> list[memoryview]:
     deltas, no control or transactional batches, and max.message.bytes.  Nothing is stored unless
     every batch passes."""
     if data is None or len(data) == 0:
-        raise PartitionResult(ErrorCode.INVALID_RECORD, "no record batch")
+        raise ApiError(ErrorCode.INVALID_RECORD, "no record batch")
     view = memoryview(data)
     out = []
     pos = 0
     while pos < len(view):
         if len(view) - pos >= 17 and view[pos + 16] != records.MAGIC:
-            raise PartitionResult(
+            raise ApiError(
                 ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT,
                 f"record batch magic {view[pos + 16]}; only magic 2 is supported",
             )
-        try:
-            header = records.parse_header(view, pos)
-        except CorruptRecordError as exc:
-            raise PartitionResult(ErrorCode.CORRUPT_MESSAGE, str(exc.args[0])) from None
+        header = records.parse_header(view, pos)  # a CorruptRecordError answers CORRUPT_MESSAGE
         end = pos + header.size
         if end > len(view):
-            raise PartitionResult(ErrorCode.CORRUPT_MESSAGE, "record batch runs past the end of the request")
+            raise ApiError(ErrorCode.CORRUPT_MESSAGE, "record batch runs past the end of the request")
         if header.size > max_message_bytes:
-            raise PartitionResult(
+            raise ApiError(
                 ErrorCode.MESSAGE_TOO_LARGE,
                 f"record batch of {header.size} bytes exceeds max.message.bytes={max_message_bytes}",
             )
         if not records.crc_valid(view, pos, header):
-            raise PartitionResult(ErrorCode.CORRUPT_MESSAGE, "record batch CRC mismatch")
+            raise ApiError(ErrorCode.CORRUPT_MESSAGE, "record batch CRC mismatch")
         if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
-            raise PartitionResult(
+            raise ApiError(
                 ErrorCode.INVALID_RECORD,
                 f"batch says {header.records_count} records but last offset delta {header.last_offset_delta}",
             )
         if header.is_control or header.is_transactional:
-            raise PartitionResult(
+            raise ApiError(
                 ErrorCode.INVALID_RECORD, "transactional and control batches are not supported"
             )
         out.append(view[pos:end])
@@ -333,7 +323,7 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
                 "preferred_read_replica": -1,
                 "records": b"",
             }
-            with answering(entry, "fetch from", topic.topic, p.partition, _FETCH_CODES):
+            with answering(entry, "fetch from", topic.topic, p.partition):
                 led = ctx.partitions.get(topic.topic, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
@@ -360,8 +350,8 @@ def _check_epoch(led: LedPartition, current: int) -> None:
     if current < 0 or current == led.leader_epoch:
         return
     if current < led.leader_epoch:
-        raise PartitionResult(ErrorCode.FENCED_LEADER_EPOCH)
-    raise PartitionResult(ErrorCode.UNKNOWN_LEADER_EPOCH)
+        raise ApiError(ErrorCode.FENCED_LEADER_EPOCH)
+    raise ApiError(ErrorCode.UNKNOWN_LEADER_EPOCH)
 
 
 # ---------------------------------------------------------------- OffsetForLeaderEpoch

@@ -37,8 +37,9 @@ from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.liveness import BrokerStates, still_stopped
 from kcli.cluster.metadata import LOG_NAME, SNAPSHOT_NAME, ClusterState, Metadata, PartitionMeta
-from kcli.errors import KcliError, LockTimeoutError, SequenceError, StorageError
+from kcli.errors import KcliError, LockTimeoutError, StorageError
 from kcli.protocol import ErrorCode
+from kcli.protocol.error_codes import ApiError
 from kcli.replica.checkpoints import checkpointed_high_watermark
 from kcli.replica.writer import PartitionWriter
 from kcli.storage import records
@@ -58,13 +59,11 @@ DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
 STORAGE_FAILURE_GRACE = 5.0
 
 
-class PartitionResult(Exception):
-    """A Kafka error code for one partition, raised from deep inside and answered per partition."""
+class OffsetOutOfRange(ApiError):
+    """A read outside the log: the answer carries the log start, where a client may start over."""
 
-    def __init__(self, code: ErrorCode, message: str | None = None, log_start: int = -1) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
+    def __init__(self, offset: int, log_start: int, log_end: int) -> None:
+        super().__init__(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {log_start}..{log_end}")
         self.log_start = log_start
 
 
@@ -124,7 +123,7 @@ class LedPartition:
     def _check_open(self) -> None:
         # closed while the caller waited for the mutex (leadership moved or topic went), or found deposed
         if self.closed or self.deposed:
-            raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
 
     def _fence(self) -> None:
         """Refuse to go on unless the metadata still names us leader in our epoch (mutex held).  Asked
@@ -134,7 +133,7 @@ class LedPartition:
         if self.deposed or not self._still_leader():
             self.deposed = True  # every later request is refused too; the next refresh closes the session
             self.committed.notify_all()
-            raise PartitionResult(
+            raise ApiError(
                 ErrorCode.NOT_LEADER_OR_FOLLOWER,
                 f"leader epoch {self.meta.leader_epoch} of broker {self.meta.leader} is over",
             )
@@ -157,7 +156,7 @@ class LedPartition:
         with self.mutex:
             self._check_open()
             if self.draining:
-                raise PartitionResult(
+                raise ApiError(
                     ErrorCode.NOT_LEADER_OR_FOLLOWER, "leadership is moving (broker shutdown)"
                 )
             self._fence()
@@ -165,14 +164,12 @@ class LedPartition:
             for batch in batches:
                 header = records.parse_header(batch)
                 try:
-                    offset = self.writer.append(batch)  # a retried idempotent batch: its first offset
-                except SequenceError as exc:
-                    fenced = ErrorCode.INVALID_PRODUCER_EPOCH
-                    code = fenced if exc.fenced else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
-                    raise PartitionResult(code, str(exc)) from None
+                    # a retried idempotent batch returns its first offset; a SequenceError goes back to the
+                    # client as its code (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH)
+                    offset = self.writer.append(batch)
                 except StorageError as exc:  # nothing of it was kept: say so at once
                     self._storage_failed(exc)
-                    raise PartitionResult(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from None
+                    raise
                 self.dirty = True
                 self.storage_error = None
                 if base < 0:
@@ -228,9 +225,7 @@ class LedPartition:
             leader = self.writer.leader
             hw, start, end = self.tracker.hw, leader.log_start_offset, leader.log_end_offset
             if offset < start or offset > end:
-                raise PartitionResult(
-                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{end}", start
-                )
+                raise OffsetOutOfRange(offset, start, end)
             data = leader.read(offset, max_bytes, upper=hw) if offset < hw and max_bytes > 0 else b""
             return hw, start, data
 
@@ -240,15 +235,13 @@ class LedPartition:
         with self.mutex:
             self._check_open()
             if follower == self.meta.leader or follower not in self.meta.replicas:
-                raise PartitionResult(
+                raise ApiError(
                     ErrorCode.NOT_LEADER_OR_FOLLOWER, f"broker {follower} is not a follower"
                 )
             leader = self.writer.leader
             start, end = leader.log_start_offset, leader.log_end_offset
             if offset < start or offset > end:
-                raise PartitionResult(
-                    ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {start}..{end}", start
-                )
+                raise OffsetOutOfRange(offset, start, end)
             if follower in self.writer.followers:  # it fetches, so it runs: its folder is its own now
                 self.writer.detach(follower)
             self.tracker.on_fetch(follower, offset, end, time.monotonic())
@@ -264,7 +257,7 @@ class LedPartition:
             self._check_open()
             if follower >= 0:
                 if follower == self.meta.leader or follower not in self.meta.replicas:
-                    raise PartitionResult(
+                    raise ApiError(
                         ErrorCode.NOT_LEADER_OR_FOLLOWER, f"broker {follower} is not a follower"
                     )
                 if follower in self.writer.followers:
@@ -290,7 +283,7 @@ class LedPartition:
             if timestamp == LATEST:
                 return -1, self.tracker.hw
             if timestamp < 0:
-                raise PartitionResult(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
             found = leader.offset_for_timestamp(timestamp)
             if found is None or found >= self.tracker.hw:
                 return -1, -1
@@ -692,23 +685,23 @@ class LedPartitions:
     # ------------------------------------------------------------ lookups
 
     def get(self, topic: str, partition: int) -> LedPartition:
-        """The led partition, or PartitionResult with the error code a client should see."""
+        """The led partition, or ApiError with the error code a client should see."""
         led = self._led.get((topic, partition))
         if led is not None:
             return led
         if self.stopping:
-            raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER, "broker is shutting down")
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "broker is shutting down")
         state = self.refresh(retry_waiting=True)
         led = self._led.get((topic, partition))
         if led is not None:
             return led
         meta = state.topics.get(topic)
         if meta is None or topic in self._fenced or not 0 <= partition < len(meta.partitions):
-            raise PartitionResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         if meta.partitions[partition].leader != self.broker_id:
-            raise PartitionResult(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         holder = self._waiting.get((topic, partition), "")
-        raise PartitionResult(ErrorCode.LEADER_NOT_AVAILABLE, holder or None)
+        raise ApiError(ErrorCode.LEADER_NOT_AVAILABLE, holder or None)
 
     def led(self) -> list[LedPartition]:
         return list(self._led.values())

@@ -160,7 +160,7 @@ def run(argv: list[str] | None = None) -> None:
         # without standalone mode, click returns ctx.exit(N)'s code instead of exiting
         code = cli.main(args=argv, prog_name="kcli", standalone_mode=False)
     except KcliError as exc:
-        fail(exc.args[0] if exc.args else type(exc).__name__, exc.hint, exc.exit_code)
+        fail(exc.message, exc.hint, exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

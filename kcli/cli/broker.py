@@ -8,8 +8,12 @@ from kcli.cli.output import emit_json, table
 
 
 class _StopBeforeServing(BaseException):
-    """SIGTERM or SIGINT while the broker starts.  A BaseException, so that no handler of ordinary
-    errors on the way (loading a partition, say) swallows it."""
+    """SIGTERM or SIGINT (``signum``) while the broker starts.  A BaseException, so that no handler of
+    ordinary errors on the way (loading a partition, say) swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @click.group()
@@ -119,7 +123,7 @@ def serve(
     except _StopBeforeServing as stop:
         serving.set()  # from here on a second signal only asks for the stop under way
         node.shutdown()  # lets go of whatever start() had taken and not released itself
-        logging.getLogger("kcli.broker").info("stopped by %s before serving", signal.Signals(stop.args[0]).name)
+        logging.getLogger("kcli.broker").info("stopped by %s before serving", signal.Signals(stop.signum).name)
         return
     where = f"unix:{info.socket}" + (f" and tcp:{info.listener}" if info.listener else "")
     logging.getLogger("kcli.broker").info("serving on %s (pid %d)", where, info.pid)

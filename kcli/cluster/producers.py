@@ -30,7 +30,7 @@ from itertools import chain
 from typing import TYPE_CHECKING
 
 from kcli.cluster.datadir import DataDir, FileLock
-from kcli.errors import KcliError, SequenceError
+from kcli.errors import KcliError, ProducerFencedError, SequenceError
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.fileio import read_file, write_file
 from kcli.storage.records import BatchHeader
@@ -157,9 +157,8 @@ class ProducerStates:
         if state is None:
             return None
         if header.producer_epoch < state.epoch:
-            raise SequenceError(
-                f"producer {header.producer_id}: epoch {header.producer_epoch} is older than {state.epoch}",
-                fenced=True,
+            raise ProducerFencedError(
+                f"producer {header.producer_id}: epoch {header.producer_epoch} is older than {state.epoch}"
             )
         if header.producer_epoch > state.epoch:
             if header.base_sequence != 0:

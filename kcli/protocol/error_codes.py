@@ -1,12 +1,39 @@
-"""Kafka's numeric error codes, with the names Kafka's ``Errors`` enum gives them.
+"""Kafka's numeric error codes, with the names Kafka's ``Errors`` enum gives them, and the one table
+between them and kcli's exceptions.
 
 ``ErrorCode`` is an IntEnum, so members go straight into an ``error_code`` field and compare equal
 to the ints decoded from the wire.  ``RETRIABLE`` holds the codes whose Java exception is a
-``RetriableException`` -- the ones a client should retry (usually after refreshing metadata)."""
+``RetriableException`` -- the ones a client should retry (usually after refreshing metadata).
+
+Like Kafka's ``Errors.forException``, :func:`code_for` is the only place an exception becomes a code:
+the broker answers with it whatever handler met the exception.  :func:`exception_for` is the other
+direction, the kcli error a client raises for a code a broker answered with.  :class:`ApiError` is the
+broker's own "answer with this code" signal, for answers that are not an exception of the library
+(a stale leader epoch, an unsupported request)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
+
+from kcli.errors import (
+    AlreadyExistsError,
+    BrokerError,
+    CorruptRecordError,
+    DataDirError,
+    InvalidConfigError,
+    InvalidTopicError,
+    KcliError,
+    LockTimeoutError,
+    NotFoundError,
+    ProducerFencedError,
+    ProtocolError,
+    RecordTooLargeError,
+    SequenceError,
+    StorageError,
+    UnavailableError,
+    UsageError,
+)
 
 
 class ErrorCode(IntEnum):
@@ -165,3 +192,87 @@ def error_name(code: int) -> str:
 
 def is_retriable(code: int) -> bool:
     return code in RETRIABLE
+
+
+class ApiError(Exception):
+    """A Kafka error code (and message) to answer one part of a request with, raised from deep inside a
+    handler (Kafka's ``ApiError``): not a failure of the library, the answer itself."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message
+
+
+# What the broker answers when an exception reaches a handler; the exception's nearest class in this
+# table wins (a subclass inherits its base's code unless it has its own).
+CODES: Mapping[type[BaseException], ErrorCode] = {
+    UsageError: ErrorCode.INVALID_REQUEST,
+    InvalidTopicError: ErrorCode.INVALID_TOPIC_EXCEPTION,
+    InvalidConfigError: ErrorCode.INVALID_CONFIG,
+    NotFoundError: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    AlreadyExistsError: ErrorCode.TOPIC_ALREADY_EXISTS,
+    LockTimeoutError: ErrorCode.REQUEST_TIMED_OUT,
+    CorruptRecordError: ErrorCode.CORRUPT_MESSAGE,
+    RecordTooLargeError: ErrorCode.MESSAGE_TOO_LARGE,
+    SequenceError: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    ProducerFencedError: ErrorCode.INVALID_PRODUCER_EPOCH,
+    ProtocolError: ErrorCode.INVALID_REQUEST,
+    DataDirError: ErrorCode.KAFKA_STORAGE_ERROR,  # a log directory the broker cannot use
+    UnavailableError: ErrorCode.LEADER_NOT_AVAILABLE,
+    StorageError: ErrorCode.KAFKA_STORAGE_ERROR,
+    OSError: ErrorCode.KAFKA_STORAGE_ERROR,  # the disk under a log failed in a way the library did not name
+}
+# Anything else (an unexpected failure) is Kafka's default too.
+DEFAULT = ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+def code_for(exc: BaseException, overrides: Mapping[type[BaseException], ErrorCode] | None = None) -> ErrorCode:
+    """The code to answer ``exc`` with: an :class:`ApiError`'s own code, else the entry of the nearest
+    class in its MRO, in ``overrides`` (a call site's few codes of its own, for an API where Kafka gives
+    the same exception another code) before :data:`CODES`, else :data:`DEFAULT`."""
+    if isinstance(exc, ApiError):
+        return exc.code
+    for kind in type(exc).__mro__:
+        if overrides and kind in overrides:
+            return overrides[kind]
+        if kind in CODES:
+            return CODES[kind]
+    return DEFAULT
+
+
+def message_for(exc: BaseException) -> str | None:
+    """What to put in a response's ``error_message`` for ``exc``: the message without the user hint."""
+    if isinstance(exc, ApiError | KcliError):
+        return exc.message
+    return str(exc)
+
+
+# The kcli error a client raises for a code a broker answered with (the user then gets the exit code the
+# embedded path would give); any other code is a BrokerError.
+EXCEPTIONS: Mapping[int, type[KcliError]] = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: NotFoundError,
+    ErrorCode.CORRUPT_MESSAGE: CorruptRecordError,
+    ErrorCode.INVALID_RECORD: CorruptRecordError,
+    ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT: CorruptRecordError,
+    ErrorCode.MESSAGE_TOO_LARGE: RecordTooLargeError,
+    ErrorCode.RECORD_LIST_TOO_LARGE: RecordTooLargeError,
+    ErrorCode.TOPIC_ALREADY_EXISTS: AlreadyExistsError,
+    ErrorCode.INVALID_TOPIC_EXCEPTION: InvalidTopicError,
+    ErrorCode.INVALID_CONFIG: InvalidConfigError,
+    ErrorCode.INVALID_PARTITIONS: UsageError,
+    ErrorCode.INVALID_REPLICATION_FACTOR: UsageError,
+    ErrorCode.INVALID_REPLICA_ASSIGNMENT: UsageError,
+    ErrorCode.INVALID_REQUEST: UsageError,
+    ErrorCode.LEADER_NOT_AVAILABLE: UnavailableError,
+    ErrorCode.NOT_ENOUGH_REPLICAS: UnavailableError,
+    ErrorCode.KAFKA_STORAGE_ERROR: StorageError,
+    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: SequenceError,
+    ErrorCode.UNKNOWN_PRODUCER_ID: SequenceError,
+    ErrorCode.INVALID_PRODUCER_EPOCH: ProducerFencedError,
+}
+
+
+def exception_for(code: int) -> type[KcliError]:
+    """The kcli error class for a code a broker answered with (:class:`BrokerError` for the rest)."""
+    return EXCEPTIONS.get(code, BrokerError)

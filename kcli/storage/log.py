@@ -15,6 +15,7 @@ from typing import TypedDict
 from kcli.errors import CorruptRecordError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
+from kcli.storage.damage import Damage
 from kcli.storage.fileio import read_file, write_file
 from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
 
@@ -70,7 +71,7 @@ class PartitionLog:
         self._next_offset: int | None = None
         self._unflushed = 0  # records appended since the last fsync (flush.messages)
         self._unflushed_since: int | None = None  # when the oldest of them was appended (flush.ms)
-        self.recovery_errors: list[str] = []
+        self.recovery_errors: list[Damage] = []
         self._writing = False  # a write session is open: rebuilt indexes may be written to disk
         self._last_epoch: int | None = None  # newest epoch in leader-epoch-checkpoint, once read
 
@@ -131,9 +132,9 @@ class PartitionLog:
 
     # ------------------------------------------------------------ opening for writes
 
-    def open_for_append(self, recovery_point: int | None) -> list[str]:
+    def open_for_append(self, recovery_point: int | None) -> list[Damage]:
         """Prepare to write: create the first segment if needed and recover everything past
-        ``recovery_point`` (None: unknown, recover the active segment whole).  Returns problems found."""
+        ``recovery_point`` (None: unknown, recover the active segment whole).  Returns what was mended."""
         os.makedirs(self.directory, exist_ok=True)
         self._writing = True
         if not self._bases:
@@ -146,9 +147,9 @@ class PartitionLog:
             problem = self.active.check_indexes()
             if problem is not None:
                 self.active.bytes_since_index = self.active.size - self.active.index.last()[1]
-            self.recovery_errors = [] if problem is None else [f"{problem}; rebuilt the segment's indexes from the log"]
+            self.recovery_errors = [] if problem is None else [_rebuilt(problem)]
             return self.recovery_errors
-        problems: list[str] = []
+        problems: list[Damage] = []
         start_index = len(self._bases) - 1
         start_position = 0
         if recovery_point is not None:
@@ -165,20 +166,21 @@ class PartitionLog:
                                                  self.config.index_interval_bytes)
             start_position = 0
             if seg.index_problem is not None:
-                problems.append(f"{seg.index_problem}; rebuilt the segment's indexes from the log")
-            if result.error:
-                problems.append(f"{seg.log_path}: {result.error}")
+                problems.append(_rebuilt(seg.index_problem))
+            if result.error is not None:
+                problems.append(Damage(seg.log_path, result.error.reason, result.error.position))
             if result.truncated_bytes:
-                problems.append(f"{seg.log_path}: truncated {result.truncated_bytes} invalid bytes at position "
-                                f"{result.valid_bytes}")
-            if (result.truncated_bytes or result.error) and self._bases[i + 1 : i + 2] != [result.next_offset]:
+                problems.append(Damage(seg.log_path, f"truncated {result.truncated_bytes} invalid bytes",
+                                       result.valid_bytes))
+            if (result.truncated_bytes or result.error is not None) and self._bases[i + 1 : i + 2] != [result.next_offset]:
                 # everything after a cut is unreachable, unless the next segment continues where the cut
                 # segment's intact batches end (only damaged bytes after its last batch went): drop later
                 # segments like Kafka does
                 for later in self._bases[i + 1 :]:
-                    self.segment(later).delete()
+                    dropped = self.segment(later)
+                    dropped.delete()
                     self._segments.pop(later, None)
-                    problems.append(f"deleted segment {later} after the truncation point")
+                    problems.append(Damage(dropped.log_path, "deleted: the segment is after the truncation point"))
                 del self._bases[i + 1 :]
                 break
         self._next_offset = None
@@ -494,6 +496,11 @@ class PartitionLog:
         if kept != epochs:
             checkpoint.write_epochs(os.path.join(self.directory, checkpoint.LEADER_EPOCH), kept)
         self._last_epoch = kept[-1][0] if kept else -1
+
+
+def _rebuilt(problem: Damage) -> Damage:
+    """An index problem as recovery reports it: mended by rebuilding the segment's indexes."""
+    return Damage(problem.path, f"{problem.reason}; rebuilt the segment's indexes from the log", problem.position)
 
 
 def _cut_at(data: bytes, upper: int) -> bytes:

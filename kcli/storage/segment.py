@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from kcli.errors import CorruptRecordError, StorageError
 from kcli.storage import records
+from kcli.storage.damage import Damage
 from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
 
@@ -32,11 +33,14 @@ def segment_name(base_offset: int) -> str:
 
 
 class RecoveryResult:
-    """What recovering a segment found: where valid data ends and what was cut."""
+    """What recovering a segment found: where valid data ends, what was cut, and the damage that ended the
+    valid data (None for a torn tail, which is no damage), with its file and position as fields."""
 
     __slots__ = ("valid_bytes", "truncated_bytes", "next_offset", "error")
 
-    def __init__(self, valid_bytes: int, truncated_bytes: int, next_offset: int, error: str | None) -> None:
+    def __init__(
+        self, valid_bytes: int, truncated_bytes: int, next_offset: int, error: CorruptRecordError | None
+    ) -> None:
         self.valid_bytes = valid_bytes
         self.truncated_bytes = truncated_bytes
         self.next_offset = next_offset
@@ -57,7 +61,7 @@ class LogSegment:
         self.index_interval = index_interval
         self._writable = writable or (lambda: False)  # whether a rebuilt index may be written to disk
         self._indexes_checked = False
-        self.index_problem: str | None = None  # what check_indexes found (the index was rebuilt)
+        self.index_problem: Damage | None = None  # what check_indexes found (the index was rebuilt)
         self._rebuilt_on_disk = False
         self._fd: int | None = None
         self._afd: int | None = None
@@ -142,9 +146,9 @@ class LogSegment:
         if self.check_indexes() is not None and self._rebuilt_on_disk:
             _report(f"{self.index_problem}; rebuilt both indexes of the segment from the log")
 
-    def check_indexes(self) -> str | None:
+    def check_indexes(self) -> Damage | None:
         """Kafka's sanity check of both indexes, against the log: on failure rebuild them from the log (on
-        disk when ``writable()``, else in memory) and return what was wrong, naming the file."""
+        disk when ``writable()``, else in memory) and return what was wrong, in which file."""
         if not self._indexes_checked:
             self._indexes_checked = True
             self.index_problem = self._find_index_problem()
@@ -156,14 +160,14 @@ class LogSegment:
             self._rebuilt_on_disk = True
         return self.index_problem
 
-    def _find_index_problem(self) -> str | None:
+    def _find_index_problem(self) -> Damage | None:
         index, time_index = self._index, self._time_index
         if index.problem is not None:
-            return f"{index.path}: {index.problem}"
+            return Damage(index.path, index.problem)
         size = self.size
         offset, position = index.last()
         if position > size:
-            return f"{index.path}: entry for offset {offset} points at position {position}, past the end of the log"
+            return Damage(index.path, f"entry for offset {offset} points at position {position}, past the end of the log")
         raw = self.pread(position, records.HEADER_SIZE) if len(index) else b""
         if len(raw) == records.HEADER_SIZE:  # else its batch is missing (a log an earlier kcli wrote): tail() copes
             try:
@@ -171,17 +175,17 @@ class LogSegment:
             except CorruptRecordError:
                 header = None
             if header is None or not header.base_offset <= offset <= header.last_offset:
-                return f"{index.path}: entry for offset {offset} does not point at the batch holding it"
+                return Damage(index.path, f"entry for offset {offset} does not point at the batch holding it")
         if time_index.problem is not None:
-            return f"{time_index.path}: {time_index.problem}"
+            return Damage(time_index.path, time_index.problem)
         if len(time_index):
             timestamp, offset = time_index.last()
             try:
                 for _pos, header in self.headers(index.lookup(offset)[1], size):
                     if header.last_offset >= offset:
                         if header.base_offset > offset or header.max_timestamp != timestamp:
-                            return (f"{time_index.path}: entry (timestamp {timestamp}, offset {offset}) does not "
-                                    "match the batch holding that offset")
+                            return Damage(time_index.path, f"entry (timestamp {timestamp}, offset {offset}) does not "
+                                          "match the batch holding that offset")
                         break
             except CorruptRecordError:
                 pass  # the log is damaged there: reading reports it
@@ -448,7 +452,7 @@ class LogSegment:
                 self._note_timestamp(header)
         position = start_position
         next_offset = self.base_offset
-        error = None
+        error: CorruptRecordError | None = None
         if start_position:
             for _pos, header in self.headers(self.index.last()[1], start_position):
                 next_offset = header.next_offset
@@ -460,16 +464,16 @@ class LogSegment:
                 header = records.parse_header(raw)
             except CorruptRecordError as exc:
                 if not self.zero_tail(position, size):  # zeros after the last batch are a torn tail too
-                    error = f"{exc.reason} at position {position}"
+                    error = CorruptRecordError(exc.reason, self.log_path, position)
                 break
             if position + header.size > size:
                 break
             batch = self.pread(position, header.size)
             if not records.crc_valid(batch, 0, header):
-                error = f"record batch CRC mismatch at position {position}"
+                error = CorruptRecordError("record batch CRC mismatch", self.log_path, position)
                 break
             if header.base_offset < next_offset and position > 0:
-                error = f"offsets go backwards at position {position}"
+                error = CorruptRecordError("offsets go backwards", self.log_path, position)
                 break
             if header.max_timestamp > self.max_timestamp:
                 self.max_timestamp = header.max_timestamp

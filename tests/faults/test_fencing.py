@@ -25,11 +25,12 @@ import time
 import pytest
 from test_broker_fixtures import Brokers, brokers_fixture, connect, read_frame  # noqa: F401
 
-from kcli.broker.partitions import LedPartitions, PartitionResult
+from kcli.broker.partitions import LedPartitions
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
 from kcli.errors import LockTimeoutError
 from kcli.protocol import ApiKey, ErrorCode, RequestHeader, decode_response, encode_request
+from kcli.protocol.error_codes import ApiError
 from kcli.replica.writer import PartitionWriter
 from kcli.storage.config import LogConfig
 from kcli.storage.records import encode_batch
@@ -183,7 +184,7 @@ def test_a_deposed_leader_refuses_the_append_before_it_notices(tmp_path):
     assert led.append([batch])[0] == 0
     other = next(b for b in range(3) if b != leader)
     md.update_partition("t", 0, leader=other, isr=[other], leader_epoch=led.leader_epoch + 1)
-    with pytest.raises(PartitionResult) as refused:
+    with pytest.raises(ApiError) as refused:
         led.append([memoryview(encode_batch([(None, b"zombie", [], 2)], 0))])
     assert refused.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
     assert led.writer.leader.log_end_offset == 1  # nothing appended
