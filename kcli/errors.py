@@ -84,16 +84,13 @@ class SequenceError(KcliError):
     a gap in its sequence numbers, an epoch older than the one stored, or a producer id the log no longer
     knows.  ``fenced``: the epoch was the problem (Kafka's INVALID_PRODUCER_EPOCH)."""
 
-    def __init__(self, message: str, hint: str | None = None, fenced: bool = False) -> None:
-        super().__init__(message, hint)
-        self.fenced = fenced
+    fenced = False
 
 
 class ProducerFencedError(SequenceError):
     """A batch from an older epoch of its producer id than the one stored: a newer session fenced it."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint, fenced=True)
+    fenced = True
 
 
 class BrokerError(KcliError):

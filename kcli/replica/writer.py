@@ -94,7 +94,8 @@ class PartitionWriter:
         self._replica_locks[broker] = lock
         try:
             log = PartitionLog(self.datadir.partition_dir(broker, self.topic, self.partition), config)
-            self.problems += log.open_for_append(recovery_point(self.datadir, broker, self.topic, self.partition))
+            damage = log.open_for_append(recovery_point(self.datadir, broker, self.topic, self.partition))
+            self.problems += [str(d) for d in damage]  # told to the user as warnings
         except BaseException:
             self._unlock(broker)
             raise
