@@ -40,6 +40,10 @@ class InvalidConfigError(UsageError):
     """An unknown config key or an out-of-range value."""
 
 
+class GroupNotEmptyError(KcliError):
+    """An admin change refused because the group has live members (Kafka's NON_EMPTY_GROUP)."""
+
+
 class NotFoundError(KcliError):
     """A topic, partition, group or file that does not exist."""
 

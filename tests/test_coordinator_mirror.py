@@ -9,8 +9,8 @@ import pytest
 from kcli.broker.coordinator import GroupCoordinator
 from kcli.broker.group_mirror import FileMirror
 from kcli.cluster.datadir import DataDir
-from kcli.errors import NotFoundError, UsageError
-from kcli.groups.membership import GroupNotEmptyError, Membership, live_members, require_no_live_members
+from kcli.errors import GroupNotEmptyError, NotFoundError, UsageError
+from kcli.groups.membership import Membership, live_members, require_no_live_members
 from kcli.groups.offsets import OffsetStore
 from kcli.groups.view import describe_group
 from kcli.protocol import ErrorCode, encode_assignment, encode_subscription

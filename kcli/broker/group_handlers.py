@@ -22,7 +22,7 @@ from kcli.broker.group_mirror import CONSUMER
 from kcli.broker.group_service import GROUP_ID_CODES, Answer, GroupService, service
 from kcli.errors import KcliError, NotFoundError, UsageError
 from kcli.groups.layout import GroupPaths, check_group_id
-from kcli.groups.membership import GroupNotEmptyError, live_members, require_no_live_members
+from kcli.groups.membership import live_members, require_no_live_members
 from kcli.groups.offsets import CommittedOffset
 from kcli.groups.view import group_state, member_assignment
 from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes, encode_subscription
@@ -314,12 +314,8 @@ def delete_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     return {"throttle_time_ms": 0, "results": results}
 
 
-# DeleteGroups has codes of its own: the store's NotFoundError is about the group here, not a topic, and
-# its GroupNotEmptyError (live members) is Kafka's NON_EMPTY_GROUP.
-_DELETE_CODES: Mapping[type[BaseException], ErrorCode] = {
-    NotFoundError: ErrorCode.GROUP_ID_NOT_FOUND,
-    GroupNotEmptyError: ErrorCode.NON_EMPTY_GROUP,
-}
+# DeleteGroups has a code of its own: the store's NotFoundError is about the group here, not a topic.
+_DELETE_CODES: Mapping[type[BaseException], ErrorCode] = {NotFoundError: ErrorCode.GROUP_ID_NOT_FOUND}
 
 
 def _delete_one(svc: GroupService, group_id: str) -> ErrorCode:

@@ -20,9 +20,9 @@ from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import GroupCoordinator
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.group_mirror import FileMirror
-from kcli.errors import KcliError, UsageError
+from kcli.errors import GroupNotEmptyError, KcliError, UsageError
 from kcli.groups.layout import check_group_id
-from kcli.groups.membership import GroupNotEmptyError, require_no_live_members
+from kcli.groups.membership import require_no_live_members
 from kcli.groups.offsets import CommittedOffset, OffsetStore
 from kcli.protocol import ErrorCode
 from kcli.protocol.error_codes import code_for

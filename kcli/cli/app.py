@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -145,6 +146,11 @@ def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_fi
     ctx.obj = Env(opts["data_dir"], opts["lock_timeout"], opts["bootstrap_server"])
 
 
+class Terminated(Exception):
+    """A command that stopped cleanly on SIGTERM (say, a group member that committed first): it exits
+    silently with 128 + 15, as a process the signal killed would."""
+
+
 def fail(message: str, hint: str | None = None, code: int = 1) -> None:
     """Print one line on stderr and exit: the only way kcli reports an error."""
     line = f"kcli: error: {message}"
@@ -172,6 +178,8 @@ def run(argv: list[str] | None = None) -> None:
         fail(exc.format_message(), hint, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except Terminated:
+        sys.exit(128 + signal.SIGTERM)
     except BrokenPipeError:
         _silence_stdout()
         sys.exit(0)

@@ -160,7 +160,9 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
                 stopper.restore()
             transport.close(durable=False)
     if stopper is not None and stopper.signum == signal.SIGTERM:
-        sys.exit(128 + signal.SIGTERM)
+        from kcli.cli.app import Terminated
+
+        raise Terminated
     if stopper is not None and stopper.signum is not None:
         raise KeyboardInterrupt
 

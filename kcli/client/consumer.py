@@ -97,7 +97,7 @@ class Consumer:
             if exc.path is not None:  # read here: the message names the offset, file and position
                 raise
             # a broker's CORRUPT_MESSAGE: say where in the partition; the broker's log names the file
-            raise CorruptRecordError(f"cannot read offset {offset}: {exc.args[0]} (damaged data on the broker's "
+            raise CorruptRecordError(f"cannot read offset {offset}: {exc.message} (damaged data on the broker's "
                                      "disk; its log names the file and position)") from None
         out: list[Any] = []  # Records, or values when values_only
         pos = 0
@@ -154,7 +154,7 @@ class Consumer:
         locate = getattr(self.transport, "locate", None)
         path, position = (None, None) if locate is None else locate(
             topic, partition, pos if exc.position is None else exc.position)
-        message = f"cannot read offset {offset} of {topic}-{partition}: {exc.args[0]}"
+        message = f"cannot read offset {offset} of {topic}-{partition}: {exc.message}"
         return CorruptRecordError(message, path, position)
 
     def stream(self, end_offsets: dict[tuple[str, int], int] | None = None,

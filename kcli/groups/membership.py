@@ -34,17 +34,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kcli.cluster.datadir import DataDir, flock_holder
-from kcli.errors import KcliError, UsageError
+from kcli.errors import GroupNotEmptyError, KcliError, UsageError
 from kcli.groups.assignors import get_assignor
 from kcli.groups.layout import GroupPaths, fsync_dir
 from kcli.storage.checkpoint import atomic_write
 
 JOINING_PREFIX = ".join-"
 TopicPartition = tuple[str, int]
-
-
-class GroupNotEmptyError(KcliError):
-    """An admin change refused because the group has live members (Kafka's NON_EMPTY_GROUP)."""
 
 
 @dataclass(frozen=True)
