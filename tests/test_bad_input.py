@@ -314,12 +314,18 @@ def test_metadata_is_untouched_by_refusals(kcli):
         b'{"value": "a", "timestamp": -1}',
         b'{"value": "a", "partition": 4294967296}',
         b'"\xff"',
+        b'{"value": "a", "timestamp": ' + b"1" * 5000 + b"}",
+        b'{"value": "\\ud800"}',
+        b'{"value": "a", "headers": [["\\udfff", "x"]]}',
+        b"[" * 100_000,
     ],
-    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8"],
+    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8",
+         "5000 digits", "lone surrogate value", "lone surrogate header key", "deep nesting"],
 )
 def test_bad_json_records_are_refused_and_stored_records_stay(kcli, line):
-    """Out-of-range numbers and bytes that are not UTF-8 get one line and exit 2, not a traceback, and
-    leave what was stored before as it was."""
+    """Out-of-range numbers, bytes that are not UTF-8, escapes that are not Unicode (a lone surrogate),
+    numbers longer than Python parses and nesting deeper than it recurses get one line and exit 2, not a
+    traceback, and leave what was stored before as it was."""
     kcli("produce", "t", "--json", input=b'{"value": "kept", "timestamp": 5}\n')
     refused(kcli("produce", "t", "--json", input=line + b"\n", ok=False), 2)
     assert kcli("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
