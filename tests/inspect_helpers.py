@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.runner import one_error_line  # noqa: F401  (for the inspect tests)
+
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
 
@@ -26,14 +28,6 @@ def kcli(*args: object, data_dir: Path | None = None) -> subprocess.CompletedPro
         env=env,
         timeout=60,
     )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("kcli: error: "), proc.stderr
-    return lines[0]
 
 
 def make_datadir(root: Path, topics: dict[str, tuple[str, int, dict]]) -> DataDir:

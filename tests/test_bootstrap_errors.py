@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import KcliRunner
-from tansu import free_port
+from support.runner import KcliRunner
+from support.waits import free_port
 
 from kcli.client.remote import RemoteTransport
 from kcli.errors import BrokerError, NotFoundError

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from support.runner import one_error_line
 
 from kcli.client.partitioner import partition_for_key
 from kcli.storage import compression, records
@@ -51,15 +52,6 @@ def readline_within(stream, seconds: float) -> bytes:
     ready, _, _ = select.select([stream], [], [], seconds)
     assert ready, f"no output within {seconds}s"
     return stream.readline()
-
-
-def one_error_line(res, code: int) -> str:
-    assert res.returncode == code, (res.returncode, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("kcli: error: ")
-    return lines[0]
 
 
 # ---------------------------------------------------------------- first use

@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.runner import KCLI
 
 from kcli.cli.main import COMMANDS
-
-KCLI = [sys.executable, "-m", "kcli.cli.main"]
 
 
 class Run:
