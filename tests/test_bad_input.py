@@ -51,7 +51,7 @@ BAD_NAMES = ["a/b", "../escape", "..", ".", "/abs", "x/../../y", "a b", "tøpic"
 def test_bad_topic_names_are_refused_and_nothing_is_written(kcli, tmp_path, name):
     before = snapshot(tmp_path)
     for args in (["topic", "create", name], ["produce", name]):
-        res = kcli(*args, input="x\n", ok=False)
+        res = kcli.in_process(*args, input="x\n", ok=False)
         one_error_line(res, 2, "topic name")
     # validation comes before anything touches the disk: not even the data dir was created
     assert snapshot(tmp_path) == before
@@ -127,7 +127,7 @@ def test_bad_partition_counts_and_replication_factors(kcli, tmp_path, args):
     """Refused before anything is written; a replication factor is checked against the brokers, so a first
     command may have initialised the data dir by then (as any first command does), but made no topic."""
     before = snapshot(tmp_path)
-    res = kcli("topic", "create", "t", *args, ok=False)
+    res = kcli.in_process("topic", "create", "t", *args, ok=False)
     one_error_line(res, 2)
     assert snapshot(tmp_path, skip=kcli.data_dir if args[0] == "-r" else None) == before
     assert not list(kcli.data_dir.glob("broker-*/t-*"))
@@ -283,7 +283,7 @@ def test_bad_option_values(kcli, tmp_path, args):
     if args[0] == "consume":
         kcli("topic", "create", "t")
     before = snapshot(tmp_path)
-    one_error_line(kcli(*args, input="x\n", ok=False), 2)
+    one_error_line(kcli.in_process(*args, input="x\n", ok=False), 2)
     assert snapshot(tmp_path) == before
 
 

@@ -135,6 +135,6 @@ def test_data_dir_only_commands_refuse_bootstrap(remote: KcliRunner) -> None:
         ["group", "delete", "g"],
         ["log-dirs"],
     ):
-        proc = remote(*args, ok=False)
+        proc = remote.in_process(*args, ok=False)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "--bootstrap-server" in proc.stderr and proc.stderr.count("\n") == 1
