@@ -7,11 +7,10 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.runner import one_error_line
+from support.runner import KcliRunner, one_error_line
 
 from kcli.inspect import dump
 from kcli.storage import records
@@ -26,16 +25,8 @@ SEG0 = "00000000000000000000"
 
 
 def kcli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "KCLI_DATA_DIR"}
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "kcli.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
+    """``kcli ARGS`` with no KCLI_DATA_DIR: dump-log takes paths."""
+    return KcliRunner(None)(*args, ok=False, timeout=60, cwd=cwd)
 
 
 def batch(

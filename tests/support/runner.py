@@ -12,16 +12,20 @@ KCLI = [sys.executable, "-m", "kcli.cli.main"]
 
 
 class KcliRunner:
-    """Run ``kcli ARGS...`` with ``KCLI_DATA_DIR`` set to this test's data dir.
+    """Run ``kcli ARGS...`` with ``KCLI_DATA_DIR`` set to this test's data dir (or unset, for commands
+    given a path or ``--data-dir``, when ``data_dir`` is None).
 
     ``input`` may be str or bytes; output is text unless ``text=False``.  ``ok=True`` (the default)
     asserts exit status 0; pass ``ok=False`` to inspect a failure yourself.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path | None) -> None:
         self.data_dir = data_dir
-        self.env = {**os.environ, "KCLI_DATA_DIR": str(data_dir), "NO_COLOR": "1"}
+        self.env = {**os.environ, "NO_COLOR": "1"}
         self.env.pop("XDG_DATA_HOME", None)
+        self.env.pop("KCLI_DATA_DIR", None)
+        if data_dir is not None:
+            self.env["KCLI_DATA_DIR"] = str(data_dir)
 
     def argv(self, *args: object) -> list[str]:
         return [*KCLI, *map(str, args)]
@@ -33,11 +37,12 @@ class KcliRunner:
         text: bool = True,
         ok: bool = True,
         timeout: float = 120,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         if isinstance(input, str):
             input = input.encode()
         proc = subprocess.run(
-            self.argv(*args), input=input, capture_output=True, env=self.env, timeout=timeout
+            self.argv(*args), input=input, capture_output=True, env=self.env, timeout=timeout, cwd=cwd
         )
         return self._finish(args, proc, text, ok)
 
