@@ -1,62 +1,51 @@
-"""Shared fixtures: a ``kcli`` runner that runs the real CLI in a subprocess on a per-test data dir."""
+"""Shared fixtures: ``kcli`` runs the real CLI on a per-test data dir (in a subprocess, or in-process
+for usage errors: ``kcli.in_process``); ``brokers``/``broker`` run real ``kcli broker serve`` processes;
+``tansu`` runs an independent Kafka-compatible broker.  The helpers behind them live in ``support/``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-KCLI = [sys.executable, "-m", "kcli.cli.main"]
-
-
-class KcliRunner:
-    """Run ``kcli ARGS...`` as a real process with ``KCLI_DATA_DIR`` set to this test's data dir.
-
-    ``input`` may be str or bytes; output is text unless ``text=False``.  ``ok=True`` (the default)
-    asserts exit status 0; pass ``ok=False`` to inspect a failure yourself.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.env = {**os.environ, "KCLI_DATA_DIR": str(data_dir), "NO_COLOR": "1"}
-        self.env.pop("XDG_DATA_HOME", None)
-
-    def argv(self, *args: object) -> list[str]:
-        return [*KCLI, *map(str, args)]
-
-    def __call__(
-        self,
-        *args: object,
-        input: str | bytes | None = None,
-        text: bool = True,
-        ok: bool = True,
-        timeout: float = 120,
-    ) -> subprocess.CompletedProcess:
-        if isinstance(input, str):
-            input = input.encode()
-        proc = subprocess.run(
-            self.argv(*args), input=input, capture_output=True, env=self.env, timeout=timeout
-        )
-        if text:
-            proc.stdout = proc.stdout.decode("utf-8", "replace")
-            proc.stderr = proc.stderr.decode("utf-8", "replace")
-        if ok:
-            assert proc.returncode == 0, (
-                f"kcli {' '.join(map(str, args))} exited {proc.returncode}: {proc.stderr}"
-            )
-        return proc
-
-    def popen(self, *args: object, **kwargs) -> subprocess.Popen:
-        """Start ``kcli ARGS...`` without waiting (pipes are the caller's choice)."""
-        return subprocess.Popen(self.argv(*args), env=self.env, **kwargs)
+from support.brokers import BrokerProcess, Brokers
+from support.runner import KcliRunner
+from support.tansu import start_tansu
 
 
 @pytest.fixture
 def kcli(tmp_path: Path) -> KcliRunner:
     return KcliRunner(tmp_path / "data")
+
+
+@pytest.fixture
+def brokers(tmp_path: Path):
+    """Start brokers on one data dir; every one is stopped after the test (SIGTERM, then SIGKILL if it
+    hangs), whether it passed or not, and their logs' tails go to the failed test's report."""
+    started = Brokers(tmp_path / "data", tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+        started.print_logs()  # pytest shows a test's captured output only when it failed
+
+
+@pytest.fixture
+def broker(brokers: Brokers) -> BrokerProcess:
+    """One broker (id 0) on a fresh data dir, which it initialises; ``broker.kcli`` runs kcli on it.
+    A module that needs topics first overrides this fixture with one that takes ``broker`` too."""
+    b = brokers.start(0)
+    b.kcli = brokers.kcli
+    return b
+
+
+@pytest.fixture
+def tansu(tmp_path: Path):
+    """A tansu broker on a free loopback port (skipped when not installed), stopped after the test."""
+    started = start_tansu(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

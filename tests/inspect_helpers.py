@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from support.runner import KcliRunner, one_error_line  # noqa: F401  (one_error_line: for the inspect tests)
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
@@ -16,24 +16,9 @@ SEG0 = "00000000000000000000"
 
 
 def kcli(*args: object, data_dir: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "KCLI_DATA_DIR"}
-    env["NO_COLOR"] = "1"
-    pre = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    return subprocess.run(
-        [sys.executable, "-m", "kcli.cli.main", *pre, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("kcli: error: "), proc.stderr
-    return lines[0]
+    """``kcli [--data-dir DIR] ARGS`` with no KCLI_DATA_DIR: the inspect commands take paths."""
+    pre = ["--data-dir", data_dir] if data_dir is not None else []
+    return KcliRunner(None)(*pre, *args, ok=False, timeout=60)
 
 
 def make_datadir(root: Path, topics: dict[str, tuple[str, int, dict]]) -> DataDir:

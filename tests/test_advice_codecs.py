@@ -7,10 +7,10 @@ import base64
 import json
 import math
 import subprocess
-import time
 from types import SimpleNamespace
 
 import pytest
+from support.waits import wait_for
 
 from kcli.cluster.advice import codec_recommendation, partition_warnings, recommend_codec
 from kcli.storage.records import encode_batch
@@ -72,13 +72,11 @@ def test_live_members_raise_the_threshold(kcli):
         for _ in range(2)
     ]
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        def joined() -> bool:
             r = kcli("group", "describe", "g", "--json", ok=False)
-            if r.returncode == 0 and len(json.loads(r.stdout)[0]["members"]) == 2:
-                break
-            assert time.monotonic() < deadline, "the members did not join"
-            time.sleep(0.05)
+            return r.returncode == 0 and len(json.loads(r.stdout)[0]["members"]) == 2
+
+        wait_for("the members to join", joined)
         assert warnings_of(kcli("topic", "alter", "ev", "-p", 8)) == []
         (warning,) = warnings_of(kcli("topic", "alter", "ev", "-p", 9))
         assert "(g: 2 live consumers)" in warning

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support.runner import one_error_line
 
 from kcli.cluster.metadata import LOG_NAME
 from kcli.errors import InvalidTopicError
@@ -37,16 +38,6 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple]:
     return out
 
 
-def refused(res, code: int, *words: str) -> str:
-    """Assert ``res`` failed with ``code`` and exactly one error line holding ``words``; return it."""
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == code, (res.returncode, res.stderr)
-    assert len(lines) == 1 and lines[0].startswith("kcli: error: "), res.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
-
-
 def topics(kcli) -> list[str]:
     return kcli("topic", "list").stdout.split()
 
@@ -60,8 +51,8 @@ BAD_NAMES = ["a/b", "../escape", "..", ".", "/abs", "x/../../y", "a b", "tøpic"
 def test_bad_topic_names_are_refused_and_nothing_is_written(kcli, tmp_path, name):
     before = snapshot(tmp_path)
     for args in (["topic", "create", name], ["produce", name]):
-        res = kcli(*args, input="x\n", ok=False)
-        refused(res, 2, "topic name")
+        res = kcli.in_process(*args, input="x\n", ok=False)
+        one_error_line(res, 2, "topic name")
     # validation comes before anything touches the disk: not even the data dir was created
     assert snapshot(tmp_path) == before
 
@@ -77,7 +68,7 @@ def test_nul_in_a_topic_name_is_refused():
 
 def test_249_characters_is_the_longest_name(kcli):
     kcli("topic", "create", "n" * 249)
-    refused(kcli("topic", "create", "n" * 250, ok=False), 2, "250")
+    one_error_line(kcli("topic", "create", "n" * 250, ok=False), 2, "250")
     assert topics(kcli) == ["n" * 249]
 
 
@@ -93,7 +84,7 @@ def test_bad_names_for_other_commands_do_not_escape(kcli, tmp_path):
     ):
         res = kcli(*args, ok=False)
         assert res.returncode in (2, 3), (args, res.stderr)
-        refused(res, res.returncode)
+        one_error_line(res, res.returncode)
     assert snapshot(tmp_path, skip=kcli.data_dir) == before
     assert topics(kcli) == ["t"]
 
@@ -136,8 +127,8 @@ def test_bad_partition_counts_and_replication_factors(kcli, tmp_path, args):
     """Refused before anything is written; a replication factor is checked against the brokers, so a first
     command may have initialised the data dir by then (as any first command does), but made no topic."""
     before = snapshot(tmp_path)
-    res = kcli("topic", "create", "t", *args, ok=False)
-    refused(res, 2)
+    res = kcli.in_process("topic", "create", "t", *args, ok=False)
+    one_error_line(res, 2)
     assert snapshot(tmp_path, skip=kcli.data_dir if args[0] == "-r" else None) == before
     assert not list(kcli.data_dir.glob("broker-*/t-*"))
 
@@ -147,16 +138,16 @@ def test_bad_partition_counts_for_alter(kcli, tmp_path, count):
     kcli("topic", "create", "t", "-p", "2")
     before = snapshot(tmp_path)
     res = kcli("topic", "alter", "t", "-p", count, ok=False)
-    refused(res, 2)
+    one_error_line(res, 2)
     assert snapshot(tmp_path) == before
 
 
 def test_partition_numbers_out_of_range(kcli, tmp_path):
     kcli("topic", "create", "t", "-p", "2")
     before = snapshot(tmp_path)
-    refused(kcli("produce", "t", "-p", "2", input="x\n", ok=False), 2, "partition")
-    refused(kcli("produce", "t", "-p", "-1", input="x\n", ok=False), 2)
-    refused(kcli("consume", "t", "-p", "7", "-e", ok=False), 2, "partition")
+    one_error_line(kcli("produce", "t", "-p", "2", input="x\n", ok=False), 2, "partition")
+    one_error_line(kcli("produce", "t", "-p", "-1", input="x\n", ok=False), 2)
+    one_error_line(kcli("consume", "t", "-p", "7", "-e", ok=False), 2, "partition")
     assert snapshot(tmp_path) == before
 
 
@@ -171,7 +162,7 @@ def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, 
     kcli("produce", "t", input="small\n")
     before = snapshot(tmp_path)
     res = kcli("produce", "t", "--print-offsets", input="x" * 500 + "\n", ok=False)
-    refused(res, 7, "max.message.bytes")
+    one_error_line(res, 7, "max.message.bytes")
     assert res.stdout == ""
     # the refused session may only leave its bookkeeping (writer and producer state, lock pid, the producer
     # id it took) behind, never data
@@ -185,7 +176,7 @@ def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, 
 
 def test_message_over_the_default_limit(kcli):
     kcli("topic", "create", "t")
-    refused(kcli("produce", "t", input="y" * (1 << 20) + "\n", ok=False), 7, "1048588")
+    one_error_line(kcli("produce", "t", input="y" * (1 << 20) + "\n", ok=False), 7, "1048588")
     assert kcli("consume", "t", "-b", "-e").stdout == ""
 
 
@@ -216,10 +207,10 @@ def test_symlinked_files_are_refused_not_followed(kcli, tmp_path, target):
         path.unlink()
     path.symlink_to(victim)
     res = kcli("produce", "t", input="after\n", ok=False)
-    line = refused(res, 9, "symbolic link", path.name)
+    line = one_error_line(res, 9, "symbolic link", path.name)
     assert str(path) in line
     if target in ("segment", "index"):  # readers refuse the link as well
-        refused(kcli("consume", "t", "-b", "-e", ok=False), 9, "symbolic link")
+        one_error_line(kcli("consume", "t", "-b", "-e", ok=False), 9, "symbolic link")
     assert victim.read_bytes() == b"not kcli's data\n" * 10
     assert path.is_symlink()
 
@@ -252,7 +243,7 @@ def test_data_dir_owned_by_another_user_is_refused(kcli, tmp_path):
         ["topic", "create", "u"],
         ["cluster", "status"],
     ):
-        refused(
+        one_error_line(
             kcli(*args, input="y\n", ok=False), 9, "owned by", str(kcli.data_dir), "KCLI_ALLOW_OTHER_OWNER"
         )
     assert snapshot(tmp_path) == before
@@ -265,7 +256,7 @@ def test_data_dir_owned_by_another_user_is_refused(kcli, tmp_path):
 def test_data_dir_that_is_a_file_is_refused(kcli, tmp_path):
     kcli.data_dir.write_text("not a directory\n")
     before = snapshot(tmp_path)
-    refused(kcli("produce", "t", input="x\n", ok=False), 9, "not a directory")
+    one_error_line(kcli("produce", "t", input="x\n", ok=False), 9, "not a directory")
     assert snapshot(tmp_path) == before
 
 
@@ -292,7 +283,7 @@ def test_bad_option_values(kcli, tmp_path, args):
     if args[0] == "consume":
         kcli("topic", "create", "t")
     before = snapshot(tmp_path)
-    refused(kcli(*args, input="x\n", ok=False), 2)
+    one_error_line(kcli.in_process(*args, input="x\n", ok=False), 2)
     assert snapshot(tmp_path) == before
 
 
@@ -314,13 +305,19 @@ def test_metadata_is_untouched_by_refusals(kcli):
         b'{"value": "a", "timestamp": -1}',
         b'{"value": "a", "partition": 4294967296}',
         b'"\xff"',
+        b'{"value": "a", "timestamp": ' + b"1" * 5000 + b"}",
+        b'{"value": "\\ud800"}',
+        b'{"value": "a", "headers": [["\\udfff", "x"]]}',
+        b"[" * 100_000,
     ],
-    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8"],
+    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8",
+         "5000 digits", "lone surrogate value", "lone surrogate header key", "deep nesting"],
 )
 def test_bad_json_records_are_refused_and_stored_records_stay(kcli, line):
-    """Out-of-range numbers and bytes that are not UTF-8 get one line and exit 2, not a traceback, and
-    leave what was stored before as it was."""
+    """Out-of-range numbers, bytes that are not UTF-8, escapes that are not Unicode (a lone surrogate),
+    numbers longer than Python parses and nesting deeper than it recurses get one line and exit 2, not a
+    traceback, and leave what was stored before as it was."""
     kcli("produce", "t", "--json", input=b'{"value": "kept", "timestamp": 5}\n')
-    refused(kcli("produce", "t", "--json", input=line + b"\n", ok=False), 2)
+    one_error_line(kcli("produce", "t", "--json", input=line + b"\n", ok=False), 2)
     assert kcli("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
     kcli("verify")

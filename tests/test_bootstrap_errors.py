@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import KcliRunner
-from tansu import free_port
+from support.runner import KcliRunner
+from support.waits import free_port
 
 from kcli.client.remote import RemoteTransport
 from kcli.errors import BrokerError, NotFoundError
@@ -112,7 +112,7 @@ def test_every_bootstrap_server_is_named_when_none_answers(nowhere: KcliRunner) 
 
 @pytest.mark.parametrize("address", ["localhost", "host:port", "127.0.0.1:0", ","])
 def test_a_malformed_address_is_a_usage_error(nowhere: KcliRunner, address: str) -> None:
-    proc = nowhere("--bootstrap-server", address, "topic", "list", ok=False)
+    proc = nowhere.in_process("--bootstrap-server", address, "topic", "list", ok=False)
     assert proc.returncode == 2 and proc.stderr.startswith("kcli: error: ")
 
 

@@ -14,29 +14,17 @@ import signal
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tansu import tansu_fixture  # noqa: F401  (the tansu fixture)
-from test_broker_fixtures import KCLI, brokers_fixture  # noqa: F401  (the brokers fixture)
+from support.runner import KCLI
+from support.waits import wait_for
 
 from kcli.protocol import assignment_bytes, decode_assignment
 
 TOPIC = "orders"
 PARTITIONS = 3
 WAIT = 90.0
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def keyed(start: int, count: int) -> str:
@@ -164,9 +152,9 @@ def assigned(brokers, group: str, members: int) -> bool:
 def test_two_members_split_the_partitions(brokers, cluster, tmp_path: Path) -> None:
     members = [Member(brokers, cluster.bootstrap, "split", tmp_path / f"member-{i}.out") for i in range(2)]
     try:
-        wait_for(lambda: assigned(brokers, "split", 2), "two members sharing the partitions")
+        wait_for("two members sharing the partitions", lambda: assigned(brokers, "split", 2), WAIT)
         produce(brokers, keyed(0, 90))
-        wait_for(lambda: sum(len(m.lines()) for m in members) >= 90, "all records delivered")
+        wait_for("all records delivered", lambda: sum(len(m.lines()) for m in members) >= 90, WAIT)
     finally:
         codes = [m.stop() for m in members]
     assert codes == [128 + signal.SIGTERM] * 2, [m.proc.stderr.read() for m in members]
@@ -184,13 +172,13 @@ def test_a_member_leaving_hands_its_partitions_over(brokers, cluster, tmp_path: 
     first = Member(brokers, cluster.bootstrap, "handover", tmp_path / "first.out")
     second = Member(brokers, cluster.bootstrap, "handover", tmp_path / "second.out")
     try:
-        wait_for(lambda: assigned(brokers, "handover", 2), "two members")
+        wait_for("two members", lambda: assigned(brokers, "handover", 2), WAIT)
         produce(brokers, keyed(0, 30))
-        wait_for(lambda: len(first.lines()) + len(second.lines()) >= 30, "the first records")
+        wait_for("the first records", lambda: len(first.lines()) + len(second.lines()) >= 30, WAIT)
         assert first.stop() == 128 + signal.SIGTERM
-        wait_for(lambda: assigned(brokers, "handover", 1), "the second member owning every partition")
+        wait_for("the second member owning every partition", lambda: assigned(brokers, "handover", 1), WAIT)
         produce(brokers, keyed(30, 30))
-        wait_for(lambda: len(first.lines()) + len(second.lines()) >= 60, "the records after the handover")
+        wait_for("the records after the handover", lambda: len(first.lines()) + len(second.lines()) >= 60, WAIT)
     finally:
         first.stop()
         assert second.stop() == 128 + signal.SIGTERM
@@ -225,10 +213,10 @@ def test_kafka_python_and_kcli_share_a_group(brokers, cluster, tmp_path: Path) -
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: errors or assigned(brokers, "mixed", 2), "kafka-python and kcli in one group")
+        wait_for("kafka-python and kcli in one group", lambda: errors or assigned(brokers, "mixed", 2), WAIT)
         assert not errors, errors
         produce(brokers, keyed(0, 60))
-        wait_for(lambda: errors or len(got) + len(kcli_member.lines()) >= 60, "all records delivered")
+        wait_for("all records delivered", lambda: errors or len(got) + len(kcli_member.lines()) >= 60, WAIT)
         assert not errors, errors
     finally:
         stop.set()

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KcliRunner
-from tansu import tansu_fixture  # noqa: F401  (the tansu fixture)
-from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401  (the brokers fixture)
+from support.brokers import call, connect
+from support.runner import KcliRunner
 
 from kcli.net.connection import parse_bootstrap
 from kcli.protocol import ApiKey

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import KcliRunner
-from tansu import tansu_fixture  # noqa: F401  (the tansu fixture)
+from support.runner import KcliRunner
 
 from kcli.client.partitioner import partition_for_key
 
@@ -122,7 +121,7 @@ def test_produce_creates_a_missing_topic_when_the_cluster_does(remote: KcliRunne
 
 
 def test_bootstrap_tries_every_server(remote: KcliRunner, tansu) -> None:
-    from tansu import free_port
+    from support.waits import free_port
 
     dead = f"127.0.0.1:{free_port()}"
     remote("--bootstrap-server", f"{dead},{tansu.bootstrap}", "topic", "create", "x")
@@ -136,6 +135,6 @@ def test_data_dir_only_commands_refuse_bootstrap(remote: KcliRunner) -> None:
         ["group", "delete", "g"],
         ["log-dirs"],
     ):
-        proc = remote(*args, ok=False)
+        proc = remote.in_process(*args, ok=False)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "--bootstrap-server" in proc.stderr and proc.stderr.count("\n") == 1

@@ -7,9 +7,8 @@ import threading
 import time
 
 import pytest
-from test_broker_fixtures import (
+from support.brokers import (
     api_versions_ok,
-    brokers_fixture,  # noqa: F401  (the brokers fixture)
     call,
     closed_by_peer,
     connect,
@@ -48,13 +47,6 @@ SERVED = {
     ApiKey.DESCRIBE_GROUPS,
     ApiKey.DELETE_GROUPS,
 }
-
-
-@pytest.fixture
-def broker(brokers):
-    b = brokers.start(0)  # a fresh data dir initialises itself
-    b.kcli = brokers.kcli
-    return b
 
 
 def _produce(sock, topic: str, partition: int, records, acks: int = -1, correlation_id: int = 7):
@@ -346,11 +338,12 @@ def test_fetch_long_polls_until_data_or_timeout(broker):
         thread = threading.Thread(target=later)
         thread.start()
         started = time.monotonic()
-        body = _fetch(sock, [("lp", 0, 0)], max_wait_ms=10_000, min_bytes=1)
+        body = _fetch(sock, [("lp", 0, 0)], max_wait_ms=60_000, min_bytes=1)
         waited = time.monotonic() - started
         thread.join()
         part = body.responses[0].partitions[0]
-        assert waited < 5 and part.high_watermark == 2
+        # answered when the data came, not at max_wait (a generous bound, far from either)
+        assert waited < 30 and part.high_watermark == 2
         assert [r.key for r in decode_records(bytes(part.records))] == [b"k0", b"k1"]
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from support.runner import one_error_line
 
 from kcli.client.partitioner import partition_for_key
 from kcli.storage import compression, records
@@ -51,15 +52,6 @@ def readline_within(stream, seconds: float) -> bytes:
     ready, _, _ = select.select([stream], [], [], seconds)
     assert ready, f"no output within {seconds}s"
     return stream.readline()
-
-
-def one_error_line(res, code: int) -> str:
-    assert res.returncode == code, (res.returncode, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("kcli: error: ")
-    return lines[0]
 
 
 # ---------------------------------------------------------------- first use
@@ -273,8 +265,8 @@ def test_key_separator_partition_and_headers(kcli):
     assert kcli("consume", "k", "-p", "6", "-o", "-2", "-e").stdout == "pinned1\npinned2\n"
     line = one_error_line(kcli("produce", "k", "--partition", "7", input="x\n", ok=False), 2)
     assert "partition 7" in line
-    one_error_line(kcli("produce", "k", "-H", "novalue", input="x\n", ok=False), 2)
-    one_error_line(kcli("produce", "k", "-K", "", input="x\n", ok=False), 2)
+    one_error_line(kcli.in_process("produce", "k", "-H", "novalue", input="x\n", ok=False), 2)
+    one_error_line(kcli.in_process("produce", "k", "-K", "", input="x\n", ok=False), 2)
 
 
 def test_batch_size_controls_batching(kcli):
@@ -288,10 +280,8 @@ def test_batch_size_controls_batching(kcli):
     assert sum(counts) == 300 and 1 < len(counts) < 300
     for name in ("one", "big", "mid"):
         assert kcli("consume", name, "-b", "-e").stdout == lines
-    one_error_line(kcli("produce", "x", "--batch-size", "0", input="", ok=False), 2)
-    one_error_line(kcli("produce", "x", "--batch-size", "lots", input="", ok=False), 2)
-    one_error_line(kcli("produce", "x", "--linger-ms", "-1", input="", ok=False), 2)
-    one_error_line(kcli("produce", "x", "--compression", "brotli", input="", ok=False), 2)
+    for flags in (["--batch-size", "0"], ["--batch-size", "lots"], ["--linger-ms", "-1"], ["--compression", "brotli"]):
+        one_error_line(kcli.in_process("produce", "x", *flags, input="", ok=False), 2)
 
 
 def test_batches_over_max_message_bytes_are_split_and_only_a_too_large_record_fails(kcli):
@@ -451,19 +441,19 @@ def test_consume_by_timestamp(kcli):
 
 def test_consume_errors_and_exit_codes(kcli):
     kcli("produce", "e", input="x\n")
-    cases = [
-        (["consume", "missing", "-e"], 3),
-        (["consume", "e", "-o", "banana", "-e"], 2),
-        (["consume", "e", "-o", "1.5", "-e"], 2),
-        (["consume", "e", "-p", "-1", "-e"], 2),
-        (["consume", "e", "-c", "0", "-e"], 2),
-        (["consume", "e", "-b", "-o", "3", "-e"], 2),
-        (["consume", "e", "--json", "-f", "%s", "-e"], 2),
-        (["consume", "e", "--no-such-flag"], 2),
-        (["no-such-command"], 2),
+    one_error_line(kcli("consume", "missing", "-e", ok=False), 3)
+    usage = [
+        ["consume", "e", "-o", "banana", "-e"],
+        ["consume", "e", "-o", "1.5", "-e"],
+        ["consume", "e", "-p", "-1", "-e"],
+        ["consume", "e", "-c", "0", "-e"],
+        ["consume", "e", "-b", "-o", "3", "-e"],
+        ["consume", "e", "--json", "-f", "%s", "-e"],
+        ["consume", "e", "--no-such-flag"],
+        ["no-such-command"],
     ]
-    for args, code in cases:
-        one_error_line(kcli(*args, ok=False), code)
+    for args in usage:  # refused before the data dir is opened: no process needed
+        one_error_line(kcli.in_process(*args, ok=False), 2)
     line = one_error_line(kcli("consume", "e", "-p", "3", "-e", ok=False), 2)
     assert "partition 3" in line
     assert "3 not found" in kcli("--help").stdout  # the exit codes are documented

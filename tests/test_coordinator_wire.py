@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401  (the brokers fixture)
+from support.brokers import call, connect
 
 from kcli.cluster.datadir import DataDir
 from kcli.groups.membership import Membership
@@ -28,11 +28,9 @@ GROUP_APIS = {
 
 
 @pytest.fixture
-def broker(brokers):
-    b = brokers.start(0)
-    b.kcli = brokers.kcli
-    b.kcli("topic", "create", "t", "--partitions", 2)
-    return b
+def broker(broker):
+    broker.kcli("topic", "create", "t", "--partitions", 2)
+    return broker
 
 
 def _commit(

@@ -10,25 +10,13 @@ import collections
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from support.waits import wait_for
 
 TOPIC = "events"
 PARTITIONS = 3
-
-
-def wait_for(condition, what: str, timeout: float = 20.0, interval: float = 0.05):
-    """Poll ``condition()`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Member:
@@ -112,7 +100,7 @@ def stable_with(kcli, n: int, group: str = "g"):
         view = describe(kcli, group)
         return view if view and view["state"] == "Stable" and len(view["members"]) == n else None
 
-    return wait_for(check, f"group {group} stable with {n} members")
+    return wait_for(f"group {group} stable with {n} members", check, 20)
 
 
 def committed_up_to(kcli, ends: dict[int, int], group: str = "g") -> None:
@@ -122,7 +110,7 @@ def committed_up_to(kcli, ends: dict[int, int], group: str = "g") -> None:
         rows = json.loads(kcli("lag", "--group", group, "--json").stdout)["partitions"]
         return {r["partition"]: r["current_offset"] for r in rows} == ends
 
-    wait_for(check, f"commits reaching {ends}")
+    wait_for(f"commits reaching {ends}", check, 20)
 
 
 def everything(ends: dict[int, int]) -> list[tuple[int, int]]:
@@ -224,8 +212,9 @@ def test_a_killed_member_s_partitions_move_to_the_others(kcli, topic, members):
     ends = {0: 15, 1: 25, 2: 35}
     produce(kcli, ends)
     wait_for(
-        lambda: sorted(lazy.delivered()) == [r for r in everything(ends) if r[0] in lazy_parts],
         "the lazy member printing its partitions",
+        lambda: sorted(lazy.delivered()) == [r for r in everything(ends) if r[0] in lazy_parts],
+        20,
     )
     lazy.proc.kill()  # SIGKILL: no final commit
     lazy.proc.wait()

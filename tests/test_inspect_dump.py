@@ -7,10 +7,10 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.runner import KcliRunner, one_error_line
 
 from kcli.inspect import dump
 from kcli.storage import records
@@ -25,24 +25,8 @@ SEG0 = "00000000000000000000"
 
 
 def kcli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "KCLI_DATA_DIR"}
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "kcli.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("kcli: error: "), proc.stderr
-    return lines[0]
+    """``kcli ARGS`` with no KCLI_DATA_DIR: dump-log takes paths."""
+    return KcliRunner(None)(*args, ok=False, timeout=60, cwd=cwd)
 
 
 def batch(
@@ -279,15 +263,15 @@ def test_json_reports_invalid_bytes() -> None:
 # ---------------------------------------------------------------- bad input
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    assert "does not exist" in one_line_error(kcli("dump-log", tmp_path / "nope.log"), 3)
+def test_bad_inputs_are_one_error_lines(tmp_path: Path) -> None:
+    assert "does not exist" in one_error_line(kcli("dump-log", tmp_path / "nope.log"), 3)
     random_file = tmp_path / "notes.txt"
     random_file.write_text("hello\n")
-    assert "is not a segment file" in one_line_error(kcli("dump-log", random_file), 2)
-    assert "does not look like a partition directory" in one_line_error(kcli("dump-log", tmp_path), 2)
+    assert "is not a segment file" in one_error_line(kcli("dump-log", random_file), 2)
+    assert "does not look like a partition directory" in one_error_line(kcli("dump-log", tmp_path), 2)
     badly_named = tmp_path / "foo.index"
     badly_named.write_bytes(b"\0" * 8)
-    assert "20-digit" in one_line_error(kcli("dump-log", badly_named), 2)
+    assert "20-digit" in one_error_line(kcli("dump-log", badly_named), 2)
 
 
 def test_garbage_with_a_log_suffix_is_reported_not_crashed(tmp_path: Path) -> None:

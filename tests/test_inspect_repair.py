@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from inspect_helpers import FIXTURES, SEG0, kcli, leader, make_datadir, one_line_error
+from inspect_helpers import FIXTURES, SEG0, kcli, leader, make_datadir, one_error_line
 
 from kcli.cluster.datadir import DataDir
 from kcli.inspect import layout, repair, verify
@@ -112,7 +112,7 @@ def test_repair_refuses_while_a_writer_holds_the_lock(dd: DataDir) -> None:
     lock = dd.partition_lock("torn", 0)
     assert lock.try_acquire()
     try:
-        line = one_line_error(kcli("repair", part, "--execute"), 5)
+        line = one_error_line(kcli("repair", part, "--execute"), 5)
     finally:
         lock.release()
     assert f"partition torn-0 is locked by pid {os.getpid()}, a writer is active" in line
@@ -124,23 +124,23 @@ def test_repair_refuses_a_kafka_log_dir_in_use(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "kafka", log_dir)
     with open(log_dir / ".lock", "w") as fh:
         fcntl.lockf(fh.fileno(), fcntl.LOCK_EX)
-        line = one_line_error(kcli("repair", log_dir / "kafka-0"), 5)
+        line = one_error_line(kcli("repair", log_dir / "kafka-0"), 5)
     assert "a Kafka broker holds" in line
     proc = kcli("repair", log_dir / "kafka-0")
     assert proc.returncode == 0 and proc.stdout.startswith("nothing to repair in ")
 
 
 def test_repair_refuses_what_is_not_a_partition_dir(dd: DataDir, tmp_path: Path) -> None:
-    assert "does not look like a partition directory" in one_line_error(kcli("repair", dd.broker_dir(0)), 2)
-    assert "does not exist" in one_line_error(kcli("repair", tmp_path / "gone-0"), 3)
+    assert "does not look like a partition directory" in one_error_line(kcli("repair", dd.broker_dir(0)), 2)
+    assert "does not exist" in one_error_line(kcli("repair", tmp_path / "gone-0"), 3)
     some_file = tmp_path / "t-0"
     some_file.write_text("x")
-    assert "is not a directory" in one_line_error(kcli("repair", some_file), 2)
+    assert "is not a directory" in one_error_line(kcli("repair", some_file), 2)
     empty = tmp_path / "empty-0"  # a partition dir before its first write
     empty.mkdir()
     assert kcli("repair", empty).stdout.startswith("nothing to repair in ")
     (empty / "notes.txt").write_text("x")
-    assert "does not look like a partition directory" in one_line_error(kcli("repair", empty), 2)
+    assert "does not look like a partition directory" in one_error_line(kcli("repair", empty), 2)
 
 
 def test_repair_caps_checkpoints_at_the_new_log_end(dd: DataDir) -> None:

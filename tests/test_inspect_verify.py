@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from inspect_helpers import FIXTURES, SEG0, kcli, leader, make_datadir, one_line_error
+from inspect_helpers import FIXTURES, SEG0, kcli, leader, make_datadir, one_error_line
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
@@ -88,8 +88,8 @@ def test_log_dirs_table_on_a_terminal(
 
 
 def test_log_dirs_errors(tmp_path: Path, dd: DataDir) -> None:
-    assert "does not exist" in one_line_error(kcli("log-dirs", "--topic", "nope", data_dir=Path(dd.root)), 3)
-    assert "does not exist" in one_line_error(kcli("log-dirs", data_dir=tmp_path / "missing"), 3)
+    assert "does not exist" in one_error_line(kcli("log-dirs", "--topic", "nope", data_dir=Path(dd.root)), 3)
+    assert "does not exist" in one_error_line(kcli("log-dirs", data_dir=tmp_path / "missing"), 3)
 
 
 # ---------------------------------------------------------------- verify
@@ -127,7 +127,7 @@ def test_verify_json(dd: DataDir) -> None:
 
 
 def test_verify_unknown_topic_is_not_found(dd: DataDir) -> None:
-    assert "does not exist" in one_line_error(kcli("verify", "nope", data_dir=Path(dd.root)), 3)
+    assert "does not exist" in one_error_line(kcli("verify", "nope", data_dir=Path(dd.root)), 3)
 
 
 def test_verify_finds_diverged_replicas(dd: DataDir) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_broker_fixtures import brokers_fixture  # noqa: F401  (the brokers fixture)
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
@@ -19,13 +18,6 @@ from kcli.client.partitioner import DefaultPartitioner  # noqa: E402
 
 N = 10_000
 PARTITIONS = 3
-
-
-@pytest.fixture
-def broker(brokers):
-    b = brokers.start(0)  # a fresh data dir initialises itself
-    b.kcli = brokers.kcli
-    return b
 
 
 def _create(bootstrap: str, topic: str, partitions: int) -> None:

@@ -15,10 +15,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
-from test_broker_fixtures import brokers_fixture  # noqa: F401  (the brokers fixture)
+from support.waits import wait_for
 
 pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
@@ -55,23 +54,11 @@ while True:
 """
 
 
-def wait_for(condition: Callable[[], object], timeout: float = WAIT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 @pytest.fixture
-def broker(brokers):
-    b = brokers.start(0)
-    b.kcli = brokers.kcli
-    b.kcli("topic", "create", TOPIC, "--partitions", PARTITIONS)
-    produce(b.bootstrap, PER_PARTITION)
-    return b
+def broker(broker):
+    broker.kcli("topic", "create", TOPIC, "--partitions", PARTITIONS)
+    produce(broker.bootstrap, PER_PARTITION)
+    return broker
 
 
 def produce(bootstrap: str, per_partition: int, partitions=range(PARTITIONS), topic: str = TOPIC) -> None:
@@ -143,9 +130,9 @@ def test_one_consumer_gets_every_partition_commits_and_describe_shows_it(broker)
     try:
         got = []
         wait_for(
-            lambda: (
-                got.extend(r for rs in consumer.poll(timeout_ms=200).values() for r in rs) or len(got) >= 30
-            )
+            "30 records through kafka-python",
+            lambda: got.extend(r for rs in consumer.poll(timeout_ms=200).values() for r in rs) or len(got) >= 30,
+            WAIT,
         )
         assert assigned(consumer) == ALL and len(got) == PARTITIONS * PER_PARTITION
         consumer.commit()
@@ -186,7 +173,9 @@ def test_one_consumer_gets_every_partition_commits_and_describe_shows_it(broker)
     try:
         rest = []
         wait_for(
-            lambda: rest.extend(r for rs in again.poll(timeout_ms=200).values() for r in rs) or len(rest) >= 2
+            "the 2 records after the commit",
+            lambda: rest.extend(r for rs in again.poll(timeout_ms=200).values() for r in rs) or len(rest) >= 2,
+            WAIT,
         )
         assert [(r.partition, r.offset) for r in rest] == [(1, 12), (1, 13)]  # from the committed offsets
     finally:
@@ -200,10 +189,10 @@ def test_one_consumer_gets_every_partition_commits_and_describe_shows_it(broker)
 def test_two_consumers_split_the_partitions_and_the_survivor_takes_all_on_close(broker, members):
     first = Member(broker.bootstrap, "pair")
     members.append(first)
-    wait_for(lambda: first.assignment == ALL, what="the first member to own everything")
+    wait_for("the first member to own everything", lambda: first.assignment == ALL, WAIT)
     second = Member(broker.bootstrap, "pair")
     members.append(second)
-    wait_for(lambda: split_between(first, second), what="a split between two members")
+    wait_for("a split between two members", lambda: split_between(first, second), WAIT)
     view = describe(broker, "pair")
     shown = {
         m["consumer_id"]: {(a["topic"], a["partition"]) for a in m["assignment"]} for m in view["members"]
@@ -212,7 +201,7 @@ def test_two_consumers_split_the_partitions_and_the_survivor_takes_all_on_close(
 
     second.close()
     wait_for(
-        lambda: first.assignment == ALL and len(describe(broker, "pair")["members"]) == 1, what="the takeover"
+        "the takeover", lambda: first.assignment == ALL and len(describe(broker, "pair")["members"]) == 1, WAIT
     )
 
 
@@ -235,18 +224,19 @@ def test_a_killed_consumer_loses_its_partitions_after_the_session_timeout(broker
         survivor = Member(broker.bootstrap, "doomed")  # both join during the first rebalance's delay
         members.append(survivor)
         wait_for(
+            "a split with the subprocess",
             lambda: seen and survivor.assignment and seen[-1] and survivor.assignment | seen[-1] == ALL,
-            what="a split with the subprocess",
+            WAIT,
         )
         assert not survivor.assignment & seen[-1]
         assert len(describe(broker, "doomed")["members"]) == 2
         os.kill(proc.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         proc.wait(10)
-        wait_for(lambda: survivor.assignment == ALL, what="the survivor to take everything")
+        wait_for("the survivor to take everything", lambda: survivor.assignment == ALL, WAIT)
         assert time.monotonic() - killed_at >= 4  # it took the session timeout, not a LeaveGroup
         wait_for(
-            lambda: len(describe(broker, "doomed")["members"]) == 1, what="describe to drop the dead member"
+            "describe to drop the dead member", lambda: len(describe(broker, "doomed")["members"]) == 1, WAIT
         )
     finally:
         if proc.poll() is None:
@@ -275,7 +265,7 @@ def test_range_roundrobin_and_cooperative_sticky_assignors(broker, members):
         members.extend(pairs[assignor])
     for assignor, sizes in groups.items():
         a, b = pairs[assignor]
-        wait_for(lambda a=a, b=b: split_between(a, b, every=every), what=f"a {assignor.name} split")
+        wait_for(f"a {assignor.name} split", lambda a=a, b=b: split_between(a, b, every=every), WAIT)
         assert sorted([len(a.assignment), len(b.assignment)]) == sizes
         view = describe(broker, f"by-{assignor.name}")
         assert view["assignor"] == assignor.name and view["state"] == "Stable"
@@ -306,7 +296,7 @@ def test_confluent_kafka_consumer_consumes_and_commits(broker):
                 got.append((msg.partition(), msg.offset()))
             return len(got) >= PARTITIONS * PER_PARTITION
 
-        wait_for(poll, what="every record through librdkafka")
+        wait_for("every record through librdkafka", poll, WAIT)
         assert {p for p, _ in got} == set(range(PARTITIONS))
         consumer.commit(asynchronous=False)
         committed = consumer.committed(
@@ -318,4 +308,4 @@ def test_confluent_kafka_consumer_consumes_and_commits(broker):
         assert {r["partition"]: r["lag"] for r in view["partitions"]} == {0: 0, 1: 0, 2: 0}
     finally:
         consumer.close()
-    wait_for(lambda: describe(broker, "rdkafka")["state"] == "Empty", what="librdkafka to leave")
+    wait_for("librdkafka to leave", lambda: describe(broker, "rdkafka")["state"] == "Empty", WAIT)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_broker_fixtures import brokers_fixture  # noqa: F401  (the brokers fixture)
+from support.waits import wait_for
 
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
@@ -20,13 +20,6 @@ from kcli.client.partitioner import DefaultPartitioner  # noqa: E402
 
 N = 10_000
 PARTITIONS = 3
-
-
-@pytest.fixture
-def broker(brokers):
-    b = brokers.start(0)  # a fresh data dir initialises itself
-    b.kcli = brokers.kcli
-    return b
 
 
 def _produce(bootstrap: str, topic: str, codec: str | None, n: int = N) -> dict[int, list[int]]:
@@ -114,9 +107,6 @@ def test_admin_client_partitions_and_delete(broker):
     meta = admin.describe_topics(["grow"])
     assert len(meta[0]["partitions"]) == 4
     admin.delete_topics(["grow"])
-    deadline = time.monotonic() + 10
-    while "grow" in admin.list_topics():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for("the topic deleted", lambda: "grow" not in admin.list_topics(), interval=0.1)
     admin.close()
     assert not (broker.folder / "grow-0").exists()

@@ -6,17 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-from test_broker_fixtures import brokers_fixture  # noqa: F401  (the brokers fixture)
 
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat is not installed (apt-get install kcat)")
-
-
-@pytest.fixture
-def broker(brokers):
-    b = brokers.start(0)  # a fresh data dir initialises itself
-    b.kcli = brokers.kcli
-    return b
 
 
 def kcat(*args: str, input: bytes | None = None) -> bytes:

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from support.waits import wait_for
 
 from kcli.cluster.advice import scale_out_advice, suggested_partitions
 from kcli.groups.trend import Snapshot, group_trends, judge_lag, partition_trends
@@ -157,10 +158,7 @@ def lagging_group(kcli):
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    deadline = time.monotonic() + 20
-    while '"total_lag":0' in kcli("lag", "--json").stdout:  # wait until the producer is delivering
-        assert time.monotonic() < deadline, "the producer delivered nothing"
-        time.sleep(0.05)
+    wait_for("the producer delivering", lambda: '"total_lag":0' not in kcli("lag", "--json").stdout)
     yield
     stop.set()
     feeder.join()

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KcliRunner
-from tansu import tansu_fixture  # noqa: F401  (the tansu fixture)
+from support.runner import KcliRunner
+from support.waits import wait_for
 
 
 @pytest.fixture
@@ -177,9 +177,10 @@ def test_follow_keeps_copying_until_interrupted(here: KcliRunner, there: KcliRun
         "mirror", "live", "--to", tansu.bootstrap, "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _wait_for(lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\n")
+        wait_for("the first record mirrored", lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\n", 20)
         here("produce", "live", input="two\nthree\n")
-        _wait_for(lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n")
+        wait_for("all three records mirrored",
+                 lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n", 20)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -193,13 +194,6 @@ def test_usage(here: KcliRunner) -> None:
         assert proc.returncode == 2 and "exactly one of --to" in proc.stderr
     missing = here("mirror", "nope", "--to", "127.0.0.1:1", ok=False)
     assert missing.returncode == 3 and "topic 'nope' does not exist" in missing.stderr
-
-
-def _wait_for(check, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_checkpoint_lives_under_the_data_dir(here: KcliRunner, tansu) -> None:

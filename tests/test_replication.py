@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
-from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401
+from support.brokers import call, connect
+from support.waits import wait_for
 
 from kcli.broker.isr import ReplicaTracker
 from kcli.broker.partitions import LedPartition
@@ -303,14 +303,6 @@ def _meta(brokers, topic: str = "t") -> PartitionMeta:
     return Metadata(DataDir(str(brokers.data_dir))).load().partition(topic, 0)
 
 
-def _wait(what: str, condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
-
-
 def _start(brokers, count: int = 3) -> dict:
     brokers.init(count)
     running = {b: brokers.spawn(b) for b in range(count)}
@@ -336,23 +328,23 @@ def test_returning_leader_truncates_what_it_alone_had(brokers):
     running = _start(brokers)
     brokers.kcli("topic", "create", "t", "-r", "3", "-c", "unclean.leader.election.enable=true")
     brokers.kcli("produce", "t", input="a\nb\nc\n")
-    meta = _wait("a full ISR", lambda: _in_sync(brokers))
+    meta = wait_for("a full ISR", lambda: _in_sync(brokers))
     old = meta.leader
     followers = [b for b in meta.replicas if b != old]
     for b in followers:
         running[b].stop(signal.SIGKILL)
-    _wait("the followers dropped from the ISR", lambda: _meta(brokers).isr == [old])
+    wait_for("the followers dropped from the ISR", lambda: _meta(brokers).isr == [old])
     brokers.kcli("produce", "t", input="only on the old leader\n")
     running[old].stop(signal.SIGKILL)
     for b in followers:
         running[b] = brokers.start(b)
-    new = _wait("an unclean election", lambda: (m := _meta(brokers)).leader in followers and m)
+    new = wait_for("an unclean election", lambda: (m := _meta(brokers)).leader in followers and m)
     assert new.leader_epoch == meta.leader_epoch + 1
     # the controller logs its decision just after recording it
-    _wait("the unclean election logged", lambda: "UNCLEAN election" in "".join(running[b].log() for b in followers))
+    wait_for("the unclean election logged", lambda: "UNCLEAN election" in "".join(running[b].log() for b in followers))
     brokers.kcli("produce", "t", input="d\ne\n")
     running[old] = brokers.start(old)
-    _wait("every replica back in the ISR", lambda: _in_sync(brokers))
+    wait_for("every replica back in the ISR", lambda: _in_sync(brokers))
     assert "truncated from 4 to 3" in running[old].log()
     assert brokers.kcli("consume", "t", "-b", "-e").stdout.split() == ["a", "b", "c", "d", "e"]
     brokers.stop_all()
@@ -364,11 +356,11 @@ def test_preferred_election_while_brokers_run(brokers):
     running = _start(brokers)
     brokers.kcli("topic", "create", "t", "-r", "3")
     brokers.kcli("produce", "t", input="1\n2\n")
-    preferred = _wait("a full ISR", lambda: _in_sync(brokers)).replicas[0]
+    preferred = wait_for("a full ISR", lambda: _in_sync(brokers)).replicas[0]
     assert running[preferred].stop() == 0  # hands leadership over
     assert _meta(brokers).leader != preferred
     running[preferred] = brokers.start(preferred)
-    _wait("the preferred replica back in the ISR", lambda: _in_sync(brokers))
+    wait_for("the preferred replica back in the ISR", lambda: _in_sync(brokers))
     out = brokers.kcli("leader-election", "--preferred", "--all").stdout
     assert f"t-0: leader {preferred}" in out
     assert _meta(brokers).leader == preferred
@@ -380,7 +372,7 @@ def test_reassign_while_brokers_run(brokers):
     _start(brokers)
     brokers.kcli("topic", "create", "t", "-r", "2")
     brokers.kcli("produce", "t", input="".join(f"m{i}\n" for i in range(500)))
-    meta = _wait("a full ISR", lambda: _in_sync(brokers, 2))
+    meta = wait_for("a full ISR", lambda: _in_sync(brokers, 2))
     spare = next(b for b in range(3) if b not in meta.replicas)
     target = [spare, meta.replicas[1]]  # the leader's replica goes away
     res = brokers.kcli("reassign", "-t", "t", "-p", "0", "-r", ",".join(map(str, target)), "--execute")
@@ -388,7 +380,7 @@ def test_reassign_while_brokers_run(brokers):
     after = _meta(brokers)
     assert after.replicas == target and sorted(after.isr) == sorted(target) and after.leader in target
     removed = DataDir(str(brokers.data_dir)).partition_dir(meta.replicas[0], "t", 0)
-    _wait("the removed replica deleted by its broker", lambda: not os.path.exists(removed))
+    wait_for("the removed replica deleted by its broker", lambda: not os.path.exists(removed))
     assert brokers.kcli("consume", "t", "-b", "-e").stdout.split() == [f"m{i}" for i in range(500)]
     status = brokers.kcli("topic", "describe", "--under-replicated-partitions").stdout
     assert "\nt\t0\t" not in status

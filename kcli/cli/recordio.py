@@ -27,13 +27,21 @@ def _dec(obj: object, what: str) -> bytes | None:
     if obj is None:
         return None
     if isinstance(obj, str):
-        return obj.encode("utf-8")
+        return _utf8(obj, what)
     if isinstance(obj, dict) and set(obj) == {"base64"} and isinstance(obj["base64"], str):
         try:
             return base64.b64decode(obj["base64"], validate=True)
         except ValueError:
             raise UsageError(f"{what} has invalid base64") from None
     raise UsageError(f"{what} must be null, a string or {{\"base64\": ...}}")
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """JSON's ``\\ud800`` escapes can spell a lone surrogate, which is no character and has no UTF-8."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} holds a lone surrogate escape, which is not Unicode") from None
 
 
 def record_to_json(topic: str, partition: int, rec: Record) -> str:
@@ -62,8 +70,12 @@ class JsonInput:
             obj = json.loads(line)
         except UnicodeDecodeError:
             raise UsageError(f"line {lineno}: not valid UTF-8, so not JSON") from None
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise UsageError(f"line {lineno}: not valid JSON ({exc.msg})") from None
+        except ValueError:  # the one other: an integer longer than Python converts (4300 digits)
+            raise UsageError(f"line {lineno}: a number has too many digits") from None
+        except RecursionError:
+            raise UsageError(f"line {lineno}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise UsageError(f"line {lineno}: expected a JSON object")
         self.key = _dec(obj.get("key"), f"line {lineno}: key")
@@ -73,10 +85,16 @@ class JsonInput:
             headers = list(headers.items())
         if not isinstance(headers, list) or not all(isinstance(h, list | tuple) and len(h) == 2 for h in headers):
             raise UsageError(f"line {lineno}: headers must be a list of [key, value] pairs")
-        self.headers = [(str(k), _dec(v, f"line {lineno}: header {k}")) for k, v in headers]
+        self.headers = [(_header_key(k, lineno), _dec(v, f"line {lineno}: header {k!r}")) for k, v in headers]
         self.partition = _opt_int(obj.get("partition"), f"line {lineno}: partition", _INT32_MAX)
         # like Kafka's ProducerRecord: a timestamp is null (now) or milliseconds since the epoch, >= 0
         self.timestamp = _opt_int(obj.get("timestamp"), f"line {lineno}: timestamp", _INT64_MAX)
+
+
+def _header_key(key: object, lineno: int) -> str:
+    text = str(key)
+    _utf8(text, f"line {lineno}: a header key")
+    return text
 
 
 _INT32_MAX, _INT64_MAX = 2**31 - 1, 2**63 - 1

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.waits import wait_for  # noqa: F401  (the fault tests' one wait, shared with the rest)
+
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
 from kcli.storage import records
@@ -32,17 +34,6 @@ from kcli.storage.log import PartitionLog
 
 CRASHPOINT = str(Path(__file__).with_name("crashpoint.py"))
 _VALUE = re.compile(r"^r(\d+)-(\d+)(?:-x*)?$")
-
-
-def wait_for(what: str, condition, timeout: float = 60.0, interval: float = 0.05):
-    """Poll ``condition`` until it returns something truthy (returned); fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(interval)
 
 
 def kill9(proc: subprocess.Popen) -> bool:

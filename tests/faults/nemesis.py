@@ -42,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.runner import KCLI
+
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
 from kcli.errors import KcliError
@@ -49,7 +51,6 @@ from kcli.storage import records
 
 from .harness import Piped, replica_batches
 
-KCLI = [sys.executable, "-m", "kcli.cli.main"]
 TOPIC = "nemesis"
 FAULTS = ("kill", "pause", "bounce", "disk", "corrupt")
 _KCLI_VALUE = re.compile(r"^k(\d+)s(\d+)-(\d+)$")  # k<partition>s<session>-<seq>

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 
-from test_broker_fixtures import KCLI, Brokers, brokers_fixture, call, connect  # noqa: F401
+from support.brokers import Brokers, call, connect
 
 from kcli.client.remote import RemoteTransport
 from kcli.cluster.controller import replica_leo

@@ -13,7 +13,6 @@ import subprocess
 import time
 
 import pytest
-from test_broker_fixtures import brokers_fixture  # noqa: F401
 
 
 def _assert_released(brokers) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_broker_fixtures import ApiKey, brokers_fixture, call, connect  # noqa: F401
+from support.brokers import ApiKey, call, connect
 
 from kcli.inspect import indexes
 from kcli.storage import checkpoint, records

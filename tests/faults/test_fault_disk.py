@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_broker_fixtures import Brokers
+from support.brokers import Brokers
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata

@@ -23,7 +23,7 @@ import signal
 import time
 
 import pytest
-from test_broker_fixtures import Brokers, brokers_fixture, connect, read_frame  # noqa: F401
+from support.brokers import connect, read_frame
 
 from kcli.broker.partitions import LedPartitions
 from kcli.cluster.datadir import DataDir

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_broker_fixtures import KCLI, brokers_fixture  # noqa: F401
+from support.runner import KCLI
 
 from kcli.client.embedded import EmbeddedTransport
 from kcli.client.producer import Producer
@@ -372,8 +372,8 @@ def test_kafka_python_reads_idempotent_batches(brokers):
 def test_a_cluster_without_producer_ids_gets_plain_batches_with_a_warning(tmp_path):
     """tansu 0.6 answers InitProducerId v0-1 with UNKNOWN_SERVER_ERROR: by default kcli produces without
     idempotence there and says so; asked for idempotence explicitly, it fails."""
-    from conftest import KcliRunner
-    from tansu import start_tansu
+    from support.runner import KcliRunner
+    from support.tansu import start_tansu
 
     broker = start_tansu(tmp_path)
     try:

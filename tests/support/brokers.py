@@ -1,5 +1,5 @@
-"""Running real ``kcli broker serve`` processes in tests (no tests here: the other broker and interop
-test modules import the ``brokers`` fixture from this one, as ``brokers_fixture``).
+"""Running real ``kcli broker serve`` processes in tests (the ``brokers`` and ``broker`` fixtures in
+conftest.py), and raw Kafka-protocol calls to them.
 
 Every broker listens on a TCP port the kernel picks (``--listener 127.0.0.1:0``) and is found through
 the ``broker.json`` it writes, so parallel test workers never race for ports.  The fixture stops every
@@ -15,10 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-from conftest import KCLI, KcliRunner
-
 from kcli.protocol import ApiKey, RequestHeader, decode_frame_size, decode_response, encode_request
+from support.runner import KCLI, KcliRunner
 
 START_TIMEOUT = 30.0
 
@@ -125,17 +123,6 @@ class Brokers:
         for broker in self.started:
             tail = broker.log().splitlines()[-lines:]
             print(f"----- {broker.log_path.name} (last {len(tail)} lines)", *tail, sep="\n")
-
-
-@pytest.fixture(name="brokers")
-def brokers_fixture(tmp_path: Path):
-    data_dir = tmp_path / "data"
-    started = Brokers(data_dir, tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-        started.print_logs()  # pytest shows a test's captured output only when it failed
 
 
 # ---------------------------------------------------------------- raw protocol helpers

