@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from test_broker_fixtures import brokers_fixture, call, connect  # noqa: F401  (the brokers fixture)
+from support.brokers import call, connect
 
 from kcli import errors
 from kcli.errors import (
