@@ -299,3 +299,16 @@ def test_remote_transport_goes_embedded_when_the_brokers_stop(brokers):
     # at once, not after a request timeout spent on the broker that is gone (a bound on a hang, not a goal)
     assert time.monotonic() - started < REQUEST_TIMEOUT / 2
     remote.close()
+
+
+def test_a_new_group_waits_the_initial_rebalance_delay_it_is_given(brokers):
+    """--group-initial-rebalance-delay-ms reaches the coordinator: a new group's first join is held that
+    long for more members (the tests' brokers use 0; Kafka's default is 3 s)."""
+    brokers.init(1)
+    broker = brokers.start(0, "--group-initial-rebalance-delay-ms", "4000")
+    brokers.kcli("produce", "t", input="x\n")
+    started = time.monotonic()
+    result = brokers.kcli("--bootstrap-server", broker.bootstrap, "consume", "t", "--group", "g",
+                          "--from-beginning", "-e")
+    assert result.stdout == "x\n"
+    assert time.monotonic() - started >= 4.0  # a lower bound: the delay was applied, however slow the box

@@ -26,18 +26,18 @@ import time
 from kcli.broker.context import BrokerContext
 from kcli.broker.controller import Controller
 from kcli.broker.dispatch import Dispatcher
-from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS, LedPartitions
+from kcli.broker.partitions import LedPartitions
 from kcli.broker.replication import Followers
 from kcli.broker.server import Server
+from kcli.broker.settings import BrokerSettings
 from kcli.cluster import liveness
 from kcli.cluster.broker_info import BrokerInfo, LiveBrokers, remove_info, socket_path, write_info
 from kcli.cluster.controller import hand_over
 from kcli.cluster.datadir import DataDir, FileLock
-from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS, BrokerStates, observe
+from kcli.cluster.liveness import BrokerStates, observe
 from kcli.cluster.metadata import ClusterState, Metadata
 from kcli.cluster.producers import ProducerIds
 from kcli.errors import BrokerError, KcliError, LockTimeoutError, NotFoundError
-from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
 
 log = logging.getLogger("kcli.broker")
 
@@ -53,26 +53,25 @@ class Broker:
         self,
         datadir: DataDir,
         broker_id: int,
-        listener: tuple[str, int] | None = None,
-        auto_create: bool = True,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        replica_lag_time_ms: int = DEFAULT_REPLICA_LAG_TIME_MS,
-        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+        settings: BrokerSettings | None = None,
     ) -> None:
+        settings = settings or BrokerSettings()
         self.datadir = datadir
         self.broker_id = broker_id
-        self.listener = listener
-        self.session_timeout = session_timeout_ms / 1000
+        self.listener = settings.listener
+        self.session_timeout = settings.session_timeout_ms / 1000
         self.metadata = Metadata(datadir)
         self.states = BrokerStates(frozenset(), frozenset(), frozenset())
         self.partitions = LedPartitions(
-            datadir, broker_id, replica_lag_time_ms / 1000, Followers(datadir, broker_id), lambda: self.states
+            datadir, broker_id, settings.replica_lag_time_ms / 1000, Followers(datadir, broker_id), lambda: self.states
         )
         self.controller = Controller(datadir, broker_id, self.session_timeout)
         self.ctx = BrokerContext(
-            broker_id, datadir, self.partitions, LiveBrokers(datadir), ProducerIds(datadir), auto_create
+            broker_id, datadir, self.partitions, LiveBrokers(datadir), ProducerIds(datadir), settings
         )
-        self.server = Server(Dispatcher(self.ctx), socket_path(datadir, broker_id), listener, max_frame_size)
+        self.server = Server(
+            Dispatcher(self.ctx), socket_path(datadir, broker_id), settings.listener, settings.max_frame_size
+        )
         self.info: BrokerInfo | None = None
         self._lock: FileLock | None = None
         self._stop = threading.Event()

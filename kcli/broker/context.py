@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kcli.broker.partitions import LedPartitions
+from kcli.broker.settings import BrokerSettings
 from kcli.cluster.broker_info import BrokerInfo, LiveBrokers
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.producers import ProducerIds
@@ -17,11 +18,15 @@ class BrokerContext:
     partitions: LedPartitions
     peers: LiveBrokers
     producer_ids: ProducerIds
-    auto_create: bool = True
+    settings: BrokerSettings = field(default_factory=BrokerSettings)
     # this broker's own listener, known before broker.json is written
     info: BrokerInfo | None = None
     # {api_key: (min, max)} answered in ApiVersions: exactly the APIs with a handler
     advertised: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def auto_create(self) -> bool:
+        return self.settings.auto_create
 
     def broker_info(self, broker_id: int) -> BrokerInfo | None:
         if broker_id == self.broker_id and self.info is not None:

@@ -46,7 +46,10 @@ class GroupService:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
         self.store = OffsetStore(ctx.datadir)
-        self.coordinator = GroupCoordinator(FileMirror(ctx.datadir, ctx.broker_id))
+        self.coordinator = GroupCoordinator(
+            FileMirror(ctx.datadir, ctx.broker_id),
+            initial_rebalance_delay_ms=ctx.settings.group_initial_rebalance_delay_ms,
+        )
         self._thread = threading.Thread(target=self._run, name="group-coordinator", daemon=True)
         self._thread.start()
 

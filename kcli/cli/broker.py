@@ -61,6 +61,15 @@ def broker() -> None:
     help="The controller treats a broker whose heartbeat is older than this as lost (hung).",
 )
 @click.option(
+    "--group-initial-rebalance-delay-ms",
+    type=click.IntRange(0),
+    default=3000,
+    show_default=True,
+    metavar="MS",
+    help="How long a new consumer group waits for more members before its first rebalance "
+    "(group.initial.rebalance.delay.ms).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
 )
 @click.pass_obj
@@ -72,6 +81,7 @@ def serve(
     max_request_size: int,
     replica_lag_time_max_ms: int,
     session_timeout_ms: int,
+    group_initial_rebalance_delay_ms: int,
     verbose: bool,
 ) -> None:
     """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
@@ -91,6 +101,7 @@ def serve(
     import threading
 
     from kcli.broker.broker import Broker
+    from kcli.broker.settings import BrokerSettings
     from kcli.cluster.broker_info import parse_listener
 
     tcp = parse_listener(listener) if listener else None
@@ -98,15 +109,15 @@ def serve(
         level=logging.DEBUG if verbose else logging.INFO,
         format=f"%(asctime)s kcli broker {broker_id}: %(levelname)s %(message)s",
     )
-    node = Broker(
-        env.datadir(),
-        broker_id,
-        tcp,
-        auto_create,
-        max_request_size,
-        replica_lag_time_max_ms,
-        session_timeout_ms,
+    settings = BrokerSettings(
+        listener=tcp,
+        auto_create=auto_create,
+        max_frame_size=max_request_size,
+        replica_lag_time_ms=replica_lag_time_max_ms,
+        session_timeout_ms=session_timeout_ms,
+        group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
     )
+    node = Broker(env.datadir(), broker_id, settings)
 
     serving = threading.Event()
 

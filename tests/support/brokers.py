@@ -98,9 +98,12 @@ class Brokers:
         self.kcli("cluster", "init", "--brokers", brokers)
 
     def spawn(self, broker_id: int = 0, *extra: str, listener: str | None = "127.0.0.1:0") -> BrokerProcess:
-        """Start a broker process without waiting for it."""
+        """Start a broker process without waiting for it.  A new group rebalances at once (as Kafka's
+        own test setups have it) unless ``extra`` sets --group-initial-rebalance-delay-ms."""
         log_path = self.workdir / f"broker-{broker_id}-{len(self.started)}.log"
         args = [*KCLI, "broker", "serve", "--id", str(broker_id), *extra]
+        if "--group-initial-rebalance-delay-ms" not in extra:
+            args += ["--group-initial-rebalance-delay-ms", "0"]
         if listener is not None:
             args += ["--listener", listener]
         with open(log_path, "wb") as log:

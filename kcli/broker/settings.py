@@ -1,0 +1,25 @@
+"""How one broker runs: what `kcli broker serve` is told, as one typed object the broker's parts read
+(Kafka's broker configs of the same names in parentheses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
+from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
+from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
+from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """``listener``: the TCP address to serve besides the Unix socket (None: the socket only)."""
+
+    listener: tuple[str, int] | None = None
+    auto_create: bool = True  # auto.create.topics.enable
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE  # socket.request.max.bytes
+    replica_lag_time_ms: int = DEFAULT_REPLICA_LAG_TIME_MS  # replica.lag.time.max.ms
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS  # broker.session.timeout.ms (KRaft)
+    # group.initial.rebalance.delay.ms: how long a new group waits for more members before its first
+    # rebalance (Kafka's test setups use 0)
+    group_initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS
