@@ -39,7 +39,9 @@ CLIENT_HOST = ""
 
 
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    def answer(code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1):
+    def answer(
+        code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1
+    ) -> Body:
         return {
             "throttle_time_ms": 0,
             "error_code": code,
@@ -245,8 +247,10 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
         summary = GroupSummary(DEAD, "", "", [])
         if error == ErrorCode.NONE:
             try:
-                summary = svc.coordinator.describe(group_id)
-                if summary is None or not summary.members:  # embedded members, or offsets only
+                kept = svc.coordinator.describe(group_id)
+                if kept is not None:
+                    summary = kept
+                if not summary.members:  # embedded members, or offsets only
                     summary = _summary_from_files(ctx, group_id)
             except (KcliError, OSError) as exc:
                 error = answer_for(exc, f"group {group_id!r}: describing")
