@@ -148,12 +148,13 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     topics = ctx.partitions.refresh().topics if error == ErrorCode.NONE else {}
     now = int(time.time() * 1000)
     offsets: dict[tuple[str, int], CommittedOffset] = {}
-    results: list[tuple[str, list[list]]] = []
+    # per topic, (partition, its code); None: decided by the commit below
+    results: list[tuple[str, list[tuple[int, ErrorCode | None]]]] = []
     for topic in req.topics:
         meta = topics.get(topic.name)
-        parts = []
+        parts: list[tuple[int, ErrorCode | None]] = []
         for p in topic.partitions:
-            code = error
+            code: ErrorCode | None = error
             metadata = p.committed_metadata or ""
             if code != ErrorCode.NONE:
                 pass
@@ -168,19 +169,19 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
                 offsets[(topic.name, p.partition_index)] = CommittedOffset(
                     p.committed_offset, metadata, stamp, p.committed_leader_epoch
                 )
-                code = None  # decided by the commit below
-            parts.append([p.partition_index, code])
+                code = None
+            parts.append((p.partition_index, code))
         results.append((topic.name, parts))
-    if offsets:
-        code = svc.commit(req.group_id, req.generation_id, req.member_id, offsets)
-        for _name, parts in results:
-            for part in parts:
-                if part[1] is None:
-                    part[1] = code
+    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": name, "partitions": [{"partition_index": i, "error_code": c} for i, c in parts]}
+            {
+                "name": name,
+                "partitions": [
+                    {"partition_index": i, "error_code": committed if c is None else c} for i, c in parts
+                ],
+            }
             for name, parts in results
         ],
     }
