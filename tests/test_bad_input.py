@@ -314,8 +314,9 @@ def test_metadata_is_untouched_by_refusals(kcli):
         b'{"value": "a", "timestamp": -1}',
         b'{"value": "a", "partition": 4294967296}',
         b'"\xff"',
+        b'{"value": "a", "partition": ' + b"1" * 5000 + b"}",
     ],
-    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8"],
+    ids=["timestamp 1e20", "timestamp -5", "timestamp -1", "partition 2**32", "not utf-8", "5000 digits"],
 )
 def test_bad_json_records_are_refused_and_stored_records_stay(kcli, line):
     """Out-of-range numbers and bytes that are not UTF-8 get one line and exit 2, not a traceback, and

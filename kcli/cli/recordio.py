@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 
 from kcli.errors import UsageError
 from kcli.storage.records import Record
@@ -62,8 +63,10 @@ class JsonInput:
             obj = json.loads(line)
         except UnicodeDecodeError:
             raise UsageError(f"line {lineno}: not valid UTF-8, so not JSON") from None
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise UsageError(f"line {lineno}: not valid JSON ({exc.msg})") from None
+        except ValueError:  # json's only other one: an integer past Python's digit limit
+            raise UsageError(f"line {lineno}: a number has more than {sys.get_int_max_str_digits()} digits") from None
         if not isinstance(obj, dict):
             raise UsageError(f"line {lineno}: expected a JSON object")
         self.key = _dec(obj.get("key"), f"line {lineno}: key")
