@@ -5,6 +5,7 @@ keep a group either embedded or broker-coordinated."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from support.brokers import call, connect
@@ -172,6 +173,26 @@ def test_kafka_clients_are_refused_while_embedded_members_live(broker):
         # one view: it has not taken its partitions yet, and both say so
         assert described.group_state == view["state"] == "CompletingRebalance"
         assert described.protocol_data == view["assignor"] == "range"
+    finally:
+        embedded.leave()
+
+
+def test_describe_answers_a_group_whose_files_it_cannot_read_with_an_error(broker):
+    """A live embedded member naming an assignor this broker does not know (a newer kcli's): describing
+    its group fails; the group gets an error code and the rest of the request its answers, where the
+    handler used to crash on the missing summary and drop the connection."""
+    embedded = Membership(DataDir(str(broker.data_dir)), "newer", ["t"], "range")
+    embedded.info = replace(embedded.info, assignor="cooperative-sticky")
+    embedded.join()
+    try:
+        with connect(broker.socket_path) as sock:
+            _commit(sock, "old", {0: 1})
+            described = call(sock, ApiKey.DESCRIBE_GROUPS, 4, {"groups": ["newer", "old"]}).groups
+            assert [(g.group_id, g.error_code) for g in described] == [
+                ("newer", ErrorCode.INVALID_REQUEST),
+                ("old", ErrorCode.NONE),
+            ]
+            assert described[0].members == [] and described[1].group_state == "Empty"
     finally:
         embedded.leave()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from kcli.broker.answers import answer_for
@@ -48,6 +49,7 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     names = [t.name for t in req.topics]
     results = []
     for topic in req.topics:
+        message: str | None
         if names.count(topic.name) > 1:
             code, message = (
                 ErrorCode.INVALID_REQUEST,
@@ -55,7 +57,7 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
             )
         else:
             code, message = _run(
-                f"creating topic {topic.name!r}", lambda t=topic: _create_one(ctx, t, req.validate_only)
+                f"creating topic {topic.name!r}", partial(_create_one, ctx, topic, req.validate_only)
             )
         results.append({"name": topic.name, "error_code": code, "error_message": message})
     ctx.partitions.refresh()
@@ -78,7 +80,7 @@ def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
             ErrorCode.INVALID_REPLICATION_FACTOR,
             f"replication factor {rf} must be 1..{len(state.brokers)} (the number of brokers)",
         )
-    configs = {c.name: parse_topic_config(c.name, c.value) for c in topic.configs if c.value is not None}
+    configs: dict[str, object] = {c.name: parse_topic_config(c.name, c.value) for c in topic.configs if c.value is not None}
     if topic.name in state.topics:
         raise AlreadyExistsError(f"topic {topic.name!r} already exists")
     if validate_only:
@@ -93,7 +95,7 @@ def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
 def delete_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     results = []
     for name in req.topic_names:
-        code, _message = _run(f"deleting topic {name!r}", lambda n=name: _delete_one(ctx, n))
+        code, _message = _run(f"deleting topic {name!r}", partial(_delete_one, ctx, name))
         results.append({"name": name, "error_code": code})
     return {"throttle_time_ms": 0, "responses": results}
 
@@ -114,7 +116,7 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
     results = []
     for topic in req.topics:
         code, message = _run(
-            f"adding partitions to {topic.name!r}", lambda t=topic: _grow_one(ctx, t, req.validate_only)
+            f"adding partitions to {topic.name!r}", partial(_grow_one, ctx, topic, req.validate_only)
         )
         results.append({"name": topic.name, "error_code": code, "error_message": message})
     ctx.partitions.refresh()

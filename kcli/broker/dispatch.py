@@ -16,6 +16,8 @@ from kcli.errors import ProtocolError
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
+    RequestHeader,
+    Struct,
     UnsupportedVersionError,
     api_name,
     decode_request,
@@ -23,7 +25,8 @@ from kcli.protocol import (
     unsupported_version_response,
 )
 
-Handler = Callable[..., object]
+# (context, request header, decoded body) -> the response body, or None when none is due (acks=0)
+Handler = Callable[[BrokerContext, RequestHeader, Struct], handlers.Body | None]
 
 HANDLERS: dict[int, Handler] = {
     ApiKey.API_VERSIONS: handlers.api_versions,

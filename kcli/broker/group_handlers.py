@@ -39,7 +39,9 @@ CLIENT_HOST = ""
 
 
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    def answer(code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1):
+    def answer(
+        code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1
+    ) -> Body:
         return {
             "throttle_time_ms": 0,
             "error_code": code,
@@ -146,12 +148,13 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     topics = ctx.partitions.refresh().topics if error == ErrorCode.NONE else {}
     now = int(time.time() * 1000)
     offsets: dict[tuple[str, int], CommittedOffset] = {}
-    results: list[tuple[str, list[list]]] = []
+    # per topic, (partition, its code); None: decided by the commit below
+    results: list[tuple[str, list[tuple[int, ErrorCode | None]]]] = []
     for topic in req.topics:
         meta = topics.get(topic.name)
-        parts = []
+        parts: list[tuple[int, ErrorCode | None]] = []
         for p in topic.partitions:
-            code = error
+            code: ErrorCode | None = error
             metadata = p.committed_metadata or ""
             if code != ErrorCode.NONE:
                 pass
@@ -166,19 +169,19 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
                 offsets[(topic.name, p.partition_index)] = CommittedOffset(
                     p.committed_offset, metadata, stamp, p.committed_leader_epoch
                 )
-                code = None  # decided by the commit below
-            parts.append([p.partition_index, code])
+                code = None
+            parts.append((p.partition_index, code))
         results.append((topic.name, parts))
-    if offsets:
-        code = svc.commit(req.group_id, req.generation_id, req.member_id, offsets)
-        for _name, parts in results:
-            for part in parts:
-                if part[1] is None:
-                    part[1] = code
+    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": name, "partitions": [{"partition_index": i, "error_code": c} for i, c in parts]}
+            {
+                "name": name,
+                "partitions": [
+                    {"partition_index": i, "error_code": committed if c is None else c} for i, c in parts
+                ],
+            }
             for name, parts in results
         ],
     }
@@ -245,8 +248,10 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
         summary = GroupSummary(DEAD, "", "", [])
         if error == ErrorCode.NONE:
             try:
-                summary = svc.coordinator.describe(group_id)
-                if summary is None or not summary.members:  # embedded members, or offsets only
+                kept = svc.coordinator.describe(group_id)
+                if kept is not None:
+                    summary = kept
+                if not summary.members:  # embedded members, or offsets only
                     summary = _summary_from_files(ctx, group_id)
             except (KcliError, OSError) as exc:
                 error = answer_for(exc, f"group {group_id!r}: describing")

@@ -25,6 +25,8 @@ from kcli.storage import records
 log = logging.getLogger("kcli.broker")
 
 Body = Mapping[str, Any]
+# one partition's or topic's part of a response, filled in as the handler goes
+Entry = dict[str, object]
 # the longest a Fetch may park a connection thread, whatever max_wait_ms says
 MAX_FETCH_WAIT = 30.0
 # the most one Fetch response carries, whatever the client asks (Kafka's broker fetch.max.bytes)
@@ -35,7 +37,7 @@ _damage_logged: set[tuple[str, int | None]] = set()  # stored damage already log
 
 
 @contextmanager
-def answering(entry: dict, what: str, topic: str, partition: int) -> Iterator[None]:
+def answering(entry: Entry, what: str, topic: str, partition: int) -> Iterator[None]:
     """Turn what goes wrong with one partition into that partition's error code (:func:`code_for`) and
     message and log start offset, where the response has them, as Kafka answers per partition.  Only an
     unexpected failure is logged, and stored damage once (a client retrying it would flood the log)."""
@@ -76,7 +78,7 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     else:
         names = [t.name for t in req.topics]
     live = ctx.live_ids()
-    topics = []
+    topics: list[Entry] = []
     for name in names:
         if name not in state.topics and ctx.auto_create and req.allow_auto_topic_creation:
             code = _auto_create(ctx, name)
@@ -145,7 +147,7 @@ def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
 # client reports at once instead of waiting for a coordinator that will not come.  Any other kcli error is
 # a retriable COORDINATOR_NOT_AVAILABLE rather than Kafka's default: a client takes UNKNOWN_SERVER_ERROR
 # here for a cluster without producer ids, and gives up idempotence.
-_INIT_PRODUCER_ID_CODES = {KcliError: ErrorCode.COORDINATOR_NOT_AVAILABLE}
+_INIT_PRODUCER_ID_CODES: Mapping[type[BaseException], ErrorCode] = {KcliError: ErrorCode.COORDINATOR_NOT_AVAILABLE}
 
 
 def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -178,7 +180,7 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
     records (the high watermark passed them) or the request's timeout ends (REQUEST_TIMED_OUT)."""
     acks = req.acks
     responses = []
-    waiting: list[tuple[dict, LedPartition, int]] = []
+    waiting: list[tuple[Entry, LedPartition, int]] = []
     appended = False
     for topic in req.topic_data:
         parts = []
@@ -233,7 +235,7 @@ _NOT_COMMITTED = {
 }
 
 
-def validate_batches(data: Any, max_message_bytes: int) -> list[memoryview]:
+def validate_batches(data: records.BytesLike | None, max_message_bytes: int) -> list[memoryview]:
     """Split a Produce payload into record batches after checking what a broker must before storing
     bytes as received: magic 2, sizes that add up, the CRC, a record count that matches the offset
     deltas, no control or transactional batches, and max.message.bytes.  Nothing is stored unless
@@ -303,7 +305,7 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
         ctx.partitions.wait_for_append(seen, remaining)
 
 
-def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list, int, bool]:
+def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool]:
     budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
     follower = req.replica_id if req.replica_id >= 0 else None
     total = 0

@@ -58,6 +58,13 @@ DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
 # (a failing disk, EIO, moves it at once): space often comes back within seconds
 STORAGE_FAILURE_GRACE = 5.0
 
+# (inode, size, mtime) of each metadata file, None where it is absent: changes when the metadata does
+MetadataStamp = tuple[tuple[int, int, int] | None, ...]
+# (leader, leader epoch, sorted configs) of a led partition: a change reopens its write session
+Signature = tuple[int, int, tuple[tuple[str, object], ...]]
+# the partitions this broker should lead: (topic, partition) -> (its metadata, its topic's configs)
+Wanted = dict[tuple[str, int], tuple[PartitionMeta, dict[str, object]]]
+
 
 class OffsetOutOfRange(ApiError):
     """A read outside the log: the answer carries the log start, where a client may start over."""
@@ -469,7 +476,7 @@ def _record_timestamp(data: bytes, offset: int, fallback: int) -> int:
     return fallback
 
 
-def _signature(meta: PartitionMeta, configs: dict) -> tuple:
+def _signature(meta: PartitionMeta, configs: dict[str, object]) -> Signature:
     """What, when changed in the metadata, requires reopening the write session (an ISR or replica-set
     change does not: the led partition follows it in place)."""
     return (meta.leader, meta.leader_epoch, tuple(sorted(configs.items())))
@@ -497,12 +504,12 @@ class LedPartitions:
         self.states = states or (lambda: BrokerStates(frozenset(), frozenset(), frozenset()))
         self.metadata = Metadata(datadir)
         self.state = ClusterState()
-        self._stamp: tuple | None = None
+        self._stamp: MetadataStamp | None = None
         self._led: dict[tuple[str, int], LedPartition] = {}
-        self._signatures: dict[tuple[str, int], tuple] = {}
+        self._signatures: dict[tuple[str, int], Signature] = {}
         self._waiting: dict[tuple[str, int], str] = {}
         self._fenced: set[str] = set()
-        self._on_disk: tuple[tuple, ClusterState] | None = None
+        self._on_disk: tuple[MetadataStamp, ClusterState] | None = None
         self._reload = threading.RLock()
         self._appended = threading.Condition()
         self._appends = 0
@@ -510,8 +517,8 @@ class LedPartitions:
 
     # ------------------------------------------------------------ following the metadata
 
-    def _metadata_stamp(self) -> tuple:
-        out = []
+    def _metadata_stamp(self) -> MetadataStamp:
+        out: list[tuple[int, int, int] | None] = []
         for name in (LOG_NAME, SNAPSHOT_NAME):
             try:
                 st = os.stat(os.path.join(self.datadir.cluster_dir, name))
@@ -520,7 +527,7 @@ class LedPartitions:
                 out.append(None)
         return tuple(out)
 
-    def _current(self, force: bool = False) -> tuple[tuple, ClusterState]:
+    def _current(self, force: bool = False) -> tuple[MetadataStamp, ClusterState]:
         """(stamp, state) of the metadata as it is on disk now: a stat of its two files, and a reload only
         when they changed.  Stat first, then load: the state is never older than its stamp."""
         seen = self._on_disk
@@ -546,8 +553,8 @@ class LedPartitions:
                 self._sync()
             return self.state
 
-    def _wanted(self) -> dict[tuple[str, int], tuple[PartitionMeta, dict]]:
-        out = {}
+    def _wanted(self) -> Wanted:
+        out: Wanted = {}
         if self.stopping:
             return out
         for topic in self.state.topics.values():
@@ -577,7 +584,7 @@ class LedPartitions:
                 self._open(key, meta, configs)
         self._delete_unassigned(wanted)
 
-    def _open(self, key: tuple[str, int], meta: PartitionMeta, configs: dict) -> None:
+    def _open(self, key: tuple[str, int], meta: PartitionMeta, configs: dict[str, object]) -> None:
         topic, p = key
         config = LogConfig.from_topic(configs)
         states = self.states()
@@ -637,7 +644,7 @@ class LedPartitions:
             log.error("closing partition %s-%d: %s", key[0], key[1], exc)
         log.info("stopped serving partition %s-%d", key[0], key[1])
 
-    def _delete_unassigned(self, wanted: dict) -> None:
+    def _delete_unassigned(self, wanted: Wanted) -> None:
         """After a reassignment, delete the replicas of stopped brokers that no longer hold one of a
         partition we lead, under their replica locks (a running broker deletes its own)."""
         stopped = self.states().stopped

@@ -147,7 +147,7 @@ class PartitionWriter:
                     self._unlock(broker)
                 return
 
-    def append(self, batch: bytes) -> int:
+    def append(self, batch: records.BytesLike) -> int:
         """Append to the leader, then the same bytes to each follower written here; returns the base offset.
 
         All or nothing across the replicas: when one of them fails (a full disk), the batch is cut from
