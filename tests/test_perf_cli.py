@@ -131,7 +131,7 @@ def test_decode_values_rejects_what_decode_records_rejects() -> None:
 
 
 class _Recorder:
-    """A transport that keeps every batch it is given."""
+    """A transport that keeps every batch it is given (producers over it run without idempotence)."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
@@ -160,7 +160,7 @@ def test_send_many_batches_like_send(batch_size: int, max_records: int, partitio
 
         random.seed(7)  # the sticky partitioner picks partitions at random
         transport = _Recorder(partitions)
-        producer = Producer(transport, batch_size=batch_size, max_batch_records=max_records)
+        producer = Producer(transport, batch_size=batch_size, max_batch_records=max_records, idempotence=False)
         if bulk:
             for start in range(0, len(values), 333):
                 producer.send_many("t", values[start : start + 333], timestamp=42)
@@ -175,7 +175,7 @@ def test_send_many_batches_like_send(batch_size: int, max_records: int, partitio
 
 def _batches(calls) -> list[tuple[int, bytes]]:
     transport = _Recorder(1)
-    producer = Producer(transport, batch_size=1000)
+    producer = Producer(transport, batch_size=1000, idempotence=False)
     for call in calls:
         call(producer)
     producer.close()
@@ -221,7 +221,7 @@ def test_compressed_batches_come_back_from_the_compressing_thread_in_order(codec
             return super().produce(topic, partition, batch)
 
     transport = Recording(2)
-    producer = Producer(transport, codec=compression.codec_id(codec), batch_size=700)
+    producer = Producer(transport, codec=compression.codec_id(codec), batch_size=700, idempotence=False)
     values = [b"record %d " % i + b"x" * (i % 40) for i in range(3000)]
     for start in range(0, 3000, 250):
         producer.send_many("t", values[start : start + 250], timestamp=1000 + start)
@@ -249,7 +249,7 @@ def test_a_batch_of_bare_values_too_large_for_the_partition_is_split(codec: int)
             return super().produce(topic, partition, batch)
 
     transport = Refusing(1)
-    producer = Producer(transport, batch_size=1 << 20, codec=codec)
+    producer = Producer(transport, batch_size=1 << 20, codec=codec, idempotence=False)
     values = [random.Random(i).randbytes(40) for i in range(40)]  # incompressible: the split must happen
     producer.send_many("t", values, timestamp=7)
     producer.close()

@@ -134,7 +134,7 @@ class PartitionLogMachine(RuleBasedStateMachine):
             boundaries.add(position)
         self.log = self._open(expect_clean=False)
         # a cut inside a batch is found and reported; a cut between batches leaves nothing to report
-        truncated = any("truncated" in p for p in self.problems)
+        truncated = any("truncated" in p.reason for p in self.problems)
         assert truncated == (new_size not in boundaries), (new_size, boundaries, self.problems)
 
     @rule(by_time=st.booleans(), data=st.data())

@@ -176,7 +176,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
         transport.release()
         if print_offsets:
             out.flush()
-        for warning in getattr(transport, "warnings", []):
+        for warning in transport.warnings:
             click.echo(f"kcli: warning: recovered {warning}", err=True)
         for warning in producer.warnings:
             click.echo(f"kcli: warning: {warning}", err=True)

@@ -151,9 +151,7 @@ class Consumer:
         transport knows them (a broker's answer does not say)."""
         if exc.path is not None:
             return exc
-        locate = getattr(self.transport, "locate", None)
-        path, position = (None, None) if locate is None else locate(
-            topic, partition, pos if exc.position is None else exc.position)
+        path, position = self.transport.locate(topic, partition, pos if exc.position is None else exc.position)
         message = f"cannot read offset {offset} of {topic}-{partition}: {exc.message}"
         return CorruptRecordError(message, path, position)
 

@@ -131,6 +131,14 @@ class EmbeddedTransport:
             data = self._reader(topic, partition, fresh=True).read(offset, max_bytes)
         return data
 
+    def locate(self, topic: str, partition: int, data_position: int) -> tuple[str | None, int | None]:
+        """The segment file and file position of byte ``data_position`` of the last fetch's data."""
+        log = self._readers.get((topic, partition))
+        if log is None or log.last_read is None:
+            return None, None
+        path, start = log.last_read
+        return path, start + data_position
+
     def list_offset(self, topic: str, partition: int, spec: str | int) -> int:
         """'earliest', 'latest', or a timestamp in ms (first offset at or after it, else latest)."""
         log = self._reader(topic, partition, fresh=True)

@@ -141,9 +141,7 @@ class GroupConsumer(GroupReader):
             for t, p in self.ends:
                 counts[t] = max(counts.get(t, 0), p + 1)
             return counts
-        refresh = getattr(self.transport, "refresh", None)
-        if refresh is not None:
-            refresh()
+        self.transport.refresh()
         counts = {}
         for topic in sorted({t for m in members for t in m.topics}):
             try:

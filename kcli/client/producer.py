@@ -104,12 +104,11 @@ class _Batch:
 
 
 class Producer:
-    """Batching producer over a transport offering ``partition_count``, ``produce`` and ``release``, and
-    ``init_producer_id`` for idempotence.
+    """Batching producer over a :class:`~kcli.client.transport.Transport`.
 
-    ``idempotence``: True requires it; None (the default) uses it where the transport can (one without
-    ``init_producer_id``, or a cluster that hands out no producer ids, gets batches without producer id,
-    and a line in ``warnings`` says so); False never."""
+    ``idempotence``: True requires it; None (the default) uses it where the cluster can (one that hands
+    out no producer ids gets batches without producer id, and a line in ``warnings`` says so); False
+    never."""
 
     def __init__(
         self,
@@ -124,7 +123,7 @@ class Producer:
     ) -> None:
         self.transport = transport
         self.required = bool(idempotence)
-        self.idempotence = self.required or (idempotence is None and hasattr(transport, "init_producer_id"))
+        self.idempotence = self.required or idempotence is None
         self.warnings: list[str] = []
         self._identity: tuple[int, int] | None = None  # (producer id, epoch), asked for with the first batch
         self._sequences: dict[tuple[str, int], int] = {}  # the next batch's base sequence per partition

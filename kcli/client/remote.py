@@ -102,6 +102,9 @@ class RemoteTransport:
             self._embedded = EmbeddedTransport(self.datadir, auto_create=self.auto_create)
         return self._embedded
 
+    def refresh(self) -> None:
+        """Nothing is cached: every partition_count asks a broker's Metadata."""
+
     def partition_count(self, topic: str, create: bool = False) -> int:
         delay = 0.05
         for _attempt in range(ATTEMPTS):
@@ -308,6 +311,10 @@ class RemoteTransport:
             return part.error_code, None, part
 
         return self._with_leader(topic, partition, call)
+
+    def locate(self, topic: str, partition: int, data_position: int) -> tuple[str | None, int | None]:
+        """Unknown: a broker's answer does not say where its bytes lie (its own log names the file)."""
+        return None, None
 
     def list_offset(self, topic: str, partition: int, spec: str | int) -> int:
         """'earliest', 'latest', or a timestamp in ms (first offset at or after it, else latest)."""

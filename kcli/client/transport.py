@@ -18,6 +18,10 @@ class Transport(Protocol):
         """Problems met and worked around (a damaged checkpoint, a broker without producer ids)."""
         ...
 
+    def refresh(self) -> object:
+        """Forget cached metadata, so the next partition_count sees topics grown meanwhile."""
+        ...
+
     def partition_count(self, topic: str, create: bool = False) -> int:
         """The topic's partition count; ``create`` makes a missing topic (auto.create.topics)."""
         ...
@@ -33,6 +37,11 @@ class Transport(Protocol):
     def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20,
               wait: float = 0.0) -> bytes:
         """Batches from ``offset`` on (the first may start before it); empty when there is nothing new."""
+        ...
+
+    def locate(self, topic: str, partition: int, data_position: int) -> tuple[str | None, int | None]:
+        """The file and position of byte ``data_position`` of the last fetch's data, for naming damaged
+        bytes; (None, None) where it is not known (a broker's answer does not say)."""
         ...
 
     def list_offset(self, topic: str, partition: int, spec: str | int) -> int:

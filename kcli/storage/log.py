@@ -72,6 +72,7 @@ class PartitionLog:
         self._unflushed = 0  # records appended since the last fsync (flush.messages)
         self._unflushed_since: int | None = None  # when the oldest of them was appended (flush.ms)
         self.recovery_errors: list[Damage] = []
+        self.last_read: tuple[str, int] | None = None  # (segment file, position) the last read() started at
         self._writing = False  # a write session is open: rebuilt indexes may be written to disk
         self._last_epoch: int | None = None  # newest epoch in leader-epoch-checkpoint, once read
 
@@ -371,6 +372,7 @@ class PartitionLog:
                 pos = seg.find_position(offset)
                 if pos is not None:
                     data = seg.read(pos, max_bytes)
+                    self.last_read = (seg.log_path, pos)
                     if upper is not None and data:
                         data = _cut_at(data, upper)
                     return data
