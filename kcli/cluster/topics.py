@@ -11,8 +11,6 @@ import shutil
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
-from kcli.storage.config import LogConfig
-from kcli.storage.log import PartitionLog
 
 
 class TopicAdmin:
@@ -55,6 +53,9 @@ class TopicAdmin:
 
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
         """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""
+        from kcli.storage.config import LogConfig  # the log code is not needed to create or list topics
+        from kcli.storage.log import PartitionLog
+
         topic = self.state().topic(name)
         cfg = LogConfig.from_topic(topic.configs)
         out: list[tuple[int | None, int | None]] = []
