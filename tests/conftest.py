@@ -31,10 +31,12 @@ def brokers(tmp_path: Path):
 
 @pytest.fixture
 def broker(brokers: Brokers) -> BrokerProcess:
-    """One broker (id 0) on a fresh data dir, which it initialises; ``broker.kcli`` runs kcli on it.
+    """One broker (id 0) on a fresh data dir, which it initialises; ``broker.kcli`` runs kcli on it
+    (``broker.runner`` is the KcliRunner behind it, for setup steps in this process).
     A module that needs topics first overrides this fixture with one that takes ``broker`` too."""
     b = brokers.start(0)
     b.kcli = brokers.kcli
+    b.runner = brokers.runner
     return b
 
 

@@ -74,8 +74,8 @@ def test_keyed_records_land_where_kcli_puts_them(remote: KcliRunner, kcli) -> No
     text = "".join(f"{k}:{i}\n" for i, k in enumerate(keys))
     remote("topic", "create", "users", "-p", "5")
     remote("produce", "users", "-K:", input=text)
-    kcli("topic", "create", "users", "-p", "5")
-    kcli("produce", "users", "-K:", input=text)
+    kcli.in_process("topic", "create", "users", "-p", "5")
+    kcli.produce_lines("users", text, "-K:")
     there = {
         line.split()[1]: int(line.split()[0])
         for line in remote("consume", "users", "-b", "-e", "-f", "%p %k\\n").stdout.splitlines()

@@ -237,7 +237,7 @@ def test_rf3_topic_spreads_replicas_and_keeps_isr_logs_identical(kcli):
 
 
 def test_key_separator_partition_and_headers(kcli):
-    kcli("topic", "create", "k", "-p", "7")
+    kcli.in_process("topic", "create", "k", "-p", "7")
     keys = [f"user{i}" for i in range(40)]
     kcli(
         "produce",
@@ -285,7 +285,7 @@ def test_batch_size_controls_batching(kcli):
 
 
 def test_batches_over_max_message_bytes_are_split_and_only_a_too_large_record_fails(kcli):
-    kcli("topic", "create", "m", "-c", "max.message.bytes=20000")
+    kcli.in_process("topic", "create", "m", "-c", "max.message.bytes=20000")
     lines = "".join(f"{i:06d} {'y' * 40}\n" for i in range(5000))
     kcli(
         "produce", "m", "--batch-size", "1000000", input=lines
@@ -301,7 +301,7 @@ def test_batches_over_max_message_bytes_are_split_and_only_a_too_large_record_fa
 @pytest.mark.parametrize("linger", ["0", "5"])
 def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
     """`tail -f x | kcli produce t`: a line is stored while the producer keeps waiting for more input."""
-    kcli("topic", "create", "tail")
+    kcli.in_process("topic", "create", "tail")
     proc = kcli.popen(
         "produce",
         "tail",
@@ -333,7 +333,7 @@ def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
 
 
 def test_print_offsets(kcli):
-    kcli("topic", "create", "po", "-p", "3")
+    kcli.in_process("topic", "create", "po", "-p", "3")
     keys = [f"k{i}" for i in range(30)]
     res = kcli("produce", "po", "--print-offsets", "-K", ":", input="".join(f"{k}:v{k}\n" for k in keys))
     rows = [line.split() for line in res.stdout.splitlines()]
@@ -350,8 +350,8 @@ def test_print_offsets(kcli):
 
 
 def test_json_round_trip_is_lossless(kcli):
-    kcli("topic", "create", "src", "-p", "2")
-    kcli("topic", "create", "dst", "-p", "2")
+    kcli.in_process("topic", "create", "src", "-p", "2")
+    kcli.in_process("topic", "create", "dst", "-p", "2")
     binary = bytes(range(256))
     src = [
         {"key": None, "value": None, "headers": []},
@@ -399,9 +399,9 @@ def test_json_round_trip_is_lossless(kcli):
 
 
 def test_consume_offsets_partitions_max_messages_and_format(kcli):
-    kcli("topic", "create", "c", "-p", "2")
-    kcli("produce", "c", "-p", "0", input="".join(f"p0-{i}\n" for i in range(10)))
-    kcli("produce", "c", "-p", "1", "-K", "=", input="".join(f"key{i}=p1-{i}\n" for i in range(5)))
+    kcli.in_process("topic", "create", "c", "-p", "2")
+    kcli.produce_lines("c", "".join(f"p0-{i}\n" for i in range(10)), "-p", "0")
+    kcli.produce_lines("c", "".join(f"key{i}=p1-{i}\n" for i in range(5)), "-p", "1", "-K", "=")
 
     def values(*args):
         return kcli("consume", "c", *args).stdout.split()
@@ -431,7 +431,7 @@ def test_consume_offsets_partitions_max_messages_and_format(kcli):
 
 def test_consume_by_timestamp(kcli):
     recs = [{"value": f"v{i}", "timestamp": 1_000_000 + 1000 * i} for i in range(10)]
-    kcli("produce", "ts", "--json", "--batch-size", "1", input="".join(json.dumps(r) + "\n" for r in recs))
+    kcli.produce_lines("ts", "".join(json.dumps(r) + "\n" for r in recs), "--json", "--batch-size", "1")
     assert kcli("consume", "ts", "-o", "s@1004500", "-e").stdout.split() == ["v5", "v6", "v7", "v8", "v9"]
     assert kcli("consume", "ts", "-o", "s@1005000", "-e").stdout.split()[0] == "v5"
     assert kcli("consume", "ts", "-o", "s@0", "-e").stdout.split()[0] == "v0"
@@ -440,7 +440,7 @@ def test_consume_by_timestamp(kcli):
 
 
 def test_consume_errors_and_exit_codes(kcli):
-    kcli("produce", "e", input="x\n")
+    kcli.produce_lines("e", "x\n")
     one_error_line(kcli("consume", "missing", "-e", ok=False), 3)
     usage = [
         ["consume", "e", "-o", "banana", "-e"],
@@ -490,7 +490,7 @@ out.flush()
 
 
 def test_concurrent_producers_into_one_partition(kcli):
-    kcli("topic", "create", "shared")
+    kcli.in_process("topic", "create", "shared")
     n, writers = 3000, ["A", "B", "C", "D"]
     procs = []
     for name in writers:

@@ -72,7 +72,7 @@ def members(kcli, tmp_path):
 
 @pytest.fixture
 def topic(kcli):
-    kcli("topic", "create", TOPIC, "--partitions", PARTITIONS)
+    kcli.in_process("topic", "create", TOPIC, "--partitions", PARTITIONS)
     return TOPIC
 
 
@@ -81,7 +81,7 @@ def produce(kcli, counts: dict[int, int], start: int = 0) -> None:
     lines = [
         json.dumps({"value": f"m{start + i}", "partition": p}) for p, n in counts.items() for i in range(n)
     ]
-    kcli("produce", TOPIC, "--json", input="\n".join(lines) + "\n")
+    kcli.produce_lines(TOPIC, "\n".join(lines) + "\n", "--json")
 
 
 def describe(kcli, group: str = "g") -> dict | None:

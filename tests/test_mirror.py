@@ -50,7 +50,7 @@ def produce_json(runner: KcliRunner, topic: str, first: int, count: int, partiti
         if rec["key"] is None:
             rec["partition"] = i % partitions
         lines.append(json.dumps(rec) + "\n")
-    runner("produce", topic, "--json", input="".join(lines))
+    runner.produce_lines(topic, "".join(lines), "--json")
 
 
 def checkpoint(runner: KcliRunner) -> Path:
@@ -61,7 +61,7 @@ def checkpoint(runner: KcliRunner) -> Path:
 def test_round_trip_through_the_cluster_keeps_everything(
     here: KcliRunner, there: KcliRunner, tansu, tmp_path: Path
 ) -> None:
-    here("topic", "create", "orders", "-p", "3")
+    here.in_process("topic", "create", "orders", "-p", "3")
     produce_json(here, "orders", 0, 500, 3)
     first = here("mirror", "orders", "--to", tansu.bootstrap, "-z", "zstd")
     assert "Created topic orders with 3 partition(s)" in first.stderr
@@ -78,7 +78,7 @@ def test_round_trip_through_the_cluster_keeps_everything(
 
 
 def test_a_rerun_copies_only_what_is_new(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "t", "-p", "2")
+    here.in_process("topic", "create", "t", "-p", "2")
     produce_json(here, "t", 0, 100, 2)
     here("mirror", "t", "--to", tansu.bootstrap)
     again = json.loads(here("mirror", "t", "--to", tansu.bootstrap, "--json").stdout)
@@ -92,9 +92,9 @@ def test_a_rerun_copies_only_what_is_new(here: KcliRunner, there: KcliRunner, ta
 def test_killed_mid_way_resumes_without_loss_or_duplicates(
     here: KcliRunner, there: KcliRunner, tansu
 ) -> None:
-    here("topic", "create", "big", "-p", "3")
+    here.in_process("topic", "create", "big", "-p", "3")
     total = 20_000
-    here("produce", "big", "-K:", input="".join(f"key{i}:{i:08d}\n" for i in range(total)))
+    here.produce_lines("big", "".join(f"key{i}:{i:08d}\n" for i in range(total)), "-K:")
     proc = here.popen(
         "mirror",
         "big",
@@ -134,7 +134,7 @@ def test_acknowledged_but_unrecorded_records_are_not_sent_again(
 ) -> None:
     """A process dying between the target's acknowledgement and the checkpoint write: simulated by
     putting back the checkpoint of an earlier run after a later one."""
-    here("topic", "create", "t", "-p", "2")
+    here.in_process("topic", "create", "t", "-p", "2")
     produce_json(here, "t", 0, 50, 2)
     here("mirror", "t", "--to", tansu.bootstrap)
     path = checkpoint(here)
@@ -149,7 +149,7 @@ def test_acknowledged_but_unrecorded_records_are_not_sent_again(
 
 
 def test_records_written_by_someone_else_stop_the_mirror(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     produce_json(here, "t", 0, 10, 1)
     here("mirror", "t", "--to", tansu.bootstrap)
     there("produce", "t", input="intruder\n")
@@ -160,7 +160,7 @@ def test_records_written_by_someone_else_stop_the_mirror(here: KcliRunner, there
 
 
 def test_a_target_with_fewer_partitions_is_refused(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "t", "-p", "3")
+    here.in_process("topic", "create", "t", "-p", "3")
     produce_json(here, "t", 0, 10, 3)
     there("topic", "create", "t", "-p", "2")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
@@ -171,14 +171,14 @@ def test_a_target_with_fewer_partitions_is_refused(here: KcliRunner, there: Kcli
 
 
 def test_follow_keeps_copying_until_interrupted(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "live")
-    here("produce", "live", input="one\n")
+    here.in_process("topic", "create", "live")
+    here.produce_lines("live", "one\n")
     proc = here.popen(
         "mirror", "live", "--to", tansu.bootstrap, "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         wait_for("the first record mirrored", lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\n", 20)
-        here("produce", "live", input="two\nthree\n")
+        here.produce_lines("live", "two\nthree\n")
         wait_for("all three records mirrored",
                  lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n", 20)
     finally:
@@ -197,7 +197,7 @@ def test_usage(here: KcliRunner) -> None:
 
 
 def test_checkpoint_lives_under_the_data_dir(here: KcliRunner, tansu) -> None:
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     here("mirror", "t", "--to", tansu.bootstrap, "--to-topic", "t2")
     path = checkpoint(here)
     assert path.name == f"to-t-127.0.0.1_{tansu.port}-t2.json"
@@ -209,7 +209,7 @@ def test_checkpoint_lives_under_the_data_dir(here: KcliRunner, tansu) -> None:
 def test_a_recreated_target_is_not_silently_refilled_in_part(
     here: KcliRunner, there: KcliRunner, tansu
 ) -> None:
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     produce_json(here, "t", 0, 10, 1)
     here("mirror", "t", "--to", tansu.bootstrap)
     there("topic", "delete", "t")
@@ -225,7 +225,7 @@ def test_a_recreated_target_is_not_silently_refilled_in_part(
 def test_two_runs_of_the_same_mirror_do_not_overlap(here: KcliRunner, tansu) -> None:
     from kcli.cluster.datadir import FileLock
 
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     here("mirror", "t", "--to", tansu.bootstrap)
     lock = FileLock(str(checkpoint(here)) + ".lock", 0).acquire()  # as a running mirror holds it
     try:
