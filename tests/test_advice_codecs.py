@@ -73,7 +73,7 @@ def test_live_members_raise_the_threshold(kcli):
     ]
     try:
         def joined() -> bool:
-            r = kcli("group", "describe", "g", "--json", ok=False)
+            r = kcli.in_process("group", "describe", "g", "--json", ok=False)
             return r.returncode == 0 and len(json.loads(r.stdout)[0]["members"]) == 2
 
         wait_for("the members to join", joined)
