@@ -30,9 +30,10 @@ def there(tmp_path: Path, tansu) -> KcliRunner:
 
 
 def dump(runner: KcliRunner, topic: str) -> dict[int, list[tuple]]:
-    """Per partition, in offset order: (key, value, headers, timestamp) of every record."""
+    """Per partition, in offset order: (key, value, headers, timestamp) of every record (read in this
+    process: the mirror is under test here, not consume)."""
     out: dict[int, list[tuple]] = {}
-    for line in runner("consume", topic, "-b", "-e", "--json").stdout.splitlines():
+    for line in runner.in_process("consume", topic, "-b", "-e", "--json").stdout.splitlines():
         r = json.loads(line)
         out.setdefault(r["partition"], []).append((r["key"], r["value"], r["headers"], r["timestamp"]))
     return out
@@ -152,7 +153,7 @@ def test_records_written_by_someone_else_stop_the_mirror(here: KcliRunner, there
     here.in_process("topic", "create", "t")
     produce_json(here, "t", 0, 10, 1)
     here("mirror", "t", "--to", tansu.bootstrap)
-    there("produce", "t", input="intruder\n")
+    there.produce_lines("t", "intruder\n")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
     assert proc.returncode == 1
     assert "has 1 record(s) after offset 10 that are not the next records of t-0" in proc.stderr
@@ -162,7 +163,7 @@ def test_records_written_by_someone_else_stop_the_mirror(here: KcliRunner, there
 def test_a_target_with_fewer_partitions_is_refused(here: KcliRunner, there: KcliRunner, tansu) -> None:
     here.in_process("topic", "create", "t", "-p", "3")
     produce_json(here, "t", 0, 10, 3)
-    there("topic", "create", "t", "-p", "2")
+    there.in_process("topic", "create", "t", "-p", "2")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
     assert proc.returncode == 1
     assert "has 2 partition(s), fewer than the 3 of 't'" in proc.stderr
@@ -177,10 +178,10 @@ def test_follow_keeps_copying_until_interrupted(here: KcliRunner, there: KcliRun
         "mirror", "live", "--to", tansu.bootstrap, "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        wait_for("the first record mirrored", lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\n", 20)
+        wait_for("the first record mirrored", lambda: there.in_process("consume", "live", "-b", "-e", ok=False).stdout == "one\n", 20)
         here.produce_lines("live", "two\nthree\n")
         wait_for("all three records mirrored",
-                 lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n", 20)
+                 lambda: there.in_process("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n", 20)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -212,7 +213,7 @@ def test_a_recreated_target_is_not_silently_refilled_in_part(
     here.in_process("topic", "create", "t")
     produce_json(here, "t", 0, 10, 1)
     here("mirror", "t", "--to", tansu.bootstrap)
-    there("topic", "delete", "t")
+    there.in_process("topic", "delete", "t")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
     assert proc.returncode == 1
     assert "ends at offset 0, before the 10 this mirror had written" in proc.stderr
