@@ -100,7 +100,7 @@ def test_group_ids_that_look_like_paths_stay_inside_the_groups_folder(kcli, tmp_
     kcli("group", "delete", group)
     assert snapshot(tmp_path, skip=kcli.data_dir / "cluster" / "groups") == outside
     assert topics(kcli) == ["t"]
-    assert kcli("consume", "t", "-b", "-e").stdout == "a\nb\n"
+    assert kcli.in_process("consume", "t", "-b", "-e").stdout == "a\nb\n"
 
 
 # --- partition counts and replication factors -----------------------------------------------------------
@@ -170,14 +170,14 @@ def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, 
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     bookkeeping = (".lock", "kcli-writer-state", "kcli-producer-state", "cluster/producer-ids")
     assert all(k.endswith(bookkeeping) for k in changed), changed
-    assert kcli("consume", "t", "-b", "-e").stdout == "small\n"
-    kcli("verify")
+    assert kcli.in_process("consume", "t", "-b", "-e").stdout == "small\n"
+    kcli.in_process("verify")
 
 
 def test_message_over_the_default_limit(kcli):
     kcli.in_process("topic", "create", "t")
     one_error_line(kcli("produce", "t", input="y" * (1 << 20) + "\n", ok=False), 7, "1048588")
-    assert kcli("consume", "t", "-b", "-e").stdout == ""
+    assert kcli.in_process("consume", "t", "-b", "-e").stdout == ""
 
 
 # --- symlinks inside the data dir -------------------------------------------------------------------------
@@ -319,5 +319,5 @@ def test_bad_json_records_are_refused_and_stored_records_stay(kcli, line):
     traceback, and leave what was stored before as it was."""
     kcli.produce_lines("t", b'{"value": "kept", "timestamp": 5}\n', "--json")
     one_error_line(kcli("produce", "t", "--json", input=line + b"\n", ok=False), 2)
-    assert kcli("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
-    kcli("verify")
+    assert kcli.in_process("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
+    kcli.in_process("verify")

@@ -229,7 +229,7 @@ def test_rf3_topic_spreads_replicas_and_keeps_isr_logs_identical(kcli):
             }
         assert files[0] == files[1] == files[2], f"replicas of r-{p} differ"
         assert any(name.endswith(".log") for name in files[0])
-    assert len(kcli("consume", "r", "-b", "-e").stdout.splitlines()) == 6000
+    assert len(kcli.in_process("consume", "r", "-b", "-e").stdout.splitlines()) == 6000
     one_error_line(kcli("topic", "create", "r4", "-r", "4", ok=False), 2)
 
 
@@ -279,7 +279,7 @@ def test_batch_size_controls_batching(kcli):
     counts = [h.records_count for h in batches_of(kcli, "mid")]
     assert sum(counts) == 300 and 1 < len(counts) < 300
     for name in ("one", "big", "mid"):
-        assert kcli("consume", name, "-b", "-e").stdout == lines
+        assert kcli.in_process("consume", name, "-b", "-e").stdout == lines
     for flags in (["--batch-size", "0"], ["--batch-size", "lots"], ["--linger-ms", "-1"], ["--compression", "brotli"]):
         one_error_line(kcli.in_process("produce", "x", *flags, input="", ok=False), 2)
 
@@ -292,10 +292,10 @@ def test_batches_over_max_message_bytes_are_split_and_only_a_too_large_record_fa
     )  # batches far over the limit: split, not refused
     headers = batches_of(kcli, "m")
     assert len(headers) > 10 and all(h.size <= 20000 for h in headers)
-    assert kcli("consume", "m", "-b", "-e").stdout == lines
+    assert kcli.in_process("consume", "m", "-b", "-e").stdout == lines
     res = kcli("produce", "m", input="before\n" + "z" * 30000 + "\nafter\n", ok=False)
     assert "max.message.bytes" in one_error_line(res, 7)
-    assert "z" * 30000 not in kcli("consume", "m", "-b", "-e").stdout
+    assert "z" * 30000 not in kcli.in_process("consume", "m", "-b", "-e").stdout
 
 
 @pytest.mark.parametrize("linger", ["0", "5"])
@@ -317,7 +317,7 @@ def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
         proc.stdin.flush()
         # the delivery report arrives while stdin is still open
         assert readline_within(proc.stdout, 60) == b"tail 0 0\n"
-        assert kcli("consume", "tail", "-b", "-e").stdout == "first\n"
+        assert kcli.in_process("consume", "tail", "-b", "-e").stdout == "first\n"
         proc.stdin.write(b"second\n")
         proc.stdin.flush()
         assert readline_within(proc.stdout, 60) == b"tail 0 1\n"
@@ -329,7 +329,7 @@ def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    assert kcli("consume", "tail", "-b", "-e").stdout == "first\nsecond\n"
+    assert kcli.in_process("consume", "tail", "-b", "-e").stdout == "first\nsecond\n"
 
 
 def test_print_offsets(kcli):
@@ -342,7 +342,7 @@ def test_print_offsets(kcli):
     expected = {p: [k for k in keys if partition_for_key(k.encode(), 3) == p] for p in range(3)}
     for p in range(3):
         assert [int(o) for _t, q, o in rows if int(q) == p] == list(range(len(expected[p])))
-        stored = kcli("consume", "po", "-p", str(p), "-b", "-e", "-f", "%o %k\n").stdout.splitlines()
+        stored = kcli.in_process("consume", "po", "-p", str(p), "-b", "-e", "-f", "%o %k\n").stdout.splitlines()
         assert stored == [f"{o} {k}" for o, k in enumerate(expected[p])]
     res = kcli("produce", "po", "-p", "2", "--print-offsets", input="a\nb\n")
     n2 = len(expected[2])
@@ -514,7 +514,7 @@ def test_concurrent_producers_into_one_partition(kcli):
         assert b"Traceback" not in err and b"warning" not in err
     rows = [
         line.split(" ")
-        for line in kcli("consume", "shared", "-b", "-e", "-f", "%o %s\\n").stdout.splitlines()
+        for line in kcli.in_process("consume", "shared", "-b", "-e", "-f", "%o %s\\n").stdout.splitlines()
     ]
     offsets = [int(o) for o, _w, _s in rows]
     assert offsets == list(range(n * len(writers)))  # every record has its own offset, none lost

@@ -382,7 +382,7 @@ def test_produce_writes_kafka_checkpoint_files(kcli):
     assert props["version"] == "1" and props["node.id"] == "0" and props["cluster.id"]
     assert not glob.glob(str(broker / "*.tmp"))
     assert check_segments(broker / "cp-1") == 200
-    out = kcli("consume", "cp", "-p", "1", "-b", "-e", "-f", "%o\\n").stdout.split()
+    out = kcli.in_process("consume", "cp", "-p", "1", "-b", "-e", "-f", "%o\\n").stdout.split()
     assert out == [str(o) for o in range(start, 200)]
 
 
@@ -399,10 +399,10 @@ def test_produce_applies_retention_ms_to_old_segments(kcli):
     assert 0 < start <= 100  # only segments with nothing newer than 7 days went
     for path in files[:-1]:
         assert max(h.max_timestamp for _p, h in read_segment(path)[1]) > 978_307_200_000 + 99
-    desc = json.loads(kcli("topic", "describe", "old", "--json").stdout)[0]["partitions"][0]
+    desc = json.loads(kcli.in_process("topic", "describe", "old", "--json").stdout)[0]["partitions"][0]
     assert (desc["log_start_offset"], desc["log_end_offset"]) == (start, 120)
     assert _read_checkpoint(kcli.data_dir / "broker-0" / checkpoint.LOG_START) == ["0", "1", f"old 0 {start}"]
-    values = kcli("consume", "old", "-b", "-e").stdout.split()
+    values = kcli.in_process("consume", "old", "-b", "-e").stdout.split()
     assert values == [f"old-{i}" for i in range(start, 100)] + [f"new-{i}" for i in range(20)]
 
 
@@ -414,7 +414,7 @@ def _partition(kcli, topic="t", partition=0, broker=0):
 
 
 def _offsets_and_values(kcli, topic="t") -> list[tuple[int, str]]:
-    out = kcli("consume", topic, "-b", "-e", "-f", "%o %s\\n").stdout
+    out = kcli.in_process("consume", topic, "-b", "-e", "-f", "%o %s\\n").stdout
     return [(int(o), v) for o, v in (line.split(" ", 1) for line in out.splitlines())]
 
 
