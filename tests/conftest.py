@@ -4,6 +4,7 @@ for usage errors: ``kcli.in_process``); ``brokers``/``broker`` run real ``kcli b
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def tansu(tmp_path: Path):
         yield started
     finally:
         started.stop()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: two workers per CPU.  Much of the suite waits rather than computes (brokers starting,
+    group joins and session timeouts, tansu, followers catching up), so one worker per CPU leaves the
+    CPUs idle for a good part of the run.  PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set (None
+    hands over to xdist's own hook, which reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return 2 * len(os.sched_getaffinity(0))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
