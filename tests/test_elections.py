@@ -34,9 +34,10 @@ def test_no_live_isr_goes_offline_unless_unclean_allowed():
 
 
 def _setup(tmp_path, brokers=3, rf=2, partitions=2, lines=300):
-    """The cluster, topic and records the tests work on (in this process: setup, not under test)."""
+    """The cluster, topic and records the tests work on: the topic and records in this process (setup,
+    not under test); ``cluster init -n`` stays a process, the only one of its short flag."""
     runner = KcliRunner(tmp_path / "data")
-    runner.in_process("cluster", "init", "-n", brokers)
+    runner("cluster", "init", "-n", brokers)
     runner.in_process("topic", "create", "t", "-p", partitions, "-r", rf)
     runner.produce_lines("t", "".join(f"m{i}\n" for i in range(lines)), "-p", 0)
 
