@@ -137,7 +137,8 @@ class Member:
 
 
 def assigned(brokers, group: str, members: int) -> bool:
-    """``members`` members are in the group, stable, with every partition assigned."""
+    """``members`` members are in the group, stable, with every partition assigned and each member
+    owning some (a view that still shows the last generation's owners is not settled yet)."""
     view = describe(brokers, group, missing_ok=True)
     if view is None:
         return False
@@ -147,6 +148,7 @@ def assigned(brokers, group: str, members: int) -> bool:
         and len(view["members"]) == members
         and len(owners) == PARTITIONS
         and None not in owners.values()
+        and len(set(owners.values())) == members
     )
 
 
