@@ -342,7 +342,7 @@ def test_print_offsets(kcli):
     expected = {p: [k for k in keys if partition_for_key(k.encode(), 3) == p] for p in range(3)}
     for p in range(3):
         assert [int(o) for _t, q, o in rows if int(q) == p] == list(range(len(expected[p])))
-        stored = kcli.in_process("consume", "po", "-p", str(p), "-b", "-e", "-f", "%o %k\n").stdout.splitlines()
+        stored = kcli.in_process("consume", "po", "-p", p, "-b", "-e", "-f", "%o %k\n").stdout.splitlines()
         assert stored == [f"{o} {k}" for o, k in enumerate(expected[p])]
     res = kcli("produce", "po", "-p", "2", "--print-offsets", input="a\nb\n")
     n2 = len(expected[2])

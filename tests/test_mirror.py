@@ -178,10 +178,12 @@ def test_follow_keeps_copying_until_interrupted(here: KcliRunner, there: KcliRun
         "mirror", "live", "--to", tansu.bootstrap, "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        wait_for("the first record mirrored", lambda: there.in_process("consume", "live", "-b", "-e", ok=False).stdout == "one\n", 20)
+        def mirrored() -> str:
+            return there.in_process("consume", "live", "-b", "-e", ok=False).stdout
+
+        wait_for("the first record mirrored", lambda: mirrored() == "one\n", 20)
         here.produce_lines("live", "two\nthree\n")
-        wait_for("all three records mirrored",
-                 lambda: there.in_process("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n", 20)
+        wait_for("all three records mirrored", lambda: mirrored() == "one\ntwo\nthree\n", 20)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)

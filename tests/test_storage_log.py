@@ -364,7 +364,7 @@ def _read_checkpoint(path) -> list[str]:
 
 
 def test_produce_writes_kafka_checkpoint_files(kcli):
-    kcli.in_process("topic", "create", "cp", "-p", "2", "-c", "segment.bytes=2000", "-c", "retention.bytes=4000")
+    kcli.in_process("topic", "create", "cp", "-p", 2, "-c", "segment.bytes=2000", "-c", "retention.bytes=4000")
     kcli("produce", "cp", "-p", "1", "--batch-size", 1000, input="".join(f"{i:0100d}\n" for i in range(200)))
     kcli("produce", "other", input="x\ny\n")
     broker = kcli.data_dir / "broker-0"
