@@ -52,8 +52,8 @@ def test_partition_warning_rule():
 
 
 def test_alter_warns_about_partitions_a_group_cannot_use(kcli):
-    kcli("topic", "create", "ev", "-p", 2)
-    kcli("produce", "ev", input="a\nb\nc\n")
+    kcli.in_process("topic", "create", "ev", "-p", 2)
+    kcli.produce_lines("ev", "a\nb\nc\n")
     kcli("consume", "ev", "--group", "g", "--reset", "earliest", "-e")
     assert warnings_of(kcli("topic", "alter", "ev", "-p", 6)) == []
     r = kcli("topic", "alter", "ev", "-p", 9)
@@ -66,14 +66,14 @@ def test_alter_warns_about_partitions_a_group_cannot_use(kcli):
 
 
 def test_live_members_raise_the_threshold(kcli):
-    kcli("topic", "create", "ev", "-p", 2)
+    kcli.in_process("topic", "create", "ev", "-p", 2)
     members = [
         kcli.popen("consume", "ev", "--group", "g", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(2)
     ]
     try:
         def joined() -> bool:
-            r = kcli("group", "describe", "g", "--json", ok=False)
+            r = kcli.in_process("group", "describe", "g", "--json", ok=False)
             return r.returncode == 0 and len(json.loads(r.stdout)[0]["members"]) == 2
 
         wait_for("the members to join", joined)
@@ -227,12 +227,12 @@ def _bytes(obj) -> bytes | None:
 
 
 def test_topic_sample_is_the_newest_records_with_keys_and_headers(kcli):
-    kcli("topic", "create", "orders", "-p", 2)
+    kcli.in_process("topic", "create", "orders", "-p", 2)
     for round_ in range(3):  # several produce runs: timestamps differ between and within batches
         text = "".join(
             f'cust{i % 7}:{{"order":{round_ * 400 + i},"sku":"sku-{i % 13}"}}\n' for i in range(400)
         )
-        kcli("produce", "orders", "-K", ":", "-H", "source=web", input=text)
+        kcli.produce_lines("orders", text, "-K", ":", "-H", "source=web")
     dump = kcli("consume", "orders", "--from-beginning", "-e", "--json").stdout
     stored = [json.loads(line) for line in dump.splitlines()]
     assert len(stored) == 1200

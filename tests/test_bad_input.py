@@ -39,7 +39,7 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple]:
 
 
 def topics(kcli) -> list[str]:
-    return kcli("topic", "list").stdout.split()
+    return kcli.in_process("topic", "list").stdout.split()
 
 
 # --- topic names ------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def test_249_characters_is_the_longest_name(kcli):
 
 
 def test_bad_names_for_other_commands_do_not_escape(kcli, tmp_path):
-    kcli("produce", "t", input="x\n")
+    kcli.produce_lines("t", "x\n")
     before = snapshot(tmp_path, skip=kcli.data_dir)
     for args in (
         ["consume", "../t", "-e"],
@@ -93,14 +93,15 @@ def test_bad_names_for_other_commands_do_not_escape(kcli, tmp_path):
 def test_group_ids_that_look_like_paths_stay_inside_the_groups_folder(kcli, tmp_path, group):
     """Kafka allows any group id.  ``..`` used to name the cluster folder itself, so a member wrote its
     files there and ``group delete ..`` went for the whole cluster folder."""
-    kcli("produce", "t", input="a\nb\n")
+    kcli.produce_lines("t", "a\nb\n")
     outside = snapshot(tmp_path, skip=kcli.data_dir / "cluster" / "groups")
     assert kcli("consume", "t", "--group", group, "--reset", "earliest", "-e").stdout == "a\nb\n"
-    assert group in json.loads(kcli("group", "list", "--json").stdout or "[]") or kcli("group", "list").stdout
+    listed = kcli.in_process("group", "list", "--json").stdout
+    assert group in json.loads(listed or "[]") or kcli.in_process("group", "list").stdout
     kcli("group", "delete", group)
     assert snapshot(tmp_path, skip=kcli.data_dir / "cluster" / "groups") == outside
     assert topics(kcli) == ["t"]
-    assert kcli("consume", "t", "-b", "-e").stdout == "a\nb\n"
+    assert kcli.in_process("consume", "t", "-b", "-e").stdout == "a\nb\n"
 
 
 # --- partition counts and replication factors -----------------------------------------------------------
@@ -135,7 +136,7 @@ def test_bad_partition_counts_and_replication_factors(kcli, tmp_path, args):
 
 @pytest.mark.parametrize("count", ["0", "-1", "1", "1000000000", "99999999999999999999", "x"])
 def test_bad_partition_counts_for_alter(kcli, tmp_path, count):
-    kcli("topic", "create", "t", "-p", "2")
+    kcli.in_process("topic", "create", "t", "-p", "2")
     before = snapshot(tmp_path)
     res = kcli("topic", "alter", "t", "-p", count, ok=False)
     one_error_line(res, 2)
@@ -143,7 +144,7 @@ def test_bad_partition_counts_for_alter(kcli, tmp_path, count):
 
 
 def test_partition_numbers_out_of_range(kcli, tmp_path):
-    kcli("topic", "create", "t", "-p", "2")
+    kcli.in_process("topic", "create", "t", "-p", "2")
     before = snapshot(tmp_path)
     one_error_line(kcli("produce", "t", "-p", "2", input="x\n", ok=False), 2, "partition")
     one_error_line(kcli("produce", "t", "-p", "-1", input="x\n", ok=False), 2)
@@ -157,9 +158,9 @@ def test_partition_numbers_out_of_range(kcli, tmp_path):
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, tmp_path, replicas):
     if replicas > 1:
-        kcli("cluster", "init", "--brokers", replicas)
-    kcli("topic", "create", "t", "-r", replicas, "-c", "max.message.bytes=200")
-    kcli("produce", "t", input="small\n")
+        kcli.in_process("cluster", "init", "--brokers", replicas)
+    kcli.in_process("topic", "create", "t", "-r", replicas, "-c", "max.message.bytes=200")
+    kcli.produce_lines("t", "small\n")
     before = snapshot(tmp_path)
     res = kcli("produce", "t", "--print-offsets", input="x" * 500 + "\n", ok=False)
     one_error_line(res, 7, "max.message.bytes")
@@ -170,14 +171,14 @@ def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, 
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     bookkeeping = (".lock", "kcli-writer-state", "kcli-producer-state", "cluster/producer-ids")
     assert all(k.endswith(bookkeeping) for k in changed), changed
-    assert kcli("consume", "t", "-b", "-e").stdout == "small\n"
-    kcli("verify")
+    assert kcli.in_process("consume", "t", "-b", "-e").stdout == "small\n"
+    kcli.in_process("verify")
 
 
 def test_message_over_the_default_limit(kcli):
-    kcli("topic", "create", "t")
+    kcli.in_process("topic", "create", "t")
     one_error_line(kcli("produce", "t", input="y" * (1 << 20) + "\n", ok=False), 7, "1048588")
-    assert kcli("consume", "t", "-b", "-e").stdout == ""
+    assert kcli.in_process("consume", "t", "-b", "-e").stdout == ""
 
 
 # --- symlinks inside the data dir -------------------------------------------------------------------------
@@ -190,9 +191,9 @@ def _segment(kcli, topic: str = "t") -> Path:
 @pytest.mark.parametrize("target", ["segment", "index", "lock", "checkpoint-tmp", "state-tmp"])
 def test_symlinked_files_are_refused_not_followed(kcli, tmp_path, target):
     """A link planted where kcli keeps a file must not make kcli write (or truncate) the file it points to."""
-    kcli("topic", "create", "t", "-c", "index.interval.bytes=10")
-    kcli("produce", "t", input="".join(f"line {i}\n" for i in range(50)))
-    kcli("produce", "t", input="more\n")
+    kcli.in_process("topic", "create", "t", "-c", "index.interval.bytes=10")
+    kcli.produce_lines("t", "".join(f"line {i}\n" for i in range(50)))
+    kcli.produce_lines("t", "more\n")
     victim = tmp_path / "precious.txt"
     victim.write_bytes(b"not kcli's data\n" * 10)
     partition = kcli.data_dir / "broker-0" / "t-0"
@@ -234,7 +235,7 @@ NOBODY = 65534
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a directory to another user")
 def test_data_dir_owned_by_another_user_is_refused(kcli, tmp_path):
-    kcli("produce", "t", input="x\n")
+    kcli.produce_lines("t", "x\n")
     os.chown(kcli.data_dir, NOBODY, NOBODY)
     before = snapshot(tmp_path)
     for args in (
@@ -281,14 +282,14 @@ def test_data_dir_that_is_a_file_is_refused(kcli, tmp_path):
 )
 def test_bad_option_values(kcli, tmp_path, args):
     if args[0] == "consume":
-        kcli("topic", "create", "t")
+        kcli.in_process("topic", "create", "t")
     before = snapshot(tmp_path)
     one_error_line(kcli.in_process(*args, input="x\n", ok=False), 2)
     assert snapshot(tmp_path) == before
 
 
 def test_metadata_is_untouched_by_refusals(kcli):
-    kcli("topic", "create", "t", "-p", "2")
+    kcli.in_process("topic", "create", "t", "-p", "2")
     log = kcli.data_dir / "cluster" / LOG_NAME
     before = log.read_bytes()
     kcli("topic", "create", "t", ok=False)
@@ -317,7 +318,7 @@ def test_bad_json_records_are_refused_and_stored_records_stay(kcli, line):
     """Out-of-range numbers, bytes that are not UTF-8, escapes that are not Unicode (a lone surrogate),
     numbers longer than Python parses and nesting deeper than it recurses get one line and exit 2, not a
     traceback, and leave what was stored before as it was."""
-    kcli("produce", "t", "--json", input=b'{"value": "kept", "timestamp": 5}\n')
+    kcli.produce_lines("t", b'{"value": "kept", "timestamp": 5}\n', "--json")
     one_error_line(kcli("produce", "t", "--json", input=line + b"\n", ok=False), 2)
-    assert kcli("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
-    kcli("verify")
+    assert kcli.in_process("consume", "t", "-b", "-e", "-f", "%T %s\\n").stdout == "5 kept\n"
+    kcli.in_process("verify")

@@ -40,12 +40,12 @@ def values(start: int, count: int) -> list[str]:
 def cluster(brokers):
     brokers.init(1)
     broker = brokers.start(0)
-    brokers.kcli("topic", "create", TOPIC, "--partitions", PARTITIONS)
+    brokers.runner.in_process("topic", "create", TOPIC, "--partitions", PARTITIONS)
     return broker
 
 
 def produce(brokers, text: str) -> None:
-    brokers.kcli("produce", TOPIC, "-K", ":", input=text)
+    brokers.runner.produce_lines(TOPIC, text, "-K", ":")
 
 
 def group_consume(brokers, bootstrap: str, group: str, *extra: object) -> subprocess.CompletedProcess:
@@ -54,9 +54,10 @@ def group_consume(brokers, bootstrap: str, group: str, *extra: object) -> subpro
 
 def describe(brokers, group: str, bootstrap: str | None = None, missing_ok: bool = False) -> dict | None:
     """The group as ``kcli group describe --json`` shows it; None when ``missing_ok`` and it is unknown
-    (yet: members are still joining)."""
+    (yet: members are still joining).  In this process: tests polling for a state are not tests of
+    ``group describe`` (tests/test_groups_admin.py and test_bootstrap_groups.py run it)."""
     server = ("--bootstrap-server", bootstrap) if bootstrap else ()
-    result = brokers.kcli(*server, "group", "describe", group, "--json", ok=False)
+    result = brokers.runner.in_process(*server, "group", "describe", group, "--json", ok=False)
     if missing_ok and result.returncode == 3:
         return None
     assert result.returncode == 0, result.stderr
@@ -136,7 +137,8 @@ class Member:
 
 
 def assigned(brokers, group: str, members: int) -> bool:
-    """``members`` members are in the group, stable, with every partition assigned."""
+    """``members`` members are in the group, stable, with every partition assigned and each member
+    owning some (a view that still shows the last generation's owners is not settled yet)."""
     view = describe(brokers, group, missing_ok=True)
     if view is None:
         return False
@@ -146,6 +148,7 @@ def assigned(brokers, group: str, members: int) -> bool:
         and len(view["members"]) == members
         and len(owners) == PARTITIONS
         and None not in owners.values()
+        and len(set(owners.values())) == members
     )
 
 

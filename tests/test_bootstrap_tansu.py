@@ -53,7 +53,7 @@ def test_topic_create_list_describe_delete(remote: KcliRunner) -> None:
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_produce_and_consume_every_codec(remote: KcliRunner, codec: str) -> None:
-    remote("topic", "create", "c", "-p", "2")
+    remote.in_process("topic", "create", "c", "-p", "2")
     lines = "".join(f"key{i}:value {i} {'x' * (i % 50)}\n" for i in range(300))
     remote("produce", "c", "-K:", "-H", "origin=test", "-z", codec, "--batch-size", "2048", input=lines)
     got = records(remote, "c", "-b")
@@ -72,10 +72,10 @@ def test_keyed_records_land_where_kcli_puts_them(remote: KcliRunner, kcli) -> No
     """murmur2 placement: the cluster's partition for a key is the one kcli's data dir would choose."""
     keys = [f"user-{i}" for i in range(60)]
     text = "".join(f"{k}:{i}\n" for i, k in enumerate(keys))
-    remote("topic", "create", "users", "-p", "5")
+    remote.in_process("topic", "create", "users", "-p", "5")
     remote("produce", "users", "-K:", input=text)
-    kcli("topic", "create", "users", "-p", "5")
-    kcli("produce", "users", "-K:", input=text)
+    kcli.in_process("topic", "create", "users", "-p", "5")
+    kcli.produce_lines("users", text, "-K:")
     there = {
         line.split()[1]: int(line.split()[0])
         for line in remote("consume", "users", "-b", "-e", "-f", "%p %k\\n").stdout.splitlines()
@@ -88,8 +88,8 @@ def test_keyed_records_land_where_kcli_puts_them(remote: KcliRunner, kcli) -> No
 
 
 def test_consume_offsets_formats_and_limits(remote: KcliRunner) -> None:
-    remote("topic", "create", "t")
-    remote("produce", "t", input="".join(f"m{i}\n" for i in range(10)))
+    remote.in_process("topic", "create", "t")
+    remote.produce_lines("t", "".join(f"m{i}\n" for i in range(10)))
     assert remote("consume", "t", "-b", "-e").stdout.split() == [f"m{i}" for i in range(10)]
     assert remote("consume", "t", "-o", "7", "-e").stdout.split() == ["m7", "m8", "m9"]
     assert remote("consume", "t", "-o", "-2", "-e").stdout.split() == ["m8", "m9"]
@@ -101,7 +101,7 @@ def test_consume_offsets_formats_and_limits(remote: KcliRunner) -> None:
 
 
 def test_produce_json_keeps_headers_timestamps_and_partitions(remote: KcliRunner) -> None:
-    remote("topic", "create", "j", "-p", "3")
+    remote.in_process("topic", "create", "j", "-p", "3")
     sent = [
         {"key": "a", "value": "1", "partition": 2, "timestamp": 1_600_000_000_000, "headers": [["h", "x"]]},
         {"key": None, "value": "2", "partition": 0, "timestamp": 1_600_000_000_500, "headers": []},

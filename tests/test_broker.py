@@ -92,7 +92,7 @@ def test_unknown_broker_id_and_bad_listener(brokers):
 def test_cli_produce_and_consume_go_through_the_broker(brokers):
     broker = brokers.start(0)
     lines = "".join(f"k{i % 7}:value {i}\n" for i in range(2000))
-    brokers.kcli("topic", "create", "orders", "-p", "3")
+    brokers.runner.in_process("topic", "create", "orders", "-p", "3")
     assert "created topic 'orders'" in broker.log()
     # the broker holds the partition locks: with a zero lock timeout an embedded write would fail
     brokers.kcli("--lock-timeout", "0", "produce", "orders", "-K:", "-z", "zstd", input=lines)
@@ -128,7 +128,7 @@ def test_produce_acks_through_the_broker(brokers, acks):
 
 def test_embedded_writers_wait_for_the_broker(brokers, tmp_path):
     brokers.start(0)
-    brokers.kcli("topic", "create", "locked")
+    brokers.runner.in_process("topic", "create", "locked")
     embedded = EmbeddedTransport(DataDir(str(brokers.data_dir), lock_timeout=0.3))
     with pytest.raises(LockTimeoutError, match="replica of partition locked-0 on broker 0 lock held by pid"):
         embedded.produce("locked", 0, encode_batch([(None, b"x", [], 1)], 0))
@@ -206,7 +206,7 @@ def test_two_brokers_each_lead_their_partitions(brokers):
     brokers.init(2)
     b0 = brokers.start(0)
     b1 = brokers.start(1)
-    brokers.kcli("topic", "create", "rep", "-p", "2", "-r", "2")
+    brokers.runner.in_process("topic", "create", "rep", "-p", "2", "-r", "2")
     state = Metadata(DataDir(str(brokers.data_dir))).load()
     leaders = {p: meta.leader for p, meta in enumerate(state.topic("rep").partitions)}
     assert sorted(leaders.values()) == [0, 1]
@@ -248,7 +248,7 @@ def test_no_embedded_write_behind_a_leader_about_to_serve(tmp_path):
 def test_partitions_without_a_live_leader_are_written_embedded(brokers):
     brokers.init(2)
     brokers.start(0)  # broker 1 stays down
-    brokers.kcli("topic", "create", "half", "-p", "2")
+    brokers.runner.in_process("topic", "create", "half", "-p", "2")
     lines = "".join(f"key{i}:v{i}\n" for i in range(300))
     brokers.kcli("produce", "half", "-K:", input=lines)
     out = brokers.kcli("consume", "half", "-b", "-e").stdout.split()
@@ -306,7 +306,7 @@ def test_a_new_group_waits_the_initial_rebalance_delay_it_is_given(brokers):
     long for more members (the tests' brokers use 0; Kafka's default is 3 s)."""
     brokers.init(1)
     broker = brokers.start(0, "--group-initial-rebalance-delay-ms", "4000")
-    brokers.kcli("produce", "t", input="x\n")
+    brokers.runner.produce_lines("t", "x\n")
     started = time.monotonic()
     result = brokers.kcli("--bootstrap-server", broker.bootstrap, "consume", "t", "--group", "g",
                           "--from-beginning", "-e")

@@ -242,7 +242,7 @@ def test_create_topics_errors_and_validate_only(broker):
 
 
 def test_produce_validates_before_storing(broker):
-    broker.kcli("topic", "create", "v", "-c", "max.message.bytes=2000")
+    broker.runner.in_process("topic", "create", "v", "-c", "max.message.bytes=2000")
     good = _batch(3)
     bad_crc = bytearray(good)
     bad_crc[-1] ^= 0xFF
@@ -265,7 +265,7 @@ def test_produce_validates_before_storing(broker):
 
 
 def test_acks_zero_gets_no_response_and_later_requests_still_match(broker):
-    broker.kcli("topic", "create", "z0")
+    broker.runner.in_process("topic", "create", "z0")
     with connect(broker.socket_path) as sock:
         _produce(sock, "z0", 0, _batch(5), acks=0, correlation_id=1)
         _produce(sock, "z0", 0, _batch(5), acks=0, correlation_id=2)
@@ -273,7 +273,7 @@ def test_acks_zero_gets_no_response_and_later_requests_still_match(broker):
 
 
 def test_idempotent_producer_retries_are_not_stored_twice(broker):
-    broker.kcli("topic", "create", "idem")
+    broker.runner.in_process("topic", "create", "idem")
     with connect(broker.socket_path) as sock:
         init = call(sock, ApiKey.INIT_PRODUCER_ID, 1, {"transaction_timeout_ms": 1000})
         assert init.error_code == 0 and init.producer_id >= 0
@@ -298,7 +298,7 @@ def test_producer_state_survives_a_broker_restart(brokers):
     leader holds the same batches) is still answered with the original offset, not stored again: the
     leader rebuilds producer sequences from the tail of its log."""
     broker = brokers.start(0)
-    brokers.kcli("topic", "create", "idem")
+    brokers.runner.in_process("topic", "create", "idem")
     with connect(broker.socket_path) as sock:
         pid = call(sock, ApiKey.INIT_PRODUCER_ID, 1, {"transaction_timeout_ms": 1000}).producer_id
 
@@ -323,7 +323,7 @@ def test_producer_state_survives_a_broker_restart(brokers):
 
 
 def test_fetch_long_polls_until_data_or_timeout(broker):
-    broker.kcli("topic", "create", "lp")
+    broker.runner.in_process("topic", "create", "lp")
     with connect(broker.socket_path) as sock:
         started = time.monotonic()
         body = _fetch(sock, [("lp", 0, 0)], max_wait_ms=400, min_bytes=1)
@@ -348,7 +348,7 @@ def test_fetch_long_polls_until_data_or_timeout(broker):
 
 
 def test_fetch_honours_byte_limits_and_ranges(broker):
-    broker.kcli("topic", "create", "lim", "-p", "2")
+    broker.runner.in_process("topic", "create", "lim", "-p", "2")
     one = _batch(10, size=90)  # ~1 KB each
     with connect(broker.socket_path) as sock:
         for p in (0, 1):
@@ -376,7 +376,7 @@ def test_fetch_honours_byte_limits_and_ranges(broker):
 
 
 def test_list_offsets(broker):
-    broker.kcli("topic", "create", "lo")
+    broker.runner.in_process("topic", "create", "lo")
     with connect(broker.socket_path) as sock:
         assert _latest(sock, "lo").offset == 0
         for i in range(3):

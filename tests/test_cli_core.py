@@ -229,7 +229,7 @@ def test_rf3_topic_spreads_replicas_and_keeps_isr_logs_identical(kcli):
             }
         assert files[0] == files[1] == files[2], f"replicas of r-{p} differ"
         assert any(name.endswith(".log") for name in files[0])
-    assert len(kcli("consume", "r", "-b", "-e").stdout.splitlines()) == 6000
+    assert len(kcli.in_process("consume", "r", "-b", "-e").stdout.splitlines()) == 6000
     one_error_line(kcli("topic", "create", "r4", "-r", "4", ok=False), 2)
 
 
@@ -237,7 +237,7 @@ def test_rf3_topic_spreads_replicas_and_keeps_isr_logs_identical(kcli):
 
 
 def test_key_separator_partition_and_headers(kcli):
-    kcli("topic", "create", "k", "-p", "7")
+    kcli.in_process("topic", "create", "k", "-p", "7")
     keys = [f"user{i}" for i in range(40)]
     kcli(
         "produce",
@@ -279,29 +279,29 @@ def test_batch_size_controls_batching(kcli):
     counts = [h.records_count for h in batches_of(kcli, "mid")]
     assert sum(counts) == 300 and 1 < len(counts) < 300
     for name in ("one", "big", "mid"):
-        assert kcli("consume", name, "-b", "-e").stdout == lines
+        assert kcli.in_process("consume", name, "-b", "-e").stdout == lines
     for flags in (["--batch-size", "0"], ["--batch-size", "lots"], ["--linger-ms", "-1"], ["--compression", "brotli"]):
         one_error_line(kcli.in_process("produce", "x", *flags, input="", ok=False), 2)
 
 
 def test_batches_over_max_message_bytes_are_split_and_only_a_too_large_record_fails(kcli):
-    kcli("topic", "create", "m", "-c", "max.message.bytes=20000")
+    kcli.in_process("topic", "create", "m", "-c", "max.message.bytes=20000")
     lines = "".join(f"{i:06d} {'y' * 40}\n" for i in range(5000))
     kcli(
         "produce", "m", "--batch-size", "1000000", input=lines
     )  # batches far over the limit: split, not refused
     headers = batches_of(kcli, "m")
     assert len(headers) > 10 and all(h.size <= 20000 for h in headers)
-    assert kcli("consume", "m", "-b", "-e").stdout == lines
+    assert kcli.in_process("consume", "m", "-b", "-e").stdout == lines
     res = kcli("produce", "m", input="before\n" + "z" * 30000 + "\nafter\n", ok=False)
     assert "max.message.bytes" in one_error_line(res, 7)
-    assert "z" * 30000 not in kcli("consume", "m", "-b", "-e").stdout
+    assert "z" * 30000 not in kcli.in_process("consume", "m", "-b", "-e").stdout
 
 
 @pytest.mark.parametrize("linger", ["0", "5"])
 def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
     """`tail -f x | kcli produce t`: a line is stored while the producer keeps waiting for more input."""
-    kcli("topic", "create", "tail")
+    kcli.in_process("topic", "create", "tail")
     proc = kcli.popen(
         "produce",
         "tail",
@@ -317,7 +317,7 @@ def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
         proc.stdin.flush()
         # the delivery report arrives while stdin is still open
         assert readline_within(proc.stdout, 60) == b"tail 0 0\n"
-        assert kcli("consume", "tail", "-b", "-e").stdout == "first\n"
+        assert kcli.in_process("consume", "tail", "-b", "-e").stdout == "first\n"
         proc.stdin.write(b"second\n")
         proc.stdin.flush()
         assert readline_within(proc.stdout, 60) == b"tail 0 1\n"
@@ -329,11 +329,11 @@ def test_linger_delivers_a_line_while_the_pipe_stays_open(kcli, linger):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    assert kcli("consume", "tail", "-b", "-e").stdout == "first\nsecond\n"
+    assert kcli.in_process("consume", "tail", "-b", "-e").stdout == "first\nsecond\n"
 
 
 def test_print_offsets(kcli):
-    kcli("topic", "create", "po", "-p", "3")
+    kcli.in_process("topic", "create", "po", "-p", "3")
     keys = [f"k{i}" for i in range(30)]
     res = kcli("produce", "po", "--print-offsets", "-K", ":", input="".join(f"{k}:v{k}\n" for k in keys))
     rows = [line.split() for line in res.stdout.splitlines()]
@@ -342,7 +342,7 @@ def test_print_offsets(kcli):
     expected = {p: [k for k in keys if partition_for_key(k.encode(), 3) == p] for p in range(3)}
     for p in range(3):
         assert [int(o) for _t, q, o in rows if int(q) == p] == list(range(len(expected[p])))
-        stored = kcli("consume", "po", "-p", str(p), "-b", "-e", "-f", "%o %k\n").stdout.splitlines()
+        stored = kcli.in_process("consume", "po", "-p", p, "-b", "-e", "-f", "%o %k\n").stdout.splitlines()
         assert stored == [f"{o} {k}" for o, k in enumerate(expected[p])]
     res = kcli("produce", "po", "-p", "2", "--print-offsets", input="a\nb\n")
     n2 = len(expected[2])
@@ -350,8 +350,8 @@ def test_print_offsets(kcli):
 
 
 def test_json_round_trip_is_lossless(kcli):
-    kcli("topic", "create", "src", "-p", "2")
-    kcli("topic", "create", "dst", "-p", "2")
+    kcli.in_process("topic", "create", "src", "-p", "2")
+    kcli.in_process("topic", "create", "dst", "-p", "2")
     binary = bytes(range(256))
     src = [
         {"key": None, "value": None, "headers": []},
@@ -399,9 +399,9 @@ def test_json_round_trip_is_lossless(kcli):
 
 
 def test_consume_offsets_partitions_max_messages_and_format(kcli):
-    kcli("topic", "create", "c", "-p", "2")
-    kcli("produce", "c", "-p", "0", input="".join(f"p0-{i}\n" for i in range(10)))
-    kcli("produce", "c", "-p", "1", "-K", "=", input="".join(f"key{i}=p1-{i}\n" for i in range(5)))
+    kcli.in_process("topic", "create", "c", "-p", "2")
+    kcli.produce_lines("c", "".join(f"p0-{i}\n" for i in range(10)), "-p", "0")
+    kcli.produce_lines("c", "".join(f"key{i}=p1-{i}\n" for i in range(5)), "-p", "1", "-K", "=")
 
     def values(*args):
         return kcli("consume", "c", *args).stdout.split()
@@ -431,7 +431,7 @@ def test_consume_offsets_partitions_max_messages_and_format(kcli):
 
 def test_consume_by_timestamp(kcli):
     recs = [{"value": f"v{i}", "timestamp": 1_000_000 + 1000 * i} for i in range(10)]
-    kcli("produce", "ts", "--json", "--batch-size", "1", input="".join(json.dumps(r) + "\n" for r in recs))
+    kcli.produce_lines("ts", "".join(json.dumps(r) + "\n" for r in recs), "--json", "--batch-size", "1")
     assert kcli("consume", "ts", "-o", "s@1004500", "-e").stdout.split() == ["v5", "v6", "v7", "v8", "v9"]
     assert kcli("consume", "ts", "-o", "s@1005000", "-e").stdout.split()[0] == "v5"
     assert kcli("consume", "ts", "-o", "s@0", "-e").stdout.split()[0] == "v0"
@@ -440,7 +440,7 @@ def test_consume_by_timestamp(kcli):
 
 
 def test_consume_errors_and_exit_codes(kcli):
-    kcli("produce", "e", input="x\n")
+    kcli.produce_lines("e", "x\n")
     one_error_line(kcli("consume", "missing", "-e", ok=False), 3)
     usage = [
         ["consume", "e", "-o", "banana", "-e"],
@@ -490,7 +490,7 @@ out.flush()
 
 
 def test_concurrent_producers_into_one_partition(kcli):
-    kcli("topic", "create", "shared")
+    kcli.in_process("topic", "create", "shared")
     n, writers = 3000, ["A", "B", "C", "D"]
     procs = []
     for name in writers:
@@ -514,7 +514,7 @@ def test_concurrent_producers_into_one_partition(kcli):
         assert b"Traceback" not in err and b"warning" not in err
     rows = [
         line.split(" ")
-        for line in kcli("consume", "shared", "-b", "-e", "-f", "%o %s\\n").stdout.splitlines()
+        for line in kcli.in_process("consume", "shared", "-b", "-e", "-f", "%o %s\\n").stdout.splitlines()
     ]
     offsets = [int(o) for o, _w, _s in rows]
     assert offsets == list(range(n * len(writers)))  # every record has its own offset, none lost

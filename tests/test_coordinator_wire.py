@@ -30,7 +30,7 @@ GROUP_APIS = {
 
 @pytest.fixture
 def broker(broker):
-    broker.kcli("topic", "create", "t", "--partitions", 2)
+    broker.runner.in_process("topic", "create", "t", "--partitions", 2)
     return broker
 
 

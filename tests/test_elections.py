@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from support.runner import KcliRunner
+
 from kcli.cluster.controller import NO_LEADER, choose_leader
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata, PartitionMeta
@@ -32,10 +34,12 @@ def test_no_live_isr_goes_offline_unless_unclean_allowed():
 
 
 def _setup(tmp_path, brokers=3, rf=2, partitions=2, lines=300):
-    assert kcli(tmp_path, "cluster", "init", "-n", str(brokers)).returncode == 0
-    assert kcli(tmp_path, "topic", "create", "t", "-p", str(partitions), "-r", str(rf)).returncode == 0
-    r = kcli(tmp_path, "produce", "t", "-p", "0", stdin="".join(f"m{i}\n" for i in range(lines)))
-    assert r.returncode == 0, r.stderr
+    """The cluster, topic and records the tests work on: the topic and records in this process (setup,
+    not under test); ``cluster init -n`` stays a process, the only one of its short flag."""
+    runner = KcliRunner(tmp_path / "data")
+    runner("cluster", "init", "-n", brokers)
+    runner.in_process("topic", "create", "t", "-p", partitions, "-r", rf)
+    runner.produce_lines("t", "".join(f"m{i}\n" for i in range(lines)), "-p", 0)
 
 
 def test_reassign_copies_data_and_moves_replicas(tmp_path):

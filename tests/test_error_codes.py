@@ -134,7 +134,7 @@ def test_a_fenced_epoch_is_its_own_class():
 @pytest.fixture
 def broker(brokers):
     b = brokers.start(0)
-    brokers.kcli("topic", "create", "t", "--partitions", 1)
+    brokers.runner.in_process("topic", "create", "t", "--partitions", 1)
     return b
 
 

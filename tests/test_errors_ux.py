@@ -184,7 +184,7 @@ def test_data_dir_not_writable(kcli: Run) -> None:
 def test_lock_timeout_names_the_holder(kcli: Run) -> None:
     from kcli.cluster.datadir import DataDir
 
-    kcli.ok("topic", "create", "t")
+    kcli.in_process("topic", "create", "t")
     lock = DataDir(str(kcli.data_dir)).partition_lock("t", 0).acquire()
     try:
         # gives up after the lock timeout, not never (a hang fails on the run's own timeout)
@@ -198,7 +198,7 @@ def test_lock_timeout_names_the_holder(kcli: Run) -> None:
 def test_interrupt_exits_130(kcli: Run) -> None:
     """Ctrl-C: exit 130 and one message.  (click first writes an empty line to close the terminal's ``^C``
     echo; that line is allowed.)"""
-    kcli.ok("produce", "t", input="x\n")
+    kcli.produce_lines("t", "x\n")
     proc = subprocess.Popen(
         [*KCLI, "consume", "t", "-b"], env=kcli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -213,7 +213,7 @@ def test_interrupt_exits_130(kcli: Run) -> None:
 
 def test_closed_pipe_is_quiet(kcli: Run) -> None:
     """`kcli consume t -b -e | head -1` stops quietly with status 0."""
-    kcli.ok("produce", "t", input="".join(f"{i}\n" for i in range(200_000)))
+    kcli.produce_lines("t", "".join(f"{i}\n" for i in range(200_000)))
     proc = subprocess.Popen(
         [*KCLI, "consume", "t", "-b", "-e"], env=kcli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -280,8 +280,8 @@ def test_config_sets_defaults_and_flags_win(kcli: Run) -> None:
 
 def test_config_for_subcommands_and_switches(kcli: Run) -> None:
     kcli.config("[topic.create]\npartitions = 3\n[topic.describe]\nunder_replicated_partitions = true\n")
-    kcli.ok("topic", "create", "x")
-    kcli.ok("topic", "create", "y", "-p", "2")
+    kcli.in_process("topic", "create", "x")
+    kcli.in_process("topic", "create", "y", "-p", "2")
     topics = {t["name"]: t["partitions"] for t in json.loads(kcli.ok("topic", "list", "--json").stdout)}
     assert topics == {"x": 3, "y": 2}
     # every replica is in sync, so the under-replicated filter from the file leaves no rows
@@ -292,7 +292,7 @@ def test_config_for_subcommands_and_switches(kcli: Run) -> None:
 def test_config_lock_timeout_and_precedence(kcli: Run) -> None:
     from kcli.cluster.datadir import DataDir
 
-    kcli.ok("topic", "create", "t")
+    kcli.in_process("topic", "create", "t")
     kcli.config("lock_timeout = 0.2\n")
     lock = DataDir(str(kcli.data_dir)).partition_lock("t", 0).acquire()
     try:
@@ -330,7 +330,7 @@ def test_explicit_config_replaces_the_data_dirs_file(kcli: Run) -> None:
 
 # ------------------------------------------------------------------ output conventions
 def test_tables_are_tab_separated_when_piped(kcli: Run) -> None:
-    kcli.ok("topic", "create", "t", "-p", "2")
+    kcli.in_process("topic", "create", "t", "-p", "2")
     status = kcli.ok("cluster", "status").stdout.splitlines()
     assert "BROKER\tSTATE" in status
     describe = kcli.ok("topic", "describe", "t").stdout.splitlines()
@@ -365,7 +365,7 @@ def test_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_terminal_tables_without_color(kcli: Run) -> None:
     import pty
 
-    kcli.ok("topic", "create", "t")
+    kcli.in_process("topic", "create", "t")
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.run(

@@ -72,7 +72,7 @@ def members(kcli, tmp_path):
 
 @pytest.fixture
 def topic(kcli):
-    kcli("topic", "create", TOPIC, "--partitions", PARTITIONS)
+    kcli.in_process("topic", "create", TOPIC, "--partitions", PARTITIONS)
     return TOPIC
 
 
@@ -81,12 +81,13 @@ def produce(kcli, counts: dict[int, int], start: int = 0) -> None:
     lines = [
         json.dumps({"value": f"m{start + i}", "partition": p}) for p, n in counts.items() for i in range(n)
     ]
-    kcli("produce", TOPIC, "--json", input="\n".join(lines) + "\n")
+    kcli.produce_lines(TOPIC, "\n".join(lines) + "\n", "--json")
 
 
-def describe(kcli, group: str = "g") -> dict | None:
-    """The group's description, or None while it does not exist yet (its first member still starting)."""
-    proc = kcli("group", "describe", group, "--json", ok=False)
+def describe(run, group: str = "g") -> dict | None:
+    """The group's description, or None while it does not exist yet (its first member still starting).
+    ``run`` is the ``kcli`` fixture, or its ``in_process`` for a wait that only polls the state."""
+    proc = run("group", "describe", group, "--json", ok=False)
     if proc.returncode == 3:
         return None
     assert proc.returncode == 0, proc.stderr
@@ -97,7 +98,7 @@ def stable_with(kcli, n: int, group: str = "g"):
     """Wait until ``n`` members agree on the assignment and each holds exactly its partitions."""
 
     def check():
-        view = describe(kcli, group)
+        view = describe(kcli.in_process, group)
         return view if view and view["state"] == "Stable" and len(view["members"]) == n else None
 
     return wait_for(f"group {group} stable with {n} members", check, 20)
@@ -107,7 +108,7 @@ def committed_up_to(kcli, ends: dict[int, int], group: str = "g") -> None:
     """Wait until the group has committed exactly ``ends`` (so everything was delivered and committed)."""
 
     def check():
-        rows = json.loads(kcli("lag", "--group", group, "--json").stdout)["partitions"]
+        rows = json.loads(kcli.in_process("lag", "--group", group, "--json").stdout)["partitions"]
         return {r["partition"]: r["current_offset"] for r in rows} == ends
 
     wait_for(f"commits reaching {ends}", check, 20)
@@ -198,7 +199,7 @@ def test_members_split_partitions_and_deliver_each_message_once(kcli, topic, mem
     assert len(idle) == (1 if count == 4 else 0)
     for member in idle:  # nothing produced after the group settled went to the idle member
         assert all(o < settled[p] for p, o in member.delivered())
-    view = describe(kcli)
+    view = describe(kcli.in_process)
     assert view["state"] == "Empty" and view["total_lag"] == 0
 
 

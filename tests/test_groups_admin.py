@@ -91,7 +91,7 @@ def test_reset_offsets_dry_run_execute_and_refusal_while_live(kcli, topic, membe
     assert len(consume_cron(kcli, "g", "--reset", "earliest")) == 30
 
     def committed() -> dict[int, int]:
-        return {r["partition"]: r["current_offset"] for r in describe(kcli)["partitions"]}
+        return {r["partition"]: r["current_offset"] for r in describe(kcli.in_process)["partitions"]}
 
     dry = kcli("group", "reset-offsets", "g", "--topic", TOPIC, "--to-earliest")
     assert dry.stdout.splitlines() == [

@@ -56,7 +56,7 @@ while True:
 
 @pytest.fixture
 def broker(broker):
-    broker.kcli("topic", "create", TOPIC, "--partitions", PARTITIONS)
+    broker.runner.in_process("topic", "create", TOPIC, "--partitions", PARTITIONS)
     produce(broker.bootstrap, PER_PARTITION)
     return broker
 
@@ -248,7 +248,7 @@ def test_range_roundrobin_and_cooperative_sticky_assignors(broker, members):
     """Groups side by side on two topics of three partitions: range gives one member partitions 0-1 of
     each topic and the other partition 2 of each (4 + 2); roundrobin deals them out (3 + 3), and so
     does cooperative-sticky, whose incremental rebalancing is the clients' business."""
-    broker.kcli("topic", "create", "payments", "--partitions", PARTITIONS)
+    broker.runner.in_process("topic", "create", "payments", "--partitions", PARTITIONS)
     topics = (TOPIC, "payments")
     every = frozenset((t, p) for t in topics for p in range(PARTITIONS))
     groups = {

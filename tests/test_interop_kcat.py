@@ -31,7 +31,7 @@ def test_kcat_produce_and_consume(broker, codec):
 
 
 def test_kcat_metadata_listing(broker):
-    broker.kcli("topic", "create", "listed", "-p", "2")
+    broker.runner.in_process("topic", "create", "listed", "-p", "2")
     out = kcat("-b", broker.bootstrap, "-L", "-t", "listed").decode()
     assert "1 brokers:" in out and f"broker 0 at 127.0.0.1:{broker.port}" in out
     assert 'topic "listed" with 2 partitions' in out

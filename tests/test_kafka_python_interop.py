@@ -219,7 +219,7 @@ def test_kcli_reads_raw_snappy_block_without_xerial_framing():
 def test_kcli_consume_reads_kafka_python_batches_appended_to_a_partition(kcli):
     """Batches built by kafka-python (every codec), stored with PartitionLog.append, read back by
     `kcli consume -b -e`."""
-    kcli("topic", "create", "interop")
+    kcli.in_process("topic", "create", "interop")
     recs = []
     batches = []
     for b, (_name, codec) in enumerate(CODECS * 2):

@@ -132,8 +132,8 @@ def test_advice_from_measured_trends():
 def lagging_group(kcli):
     """Topic ev (2 partitions) whose group g committed everything, then a producer that keeps adding
     messages to partition 0 until the test ends."""
-    kcli("topic", "create", "ev", "-p", 2)
-    kcli("produce", "ev", "-p", 0, input="".join(f"m{i}\n" for i in range(20)))
+    kcli.in_process("topic", "create", "ev", "-p", 2)
+    kcli.produce_lines("ev", "".join(f"m{i}\n" for i in range(20)), "-p", 0)
     kcli("consume", "ev", "--group", "g", "--reset", "earliest", "-e")
     producer = kcli.popen(
         "produce",

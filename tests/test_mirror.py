@@ -30,9 +30,10 @@ def there(tmp_path: Path, tansu) -> KcliRunner:
 
 
 def dump(runner: KcliRunner, topic: str) -> dict[int, list[tuple]]:
-    """Per partition, in offset order: (key, value, headers, timestamp) of every record."""
+    """Per partition, in offset order: (key, value, headers, timestamp) of every record (read in this
+    process: the mirror is under test here, not consume)."""
     out: dict[int, list[tuple]] = {}
-    for line in runner("consume", topic, "-b", "-e", "--json").stdout.splitlines():
+    for line in runner.in_process("consume", topic, "-b", "-e", "--json").stdout.splitlines():
         r = json.loads(line)
         out.setdefault(r["partition"], []).append((r["key"], r["value"], r["headers"], r["timestamp"]))
     return out
@@ -50,7 +51,7 @@ def produce_json(runner: KcliRunner, topic: str, first: int, count: int, partiti
         if rec["key"] is None:
             rec["partition"] = i % partitions
         lines.append(json.dumps(rec) + "\n")
-    runner("produce", topic, "--json", input="".join(lines))
+    runner.produce_lines(topic, "".join(lines), "--json")
 
 
 def checkpoint(runner: KcliRunner) -> Path:
@@ -61,7 +62,7 @@ def checkpoint(runner: KcliRunner) -> Path:
 def test_round_trip_through_the_cluster_keeps_everything(
     here: KcliRunner, there: KcliRunner, tansu, tmp_path: Path
 ) -> None:
-    here("topic", "create", "orders", "-p", "3")
+    here.in_process("topic", "create", "orders", "-p", "3")
     produce_json(here, "orders", 0, 500, 3)
     first = here("mirror", "orders", "--to", tansu.bootstrap, "-z", "zstd")
     assert "Created topic orders with 3 partition(s)" in first.stderr
@@ -78,7 +79,7 @@ def test_round_trip_through_the_cluster_keeps_everything(
 
 
 def test_a_rerun_copies_only_what_is_new(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "t", "-p", "2")
+    here.in_process("topic", "create", "t", "-p", "2")
     produce_json(here, "t", 0, 100, 2)
     here("mirror", "t", "--to", tansu.bootstrap)
     again = json.loads(here("mirror", "t", "--to", tansu.bootstrap, "--json").stdout)
@@ -92,9 +93,9 @@ def test_a_rerun_copies_only_what_is_new(here: KcliRunner, there: KcliRunner, ta
 def test_killed_mid_way_resumes_without_loss_or_duplicates(
     here: KcliRunner, there: KcliRunner, tansu
 ) -> None:
-    here("topic", "create", "big", "-p", "3")
+    here.in_process("topic", "create", "big", "-p", "3")
     total = 20_000
-    here("produce", "big", "-K:", input="".join(f"key{i}:{i:08d}\n" for i in range(total)))
+    here.produce_lines("big", "".join(f"key{i}:{i:08d}\n" for i in range(total)), "-K:")
     proc = here.popen(
         "mirror",
         "big",
@@ -134,7 +135,7 @@ def test_acknowledged_but_unrecorded_records_are_not_sent_again(
 ) -> None:
     """A process dying between the target's acknowledgement and the checkpoint write: simulated by
     putting back the checkpoint of an earlier run after a later one."""
-    here("topic", "create", "t", "-p", "2")
+    here.in_process("topic", "create", "t", "-p", "2")
     produce_json(here, "t", 0, 50, 2)
     here("mirror", "t", "--to", tansu.bootstrap)
     path = checkpoint(here)
@@ -149,10 +150,10 @@ def test_acknowledged_but_unrecorded_records_are_not_sent_again(
 
 
 def test_records_written_by_someone_else_stop_the_mirror(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     produce_json(here, "t", 0, 10, 1)
     here("mirror", "t", "--to", tansu.bootstrap)
-    there("produce", "t", input="intruder\n")
+    there.produce_lines("t", "intruder\n")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
     assert proc.returncode == 1
     assert "has 1 record(s) after offset 10 that are not the next records of t-0" in proc.stderr
@@ -160,9 +161,9 @@ def test_records_written_by_someone_else_stop_the_mirror(here: KcliRunner, there
 
 
 def test_a_target_with_fewer_partitions_is_refused(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "t", "-p", "3")
+    here.in_process("topic", "create", "t", "-p", "3")
     produce_json(here, "t", 0, 10, 3)
-    there("topic", "create", "t", "-p", "2")
+    there.in_process("topic", "create", "t", "-p", "2")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
     assert proc.returncode == 1
     assert "has 2 partition(s), fewer than the 3 of 't'" in proc.stderr
@@ -171,16 +172,18 @@ def test_a_target_with_fewer_partitions_is_refused(here: KcliRunner, there: Kcli
 
 
 def test_follow_keeps_copying_until_interrupted(here: KcliRunner, there: KcliRunner, tansu) -> None:
-    here("topic", "create", "live")
-    here("produce", "live", input="one\n")
+    here.in_process("topic", "create", "live")
+    here.produce_lines("live", "one\n")
     proc = here.popen(
         "mirror", "live", "--to", tansu.bootstrap, "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        wait_for("the first record mirrored", lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\n", 20)
-        here("produce", "live", input="two\nthree\n")
-        wait_for("all three records mirrored",
-                 lambda: there("consume", "live", "-b", "-e", ok=False).stdout == "one\ntwo\nthree\n", 20)
+        def mirrored() -> str:
+            return there.in_process("consume", "live", "-b", "-e", ok=False).stdout
+
+        wait_for("the first record mirrored", lambda: mirrored() == "one\n", 20)
+        here.produce_lines("live", "two\nthree\n")
+        wait_for("all three records mirrored", lambda: mirrored() == "one\ntwo\nthree\n", 20)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -197,7 +200,7 @@ def test_usage(here: KcliRunner) -> None:
 
 
 def test_checkpoint_lives_under_the_data_dir(here: KcliRunner, tansu) -> None:
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     here("mirror", "t", "--to", tansu.bootstrap, "--to-topic", "t2")
     path = checkpoint(here)
     assert path.name == f"to-t-127.0.0.1_{tansu.port}-t2.json"
@@ -209,10 +212,10 @@ def test_checkpoint_lives_under_the_data_dir(here: KcliRunner, tansu) -> None:
 def test_a_recreated_target_is_not_silently_refilled_in_part(
     here: KcliRunner, there: KcliRunner, tansu
 ) -> None:
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     produce_json(here, "t", 0, 10, 1)
     here("mirror", "t", "--to", tansu.bootstrap)
-    there("topic", "delete", "t")
+    there.in_process("topic", "delete", "t")
     proc = here("mirror", "t", "--to", tansu.bootstrap, ok=False)
     assert proc.returncode == 1
     assert "ends at offset 0, before the 10 this mirror had written" in proc.stderr
@@ -225,7 +228,7 @@ def test_a_recreated_target_is_not_silently_refilled_in_part(
 def test_two_runs_of_the_same_mirror_do_not_overlap(here: KcliRunner, tansu) -> None:
     from kcli.cluster.datadir import FileLock
 
-    here("topic", "create", "t")
+    here.in_process("topic", "create", "t")
     here("mirror", "t", "--to", tansu.bootstrap)
     lock = FileLock(str(checkpoint(here)) + ".lock", 0).acquire()  # as a running mirror holds it
     try:

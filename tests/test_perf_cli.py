@@ -263,7 +263,7 @@ def test_a_batch_of_bare_values_too_large_for_the_partition_is_split(codec: int)
 
 def test_consume_default_format_prints_every_value(kcli) -> None:
     lines = [f"line {i}" if i % 7 else "" for i in range(3000)]
-    kcli("produce", "t", "--batch-size", 512, input="\n".join(lines) + "\n")
+    kcli.produce_lines("t", "\n".join(lines) + "\n", "--batch-size", 512)
     assert kcli("consume", "t", "-b", "-e").stdout.split("\n")[:-1] == lines
     assert kcli("consume", "t", "-b", "-e", "-f", "%s\\n").stdout.split("\n")[:-1] == lines
     assert kcli("consume", "t", "-b", "-e", "-c", 5).stdout.split("\n")[:-1] == lines[:5]

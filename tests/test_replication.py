@@ -326,8 +326,8 @@ def test_returning_leader_truncates_what_it_alone_had(brokers):
     topic) gives the partition to a follower.  When the old leader returns, it asks the new leader where
     its epoch ends and cuts the record before following (KIP-101), so all replicas agree again."""
     running = _start(brokers)
-    brokers.kcli("topic", "create", "t", "-r", "3", "-c", "unclean.leader.election.enable=true")
-    brokers.kcli("produce", "t", input="a\nb\nc\n")
+    brokers.runner.in_process("topic", "create", "t", "-r", "3", "-c", "unclean.leader.election.enable=true")
+    brokers.runner.produce_lines("t", "a\nb\nc\n")
     meta = wait_for("a full ISR", lambda: _in_sync(brokers))
     old = meta.leader
     followers = [b for b in meta.replicas if b != old]
@@ -354,8 +354,8 @@ def test_returning_leader_truncates_what_it_alone_had(brokers):
 
 def test_preferred_election_while_brokers_run(brokers):
     running = _start(brokers)
-    brokers.kcli("topic", "create", "t", "-r", "3")
-    brokers.kcli("produce", "t", input="1\n2\n")
+    brokers.runner.in_process("topic", "create", "t", "-r", "3")
+    brokers.runner.produce_lines("t", "1\n2\n")
     preferred = wait_for("a full ISR", lambda: _in_sync(brokers)).replicas[0]
     assert running[preferred].stop() == 0  # hands leadership over
     assert _meta(brokers).leader != preferred
@@ -364,14 +364,14 @@ def test_preferred_election_while_brokers_run(brokers):
     out = brokers.kcli("leader-election", "--preferred", "--all").stdout
     assert f"t-0: leader {preferred}" in out
     assert _meta(brokers).leader == preferred
-    brokers.kcli("produce", "t", input="3\n")
+    brokers.runner.produce_lines("t", "3\n")
     assert brokers.kcli("consume", "t", "-b", "-e").stdout.split() == ["1", "2", "3"]
 
 
 def test_reassign_while_brokers_run(brokers):
     _start(brokers)
-    brokers.kcli("topic", "create", "t", "-r", "2")
-    brokers.kcli("produce", "t", input="".join(f"m{i}\n" for i in range(500)))
+    brokers.runner.in_process("topic", "create", "t", "-r", "2")
+    brokers.runner.produce_lines("t", "".join(f"m{i}\n" for i in range(500)))
     meta = wait_for("a full ISR", lambda: _in_sync(brokers, 2))
     spare = next(b for b in range(3) if b not in meta.replicas)
     target = [spare, meta.replicas[1]]  # the leader's replica goes away
@@ -388,7 +388,7 @@ def test_reassign_while_brokers_run(brokers):
 
 def test_offset_for_leader_epoch_answers_consumers_too(brokers):
     broker = brokers.start(0)
-    brokers.kcli("produce", "t", input="a\nb\n")
+    brokers.runner.produce_lines("t", "a\nb\n")
     with connect(broker.socket_path) as sock:
         body = {
             "replica_id": -1,

@@ -124,7 +124,7 @@ def test_default_listener_host_is_loopback():
 
 
 def test_broker_socket_is_owner_only_and_tcp_binds_loopback(kcli):
-    kcli("topic", "create", "t")
+    kcli.in_process("topic", "create", "t")
     broker = kcli.popen(
         "broker", "serve", "--id", "0", "--listener", "0", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -364,7 +364,7 @@ def _read_checkpoint(path) -> list[str]:
 
 
 def test_produce_writes_kafka_checkpoint_files(kcli):
-    kcli("topic", "create", "cp", "-p", "2", "-c", "segment.bytes=2000", "-c", "retention.bytes=4000")
+    kcli.in_process("topic", "create", "cp", "-p", 2, "-c", "segment.bytes=2000", "-c", "retention.bytes=4000")
     kcli("produce", "cp", "-p", "1", "--batch-size", 1000, input="".join(f"{i:0100d}\n" for i in range(200)))
     kcli("produce", "other", input="x\ny\n")
     broker = kcli.data_dir / "broker-0"
@@ -382,14 +382,14 @@ def test_produce_writes_kafka_checkpoint_files(kcli):
     assert props["version"] == "1" and props["node.id"] == "0" and props["cluster.id"]
     assert not glob.glob(str(broker / "*.tmp"))
     assert check_segments(broker / "cp-1") == 200
-    out = kcli("consume", "cp", "-p", "1", "-b", "-e", "-f", "%o\\n").stdout.split()
+    out = kcli.in_process("consume", "cp", "-p", "1", "-b", "-e", "-f", "%o\\n").stdout.split()
     assert out == [str(o) for o in range(start, 200)]
 
 
 def test_produce_applies_retention_ms_to_old_segments(kcli):
     """Records stamped 2001 are long past the default 7 days: whole old segments go when the producer
     finishes, never the active one, and consumers start at the new log start offset."""
-    kcli("topic", "create", "old", "-c", "segment.bytes=2000")
+    kcli.in_process("topic", "create", "old", "-c", "segment.bytes=2000")
     lines = [json.dumps({"value": f"old-{i}", "timestamp": 978_307_200_000 + i}) for i in range(100)]
     lines += [json.dumps({"value": f"new-{i}"}) for i in range(20)]
     kcli("produce", "old", "--json", "--batch-size", "1", input="\n".join(lines) + "\n")
@@ -399,10 +399,10 @@ def test_produce_applies_retention_ms_to_old_segments(kcli):
     assert 0 < start <= 100  # only segments with nothing newer than 7 days went
     for path in files[:-1]:
         assert max(h.max_timestamp for _p, h in read_segment(path)[1]) > 978_307_200_000 + 99
-    desc = json.loads(kcli("topic", "describe", "old", "--json").stdout)[0]["partitions"][0]
+    desc = json.loads(kcli.in_process("topic", "describe", "old", "--json").stdout)[0]["partitions"][0]
     assert (desc["log_start_offset"], desc["log_end_offset"]) == (start, 120)
     assert _read_checkpoint(kcli.data_dir / "broker-0" / checkpoint.LOG_START) == ["0", "1", f"old 0 {start}"]
-    values = kcli("consume", "old", "-b", "-e").stdout.split()
+    values = kcli.in_process("consume", "old", "-b", "-e").stdout.split()
     assert values == [f"old-{i}" for i in range(start, 100)] + [f"new-{i}" for i in range(20)]
 
 
@@ -414,7 +414,7 @@ def _partition(kcli, topic="t", partition=0, broker=0):
 
 
 def _offsets_and_values(kcli, topic="t") -> list[tuple[int, str]]:
-    out = kcli("consume", topic, "-b", "-e", "-f", "%o %s\\n").stdout
+    out = kcli.in_process("consume", topic, "-b", "-e", "-f", "%o %s\\n").stdout
     return [(int(o), v) for o, v in (line.split(" ", 1) for line in out.splitlines())]
 
 
@@ -430,7 +430,7 @@ while True:
 
 
 def test_kill_9_mid_produce_then_reopen(kcli):
-    kcli("topic", "create", "t", "-c", "segment.bytes=300000", "-c", "index.interval.bytes=2048")
+    kcli.in_process("topic", "create", "t", "-c", "segment.bytes=300000", "-c", "index.interval.bytes=2048")
     gen = subprocess.Popen(
         [sys.executable, "-c", GENERATOR], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
@@ -497,8 +497,8 @@ def test_death_in_the_middle_of_a_batch_write(kcli, tmp_path, replicas):
     limit = 150_000
     src = tmp_path / "in.txt"
     src.write_text("".join(f"{i:09d} {'q' * 60}\n" for i in range(20_000)))
-    kcli("cluster", "init", "--brokers", replicas)
-    kcli("topic", "create", "t", "-r", replicas, "-c", "index.interval.bytes=1024")
+    kcli.in_process("cluster", "init", "--brokers", replicas)
+    kcli.in_process("topic", "create", "t", "-r", replicas, "-c", "index.interval.bytes=1024")
 
     def limit_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -537,7 +537,7 @@ def test_death_in_the_middle_of_a_batch_write(kcli, tmp_path, replicas):
 
 def _three_batches(kcli) -> tuple[str, list[tuple[int, records.BatchHeader]]]:
     for start in (0, 10, 20):
-        kcli("produce", "t", input="".join(f"m{i}\n" for i in range(start, start + 10)))
+        kcli.produce_lines("t", "".join(f"m{i}\n" for i in range(start, start + 10)))
     path = segment_files(_partition(kcli))[0]
     _data, batches = read_segment(path)
     assert [h.base_offset for _p, h in batches] == [0, 10, 20]

@@ -95,7 +95,8 @@ class Brokers:
         return self.runner(*args, input=input, ok=ok, timeout=timeout)
 
     def init(self, brokers: int = 1) -> None:
-        self.kcli("cluster", "init", "--brokers", brokers)
+        """``kcli cluster init`` as a setup step (in this process: see KcliRunner.in_process)."""
+        self.runner.in_process("cluster", "init", "--brokers", brokers)
 
     def spawn(self, broker_id: int = 0, *extra: str, listener: str | None = "127.0.0.1:0") -> BrokerProcess:
         """Start a broker process without waiting for it.  A new group rebalances at once (as Kafka's
