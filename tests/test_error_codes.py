@@ -181,3 +181,17 @@ def test_produce_answers_from_the_table(broker):
         }
         out = call(sock, ApiKey.FETCH, 11, fetch).responses[0].partitions[0]
         assert (out.error_code, out.log_start_offset) == (ErrorCode.OFFSET_OUT_OF_RANGE, 0)
+
+
+@pytest.mark.parametrize("code", sorted(EXCEPTIONS), ids=lambda code: ErrorCode(code).name)
+@pytest.mark.parametrize("message", [None, "what the broker said"])
+def test_the_client_raises_the_tables_class_for_every_code(code: int, message: str | None) -> None:
+    """raise_for builds each class of the table the way that class is built (a CorruptRecordError
+    takes no hint), with the broker's message when it sent one."""
+    from kcli.client.kafka_errors import raise_for
+
+    with pytest.raises(EXCEPTIONS[code]) as caught:
+        raise_for(code, message, "topic 't'")
+    assert type(caught.value) is EXCEPTIONS[code]
+    if message:
+        assert message in str(caught.value)
