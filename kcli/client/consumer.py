@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from kcli.client.transport import Transport
 from kcli.errors import CorruptRecordError, UsageError
 from kcli.storage.records import Record, decode_records, decode_values, iter_batches
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport  # a Protocol: for annotations only
 
 _Item = TypeVar("_Item", Record, bytes | None)  # what a fetch delivers: records, or only their values
 

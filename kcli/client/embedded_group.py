@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from kcli.client.consumer import committed_or_reset
 from kcli.client.group_reader import GroupReader, MemberSettings, TopicPartition
-from kcli.client.transport import Transport
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError
 from kcli.groups.membership import MemberInfo, Membership
 from kcli.groups.offsets import OffsetStore
 from kcli.groups.ownership import Ownership
 from kcli.storage.records import Record
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport  # a Protocol: for annotations only
 
 
 class GroupConsumer(GroupReader):

@@ -8,12 +8,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcli.client.consumer import RESETS, Consumer
-from kcli.client.transport import Transport
 from kcli.errors import UsageError
 from kcli.groups.assignors import get_assignor
 from kcli.storage.records import Record
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport  # a Protocol: for annotations only
 
 TopicPartition = tuple[str, int]
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kcli.client.group_reader import GroupReader, MemberSettings
-from kcli.client.transport import Transport
 from kcli.cluster.datadir import DataDir
 from kcli.groups.view import LocalGroups
 
 if TYPE_CHECKING:
     from kcli.client.cluster_groups import ClusterGroups
+    from kcli.client.transport import Transport
 
 
 def open_group_member(transport: Transport, datadir: DataDir | None, group: str, topics: Sequence[str],

@@ -25,15 +25,18 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kcli.client.consumer import Consumer
 from kcli.client.producer import Producer
-from kcli.client.transport import Transport
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, NotFoundError
 from kcli.storage import compression
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.records import Record
+
+if TYPE_CHECKING:
+    from kcli.client.transport import Transport  # a Protocol: for annotations only
 
 CHECKPOINT_VERSION = 1
 IDLE_WAIT = 0.2  # --follow: pause between rounds that found nothing new

@@ -21,13 +21,14 @@ from itertools import accumulate, repeat
 from typing import TYPE_CHECKING
 
 from kcli.client.partitioner import DefaultPartitioner
-from kcli.client.transport import Transport
 from kcli.errors import KcliError, NoProducerIdError, RecordTooLargeError, UsageError
 from kcli.storage import compression
 from kcli.storage.records import RecordTuple, Section, frame, record_section, value_section
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
+
+    from kcli.client.transport import Transport
 
 DeliveryCallback = Callable[[str, int, int], None]
 _time_ns = time.time_ns

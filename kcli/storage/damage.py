@@ -8,11 +8,12 @@ tests and tools read the fields instead of parsing that line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Damage:
+class Damage(NamedTuple):
+    """(A named tuple, not a dataclass: it is imported by every write, and cheaper to define.)"""
+
     path: str
     reason: str
     position: int | None = None

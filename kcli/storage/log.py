@@ -10,7 +10,7 @@ import os
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from kcli.errors import CorruptRecordError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
@@ -23,13 +23,15 @@ _MAX_RELATIVE_OFFSET = 2**31 - 1
 WRITER_STATE = "kcli-writer-state"
 
 
-class _WriterState(TypedDict):
-    """What a writer that closed cleanly left in WRITER_STATE (see PartitionLog._read_state)."""
+if TYPE_CHECKING:  # a class for annotations only: defining it would cost every write's start-up
 
-    next_offset: int
-    bytes_since_index: int
-    unflushed: int
-    unflushed_since: int | None
+    class _WriterState(TypedDict):
+        """What a writer that closed cleanly left in WRITER_STATE (see PartitionLog._read_state)."""
+
+        next_offset: int
+        bytes_since_index: int
+        unflushed: int
+        unflushed_since: int | None
 
 
 def now_ms() -> int:

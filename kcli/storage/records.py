@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from operator import add, itemgetter, sub
 from types import ModuleType
-from typing import Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from kcli.errors import CorruptRecordError
 from kcli.storage import compression
@@ -20,10 +20,12 @@ from kcli.storage import compression
 BytesLike = bytes | bytearray | memoryview
 
 
-class _Crc32c(Protocol):
-    """The signature of ``crc32c.crc32c``: the CRC-32C of ``data``, continuing from ``value``."""
+if TYPE_CHECKING:  # annotations only: a Protocol class costs every start-up to define
 
-    def __call__(self, data: BytesLike, value: int = 0, /) -> int: ...
+    class _Crc32c(Protocol):
+        """The signature of ``crc32c.crc32c``: the CRC-32C of ``data``, continuing from ``value``."""
+
+        def __call__(self, data: BytesLike, value: int = 0, /) -> int: ...
 
 
 def _load_crc32c() -> _Crc32c:
