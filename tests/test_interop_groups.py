@@ -244,12 +244,19 @@ def test_a_killed_consumer_loses_its_partitions_after_the_session_timeout(broker
             proc.wait(10)
 
 
-def test_range_roundrobin_and_cooperative_sticky_assignors(broker, members):
+def test_range_roundrobin_and_cooperative_sticky_assignors(brokers, members):
     """Groups side by side on two topics of three partitions: range gives one member partitions 0-1 of
     each topic and the other partition 2 of each (4 + 2); roundrobin deals them out (3 + 3), and so
-    does cooperative-sticky, whose incremental rebalancing is the clients' business."""
-    broker.runner.in_process("topic", "create", "payments", "--partitions", PARTITIONS)
+    does cooperative-sticky, whose incremental rebalancing is the clients' business.
+
+    This broker keeps Kafka's default initial rebalance delay (3 s): kafka-python's group leader
+    assigns with the topic metadata it holds at the first rebalance, and a rebalance at once can come
+    before it has any (it then assigns nothing until a later metadata refresh)."""
+    broker = brokers.start(0, "--group-initial-rebalance-delay-ms", "3000")
+    broker.kcli = brokers.kcli
     topics = (TOPIC, "payments")
+    for topic in topics:
+        brokers.runner.in_process("topic", "create", topic, "--partitions", PARTITIONS)
     every = frozenset((t, p) for t in topics for p in range(PARTITIONS))
     groups = {
         RangePartitionAssignor: [2, 4],
