@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.brokers import call, connect
+from support.brokers import KAFKA_REBALANCE_DELAY, call, connect
 from support.runner import KcliRunner
 
 from kcli.net.connection import parse_bootstrap
@@ -140,7 +140,7 @@ def test_members_of_a_group_kept_by_a_kcli_broker(brokers) -> None:
     subscription and assignment, shown by ``group describe --members`` through --bootstrap-server."""
     kafka = pytest.importorskip("kafka")
     brokers.init()
-    broker = brokers.start(0)
+    broker = brokers.start(0, *KAFKA_REBALANCE_DELAY)
     sock = connect(("127.0.0.1", broker.port))
     try:
         offered = {k.api_key for k in call(sock, ApiKey.API_VERSIONS, 2, {}).api_keys}

@@ -17,6 +17,7 @@ import threading
 import time
 
 import pytest
+from support.brokers import KAFKA_REBALANCE_DELAY
 from support.waits import wait_for
 
 pytest.importorskip("kafka")
@@ -55,7 +56,12 @@ while True:
 
 
 @pytest.fixture
-def broker(broker):
+def broker(brokers):
+    """The broker with Kafka's default initial rebalance delay (support.brokers.KAFKA_REBALANCE_DELAY
+    says why), and TOPIC with records."""
+    broker = brokers.start(0, *KAFKA_REBALANCE_DELAY)
+    broker.kcli = brokers.kcli
+    broker.runner = brokers.runner
     broker.runner.in_process("topic", "create", TOPIC, "--partitions", PARTITIONS)
     produce(broker.bootstrap, PER_PARTITION)
     return broker
@@ -244,19 +250,12 @@ def test_a_killed_consumer_loses_its_partitions_after_the_session_timeout(broker
             proc.wait(10)
 
 
-def test_range_roundrobin_and_cooperative_sticky_assignors(brokers, members):
+def test_range_roundrobin_and_cooperative_sticky_assignors(broker, members):
     """Groups side by side on two topics of three partitions: range gives one member partitions 0-1 of
     each topic and the other partition 2 of each (4 + 2); roundrobin deals them out (3 + 3), and so
-    does cooperative-sticky, whose incremental rebalancing is the clients' business.
-
-    This broker keeps Kafka's default initial rebalance delay (3 s): kafka-python's group leader
-    assigns with the topic metadata it holds at the first rebalance, and a rebalance at once can come
-    before it has any (it then assigns nothing until a later metadata refresh)."""
-    broker = brokers.start(0, "--group-initial-rebalance-delay-ms", "3000")
-    broker.kcli = brokers.kcli
+    does cooperative-sticky, whose incremental rebalancing is the clients' business."""
+    broker.runner.in_process("topic", "create", "payments", "--partitions", PARTITIONS)
     topics = (TOPIC, "payments")
-    for topic in topics:
-        brokers.runner.in_process("topic", "create", topic, "--partitions", PARTITIONS)
     every = frozenset((t, p) for t in topics for p in range(PARTITIONS))
     groups = {
         RangePartitionAssignor: [2, 4],

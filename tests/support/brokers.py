@@ -19,6 +19,10 @@ from kcli.protocol import ApiKey, RequestHeader, decode_frame_size, decode_respo
 from support.runner import KCLI, KcliRunner
 
 START_TIMEOUT = 30.0
+# Kafka's default group.initial.rebalance.delay.ms, for brokers whose groups have kafka-python members:
+# its group leader assigns with the topic metadata it holds at the first rebalance, and one that comes at
+# once (the test brokers' 0) can come before it has any; it then assigns nothing until a later refresh.
+KAFKA_REBALANCE_DELAY = ("--group-initial-rebalance-delay-ms", "3000")
 
 
 class BrokerProcess:
