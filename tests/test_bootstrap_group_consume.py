@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.runner import KCLI
-from support.waits import wait_for
+from support.waits import stop_process, wait_for
 
 from kcli.protocol import assignment_bytes, decode_assignment
 
@@ -126,14 +126,7 @@ class Member:
         return rows
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        return self.proc.returncode
+        return stop_process(self.proc, 60)
 
 
 def assigned(brokers, group: str, members: int) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kcli.protocol import ApiKey, RequestHeader, decode_frame_size, decode_response, encode_request
 from support.runner import KCLI, KcliRunner
+from support.waits import stop_process
 
 START_TIMEOUT = 30.0
 # Kafka's default group.initial.rebalance.delay.ms, for brokers whose groups have kafka-python members:
@@ -72,14 +73,7 @@ class BrokerProcess:
         raise RuntimeError(f"broker {self.broker_id} did not start within {timeout}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return stop_process(self.proc, timeout, sig)
 
 
 class Brokers:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from support.waits import free_port
+from support.waits import free_port, stop_process
 
 START_TIMEOUT = 15.0
 
@@ -88,13 +87,7 @@ class Tansu:
         raise RuntimeError(f"tansu did not start within {START_TIMEOUT}s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 10)
 
 
 def start_tansu(workdir: Path, attempts: int = 3) -> Tansu:

@@ -3,7 +3,9 @@ generous deadline rather than sleeping or asserting how long something took."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,6 +24,18 @@ def wait_for(what: str, condition: Callable[[], T], timeout: float = 60.0, inter
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
         time.sleep(interval)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:
+    """Ask ``proc`` to stop (SIGTERM), kill it if it has not within ``timeout``; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
 
 
 def free_port() -> int:
