@@ -21,7 +21,8 @@ from kcli.errors import InvalidTopicError
 
 def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple]:
     """Every path under ``root`` (except under ``skip``) with type, size, mode and content hash.  A lock
-    file's content is the pid of its last holder, which taking the lock to look and refuse rewrites."""
+    file's content (so its size) is the pid of its last holder, which taking the lock to look and refuse
+    rewrites."""
     out = {}
     for path in sorted(root.rglob("*")):
         if skip is not None and (path == skip or skip in path.parents):
@@ -31,7 +32,7 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple]:
         content = path.read_bytes() if plain else None
         out[str(path.relative_to(root))] = (
             st.st_mode,
-            st.st_size,
+            st.st_size if path.suffix != ".lock" else None,  # a pid of another width is no change
             hash(content),
             os.readlink(path) if path.is_symlink() else None,
         )
