@@ -54,7 +54,7 @@ def tansu(tmp_path: Path):
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than there are CPUs.  Part of the suite waits rather than computes
     (brokers starting, group joins and session timeouts, tansu), and the extra worker uses those gaps: on
-    2 CPUs the quick subset took ~115 s with 2 workers, ~91 s with 3 and ~105 s with 4.
+    2 CPUs the quick subset took ~96 s with 2 workers and ~73 s with 3 (with --dist worksteal).
     PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set (None hands over to xdist's hook, which reads it)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
