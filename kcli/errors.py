@@ -67,11 +67,12 @@ class CorruptRecordError(KcliError):
 
     exit_code = 6
 
-    def __init__(self, message: str, path: str | None = None, position: int | None = None) -> None:
+    def __init__(self, message: str, path: str | None = None, position: int | None = None,
+                 hint: str | None = None) -> None:
         where = ""
         if path is not None:
             where = f" in {path}" + (f" at position {position}" if position is not None else "")
-        super().__init__(message + where)
+        super().__init__(message + where, hint)
         self.reason = message  # what is wrong, without where: for a message that says where itself
         self.path = path
         self.position = position

@@ -105,9 +105,7 @@ class Env:
         """The consumer groups a command shows: the cluster's at --bootstrap-server, else the data dir's."""
         from kcli.client.groups import open_groups
 
-        if self.bootstrap_server:
-            return open_groups(None, self.bootstrap_server)
-        return open_groups(self.datadir())
+        return open_groups(None if self.bootstrap_server else self.datadir(), self.bootstrap_server)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

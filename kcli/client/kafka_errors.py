@@ -49,4 +49,4 @@ def raise_for(code: int, message: str | None, what: str) -> None:
     else:
         text = f"{what}: {message or error_name(code)}"
     hint = next((h for base, h in _HINTS.items() if issubclass(kind, base)), None)
-    raise kind(text) if hint is None else kind(text, hint=hint)  # CorruptRecordError takes no hint
+    raise kind(text, hint=hint)

@@ -260,7 +260,7 @@ class Producer:
         producer = (-1, -1, -1)
         if self.idempotence and self._identity is None:
             self._identity = self._init_producer_id()
-        if self.idempotence and self._identity is not None:  # (None only once idempotence was turned off)
+        if self._identity is not None:  # None while idempotence is off (or was just turned off)
             producer = (*self._identity, self._sequences.get(tp, 0))
         try:
             base = self.transport.produce(topic, partition, batch.encode(self.codec, section, compressed, producer))

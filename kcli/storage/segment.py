@@ -446,15 +446,12 @@ class LogSegment:
             self.index.truncate_to_position(start_position)
         self.bytes_since_index = start_position - self.index.last()[1] if start_position else 0
         self.max_timestamp = self.time_index.max_timestamp()
-        if start_position:
-            _o, pos = self.index.last()
-            for _pos, header in self.headers(pos, start_position):
-                self._note_timestamp(header)
         position = start_position
         next_offset = self.base_offset
         error: CorruptRecordError | None = None
-        if start_position:
+        if start_position:  # the batches between the last index entry and where recovery starts
             for _pos, header in self.headers(self.index.last()[1], start_position):
+                self._note_timestamp(header)
                 next_offset = header.next_offset
         while position < size:
             raw = self.pread(position, records.HEADER_SIZE)
@@ -475,9 +472,7 @@ class LogSegment:
             if header.base_offset < next_offset and position > 0:
                 error = CorruptRecordError("offsets go backwards", self.log_path, position)
                 break
-            if header.max_timestamp > self.max_timestamp:
-                self.max_timestamp = header.max_timestamp
-                self.offset_of_max_timestamp = header.last_offset
+            self._note_timestamp(header)
             if self.bytes_since_index > index_interval:
                 self.index.append(header.last_offset, position)
                 self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)

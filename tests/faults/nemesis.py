@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -412,11 +413,14 @@ class Nemesis:
         leader = self.cluster.leader(self.rng.randrange(self.config.partitions))
         return leader if leader >= 0 else self.rng.choice(self.brokers)
 
-    def kill(self) -> None:
+    def _down_then_up(self, take_down: Callable[[int], object], longest: float) -> None:
         victim = self._victim()
-        self.cluster.kill(victim)
-        time.sleep(self.rng.uniform(0.2, 2.0))
+        take_down(victim)
+        time.sleep(self.rng.uniform(0.2, longest))
         self.cluster.start(victim)
+
+    def kill(self) -> None:
+        self._down_then_up(self.cluster.kill, 2.0)
 
     def pause(self) -> None:
         victim = self._victim()
@@ -425,10 +429,7 @@ class Nemesis:
         self.cluster.signal(victim, signal.SIGCONT)
 
     def bounce(self) -> None:
-        victim = self._victim()
-        self.cluster.stop(victim)
-        time.sleep(self.rng.uniform(0.2, 1.0))
-        self.cluster.start(victim)
+        self._down_then_up(self.cluster.stop, 1.0)
 
     def disk(self) -> None:
         assert self.mount is not None
