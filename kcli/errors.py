@@ -98,6 +98,34 @@ class ProducerFencedError(SequenceError):
     fenced = True
 
 
+class TransactionError(KcliError):
+    """A transactional request the transaction's state does not allow: EndTxn without a transaction, a
+    partition added to a transaction being committed, a producer id that is not the transactional id's
+    (Kafka's INVALID_TXN_STATE and its kin).  Nothing of the transaction is committed by it."""
+
+    exit_code = 12
+
+
+class ConcurrentTransactionsError(TransactionError):
+    """The previous transaction of this transactional id is still being completed (its markers are being
+    written): retry shortly (Kafka's retriable CONCURRENT_TRANSACTIONS)."""
+
+
+class InvalidProducerIdMappingError(TransactionError):
+    """A producer id that the transactional id does not (or no longer) map to."""
+
+
+class TransactionAbortedError(TransactionError):
+    """A transaction that was aborted, by the producer on a failure or a signal, or by the coordinator
+    (a timeout, a newer producer): none of its records or offsets are visible to read_committed readers."""
+
+    exit_code = 1
+
+
+class InvalidTransactionTimeoutError(UsageError):
+    """A transaction timeout above transaction.max.timeout.ms (or not positive)."""
+
+
 class BrokerError(KcliError):
     """A broker that cannot be reached or answered with an error."""
 

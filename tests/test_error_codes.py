@@ -13,11 +13,14 @@ from kcli import errors
 from kcli.errors import (
     AlreadyExistsError,
     BrokerError,
+    ConcurrentTransactionsError,
     CorruptRecordError,
     DataDirError,
     GroupNotEmptyError,
     InvalidConfigError,
+    InvalidProducerIdMappingError,
     InvalidTopicError,
+    InvalidTransactionTimeoutError,
     KcliError,
     LockTimeoutError,
     NoProducerIdError,
@@ -27,6 +30,8 @@ from kcli.errors import (
     RecordTooLargeError,
     SequenceError,
     StorageError,
+    TransactionAbortedError,
+    TransactionError,
     UnavailableError,
     UsageError,
 )
@@ -54,6 +59,11 @@ EXPECTED = {
     DataDirError: ErrorCode.KAFKA_STORAGE_ERROR,
     UnavailableError: ErrorCode.LEADER_NOT_AVAILABLE,
     StorageError: ErrorCode.KAFKA_STORAGE_ERROR,
+    TransactionError: ErrorCode.INVALID_TXN_STATE,
+    ConcurrentTransactionsError: ErrorCode.CONCURRENT_TRANSACTIONS,
+    InvalidProducerIdMappingError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+    TransactionAbortedError: ErrorCode.INVALID_TXN_STATE,
+    InvalidTransactionTimeoutError: ErrorCode.INVALID_TRANSACTION_TIMEOUT,
 }
 
 

@@ -18,6 +18,7 @@ from kcli.protocol.error_codes import exception_for
 SEQUENCE_ERRORS: dict[int, str] = {
     ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: "the leader lacks this producer's earlier batches",
     ErrorCode.INVALID_PRODUCER_EPOCH: "a newer session of this producer id fenced it",
+    ErrorCode.PRODUCER_FENCED: "a newer producer with the same transactional id fenced this one",
     ErrorCode.UNKNOWN_PRODUCER_ID: "the leader no longer knows this producer (its records were deleted)",
 }
 

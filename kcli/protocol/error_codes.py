@@ -19,11 +19,14 @@ from enum import IntEnum
 from kcli.errors import (
     AlreadyExistsError,
     BrokerError,
+    ConcurrentTransactionsError,
     CorruptRecordError,
     DataDirError,
     GroupNotEmptyError,
     InvalidConfigError,
+    InvalidProducerIdMappingError,
     InvalidTopicError,
+    InvalidTransactionTimeoutError,
     KcliError,
     LockTimeoutError,
     NotFoundError,
@@ -32,6 +35,8 @@ from kcli.errors import (
     RecordTooLargeError,
     SequenceError,
     StorageError,
+    TransactionAbortedError,
+    TransactionError,
     UnavailableError,
     UsageError,
 )
@@ -223,6 +228,11 @@ CODES: Mapping[type[BaseException], ErrorCode] = {
     DataDirError: ErrorCode.KAFKA_STORAGE_ERROR,  # a log directory the broker cannot use
     UnavailableError: ErrorCode.LEADER_NOT_AVAILABLE,
     StorageError: ErrorCode.KAFKA_STORAGE_ERROR,
+    TransactionError: ErrorCode.INVALID_TXN_STATE,
+    ConcurrentTransactionsError: ErrorCode.CONCURRENT_TRANSACTIONS,
+    InvalidProducerIdMappingError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+    TransactionAbortedError: ErrorCode.INVALID_TXN_STATE,
+    InvalidTransactionTimeoutError: ErrorCode.INVALID_TRANSACTION_TIMEOUT,
     OSError: ErrorCode.KAFKA_STORAGE_ERROR,  # the disk under a log failed in a way the library did not name
 }
 # Anything else (an unexpected failure) is Kafka's default too.
@@ -272,6 +282,12 @@ EXCEPTIONS: Mapping[int, type[KcliError]] = {
     ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER: SequenceError,
     ErrorCode.UNKNOWN_PRODUCER_ID: SequenceError,
     ErrorCode.INVALID_PRODUCER_EPOCH: ProducerFencedError,
+    ErrorCode.PRODUCER_FENCED: ProducerFencedError,
+    ErrorCode.INVALID_TXN_STATE: TransactionError,
+    ErrorCode.CONCURRENT_TRANSACTIONS: ConcurrentTransactionsError,
+    ErrorCode.INVALID_PRODUCER_ID_MAPPING: InvalidProducerIdMappingError,
+    ErrorCode.INVALID_TRANSACTION_TIMEOUT: InvalidTransactionTimeoutError,
+    ErrorCode.TRANSACTIONAL_ID_NOT_FOUND: NotFoundError,
 }
 
 
