@@ -20,6 +20,7 @@ from kcli.errors import (
     InvalidProducerIdMappingError,
     InvalidTransactionTimeoutError,
     KcliError,
+    LockTimeoutError,
     ProducerFencedError,
     TransactionError,
     UnavailableError,
@@ -340,6 +341,31 @@ def test_offsets_are_pending_until_commit_and_applied_once_per_group(
     coord.end_txn("t", pid, epoch, True)
     assert coord.finish_pending() == []
     assert commits == ["g1", "g2"]
+
+
+def test_a_group_applied_before_a_failure_is_not_applied_again(
+        coord: TransactionCoordinator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit of g1 made after the transaction's offsets reached g1 (while g2's failed) stays: the
+    later commit wins, as in Kafka, where offsets are materialised once."""
+    store = OffsetStore(coord.store.datadir)
+    pid, epoch = ongoing(coord)
+    for group in ("g1", "g2"):
+        coord.add_offsets("t", pid, epoch, group)
+        coord.txn_offset_commit("t", group, pid, epoch, {("in", 0): CommittedOffset(10)})
+    real = OffsetStore.commit
+
+    def g2_locked(self: OffsetStore, group: str, *args: object, **kwargs: object) -> None:
+        if group == "g2":
+            raise LockTimeoutError("timed out waiting for the group g2 lock")
+        real(self, group, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OffsetStore, "commit", g2_locked)
+    with pytest.raises(ConcurrentTransactionsError, match="g2 lock"):
+        coord.end_txn("t", pid, epoch, True)
+    monkeypatch.setattr(OffsetStore, "commit", real)
+    store.commit("g1", {("in", 0): 50})
+    assert coord.finish_pending() == ["t"]
+    assert store.fetch("g1") == {("in", 0): 50} and store.fetch("g2") == {("in", 0): 10}
 
 
 def test_aborted_offsets_are_never_applied(coord: TransactionCoordinator) -> None:
