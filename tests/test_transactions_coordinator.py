@@ -596,3 +596,17 @@ def test_long_non_ascii_names_fit_a_file_name(datadir: DataDir) -> None:
     assert len(safe_file_name("é" * 300, ".json.tmp").encode()) <= 255
     OffsetStore(datadir).commit("é" * 200, {("in", 0): 1})
     assert OffsetStore(datadir).fetch("é" * 200) == {("in", 0): 1}
+
+
+def test_a_damaged_state_file_does_not_stop_the_others_from_being_finished(
+        coord: TransactionCoordinator, markers: Markers) -> None:
+    pid, epoch = ongoing(coord, "b")
+    markers.failing = True
+    with pytest.raises(ConcurrentTransactionsError):
+        coord.end_txn("b", pid, epoch, True)
+    markers.failing = False
+    coord.init_producer_id("a", 1000)
+    Path(coord.store.path("a")).write_text("{")  # sorts first
+    with pytest.raises(KcliError, match="unreadable"):
+        coord.finish_pending()
+    assert state(coord, "b") == "CompleteCommit"
