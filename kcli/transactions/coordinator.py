@@ -42,8 +42,8 @@ from kcli.transactions.state import (
     TransactionInfo,
     TransactionMetadata,
     TxnState,
-    check_transactional_id,
 )
+from kcli.transactions.state import check_transactional_id as check_transactional_id  # re-exported
 from kcli.transactions.store import TransactionStore
 
 MarkerWriter = Callable[[int, int, bool, int, list[tuple[str, int]]], None]
