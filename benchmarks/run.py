@@ -5,7 +5,8 @@
 Prints a table and writes benchmarks/results.json.  Sections (numbers as in the issue):
 1 produce throughput per codec vs `cat | cat`; 2 consume throughput; 3 the same through 1 and 3 brokers;
 4 batch codec vs kafka-python; 5 start-up and unneeded imports; 6 end-to-end latency at 10k msg/s;
-7 many segments and many partitions; 8 max RSS of produce and consume.
+7 many segments and many partitions; 8 max RSS of produce and consume; 9 transactions: transactional
+produce vs plain, read_committed vs read_uncommitted consume.
 
 Throughput figures are the best of --repeat runs: on a shared box the fastest run is the one least
 disturbed by other load, and its baseline is taken the same way in the same run.
@@ -30,6 +31,7 @@ import measure  # noqa: E402
 import scale  # noqa: E402
 import startup  # noqa: E402
 import throughput  # noqa: E402
+import transactions  # noqa: E402
 from inputs import write_lines  # noqa: E402
 from install import regular_install  # noqa: E402
 from table import Row, render, save  # noqa: E402
@@ -57,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--startup-runs", type=int, help="runs per start-up median (default 15; 7 quick)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.json"), help="where to write the JSON")
     parser.add_argument("--work-dir", help="scratch directory (default: a new temporary one, removed after)")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8", help="comma-separated sections to run")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9", help="comma-separated sections to run")
     return parser.parse_args(argv)
 
 
@@ -96,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if "7" in sections:
             _step("scale")
             rows += scale.measure(kcli, work, lines, min(count, 200_000), max(3, startup_runs // 3))
+        if "9" in sections:
+            _step("transactions")
+            rows += transactions.measure(kcli, work, lines, count, repeat)
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
