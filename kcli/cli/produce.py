@@ -6,7 +6,7 @@ import os
 import select
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -40,9 +40,9 @@ def _transaction_settings(transactional_id: str | None, max_records: int | None,
                                                                   ParameterSource.ENVIRONMENT):
             raise UsageError("--transaction-timeout-ms needs --transactional-id")
         return None
-    from kcli.client.transactional import validate_transactional_id
+    from kcli.transactions.coordinator import check_transactional_id
 
-    validate_transactional_id(transactional_id)
+    check_transactional_id(transactional_id)
     if ACKS[acks] != -1 or idempotence is False:
         raise UsageError("--transactional-id needs an idempotent producer with --acks all",
                          hint="drop --acks/--no-idempotence")
@@ -206,7 +206,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
         out.write(f"{t} {p} {o}\n".encode())
 
     transport = env.transport(acks=ACKS[acks])
-    options = {"codec": codec_id(compression), "batch_size": batch_size, "on_delivery": report if print_offsets else None}
+    options: dict[str, Any] = {"codec": codec_id(compression), "batch_size": batch_size, "on_delivery": report if print_offsets else None}
     from kcli.client.transactional import TransactionalProducer
 
     producer: Producer

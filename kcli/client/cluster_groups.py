@@ -55,7 +55,7 @@ class ClusterGroups:
     def describe(self, group: str, topics: Collection[str] | None = None) -> GroupView:
         """The whole picture of ``group``; ``topics`` limits the partition rows.  NotFoundError if unknown."""
         counts = {t.name: len(t.partitions) for t in self.cluster.metadata(None).topics if not t.error_code}
-        committed = self._committed(group, counts)
+        committed = self.committed(group, counts)
         desc, (node, label) = self._ask(
             group, ApiKey.DESCRIBE_GROUPS, {"groups": [group]}, lambda r: _describe_error(r, group)
         )
@@ -81,7 +81,8 @@ class ClusterGroups:
 
     # ------------------------------------------------------------ requests
 
-    def _committed(self, group: str, counts: Mapping[str, int]) -> dict[tuple[str, int], int]:
+    def committed(self, group: str, counts: Mapping[str, int]) -> dict[tuple[str, int], int]:
+        """What ``group`` committed for the topics in ``counts`` (name -> partition count)."""
         if not counts:
             return {}
         body = {

@@ -18,8 +18,7 @@ replica; with acks=0 the broker does not answer and the offset is unknown (-1).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool

@@ -21,17 +21,7 @@ if TYPE_CHECKING:
     from kcli.client.transport import Transport
     from kcli.groups.offsets import CommittedOffset
 
-MAX_ID_BYTES = 32767  # a transactional id is a Kafka STRING: an int16 length
 DEFAULT_TIMEOUT_MS = 60000  # Kafka's producer default transaction.timeout.ms
-
-
-def validate_transactional_id(transactional_id: str) -> None:
-    """UsageError for an id no Kafka coordinator takes: empty, or longer than its STRING can carry."""
-    if not transactional_id:
-        raise UsageError("a transactional id must not be empty")
-    size = len(transactional_id.encode("utf-8", "surrogateescape"))
-    if size > MAX_ID_BYTES:
-        raise UsageError(f"transactional id is {size} bytes long; Kafka allows at most {MAX_ID_BYTES}")
 
 
 class TransactionalProducer(Producer):
@@ -41,7 +31,9 @@ class TransactionalProducer(Producer):
 
     def __init__(self, transport: Transport, transactional_id: str, *,
                  transaction_timeout_ms: int = DEFAULT_TIMEOUT_MS, **options: Any) -> None:
-        validate_transactional_id(transactional_id)
+        from kcli.transactions.coordinator import check_transactional_id
+
+        check_transactional_id(transactional_id)
         if transaction_timeout_ms <= 0:
             raise UsageError(f"transaction timeout must be positive, not {transaction_timeout_ms}")
         super().__init__(transport, idempotence=True, **options)
