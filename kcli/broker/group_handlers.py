@@ -37,8 +37,13 @@ CLIENT_HOST = ""
 
 # ---------------------------------------------------------------- FindCoordinator
 
+GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types
+
+
 
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """The broker coordinating a group (key type 0) or a transactional id (1), both chosen by
+    :func:`coordinator_of`."""
     def answer(
         code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1
     ) -> Body:
@@ -51,12 +56,16 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
             "port": port,
         }
 
-    if req.key_type != 0:
-        return answer(ErrorCode.INVALID_REQUEST, "transactions are not supported: no transaction coordinator")
-    try:
-        check_group_id(req.key)
-    except UsageError as exc:
-        return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
+    if req.key_type == TRANSACTION_KEY:
+        if not req.key:
+            return answer(ErrorCode.INVALID_REQUEST, "the transactional id is empty")
+    elif req.key_type != GROUP_KEY:
+        return answer(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {req.key_type}")
+    else:
+        try:
+            check_group_id(req.key)
+        except UsageError as exc:
+            return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
     chosen = coordinator_of(ctx, req.key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:

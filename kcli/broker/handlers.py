@@ -33,6 +33,7 @@ MAX_FETCH_WAIT = 30.0
 FETCH_MAX_BYTES = 55 * 1024 * 1024
 # the longest an acks=all produce waits for the in-sync replicas, whatever timeout_ms says
 MAX_ACK_WAIT = 120.0
+READ_COMMITTED = 1  # Fetch's and ListOffsets' isolation_level (0: read_uncommitted)
 _damage_logged: set[tuple[str, int | None]] = set()  # stored damage already logged at ERROR (clients retry)
 
 
@@ -308,6 +309,7 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool]:
     budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
     follower = req.replica_id if req.replica_id >= 0 else None
+    committed = req.isolation_level == READ_COMMITTED
     total = 0
     errors = False
     responses = []
@@ -330,14 +332,21 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
                 if follower is None:
-                    hw, start, data = led.read(p.fetch_offset, limit)
+                    read = led.read(p.fetch_offset, limit, committed)
+                    hw, lso, start, data = read.high_watermark, read.last_stable_offset, read.log_start, read.data
+                    if read.aborted is not None:
+                        entry["aborted_transactions"] = [
+                            {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted
+                        ]
                 else:
                     hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit)
+                    lso = hw
                     if joins:
                         joined.append((led, follower))
                 if len(data) > limit and total > 0:
                     data = b""  # only the response's first batch may exceed the limits (KIP-74)
-                entry.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start, records=data)
+                    entry["aborted_transactions"] = []
+                entry.update(high_watermark=hw, last_stable_offset=lso, log_start_offset=start, records=data)
                 total += len(data)
             errors = errors or entry["error_code"] != ErrorCode.NONE
             parts.append(entry)
@@ -402,7 +411,7 @@ def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
             with answering(entry, "list offsets of", topic.name, p.partition_index):
                 led = ctx.partitions.get(topic.name, p.partition_index)
                 _check_epoch(led, p.current_leader_epoch)
-                ts, offset = led.list_offset(p.timestamp)
+                ts, offset = led.list_offset(p.timestamp, req.isolation_level == READ_COMMITTED)
                 entry.update(timestamp=ts, offset=offset, leader_epoch=led.leader_epoch)
             parts.append(entry)
         topics.append({"name": topic.name, "partitions": parts})
