@@ -270,7 +270,7 @@ class DataDir:
         return self._lock(os.path.join(self.broker_dir(broker_id), "broker.lock"), f"broker {broker_id}")
 
     def group_lock(self, group: str) -> FileLock:
-        return self._lock(os.path.join(self.cluster_dir, "groups", _file_name(_safe(group), ".lock")), f"group {group}")
+        return self._lock(os.path.join(self.cluster_dir, "groups", safe_file_name(group, ".lock")), f"group {group}")
 
     def live_brokers(self) -> list[int]:
         """Brokers whose daemon holds its broker lock right now."""
@@ -295,6 +295,12 @@ def _not_writable(exc: OSError, what: str) -> Exception:
     return DataDirError(f"cannot create {what} in {os.path.dirname(exc.filename or '') or 'the data dir'}: "
                         f"the data dir {reason}", hint="reading works; for writes remount it read-write or "
                         "use --data-dir")
+
+
+def safe_file_name(name: str, suffix: str) -> str:
+    """The file name (``suffix`` included) under which an id of any characters and length -- a group id, a
+    transactional id -- is kept: escaped (see :func:`_safe`) and shortened when too long."""
+    return _file_name(_safe(name), suffix)
 
 
 def _file_name(stem: str, suffix: str) -> str:
