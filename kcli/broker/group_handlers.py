@@ -154,12 +154,26 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     own error and the rest are committed together (all or none)."""
     svc = service(ctx)
     error = svc.check(req.group_id)
+    offsets, results = checked_offsets(ctx, req.topics, error)
+    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
+    return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
+
+
+# per topic, (partition, its code); None: decided by the commit that follows
+OffsetResults = list[tuple[str, list[tuple[int, ErrorCode | None]]]]
+
+
+def checked_offsets(
+    ctx: BrokerContext, topics_asked: list[Struct], error: ErrorCode
+) -> tuple[dict[tuple[str, int], CommittedOffset], OffsetResults]:
+    """The offsets of an OffsetCommit or TxnOffsetCommit request that pass Kafka's checks (a known
+    partition, metadata within offset.metadata.max.bytes, an offset >= 0), and each partition's code:
+    ``error`` for all when the request as a whole fails, None where the commit decides."""
     topics = ctx.partitions.refresh().topics if error == ErrorCode.NONE else {}
     now = int(time.time() * 1000)
     offsets: dict[tuple[str, int], CommittedOffset] = {}
-    # per topic, (partition, its code); None: decided by the commit below
-    results: list[tuple[str, list[tuple[int, ErrorCode | None]]]] = []
-    for topic in req.topics:
+    results: OffsetResults = []
+    for topic in topics_asked:
         meta = topics.get(topic.name)
         parts: list[tuple[int, ErrorCode | None]] = []
         for p in topic.partitions:
@@ -174,26 +188,26 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
             elif p.committed_offset < 0:
                 code = ErrorCode.INVALID_COMMIT_OFFSET_SIZE
             else:
-                stamp = p.commit_timestamp if p.commit_timestamp >= 0 else now
+                stamp = p.get("commit_timestamp", -1)  # OffsetCommit v1 only
                 offsets[(topic.name, p.partition_index)] = CommittedOffset(
-                    p.committed_offset, metadata, stamp, p.committed_leader_epoch
+                    p.committed_offset, metadata, stamp if stamp >= 0 else now, p.committed_leader_epoch
                 )
                 code = None
             parts.append((p.partition_index, code))
         results.append((topic.name, parts))
-    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
-    return {
-        "throttle_time_ms": 0,
-        "topics": [
-            {
-                "name": name,
-                "partitions": [
-                    {"partition_index": i, "error_code": committed if c is None else c} for i, c in parts
-                ],
-            }
-            for name, parts in results
-        ],
-    }
+    return offsets, results
+
+
+def offset_results(results: OffsetResults, committed: ErrorCode) -> list[dict[str, Any]]:
+    """The ``topics`` of an OffsetCommit or TxnOffsetCommit response: ``committed`` where the commit
+    decided."""
+    return [
+        {
+            "name": name,
+            "partitions": [{"partition_index": i, "error_code": committed if c is None else c} for i, c in parts],
+        }
+        for name, parts in results
+    ]
 
 
 def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:

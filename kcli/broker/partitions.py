@@ -46,10 +46,10 @@ from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
-from kcli.storage.txnindex import AbortedTxn
 
 if TYPE_CHECKING:
     from kcli.broker.replication import Followers
+    from kcli.storage.txnindex import AbortedTxn
 
 log = logging.getLogger("kcli.broker")
 
