@@ -170,7 +170,7 @@ def test_message_over_max_message_bytes_is_refused_and_nothing_is_written(kcli, 
     # id it took) behind, never data
     after = snapshot(tmp_path)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
-    bookkeeping = (".lock", "kcli-writer-state", "kcli-producer-state", "cluster/producer-ids")
+    bookkeeping = (".lock", "kcli-writer-state", ".snapshot", "cluster/producer-ids")
     assert all(k.endswith(bookkeeping) for k in changed), changed
     assert kcli.in_process("consume", "t", "-b", "-e").stdout == "small\n"
     kcli.in_process("verify")

@@ -225,7 +225,7 @@ def test_rf3_topic_spreads_replicas_and_keeps_isr_logs_identical(kcli):
             files[b] = {
                 os.path.basename(f): open(f, "rb").read()
                 for f in glob.glob(str(d / "*"))
-                if not f.endswith(("kcli-writer-state", "kcli-producer-state", ".lock"))
+                if not f.endswith(("kcli-writer-state", ".snapshot", ".lock"))
             }
         assert files[0] == files[1] == files[2], f"replicas of r-{p} differ"
         assert any(name.endswith(".log") for name in files[0])

@@ -64,7 +64,8 @@ def test_repair_execute_cuts_at_the_corrupt_batch(dd: DataDir) -> None:
 def test_repair_torn_tail_and_resume_writing(dd: DataDir) -> None:
     part = dd.partition_dir(leader(dd, "torn"), "torn", 0)
     Path(part, "kcli-writer-state").write_text("10 430 16 0\n")
-    Path(part, "kcli-producer-state").write_text("v1 20 0 0\n")  # a producer's state past the cut
+    Path(part, "00000000000000000016.snapshot").write_bytes(b"")  # producer state at the new end: kept
+    Path(part, "00000000000000000020.snapshot").write_bytes(b"")  # ... past the cut: removed
     proc = kcli("repair", part, "--execute", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -72,7 +73,8 @@ def test_repair_torn_tail_and_resume_writing(dd: DataDir) -> None:
     assert [a["kind"] for a in doc["actions"]] == ["truncate", "remove_state", "remove_state"]
     assert os.path.getsize(os.path.join(part, "00000000000000000010.log")) == 369
     assert not os.path.exists(os.path.join(part, "kcli-writer-state"))
-    assert not os.path.exists(os.path.join(part, "kcli-producer-state"))
+    assert not os.path.exists(os.path.join(part, "00000000000000000020.snapshot"))
+    assert os.path.exists(os.path.join(part, "00000000000000000016.snapshot"))
     again = kcli("repair", part)
     assert again.stdout.startswith("nothing to repair in ")
 

@@ -15,7 +15,6 @@ tail) in between.  Every batch must get exactly the answer Kafka's idempotence r
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 
@@ -24,11 +23,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from kcli.cluster.producers import RECENT, SNAPSHOT, ProducerStates
 from kcli.errors import SequenceError
 from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
+from kcli.storage.producer_snapshot import list_snapshots
+from kcli.storage.producer_state import RECENT
 
 SEQ_LIMIT = 2**31  # sequences are int32 and wrap to 0 after 2**31 - 1
 PIDS = (1000, 1001, 1002)
@@ -56,9 +56,7 @@ class ProducerStateMachine(RuleBasedStateMachine):
         super().__init__()
         self.directory = tempfile.mkdtemp(prefix="kcli-producers-model-")
         self.log = PartitionLog(self.directory, LogConfig(segment_bytes=4000))
-        self.log.open_for_append(None)
-        self.states, problem = ProducerStates.of_log(self.log)
-        assert problem is None
+        assert self.log.open_for_append(None) == []
         self.model: dict[int, Producer] = {}
         self.values = 0  # records stored, which is also the log end offset
 
@@ -91,7 +89,7 @@ class ProducerStateMachine(RuleBasedStateMachine):
         assert header.last_sequence == last
         want, offset = self.expected(pid, epoch, first, last)
         try:
-            duplicate_of = self.states.check(header)
+            duplicate_of = self.log.producers.check(header)
         except SequenceError as exc:
             got = "fenced" if exc.fenced else "out of order"
             assert got == want, (got, want, exc)
@@ -101,7 +99,6 @@ class ProducerStateMachine(RuleBasedStateMachine):
             return
         assert want == "stored", (want, pid, epoch, first, last)
         info = self.log.append(batch)
-        self.states.appended(header, info.base_offset)
         known = self.model.get(pid)
         if known is None or known.epoch != epoch:
             known = self.model[pid] = Producer(epoch, [])
@@ -148,17 +145,15 @@ class ProducerStateMachine(RuleBasedStateMachine):
 
     @rule(clean=st.booleans())
     def a_new_write_session(self, clean: bool) -> None:
-        """The session ends -- cleanly, leaving a snapshot, or killed, leaving the log's tail to read (and
-        maybe a stale snapshot, which must not be taken) -- and the next one loads the state."""
+        """The session ends -- cleanly, leaving a snapshot at the log end, or killed, leaving older
+        snapshots (of earlier sessions and rolls) and the batches after them -- and the next one loads the
+        state."""
         if clean:
-            self.states.save(self.log)
             self.log.release()
         else:
             self.log.close()
         self.log = PartitionLog(self.directory, LogConfig(segment_bytes=4000))
-        self.log.open_for_append(None)
-        self.states, problem = ProducerStates.of_log(self.log)
-        assert problem is None
+        assert self.log.open_for_append(None) == []
 
     @invariant()
     def the_log_holds_each_stored_batch_once(self) -> None:
@@ -172,22 +167,23 @@ ProducerStateMachine.TestCase.settings = settings(
 test_producer_state_model = ProducerStateMachine.TestCase
 
 
-def test_a_stale_snapshot_is_not_taken(tmp_path) -> None:
-    """Written by a session that then wrote more and was killed: the log no longer ends where it says."""
+def test_a_snapshot_below_the_log_end_is_continued_from_the_log(tmp_path) -> None:
+    """Written by a session that then wrote more and was killed: the next session takes the snapshot and
+    replays the batches after it."""
     log = PartitionLog(str(tmp_path), LogConfig())
     log.open_for_append(None)
-    states, _ = ProducerStates.of_log(log)
-    states.save(log)
+    log.release()
+    assert list_snapshots(str(tmp_path)) == [0]
+    log = PartitionLog(str(tmp_path), LogConfig())
+    log.open_for_append(None)
     batch = records.encode_batch([(None, b"x", [], 1)], producer_id=7, producer_epoch=0, base_sequence=0)
-    info = log.append(batch)
-    states.appended(records.parse_header(batch), info.base_offset)
-    log.close()
-    assert os.path.exists(tmp_path / SNAPSHOT)
+    log.append(batch)
+    log.close()  # killed: no snapshot at 1
+    assert list_snapshots(str(tmp_path)) == [0]
     log = PartitionLog(str(tmp_path), LogConfig())
     log.open_for_append(None)
-    reloaded, _ = ProducerStates.of_log(log)
-    assert reloaded.check(records.parse_header(batch)) == 0  # known from the tail: a duplicate
+    assert log.producers.check(records.parse_header(batch)) == 0  # known from the replay: a duplicate
     with pytest.raises(SequenceError):
-        reloaded.check(records.parse_header(records.encode_batch(
+        log.producers.check(records.parse_header(records.encode_batch(
             [(None, b"y", [], 1)], producer_id=7, producer_epoch=0, base_sequence=5)))
     log.close()

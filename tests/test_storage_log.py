@@ -103,13 +103,13 @@ def test_reading_any_offset_of_a_multi_segment_log(tmp_path):
 
 
 @pytest.mark.parametrize("max_bytes", [0, 700, 3000, 9000, 10**9])
-def test_tail_headers_walk_the_last_bytes_of_the_log_from_a_batch_boundary(tmp_path, max_bytes):
-    """What a new leader reads to rebuild idempotent-producer state: whole batches, oldest first, ending
+def test_the_tail_walk_covers_the_last_bytes_of_the_log_from_a_batch_boundary(tmp_path, max_bytes):
+    """What a writer without a producer snapshot reads to rebuild producer state: whole batches, oldest first, ending
     at the log end and covering at least ``max_bytes`` (or the whole log), across segments."""
     log = new_log(tmp_path / "t-0", segment_bytes=4000, index_interval_bytes=500)
     for i in range(0, 400, 4):
         log.append(batch(i, 4, size=90))
-    headers = list(log.tail_headers(max_bytes))
+    headers = [header for _seg, _pos, header in log._walk(*log._tail_start(max_bytes))]
     assert headers[-1].next_offset == 400
     assert [h.base_offset for h in headers] == list(range(headers[0].base_offset, 400, 4))
     assert sum(h.size for h in headers) >= min(max_bytes, log.size_bytes())
@@ -530,8 +530,8 @@ def test_death_in_the_middle_of_a_batch_write(kcli, tmp_path, replicas):
     for b in range(replicas):
         assert check_segments(_partition(kcli, broker=b), interval=1024) == intact + 1
         part = _partition(kcli, broker=b)
-        bookkeeping = ("kcli-writer-state", "kcli-producer-state")  # the session's, on the leader only
-        contents.append({f: (part / f).read_bytes() for f in os.listdir(part) if f not in bookkeeping})
+        bookkeeping = ("kcli-writer-state", ".snapshot")  # the session's (producer states: each log's clock)
+        contents.append({f: (part / f).read_bytes() for f in os.listdir(part) if not f.endswith(bookkeeping)})
     assert all(c == contents[0] for c in contents)
 
 

@@ -6,7 +6,7 @@ broker and the client beneath both.
 - :mod:`kcli.cluster.metadata`     topics, partitions, replicas, leaders and ISR (``metadata.log``)
 - :mod:`kcli.cluster.controller`   leader elections and ISR changes on the metadata
 - :mod:`kcli.cluster.topics`       topic admin straight on the data directory
-- :mod:`kcli.cluster.producers`    idempotent producers: ids and per-partition sequence state
+- :mod:`kcli.cluster.producers`    producer ids (per-partition producer state: kcli.storage.producer_state)
 - :mod:`kcli.cluster.broker_info`  where a broker is reached (``broker.sock``, ``broker.json``)
 - :mod:`kcli.cluster.liveness`     running, stopped or lost: broker locks plus heartbeat files
 - :mod:`kcli.cluster.advice`       Kafka's operating guidance as warnings and advice

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata
-from kcli.cluster.producers import SNAPSHOT as PRODUCER_SNAPSHOT
 from kcli.errors import KcliError
 from kcli.inspect import indexes, layout, scan
 from kcli.inspect.errors import PartitionLockedError
@@ -36,6 +35,7 @@ from kcli.storage import checkpoint
 from kcli.storage.config import LogConfig
 from kcli.storage.fileio import write_file
 from kcli.storage.log import WRITER_STATE
+from kcli.storage.producer_snapshot import list_snapshots, snapshot_name
 from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, segment_name
 
 Progress = Callable[[int], None]
@@ -229,13 +229,14 @@ def plan_repair(
             more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
             plan.actions.append(Action("rebuild_indexes", stem + INDEX_SUFFIX, issues[0] + more, base))
     _plan_checkpoints(plan)
-    for name, why in (
-        (WRITER_STATE, "the next writer recovers the log instead of resuming"),
-        (PRODUCER_SNAPSHOT, "the next writer rebuilds producer sequences from the repaired log"),
-    ):
-        state = os.path.join(directory, name)
-        if plan.actions and os.path.exists(state):
-            plan.actions.append(Action("remove_state", state, why))
+    if plan.actions:
+        states = [(WRITER_STATE, "the next writer recovers the log instead of resuming")]
+        states += [(snapshot_name(offset), "producer state past the repaired log end")
+                   for offset in list_snapshots(directory) if offset > plan.log_end_after]
+        for name, why in states:
+            state = os.path.join(directory, name)
+            if os.path.exists(state):
+                plan.actions.append(Action("remove_state", state, why))
     return plan
 
 

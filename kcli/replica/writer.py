@@ -19,11 +19,11 @@ from collections.abc import Iterable
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata, PartitionMeta
-from kcli.cluster.producers import ProducerStates
 from kcli.errors import KcliError, StorageError
 from kcli.replica.checkpoints import follower_config, recovery_point, write_checkpoints
 from kcli.storage import records
 from kcli.storage.config import LogConfig
+from kcli.storage.control import control_batch
 from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
@@ -61,9 +61,6 @@ class PartitionWriter:
             self.leader = self._open(meta.leader, config)
             self.logs.append((meta.leader, self.leader))
             self.leader.record_epoch(self.epoch, self.leader.log_end_offset)
-            self.producers, problem = ProducerStates.of_log(self.leader)  # idempotent producers' sequences
-            if problem:
-                self.problems.append(problem)
             for broker in followers:
                 if broker != meta.leader:
                     self.attach(broker)
@@ -154,13 +151,29 @@ class PartitionWriter:
         those that took it and StorageError is raised, so in-sync replicas never disagree silently.  If
         even that cut fails, the session refuses every further write (``broken``): reopening recovers.
         A batch an idempotent producer already stored (its retry) is not stored again: its original base
-        offset is returned; one out of sequence raises SequenceError."""
+        offset is returned; one out of sequence raises SequenceError (see ProducerStates.check for the
+        rest of Kafka's checks)."""
         if self.broken is not None:
             raise self.broken
         header = records.parse_header(batch)
-        stored = self.producers.check(header)
+        stored = self.leader.producers.check(header)
         if stored is not None:
             return stored
+        return self._append(batch)
+
+    def write_marker(self, producer_id: int, producer_epoch: int, commit: bool,
+                     coordinator_epoch: int = 0) -> int | None:
+        """End ``producer_id``'s transaction in this partition with a COMMIT or ABORT marker on every
+        replica written here; returns its offset, or None when the producer has no transaction open here
+        (its marker is written already, or it never wrote here), so writing markers again is harmless.
+        ProducerFencedError for an epoch older than the open transaction's producer."""
+        if self.broken is not None:
+            raise self.broken
+        if not self.leader.producers.check_marker(producer_id, producer_epoch):
+            return None
+        return self._append(control_batch(producer_id, producer_epoch, commit, coordinator_epoch))
+
+    def _append(self, batch: records.BytesLike) -> int:
         info = self.leader.append(batch, self.epoch)
         if len(self.logs) > 1:
             if self.config.log_append_time:  # the leader stamped its own time: copy what it stored
@@ -173,7 +186,6 @@ class PartitionWriter:
             except StorageError as exc:
                 self._cut(written, info.base_offset, exc)
                 raise
-        self.producers.appended(header, info.base_offset)  # only once every replica has it
         return info.base_offset
 
     def files(self) -> list[str]:
@@ -197,8 +209,6 @@ class PartitionWriter:
             else:
                 for _broker, log in self.logs:
                     log.delete_old_segments()
-            if self.broken is None:
-                self.producers.save(self.leader)
         finally:
             try:  # also after a failed checkpoint (a full disk): the logs are whole, say so
                 for _broker, log in self.logs:

@@ -104,6 +104,7 @@ class LogConfig:
     log_append_time: bool = False
     flush_messages: int = _default_int("flush.messages")
     flush_ms: int = _default_int("flush.ms")
+    producer_id_expiration_ms: int = 86_400_000  # Kafka's broker-wide producer.id.expiration.ms
 
     @classmethod
     def from_topic(cls, overrides: Mapping[str, object]) -> LogConfig:

@@ -1,7 +1,15 @@
-"""A partition's log: ordered segments, offset assignment, rolling, retention, recovery and reads.
+"""A partition's log: ordered segments, offset assignment, rolling, retention, recovery and reads, and
+the state of the producers writing it (sequences, open transactions, aborted ones).
 
-Modelled on Kafka's ``UnifiedLog``.  One writer at a time (the caller holds the replica lock); any
-number of readers in other processes, who never modify files.
+Modelled on Kafka's ``UnifiedLog`` and its ProducerStateManager.  One writer at a time (the caller holds
+the replica lock); any number of readers in other processes, who never modify files.
+
+Producer state (:mod:`kcli.storage.producer_state`) is kept by every append and saved in
+``<offset>.snapshot`` files at each roll and at a clean release; a write session starts from the newest
+snapshot at or below the log end and replays the batches after it (after a crash: the last roll's, or the
+tail of the log when there is none).  An ABORT marker's ``.txnindex`` entry is appended before the
+marker, so a read_committed reader that sees the marker finds the entry.  Readers in other processes get
+the last stable offset from the newest snapshot and the batch headers after it.
 """
 
 from __future__ import annotations
@@ -9,18 +17,29 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypedDict
 
-from kcli.errors import CorruptRecordError, RecordTooLargeError, StorageError
+from kcli.errors import CorruptRecordError, KcliError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
+from kcli.storage.control import ABORT, control_type, coordinator_epoch
 from kcli.storage.damage import Damage
 from kcli.storage.fileio import read_file, write_file
+from kcli.storage.producer_snapshot import (
+    SnapshotEntry,
+    list_snapshots,
+    read_snapshot,
+    snapshot_name,
+    write_snapshot,
+)
+from kcli.storage.producer_state import ProducerStates
 from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
+from kcli.storage.txnindex import AbortedTxn
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
 WRITER_STATE = "kcli-writer-state"
+STATE_FROM_BYTES = 8 << 20  # without a snapshot, how much of the log's tail producer state is rebuilt from
 
 
 if TYPE_CHECKING:  # a class for annotations only: defining it would cost every write's start-up
@@ -77,6 +96,9 @@ class PartitionLog:
         self.last_read: tuple[str, int] | None = None  # (segment file, position) the last read() started at
         self._writing = False  # a write session is open: rebuilt indexes may be written to disk
         self._last_epoch: int | None = None  # newest epoch in leader-epoch-checkpoint, once read
+        self.producers = ProducerStates()  # a write session's: loaded by open_for_append, kept by append
+        self._snapshot_at: int | None = None  # the log end the newest snapshot file was taken at
+        self._txn_view: _TxnView | None = None  # a reader's open transactions, see last_stable_offset
 
     def _list_bases(self) -> list[int]:
         try:
@@ -145,12 +167,14 @@ class PartitionLog:
             self._bases = [0]
             self.active.open_for_append()
             self._next_offset = self._bases[0]
+            self.producers = ProducerStates()
             return []
         if self._resume_clean():
             problem = self.active.check_indexes()
             if problem is not None:
                 self.active.bytes_since_index = self.active.size - self.active.index.last()[1]
             self.recovery_errors = [] if problem is None else [_rebuilt(problem)]
+            self.recovery_errors += self._load_producers()
             return self.recovery_errors
         problems: list[Damage] = []
         start_index = len(self._bases) - 1
@@ -193,6 +217,7 @@ class PartitionLog:
         if not problems:
             # continue the index spacing where the last writer left it
             active.bytes_since_index = active.size - active.index.last()[1]
+        problems += self._load_producers()
         self.recovery_errors = problems
         return problems
 
@@ -231,9 +256,12 @@ class PartitionLog:
         return True
 
     def release(self) -> None:
-        """End a write session cleanly: leave the state file the next writer resumes from."""
+        """End a write session cleanly: leave the state file and the producer snapshot the next writer
+        resumes from."""
         if self._next_offset is None or not self._bases:
             return
+        if self._snapshot_at != self._next_offset:
+            self._take_snapshot()
         active = self.active
         since = -1 if self._unflushed_since is None else self._unflushed_since
         text = (f"{active.base_offset} {active.size} {self._next_offset} {active.bytes_since_index} "
@@ -273,6 +301,8 @@ class PartitionLog:
             self._bases.append(base)
         seg = self.segment(base)
         seg.open_for_append()
+        self.producers.expire(now_ms(), self.config.producer_id_expiration_ms)
+        self._take_snapshot()
         return seg
 
     def append(self, batch: records.BytesLike, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
@@ -295,6 +325,11 @@ class PartitionLog:
         now = now_ms()
         base = self._next_offset
         last = base + header.last_offset_delta
+        marker_epoch, aborted = -1, None
+        if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:  # a transaction marker
+            marker_epoch = coordinator_epoch(batch, 0, header)
+            if control_type(batch, 0, header) == ABORT:
+                aborted = self.producers.aborted_txn(header.producer_id, base)
         try:
             if self._should_roll(header.size, last, now if self.config.log_append_time else header.max_timestamp):
                 self.roll()
@@ -302,6 +337,8 @@ class PartitionLog:
                 # like Kafka, leader and follower alike: the first batch of a new epoch starts it (noted
                 # before the batch is written, so a failed append leaves an epoch starting at the log end)
                 self.record_epoch(leader_epoch, base)
+            if aborted is not None:  # before the marker: a reader that sees the marker finds the entry
+                self.active.txn_index.append(aborted)
         except OSError as exc:
             raise StorageError.of(exc, exc.filename or self.active.log_path) from None
         buf = bytearray(batch)
@@ -315,7 +352,13 @@ class PartitionLog:
             self._unflushed_since is not None and now - self._unflushed_since >= self.config.flush_ms
         )
         # all or nothing: a failure raises StorageError with nothing written and the log end unmoved
-        position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes, sync)
+        try:
+            position = self.active.append(buf, last, max_ts, self.config.index_interval_bytes, sync)
+        except StorageError:
+            if aborted is not None:
+                self._cut_txn_index(base)
+            raise
+        self.producers.appended(header, base, now, marker_epoch)
         self._next_offset = last + 1
         if sync:
             self._unflushed, self._unflushed_since = 0, None
@@ -331,19 +374,33 @@ class PartitionLog:
         if self._unflushed_since is not None and now_ms() - self._unflushed_since >= self.config.flush_ms:
             self.flush()
 
-    def tail_headers(self, max_bytes: int) -> Iterator[records.BatchHeader]:
-        """The headers of the batches in about the last ``max_bytes`` of the log, oldest first: the walk
-        starts at an index entry, so on a batch boundary, at most an index interval before that point."""
+    def _tail_start(self, max_bytes: int) -> tuple[int, int]:
+        """(segment index, position) about ``max_bytes`` before the log's end: at an index entry, so on a
+        batch boundary, at most an index interval before that point."""
         first = len(self._bases) - 1
         budget = max_bytes
         while first > 0 and self.segment(self._bases[first]).size < budget:
             budget -= self.segment(self._bases[first]).size
             first -= 1
-        for i in range(first, len(self._bases)):
+        seg = self.segment(self._bases[first])
+        return first, seg.index.position_before(seg.size - budget)
+
+    def _start_of(self, offset: int) -> tuple[int, int] | None:
+        """(segment index, position) of the batch holding ``offset``; None at or past the end."""
+        idx = self._segment_for(max(offset, self.log_start_offset))
+        while idx is not None and idx < len(self._bases):
+            pos = self.segment(self._bases[idx]).find_position(offset)
+            if pos is not None:
+                return idx, pos
+            idx += 1
+        return None
+
+    def _walk(self, idx: int, position: int) -> Iterator[tuple[LogSegment, int, records.BatchHeader]]:
+        """(segment, position, header) of every batch from ``position`` of segment ``idx`` to the end."""
+        for i in range(idx, len(self._bases)):
             seg = self.segment(self._bases[i])
-            start = seg.index.position_before(seg.size - budget) if i == first else 0
-            for _position, header in seg.headers(start):
-                yield header
+            for pos, header in seg.headers(position if i == idx else 0):
+                yield seg, pos, header
 
     def flush(self) -> None:
         if self._bases:
@@ -442,6 +499,8 @@ class PartitionLog:
             seg.delete()
             self._segments.pop(self._bases[0], None)
             deleted.append(self._bases.pop(0))
+        if deleted:
+            self._delete_snapshots(lambda offset: offset < self.log_start_offset)
         return deleted
 
     def truncate_to(self, offset: int) -> None:
@@ -458,6 +517,8 @@ class PartitionLog:
             self._next_offset = offset
             self._truncate_epochs(-1)
             self.active.open_for_append()
+            self._delete_snapshots(lambda _offset: True)
+            self.producers, self._snapshot_at = ProducerStates(), None
             return
         while self._bases and self._bases[-1] >= offset and len(self._bases) > 1:
             self.segment(self._bases[-1]).delete()
@@ -470,6 +531,168 @@ class PartitionLog:
         self._next_offset = self.log_end_offset
         self._truncate_epochs(self._next_offset)
         self.active.open_for_append()
+        self._load_producers()
+
+    # ------------------------------------------------------------ producer state and transactions
+
+    def _load_producers(self) -> list[Damage]:
+        """The producer state at the log end, for a write session: the newest snapshot at or below it plus
+        the batches after it (or the log's tail without one), replayed as appended.  Snapshots past the
+        end (taken before a truncation or a crash cut the log) are deleted, and so are transaction index
+        entries past it; an ABORT marker replayed whose entry is missing (lost in a crash) gets it back."""
+        end = self.log_end_offset
+        self._cut_txn_index(end)
+        self._delete_snapshots(lambda offset: offset > end)
+        problems: list[Damage] = []
+        found = self._newest_snapshot(end, problems)
+        try:
+            if found is None:
+                states, self._snapshot_at = ProducerStates(), None
+                start: tuple[int, int] | None = self._tail_start(STATE_FROM_BYTES)
+            else:
+                offset, entries = found
+                states, self._snapshot_at = ProducerStates.from_entries(entries), offset
+                start = self._start_of(offset)
+            self.producers = states
+            if start is not None:
+                self._replay(states, *start)
+        except KcliError as exc:
+            problems.append(Damage(self.directory, f"producer state not rebuilt past {exc}"))
+        self.producers.expire(now_ms(), self.config.producer_id_expiration_ms)
+        return problems
+
+    def _newest_snapshot(self, end: int, problems: list[Damage] | None = None
+                         ) -> tuple[int, list[SnapshotEntry]] | None:
+        """(offset, entries) of the newest readable snapshot at or below ``end``; unreadable ones are
+        skipped (and, given ``problems``, a writer's, deleted and reported)."""
+        for offset in reversed(list_snapshots(self.directory)):
+            if offset > end or offset < self.log_start_offset:
+                continue
+            path = os.path.join(self.directory, snapshot_name(offset))
+            try:
+                return offset, read_snapshot(path)
+            except FileNotFoundError:
+                continue
+            except (OSError, CorruptRecordError) as exc:
+                if problems is not None:
+                    problems.append(Damage(path, f"{exc}; deleted, producer state rebuilt from the log"))
+                    _unlink(path)
+        return None
+
+    def _replay(self, states: ProducerStates, idx: int, position: int) -> None:
+        """Apply the batches from ``position`` of segment ``idx`` to ``states``, restoring transaction
+        index entries missing for ABORT markers (their entry is written first but is not synced)."""
+        known: dict[int, set[int]] = {}  # segment base -> marker offsets its txnindex lists
+        now = now_ms()  # a replayed producer's expiry clock restarts (when the log took it is not kept)
+        for seg, pos, header in self._walk(idx, position):
+            marker_epoch = -1
+            if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:
+                batch = seg.pread(pos, header.size)
+                marker_epoch = coordinator_epoch(batch, 0, header)
+                entry = states.aborted_txn(header.producer_id, header.base_offset)
+                if entry is not None and control_type(batch, 0, header) == ABORT:
+                    listed = known.get(seg.base_offset)
+                    if listed is None:
+                        listed = known[seg.base_offset] = {e.last_offset for e in seg.txn_index.entries()}
+                    if entry.last_offset not in listed and self._writing:
+                        seg.txn_index.append(entry)
+            states.appended(header, header.base_offset, now, marker_epoch)
+
+    def _take_snapshot(self) -> None:
+        """Save the producer state as ``<log end>.snapshot``, and delete the snapshots of earlier sessions
+        in the active segment (those at segment bases stay: recovery starts there).  Best effort: without
+        one the next session replays more of the log."""
+        end = self.log_end_offset
+        try:
+            write_snapshot(os.path.join(self.directory, snapshot_name(end)), self.producers.entries())
+        except OSError:
+            return
+        self._snapshot_at = end
+        bases = set(self._bases)
+        self._delete_snapshots(lambda offset: offset < end and offset not in bases)
+
+    def _delete_snapshots(self, which: Callable[[int], bool]) -> None:
+        for offset in list_snapshots(self.directory):
+            if which(offset):
+                _unlink(os.path.join(self.directory, snapshot_name(offset)))
+
+    def _cut_txn_index(self, offset: int) -> None:
+        """Drop the active segment's transaction index entries at or past ``offset`` (markers not in the log)."""
+        try:
+            self.active.txn_index.truncate(offset)
+        except OSError as exc:
+            raise StorageError.of(exc, self.active.txn_index.path) from None
+
+    def first_unstable_offset(self) -> int | None:
+        """A write session's: the first offset of the oldest open transaction (None: none open)."""
+        return self.producers.first_unstable_offset()
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """Producer id -> first offset of its open transaction, oldest first (a reader's as of its last
+        :meth:`last_stable_offset`, which it computes first if it never did)."""
+        if self._writing:
+            return self.producers.ongoing()
+        if self._txn_view is None:
+            self.last_stable_offset()
+        return dict(self._txn_view.ongoing) if self._txn_view is not None else {}
+
+    def last_stable_offset(self) -> int:
+        """The first offset of the oldest open transaction, else the log end: read_committed readers get
+        no batch at or past it.  A write session knows it; a reader (another process) reads the newest
+        snapshot and the batch headers after it once, then continues from where it stopped."""
+        if self._writing:
+            first = self.producers.first_unstable_offset()
+            return self.log_end_offset if first is None else first
+        if not self._bases:
+            return 0
+        end = self.log_end_offset
+        view = self._txn_view
+        if view is None or not self.log_start_offset <= view.offset <= end or not self._still_there(view):
+            view = self._fresh_view(end)
+        start = self._start_of(view.offset)
+        if start is not None:
+            ongoing = view.ongoing
+            for _seg, _pos, header in self._walk(*start):
+                if header.base_offset >= end:
+                    break
+                pid = header.producer_id
+                if header.attributes & records.ATTR_CONTROL:
+                    ongoing.pop(pid, None)
+                elif header.attributes & records.ATTR_TRANSACTIONAL and pid not in ongoing:
+                    ongoing[pid] = header.base_offset
+                view.offset, view.last_crc = header.next_offset, header.crc
+        self._txn_view = view
+        return min(view.ongoing.values(), default=view.offset)
+
+    def _fresh_view(self, end: int) -> _TxnView:
+        """A reader's starting point: the newest snapshot at or below ``end``, else the log's tail."""
+        found = self._newest_snapshot(end)
+        if found is not None:
+            offset, entries = found
+            ongoing = {e.producer_id: e.current_txn_first_offset for e in entries if e.current_txn_first_offset >= 0}
+            return _TxnView(offset, dict(sorted(ongoing.items(), key=lambda item: item[1])))
+        idx, pos = self._tail_start(STATE_FROM_BYTES)
+        for _seg, _pos, header in self._walk(idx, pos):
+            return _TxnView(header.base_offset, {})
+        return _TxnView(end, {})
+
+    def _still_there(self, view: _TxnView) -> bool:
+        """Whether the batch a reader's view last scanned is still in the log (not truncated and rewritten)."""
+        if view.last_crc is None:
+            return True
+        start = self._start_of(view.offset - 1)
+        if start is None:
+            return False
+        for _seg, _pos, header in self._walk(*start):
+            return header.next_offset == view.offset and header.crc == view.last_crc
+        return False
+
+    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping offsets [start, end), from the transaction indexes of the
+        segments from the one holding ``start`` on (a marker may be in any later segment)."""
+        idx = self._segment_for(start) or 0
+        return [entry for base in self._bases[idx:] for entry in self.segment(base).txn_index.entries()
+                if entry.last_offset >= start and entry.first_offset < end]
 
     # ------------------------------------------------------------ leader epochs
 
@@ -500,6 +723,25 @@ class PartitionLog:
         if kept != epochs:
             checkpoint.write_epochs(os.path.join(self.directory, checkpoint.LEADER_EPOCH), kept)
         self._last_epoch = kept[-1][0] if kept else -1
+
+
+class _TxnView:
+    """What a reader of the log knows of its open transactions: those open below ``offset``, and the CRC
+    of the batch ending there (None: none read yet) to tell that the log was not rewritten since."""
+
+    __slots__ = ("offset", "ongoing", "last_crc")
+
+    def __init__(self, offset: int, ongoing: dict[int, int], last_crc: int | None = None) -> None:
+        self.offset = offset
+        self.ongoing = ongoing
+        self.last_crc = last_crc
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _rebuilt(problem: Damage) -> Damage:

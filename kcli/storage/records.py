@@ -410,21 +410,23 @@ def encode_batch(
     producer_id: int = -1,
     producer_epoch: int = -1,
     base_sequence: int = -1,
+    transactional: bool = False,
 ) -> bytes:
     """Build one magic-2 batch from (key, value, headers, timestamp_ms) tuples."""
     return frame(
         record_section(records), codec, level=level, base_offset=base_offset, log_append_time=log_append_time,
         partition_leader_epoch=partition_leader_epoch, producer_id=producer_id, producer_epoch=producer_epoch,
-        base_sequence=base_sequence,
+        base_sequence=base_sequence, transactional=transactional,
     )
 
 
 def frame(section: Section, codec: int = compression.NONE, *, compressed: bytes | None = None,
           level: int | None = None, base_offset: int = 0, log_append_time: bool = False,
           partition_leader_epoch: int = -1, producer_id: int = -1, producer_epoch: int = -1,
-          base_sequence: int = -1) -> bytes:
+          base_sequence: int = -1, transactional: bool = False, control: bool = False) -> bytes:
     """The batch: header and CRC around ``section``, compressed with ``codec`` here unless ``compressed``
-    holds that already."""
+    holds that already.  ``transactional``: part of a producer's transaction; ``control``: a transaction
+    marker (see :mod:`kcli.storage.control`)."""
     if compressed is not None:
         body = compressed
     elif codec != compression.NONE:
@@ -433,6 +435,10 @@ def frame(section: Section, codec: int = compression.NONE, *, compressed: bytes 
         body = section.body
     count = section.count
     attributes = codec | (ATTR_LOG_APPEND_TIME if log_append_time else 0)
+    if transactional:
+        attributes |= ATTR_TRANSACTIONAL
+    if control:
+        attributes |= ATTR_CONTROL
     head = _HEADER.pack(
         base_offset,
         HEADER_SIZE - LOG_OVERHEAD + len(body),

@@ -1,4 +1,4 @@
-"""One log segment: a ``.log`` file of record batches with its ``.index`` and ``.timeindex``.
+"""One log segment: a ``.log`` file of record batches with its ``.index``, ``.timeindex`` and ``.txnindex``.
 
 Reads use ``os.pread`` on a shared descriptor; appends use an O_APPEND descriptor.  A segment never
 assumes it is the only process looking at its files: a reader stops at a partial batch at the end,
@@ -19,6 +19,7 @@ from kcli.storage import records
 from kcli.storage.damage import Damage
 from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
+from kcli.storage.txnindex import TXN_SUFFIX, TxnIndex
 
 LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX = ".log", ".index", ".timeindex"
 DEFAULT_INDEX_INTERVAL = 4096
@@ -58,6 +59,7 @@ class LogSegment:
         self.log_path = stem + LOG_SUFFIX
         self._index = OffsetIndex(stem + INDEX_SUFFIX, base_offset)
         self._time_index = TimeIndex(stem + TIMEINDEX_SUFFIX, base_offset)
+        self.txn_index = TxnIndex(stem + TXN_SUFFIX)  # the transactions aborted in this segment
         self.index_interval = index_interval
         self._writable = writable or (lambda: False)  # whether a rebuilt index may be written to disk
         self._indexes_checked = False
@@ -122,7 +124,7 @@ class LogSegment:
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self._index.path, self._time_index.path):
+        for path in (self.log_path, self._index.path, self._time_index.path, self.txn_index.path):
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -332,6 +332,7 @@ class TransactionCoordinator:
         meta.transit(TxnState.PREPARE_EPOCH_FENCE, now)
         if meta.producer_epoch < MAX_EPOCH:
             meta.producer_epoch += 1
+        meta.last_producer_epoch = NO_PRODUCER_EPOCH  # a retried InitProducerId of the fenced one is fenced
         meta.transit(TxnState.PREPARE_ABORT, now)
         self.store.save(meta)
 

@@ -20,9 +20,9 @@ from kcli.client.producer import Producer
 from kcli.client.remote import RemoteTransport
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
-from kcli.cluster.producers import SNAPSHOT
 from kcli.errors import SequenceError
 from kcli.storage import records
+from kcli.storage.producer_snapshot import snapshot_name
 from kcli.storage.records import encode_batch
 
 from .harness import Piped, replica_batches, session_lines, wait_for
@@ -208,7 +208,7 @@ def test_embedded_retry_of_a_batch_is_answered_with_its_first_offset(kcli):
     assert transport.produce(TOPIC, 0, first) == 0
     assert transport.produce(TOPIC, 0, first) == 0
     transport.release()
-    snapshot = Path(datadir.partition_dir(0, TOPIC, 0)) / SNAPSHOT
+    snapshot = Path(datadir.partition_dir(0, TOPIC, 0)) / snapshot_name(2)
     assert snapshot.exists()
     assert transport.produce(TOPIC, 0, first) == 0  # a new write session still knows it
     transport.release()
@@ -222,20 +222,23 @@ def test_embedded_retry_of_a_batch_is_answered_with_its_first_offset(kcli):
     assert transport.init_producer_id()[0] != pid  # ids come from the data dir's allocator
 
 
-def test_a_stale_snapshot_is_not_used(kcli):
-    """A snapshot is used only while the log ends where it did: here one from before another producer's
-    batch (as a writer killed before saving its own would leave) must give way to the log's tail."""
+def test_a_session_killed_after_its_snapshot_is_continued_from_the_log(kcli):
+    """The newest snapshot below the log end (a writer killed before saving its own leaves one) is
+    taken with the batches after it replayed: both producers are known to the next session."""
     kcli("topic", "create", TOPIC)
     datadir = DataDir(str(kcli.data_dir))
-    snapshot = Path(datadir.partition_dir(0, TOPIC, 0)) / SNAPSHOT
+    part = Path(datadir.partition_dir(0, TOPIC, 0))
     transport = EmbeddedTransport(datadir)
     one, two = transport.init_producer_id()[0], transport.init_producer_id()[0]
     assert transport.produce(TOPIC, 0, _idempotent_batch(one, 0, b"a")) == 0
     transport.release()
-    stale = snapshot.read_bytes()
+    first = (part / snapshot_name(1)).read_bytes()
     assert transport.produce(TOPIC, 0, _idempotent_batch(two, 0, b"b")) == 1
     transport.release()
-    snapshot.write_bytes(stale)
+    # what that session leaves when killed instead: its first snapshot, no state of its own
+    (part / snapshot_name(2)).unlink()
+    (part / snapshot_name(1)).write_bytes(first)
+    (part / "kcli-writer-state").unlink()
     assert transport.produce(TOPIC, 0, _idempotent_batch(two, 0, b"b")) == 1
     assert transport.produce(TOPIC, 0, _idempotent_batch(one, 0, b"a")) == 0
     transport.close()
