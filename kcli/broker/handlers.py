@@ -241,7 +241,7 @@ def validate_batches(
     if data is None or len(data) == 0:
         raise ApiError(ErrorCode.INVALID_RECORD, "no record batch")
     view = memoryview(data)
-    out = []
+    out: list[memoryview] = []
     identity: tuple[int, int, bool] | None = None
     pos = 0
     while pos < len(view):

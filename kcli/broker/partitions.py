@@ -46,10 +46,10 @@ from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
+from kcli.storage.txnindex import AbortedTxn
 
 if TYPE_CHECKING:
     from kcli.broker.replication import Followers
-    from kcli.storage.txnindex import AbortedTxn
 
 log = logging.getLogger("kcli.broker")
 
@@ -287,7 +287,7 @@ class LedPartition:
         """Kafka's last stable offset (mutex held): the first offset of the oldest open transaction, never
         past the high watermark.  read_committed consumers read below it; with no open transaction it is
         the high watermark."""
-        first = self.writer.leader.producers.first_unstable_offset()
+        first = self.writer.leader.first_unstable_offset()
         return self.tracker.hw if first is None else min(first, self.tracker.hw)
 
     def replica_read(self, follower: int, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:

@@ -103,7 +103,7 @@ class BrokerMarkerWriter:
         asked (not running, unreachable)."""
         info = self.ctx.broker_info(leader) if leader in self.ctx.live_ids() else None
         if info is None:
-            return dict.fromkeys(partitions, ErrorCode.LEADER_NOT_AVAILABLE)
+            return dict.fromkeys(partitions, int(ErrorCode.LEADER_NOT_AVAILABLE))
         topics: dict[str, list[int]] = {}
         for topic, partition in partitions:
             topics.setdefault(topic, []).append(partition)
@@ -114,7 +114,7 @@ class BrokerMarkerWriter:
             "topics": [{"name": t, "partition_indexes": ps} for t, ps in topics.items()],
             "coordinator_epoch": coordinator_epoch,
         }
-        out = dict.fromkeys(partitions, ErrorCode.UNKNOWN_SERVER_ERROR)
+        out: dict[Partition, int] = dict.fromkeys(partitions, ErrorCode.UNKNOWN_SERVER_ERROR)
         try:
             conn = BrokerConnection(info.socket, timeout=REMOTE_TIMEOUT)
             try:
@@ -123,7 +123,7 @@ class BrokerMarkerWriter:
                 conn.close()
         except (KcliError, OSError) as exc:
             log.info("cannot ask broker %d to write transaction markers: %s", leader, exc)
-            return dict.fromkeys(partitions, ErrorCode.NETWORK_EXCEPTION)
+            return dict.fromkeys(partitions, int(ErrorCode.NETWORK_EXCEPTION))
         for result in body.markers:
             for topic in result.topics:
                 for p in topic.partitions:
