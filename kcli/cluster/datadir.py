@@ -311,7 +311,8 @@ def _file_name(stem: str, suffix: str) -> str:
         return name
     import hashlib
 
-    return f"{stem[:200]}~{hashlib.sha256(stem.encode()).hexdigest()[:16]}{suffix}"
+    head = stem.encode()[:200].decode(errors="ignore")  # 200 bytes, not characters: "é" is two
+    return f"{head}~{hashlib.sha256(stem.encode()).hexdigest()[:16]}{suffix}"
 
 
 def _safe(name: str) -> str:

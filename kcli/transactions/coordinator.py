@@ -332,6 +332,7 @@ class TransactionCoordinator:
         meta.transit(TxnState.PREPARE_EPOCH_FENCE, now)
         if meta.producer_epoch < MAX_EPOCH:
             meta.producer_epoch += 1
+        meta.last_producer_epoch = NO_PRODUCER_EPOCH  # a retried InitProducerId of the fenced one is fenced
         meta.transit(TxnState.PREPARE_ABORT, now)
         self.store.save(meta)
 
@@ -345,17 +346,31 @@ class TransactionCoordinator:
             if commit:
                 todo = [g for g in sorted(meta.pending_offsets) if g not in meta.applied_groups]
                 for i, group in enumerate(todo):
-                    self.offsets.commit(group, meta.pending_offsets[group])
+                    self._apply(group, meta.pending_offsets[group])
                     if i < len(todo) - 1:  # the last one is recorded by the Complete state itself
                         meta.applied_groups.add(group)
                         self.store.save(meta)
         except KcliError as exc:
             raise ConcurrentTransactionsError(
                 f"transactional id {meta.transactional_id!r}: {'commit' if commit else 'abort'} decided but "
-                f"not completed yet: {exc.message}", hint="retry; it completes once the partitions take "
-                "their markers") from exc
+                f"not completed yet: {exc.message}", hint="retry; it completes once its markers and offsets "
+                "can be written") from exc
         meta.transit(TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, self.clock())
         self.store.save(meta)
+
+    def _apply(self, group: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
+        """Commit a transaction's offsets for ``group``, unless the group holds them already (applied before
+        a crash that left the transaction Prepare*): then nothing is written, so the offsets reach the
+        group once, and a commit made since by someone else is not undone."""
+        def unless_applied() -> None:
+            current = self.offsets.fetch_committed(group)
+            if all(current.get(tp) == committed for tp, committed in offsets.items()):
+                raise _AlreadyApplied
+
+        try:
+            self.offsets.commit(group, offsets, precondition=unless_applied)
+        except _AlreadyApplied:
+            pass
 
     def _settle(self, transactional_id: str, still: Callable[[TransactionMetadata], bool]) -> bool:
         """Under the id's lock (not waited for: its holder is at it), when ``still`` holds of the id's
@@ -380,6 +395,10 @@ class TransactionCoordinator:
             return True
         return meta.state is TxnState.ONGOING and (
             _timed_out(meta, now) or not self.store.owner_alive(meta.transactional_id))
+
+
+class _AlreadyApplied(Exception):
+    """Raised under a group's lock to skip writing offsets it already holds (never leaves this module)."""
 
 
 def _timed_out(meta: TransactionMetadata, now: int) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from kcli.cluster.datadir import DataDir, FileLock, flock_holder, safe_file_name
 from kcli.errors import KcliError
+from kcli.groups.layout import fsync_dir
 from kcli.storage.checkpoint import atomic_write
 from kcli.transactions.state import TransactionMetadata
 
@@ -43,7 +44,9 @@ class TransactionStore:
         return self._base(transactional_id) + STATE_SUFFIX
 
     def _ensure_dir(self) -> None:
-        os.makedirs(self.dir, exist_ok=True)
+        if not os.path.isdir(self.dir):
+            os.makedirs(self.dir, exist_ok=True)
+            fsync_dir(os.path.dirname(self.dir))  # the new folder survives a power cut too
 
     # ------------------------------------------------------------ locks
     def lock(self, transactional_id: str) -> FileLock:
@@ -86,16 +89,24 @@ class TransactionStore:
             pass
 
     def all(self) -> Iterator[TransactionMetadata]:
-        """Every id's state, in file-name order (read without locks: each file is whole)."""
+        """Every id's state, in file-name order (read without locks: each file is whole).  A damaged file
+        is raised about after all the others were yielded, so one cannot hold up the rest."""
         try:
             names = sorted(os.listdir(self.dir))
         except FileNotFoundError:
             return
+        damaged: KcliError | None = None
         for name in names:
             if name.endswith(STATE_SUFFIX):
-                meta = self._read(os.path.join(self.dir, name))
+                try:
+                    meta = self._read(os.path.join(self.dir, name))
+                except KcliError as exc:
+                    damaged = damaged or exc
+                    continue
                 if meta is not None:
                     yield meta
+        if damaged is not None:
+            raise damaged
 
     @staticmethod
     def _read(path: str) -> TransactionMetadata | None:
