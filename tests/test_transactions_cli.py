@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from tests.support.runner import one_error_line
-from tests.support.waits import stop_process, wait_for
+from support.runner import one_error_line
+from support.waits import stop_process, wait_for
 
 
 def _lines(n: int, prefix: str = "m") -> list[str]:
@@ -169,3 +169,27 @@ def test_transform_refuses_bad_arguments(kcli) -> None:
     one_error_line(kcli("transform", "in", "in", "-g", "g", "--", "cat", ok=False), 2, "different")
     one_error_line(kcli("transform", "in", "out", "-g", "g", "--", "/no/such/cmd", ok=False), 2, "cannot run")
     one_error_line(kcli("transform", "in", "out", "--", "cat", ok=False), 2, "--group")
+
+
+def test_transactions_through_a_broker(kcli, brokers) -> None:
+    """The same flags through a live broker: over its socket (the data dir's broker) and over TCP
+    (--bootstrap-server), where the broker's coordinator runs the transactions."""
+    brokers.init(1)
+    bootstrap = brokers.start(0).bootstrap
+    kcli("produce", "in", "--transactional-id", "load", input="\n".join(_lines(200, "a")) + "\n")
+    assert _read(kcli, "in") == _lines(200, "a")
+    proc = _feed(kcli, "in", "--transactional-id", "feed")
+    _write(proc, _lines(20, "z"))
+    wait_for("the open transaction's records", lambda: len(_read(kcli, "in", "read_uncommitted")) == 220)
+    assert stop_process(proc) == 143
+    assert "transaction aborted" in _error_line(proc)
+    assert _read(kcli, "in") == _lines(200, "a")
+    remote = ("--bootstrap-server", bootstrap)
+    proc = kcli(*remote, "transform", "in", "out", "-g", "up", "--", "sh", "-c", "tr a-z A-Z; sleep 0.5; exit 3",
+                ok=False)
+    one_error_line(proc, 1, "transaction aborted", "exited with status 3")
+    assert _read(kcli, "out") == []
+    kcli(*remote, "transform", "in", "out", "-g", "up", "--", "tr", "a-z", "A-Z")
+    assert kcli(*remote, "consume", "out", "-b", "-e").stdout.splitlines() == _lines(200, "A")
+    kcli(*remote, "transform", "in", "out", "-g", "up", "--", "tr", "a-z", "A-Z")  # nothing new
+    assert _read(kcli, "out") == _lines(200, "A")

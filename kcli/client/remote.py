@@ -91,6 +91,7 @@ class RemoteTransport:
         self.cluster = BrokerPool(datadir, bootstrap, timeout)
         self._embedded: EmbeddedTransport | None = None
         self._txn_calls: TransactionCalls | None = None
+        self.transactional_id: str | None = None  # sent with every Produce once a transactional producer began
 
     @property
     def warnings(self) -> list[str]:
@@ -208,6 +209,7 @@ class RemoteTransport:
         if transactional_id is not None:
             if self.cluster.all_down():
                 return self._fallback().init_producer_id(transactional_id, timeout_ms)
+            self.transactional_id = transactional_id
             return self._transactions().init_producer_id(transactional_id, timeout_ms)
         delay = 0.05
         deadline = time.monotonic() + FAILOVER_WAIT
@@ -276,6 +278,7 @@ class RemoteTransport:
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().produce(topic, partition, batch)
             body = {
+                "transactional_id": self.transactional_id,
                 "acks": self.acks,
                 "timeout_ms": int(min(PRODUCE_TIMEOUT, self.cluster.timeout / 2) * 1000),
                 "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],

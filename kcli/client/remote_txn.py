@@ -76,7 +76,8 @@ class TransactionCalls:
             "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
         }
         self._ask(transactional_id, TRANSACTION_KEY, ApiKey.ADD_PARTITIONS_TO_TXN, body,
-                  lambda r: _first_error(p.error_code for t in r.results for p in t.results))
+                  lambda r: _first_error(p.partition_error_code for t in r.results_by_topic
+                                         for p in t.results_by_partition))
 
     def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group: str) -> None:
         body = {"transactional_id": transactional_id, "producer_id": producer_id,
