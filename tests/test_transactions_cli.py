@@ -10,7 +10,6 @@ import signal
 import subprocess
 
 import pytest
-
 from support.runner import one_error_line
 from support.waits import stop_process, wait_for
 
