@@ -140,6 +140,35 @@ def test_an_abandoned_transaction_is_aborted_by_the_next_writer(kcli) -> None:
     assert _read(kcli, "t") == ["after"]
 
 
+def test_a_transaction_open_past_its_timeout_is_aborted_by_a_reader(kcli) -> None:
+    proc = _feed(kcli, "t", "--transactional-id", "slow", "--transaction-timeout-ms", "1000")
+    _write(proc, _lines(10))
+    wait_for("the open transaction's records", lambda: len(_read(kcli, "t", "read_uncommitted")) == 10)
+    assert _read(kcli, "t") == []  # its owner lives: only the timeout ends it
+    wait_for("the reader to abort the timed-out transaction",
+             lambda: _read(kcli, "t") == [] and json.loads(kcli("transaction", "describe", "slow", "--json").stdout)[
+                 "state"] == "CompleteAbort", interval=0.3)
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(60) == 1
+    assert "transaction aborted" in _error_line(proc)
+    assert _read(kcli, "t") == []
+
+
+def test_a_group_member_reads_committed_and_commits_past_aborted_records(kcli) -> None:
+    kcli("produce", "t", input="a\n")
+    proc = _feed(kcli, "t", "--transactional-id", "feed")
+    _write(proc, _lines(5))
+    wait_for("the open transaction's records", lambda: len(_read(kcli, "t", "read_uncommitted")) == 6)
+    assert stop_process(proc) == 143
+    kcli("produce", "t", input="b\n")
+    out = kcli("consume", "t", "--group", "g", "--reset", "earliest", "-e").stdout
+    assert out.splitlines() == ["a", "b"]
+    row = json.loads(kcli("group", "describe", "g", "--json").stdout)[0]["partitions"][0]
+    assert row["current_offset"] == row["log_end_offset"]
+    assert kcli("consume", "t", "--group", "g", "-e").stdout == ""
+
+
 def test_transform_is_exactly_once(kcli) -> None:
     kcli("produce", "in", input="\n".join(_lines(300, "a")) + "\n")
     kcli("transform", "in", "out", "--group", "up", "--", "tr", "a-z", "A-Z")
