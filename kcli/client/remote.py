@@ -394,18 +394,23 @@ class RemoteTransport:
         offset = self._with_leader(topic, partition, call)
         if offset < 0:  # no record at or after the timestamp: the end, as the embedded path answers
             return self.list_offset(topic, partition, "latest", isolation)
-        if timestamp == -1 and self.datadir is None and isolation == READ_UNCOMMITTED:
-            offset = max(offset, self._high_watermark(topic, partition, offset))
+        if timestamp == -1 and self.datadir is None:
+            offset = max(offset, self._high_watermark(topic, partition, offset, isolation))
         return offset
 
-    def _high_watermark(self, topic: str, partition: int, offset: int) -> int:
-        """The high watermark a Fetch at ``offset`` reports.  In Kafka it is what ListOffsets(latest)
+    def _high_watermark(self, topic: str, partition: int, offset: int, isolation: str = READ_UNCOMMITTED) -> int:
+        """The high watermark (read_committed: the last stable offset) a Fetch at ``offset`` reports.  In
+        Kafka it is what ListOffsets(latest)
         answers, but some Kafka-compatible brokers (tansu 0.6) answer ListOffsets with the last batch's base
         offset + 1, which would cut the last batch short for ``consume -e``, ``mirror`` and ``lag``.  A
         Fetch at their answer is cheap (empty where it is right) and carries the true end.  Asked only of
         foreign clusters (--bootstrap-server): kcli's own brokers answer ListOffsets exactly."""
-        answer = self._fetch_once(topic, partition, offset, 1)
-        return answer.high_watermark if isinstance(answer, Struct) else -1
+        answer = self._fetch_once(topic, partition, offset, 1, 0.0, isolation)
+        if not isinstance(answer, Struct):
+            return -1
+        if isolation == READ_COMMITTED and answer.last_stable_offset >= 0:
+            return int(answer.last_stable_offset)  # read_committed's end: the last stable offset
+        return int(answer.high_watermark)
 
     def close(self, durable: bool = True) -> None:
         self.cluster.close()
