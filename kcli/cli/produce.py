@@ -263,6 +263,6 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
         if print_offsets:
             out.flush()
         for warning in transport.warnings:
-            click.echo(f"kcli: warning: recovered {warning}", err=True)
+            click.echo(f"kcli: warning: {warning}", err=True)
         for warning in producer.warnings:
             click.echo(f"kcli: warning: {warning}", err=True)

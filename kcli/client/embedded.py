@@ -174,10 +174,11 @@ class EmbeddedTransport:
         writer = self._writers.get(key)
         if writer is None:
             writer = self._open_writer(topic, partition)
-            self.warnings += writer.problems
+            self.warnings += [f"recovered {problem}" for problem in writer.problems]
             self._writers[key] = writer
-            if check and writer.leader.ongoing_transactions():
-                self._abort_abandoned(writer.leader.ongoing_transactions())
+            ongoing = writer.leader.ongoing_transactions() if check else None
+            if ongoing:
+                self._abort_abandoned(ongoing)
                 if self._writers.get(key) is not writer:  # sessions were ended to open others: again
                     return self._writer(topic, partition, check=False)
         return writer
