@@ -20,6 +20,7 @@ from kcli.errors import (
     InvalidProducerIdMappingError,
     InvalidTransactionTimeoutError,
     KcliError,
+    LockTimeoutError,
     ProducerFencedError,
     TransactionError,
     UnavailableError,
@@ -116,7 +117,12 @@ def test_any_id_kafka_allows_gets_a_file_of_its_own(coord: TransactionCoordinato
 def test_empty_or_too_long_ids_are_refused(coord: TransactionCoordinator, tid: str, datadir: DataDir) -> None:
     with pytest.raises(UsageError):
         coord.init_producer_id(tid, 1000)
+    for call in (lambda: coord.add_partitions(tid, 0, 0, TPS), lambda: coord.end_txn(tid, 0, 0, True),
+                 lambda: coord.describe(tid), lambda: coord.store.owner(tid)):
+        with pytest.raises(UsageError, match="transactional id"):
+            call()
     assert coord.list() == []
+    assert not os.path.exists(coord.store.dir)  # not even a lock file named after it
 
 
 def test_the_longest_id_kafka_allows_is_taken(coord: TransactionCoordinator) -> None:
@@ -340,6 +346,31 @@ def test_offsets_are_pending_until_commit_and_applied_once_per_group(
     coord.end_txn("t", pid, epoch, True)
     assert coord.finish_pending() == []
     assert commits == ["g1", "g2"]
+
+
+def test_a_group_applied_before_a_failure_is_not_applied_again(
+        coord: TransactionCoordinator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit of g1 made after the transaction's offsets reached g1 (while g2's failed) stays: the
+    later commit wins, as in Kafka, where offsets are materialised once."""
+    store = OffsetStore(coord.store.datadir)
+    pid, epoch = ongoing(coord)
+    for group in ("g1", "g2"):
+        coord.add_offsets("t", pid, epoch, group)
+        coord.txn_offset_commit("t", group, pid, epoch, {("in", 0): CommittedOffset(10)})
+    real = OffsetStore.commit
+
+    def g2_locked(self: OffsetStore, group: str, *args: object, **kwargs: object) -> None:
+        if group == "g2":
+            raise LockTimeoutError("timed out waiting for the group g2 lock")
+        real(self, group, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OffsetStore, "commit", g2_locked)
+    with pytest.raises(ConcurrentTransactionsError, match="g2 lock"):
+        coord.end_txn("t", pid, epoch, True)
+    monkeypatch.setattr(OffsetStore, "commit", real)
+    store.commit("g1", {("in", 0): 50})
+    assert coord.finish_pending() == ["t"]
+    assert store.fetch("g1") == {("in", 0): 50} and store.fetch("g2") == {("in", 0): 10}
 
 
 def test_aborted_offsets_are_never_applied(coord: TransactionCoordinator) -> None:
@@ -570,3 +601,17 @@ def test_long_non_ascii_names_fit_a_file_name(datadir: DataDir) -> None:
     assert len(safe_file_name("é" * 300, ".json.tmp").encode()) <= 255
     OffsetStore(datadir).commit("é" * 200, {("in", 0): 1})
     assert OffsetStore(datadir).fetch("é" * 200) == {("in", 0): 1}
+
+
+def test_a_damaged_state_file_does_not_stop_the_others_from_being_finished(
+        coord: TransactionCoordinator, markers: Markers) -> None:
+    pid, epoch = ongoing(coord, "b")
+    markers.failing = True
+    with pytest.raises(ConcurrentTransactionsError):
+        coord.end_txn("b", pid, epoch, True)
+    markers.failing = False
+    coord.init_producer_id("a", 1000)
+    Path(coord.store.path("a")).write_text("{")  # sorts first
+    with pytest.raises(KcliError, match="unreadable"):
+        coord.finish_pending()
+    assert state(coord, "b") == "CompleteCommit"

@@ -78,19 +78,3 @@ class TxnIndex:
             keep += ENTRY_SIZE
         if keep != size:
             truncate_file(self.path, keep)
-
-    def flush(self) -> None:
-        try:
-            fd = open_fd(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def delete(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass

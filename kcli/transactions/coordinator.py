@@ -43,6 +43,7 @@ from kcli.transactions.state import (
     TransactionMetadata,
     TxnState,
 )
+from kcli.transactions.state import check_transactional_id as check_transactional_id  # re-exported
 from kcli.transactions.store import TransactionStore
 
 MarkerWriter = Callable[[int, int, bool, int, list[tuple[str, int]]], None]
@@ -50,19 +51,9 @@ MarkerWriter = Callable[[int, int, bool, int, list[tuple[str, int]]], None]
 raise a KcliError when a partition cannot take its marker now (the transaction stays Prepare* and is
 retried).  Writing the same markers twice must be harmless."""
 
-MAX_ID_BYTES = 32767  # a Kafka string's length is an int16
 DEFAULT_MAX_TIMEOUT_MS = 900_000  # transaction.max.timeout.ms
 DEFAULT_ID_EXPIRATION_MS = 604_800_000  # transactional.id.expiration.ms (7 days)
 COORDINATOR_EPOCH = 0  # the store has no leader epoch: every coordinator writes markers with 0
-
-
-def check_transactional_id(transactional_id: str) -> None:
-    """Kafka's rules: not empty (INVALID_REQUEST) and short enough to be a Kafka string."""
-    if not transactional_id:
-        raise UsageError("transactional id is empty")
-    size = len(transactional_id.encode("utf-8"))
-    if size > MAX_ID_BYTES:
-        raise UsageError(f"transactional id is {size} bytes long; Kafka allows at most {MAX_ID_BYTES}")
 
 
 def now_ms() -> int:
@@ -277,7 +268,6 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------ operators
     def describe(self, transactional_id: str) -> TransactionInfo | None:
-        check_transactional_id(transactional_id)
         meta = self.store.load(transactional_id)
         return None if meta is None else meta.info()
 
@@ -304,7 +294,6 @@ class TransactionCoordinator:
 
     def _checked(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TransactionMetadata:
         """The id's state, when ``producer_id`` at ``producer_epoch`` is its current producer."""
-        check_transactional_id(transactional_id)
         meta = self.store.load(transactional_id)
         if meta is None or meta.producer_id != producer_id:
             raise InvalidProducerIdMappingError(
@@ -346,17 +335,31 @@ class TransactionCoordinator:
             if commit:
                 todo = [g for g in sorted(meta.pending_offsets) if g not in meta.applied_groups]
                 for i, group in enumerate(todo):
-                    self.offsets.commit(group, meta.pending_offsets[group])
+                    self._apply(group, meta.pending_offsets[group])
                     if i < len(todo) - 1:  # the last one is recorded by the Complete state itself
                         meta.applied_groups.add(group)
                         self.store.save(meta)
         except KcliError as exc:
             raise ConcurrentTransactionsError(
                 f"transactional id {meta.transactional_id!r}: {'commit' if commit else 'abort'} decided but "
-                f"not completed yet: {exc.message}", hint="retry; it completes once the partitions take "
-                "their markers") from exc
+                f"not completed yet: {exc.message}", hint="retry; it completes once its markers and offsets "
+                "can be written") from exc
         meta.transit(TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT, self.clock())
         self.store.save(meta)
+
+    def _apply(self, group: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
+        """Commit a transaction's offsets for ``group``, unless the group holds them already (applied before
+        a crash that left the transaction Prepare*): then nothing is written, so the offsets reach the
+        group once, and a commit made since by someone else is not undone."""
+        def unless_applied() -> None:
+            current = self.offsets.fetch_committed(group)
+            if all(current.get(tp) == committed for tp, committed in offsets.items()):
+                raise _AlreadyApplied
+
+        try:
+            self.offsets.commit(group, offsets, precondition=unless_applied)
+        except _AlreadyApplied:
+            pass
 
     def _settle(self, transactional_id: str, still: Callable[[TransactionMetadata], bool]) -> bool:
         """Under the id's lock (not waited for: its holder is at it), when ``still`` holds of the id's
@@ -381,6 +384,10 @@ class TransactionCoordinator:
             return True
         return meta.state is TxnState.ONGOING and (
             _timed_out(meta, now) or not self.store.owner_alive(meta.transactional_id))
+
+
+class _AlreadyApplied(Exception):
+    """Raised under a group's lock to skip writing offsets it already holds (never leaves this module)."""
 
 
 def _timed_out(meta: TransactionMetadata, now: int) -> bool:

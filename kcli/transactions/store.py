@@ -21,8 +21,9 @@ from collections.abc import Iterator
 
 from kcli.cluster.datadir import DataDir, FileLock, flock_holder, safe_file_name
 from kcli.errors import KcliError
+from kcli.groups.layout import fsync_dir
 from kcli.storage.checkpoint import atomic_write
-from kcli.transactions.state import TransactionMetadata
+from kcli.transactions.state import TransactionMetadata, check_transactional_id
 
 STATE_SUFFIX = ".json"
 LONGEST_SUFFIX = ".json.tmp"  # atomic_write's temp file: every name of an id fits beside it
@@ -36,6 +37,7 @@ class TransactionStore:
         self.dir = os.path.join(datadir.cluster_dir, "transactions")
 
     def _base(self, transactional_id: str) -> str:
+        check_transactional_id(transactional_id)  # before any file is named after it
         name = safe_file_name(transactional_id, LONGEST_SUFFIX)
         return os.path.join(self.dir, name[: -len(LONGEST_SUFFIX)])
 
@@ -43,20 +45,24 @@ class TransactionStore:
         return self._base(transactional_id) + STATE_SUFFIX
 
     def _ensure_dir(self) -> None:
-        os.makedirs(self.dir, exist_ok=True)
+        if not os.path.isdir(self.dir):
+            os.makedirs(self.dir, exist_ok=True)
+            fsync_dir(os.path.dirname(self.dir))  # the new folder survives a power cut too
 
     # ------------------------------------------------------------ locks
     def lock(self, transactional_id: str) -> FileLock:
         """The id's lock (not taken): serialises every change of its state, across processes and threads."""
+        base = self._base(transactional_id)
         self._ensure_dir()
-        return FileLock(self._base(transactional_id) + ".lock", self.datadir.lock_timeout,
+        return FileLock(base + ".lock", self.datadir.lock_timeout,
                         f"transactional id {transactional_id}")
 
     def owner(self, transactional_id: str) -> FileLock:
         """The id's owner lock (not taken): an embedded transactional producer holds it while it lives, so
         that others can tell its transaction from one abandoned by a process that died."""
+        base = self._base(transactional_id)
         self._ensure_dir()
-        return FileLock(self._base(transactional_id) + ".owner", self.datadir.lock_timeout,
+        return FileLock(base + ".owner", self.datadir.lock_timeout,
                         f"owner of transactional id {transactional_id}")
 
     def owner_alive(self, transactional_id: str) -> bool:
@@ -86,16 +92,24 @@ class TransactionStore:
             pass
 
     def all(self) -> Iterator[TransactionMetadata]:
-        """Every id's state, in file-name order (read without locks: each file is whole)."""
+        """Every id's state, in file-name order (read without locks: each file is whole).  A damaged file
+        is raised about after all the others were yielded, so one cannot hold up the rest."""
         try:
             names = sorted(os.listdir(self.dir))
         except FileNotFoundError:
             return
+        damaged: KcliError | None = None
         for name in names:
             if name.endswith(STATE_SUFFIX):
-                meta = self._read(os.path.join(self.dir, name))
+                try:
+                    meta = self._read(os.path.join(self.dir, name))
+                except KcliError as exc:
+                    damaged = damaged or exc
+                    continue
                 if meta is not None:
                     yield meta
+        if damaged is not None:
+            raise damaged
 
     @staticmethod
     def _read(path: str) -> TransactionMetadata | None:
