@@ -10,6 +10,11 @@ tail) in between.  Every batch must get exactly the answer Kafka's idempotence r
 - the same epoch: a batch equal (first and last sequence) to one of the producer's last 5 is a duplicate,
   answered with that batch's offset and not stored again; the next sequence is stored; anything else is
   refused (out of order).
+
+Producers also open transactions (transactional batches) and end them with COMMIT or ABORT markers: a
+non-transactional batch of a producer with an open transaction is refused (INVALID_TXN_STATE), and the
+log's last stable offset and aborted transactions -- for the writer, for a reader in another process,
+and after every kind of session end -- are those of the model.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from kcli.errors import SequenceError
+from kcli.errors import SequenceError, TransactionError
 from kcli.storage import records
 from kcli.storage.config import LogConfig
+from kcli.storage.control import control_batch
 from kcli.storage.log import PartitionLog
 from kcli.storage.producer_snapshot import list_snapshots
 from kcli.storage.producer_state import RECENT
+from kcli.storage.txnindex import AbortedTxn
 
 SEQ_LIMIT = 2**31  # sequences are int32 and wrap to 0 after 2**31 - 1
 PIDS = (1000, 1001, 1002)
@@ -45,6 +52,7 @@ class Stored:
 class Producer:
     epoch: int
     batches: list[Stored]  # every batch stored in this epoch, oldest first
+    txn_first: int | None = None  # first offset of its open transaction
 
     @property
     def next_seq(self) -> int:
@@ -58,6 +66,7 @@ class ProducerStateMachine(RuleBasedStateMachine):
         self.log = PartitionLog(self.directory, LogConfig(segment_bytes=4000))
         assert self.log.open_for_append(None) == []
         self.model: dict[int, Producer] = {}
+        self.aborted: list[AbortedTxn] = []
         self.values = 0  # records stored, which is also the log end offset
 
     def teardown(self) -> None:
@@ -66,10 +75,12 @@ class ProducerStateMachine(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- the rules, stated once for the model
 
-    def expected(self, pid: int, epoch: int, first: int, last: int) -> tuple[str, int | None]:
+    def expected(self, pid: int, epoch: int, first: int, last: int, txn: bool) -> tuple[str, int | None]:
         known = self.model.get(pid)
         if known is None:
             return "stored", None
+        if known.txn_first is not None and not txn:
+            return "txn state", None
         if epoch < known.epoch:
             return "fenced", None
         if epoch > known.epoch:
@@ -79,20 +90,23 @@ class ProducerStateMachine(RuleBasedStateMachine):
                 return "duplicate", b.offset
         return ("stored", None) if first == known.next_seq else ("out of order", None)
 
-    def send(self, pid: int, epoch: int, first: int, count: int) -> None:
+    def send(self, pid: int, epoch: int, first: int, count: int, txn: bool = False) -> None:
         batch = records.encode_batch(
             [(None, b"v%d" % i, [], 1000 + i) for i in range(count)],
-            producer_id=pid, producer_epoch=epoch, base_sequence=first,
+            producer_id=pid, producer_epoch=epoch, base_sequence=first, transactional=txn,
         )
         header = records.parse_header(batch)
         last = (first + count - 1) % SEQ_LIMIT
         assert header.last_sequence == last
-        want, offset = self.expected(pid, epoch, first, last)
+        want, offset = self.expected(pid, epoch, first, last, txn)
         try:
             duplicate_of = self.log.producers.check(header)
         except SequenceError as exc:
             got = "fenced" if exc.fenced else "out of order"
             assert got == want, (got, want, exc)
+            return
+        except TransactionError:
+            assert want == "txn state"
             return
         if duplicate_of is not None:
             assert (want, offset) == ("duplicate", duplicate_of)
@@ -103,6 +117,8 @@ class ProducerStateMachine(RuleBasedStateMachine):
         if known is None or known.epoch != epoch:
             known = self.model[pid] = Producer(epoch, [])
         known.batches.append(Stored(first, last, info.base_offset))
+        if txn and known.txn_first is None:
+            known.txn_first = info.base_offset
         self.values += count
 
     # ---------------------------------------------------------------- rules
@@ -143,6 +159,27 @@ class ProducerStateMachine(RuleBasedStateMachine):
         if epoch >= 0:
             self.send(pid, epoch, first, 1)
 
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), count=st.integers(min_value=1, max_value=3))
+    def a_transactional_batch(self, data, count: int) -> None:
+        """Opens the producer's transaction, or adds to it."""
+        pid = data.draw(st.sampled_from(sorted(self.model)), label="pid")
+        self.send(pid, self.model[pid].epoch, self.model[pid].next_seq, count, txn=True)
+
+    @precondition(lambda self: any(p.txn_first is not None for p in self.model.values()))
+    @rule(data=st.data(), commit=st.booleans())
+    def a_marker(self, data, commit: bool) -> None:
+        pid = data.draw(st.sampled_from(sorted(p for p, m in self.model.items() if m.txn_first is not None)))
+        known = self.model[pid]
+        assert self.log.producers.check_marker(pid, known.epoch)
+        offset = self.log.append(control_batch(pid, known.epoch, commit)).base_offset
+        if not commit:
+            others = [m.txn_first for p, m in self.model.items() if p != pid and m.txn_first is not None]
+            self.aborted.append(AbortedTxn(pid, known.txn_first, offset, min(others, default=offset + 1)))
+        known.txn_first = None
+        assert not self.log.producers.check_marker(pid, known.epoch)  # a marker again: not needed
+        self.values += 1
+
     @rule(clean=st.booleans())
     def a_new_write_session(self, clean: bool) -> None:
         """The session ends -- cleanly, leaving a snapshot at the log end, or killed, leaving older
@@ -158,6 +195,13 @@ class ProducerStateMachine(RuleBasedStateMachine):
     @invariant()
     def the_log_holds_each_stored_batch_once(self) -> None:
         assert self.log.log_end_offset == self.values
+
+    @invariant()
+    def the_stable_offset_and_aborted_transactions_are_the_models(self) -> None:
+        lso = min((p.txn_first for p in self.model.values() if p.txn_first is not None), default=self.values)
+        assert self.log.last_stable_offset() == lso
+        assert PartitionLog(self.directory).last_stable_offset() == lso  # a reader in another process
+        assert self.log.aborted_transactions(0, self.values) == self.aborted
 
 
 ProducerStateMachine.TestCase.settings = settings(

@@ -117,7 +117,12 @@ def test_any_id_kafka_allows_gets_a_file_of_its_own(coord: TransactionCoordinato
 def test_empty_or_too_long_ids_are_refused(coord: TransactionCoordinator, tid: str, datadir: DataDir) -> None:
     with pytest.raises(UsageError):
         coord.init_producer_id(tid, 1000)
+    for call in (lambda: coord.add_partitions(tid, 0, 0, TPS), lambda: coord.end_txn(tid, 0, 0, True),
+                 lambda: coord.describe(tid), lambda: coord.store.owner(tid)):
+        with pytest.raises(UsageError, match="transactional id"):
+            call()
     assert coord.list() == []
+    assert not os.path.exists(coord.store.dir)  # not even a lock file named after it
 
 
 def test_the_longest_id_kafka_allows_is_taken(coord: TransactionCoordinator) -> None:

@@ -1,4 +1,5 @@
-"""kafka-dump-log for kcli: the contents of segment files as events, and Kafka's text lines for them.
+"""kafka-dump-log for kcli: the contents of segment, index, transaction index and producer snapshot files
+as events, and Kafka's text lines for them.
 
 ``dump_file`` yields one dict per thing found (a batch, a record, an index entry, a mismatch, invalid
 bytes); ``--json`` prints those dicts as they are, and ``TextRenderer`` turns them into the lines
@@ -17,7 +18,9 @@ from kcli.errors import CorruptRecordError, NotFoundError, UsageError
 from kcli.inspect import indexes, layout, scan
 from kcli.storage import records
 from kcli.storage.compression import CODEC_NAMES
+from kcli.storage.producer_snapshot import SNAPSHOT_SUFFIX, list_snapshots, read_snapshot, snapshot_name
 from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX
+from kcli.storage.txnindex import TXN_SUFFIX, TxnIndex
 
 Event = dict[str, object]
 Progress = Callable[[int], None]
@@ -44,7 +47,8 @@ class DumpOptions:
 
 def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[str]:
     """Check every argument before dumping anything, expanding partition dirs into their segment files
-    (for each segment in offset order: .log, .index, .timeindex).  Bad input is a one-line error."""
+    (for each segment in offset order: .log, .index, .timeindex, .txnindex), then their producer
+    snapshots in offset order.  Bad input is a one-line error."""
     out: list[str] = []
     for path in paths:
         if not os.path.exists(path):
@@ -53,15 +57,17 @@ def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[str]:
             layout.check_partition_dir(path)
             for _base, files in sorted(layout.segment_files(path).items()):
                 out.extend(files[s] for s in layout.SEGMENT_SUFFIXES if s in files)
+            out.extend(os.path.join(path, snapshot_name(offset)) for offset in list_snapshots(path))
             continue
         suffix = os.path.splitext(path)[1]
-        if suffix not in layout.SEGMENT_SUFFIXES:
+        if suffix not in (*layout.SEGMENT_SUFFIXES, SNAPSHOT_SUFFIX):
             raise UsageError(
                 f"{path} is not a segment file",
-                hint="dump-log reads .log, .index and .timeindex files and partition directories",
+                hint="dump-log reads .log, .index, .timeindex, .txnindex and .snapshot files and partition "
+                "directories",
             )
         if suffix != LOG_SUFFIX and layout.segment_base(path) is None:
-            raise UsageError(f"{path}: an index file name must be the segment's 20-digit base offset")
+            raise UsageError(f"{path}: an index or snapshot file name must be a 20-digit offset")
         out.append(path)
     return out
 
@@ -76,6 +82,10 @@ def dump_file(path: str, opts: DumpOptions, progress: Progress | None = None) ->
         yield from _dump_index(path, opts)
     elif suffix == TIMEINDEX_SUFFIX:
         yield from _dump_time_index(path, opts)
+    elif suffix == TXN_SUFFIX:
+        yield from _dump_txn_index(path)
+    elif suffix == SNAPSHOT_SUFFIX:
+        yield from _dump_snapshot(path)
     if progress is not None and suffix != LOG_SUFFIX:
         progress(os.path.getsize(path))
 
@@ -311,3 +321,44 @@ def _dump_time_index(path: str, opts: DumpOptions) -> Iterator[Event]:
             previous = timestamp
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def _dump_txn_index(path: str) -> Iterator[Event]:
+    """The aborted transactions a ``.txnindex`` lists (Kafka's ``AbortedTxn`` fields)."""
+    try:
+        entries = TxnIndex(path).entries()
+    except CorruptRecordError as exc:
+        yield {"type": "corrupt_file", "file": path, "error": exc.reason}
+        return
+    for entry in entries:
+        yield {"type": "txn_entry", "file": path, "version": 0, "producerId": entry.producer_id,
+               "firstOffset": entry.first_offset, "lastOffset": entry.last_offset,
+               "lastStableOffset": entry.last_stable_offset}
+
+
+def _dump_snapshot(path: str) -> Iterator[Event]:
+    """The entries of a producer state snapshot; the batch fields only for an entry that has a batch
+    (Kafka's tool prints them from the entry's batch metadata)."""
+    try:
+        entries = read_snapshot(path)
+    except CorruptRecordError as exc:
+        yield {"type": "corrupt_file", "file": path, "error": exc.reason}
+        return
+    for e in entries:
+        event: Event = {
+            "type": "snapshot_entry",
+            "file": path,
+            "producerId": e.producer_id,
+            "producerEpoch": e.producer_epoch,
+            "coordinatorEpoch": e.coordinator_epoch,
+            "currentTxnFirstOffset": None if e.current_txn_first_offset < 0 else e.current_txn_first_offset,
+            "lastTimestamp": e.timestamp,
+        }
+        if e.last_offset >= 0:
+            event.update(firstSequence=(e.last_sequence - e.offset_delta) & 0x7FFFFFFF,
+                         lastSequence=e.last_sequence, lastOffset=e.last_offset, offsetDelta=e.offset_delta,
+                         timestamp=e.timestamp)
+        yield event

@@ -51,6 +51,21 @@ def batch_line(e: Event) -> str:
     )
 
 
+def snapshot_line(e: Event) -> str:
+    first = e["currentTxnFirstOffset"]
+    line = (
+        f"producerId: {e['producerId']} producerEpoch: {e['producerEpoch']} coordinatorEpoch: "
+        f"{e['coordinatorEpoch']} currentTxnFirstOffset: "
+        f"{'OptionalLong.empty' if first is None else f'OptionalLong[{first}]'} lastTimestamp: {e['lastTimestamp']} "
+    )
+    if "lastOffset" in e:
+        line += (
+            f"firstSequence: {e['firstSequence']} lastSequence: {e['lastSequence']} lastOffset: {e['lastOffset']} "
+            f"offsetDelta: {e['offsetDelta']} timestamp: {e['timestamp']}"
+        )
+    return line
+
+
 def record_line(e: Event, opts: DumpOptions) -> str:
     line, prefix = "", "| "
     if not opts.skip_record_metadata:
@@ -91,6 +106,15 @@ class TextRenderer:
             self.out(f"offset: {e['offset']} position: {e['position']}")
         elif kind == "timeindex_entry":
             self.out(f"timestamp: {e['timestamp']} offset: {e['offset']}")
+        elif kind == "txn_entry":
+            self.out(
+                f"version: {e['version']} producerId: {e['producerId']} firstOffset: {e['firstOffset']} "
+                f"lastOffset: {e['lastOffset']} lastStableOffset: {e['lastStableOffset']}"
+            )
+        elif kind == "snapshot_entry":
+            self.out(snapshot_line(e))
+        elif kind == "corrupt_file":
+            self.err(f"{e['file']}: {e['error']}")
         elif kind == "file":
             self.out(f"Dumping {e['file']}")
         elif kind == "log_start":

@@ -43,6 +43,7 @@ from kcli.transactions.state import (
     TransactionMetadata,
     TxnState,
 )
+from kcli.transactions.state import check_transactional_id as check_transactional_id  # re-exported
 from kcli.transactions.store import TransactionStore
 
 MarkerWriter = Callable[[int, int, bool, int, list[tuple[str, int]]], None]
@@ -50,19 +51,9 @@ MarkerWriter = Callable[[int, int, bool, int, list[tuple[str, int]]], None]
 raise a KcliError when a partition cannot take its marker now (the transaction stays Prepare* and is
 retried).  Writing the same markers twice must be harmless."""
 
-MAX_ID_BYTES = 32767  # a Kafka string's length is an int16
 DEFAULT_MAX_TIMEOUT_MS = 900_000  # transaction.max.timeout.ms
 DEFAULT_ID_EXPIRATION_MS = 604_800_000  # transactional.id.expiration.ms (7 days)
 COORDINATOR_EPOCH = 0  # the store has no leader epoch: every coordinator writes markers with 0
-
-
-def check_transactional_id(transactional_id: str) -> None:
-    """Kafka's rules: not empty (INVALID_REQUEST) and short enough to be a Kafka string."""
-    if not transactional_id:
-        raise UsageError("transactional id is empty")
-    size = len(transactional_id.encode("utf-8"))
-    if size > MAX_ID_BYTES:
-        raise UsageError(f"transactional id is {size} bytes long; Kafka allows at most {MAX_ID_BYTES}")
 
 
 def now_ms() -> int:
@@ -277,7 +268,6 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------ operators
     def describe(self, transactional_id: str) -> TransactionInfo | None:
-        check_transactional_id(transactional_id)
         meta = self.store.load(transactional_id)
         return None if meta is None else meta.info()
 
@@ -304,7 +294,6 @@ class TransactionCoordinator:
 
     def _checked(self, transactional_id: str, producer_id: int, producer_epoch: int) -> TransactionMetadata:
         """The id's state, when ``producer_id`` at ``producer_epoch`` is its current producer."""
-        check_transactional_id(transactional_id)
         meta = self.store.load(transactional_id)
         if meta is None or meta.producer_id != producer_id:
             raise InvalidProducerIdMappingError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kcli.errors import KcliError
+from kcli.errors import KcliError, UsageError
 from kcli.groups.offsets import CommittedOffset
 
 TopicPartition = tuple[str, int]
@@ -21,6 +21,16 @@ NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 MAX_EPOCH = 32767  # Short.MAX_VALUE: epochs are int16 on the wire
 FORMAT_VERSION = 1
+MAX_ID_BYTES = 32767  # a Kafka string's length is an int16
+
+
+def check_transactional_id(transactional_id: str) -> None:
+    """Kafka's rules: not empty (INVALID_REQUEST) and short enough to be a Kafka string."""
+    if not transactional_id:
+        raise UsageError("transactional id is empty")
+    size = len(transactional_id.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        raise UsageError(f"transactional id is {size} bytes long; Kafka allows at most {MAX_ID_BYTES}")
 
 
 class TxnState(StrEnum):

@@ -23,7 +23,7 @@ from kcli.cluster.datadir import DataDir, FileLock, flock_holder, safe_file_name
 from kcli.errors import KcliError
 from kcli.groups.layout import fsync_dir
 from kcli.storage.checkpoint import atomic_write
-from kcli.transactions.state import TransactionMetadata
+from kcli.transactions.state import TransactionMetadata, check_transactional_id
 
 STATE_SUFFIX = ".json"
 LONGEST_SUFFIX = ".json.tmp"  # atomic_write's temp file: every name of an id fits beside it
@@ -37,6 +37,7 @@ class TransactionStore:
         self.dir = os.path.join(datadir.cluster_dir, "transactions")
 
     def _base(self, transactional_id: str) -> str:
+        check_transactional_id(transactional_id)  # before any file is named after it
         name = safe_file_name(transactional_id, LONGEST_SUFFIX)
         return os.path.join(self.dir, name[: -len(LONGEST_SUFFIX)])
 
@@ -51,15 +52,17 @@ class TransactionStore:
     # ------------------------------------------------------------ locks
     def lock(self, transactional_id: str) -> FileLock:
         """The id's lock (not taken): serialises every change of its state, across processes and threads."""
+        base = self._base(transactional_id)
         self._ensure_dir()
-        return FileLock(self._base(transactional_id) + ".lock", self.datadir.lock_timeout,
+        return FileLock(base + ".lock", self.datadir.lock_timeout,
                         f"transactional id {transactional_id}")
 
     def owner(self, transactional_id: str) -> FileLock:
         """The id's owner lock (not taken): an embedded transactional producer holds it while it lives, so
         that others can tell its transaction from one abandoned by a process that died."""
+        base = self._base(transactional_id)
         self._ensure_dir()
-        return FileLock(self._base(transactional_id) + ".owner", self.datadir.lock_timeout,
+        return FileLock(base + ".owner", self.datadir.lock_timeout,
                         f"owner of transactional id {transactional_id}")
 
     def owner_alive(self, transactional_id: str) -> bool:
