@@ -8,7 +8,7 @@ import tempfile
 
 import click
 
-from kcli.cli.options import transaction_timeout_option
+from kcli.cli.options import batch_size_option, transaction_timeout_option
 from kcli.errors import TransactionAbortedError, UsageError
 
 
@@ -26,12 +26,13 @@ from kcli.errors import TransactionAbortedError, UsageError
               help="The transactional id of this stage [default: kcli-transform.GROUP.IN]; a run fences "
                    "any other still running with the same id.")
 @transaction_timeout_option()
+@batch_size_option()
 @click.option("--linger-ms", type=click.IntRange(0), default=5, show_default=True, metavar="MS",
               help="Send pending output when CMD's output pauses this long.")
 @click.pass_obj
 def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...], group: str, reset: str,
               max_messages: int | None, transactional_id: str | None, transaction_timeout_ms: int,
-              linger_ms: int) -> None:
+              batch_size: int, linger_ms: int) -> None:
     """Pipe what is new for GROUP on IN through CMD into OUT, exactly once.
 
     Reads the records of IN after GROUP's committed offsets (read_committed, up to the end as it is at
@@ -64,7 +65,7 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
     transport = env.transport()
     datadir = None if env.bootstrap_server else env.datadir()
     producer = TransactionalProducer(transport, transactional_id or default_transactional_id(group, input_topic),
-                                     transaction_timeout_ms=transaction_timeout_ms)
+                                     transaction_timeout_ms=transaction_timeout_ms, batch_size=batch_size)
     proc: subprocess.Popen[bytes] | None = None
     try:
         count = transport.partition_count(input_topic)

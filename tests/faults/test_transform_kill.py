@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import time
 
 import pytest
 
@@ -28,16 +29,20 @@ def test_transform_killed_at_random_points_is_exactly_once(kcli) -> None:
     rng = random.Random(SEED)
     lines = [f"rec-{i:05d}-{rng.randrange(10**6)}" for i in range(RECORDS)]
     kcli("produce", "in", input="\n".join(lines) + "\n")
-    # a line at a time (a process per line), so that a run lasts long enough to be killed anywhere in it
+    # a line at a time (a process per line), so that a run lasts long enough to be killed anywhere in it,
+    # and small batches, so that a run killed while CMD works leaves output in an open transaction
     upper = 'while IFS= read -r line; do printf "%s\\n" "$line" | tr a-z A-Z; done'
-    stage = ["transform", "in", "out", "--group", "stage", "-c", "400", "--", "sh", "-c", upper]
+    stage = ["transform", "in", "out", "--group", "stage", "-c", "400", "--batch-size", "2000", "--", "sh", "-c", upper]
     killed = finished = 0
+    span = 1.0  # how long the last complete run took: kills land anywhere in a run, most before its end
     while len(_values(kcli, "out", "read_committed")) < RECORDS:
         assert killed + finished < MAX_RUNS, f"no end after {MAX_RUNS} runs ({finished} finished)"
+        started = time.monotonic()
         proc = kcli.popen(*stage, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            proc.wait(rng.uniform(0.0, 1.2))  # a run lasts about 0.8 s here: most are killed part way
+            proc.wait(rng.uniform(0.0, span * 1.3))
             finished += 1
+            span = time.monotonic() - started
             assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
         except subprocess.TimeoutExpired:
             proc.kill()
