@@ -181,7 +181,8 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     --transaction-max-records): read_committed consumers see all of it or none of it.  EOF commits (exit
     0); a failure aborts the open transaction (exit 1), as do Ctrl-C (130) and SIGTERM (143); records
     of transactions committed before stay committed.  A second producer with the same id fences the
-    first, whose open transaction is aborted.
+    first, whose open transaction is aborted; so is a transaction open longer than
+    --transaction-timeout-ms (then the commit fails: exit 1).
 
     \b
     Examples:

@@ -7,7 +7,8 @@ Transactions run through an in-process :class:`~kcli.transactions.coordinator.Tr
 whose markers go through this transport's own write sessions.  Its producer holds the transactional
 id's owner lock for its life, so that another process can tell a transaction abandoned by a crash from
 a live one: a write session that opens on a partition with an abandoned transaction, or a read_committed
-reader held back by one, aborts it through the coordinator (one that outlived its timeout too).
+reader held back by one, aborts it through the coordinator (one that outlived its timeout too), while
+no broker runs (a broker aborts the transactions begun through it when they time out).
 """
 
 from __future__ import annotations
@@ -186,7 +187,11 @@ class EmbeddedTransport:
     def _abort_abandoned(self, ongoing: Iterable[int]) -> bool:
         """Abort (through the coordinator) the transactions of these producer ids that nobody will end: their
         owner died or their timeout passed.  Whether any was completed; one whose markers cannot be written
-        now stays decided and is told in ``warnings``."""
+        now stays decided and is told in ``warnings``.  Not while a broker runs: a transaction begun
+        through it has no owner lock to tell that its client lives, and the broker aborts it when it
+        times out."""
+        if self.datadir.live_brokers():
+            return False
         done = False
         coordinator = self.coordinator()
         for producer_id in ongoing:
