@@ -23,7 +23,7 @@ def _read_all(transport, topic: str, partition: int) -> list[tuple[int, bytes | 
     offset = transport.list_offset(topic, partition, "earliest")
     end = transport.list_offset(topic, partition, "latest")
     while offset < end:
-        data = transport.fetch(topic, partition, offset)
+        data, _resume = transport.fetch(topic, partition, offset)
         assert data, f"no data at offset {offset} < {end}"
         for pos, header in iter_batches(data):
             for rec in decode_records(data, pos, header):

@@ -46,6 +46,11 @@ SERVED = {
     ApiKey.LIST_GROUPS,
     ApiKey.DESCRIBE_GROUPS,
     ApiKey.DELETE_GROUPS,
+    ApiKey.ADD_PARTITIONS_TO_TXN,
+    ApiKey.ADD_OFFSETS_TO_TXN,
+    ApiKey.END_TXN,
+    ApiKey.WRITE_TXN_MARKERS,
+    ApiKey.TXN_OFFSET_COMMIT,
 }
 
 

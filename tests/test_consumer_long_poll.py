@@ -18,9 +18,10 @@ class FakeBroker:
         self.batches = [encode_batch([(None, b"v%d" % i, [], 1)], i) for i in range(batches)]
         self.calls: list[tuple[int, float | None]] = []  # (partition, wait or None)
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int, *wait: float) -> bytes:
-        self.calls.append((partition, wait[0] if wait else None))
-        return self.batches[offset] if partition == 0 and offset < len(self.batches) else b""
+    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int, wait: float = 0.0,
+              isolation: str = "read_uncommitted") -> tuple[bytes, int]:
+        self.calls.append((partition, wait if wait > 0 else None))
+        return (self.batches[offset] if partition == 0 and offset < len(self.batches) else b""), offset
 
 
 def _follow(transport: FakeBroker, partitions: int, idle_stop: float) -> list:

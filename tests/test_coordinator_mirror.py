@@ -30,7 +30,7 @@ class Transport:
             raise NotFoundError(topic)
         return self.partitions[topic]
 
-    def list_offset(self, topic: str, partition: int, spec) -> int:
+    def list_offset(self, topic: str, partition: int, spec, isolation: str = "read_uncommitted") -> int:
         return self.end
 
 

@@ -148,7 +148,13 @@ def test_unknown_members_and_bad_requests_get_kafkas_errors(broker):
         first = call(sock, ApiKey.JOIN_GROUP, 5, {**join, "session_timeout_ms": 6000})
         assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED and first.member_id
         txn = call(sock, ApiKey.FIND_COORDINATOR, 2, {"key": "tx", "key_type": 1})
-        assert txn.error_code == ErrorCode.INVALID_REQUEST
+        assert txn.error_code == ErrorCode.NONE and txn.node_id == 0
+        assert call(sock, ApiKey.FIND_COORDINATOR, 2, {"key": "", "key_type": 1}).error_code == (
+            ErrorCode.INVALID_REQUEST
+        )
+        assert call(sock, ApiKey.FIND_COORDINATOR, 2, {"key": "g", "key_type": 2}).error_code == (
+            ErrorCode.INVALID_REQUEST
+        )
 
 
 def test_kafka_clients_are_refused_while_embedded_members_live(broker):

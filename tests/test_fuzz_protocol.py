@@ -306,7 +306,7 @@ def test_header_options_parse_or_refuse(pairs):
 class _Offsets:
     """A partition holding offsets 100..199, for --offset specs."""
 
-    def list_offset(self, topic, partition, spec):
+    def list_offset(self, topic, partition, spec, isolation="read_uncommitted"):
         return {"earliest": 100, "latest": 200}.get(spec, 150)
 
 

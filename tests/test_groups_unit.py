@@ -187,7 +187,7 @@ class _FakeTransport:
             raise NotFoundError(topic)
         return 2
 
-    def list_offset(self, topic: str, partition: int, spec):
+    def list_offset(self, topic: str, partition: int, spec, isolation: str = "read_uncommitted"):
         start, end = self.logs[(topic, partition)]
         if spec == "earliest":
             return start

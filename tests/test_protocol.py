@@ -187,6 +187,11 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         42: (0, 1),
         22: (0, 1),
         23: (0, 3),
+        24: (0, 2),
+        25: (0, 2),
+        26: (0, 2),
+        27: (0, 0),
+        28: (0, 2),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 
@@ -744,7 +749,15 @@ def test_varint_boundaries_and_errors() -> None:
 JSON_DIR = Path(kafka.protocol.__file__).parent / "schemas" / "resources"
 
 # kcli names that differ from the JSON's (JSON name -> kcli name).
-RENAMED = {("OffsetCommitRequest", "GenerationIdOrMemberEpoch"): "generation_id"}
+RENAMED = {
+    ("OffsetCommitRequest", "GenerationIdOrMemberEpoch"): "generation_id",
+    # the classic AddPartitionsToTxn fields lose the prefix that tells them from v4's batch
+    ("AddPartitionsToTxnRequest", "V3AndBelowTransactionalId"): "transactional_id",
+    ("AddPartitionsToTxnRequest", "V3AndBelowProducerId"): "producer_id",
+    ("AddPartitionsToTxnRequest", "V3AndBelowProducerEpoch"): "producer_epoch",
+    ("AddPartitionsToTxnRequest", "V3AndBelowTopics"): "topics",
+    ("AddPartitionsToTxnResponse", "ResultsByTopicV3AndBelow"): "results_by_topic",
+}
 
 # Deliberate default differences (schema name, field) -> kcli default; each is commented at its definition.
 DEFAULT_OVERRIDES = {
@@ -756,8 +769,19 @@ DEFAULT_OVERRIDES = {
 
 
 def load_json(name: str) -> dict[str, Any]:
+    """A message definition, with the structs it shares between fields (``commonStructs``) inlined."""
     text = (JSON_DIR / f"{name}.json").read_text()
-    return json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
+    js: dict[str, Any] = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
+    common = {c["name"]: c["fields"] for c in js.get("commonStructs", [])}
+
+    def inline(fields: list[dict[str, Any]]) -> None:
+        for jf in fields:
+            if "fields" not in jf and jf["type"].startswith("[]") and jf["type"][2:] in common:
+                jf["fields"] = common[jf["type"][2:]]
+            inline(jf.get("fields", []))
+
+    inline(js["fields"])
+    return js
 
 
 def snake(name: str) -> str:
@@ -869,6 +893,11 @@ KP_CLASSES = {
     ),
     ApiKey.CREATE_PARTITIONS: (kp_admin.CreatePartitionsRequest, kp_admin.CreatePartitionsResponse),
     ApiKey.DELETE_GROUPS: (kp_admin.DeleteGroupsRequest, kp_admin.DeleteGroupsResponse),
+    ApiKey.ADD_PARTITIONS_TO_TXN: (kp_producer.AddPartitionsToTxnRequest, kp_producer.AddPartitionsToTxnResponse),
+    ApiKey.ADD_OFFSETS_TO_TXN: (kp_producer.AddOffsetsToTxnRequest, kp_producer.AddOffsetsToTxnResponse),
+    ApiKey.END_TXN: (kp_producer.EndTxnRequest, kp_producer.EndTxnResponse),
+    ApiKey.WRITE_TXN_MARKERS: (kp_producer.WriteTxnMarkersRequest, kp_producer.WriteTxnMarkersResponse),
+    ApiKey.TXN_OFFSET_COMMIT: (kp_producer.TxnOffsetCommitRequest, kp_producer.TxnOffsetCommitResponse),
 }
 
 # kafka-python patches these int32 fields into "bitfield" sets (and renames two of them).
@@ -882,6 +911,9 @@ BITFIELDS = {"topic_authorized_operations", "cluster_authorized_operations", "au
 
 def as_kafka_python(value: Any, key: int, kind: str) -> Any:
     """Our value in the shape kafka-python's ``to_dict(json=False)`` gives."""
+    schema_name = APIS[key].name + kind.capitalize()
+    # kafka-python keeps the JSON's names where kcli renamed a top-level field (RENAMED)
+    top = {ours: snake(js) for (name, js), ours in RENAMED.items() if name == schema_name and ours != "generation_id"}
 
     def conv(v: Any) -> Any:
         if isinstance(v, dict):
@@ -899,7 +931,8 @@ def as_kafka_python(value: Any, key: int, kind: str) -> Any:
             return [conv(x) for x in v]
         return plain(v)
 
-    return conv(value)
+    out = conv(value)
+    return {top.get(k, k): x for k, x in out.items()}
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=case_id)

@@ -3,9 +3,9 @@
 Start-up: take the broker lock (liveness = lock held, so a second broker with the same id is refused
 and a crash is seen at once) -> first heartbeat -> take over the partitions it leads (their replica locks
 and write sessions) and start following the others -> listen -> write ``broker.json``.  Clients can find
-the broker as soon as the lock is held, so they retry briefly until the socket appears.  Then three
+the broker as soon as the lock is held, so they retry briefly until the socket appears.  Then four
 threads: maintenance (follow the metadata, ISR upkeep, checkpoints, retention), the controller duty
-(:mod:`kcli.broker.controller`), and the heartbeat.
+(:mod:`kcli.broker.controller`), the heartbeat, and transaction upkeep (:mod:`kcli.broker.txn_service`).
 
 Shutdown (SIGTERM, SIGINT, or :meth:`Broker.stop`) is a controlled shutdown: refuse new produce
 requests to the partitions it leads, let running in-sync followers fetch the rest, and move each
@@ -30,6 +30,7 @@ from kcli.broker.partitions import LedPartitions
 from kcli.broker.replication import Followers
 from kcli.broker.server import Server
 from kcli.broker.settings import BrokerSettings
+from kcli.broker.txn_service import transactions
 from kcli.cluster import liveness
 from kcli.cluster.broker_info import BrokerInfo, LiveBrokers, remove_info, socket_path, write_info
 from kcli.cluster.controller import hand_over
@@ -45,6 +46,7 @@ TICK = 0.2  # how often the metadata is checked for changes
 CHECKPOINT_INTERVAL = 5.0  # how often written partitions are fsynced and checkpointed
 RETENTION_INTERVAL = 300.0  # Kafka's log.retention.check.interval.ms
 CONTROLLER_TICK = 0.25  # how often the controller looks at the brokers (and others try to become it)
+TXN_TICK = 1.0  # how often timed-out and decided transactions are looked at
 HAND_OVER_WAIT = 5.0  # how long a shutting-down leader lets its followers catch up before moving on
 
 
@@ -123,6 +125,7 @@ class Broker:
             ("maintenance", self._maintain),
             ("controller", self._control),
             ("heartbeat", self._beat),
+            ("transactions", self._transactions),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -169,6 +172,16 @@ class Broker:
                 log.error("maintenance: %s", exc)
             except Exception:
                 log.exception("maintenance failed")
+
+    def _transactions(self) -> None:
+        """Abort timed-out transactions and finish decided ones.  A thread of its own: writing a marker
+        waits for the in-sync replicas, which may need the maintenance thread to shrink the ISR first."""
+        service = transactions(self.ctx)
+        while not self._stop.wait(TXN_TICK):
+            try:
+                service.maintain()
+            except Exception:
+                log.exception("transaction upkeep failed")
 
     # ------------------------------------------------------------ run and stop
 

@@ -1,6 +1,7 @@
-"""Which broker coordinates a group.
+"""Which broker coordinates a group or a transactional id.
 
-Each group has one coordinator among the live brokers reachable over TCP, chosen by rendezvous hashing
+Each group (and each transactional id: the same choice, keyed by the id) has one coordinator among the
+live brokers reachable over TCP, chosen by rendezvous hashing
 (:func:`choose_coordinator`): every broker computes the same answer from the same live set without
 talking to the others, and a broker coming or going moves only the groups it wins or held.  Requests for
 a group another broker coordinates get NOT_COORDINATOR, and Kafka clients ask FindCoordinator again.
@@ -15,20 +16,20 @@ from collections.abc import Iterable
 from kcli.broker.context import BrokerContext
 
 
-def choose_coordinator(group_id: str, brokers: Iterable[int]) -> int | None:
-    """The coordinator of ``group_id`` among ``brokers`` by rendezvous hashing (highest hash of the
-    group and broker wins); None when there is no broker."""
+def choose_coordinator(key: str, brokers: Iterable[int]) -> int | None:
+    """The coordinator of ``key`` (a group or transactional id) among ``brokers`` by rendezvous hashing
+    (highest hash of the key and broker wins); None when there is no broker."""
 
     def weight(broker: int) -> tuple[int, int]:
-        digest = hashlib.blake2b(f"{broker}\0{group_id}".encode(), digest_size=8).digest()
+        digest = hashlib.blake2b(f"{broker}\0{key}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big"), -broker
 
     return max(brokers, key=weight, default=None)
 
 
-def coordinator_of(ctx: BrokerContext, group_id: str) -> int | None:
-    """Kafka clients can only reach brokers with a TCP listener, so those are the candidates (all live
-    brokers when none has one)."""
+def coordinator_of(ctx: BrokerContext, key: str) -> int | None:
+    """The coordinator of a group or transactional id ``key``.  Kafka clients can only reach brokers
+    with a TCP listener, so those are the candidates (all live brokers when none has one)."""
     live = sorted(ctx.live_ids())
     reachable = [b for b in live if (info := ctx.broker_info(b)) is not None and info.port is not None]
-    return choose_coordinator(group_id, reachable or live)
+    return choose_coordinator(key, reachable or live)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kcli.broker import admin_handlers, group_handlers, handlers
+from kcli.broker import admin_handlers, group_handlers, handlers, txn_handlers
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -31,7 +31,7 @@ Handler = Callable[[BrokerContext, RequestHeader, Struct], handlers.Body | None]
 HANDLERS: dict[int, Handler] = {
     ApiKey.API_VERSIONS: handlers.api_versions,
     ApiKey.METADATA: handlers.metadata,
-    ApiKey.INIT_PRODUCER_ID: handlers.init_producer_id,
+    ApiKey.INIT_PRODUCER_ID: txn_handlers.init_producer_id,
     ApiKey.PRODUCE: handlers.produce,
     ApiKey.FETCH: handlers.fetch,
     ApiKey.LIST_OFFSETS: handlers.list_offsets,
@@ -49,6 +49,11 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_GROUPS: group_handlers.list_groups,
     ApiKey.DESCRIBE_GROUPS: group_handlers.describe_groups,
     ApiKey.DELETE_GROUPS: group_handlers.delete_groups,
+    ApiKey.ADD_PARTITIONS_TO_TXN: txn_handlers.add_partitions_to_txn,
+    ApiKey.ADD_OFFSETS_TO_TXN: txn_handlers.add_offsets_to_txn,
+    ApiKey.END_TXN: txn_handlers.end_txn,
+    ApiKey.TXN_OFFSET_COMMIT: txn_handlers.txn_offset_commit,
+    ApiKey.WRITE_TXN_MARKERS: txn_handlers.write_txn_markers,
 }
 
 

@@ -37,8 +37,13 @@ CLIENT_HOST = ""
 
 # ---------------------------------------------------------------- FindCoordinator
 
+GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types
+
+
 
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """The broker coordinating a group (key type 0) or a transactional id (1), both chosen by
+    :func:`coordinator_of`."""
     def answer(
         code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1
     ) -> Body:
@@ -51,12 +56,16 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
             "port": port,
         }
 
-    if req.key_type != 0:
-        return answer(ErrorCode.INVALID_REQUEST, "transactions are not supported: no transaction coordinator")
-    try:
-        check_group_id(req.key)
-    except UsageError as exc:
-        return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
+    if req.key_type == TRANSACTION_KEY:
+        if not req.key:
+            return answer(ErrorCode.INVALID_REQUEST, "the transactional id is empty")
+    elif req.key_type != GROUP_KEY:
+        return answer(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {req.key_type}")
+    else:
+        try:
+            check_group_id(req.key)
+        except UsageError as exc:
+            return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
     chosen = coordinator_of(ctx, req.key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:
@@ -145,12 +154,26 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     own error and the rest are committed together (all or none)."""
     svc = service(ctx)
     error = svc.check(req.group_id)
+    offsets, results = checked_offsets(ctx, req.topics, error)
+    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
+    return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
+
+
+# per topic, (partition, its code); None: decided by the commit that follows
+OffsetResults = list[tuple[str, list[tuple[int, ErrorCode | None]]]]
+
+
+def checked_offsets(
+    ctx: BrokerContext, topics_asked: list[Struct], error: ErrorCode
+) -> tuple[dict[tuple[str, int], CommittedOffset], OffsetResults]:
+    """The offsets of an OffsetCommit or TxnOffsetCommit request that pass Kafka's checks (a known
+    partition, metadata within offset.metadata.max.bytes, an offset >= 0), and each partition's code:
+    ``error`` for all when the request as a whole fails, None where the commit decides."""
     topics = ctx.partitions.refresh().topics if error == ErrorCode.NONE else {}
     now = int(time.time() * 1000)
     offsets: dict[tuple[str, int], CommittedOffset] = {}
-    # per topic, (partition, its code); None: decided by the commit below
-    results: list[tuple[str, list[tuple[int, ErrorCode | None]]]] = []
-    for topic in req.topics:
+    results: OffsetResults = []
+    for topic in topics_asked:
         meta = topics.get(topic.name)
         parts: list[tuple[int, ErrorCode | None]] = []
         for p in topic.partitions:
@@ -165,26 +188,26 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
             elif p.committed_offset < 0:
                 code = ErrorCode.INVALID_COMMIT_OFFSET_SIZE
             else:
-                stamp = p.commit_timestamp if p.commit_timestamp >= 0 else now
+                stamp = p.get("commit_timestamp", -1)  # OffsetCommit v1 only
                 offsets[(topic.name, p.partition_index)] = CommittedOffset(
-                    p.committed_offset, metadata, stamp, p.committed_leader_epoch
+                    p.committed_offset, metadata, stamp if stamp >= 0 else now, p.committed_leader_epoch
                 )
                 code = None
             parts.append((p.partition_index, code))
         results.append((topic.name, parts))
-    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
-    return {
-        "throttle_time_ms": 0,
-        "topics": [
-            {
-                "name": name,
-                "partitions": [
-                    {"partition_index": i, "error_code": committed if c is None else c} for i, c in parts
-                ],
-            }
-            for name, parts in results
-        ],
-    }
+    return offsets, results
+
+
+def offset_results(results: OffsetResults, committed: ErrorCode) -> list[dict[str, Any]]:
+    """The ``topics`` of an OffsetCommit or TxnOffsetCommit response: ``committed`` where the commit
+    decided."""
+    return [
+        {
+            "name": name,
+            "partitions": [{"partition_index": i, "error_code": committed if c is None else c} for i, c in parts],
+        }
+        for name, parts in results
+    ]
 
 
 def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:

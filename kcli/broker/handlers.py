@@ -17,6 +17,7 @@ from typing import Any
 
 from kcli.broker.context import BrokerContext
 from kcli.broker.partitions import LedPartition, OffsetOutOfRange
+from kcli.broker.txn_service import check_transactional_produce
 from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
 from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for
@@ -33,6 +34,7 @@ MAX_FETCH_WAIT = 30.0
 FETCH_MAX_BYTES = 55 * 1024 * 1024
 # the longest an acks=all produce waits for the in-sync replicas, whatever timeout_ms says
 MAX_ACK_WAIT = 120.0
+READ_COMMITTED = 1  # Fetch's and ListOffsets' isolation_level (0: read_uncommitted)
 _damage_logged: set[tuple[str, int | None]] = set()  # stored damage already logged at ERROR (clients retry)
 
 
@@ -151,14 +153,8 @@ _INIT_PRODUCER_ID_CODES: Mapping[type[BaseException], ErrorCode] = {KcliError: E
 
 
 def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """A producer id for an idempotent producer (epoch 0).  Transactions are not implemented."""
-    if req.transactional_id is not None:
-        return {
-            "throttle_time_ms": 0,
-            "error_code": ErrorCode.INVALID_REQUEST,
-            "producer_id": -1,
-            "producer_epoch": -1,
-        }
+    """A producer id for an idempotent producer (epoch 0); a transactional producer's comes from the
+    transaction coordinator (:func:`kcli.broker.txn_handlers.init_producer_id`)."""
     try:
         pid = ctx.producer_ids.next()
     except (KcliError, OSError) as exc:
@@ -197,12 +193,11 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
             with answering(entry, "append to", topic.name, data.index):
                 if acks not in (-1, 0, 1):
                     raise ApiError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
-                if req.transactional_id is not None:
-                    raise ApiError(
-                        ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"
-                    )
                 led = ctx.partitions.get(topic.name, data.index)
-                batches = validate_batches(data.records, led.config.max_message_bytes)
+                batches = validate_batches(data.records, led.config.max_message_bytes, req.transactional_id)
+                first = records.parse_header(batches[0])
+                if first.is_transactional:  # then validate_batches saw a transactional id
+                    check_transactional_produce(ctx, req.transactional_id, first, topic.name, data.index)
                 if acks == -1 and len(led.meta.isr) < led.config.min_insync_replicas:
                     raise ApiError(
                         ErrorCode.NOT_ENOUGH_REPLICAS,
@@ -235,15 +230,19 @@ _NOT_COMMITTED = {
 }
 
 
-def validate_batches(data: records.BytesLike | None, max_message_bytes: int) -> list[memoryview]:
+def validate_batches(
+    data: records.BytesLike | None, max_message_bytes: int, transactional_id: str | None = None
+) -> list[memoryview]:
     """Split a Produce payload into record batches after checking what a broker must before storing
     bytes as received: magic 2, sizes that add up, the CRC, a record count that matches the offset
-    deltas, no control or transactional batches, and max.message.bytes.  Nothing is stored unless
-    every batch passes."""
+    deltas, max.message.bytes, no control batch (markers are the coordinator's), and transactional
+    batches only from a request with a ``transactional_id``, all of one producer and epoch (Kafka's
+    rules).  Nothing is stored unless every batch passes."""
     if data is None or len(data) == 0:
         raise ApiError(ErrorCode.INVALID_RECORD, "no record batch")
     view = memoryview(data)
-    out = []
+    out: list[memoryview] = []
+    identity: tuple[int, int, bool] | None = None
     pos = 0
     while pos < len(view):
         if len(view) - pos >= 17 and view[pos + 16] != records.MAGIC:
@@ -267,10 +266,18 @@ def validate_batches(data: records.BytesLike | None, max_message_bytes: int) -> 
                 ErrorCode.INVALID_RECORD,
                 f"batch says {header.records_count} records but last offset delta {header.last_offset_delta}",
             )
-        if header.is_control or header.is_transactional:
-            raise ApiError(
-                ErrorCode.INVALID_RECORD, "transactional and control batches are not supported"
-            )
+        if header.is_control:
+            raise ApiError(ErrorCode.INVALID_RECORD, "control batches are written by transaction coordinators only")
+        if header.is_transactional:
+            if transactional_id is None:
+                raise ApiError(
+                    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "a transactional batch without a transactional id"
+                )
+            if header.producer_id < 0:
+                raise ApiError(ErrorCode.INVALID_RECORD, "a transactional batch without a producer id")
+        if out and (header.producer_id, header.producer_epoch, header.is_transactional) != identity:
+            raise ApiError(ErrorCode.INVALID_RECORD, "the batches of one partition come from different producers")
+        identity = (header.producer_id, header.producer_epoch, header.is_transactional)
         out.append(view[pos:end])
         pos = end
     return out
@@ -308,6 +315,7 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool]:
     budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
     follower = req.replica_id if req.replica_id >= 0 else None
+    committed = req.isolation_level == READ_COMMITTED
     total = 0
     errors = False
     responses = []
@@ -330,14 +338,21 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
                 if follower is None:
-                    hw, start, data = led.read(p.fetch_offset, limit)
+                    read = led.read(p.fetch_offset, limit, committed)
+                    hw, lso, start, data = read.high_watermark, read.last_stable_offset, read.log_start, read.data
+                    if read.aborted is not None:
+                        entry["aborted_transactions"] = [
+                            {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted
+                        ]
                 else:
                     hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit)
+                    lso = hw
                     if joins:
                         joined.append((led, follower))
                 if len(data) > limit and total > 0:
                     data = b""  # only the response's first batch may exceed the limits (KIP-74)
-                entry.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start, records=data)
+                    entry["aborted_transactions"] = []
+                entry.update(high_watermark=hw, last_stable_offset=lso, log_start_offset=start, records=data)
                 total += len(data)
             errors = errors or entry["error_code"] != ErrorCode.NONE
             parts.append(entry)
@@ -402,7 +417,7 @@ def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
             with answering(entry, "list offsets of", topic.name, p.partition_index):
                 led = ctx.partitions.get(topic.name, p.partition_index)
                 _check_epoch(led, p.current_leader_epoch)
-                ts, offset = led.list_offset(p.timestamp)
+                ts, offset = led.list_offset(p.timestamp, req.isolation_level == READ_COMMITTED)
                 entry.update(timestamp=ts, offset=offset, leader_epoch=led.leader_epoch)
             parts.append(entry)
         topics.append({"name": topic.name, "partitions": parts})

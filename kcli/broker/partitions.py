@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kcli.broker.isr import ReplicaTracker
 from kcli.cluster.controller import alter_isr, hand_over, led_by
@@ -46,6 +46,7 @@ from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
+from kcli.storage.txnindex import AbortedTxn
 
 if TYPE_CHECKING:
     from kcli.broker.replication import Followers
@@ -72,6 +73,16 @@ class OffsetOutOfRange(ApiError):
     def __init__(self, offset: int, log_start: int, log_end: int) -> None:
         super().__init__(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is outside {log_start}..{log_end}")
         self.log_start = log_start
+
+
+class Read(NamedTuple):
+    """A consumer's read of a led partition (:meth:`LedPartition.read`)."""
+
+    high_watermark: int
+    last_stable_offset: int
+    log_start: int
+    data: bytes
+    aborted: list[AbortedTxn] | None  # read_committed: the aborted transactions ``data`` overlaps
 
 
 class LedPartition:
@@ -190,6 +201,37 @@ class LedPartition:
             self._advance()
             return base, last, append_time, self.writer.leader.log_start_offset
 
+    def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int) -> int:
+        """Append a transaction's COMMIT or ABORT marker (skipped when the producer has no open transaction
+        here: a marker written again after a coordinator crash is a no-op).  Returns the offset the high
+        watermark must pass before the marker is safe -- the last offset in the log, marker or not, as a
+        skipped one may still await replication -- for :meth:`wait_committed`.  Like Kafka, markers need
+        min.insync.replicas, as an acks=all produce does."""
+        with self.mutex:
+            self._check_open()
+            if self.draining:
+                raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "leadership is moving (broker shutdown)")
+            self._check_min_isr()
+            self._fence()
+            try:
+                offset = self.writer.write_marker(producer_id, producer_epoch, commit, coordinator_epoch)
+            except StorageError as exc:
+                self._storage_failed(exc)
+                raise
+            if offset is not None:
+                self.dirty = True
+                self.storage_error = None
+            self._fence()
+            self._advance()
+            return self.writer.leader.log_end_offset - 1
+
+    def _check_min_isr(self) -> None:
+        if len(self.meta.isr) < self.config.min_insync_replicas:
+            raise ApiError(
+                ErrorCode.NOT_ENOUGH_REPLICAS,
+                f"{len(self.meta.isr)} in-sync replicas, min.insync.replicas={self.config.min_insync_replicas}",
+            )
+
     def _storage_failed(self, exc: StorageError) -> None:
         if self.storage_error is None:
             self._failing_since = time.monotonic()
@@ -224,17 +266,29 @@ class LedPartition:
 
     # ------------------------------------------------------------ fetch
 
-    def read(self, offset: int, max_bytes: int) -> tuple[int, int, bytes]:
-        """A consumer's read: (high watermark, log start, whole batches from ``offset`` below the high
-        watermark).  An offset between the high watermark and the log end reads nothing yet."""
+    def read(self, offset: int, max_bytes: int, committed: bool = False) -> Read:
+        """A consumer's read: whole batches from ``offset`` below the high watermark, or with
+        ``committed`` (read_committed) below the last stable offset, with the aborted transactions those
+        batches overlap (the client drops their batches).  An offset between that bound and the log end
+        reads nothing yet."""
         with self.mutex:
             self._check_open()
             leader = self.writer.leader
-            hw, start, end = self.tracker.hw, leader.log_start_offset, leader.log_end_offset
+            hw, lso = self.tracker.hw, self._last_stable()
+            start, end = leader.log_start_offset, leader.log_end_offset
             if offset < start or offset > end:
                 raise OffsetOutOfRange(offset, start, end)
-            data = leader.read(offset, max_bytes, upper=hw) if offset < hw and max_bytes > 0 else b""
-            return hw, start, data
+            upper = lso if committed else hw
+            data = leader.read(offset, max_bytes, upper=upper) if offset < upper and max_bytes > 0 else b""
+            aborted = leader.aborted_transactions(offset, _end_of(data, offset)) if committed and data else None
+            return Read(hw, lso, start, data, aborted if committed else None)
+
+    def _last_stable(self) -> int:
+        """Kafka's last stable offset (mutex held): the first offset of the oldest open transaction, never
+        past the high watermark.  read_committed consumers read below it; with no open transaction it is
+        the high watermark."""
+        first = self.writer.leader.first_unstable_offset()
+        return self.tracker.hw if first is None else min(first, self.tracker.hw)
 
     def replica_read(self, follower: int, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
         """A follower's Fetch: note its log end offset (= ``offset``), move the high watermark, and return
@@ -279,20 +333,22 @@ class LedPartition:
             leader = self.writer.leader
             return end_offset_for_epoch(leader.epochs(), leader.log_end_offset, epoch)
 
-    def list_offset(self, timestamp: int) -> tuple[int, int]:
+    def list_offset(self, timestamp: int, committed: bool = False) -> tuple[int, int]:
         """Kafka's ListOffsets for one partition: (timestamp, offset); (-1, -1) when no record is that new.
-        Consumers see the log up to the high watermark, so that is where "latest" is."""
+        Consumers see the log up to the high watermark (read_committed ones: the last stable offset), so
+        that is where "latest" is."""
         with self.mutex:
             self._check_open()
             leader = self.writer.leader
+            visible = self._last_stable() if committed else self.tracker.hw
             if timestamp == EARLIEST:
                 return -1, leader.log_start_offset
             if timestamp == LATEST:
-                return -1, self.tracker.hw
+                return -1, visible
             if timestamp < 0:
                 raise ApiError(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
             found = leader.offset_for_timestamp(timestamp)
-            if found is None or found >= self.tracker.hw:
+            if found is None or found >= visible:
                 return -1, -1
             return _record_timestamp(leader.read(found, 1), found, timestamp), found
 
@@ -463,6 +519,18 @@ class LedPartition:
             self.closed = True
             self.committed.notify_all()
             self.writer.close(durable=True, hw=self.tracker.hw)
+
+
+def _end_of(data: bytes, offset: int) -> int:
+    """The offset after the last batch of ``data`` (``offset`` when empty), stepping over batch lengths
+    and reading only the last batch's header."""
+    pos = last = 0
+    while (peeked := records.peek_size(data, pos)) is not None and pos + peeked[1] <= len(data):
+        last, pos = pos, pos + peeked[1]
+    if pos == 0:
+        return offset
+    header = records.parse_header(data, last)
+    return header.base_offset + header.last_offset_delta + 1
 
 
 def _record_timestamp(data: bytes, offset: int, fallback: int) -> int:

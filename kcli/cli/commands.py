@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "completion": ("kcli.cli.completion", "completion", "Print the shell completion script for bash, zsh or fish."),
     "perf": ("kcli.cli.perf", "perf", "Measure produce and consume throughput like Kafka's perf-test tools."),
     "mirror": ("kcli.cli.mirror", "mirror", "Copy a topic between the data dir and a Kafka cluster, resumably."),
+    "transform": ("kcli.cli.transform", "transform",
+                  "Pipe what is new for a group through a command into another topic, exactly once."),
+    "transaction": ("kcli.cli.transaction", "transaction", "List and describe transactional ids."),
 }
 
 VERSION_MESSAGE = "%(prog)s, version %(version)s"  # click's wording, which the fast path repeats

@@ -10,6 +10,7 @@ from typing import Any, cast
 import click
 from click.core import ParameterSource
 
+from kcli.cli.options import isolation_option
 from kcli.errors import CorruptRecordError, UsageError
 
 
@@ -37,16 +38,23 @@ from kcli.errors import CorruptRecordError, UsageError
 @click.option("--assignor", type=click.Choice(["range", "roundrobin"]),
               help="With --group: how partitions are divided among members [default: range].")
 @click.option("--client-id", metavar="ID", help="With --group: client id shown by `kcli group describe` [default: kcli].")
+@isolation_option("read_committed: only records of committed transactions (and of no transaction), up to the "
+                  "last stable offset; read_uncommitted: every record up to the high watermark, aborted "
+                  "ones too. Transaction markers are never printed.")
 @click.pass_obj
 def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, partitions: tuple[int, ...],
             max_messages: int | None, exit_on_eof: bool, fmt: str | None, as_json: bool, group: str | None,
             reset: str | None, commit_interval_ms: int | None, no_commit: bool, assignor: str | None,
-            client_id: str | None) -> None:
+            client_id: str | None, isolation: str) -> None:
     """Read messages from TOPIC and print them to stdout.
 
     With --group, members of the same group split the partitions and each message is delivered to one of
     them at least once; --exit-on-eof then reads up to the end offsets as they are at start, commits and
     exits 0 (for cron).  SIGTERM or Ctrl-C commits what was printed before exiting (143 and 130).
+
+    Like a Kafka consumer with isolation.level=read_committed, it reads only committed data by default:
+    records of transactions still open (and what follows them) wait until they end, and aborted ones are
+    skipped; --isolation-level read_uncommitted shows everything written.
 
     \b
     Examples:
@@ -92,7 +100,7 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
 
         settings = MemberSettings(assignor=assignor or "range", reset=reset or "latest", commit_offsets=not no_commit,
                                   commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
-                                  client_id=client_id or "kcli")
+                                  client_id=client_id or "kcli", isolation=isolation)
         # with --bootstrap-server the cluster's coordinator runs the group (Kafka's group protocol)
         datadir = None if env.bootstrap_server else env.datadir()
         gc = open_group_member(transport, datadir, group, [topic], settings)
@@ -102,9 +110,9 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
         for p in chosen:
             if p >= count:
                 raise UsageError(f"topic {topic!r} has no partition {p} (it has {count})")
-        consumer = Consumer(transport)
-        consumer.assign({(topic, p): resolve_start(transport, topic, p, spec) for p in chosen})
-        ends = {(topic, p): transport.list_offset(topic, p, "latest") for p in chosen} if exit_on_eof else None
+        consumer = Consumer(transport, isolation=isolation)
+        consumer.assign({(topic, p): resolve_start(transport, topic, p, spec, isolation) for p in chosen})
+        ends = {(topic, p): transport.list_offset(topic, p, "latest", isolation) for p in chosen} if exit_on_eof else None
         # the default format prints values only: take them a fetch at a time (see _value_lines)
         bulk = not as_json and fmt in (None, "%s\\n")
         source = consumer.stream_values(ends) if bulk else consumer.stream(ends)

@@ -72,6 +72,12 @@ FILES = [
         "Consumer group GROUP: committed offsets, generation, live members and partition owners.",
     ),
     (
+        "DIR/cluster/transactions/",
+        "Transactional ids: ID.json (producer id and epoch, state, the open transaction's partitions "
+        "and pending group offsets), ID.lock (held for each change) and ID.owner (held by an embedded "
+        "transactional producer for its life; free when it died, so others abort what it left open).",
+    ),
+    (
         "DIR/broker-N/",
         "The log directory of broker N: meta.properties, the recovery-point, log-start-offset "
         "and replication-offset checkpoint files, the broker lock and, while the broker runs, its "
@@ -80,8 +86,9 @@ FILES = [
     ),
     (
         "DIR/broker-N/TOPIC-PARTITION/",
-        "Kafka-format segments: OFFSET.log (record batches), OFFSET.index and "
-        "OFFSET.timeindex, and leader-epoch-checkpoint.",
+        "Kafka-format segments: OFFSET.log (record batches), OFFSET.index, OFFSET.timeindex and "
+        "OFFSET.txnindex (aborted transactions), OFFSET.snapshot (producer state), and "
+        "leader-epoch-checkpoint.",
     ),
 ]
 

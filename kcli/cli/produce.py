@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import select
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from kcli.cli.options import (
     ACKS,
@@ -16,10 +18,64 @@ from kcli.cli.options import (
     compression_option,
     idempotence_option,
     idempotent,
+    transaction_timeout_option,
 )
 from kcli.errors import UsageError
 
+if TYPE_CHECKING:
+    from kcli.client.transactional import TransactionalProducer
+
 _CHUNK = 1 << 20
+
+
+def _transaction_settings(transactional_id: str | None, max_records: int | None, idempotence: bool | None,
+                          acks: str) -> int | None:
+    """Check the transaction flags before anything is written; returns the records per transaction
+    (0: all of the input), None without --transactional-id."""
+    if transactional_id is None:
+        ctx = click.get_current_context()
+        if max_records is not None:
+            raise UsageError("--transaction-max-records needs --transactional-id")
+        if ctx.get_parameter_source("transaction_timeout_ms") in (ParameterSource.COMMANDLINE,
+                                                                  ParameterSource.ENVIRONMENT):
+            raise UsageError("--transaction-timeout-ms needs --transactional-id")
+        return None
+    from kcli.transactions.coordinator import check_transactional_id
+
+    check_transactional_id(transactional_id)
+    if ACKS[acks] != -1 or idempotence is False:
+        raise UsageError("--transactional-id needs an idempotent producer with --acks all",
+                         hint="drop --acks/--no-idempotence")
+    return max_records or 0
+
+
+def _transactions(producer: TransactionalProducer, per_txn: int, chunks: Iterator[list[bytes]],
+                  send_input: Callable[[Iterator[list[bytes]]], None]) -> None:
+    """The input as transactions: one up to EOF, or one every ``per_txn`` lines; EOF commits the last.
+    A failure, Ctrl-C or SIGTERM aborts the open one (see kcli.cli.txnrun)."""
+    from kcli.cli.txnrun import aborting
+
+    producer.init_transactions()  # refused (a bad timeout, fenced): nothing was begun, nothing to abort
+    with aborting(producer):
+        producer.begin_transaction()
+        send_input(_every(chunks, per_txn, producer) if per_txn else chunks)
+        producer.commit_transaction()
+
+
+def _every(chunks: Iterator[list[bytes]], per_txn: int, producer: TransactionalProducer) -> Iterator[list[bytes]]:
+    """The lines of ``chunks``, cut so that a transaction is committed after every ``per_txn`` of them
+    (each piece is sent before the generator resumes)."""
+    room = per_txn
+    for lines in chunks:
+        while len(lines) >= room:
+            yield lines[:room]
+            lines = lines[room:]
+            producer.commit_transaction()
+            producer.begin_transaction()
+            room = per_txn
+        if lines:
+            yield lines
+            room -= len(lines)
 
 
 def _parse_headers(pairs: tuple[str, ...]) -> list[tuple[str, bytes]]:
@@ -106,18 +162,33 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @click.option("--json", "json_input", is_flag=True,
               help="Each line is a JSON object {key, value, headers, partition, timestamp} as `consume --json` prints.")
 @click.option("--print-offsets", is_flag=True, help="Print `topic partition offset` for each stored message.")
+@click.option("--transactional-id", metavar="ID",
+              help="Write the input as one transaction of this transactional id (committed at EOF), fencing "
+                   "any other producer with the same id.")
+@click.option("--transaction-max-records", type=click.IntRange(1), metavar="N",
+              help="With --transactional-id: commit every N records (for unbounded input).")
+@transaction_timeout_option()
 @click.pass_obj
 def produce(env, topic: str, path: str, key_separator: str | None, partition: int | None, headers: tuple[str, ...],
             compression: str, batch_size: int, acks: str, idempotence: bool | None, linger_ms: int,
-            json_input: bool, print_offsets: bool) -> None:
+            json_input: bool, print_offsets: bool, transactional_id: str | None,
+            transaction_max_records: int | None, transaction_timeout_ms: int) -> None:
     """Write messages to TOPIC, one per input line.
 
     A missing topic is created with the defaults. Exits 0 only if every message was stored.
+
+    With --transactional-id the input up to EOF is one transaction (or one every N records with
+    --transaction-max-records): read_committed consumers see all of it or none of it.  EOF commits (exit
+    0); a failure aborts the open transaction (exit 1), as do Ctrl-C (130) and SIGTERM (143); records
+    of transactions committed before stay committed.  A second producer with the same id fences the
+    first, whose open transaction is aborted; so is a transaction open longer than
+    --transaction-timeout-ms (then the commit fails: exit 1).
 
     \b
     Examples:
       cat app.log | kcli produce logs
       printf 'user1:hello\\n' | kcli produce chat -K:
+      kcli produce orders --transactional-id orders-load < orders.txt
     """
     from kcli.client.producer import Producer
     from kcli.cluster.metadata import validate_topic_name
@@ -128,6 +199,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
         raise UsageError("--key-separator must not be empty")
     header_list = _parse_headers(headers)
     idempotence = idempotent(idempotence, acks)
+    txn = _transaction_settings(transactional_id, transaction_max_records, idempotence, acks)
     sep = key_separator.encode() if key_separator else None
     out = sys.stdout.buffer
 
@@ -135,8 +207,15 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
         out.write(f"{t} {p} {o}\n".encode())
 
     transport = env.transport(acks=ACKS[acks])
-    producer = Producer(transport, codec=codec_id(compression), batch_size=batch_size,
-                        on_delivery=report if print_offsets else None, idempotence=idempotence)
+    options: dict[str, Any] = {"codec": codec_id(compression), "batch_size": batch_size, "on_delivery": report if print_offsets else None}
+    from kcli.client.transactional import TransactionalProducer
+
+    producer: Producer
+    if transactional_id is not None:
+        producer = TransactionalProducer(transport, transactional_id, transaction_timeout_ms=transaction_timeout_ms,
+                                         **options)
+    else:
+        producer = Producer(transport, idempotence=idempotence, **options)
 
     def on_idle() -> None:
         if producer.pending:
@@ -147,8 +226,8 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     fd = sys.stdin.fileno() if path == "-" else os.open(path, os.O_RDONLY)
     _widen_pipe(fd)
     send = producer.send
-    chunks = read_chunks(fd, linger_ms / 1000, on_idle)
-    try:
+
+    def send_input(chunks: Iterator[list[bytes]]) -> None:
         if json_input:
             from kcli.cli.recordio import JsonInput
 
@@ -171,12 +250,20 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
             send_many = producer.send_many
             for lines in chunks:
                 send_many(topic, lines, header_list, partition)
+
+    chunks = read_chunks(fd, linger_ms / 1000, on_idle)
+    try:
+        if txn is None:
+            send_input(chunks)
+        else:
+            assert isinstance(producer, TransactionalProducer)
+            _transactions(producer, txn, chunks, send_input)
         producer.close()
     finally:
         transport.release()
         if print_offsets:
             out.flush()
         for warning in transport.warnings:
-            click.echo(f"kcli: warning: recovered {warning}", err=True)
+            click.echo(f"kcli: warning: {warning}", err=True)
         for warning in producer.warnings:
             click.echo(f"kcli: warning: {warning}", err=True)

@@ -55,7 +55,7 @@ class ClusterGroups:
     def describe(self, group: str, topics: Collection[str] | None = None) -> GroupView:
         """The whole picture of ``group``; ``topics`` limits the partition rows.  NotFoundError if unknown."""
         counts = {t.name: len(t.partitions) for t in self.cluster.metadata(None).topics if not t.error_code}
-        committed = self._committed(group, counts)
+        committed = self.committed(group, counts)
         desc, (node, label) = self._ask(
             group, ApiKey.DESCRIBE_GROUPS, {"groups": [group]}, lambda r: _describe_error(r, group)
         )
@@ -81,7 +81,8 @@ class ClusterGroups:
 
     # ------------------------------------------------------------ requests
 
-    def _committed(self, group: str, counts: Mapping[str, int]) -> dict[tuple[str, int], int]:
+    def committed(self, group: str, counts: Mapping[str, int]) -> dict[tuple[str, int], int]:
+        """What ``group`` committed for the topics in ``counts`` (name -> partition count)."""
         if not counts:
             return {}
         body = {
@@ -119,17 +120,22 @@ class ClusterGroups:
         return found.node_id, f"{found.host}:{found.port} (id {found.node_id})"
 
 
-def find_coordinator(cluster: BrokerPool, group: str) -> Struct:
-    """FindCoordinator for ``group`` (``node_id``, ``host``, ``port``), asked again while the
-    coordinator is moving; its address is remembered so ``cluster.node(node_id)`` reaches it."""
+GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types
+
+
+def find_coordinator(cluster: BrokerPool, key: str, key_type: int = GROUP_KEY) -> Struct:
+    """FindCoordinator for a group (or, ``key_type`` 1, a transactional id): ``node_id``, ``host``,
+    ``port``, asked again while the coordinator is moving; its address is remembered so
+    ``cluster.node(node_id)`` reaches it."""
     delay = 0.05
     for attempt in range(ATTEMPTS):
-        resp = cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, {"key": group, "key_type": 0})
+        resp = cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, {"key": key, "key_type": key_type})
         if resp.error_code == ErrorCode.NONE:
             cluster.addresses[resp.node_id] = (resp.host, resp.port)
             return resp
         if resp.error_code not in COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
-            raise_for(resp.error_code, resp.error_message, f"coordinator of group {group!r}")
+            what = f"group {key!r}" if key_type == GROUP_KEY else f"transactional id {key!r}"
+            raise_for(resp.error_code, resp.error_message, f"coordinator of {what}")
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from kcli.client.transport import READ_UNCOMMITTED
 from kcli.errors import CorruptRecordError, UsageError
-from kcli.storage.records import Record, decode_records, decode_values, iter_batches
+from kcli.storage.records import ATTR_CONTROL, Record, decode_records, decode_values, iter_batches
 
 if TYPE_CHECKING:
     from kcli.client.transport import Transport  # a Protocol: for annotations only
@@ -15,12 +16,14 @@ if TYPE_CHECKING:
 _Item = TypeVar("_Item", Record, bytes | None)  # what a fetch delivers: records, or only their values
 
 
-def resolve_start(transport: Transport, topic: str, partition: int, spec: str) -> int:
-    """Turn an --offset spec (N, earliest, latest, -N, s@TIMESTAMP_MS) into an offset."""
+def resolve_start(transport: Transport, topic: str, partition: int, spec: str,
+                  isolation: str = READ_UNCOMMITTED) -> int:
+    """Turn an --offset spec (N, earliest, latest, -N, s@TIMESTAMP_MS) into an offset; 'latest' is the
+    last stable offset for a read_committed reader."""
     if spec in ("earliest", "beginning"):
         return transport.list_offset(topic, partition, "earliest")
     if spec in ("latest", "end"):
-        return transport.list_offset(topic, partition, "latest")
+        return transport.list_offset(topic, partition, "latest", isolation)
     if spec.startswith("s@"):
         try:
             ts = int(spec[2:])
@@ -33,7 +36,7 @@ def resolve_start(transport: Transport, topic: str, partition: int, spec: str) -
         raise UsageError(f"bad offset {spec!r}", hint="use N, earliest, latest, -N or s@TIMESTAMP") from None
     start = transport.list_offset(topic, partition, "earliest")
     if value < 0:
-        end = transport.list_offset(topic, partition, "latest")
+        end = transport.list_offset(topic, partition, "latest", isolation)
         return max(start, end + value)
     return max(start, value)
 
@@ -41,23 +44,30 @@ def resolve_start(transport: Transport, topic: str, partition: int, spec: str) -
 RESETS = ("earliest", "latest")  # a group member's choices where nothing is committed (auto.offset.reset)
 
 
-def committed_or_reset(transport: Transport, topic: str, partition: int, committed: int | None, reset: str) -> int:
+def committed_or_reset(transport: Transport, topic: str, partition: int, committed: int | None, reset: str,
+                       isolation: str = READ_UNCOMMITTED) -> int:
     """Where a group member starts a partition: the committed offset when it is still in the log, else
     the reset policy, 'earliest' or 'latest' (Kafka's auto.offset.reset)."""
     start = transport.list_offset(topic, partition, "earliest")
     end = transport.list_offset(topic, partition, "latest")
     if committed is not None and start <= committed <= end:
         return committed
-    return resolve_start(transport, topic, partition, reset)
+    return resolve_start(transport, topic, partition, reset, isolation)
 
 
 class Consumer:
-    """Fetches from a transport (``fetch``, ``list_offset``) for an explicit set of partitions."""
+    """Fetches from a transport (``fetch``, ``list_offset``) for an explicit set of partitions.
+
+    ``isolation``: read_uncommitted (every record up to the high watermark) or read_committed (only
+    committed transactions' records, up to the last stable offset); control batches (transaction
+    markers) are never handed out."""
 
     LONG_POLL = 0.5  # how long a broker may hold an idle fetch (Kafka's fetch.max.wait.ms)
 
-    def __init__(self, transport: Transport, max_bytes: int = 1 << 20, poll_interval: float = 0.05) -> None:
+    def __init__(self, transport: Transport, max_bytes: int = 1 << 20, poll_interval: float = 0.05,
+                 isolation: str = READ_UNCOMMITTED) -> None:
         self.transport = transport
+        self.isolation = isolation
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
         self.positions: dict[tuple[str, int], int] = {}
@@ -91,10 +101,7 @@ class Consumer:
         if upto is not None and offset >= upto:
             return []
         try:
-            if self._wait > 0:
-                data = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait)
-            else:
-                data = self.transport.fetch(topic, partition, offset, self.max_bytes)
+            data, resume = self.transport.fetch(topic, partition, offset, self.max_bytes, self._wait, self.isolation)
         except CorruptRecordError as exc:
             if exc.path is not None:  # read here: the message names the offset, file and position
                 raise
@@ -107,7 +114,9 @@ class Consumer:
             for pos, header in iter_batches(data):
                 if header.last_offset < offset:
                     continue
-                if values_only and header.base_offset >= offset and (upto is None or header.last_offset < upto):
+                if header.attributes & ATTR_CONTROL:  # a transaction marker: never the application's
+                    pass
+                elif values_only and header.base_offset >= offset and (upto is None or header.last_offset < upto):
                     out += decode_values(data, pos, header)
                 else:
                     for rec in decode_records(data, pos, header):
@@ -117,6 +126,8 @@ class Consumer:
                 if upto is not None and offset >= upto:
                     offset = upto  # records past the bound were not delivered
                     break
+            else:  # past batches the transport dropped (aborted, markers), never past the bound
+                offset = max(offset, resume if upto is None else min(resume, upto))
         except CorruptRecordError as exc:
             if not out:
                 raise self._located(exc, topic, partition, pos, offset) from None

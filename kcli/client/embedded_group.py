@@ -58,7 +58,7 @@ class GroupConsumer(GroupReader):
         counts = {t: self.transport.partition_count(t) for t in self.topics}
         if self.settings.exit_on_eof:
             self.ends = {
-                (t, p): self.transport.list_offset(t, p, "latest")
+                (t, p): self.transport.list_offset(t, p, "latest", self.settings.isolation)
                 for t, n in counts.items()
                 for p in range(n)
             }
@@ -133,7 +133,8 @@ class GroupConsumer(GroupReader):
         if taken:
             committed = self.store.fetch(self.group)  # read only after taking ownership
             for tp in taken:
-                start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.settings.reset)
+                start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.settings.reset,
+                                           self.settings.isolation)
                 self.consumer.positions[tp] = start
                 self.delivered[tp] = start
                 self.committed[tp] = committed.get(tp)

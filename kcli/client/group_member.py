@@ -245,12 +245,13 @@ class GroupMember(GroupReader):
         fresh = sorted(assignment - self.assignment)
         committed = self._fetch_committed(fresh) if fresh else {}
         for tp in fresh:
-            start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.settings.reset)
+            start = committed_or_reset(self.transport, tp[0], tp[1], committed.get(tp), self.settings.reset,
+                                       self.settings.isolation)
             self.consumer.positions[tp] = start
             self.delivered[tp] = start
             self.committed[tp] = committed.get(tp)
             if self.settings.exit_on_eof and tp not in self.ends:
-                self.ends[tp] = self.transport.list_offset(tp[0], tp[1], "latest")
+                self.ends[tp] = self.transport.list_offset(tp[0], tp[1], "latest", self.settings.isolation)
         self.assignment = assignment
 
     def _revoke(self, partitions: set[TopicPartition]) -> None:

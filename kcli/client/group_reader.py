@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kcli.client.consumer import RESETS, Consumer
+from kcli.client.transport import ISOLATION_LEVELS, READ_UNCOMMITTED
 from kcli.errors import UsageError
 from kcli.groups.assignors import get_assignor
 from kcli.storage.records import Record
@@ -34,10 +35,13 @@ class MemberSettings:
     commit_interval: float = 5.0
     exit_on_eof: bool = False
     client_id: str = "kcli"
+    isolation: str = READ_UNCOMMITTED  # read_committed: only committed transactions, up to the stable offset
 
     def __post_init__(self) -> None:
         if self.reset not in RESETS:
             raise UsageError(f"unknown reset policy {self.reset!r}", hint="use earliest or latest")
+        if self.isolation not in ISOLATION_LEVELS:
+            raise UsageError(f"unknown isolation level {self.isolation!r}", hint="use read_committed or read_uncommitted")
         get_assignor(self.assignor)  # an unknown name is a usage error now, not at the first rebalance
 
 
@@ -58,7 +62,7 @@ class GroupReader(ABC):
         self.topics = list(topics)
         self.settings = settings
         self.assign = get_assignor(settings.assignor)
-        self.consumer = Consumer(transport, poll_interval=poll_interval)
+        self.consumer = Consumer(transport, poll_interval=poll_interval, isolation=settings.isolation)
         self.assignment: set[TopicPartition] = set()
         self.delivered: dict[TopicPartition, int] = {}  # next offset after what the caller was given
         self.committed: dict[TopicPartition, int | None] = {}

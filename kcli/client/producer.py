@@ -85,6 +85,7 @@ class _Batch:
         section: Section | None = None,
         compressed: bytes | None = None,
         producer: tuple[int, int, int] = (-1, -1, -1),
+        transactional: bool = False,
     ) -> bytes:
         """The framed batch; ``producer`` is (producer id, epoch, base sequence) for its header."""
         producer_id, epoch, sequence = producer
@@ -95,6 +96,7 @@ class _Batch:
             producer_id=producer_id,
             producer_epoch=epoch,
             base_sequence=sequence,
+            transactional=transactional,
         )
 
     def halves(self) -> tuple[_Batch, _Batch]:
@@ -110,6 +112,8 @@ class Producer:
     ``idempotence``: True requires it; None (the default) uses it where the cluster can (one that hands
     out no producer ids gets batches without producer id, and a line in ``warnings`` says so); False
     never."""
+
+    transactional = False  # batches flagged as part of a transaction (see kcli.client.transactional)
 
     def __init__(
         self,
@@ -262,8 +266,11 @@ class Producer:
             self._identity = self._init_producer_id()
         if self._identity is not None:  # None while idempotence is off (or was just turned off)
             producer = (*self._identity, self._sequences.get(tp, 0))
+        if self.transactional:
+            self._join(tp)
         try:
-            base = self.transport.produce(topic, partition, batch.encode(self.codec, section, compressed, producer))
+            encoded = batch.encode(self.codec, section, compressed, producer, self.transactional)
+            base = self.transport.produce(topic, partition, encoded)
         except RecordTooLargeError:  # refused before it was stored: its sequence numbers are still free
             if len(batch) == 1:
                 raise
@@ -272,8 +279,7 @@ class Producer:
             return
         except KcliError:
             # maybe stored, maybe not: a new producer session, so that no later batch passes for a retry
-            self._identity = None
-            self._sequences.clear()
+            self._lost()
             raise
         if self.idempotence:
             self._sequences[tp] = (producer[2] + len(batch)) & _SEQ_MASK
@@ -281,6 +287,14 @@ class Producer:
         if self.on_delivery is not None:
             for i in range(len(batch)):
                 self.on_delivery(topic, partition, base + i if base >= 0 else -1)  # -1: unknown (acks=0)
+
+    def _join(self, tp: tuple[str, int]) -> None:
+        """Before a transactional batch: make its partition part of the transaction."""
+
+    def _lost(self) -> None:
+        """A batch whose fate is unknown: start a new producer session."""
+        self._identity = None
+        self._sequences.clear()
 
     def _init_producer_id(self) -> tuple[int, int] | None:
         """Our producer id and epoch; None (idempotence off from now on) where the cluster hands out none
@@ -301,17 +315,19 @@ class Producer:
 
     def flush(self) -> None:
         """Send every pending batch and let other writers in."""
+        self.send_pending()
+        self.transport.release()
+
+    def send_pending(self) -> None:
+        """Send every pending batch (and every batch still being compressed)."""
         for tp in list(self._pending):
             self._send(tp)
         self._compressed()
-        self.transport.release()
 
     def close(self) -> None:
         """Flush, then end durably (fsync and checkpoints)."""
         try:
-            for tp in list(self._pending):
-                self._send(tp)
-            self._compressed()
+            self.send_pending()
         finally:
             if self._compressor is not None:
                 self._compressor.close()

@@ -18,11 +18,12 @@ replica; with acks=0 the broker does not answer and the offset is unknown (-1).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.kafka_errors import raise_for
+from kcli.client.transport import READ_COMMITTED, READ_UNCOMMITTED
 from kcli.cluster.datadir import DataDir
 from kcli.errors import (
     BrokerError,
@@ -35,6 +36,8 @@ from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
 
 if TYPE_CHECKING:
     from kcli.client.embedded import EmbeddedTransport
+    from kcli.client.remote_txn import TransactionCalls
+    from kcli.groups.offsets import CommittedOffset
 
 FAILOVER_WAIT = 20.0  # how long leadership errors are retried: the controller moving a leadership
 PRODUCE_TIMEOUT = 30.0  # how long a broker may wait for the in-sync replicas before answering acks=all
@@ -87,6 +90,8 @@ class RemoteTransport:
         self.acks = acks
         self.cluster = BrokerPool(datadir, bootstrap, timeout)
         self._embedded: EmbeddedTransport | None = None
+        self._txn_calls: TransactionCalls | None = None
+        self.transactional_id: str | None = None  # sent with every Produce once a transactional producer began
 
     @property
     def warnings(self) -> list[str]:
@@ -196,11 +201,16 @@ class RemoteTransport:
 
     # ------------------------------------------------------------ produce
 
-    def init_producer_id(self) -> tuple[int, int]:
+    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = 60000) -> tuple[int, int]:
         """(producer id, epoch) for an idempotent producer: InitProducerId to a live broker, retried for up
         to FAILOVER_WAIT while none can answer; with a data dir whose brokers all stopped, the allocator
         they use.  NoProducerIdError: the cluster hands out none (tansu 0.6 answers the classic versions
-        kcli speaks with UNKNOWN_SERVER_ERROR)."""
+        kcli speaks with UNKNOWN_SERVER_ERROR).  With ``transactional_id``: from the id's coordinator."""
+        if transactional_id is not None:
+            if self.cluster.all_down():
+                return self._fallback().init_producer_id(transactional_id, timeout_ms)
+            self.transactional_id = transactional_id
+            return self._transactions().init_producer_id(transactional_id, timeout_ms)
         delay = 0.05
         deadline = time.monotonic() + FAILOVER_WAIT
         while True:
@@ -226,6 +236,39 @@ class RemoteTransport:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    def _transactions(self) -> TransactionCalls:
+        if self._txn_calls is None:
+            from kcli.client.remote_txn import TransactionCalls
+
+            self._txn_calls = TransactionCalls(self.cluster)
+        return self._txn_calls
+
+    def _txn_embedded(self) -> bool:
+        """A transaction begun while every broker of the data dir was stopped goes on embedded."""
+        return self._embedded is not None and self._embedded.transactional
+
+    def add_partitions_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                              partitions: Iterable[tuple[str, int]]) -> None:
+        if self._txn_embedded():
+            return self._fallback().add_partitions_to_txn(transactional_id, producer_id, producer_epoch, partitions)
+        self._transactions().add_partitions(transactional_id, producer_id, producer_epoch, partitions)
+
+    def add_offsets_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, group: str) -> None:
+        if self._txn_embedded():
+            return self._fallback().add_offsets_to_txn(transactional_id, producer_id, producer_epoch, group)
+        self._transactions().add_offsets(transactional_id, producer_id, producer_epoch, group)
+
+    def txn_offset_commit(self, transactional_id: str, group: str, producer_id: int, producer_epoch: int,
+                          offsets: Mapping[tuple[str, int], CommittedOffset]) -> None:
+        if self._txn_embedded():
+            return self._fallback().txn_offset_commit(transactional_id, group, producer_id, producer_epoch, offsets)
+        self._transactions().txn_offset_commit(transactional_id, group, producer_id, producer_epoch, offsets)
+
+    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        if self._txn_embedded():
+            return self._fallback().end_txn(transactional_id, producer_id, producer_epoch, commit)
+        self._transactions().end_txn(transactional_id, producer_id, producer_epoch, commit)
+
     def produce(self, topic: str, partition: int, batch: bytes) -> int:
         """Send one batch to the partition's leader; every retry (a leader change, a lost connection, an
         acks=all timeout) sends the same bytes, so an idempotent batch keeps its sequence numbers and a
@@ -235,6 +278,7 @@ class RemoteTransport:
             if conn is None:
                 return ErrorCode.NONE, None, self._fallback().produce(topic, partition, batch)
             body = {
+                "transactional_id": self.transactional_id,
                 "acks": self.acks,
                 "timeout_ms": int(min(PRODUCE_TIMEOUT, self.cluster.timeout / 2) * 1000),
                 "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
@@ -257,38 +301,48 @@ class RemoteTransport:
 
     # ------------------------------------------------------------ fetch
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20, wait: float = 0.0) -> bytes:
+    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20, wait: float = 0.0,
+              isolation: str = READ_UNCOMMITTED) -> tuple[bytes, int]:
         """Batches from ``offset`` on; empty when there is nothing new.  With ``wait`` (seconds) the
         leader holds the request until something arrives or the time is up (Kafka's long poll: a
         follower of the log learns of a new record at once, without polling).  Like the embedded read,
-        an offset before the log start reads from the start."""
-        answer = self._fetch_once(topic, partition, offset, max_bytes, wait)
+        an offset before the log start reads from the start.  read_committed asks for the batches below
+        the last stable offset and drops the aborted ones the answer lists, and the markers."""
+        answer = self._fetch_once(topic, partition, offset, max_bytes, wait, isolation)
         if answer is None:
             start = self.list_offset(topic, partition, "earliest")
             if offset < start:
-                return self.fetch(topic, partition, start, max_bytes)
-            return b""
-        if isinstance(answer, Struct):
-            return bytes(answer.records or b"")
-        return answer
+                return self.fetch(topic, partition, start, max_bytes, 0.0, isolation)
+            return b"", offset
+        if not isinstance(answer, Struct):
+            return answer
+        data = bytes(answer.records or b"")
+        if isolation != READ_COMMITTED or not data:
+            return data, offset
+        from kcli.storage.isolation import committed
+        from kcli.storage.txnindex import AbortedTxn
+
+        aborted = [AbortedTxn(a.producer_id, a.first_offset, -1, -1) for a in answer.aborted_transactions or ()]
+        return committed(data, aborted)
 
     def _fetch_once(
-        self, topic: str, partition: int, offset: int, max_bytes: int, wait: float = 0.0
-    ) -> Struct | bytes | None:
+        self, topic: str, partition: int, offset: int, max_bytes: int, wait: float = 0.0,
+        isolation: str = READ_UNCOMMITTED,
+    ) -> Struct | tuple[bytes, int] | None:
         """One Fetch of one partition at its leader: the partition's answer (``records``,
-        ``high_watermark``); None when ``offset`` is out of range; bytes read embedded when no broker
-        leads the partition."""
+        ``high_watermark``, ``last_stable_offset``, ``aborted_transactions``); None when ``offset`` is
+        out of range; what the embedded read gives when no broker leads the partition."""
 
-        def call(conn: BrokerConnection | None) -> tuple[int, str | None, Struct | bytes | None]:
+        def call(conn: BrokerConnection | None) -> tuple[int, str | None, Struct | tuple[bytes, int] | None]:
             if conn is None:
-                return ErrorCode.NONE, None, self._fallback().fetch(topic, partition, offset, max_bytes)
+                return ErrorCode.NONE, None, self._fallback().fetch(topic, partition, offset, max_bytes, 0.0, isolation)
             body = {
                 "replica_id": -1,
                 # never 0: some brokers (tansu) answer max_wait_ms=0 with no partitions
                 "max_wait_ms": max(1, int(wait * 1000)),
                 "min_bytes": 1 if wait > 0 else 0,
                 "max_bytes": max_bytes,
-                "isolation_level": 0,
+                "isolation_level": int(isolation == READ_COMMITTED),
                 "session_id": 0,
                 "session_epoch": -1,
                 "topics": [
@@ -316,18 +370,19 @@ class RemoteTransport:
         """Unknown: a broker's answer does not say where its bytes lie (its own log names the file)."""
         return None, None
 
-    def list_offset(self, topic: str, partition: int, spec: str | int) -> int:
-        """'earliest', 'latest', or a timestamp in ms (first offset at or after it, else latest)."""
+    def list_offset(self, topic: str, partition: int, spec: str | int, isolation: str = READ_UNCOMMITTED) -> int:
+        """'earliest', 'latest' (the last stable offset under read_committed), or a timestamp in ms (first
+        offset at or after it, else latest)."""
         timestamp = {"earliest": -2, "latest": -1}.get(spec) if isinstance(spec, str) else int(spec)
         if timestamp is None:
             raise UsageError(f"bad offset spec {spec!r}")
 
         def call(conn: BrokerConnection | None) -> tuple[int, str | None, int]:
             if conn is None:
-                return ErrorCode.NONE, None, self._fallback().list_offset(topic, partition, spec)
+                return ErrorCode.NONE, None, self._fallback().list_offset(topic, partition, spec, isolation)
             body = {
                 "replica_id": -1,
-                "isolation_level": 0,
+                "isolation_level": int(isolation == READ_COMMITTED),
                 "topics": [
                     {"name": topic, "partitions": [{"partition_index": partition, "timestamp": timestamp}]}
                 ],
@@ -338,19 +393,24 @@ class RemoteTransport:
 
         offset = self._with_leader(topic, partition, call)
         if offset < 0:  # no record at or after the timestamp: the end, as the embedded path answers
-            return self.list_offset(topic, partition, "latest")
+            return self.list_offset(topic, partition, "latest", isolation)
         if timestamp == -1 and self.datadir is None:
-            offset = max(offset, self._high_watermark(topic, partition, offset))
+            offset = max(offset, self._high_watermark(topic, partition, offset, isolation))
         return offset
 
-    def _high_watermark(self, topic: str, partition: int, offset: int) -> int:
-        """The high watermark a Fetch at ``offset`` reports.  In Kafka it is what ListOffsets(latest)
+    def _high_watermark(self, topic: str, partition: int, offset: int, isolation: str = READ_UNCOMMITTED) -> int:
+        """The high watermark (read_committed: the last stable offset) a Fetch at ``offset`` reports.  In
+        Kafka it is what ListOffsets(latest)
         answers, but some Kafka-compatible brokers (tansu 0.6) answer ListOffsets with the last batch's base
         offset + 1, which would cut the last batch short for ``consume -e``, ``mirror`` and ``lag``.  A
         Fetch at their answer is cheap (empty where it is right) and carries the true end.  Asked only of
         foreign clusters (--bootstrap-server): kcli's own brokers answer ListOffsets exactly."""
-        answer = self._fetch_once(topic, partition, offset, 1)
-        return answer.high_watermark if isinstance(answer, Struct) else -1
+        answer = self._fetch_once(topic, partition, offset, 1, 0.0, isolation)
+        if not isinstance(answer, Struct):
+            return -1
+        if isolation == READ_COMMITTED and answer.last_stable_offset >= 0:
+            return int(answer.last_stable_offset)  # read_committed's end: the last stable offset
+        return int(answer.high_watermark)
 
     def close(self, durable: bool = True) -> None:
         self.cluster.close()

@@ -5,7 +5,15 @@ Kafka's protocol (:class:`~kcli.client.remote.RemoteTransport`).  Code above thi
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from kcli.groups.offsets import CommittedOffset
+
+READ_UNCOMMITTED = "read_uncommitted"  # every batch up to the high watermark (Kafka's isolation.level 0)
+READ_COMMITTED = "read_committed"  # up to the last stable offset, without aborted transactions (1)
+ISOLATION_LEVELS = (READ_COMMITTED, READ_UNCOMMITTED)
 
 
 class Transport(Protocol):
@@ -26,8 +34,28 @@ class Transport(Protocol):
         """The topic's partition count; ``create`` makes a missing topic (auto.create.topics)."""
         ...
 
-    def init_producer_id(self) -> tuple[int, int]:
-        """A new (producer id, epoch) for an idempotent producer."""
+    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = 60000) -> tuple[int, int]:
+        """A new (producer id, epoch) for an idempotent producer; with ``transactional_id`` the id's
+        next epoch from its transaction coordinator (fencing older instances, aborting what they left
+        open), its transactions aborted after ``timeout_ms``."""
+        ...
+
+    def add_partitions_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                              partitions: Iterable[tuple[str, int]]) -> None:
+        """Make ``partitions`` part of the open transaction (before its first batch to each)."""
+        ...
+
+    def add_offsets_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, group: str) -> None:
+        """Make ``group``'s offsets part of the open transaction."""
+        ...
+
+    def txn_offset_commit(self, transactional_id: str, group: str, producer_id: int, producer_epoch: int,
+                          offsets: Mapping[tuple[str, int], CommittedOffset]) -> None:
+        """Offsets for ``group`` that are committed with the transaction (and dropped if it aborts)."""
+        ...
+
+    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
+        """Commit or abort the open transaction: markers to every partition in it, offsets applied."""
         ...
 
     def produce(self, topic: str, partition: int, batch: bytes) -> int:
@@ -35,8 +63,10 @@ class Transport(Protocol):
         ...
 
     def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20,
-              wait: float = 0.0) -> bytes:
-        """Batches from ``offset`` on (the first may start before it); empty when there is nothing new."""
+              wait: float = 0.0, isolation: str = READ_UNCOMMITTED) -> tuple[bytes, int]:
+        """Batches from ``offset`` on (the first may start before it; empty when there is nothing new) and
+        the offset after the last batch read, kept or not: read_committed drops control batches and
+        aborted transactions, and a reader must move past a run of them (``offset`` when not known)."""
         ...
 
     def locate(self, topic: str, partition: int, data_position: int) -> tuple[str | None, int | None]:
@@ -44,8 +74,9 @@ class Transport(Protocol):
         bytes; (None, None) where it is not known (a broker's answer does not say)."""
         ...
 
-    def list_offset(self, topic: str, partition: int, spec: str | int) -> int:
-        """'earliest', 'latest', or the first offset at or after a timestamp in ms."""
+    def list_offset(self, topic: str, partition: int, spec: str | int, isolation: str = READ_UNCOMMITTED) -> int:
+        """'earliest', 'latest' (the last stable offset under read_committed), or the first offset at or
+        after a timestamp in ms."""
         ...
 
     def release(self, durable: bool = False) -> None:

@@ -24,6 +24,13 @@ from .groups import (
 from .metadata import METADATA
 from .offsets import OFFSET_COMMIT, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
+from .transactions import (
+    ADD_OFFSETS_TO_TXN,
+    ADD_PARTITIONS_TO_TXN,
+    END_TXN,
+    TXN_OFFSET_COMMIT,
+    WRITE_TXN_MARKERS,
+)
 
 APIS: dict[int, Api] = {
     api.key: api
@@ -46,6 +53,11 @@ APIS: dict[int, Api] = {
         DELETE_TOPICS,
         INIT_PRODUCER_ID,
         OFFSET_FOR_LEADER_EPOCH,
+        ADD_PARTITIONS_TO_TXN,
+        ADD_OFFSETS_TO_TXN,
+        END_TXN,
+        WRITE_TXN_MARKERS,
+        TXN_OFFSET_COMMIT,
         CREATE_PARTITIONS,
         DELETE_GROUPS,
     )

@@ -1,0 +1,187 @@
+"""Transaction API handlers: InitProducerId with a transactional id, AddPartitionsToTxn,
+AddOffsetsToTxn, EndTxn, TxnOffsetCommit, and WriteTxnMarkers (from another broker's coordinator).
+
+Only the wire lives here: the rules are the coordinator's (:mod:`kcli.transactions`), reached through the
+broker's transaction service (:mod:`kcli.broker.txn_service`), and markers are written by
+:mod:`kcli.broker.txn_markers`.  Requests for a transactional id this broker does not coordinate get
+NOT_COORDINATOR (TxnOffsetCommit goes to the group's coordinator, as in Kafka), and clients ask
+FindCoordinator again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kcli.broker import handlers
+from kcli.broker.answers import answer_for
+from kcli.broker.context import BrokerContext
+from kcli.broker.group_handlers import checked_offsets, offset_results
+from kcli.broker.group_service import service
+from kcli.broker.txn_markers import write_here
+from kcli.broker.txn_service import transactions
+from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProducerFencedError
+from kcli.protocol import ErrorCode, RequestHeader, Struct
+
+Body = Mapping[str, Any]
+
+# The codes the transaction APIs answer where the table's differ: an unknown transactional id is Kafka's
+# INVALID_PRODUCER_ID_MAPPING; an id another request holds locked is busy (retriable), not a timeout.
+_CODES: Mapping[type[BaseException], ErrorCode] = {
+    NotFoundError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+    LockTimeoutError: ErrorCode.CONCURRENT_TRANSACTIONS,
+}
+# v2 of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn may say PRODUCER_FENCED (KIP-588)
+_FENCED_V2: Mapping[type[BaseException], ErrorCode] = {**_CODES, ProducerFencedError: ErrorCode.PRODUCER_FENCED}
+
+
+def _answer(
+    ctx: BrokerContext, header: RequestHeader, transactional_id: str, what: str, call: Callable[[], object]
+) -> ErrorCode:
+    """Run ``call`` for ``transactional_id`` when this broker coordinates it; the code to answer with."""
+    if not transactions(ctx).owns(transactional_id):
+        return ErrorCode.NOT_COORDINATOR
+    try:
+        call()
+    except (KcliError, OSError) as exc:
+        overrides = _FENCED_V2 if header.api_version >= 2 else _CODES
+        return answer_for(exc, f"transactional id {transactional_id!r}: {what}", overrides)
+    return ErrorCode.NONE
+
+
+# ---------------------------------------------------------------- InitProducerId
+
+
+def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """A transactional producer's id and epoch from the coordinator (fencing older instances); an
+    idempotent producer's (no transactional id) from the allocator."""
+    if req.transactional_id is None:
+        return handlers.init_producer_id(ctx, header, req)
+    found: list[tuple[int, int]] = []
+    code = _answer(
+        ctx,
+        header,
+        req.transactional_id,
+        "initialising a producer",
+        lambda: found.append(
+            transactions(ctx).coordinator.init_producer_id(req.transactional_id, req.transaction_timeout_ms)
+        ),
+    )
+    producer_id, epoch = found[0] if found else (-1, -1)
+    return {"throttle_time_ms": 0, "error_code": code, "producer_id": producer_id, "producer_epoch": epoch}
+
+
+# ---------------------------------------------------------------- AddPartitionsToTxn, AddOffsetsToTxn, EndTxn
+
+
+def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """All or nothing, as Kafka: a partition that does not exist gets UNKNOWN_TOPIC_OR_PARTITION and the
+    others OPERATION_NOT_ATTEMPTED; otherwise every partition gets the coordinator's answer."""
+    topics = ctx.partitions.refresh().topics
+    asked = [(t.name, p) for t in req.topics for p in t.partitions]
+    unknown = {
+        (name, p) for name, p in asked if name not in topics or not 0 <= p < len(topics[name].partitions)
+    }
+    if unknown:
+        codes = {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
+                 for tp in asked}
+    else:
+        code = _answer(
+            ctx,
+            header,
+            req.transactional_id,
+            "adding partitions",
+            lambda: transactions(ctx).coordinator.add_partitions(
+                req.transactional_id, req.producer_id, req.producer_epoch, asked
+            ),
+        )
+        codes = dict.fromkeys(asked, code)
+    return {
+        "throttle_time_ms": 0,
+        "results_by_topic": [
+            {
+                "name": t.name,
+                "results_by_partition": [
+                    {"partition_index": p, "partition_error_code": codes[(t.name, p)]} for p in t.partitions
+                ],
+            }
+            for t in req.topics
+        ],
+    }
+
+
+def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    code = _answer(
+        ctx,
+        header,
+        req.transactional_id,
+        f"adding group {req.group_id!r}",
+        lambda: transactions(ctx).coordinator.add_offsets(
+            req.transactional_id, req.producer_id, req.producer_epoch, req.group_id
+        ),
+    )
+    return {"throttle_time_ms": 0, "error_code": code}
+
+
+def end_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Commit or abort; answered once the markers are written (CONCURRENT_TRANSACTIONS, retriable, while
+    a partition cannot take its marker: the outcome is decided and the retry or the upkeep completes it)."""
+    code = _answer(
+        ctx,
+        header,
+        req.transactional_id,
+        "committing" if req.committed else "aborting",
+        lambda: transactions(ctx).coordinator.end_txn(
+            req.transactional_id, req.producer_id, req.producer_epoch, req.committed
+        ),
+    )
+    return {"throttle_time_ms": 0, "error_code": code}
+
+
+# ---------------------------------------------------------------- TxnOffsetCommit
+
+
+def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Offsets kept in the transaction, reaching the group only if it commits.  Sent to the group's
+    coordinator (NOT_COORDINATOR otherwise); checked per partition like OffsetCommit."""
+    error = service(ctx).check(req.group_id)
+    offsets, results = checked_offsets(ctx, req.topics, error)
+    committed = error
+    if offsets:
+        try:
+            transactions(ctx).coordinator.txn_offset_commit(
+                req.transactional_id, req.group_id, req.producer_id, req.producer_epoch, offsets
+            )
+            committed = ErrorCode.NONE
+        except (KcliError, OSError) as exc:
+            committed = answer_for(exc, f"transactional id {req.transactional_id!r}: committing offsets", _CODES)
+    return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
+
+
+# ---------------------------------------------------------------- WriteTxnMarkers
+
+
+def write_txn_markers(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Another broker's coordinator asks us, the leader, to write markers: answered per partition once
+    each marker is safe (NONE) or failed."""
+    out = []
+    for marker in req.markers:
+        asked = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
+        codes = write_here(
+            ctx, marker.producer_id, marker.producer_epoch, marker.transaction_result, marker.coordinator_epoch, asked
+        )
+        out.append(
+            {
+                "producer_id": marker.producer_id,
+                "topics": [
+                    {
+                        "name": t.name,
+                        "partitions": [
+                            {"partition_index": p, "error_code": codes[(t.name, p)]} for p in t.partition_indexes
+                        ],
+                    }
+                    for t in marker.topics
+                ],
+            }
+        )
+    return {"markers": out}

@@ -1,0 +1,110 @@
+"""A transactional copier (Kafka's TransactionalMessageCopier, with confluent-kafka) for the fault tests.
+
+Copies one partition of the input topic to the same partition of the output topic, in transactions of up
+to ``--per-txn`` records that also commit the group's offset of the input partition
+(send_offsets_to_transaction).  Each copied value gets ``|<instance>:<transaction>`` appended, so a
+record of an aborted transaction can be told from its committed copy.  Every ``--abort-every``-th
+transaction is aborted on purpose after its records reached the brokers.  After an abort the copier
+rewinds to the group's committed offset.  Exits 0 once the committed offset reaches ``--total``; a fatal
+error (fenced by a newer instance, or a timeout abort) exits 1, and the test starts a new instance.
+
+    python txn_copier.py BOOTSTRAP PARTITION INSTANCE --total N
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+INPUT, OUTPUT, GROUP = "input", "output", "copiers"
+TIMEOUT = 60.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bootstrap")
+    parser.add_argument("partition", type=int)
+    parser.add_argument("instance")
+    parser.add_argument("--total", type=int, required=True)
+    parser.add_argument("--per-txn", type=int, default=20)
+    parser.add_argument("--abort-every", type=int, default=5)
+    parser.add_argument("--pause", type=float, default=0.05)
+    args = parser.parse_args()
+    p = args.partition
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": GROUP,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "transactional.id": f"copier-{p}",
+            "transaction.timeout.ms": 30000,
+            "linger.ms": 5,
+        }
+    )
+    producer.init_transactions(TIMEOUT)
+
+    def rewind() -> int:
+        committed = consumer.committed([TopicPartition(INPUT, p)], TIMEOUT)[0].offset
+        consumer.assign([TopicPartition(INPUT, p, max(committed, 0))])
+        return committed
+
+    position = rewind()
+    txn = 0
+    while position < args.total:
+        messages = [m for m in consumer.consume(args.per_txn, 1.0) if m.error() is None]
+        if not messages:
+            continue
+        txn += 1
+        producer.begin_transaction()
+        for m in messages:
+            producer.produce(OUTPUT, value=m.value() + f"|{args.instance}:{txn}".encode(), partition=p)
+        after = messages[-1].offset() + 1
+        try:
+            if args.abort_every and txn % args.abort_every == 0:
+                producer.flush(TIMEOUT)
+                producer.abort_transaction(TIMEOUT)
+                position = rewind()
+                continue
+            offsets = [TopicPartition(INPUT, p, after)]
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), TIMEOUT)
+            commit(producer)
+            position = after
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not error.txn_requires_abort():
+                raise
+            print(f"copier {args.instance}: aborting: {error}", file=sys.stderr, flush=True)
+            producer.abort_transaction(TIMEOUT)
+            position = rewind()
+        time.sleep(args.pause)
+    consumer.close()
+    return 0
+
+
+def commit(producer: Producer) -> None:
+    """commit_transaction, retried while librdkafka says the commit may be retried."""
+    while True:
+        try:
+            producer.commit_transaction(TIMEOUT)
+            return
+        except KafkaException as exc:
+            if not exc.args[0].retriable():
+                raise
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KafkaException as exc:
+        print(f"copier: {exc.args[0]}", file=sys.stderr, flush=True)
+        sys.exit(1)
