@@ -82,8 +82,9 @@ def dump_log(
     skip_record_metadata: bool,
     as_json: bool,
 ) -> None:
-    """Print the batches of .log files and the entries of .index and .timeindex files, in the format of
-    Kafka's kafka-dump-log; a partition directory dumps all of its segments.
+    """Print the batches of .log files and the entries of .index, .timeindex, .txnindex and .snapshot
+    files, in the format of Kafka's kafka-dump-log; a partition directory dumps all of its segments, then
+    its producer snapshots.  Transaction markers show as ``endTxnMarker: COMMIT`` (or ABORT) records.
 
     Index entries that do not match the log, non-consecutive offsets and invalid bytes at the end of a
     log are reported like Kafka does; a corrupt batch is reported with its position.
