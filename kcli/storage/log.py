@@ -646,23 +646,29 @@ class PartitionLog:
         if not self._bases:
             return 0
         end = self.log_end_offset
+        try:
+            view = self._txn_view
+            if view is None or not self.log_start_offset <= view.offset <= end or not self._still_there(view):
+                self._txn_view = view = self._fresh_view(end)
+            self._scan(view, end)
+        except CorruptRecordError:
+            pass  # damage ends what can be known: the read that reaches it reports it, as without transactions
         view = self._txn_view
-        if view is None or not self.log_start_offset <= view.offset <= end or not self._still_there(view):
-            view = self._fresh_view(end)
+        return end if view is None else min(view.ongoing.values(), default=end)
+
+    def _scan(self, view: _TxnView, end: int) -> None:
+        """Continue a reader's view of the open transactions over the batches up to ``end``."""
+        ongoing = view.ongoing
         start = self._start_of(view.offset)
-        if start is not None:
-            ongoing = view.ongoing
-            for _seg, _pos, header in self._walk(*start):
-                if header.base_offset >= end:
-                    break
-                pid = header.producer_id
-                if header.attributes & records.ATTR_CONTROL:
-                    ongoing.pop(pid, None)
-                elif header.attributes & records.ATTR_TRANSACTIONAL and pid not in ongoing:
-                    ongoing[pid] = header.base_offset
-                view.offset, view.last_crc = header.next_offset, header.crc
-        self._txn_view = view
-        return min(view.ongoing.values(), default=view.offset)
+        for _seg, _pos, header in self._walk(*start) if start is not None else ():
+            if header.base_offset >= end:
+                break
+            pid = header.producer_id
+            if header.attributes & records.ATTR_CONTROL:
+                ongoing.pop(pid, None)
+            elif header.attributes & records.ATTR_TRANSACTIONAL and pid not in ongoing:
+                ongoing[pid] = header.base_offset
+            view.offset, view.last_crc = header.next_offset, header.crc
 
     def _fresh_view(self, end: int) -> _TxnView:
         """A reader's starting point: the newest snapshot at or below ``end``, else the log's tail."""
