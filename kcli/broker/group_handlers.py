@@ -66,6 +66,7 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
             check_group_id(req.key)
         except UsageError as exc:
             return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
+    ctx.peers.invalidate()  # a fresh look at who runs: a coordinator that just died is not named
     chosen = coordinator_of(ctx, req.key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:

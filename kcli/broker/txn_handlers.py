@@ -10,6 +10,7 @@ FindCoordinator again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProducerFenc
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 
 Body = Mapping[str, Any]
+log = logging.getLogger("kcli.broker")
 
 # The codes the transaction APIs answer where the table's differ: an unknown transactional id is Kafka's
 # INVALID_PRODUCER_ID_MAPPING; an id another request holds locked is busy (retriable), not a timeout.
@@ -45,7 +47,9 @@ def _answer(
         call()
     except (KcliError, OSError) as exc:
         overrides = _FENCED_V2 if header.api_version >= 2 else _CODES
-        return answer_for(exc, f"transactional id {transactional_id!r}: {what}", overrides)
+        code = answer_for(exc, f"transactional id {transactional_id!r}: {what}", overrides)
+        log.debug("transactional id %r: %s: %s (%s)", transactional_id, what, code.name, exc)
+        return code
     return ErrorCode.NONE
 
 
@@ -145,6 +149,8 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
     """Offsets kept in the transaction, reaching the group only if it commits.  Sent to the group's
     coordinator (NOT_COORDINATOR otherwise); checked per partition like OffsetCommit."""
     error = service(ctx).check(req.group_id)
+    if error != ErrorCode.NONE:
+        log.debug("transactional id %r: offsets for group %r: %s", req.transactional_id, req.group_id, error.name)
     offsets, results = checked_offsets(ctx, req.topics, error)
     committed = error
     if offsets:
@@ -155,6 +161,7 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
             committed = ErrorCode.NONE
         except (KcliError, OSError) as exc:
             committed = answer_for(exc, f"transactional id {req.transactional_id!r}: committing offsets", _CODES)
+            log.debug("transactional id %r: committing offsets: %s (%s)", req.transactional_id, committed.name, exc)
     return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
 
 
