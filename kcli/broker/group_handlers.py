@@ -40,10 +40,10 @@ CLIENT_HOST = ""
 GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types
 
 
-
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """The broker coordinating a group (key type 0) or a transactional id (1), both chosen by
     :func:`coordinator_of`."""
+
     def answer(
         code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1
     ) -> Body:
@@ -66,6 +66,7 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
             check_group_id(req.key)
         except UsageError as exc:
             return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
+    ctx.peers.invalidate()  # a fresh look at who runs: a coordinator that just died is not named
     chosen = coordinator_of(ctx, req.key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:
@@ -204,7 +205,9 @@ def offset_results(results: OffsetResults, committed: ErrorCode) -> list[dict[st
     return [
         {
             "name": name,
-            "partitions": [{"partition_index": i, "error_code": committed if c is None else c} for i, c in parts],
+            "partitions": [
+                {"partition_index": i, "error_code": committed if c is None else c} for i, c in parts
+            ],
         }
         for name, parts in results
     ]

@@ -267,16 +267,17 @@ def validate_batches(
                 f"batch says {header.records_count} records but last offset delta {header.last_offset_delta}",
             )
         if header.is_control:
-            raise ApiError(ErrorCode.INVALID_RECORD, "control batches are written by transaction coordinators only")
+            raise ApiError(ErrorCode.INVALID_RECORD, "control batches are written by coordinators only")
         if header.is_transactional:
             if transactional_id is None:
                 raise ApiError(
-                    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "a transactional batch without a transactional id"
+                    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    "a transactional batch without a transactional id",
                 )
             if header.producer_id < 0:
                 raise ApiError(ErrorCode.INVALID_RECORD, "a transactional batch without a producer id")
         if out and (header.producer_id, header.producer_epoch, header.is_transactional) != identity:
-            raise ApiError(ErrorCode.INVALID_RECORD, "the batches of one partition come from different producers")
+            raise ApiError(ErrorCode.INVALID_RECORD, "one partition's batches come from several producers")
         identity = (header.producer_id, header.producer_epoch, header.is_transactional)
         out.append(view[pos:end])
         pos = end
@@ -340,10 +341,9 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool
                 if follower is None:
                     read = led.read(p.fetch_offset, limit, committed)
                     hw, lso, start, data = read.high_watermark, read.last_stable_offset, read.log_start, read.data
-                    if read.aborted is not None:
-                        entry["aborted_transactions"] = [
-                            {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted
-                        ]
+                    entry["aborted_transactions"] = [
+                        {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted or ()
+                    ]
                 else:
                     hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit)
                     lso = hw

@@ -82,7 +82,7 @@ class Read(NamedTuple):
     last_stable_offset: int
     log_start: int
     data: bytes
-    aborted: list[AbortedTxn] | None  # read_committed: the aborted transactions ``data`` overlaps
+    aborted: list[AbortedTxn] | None  # read_committed's: the aborted transactions ``data`` overlaps
 
 
 class LedPartition:
@@ -280,8 +280,10 @@ class LedPartition:
                 raise OffsetOutOfRange(offset, start, end)
             upper = lso if committed else hw
             data = leader.read(offset, max_bytes, upper=upper) if offset < upper and max_bytes > 0 else b""
-            aborted = leader.aborted_transactions(offset, _end_of(data, offset)) if committed and data else None
-            return Read(hw, lso, start, data, aborted if committed else None)
+            aborted = None
+            if committed:
+                aborted = leader.aborted_transactions(offset, _end_of(data, offset)) if data else []
+            return Read(hw, lso, start, data, aborted)
 
     def _last_stable(self) -> int:
         """Kafka's last stable offset (mutex held): the first offset of the oldest open transaction, never

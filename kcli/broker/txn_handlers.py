@@ -10,6 +10,7 @@ FindCoordinator again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProducerFenc
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 
 Body = Mapping[str, Any]
+log = logging.getLogger("kcli.broker")
 
 # The codes the transaction APIs answer where the table's differ: an unknown transactional id is Kafka's
 # INVALID_PRODUCER_ID_MAPPING; an id another request holds locked is busy (retriable), not a timeout.
@@ -32,7 +34,10 @@ _CODES: Mapping[type[BaseException], ErrorCode] = {
     LockTimeoutError: ErrorCode.CONCURRENT_TRANSACTIONS,
 }
 # v2 of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn may say PRODUCER_FENCED (KIP-588)
-_FENCED_V2: Mapping[type[BaseException], ErrorCode] = {**_CODES, ProducerFencedError: ErrorCode.PRODUCER_FENCED}
+_FENCED_V2: Mapping[type[BaseException], ErrorCode] = {
+    **_CODES,
+    ProducerFencedError: ErrorCode.PRODUCER_FENCED,
+}
 
 
 def _answer(
@@ -45,7 +50,9 @@ def _answer(
         call()
     except (KcliError, OSError) as exc:
         overrides = _FENCED_V2 if header.api_version >= 2 else _CODES
-        return answer_for(exc, f"transactional id {transactional_id!r}: {what}", overrides)
+        code = answer_for(exc, f"transactional id {transactional_id!r}: {what}", overrides)
+        log.debug("transactional id %r: %s: %s (%s)", transactional_id, what, code.name, exc)
+        return code
     return ErrorCode.NONE
 
 
@@ -83,8 +90,10 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct
         (name, p) for name, p in asked if name not in topics or not 0 <= p < len(topics[name].partitions)
     }
     if unknown:
-        codes = {tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
-                 for tp in asked}
+        codes = {
+            tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
+            for tp in asked
+        }
     else:
         code = _answer(
             ctx,
@@ -145,6 +154,10 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
     """Offsets kept in the transaction, reaching the group only if it commits.  Sent to the group's
     coordinator (NOT_COORDINATOR otherwise); checked per partition like OffsetCommit."""
     error = service(ctx).check(req.group_id)
+    if error != ErrorCode.NONE:
+        log.debug(
+            "transactional id %r: offsets for group %r: %s", req.transactional_id, req.group_id, error.name
+        )
     offsets, results = checked_offsets(ctx, req.topics, error)
     committed = error
     if offsets:
@@ -154,7 +167,12 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
             )
             committed = ErrorCode.NONE
         except (KcliError, OSError) as exc:
-            committed = answer_for(exc, f"transactional id {req.transactional_id!r}: committing offsets", _CODES)
+            committed = answer_for(
+                exc, f"transactional id {req.transactional_id!r}: committing offsets", _CODES
+            )
+            log.debug(
+                "transactional id %r: committing offsets: %s (%s)", req.transactional_id, committed.name, exc
+            )
     return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
 
 
@@ -168,7 +186,12 @@ def write_txn_markers(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
     for marker in req.markers:
         asked = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
         codes = write_here(
-            ctx, marker.producer_id, marker.producer_epoch, marker.transaction_result, marker.coordinator_epoch, asked
+            ctx,
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.transaction_result,
+            marker.coordinator_epoch,
+            asked,
         )
         out.append(
             {
@@ -177,7 +200,8 @@ def write_txn_markers(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
                     {
                         "name": t.name,
                         "partitions": [
-                            {"partition_index": p, "error_code": codes[(t.name, p)]} for p in t.partition_indexes
+                            {"partition_index": p, "error_code": codes[(t.name, p)]}
+                            for p in t.partition_indexes
                         ],
                     }
                     for t in marker.topics

@@ -46,7 +46,9 @@ def write_here(
     for key in partitions:
         try:
             led = ctx.partitions.get(*key)
-            written.append((key, led, led.write_marker(producer_id, producer_epoch, commit, coordinator_epoch)))
+            written.append(
+                (key, led, led.write_marker(producer_id, producer_epoch, commit, coordinator_epoch))
+            )
         except (ApiError, KcliError, OSError) as exc:  # that partition's answer
             out[key] = answer_for(exc, f"writing a transaction marker to {key[0]}-{key[1]}")
     if written:

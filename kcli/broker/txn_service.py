@@ -4,9 +4,10 @@ writing markers with :class:`~kcli.broker.txn_markers.BrokerMarkerWriter`, and i
 Which broker coordinates a transactional id is the groups' choice (:func:`coordinator_of`, keyed by the
 id); the state itself lives in the data dir, so the broker that takes an id over after another stopped
 or died finds it where that one left it.  The upkeep (:meth:`TransactionService.maintain`, from a broker
-thread of its own) aborts transactions that outlived their timeout and rolls forward the
-decided ones whose markers could not all be written (a leader was down) -- for every id, whichever
-broker coordinates it, so one that died is covered too; an id another process holds is left to it.  Apart from the handlers because the produce path and the maintenance thread use it too.
+thread of its own) aborts transactions that outlived their timeout and rolls forward the decided ones
+whose markers could not all be written (a leader was down) -- for every id, whichever broker
+coordinates it, so one that died is covered too; an id another process holds is left to it.  Apart
+from the handlers because the produce path and the upkeep thread use it too.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ class TransactionService:
 
     def owns(self, transactional_id: str) -> bool:
         """Whether this broker coordinates ``transactional_id`` (and is not shutting down)."""
-        return not self.ctx.partitions.stopping and coordinator_of(self.ctx, transactional_id) == self.ctx.broker_id
+        return (
+            not self.ctx.partitions.stopping
+            and coordinator_of(self.ctx, transactional_id) == self.ctx.broker_id
+        )
 
     def maintain(self) -> None:
         """Abort timed-out transactions and finish decided ones; expire idle ids every EXPIRY_INTERVAL."""
@@ -81,9 +85,12 @@ def check_transactional_produce(
             transactional_id, header.producer_id, header.producer_epoch, topic, partition
         )
     except NotFoundError:
-        raise ApiError(ErrorCode.INVALID_PRODUCER_ID_MAPPING, f"unknown transactional id {transactional_id!r}") from None
+        raise ApiError(
+            ErrorCode.INVALID_PRODUCER_ID_MAPPING, f"unknown transactional id {transactional_id!r}"
+        ) from None
     if not inside:
         raise ApiError(
             ErrorCode.INVALID_TXN_STATE,
-            f"{topic}-{partition} is not in the transaction of {transactional_id!r}: add it first (AddPartitionsToTxn)",
+            f"{topic}-{partition} is not in the transaction of {transactional_id!r}: "
+            "add it first (AddPartitionsToTxn)",
         )

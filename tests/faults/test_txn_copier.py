@@ -15,11 +15,11 @@ transaction carries its own instance and transaction tag, so it cannot pass for 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,7 @@ PER_PARTITION = 600
 OPTIONS = ("--session-timeout-ms", "2000", "--replica-lag-time-max-ms", "3000")
 COPIER = str(Path(__file__).with_name("txn_copier.py"))
 DEADLINE = 120.0  # a bound on a hang, not a goal
+STALL = 15.0  # a copier without progress for this long is restarted (see Copiers.supervise)
 
 
 class Cluster:
@@ -61,9 +62,12 @@ class Cluster:
         return Metadata(DataDir(str(self.brokers.data_dir))).load().partition(topic, partition).leader
 
     def bounce(self, broker: int, down: float = 1.5) -> None:
+        """kill -9, then start again on the same address, as a Kafka broker restarts (clients that knew
+        only the old addresses would otherwise lose the cluster once every broker was bounced)."""
+        port = self.procs[broker].port
         assert kill9(self.procs[broker].proc), f"broker {broker} was not running"
         time.sleep(down)
-        self.procs[broker] = self.brokers.spawn(broker, *OPTIONS)
+        self.procs[broker] = self.brokers.spawn(broker, *OPTIONS, listener=f"127.0.0.1:{port}")
         self.procs[broker].wait_ready()
         self.bounces += 1
 
@@ -71,33 +75,63 @@ class Cluster:
 class Copiers:
     """One copier process per partition; ``supervise`` starts a new instance of any that failed."""
 
-    def __init__(self, bootstrap: Callable[[], str], workdir: Path) -> None:
-        self.bootstrap = bootstrap  # asked at each start: every broker's port changes when it restarts
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
         self.workdir = workdir
         self.instances = 0
         self.procs: dict[int, subprocess.Popen] = {}
+        self.progress: dict[int, Path] = {}
         self.failures = 0
+        self.stalled = 0
         for p in range(PARTITIONS):
             self.start(p)
 
     def start(self, partition: int) -> None:
         self.instances += 1
-        log = open(self.workdir / f"copier-{partition}-{self.instances}.log", "wb")  # noqa: SIM115 - the process keeps it
-        self.procs[partition] = subprocess.Popen(
-            [sys.executable, COPIER, self.bootstrap(), str(partition), f"i{self.instances}", "--total",
-             str(PER_PARTITION), "--per-txn", "10", "--pause", "0.25"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        name = self.workdir / f"copier-{partition}-{self.instances}"
+        with open(f"{name}.progress", "wb") as progress, open(f"{name}.log", "wb") as log:
+            self.procs[partition] = subprocess.Popen(
+                [
+                    sys.executable,
+                    COPIER,
+                    self.bootstrap,
+                    str(partition),
+                    f"i{self.instances}",
+                    "--total",
+                    str(PER_PARTITION),
+                    "--per-txn",
+                    "10",
+                    "--pause",
+                    "0.25",
+                ],
+                stdout=progress,
+                stderr=log,
+            )
+        self.progress[partition] = Path(f"{name}.progress")
 
     def supervise(self) -> bool:
-        """Restart failed copiers; whether all have finished."""
+        """Restart copiers that failed, and those whose progress stalled: librdkafka's
+        send_offsets_to_transaction may hang past its timeout once the group coordinator it knew is
+        gone from the metadata (confluentinc/librdkafka#5511, #5456), and an operator restarts such a
+        process -- a kill in the middle of a transaction, which exactly-once must survive too.
+        Whether all have finished."""
+        now = time.time()
         for p, proc in self.procs.items():
-            if proc.poll() not in (None, 0):
+            if proc.poll() is None and now - self.progress[p].stat().st_mtime > STALL:
+                kill9(proc)
+                self.stalled += 1
+                self.start(p)
+            elif proc.poll() not in (None, 0):
                 self.failures += 1
                 self.start(p)
         return all(proc.poll() == 0 for proc in self.procs.values())
+
+    def dump_stacks(self) -> None:
+        """Where the copiers that still run are (into their logs), for the report of a hang."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
 
     def kill_all(self) -> None:
         for proc in self.procs.values():
@@ -163,7 +197,7 @@ def test_transactional_copiers_survive_leader_bounces_and_a_killed_copier(broker
 
     reader = Reader(bootstrap)
     reader.start()
-    copiers = Copiers(cluster.bootstrap, tmp_path)
+    copiers = Copiers(bootstrap, tmp_path)
     copier_kills = 0
     try:
         # the faults, a few seconds apart while the copiers work: leaders of output and input partitions,
@@ -181,7 +215,9 @@ def test_transactional_copiers_survive_leader_bounces_and_a_killed_copier(broker
                 copier_kills += kill9(copiers.procs[0])  # its successor fences it and goes on
         deadline = time.monotonic() + DEADLINE
         while not copiers.supervise():
-            assert time.monotonic() < deadline, "the copiers did not finish"
+            if time.monotonic() > deadline:
+                copiers.dump_stacks()
+                raise AssertionError("the copiers did not finish")
             time.sleep(0.2)
     finally:
         copiers.kill_all()
@@ -189,8 +225,8 @@ def test_transactional_copiers_survive_leader_bounces_and_a_killed_copier(broker
     reader.stop.set()
     reader.join(30)
 
-    committed = read_output(cluster.bootstrap(), "read_committed")
-    everything = read_output(cluster.bootstrap(), "read_uncommitted")
+    committed = read_output(bootstrap, "read_committed")
+    everything = read_output(bootstrap, "read_uncommitted")
     aborted = sum(len(everything[p]) for p in everything) - sum(len(committed[p]) for p in committed)
     final = {(p, offset, value) for p, records in committed.items() for offset, value in records}
     seen_aborted = [s for s in reader.seen if s not in final]
@@ -198,12 +234,14 @@ def test_transactional_copiers_survive_leader_bounces_and_a_killed_copier(broker
         f"\ninput {sum(map(len, inputs.values()))}, output committed {len(final)}, aborted records "
         f"{aborted}, seen by the read_committed reader {len(reader.seen)} (aborted among them "
         f"{len(seen_aborted)}), broker bounces {cluster.bounces}, copier kills {copier_kills}, "
-        f"copiers that failed and were restarted {copiers.failures}"
+        f"copiers that failed and were restarted {copiers.failures}, stalled ones restarted {copiers.stalled}"
     )
     for p in range(PARTITIONS):
         copied = [value.rsplit("|", 1)[0] for _offset, value in committed[p]]
         assert copied == inputs[p], f"partition {p}: the output is not the input exactly"
     assert aborted > 0, "no transaction was aborted: the isolation check would prove nothing"
     assert reader.seen, "the concurrent reader saw nothing"
-    assert not seen_aborted, f"the read_committed reader saw records of aborted transactions: {seen_aborted[:5]}"
+    assert not seen_aborted, (
+        f"the read_committed reader saw records of aborted transactions: {seen_aborted[:5]}"
+    )
     assert cluster.bounces == len(faults) and copier_kills == 1
