@@ -15,6 +15,9 @@ Points:
   state          after the writer-state temp file is written, before it is renamed into place
   checkpoint     after any checkpoint/atomic temp file is written and synced, before the rename
   commit         after a group's offsets temp file is written, before the rename
+  marker         after a transaction marker is appended to a partition, before the next partition's
+                 (an embedded producer's markers, or those of the partitions a broker leads)
+  remote-markers after another leader answered a broker's WriteTxnMarkers, before the next is asked
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ def _unlink_log_only(original, segment):
 
 
 def arm(spec: str) -> None:
+    from kcli.broker import txn_markers
     from kcli.groups import offsets
+    from kcli.replica import writer
     from kcli.storage import checkpoint, index, log, segment
 
     name, _, count = spec.partition(":")
@@ -87,6 +92,8 @@ def arm(spec: str) -> None:
         "state": (log, "write_file", _after),
         "checkpoint": (checkpoint, "write_file", _after),
         "commit": (offsets, "atomic_write", _commit_torn),
+        "marker": (writer.PartitionWriter, "write_marker", _after),
+        "remote-markers": (txn_markers.BrokerMarkerWriter, "_remote", _after),
     }
     owner, attr, around = points[name]
     _arm(owner, attr, n, around)
