@@ -12,6 +12,7 @@ import pytest
 
 aiokafka = pytest.importorskip("aiokafka")
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced  # noqa: E402
 from aiokafka.structs import TopicPartition  # noqa: E402
 
 PARTITIONS = 3
@@ -125,5 +126,34 @@ def test_read_committed_consumer_waits_for_an_open_transaction(broker):
             await producer.stop()
         got = await _read_to_end(broker.bootstrap, "open", "read_committed", 1)
         assert [r.value for r in got] == [b"before", b"pending", b"after"]
+
+    asyncio.run(run())
+
+
+def test_a_zombie_is_fenced_by_a_newer_instance(broker):
+    broker.kcli("topic", "create", "zombies", "-p", PARTITIONS)
+
+    async def run() -> None:
+        zombie = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="aio-zombie")
+        newer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="aio-zombie")
+        await zombie.start()
+        try:
+            await zombie.begin_transaction()
+            for i in range(6):
+                await zombie.send_and_wait("zombies", f"zombie-{i}".encode(), partition=i % PARTITIONS)
+            await newer.start()  # InitProducerId: bumps the epoch and aborts the zombie's transaction
+            async with newer.transaction():
+                for i in range(6):
+                    await newer.send("zombies", f"newer-{i}".encode(), partition=i % PARTITIONS)
+            with pytest.raises((ProducerFenced, InvalidProducerEpoch)):
+                await zombie.send_and_wait("zombies", b"zombie-late", partition=0)
+                await zombie.commit_transaction()
+        finally:
+            await newer.stop()
+            await zombie.stop()
+        committed = await _read_to_end(broker.bootstrap, "zombies", "read_committed")
+        assert _values(committed) == sorted(f"newer-{i}" for i in range(6))
+        everything = _values(await _read_to_end(broker.bootstrap, "zombies", "read_uncommitted"))
+        assert "zombie-late" not in everything and {f"zombie-{i}" for i in range(6)} <= set(everything)
 
     asyncio.run(run())
