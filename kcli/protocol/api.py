@@ -64,7 +64,8 @@ class Api:
 
     def is_flexible(self, version: int) -> bool:
         """Whether ``version`` of this API is flexible (compact types, tagged fields, new headers)."""
-        return self.request.is_flexible(version)
+        r = self.request.flexible
+        return r is not None and r[0] <= version <= r[1]
 
     def response_header_flexible(self, version: int) -> bool:
         """Whether a response of ``version`` has header v1 (tagged fields after the correlation id)."""

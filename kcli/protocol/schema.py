@@ -184,7 +184,8 @@ class Schema:
             if isinstance(t, Array) and t.item is None:
                 t.item = Schema(f"{name}.{f.name}", t.fields or ())
         self.names = frozenset(seen)
-        self._codecs: dict[tuple[int, bool], _Codec] = {}
+        self._codecs: dict[int, _Codec] = {}  # by version, flexible as this schema says
+        self._nested_codecs: dict[tuple[int, bool], _Codec] = {}  # as part of another message
 
     def __repr__(self) -> str:
         return f"Schema({self.name!r})"
@@ -198,14 +199,18 @@ class Schema:
         r = self.flexible
         return r is not None and r[0] <= version <= r[1]
 
-    def codec(self, version: int, flexible: bool | None = None) -> _Codec:
-        """The compiled codec for ``version`` (built on first use, then cached).  ``flexible`` is
-        given for nested structs, which take it from their message; None means this schema's own."""
-        if flexible is None:
-            flexible = self.is_flexible(version)
-        c = self._codecs.get((version, flexible))
+    def codec(self, version: int) -> _Codec:
+        """The compiled codec for ``version`` (built on first use, then cached)."""
+        c = self._codecs.get(version)
         if c is None:
-            c = self._codecs[(version, flexible)] = _Codec(self, version, flexible)
+            c = self._codecs[version] = _Codec(self, version, self.is_flexible(version))
+        return c
+
+    def nested_codec(self, version: int, flexible: bool) -> _Codec:
+        """The codec of this struct inside a message, which decides whether ``version`` is flexible."""
+        c = self._nested_codecs.get((version, flexible))
+        if c is None:
+            c = self._nested_codecs[(version, flexible)] = _Codec(self, version, flexible)
         return c
 
     def decode(
@@ -276,7 +281,7 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
 
     item_dec: Decoder
     if isinstance(item, Schema):
-        codec = item.codec(version, flexible)
+        codec = item.nested_codec(version, flexible)
         item_dec, min_item = codec.decode, codec.min_size
     else:
         wire = flexible_form(item) if flexible else item
@@ -335,7 +340,7 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
 
     item_enc: Encoder
     if isinstance(item, Schema):
-        item_enc = item.codec(version, flexible).encode
+        item_enc = item.nested_codec(version, flexible).encode
     else:
         item_enc = (flexible_form(item) if flexible else item).encoder(False)
 
