@@ -4,13 +4,14 @@ raw requests in Kafka's flexible layout, confluent-kafka transactional producers
 
 from __future__ import annotations
 
+import struct
 import time
 
 import pytest
-from support.brokers import call, connect
+from support.brokers import call, connect, read_frame
 
 from kcli.broker.coordinator_choice import choose_coordinator
-from kcli.protocol import ApiKey, ErrorCode
+from kcli.protocol import ApiKey, ErrorCode, decode_response
 from kcli.storage.records import encode_batch
 
 kafka_admin = pytest.importorskip("kafka.admin")
@@ -95,6 +96,23 @@ def test_advertised_in_api_versions(broker):
         }
     assert keys[ApiKey.DESCRIBE_TRANSACTIONS] == (0, 0)
     assert keys[ApiKey.LIST_TRANSACTIONS] == (0, 1)
+
+
+def test_tagged_fields_a_newer_client_sends_are_skipped(broker):
+    """Request header v2 and a body, each with tagged fields kcli does not know: answered, and the
+    connection serves the next request."""
+    cid = b"newer"
+    unknown = b"\x02" + b"\x00\x02hi" + b"\x7f\x00"  # two tagged fields: tag 0 (2 bytes), tag 127 (empty)
+    header = struct.pack(">hhih", ApiKey.LIST_TRANSACTIONS, 1, 5, len(cid)) + cid + unknown
+    body = b"\x01" + b"\x01" + struct.pack(">q", -1) + unknown  # no filters, no duration filter
+    with connect(broker.socket_path) as sock:
+        payload = header + body
+        sock.sendall(struct.pack(">i", len(payload)) + payload)
+        answer = read_frame(sock)
+        assert answer is not None, "broker closed the connection"
+        response = decode_response(ApiKey.LIST_TRANSACTIONS, 1, answer)
+        assert (response.correlation_id, response.body.error_code) == (5, ErrorCode.NONE)
+        assert _describe(sock, "nobody")["nobody"].error_code == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
 
 
 def test_describe_and_list_an_open_then_committed_transaction(broker):
