@@ -103,3 +103,39 @@ def test_a_corrupt_snapshot_or_txnindex_is_one_line_on_stderr(tmp_path: Path) ->
     assert errors[1] == f"{index}: transaction index entry of unknown version 7"
     json_proc = kcli("dump-log", "--json", index)
     assert json.loads(json_proc.stdout)["type"] == "corrupt_file"
+
+
+def _kafka_txn_state_segment(tmp_path: Path) -> Path:
+    """A segment of Kafka's __transaction_state, its records built from TransactionLogKey/Value's layout:
+    a v0 value, a flexible v1 value (compact strings and arrays, tagged fields) and a tombstone."""
+    import struct
+
+    def key(tid: str) -> bytes:
+        return struct.pack(">hh", 0, len(tid)) + tid.encode()
+
+    v0 = (struct.pack(">hqhib", 0, 7, 2, 60000, 1) + struct.pack(">i", 1) + struct.pack(">h", 6) + b"orders"
+          + struct.pack(">iii", 2, 0, 1) + struct.pack(">qq", TS + 5, TS))
+    v1 = (struct.pack(">hqhib", 1, 8, 0, 30000, 4) + bytes([2]) + bytes([4]) + b"out" + bytes([2])
+          + struct.pack(">i", 3) + bytes([1, 0, 1, 9]) + struct.pack(">qq", TS + 9, -1)
+          + bytes([1, 2, 2]) + struct.pack(">h", 2))  # a struct tagged field, then ClientTransactionVersion
+    path = tmp_path / "__transaction_state-0"
+    path.mkdir()
+    batch = records.encode_batch([(key("app"), v0, [], TS), (key("etl"), v1, [], TS), (key("gone"), None, [], TS)])
+    (path / f"{SEG0}.log").write_bytes(batch)
+    return path / f"{SEG0}.log"
+
+
+def test_transaction_log_decoder_reads_kafkas_transaction_state(tmp_path: Path) -> None:
+    segment = _kafka_txn_state_segment(tmp_path)
+    proc = kcli("dump-log", "--transaction-log-decoder", segment)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("| offset:")]
+    assert [line.split(" key: ", 1)[1] for line in lines] == [
+        "transaction_metadata::transactionalId=app payload: producerId:7,producerEpoch:2,state=Ongoing,"
+        f"partitions=[orders-0,orders-1],txnLastUpdateTimestamp={TS + 5},txnTimeoutMs=60000",
+        "transaction_metadata::transactionalId=etl payload: producerId:8,producerEpoch:0,state=CompleteCommit,"
+        f"partitions=[out-3],txnLastUpdateTimestamp={TS + 9},txnTimeoutMs=30000",
+        "transaction_metadata::transactionalId=gone payload: <DELETE>",
+    ]
+    plain = kcli("dump-log", "--print-data-log", segment)  # without the decoder: the raw bytes as text
+    assert "transaction_metadata::" not in plain.stdout

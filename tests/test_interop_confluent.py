@@ -6,13 +6,12 @@ UNSUPPORTED_VERSION in a v0 body and librdkafka falls back -- every test here de
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # noqa: E402
+from support.confluent import read_to_end  # noqa: E402
 
 from kcli.client.partitioner import DefaultPartitioner  # noqa: E402
 
@@ -27,31 +26,6 @@ def _create(bootstrap: str, topic: str, partitions: int) -> None:
     ).values():
         future.result(30)
     del admin
-
-
-def _consume(bootstrap: str, topic: str, partitions: int) -> list:
-    """Everything up to the end of each partition (partition EOF events), via assign, no group use."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "kcli-test-unused",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-    got, eof = [], set()
-    deadline = time.monotonic() + 30
-    while len(eof) < partitions and time.monotonic() < deadline:
-        for msg in consumer.consume(1000, 0.5):
-            if msg.error():
-                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
-                eof.add(msg.partition())
-            else:
-                got.append(msg)
-    low_high = [consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in range(partitions)]
-    consumer.close()
-    return got, low_high
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
@@ -85,7 +59,7 @@ def test_produce_and_consume_every_codec(broker, codec):
     for offsets in acked.values():
         assert offsets == list(range(len(offsets)))
 
-    got, low_high = _consume(broker.bootstrap, "ck", PARTITIONS)
+    got, low_high = read_to_end(broker.bootstrap, "ck", PARTITIONS)
     assert len(got) == N
     partitioner = DefaultPartitioner()
     per_partition: dict[int, list] = {}

@@ -9,13 +9,10 @@ kafka-python's transactional producer does the same where the installed version 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import (  # noqa: E402
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -23,6 +20,7 @@ from confluent_kafka import (  # noqa: E402
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient  # noqa: E402
+from support.confluent import read_to_end  # noqa: E402
 
 PARTITIONS = 3
 
@@ -45,28 +43,7 @@ def _producer(bootstrap: str, transactional_id: str, **extra: object) -> Produce
 
 def _read_all(bootstrap: str, topic: str, isolation: str, partitions: int = PARTITIONS) -> list:
     """Every message a consumer with ``isolation`` gets up to each partition's end (partition EOF)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "kcli-test-reader",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": isolation,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-    got, eof = [], set()
-    deadline = time.monotonic() + 30
-    while len(eof) < partitions and time.monotonic() < deadline:
-        for msg in consumer.consume(1000, 0.5):
-            if msg.error():
-                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
-                eof.add(msg.partition())
-            else:
-                got.append(msg)
-    consumer.close()
-    assert len(eof) == partitions, f"no end of partition seen for {set(range(partitions)) - eof}"
-    return got
+    return read_to_end(bootstrap, topic, partitions, isolation)[0]
 
 
 def _values(messages: list) -> list[str]:

@@ -66,6 +66,7 @@ with warnings.catch_warnings():
     from kafka.protocol import consumer as kp_consumer
     from kafka.protocol import metadata as kp_metadata
     from kafka.protocol import producer as kp_producer
+    from kafka.protocol.admin import transactions as kp_txn_admin
     from kafka.protocol.old import consumer_protocol as kp_old_consumer_protocol
     from kafka.protocol.old import fetch as kp_old_fetch
     from kafka.protocol.old import metadata as kp_old_metadata
@@ -192,6 +193,8 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         26: (0, 2),
         27: (0, 0),
         28: (0, 2),
+        65: (0, 0),
+        66: (0, 1),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 
@@ -832,6 +835,7 @@ def compare_fields(schema: Schema, jfields: list[dict[str, Any]], version: int, 
         )
         expected_default = DEFAULT_OVERRIDES.get((schema.name, f.name), json_default(jf, jtype))
         assert f.default == expected_default, f"{where} {f.name} default"
+        assert "flexibleVersions" not in jf, f"{where} {f.name}: a field-level flexible range"
         if jtype.startswith("[]"):
             assert isinstance(f.type, Array), f"{where} {f.name}"
             item = f.type.item
@@ -850,10 +854,25 @@ def test_fields_match_kafka_json_definitions(key: int) -> None:
     for kind, schema in (("Request", api.request), ("Response", api.response)):
         js = load_json(api.name + kind)
         assert js.get("apiKey") == key
-        flexible_from = int(js["flexibleVersions"].rstrip("+"))
-        assert api.max_version < flexible_from, "only classic versions are implemented"
         for v in range(api.min_version, api.max_version + 1):
+            assert schema.is_flexible(v) == in_range(js["flexibleVersions"], v), f"{schema.name} v{v} flexible"
             compare_fields(schema, js["fields"], v, schema.name)
+
+
+def test_headers_match_kafka_json_definitions() -> None:
+    """Request header v2 / response header v1 are the flexible ones; the client id keeps its classic
+    nullable string in every header version (``"flexibleVersions": "none"``), as frames.py writes it."""
+    request, response = load_json("RequestHeader"), load_json("ResponseHeader")
+    assert request["flexibleVersions"] == "2+" and response["flexibleVersions"] == "1+"
+    assert [(f["name"], f["type"]) for f in request["fields"]] == [
+        ("RequestApiKey", "int16"),
+        ("RequestApiVersion", "int16"),
+        ("CorrelationId", "int32"),
+        ("ClientId", "string"),
+    ]
+    client_id = request["fields"][3]
+    assert (client_id["nullableVersions"], client_id["flexibleVersions"]) == ("1+", "none")
+    assert [(f["name"], f["type"]) for f in response["fields"]] == [("CorrelationId", "int32")]
 
 
 def test_consumer_protocol_matches_kafka_json_definitions() -> None:
@@ -898,6 +917,8 @@ KP_CLASSES = {
     ApiKey.END_TXN: (kp_producer.EndTxnRequest, kp_producer.EndTxnResponse),
     ApiKey.WRITE_TXN_MARKERS: (kp_producer.WriteTxnMarkersRequest, kp_producer.WriteTxnMarkersResponse),
     ApiKey.TXN_OFFSET_COMMIT: (kp_producer.TxnOffsetCommitRequest, kp_producer.TxnOffsetCommitResponse),
+    ApiKey.DESCRIBE_TRANSACTIONS: (kp_txn_admin.DescribeTransactionsRequest, kp_txn_admin.DescribeTransactionsResponse),
+    ApiKey.LIST_TRANSACTIONS: (kp_txn_admin.ListTransactionsRequest, kp_txn_admin.ListTransactionsResponse),
 }
 
 # kafka-python patches these int32 fields into "bitfield" sets (and renames two of them).

@@ -221,3 +221,21 @@ def test_transactions_through_a_broker(kcli, brokers) -> None:
     assert kcli(*remote, "consume", "out", "-b", "-e").stdout.splitlines() == _lines(200, "A")
     kcli(*remote, "transform", "in", "out", "-g", "up", "--", "tr", "a-z", "A-Z")  # nothing new
     assert _read(kcli, "out") == _lines(200, "A")
+
+
+def test_topic_describe_shows_the_last_stable_offset_while_a_transaction_is_open(kcli) -> None:
+    kcli("produce", "t", input="before\n")
+    assert "LAST-STABLE" not in kcli("topic", "describe", "t").stdout  # shown only where it differs
+    proc = _feed(kcli, "t", "--transactional-id", "open")
+    _write(proc, _lines(5))
+    wait_for("the open transaction's records", lambda: len(_read(kcli, "t", "read_uncommitted")) == 6)
+    header, row = kcli("topic", "describe", "t").stdout.splitlines()
+    assert header.split("\t")[-3:] == ["LOG-START", "LOG-END", "LAST-STABLE"]
+    assert row.split("\t")[-3:] == ["0", "6", "1"]  # the transaction starts at offset 1
+    (described,) = json.loads(kcli("topic", "describe", "t", "--json").stdout)
+    assert described["partitions"][0]["last_stable_offset"] == 1
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(60) == 0
+    (described,) = json.loads(kcli("topic", "describe", "t", "--json").stdout)
+    assert described["partitions"][0]["last_stable_offset"] == described["partitions"][0]["log_end_offset"] == 7

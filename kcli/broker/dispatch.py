@@ -54,6 +54,8 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.END_TXN: txn_handlers.end_txn,
     ApiKey.TXN_OFFSET_COMMIT: txn_handlers.txn_offset_commit,
     ApiKey.WRITE_TXN_MARKERS: txn_handlers.write_txn_markers,
+    ApiKey.DESCRIBE_TRANSACTIONS: txn_handlers.describe_transactions,
+    ApiKey.LIST_TRANSACTIONS: txn_handlers.list_transactions,
 }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
-from kcli.broker.context import BrokerContext
+from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.coordinator import GroupCoordinator
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.group_mirror import FileMirror
@@ -109,19 +109,9 @@ class GroupService:
         self.coordinator.close()
 
 
-_service_lock = threading.Lock()
-
-
 def service(ctx: BrokerContext) -> GroupService:
     """The broker's group service, started on the first group request."""
-    found = getattr(ctx, "group_service", None)
-    if found is None:
-        with _service_lock:
-            found = getattr(ctx, "group_service", None)
-            if found is None:
-                found = GroupService(ctx)
-                ctx.group_service = found  # type: ignore[attr-defined]
-    return found
+    return made_once(ctx, "group", GroupService)
 
 
 class Answer:

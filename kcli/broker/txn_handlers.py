@@ -1,5 +1,6 @@
 """Transaction API handlers: InitProducerId with a transactional id, AddPartitionsToTxn,
-AddOffsetsToTxn, EndTxn, TxnOffsetCommit, and WriteTxnMarkers (from another broker's coordinator).
+AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers (from another broker's coordinator), and the
+operators' DescribeTransactions and ListTransactions.
 
 Only the wire lives here: the rules are the coordinator's (:mod:`kcli.transactions`), reached through the
 broker's transaction service (:mod:`kcli.broker.txn_service`), and markers are written by
@@ -23,6 +24,7 @@ from kcli.broker.txn_markers import write_here
 from kcli.broker.txn_service import transactions
 from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProducerFencedError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
+from kcli.transactions.state import TransactionInfo, TxnState
 
 Body = Mapping[str, Any]
 log = logging.getLogger("kcli.broker")
@@ -209,3 +211,80 @@ def write_txn_markers(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
             }
         )
     return {"markers": out}
+
+
+# ---------------------------------------------------------------- DescribeTransactions, ListTransactions
+# As Kafka, each broker answers for the transactional ids it coordinates: an admin client describes an id
+# at its coordinator (FindCoordinator) and lists by asking every broker.  A Dead id (being expired) is
+# neither described nor listed.
+
+
+def describe_transactions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Each id's state, producer, timeout, start time and partitions; TRANSACTIONAL_ID_NOT_FOUND for an
+    id without state, NOT_COORDINATOR for one another broker coordinates, INVALID_REQUEST for ""."""
+    return {"throttle_time_ms": 0, "transaction_states": [_described(ctx, t) for t in req.transactional_ids]}
+
+
+def _described(ctx: BrokerContext, transactional_id: str) -> Body:
+    txns = transactions(ctx)
+    if not transactional_id:
+        return {"transactional_id": transactional_id, "error_code": ErrorCode.INVALID_REQUEST}
+    if not txns.owns(transactional_id):
+        return {"transactional_id": transactional_id, "error_code": ErrorCode.NOT_COORDINATOR}
+    try:
+        info = txns.coordinator.describe(transactional_id)
+    except (KcliError, OSError) as exc:
+        code = answer_for(exc, f"transactional id {transactional_id!r}: describing", _CODES)
+        return {"transactional_id": transactional_id, "error_code": code}
+    if info is None or info.state == TxnState.DEAD:
+        return {"transactional_id": transactional_id, "error_code": ErrorCode.TRANSACTIONAL_ID_NOT_FOUND}
+    topics: dict[str, list[int]] = {}
+    for topic, partition in info.partitions:
+        topics.setdefault(topic, []).append(partition)
+    return {
+        "error_code": ErrorCode.NONE,
+        "transactional_id": transactional_id,
+        "transaction_state": info.state,
+        "transaction_timeout_ms": info.timeout_ms,
+        "transaction_start_time_ms": info.start_ms,
+        "producer_id": info.producer_id,
+        "producer_epoch": info.producer_epoch,
+        "topics": [{"topic": topic, "partitions": parts} for topic, parts in topics.items()],
+    }
+
+
+def list_transactions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """The ids this broker coordinates, filtered as Kafka filters: by state (names Kafka does not know
+    come back in ``unknown_state_filters`` and filter nothing), by producer id, and (v1) by running longer
+    than ``duration_filter`` ms (a negative one filters nothing)."""
+    known = {state.value for state in TxnState}
+    states = [name for name in req.state_filters if name in known]
+    unknown = [name for name in req.state_filters if name not in known]
+    txns = transactions(ctx)
+    try:
+        found = txns.coordinator.list(states, req.producer_id_filters)
+    except (KcliError, OSError) as exc:
+        code = answer_for(exc, "listing transactions", _CODES)
+        return {"throttle_time_ms": 0, "error_code": code, "unknown_state_filters": unknown}
+    now = txns.coordinator.clock()
+    longer_than: int = req.duration_filter
+
+    def wanted(info: TransactionInfo) -> bool:
+        if info.state == TxnState.DEAD or not txns.owns(info.transactional_id):
+            return False
+        return longer_than < 0 or now - info.start_ms > longer_than
+
+    return {
+        "throttle_time_ms": 0,
+        "error_code": ErrorCode.NONE,
+        "unknown_state_filters": unknown,
+        "transaction_states": [
+            {
+                "transactional_id": info.transactional_id,
+                "producer_id": info.producer_id,
+                "transaction_state": info.state,
+            }
+            for info in found
+            if wanted(info)
+        ],
+    }

@@ -13,10 +13,9 @@ from the handlers because the produce path and the upkeep thread use it too.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
-from kcli.broker.context import BrokerContext
+from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.txn_markers import BrokerMarkerWriter
 from kcli.errors import KcliError, NotFoundError
@@ -59,19 +58,9 @@ class TransactionService:
             log.error("transaction upkeep: %s", exc)
 
 
-_service_lock = threading.Lock()
-
-
 def transactions(ctx: BrokerContext) -> TransactionService:
     """The broker's transaction service, made on first use."""
-    found = getattr(ctx, "transaction_service", None)
-    if found is None:
-        with _service_lock:
-            found = getattr(ctx, "transaction_service", None)
-            if found is None:
-                found = TransactionService(ctx)
-                ctx.transaction_service = found  # type: ignore[attr-defined]
-    return found
+    return made_once(ctx, "transactions", TransactionService)
 
 
 def check_transactional_produce(

@@ -71,6 +71,11 @@ def _writer(stream) -> Callable[[str], None]:
 @click.option(
     "--skip-record-metadata", is_flag=True, help="With --print-data-log, print only keys and values."
 )
+@click.option(
+    "--transaction-log-decoder", "transaction_log", is_flag=True,
+    help="Decode records as Kafka's __transaction_state records (implies --print-data-log): for a real "
+         "Kafka log directory; kcli keeps its transaction state in cluster/transactions/.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per batch, record or index entry.")
 def dump_log(
     files: tuple[str, ...],
@@ -80,6 +85,7 @@ def dump_log(
     verify_index_only: bool,
     index_sanity_check: bool,
     skip_record_metadata: bool,
+    transaction_log: bool,
     as_json: bool,
 ) -> None:
     """Print the batches of .log files and the entries of .index, .timeindex, .txnindex and .snapshot
@@ -94,7 +100,8 @@ def dump_log(
 
     paths = resolve_inputs(files)
     opts = DumpOptions(
-        deep_iteration, print_data_log, max_bytes, verify_index_only, index_sanity_check, skip_record_metadata
+        deep_iteration, print_data_log, max_bytes, verify_index_only, index_sanity_check, skip_record_metadata,
+        transaction_log,
     )
     out, err = _writer(sys.stdout), _writer(sys.stderr)
     renderer = TextRenderer(out, err, opts)

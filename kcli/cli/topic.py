@@ -107,8 +107,9 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
     state = admin.state()
     live = (set(admin.datadir.live_brokers()) if admin.datadir else set()) or set(state.brokers)
     chosen = [state.topic(n) for n in names] if names else sorted(state.topics.values(), key=lambda t: t.name)
-    rows = []
+    rows: list[list[object]] = []
     out = []
+    any_unstable = False  # an open transaction holds read_committed readers back somewhere
     for t in chosen:
         offsets = admin.end_offsets(t.name)
         parts = []
@@ -120,11 +121,14 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
                 continue
             if only == "under-min-isr" and len(meta.isr) >= min_isr:
                 continue
-            start, end = offsets[p]
-            rows.append((t.name, p, meta.leader, ",".join(map(str, meta.replicas)), ",".join(map(str, meta.isr)),
-                         meta.leader_epoch, start, end))
+            start, end, stable = offsets[p]
+            unstable = stable is not None and stable != end
+            any_unstable = any_unstable or unstable
+            rows.append([t.name, p, meta.leader, ",".join(map(str, meta.replicas)), ",".join(map(str, meta.isr)),
+                         meta.leader_epoch, start, end, stable if unstable else ""])
             parts.append({"partition": p, "leader": meta.leader, "replicas": meta.replicas, "isr": meta.isr,
-                          "leader_epoch": meta.leader_epoch, "log_start_offset": start, "log_end_offset": end})
+                          "leader_epoch": meta.leader_epoch, "log_start_offset": start, "log_end_offset": end,
+                          "last_stable_offset": stable})
         out.append({"name": t.name, "topic_id": t.topic_id, "configs": t.configs, "partitions": parts})
     if as_json:
         emit_json(out)
@@ -133,7 +137,12 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
         if t["configs"]:
             cfg = ",".join(f"{k}={v}" for k, v in sorted(t["configs"].items()))
             click.echo(f"# {t['name']} configs: {cfg}", err=not is_terminal())
-    table(["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "EPOCH", "LOG-START", "LOG-END"], rows)
+    headers = ["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "EPOCH", "LOG-START", "LOG-END"]
+    if any_unstable:  # the last stable offset, shown only where it differs from the log end
+        headers.append("LAST-STABLE")
+    else:
+        rows = [row[:-1] for row in rows]
+    table(headers, rows)
 
 
 @topic.command("alter")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from kcli.client.remote import RemoteTransport
 from kcli.client.remote_admin import RemoteAdmin
+from kcli.client.transport import READ_COMMITTED
 from kcli.cluster.metadata import ClusterState, PartitionMeta, TopicMeta
 from kcli.errors import NotFoundError, UnavailableError
 from kcli.protocol import ErrorCode
@@ -95,17 +96,18 @@ class ClusterAdmin:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
-        """(log start, log end) of each partition; (None, None) while it has no leader."""
-        out: list[tuple[int | None, int | None]] = []
+    def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
+        """(log start, log end, last stable offset) of each partition; Nones while it has no leader."""
+        out: list[tuple[int | None, int | None, int | None]] = []
         for p, meta in enumerate(self.state().topic(name).partitions):
             if meta.leader < 0:
-                out.append((None, None))
+                out.append((None, None, None))
                 continue
             out.append(
                 (
                     self.transport.list_offset(name, p, "earliest"),
                     self.transport.list_offset(name, p, "latest"),
+                    self.transport.list_offset(name, p, "latest", READ_COMMITTED),
                 )
             )
         return out

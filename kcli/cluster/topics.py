@@ -51,19 +51,20 @@ class TopicAdmin:
                     with self.datadir.replica_lock(broker, name, p):  # brokers let go once they see it gone
                         shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
 
-    def end_offsets(self, name: str) -> list[tuple[int | None, int | None]]:
-        """(log start, log end) of each partition's leader replica; (None, None) while it has no leader."""
+    def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
+        """(log start, log end, last stable offset) of each partition's leader replica; Nones while it has
+        no leader."""
         from kcli.storage.config import LogConfig  # the log code is not needed to create or list topics
         from kcli.storage.log import PartitionLog
 
         topic = self.state().topic(name)
         cfg = LogConfig.from_topic(topic.configs)
-        out: list[tuple[int | None, int | None]] = []
+        out: list[tuple[int | None, int | None, int | None]] = []
         for p, meta in enumerate(topic.partitions):
             if meta.leader < 0:
-                out.append((None, None))
+                out.append((None, None, None))
                 continue
             log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
-            out.append((log.log_start_offset, log.log_end_offset))
+            out.append((log.log_start_offset, log.log_end_offset, log.last_stable_offset()))
             log.close()
         return out

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kcli.errors import CorruptRecordError, NotFoundError, UsageError
-from kcli.inspect import indexes, layout, scan
+from kcli.inspect import indexes, layout, scan, txnlog
 from kcli.storage import records
 from kcli.storage.compression import CODEC_NAMES
 from kcli.storage.producer_snapshot import SNAPSHOT_SUFFIX, list_snapshots, read_snapshot, snapshot_name
@@ -36,10 +36,15 @@ class DumpOptions:
     verify_index_only: bool = False
     index_sanity_check: bool = False
     skip_record_metadata: bool = False
+    transaction_log: bool = False  # keys and values are __transaction_state records (implies print_data)
 
     @property
     def deep(self) -> bool:
-        return self.deep_iteration or self.print_data
+        return self.deep_iteration or self.print_data or self.transaction_log
+
+    @property
+    def with_data(self) -> bool:
+        return self.print_data or self.transaction_log
 
 
 # ---------------------------------------------------------------- inputs
@@ -127,7 +132,8 @@ def _sequence(header: records.BatchHeader, offset: int) -> int:
     return (header.base_sequence + offset - header.base_offset) & 0x7FFFFFFF
 
 
-def record_event(path: str, batch: scan.Batch, record: records.Record, with_data: bool) -> Event:
+def record_event(path: str, batch: scan.Batch, record: records.Record, with_data: bool,
+                 transaction_log: bool = False) -> Event:
     h = batch.header
     event: Event = {
         "type": "record",
@@ -146,6 +152,8 @@ def record_event(path: str, batch: scan.Batch, record: records.Record, with_data
             event["endTxnMarker"], event["coordinatorEpoch"] = name, epoch
         else:
             event["controlType"], event["controlTypeId"] = name, type_id
+    elif transaction_log:
+        event["key"], event["payload"] = txnlog.decode(record.key, record.value)
     elif with_data:
         event["key"] = None if record.key is None else record.key.decode("utf-8", "replace")
         event["payload"] = None if record.value is None else record.value.decode("utf-8", "replace")
@@ -190,7 +198,7 @@ def _dump_log(path: str, opts: DumpOptions, progress: Progress | None) -> Iterat
                     "nextOffset": record.offset,
                 }
             last_offset = record.offset
-            yield record_event(path, item, record, opts.print_data)
+            yield record_event(path, item, record, opts.with_data, opts.transaction_log)
 
 
 # ---------------------------------------------------------------- indexes

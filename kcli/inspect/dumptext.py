@@ -79,7 +79,7 @@ def record_line(e: Event, opts: DumpOptions) -> str:
             line += f" endTxnMarker: {e['endTxnMarker']} coordinatorEpoch: {e['coordinatorEpoch']}"
         elif "controlType" in e:
             line += f" controlType: {e['controlType']}({e['controlTypeId']})"
-    if opts.print_data:
+    if opts.with_data:
         if e.get("key") is not None:
             line += f"{prefix}key: {e['key']}"
         if e.get("payload") is not None:

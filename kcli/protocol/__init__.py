@@ -5,11 +5,12 @@ encode responses; kcli's client uses it the other way round against real Kafka c
 
 Modules (one job each):
 
-- :mod:`~kcli.protocol.types` -- primitives (int8..int64, bool, string, bytes, records) and varints.
+- :mod:`~kcli.protocol.types` -- primitives (int8..int64, bool, string, bytes, records, their compact
+  forms), varints and tagged-field sections.
 - :mod:`~kcli.protocol.schema` -- ``Field``/``Array``/``Schema``: messages described declaratively,
   per-field version ranges like Kafka's JSON definitions, compiled per version to codecs.
 - :mod:`~kcli.protocol.apis` -- the API definitions, ``APIS`` and the ``SUPPORTED`` version table.
-- :mod:`~kcli.protocol.frames` -- size-prefixed framing, request header v1 / response header v0,
+- :mod:`~kcli.protocol.frames` -- size-prefixed framing, request headers v1/v2, response headers v0/v1,
   whole request/response encode/decode, the ApiVersions downgrade answer.
 - :mod:`~kcli.protocol.error_codes` -- ``ErrorCode`` (Kafka's names) and ``RETRIABLE``.
 - :mod:`~kcli.protocol.consumer` -- the consumer subscription/assignment inside JoinGroup/SyncGroup.
@@ -24,7 +25,10 @@ Errors.  Malformed, truncated or unencodable data raises :class:`kcli.errors.Pro
 message names the API, version and field path); a request for an API/version outside ``SUPPORTED``
 raises :class:`UnsupportedVersionError`, a ProtocolError carrying the parsed ``header``.
 
-Only classic (non-flexible) versions exist here; see ``SUPPORTED`` for the ranges.
+Flexible versions (KIP-482: compact strings/arrays/bytes, tagged fields, request header v2, response
+header v1) are an API's ``flexible`` range, as Kafka's ``flexibleVersions``; kcli's schemas declare
+no tagged fields, so tagged fields a peer sends are skipped and none are written.  See ``SUPPORTED``
+for the version ranges.
 
 Example -- client side::
 

@@ -36,14 +36,17 @@ class ApiKey(IntEnum):
     TXN_OFFSET_COMMIT = 28
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
 
 
 @dataclass(frozen=True)
 class Api:
     """One API: its key, a display name, the versions we implement and the two schemas.
 
-    Only classic (non-flexible) versions are implemented, so ``max_version`` is always below the
-    version where Kafka's JSON definition says ``flexibleVersions`` start."""
+    The flexible versions (KIP-482) are the schemas' ``flexible`` range, Kafka's ``flexibleVersions``,
+    the same for both (checked here).  Flexible versions use request header v2 and response header v1
+    (ApiVersions' response keeps header v0 in every version, so a client can always read it)."""
 
     key: ApiKey
     name: str
@@ -52,5 +55,18 @@ class Api:
     request: Schema
     response: Schema
 
+    def __post_init__(self) -> None:
+        if self.request.flexible != self.response.flexible:
+            raise ValueError(f"{self.name}: request and response disagree on the flexible versions")
+
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
+
+    def is_flexible(self, version: int) -> bool:
+        """Whether ``version`` of this API is flexible (compact types, tagged fields, new headers)."""
+        r = self.request.flexible
+        return r is not None and r[0] <= version <= r[1]
+
+    def response_header_flexible(self, version: int) -> bool:
+        """Whether a response of ``version`` has header v1 (tagged fields after the correlation id)."""
+        return self.key != ApiKey.API_VERSIONS and self.is_flexible(version)

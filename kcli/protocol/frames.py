@@ -1,11 +1,14 @@
 """Framing and headers: turning whole requests/responses into bytes on the wire and back.
 
-Every Kafka message is ``int32 size`` + header + body.  Requests carry header v1 (api_key, api_version,
-correlation_id, client_id); responses carry header v0 (correlation_id).  The flexible headers (v2/v1,
-which add tagged fields) go with flexible API versions, which kcli does not implement -- with one
-exception handled here: a client may open with ApiVersions v3+, and the broker must still read enough
-of that request to answer UNSUPPORTED_VERSION in a v0 body so the client retries with a lower version.
-The first four header fields have the same layout in every header version, so that always works.
+Every Kafka message is ``int32 size`` + header + body.  Requests of classic versions carry header v1
+(api_key, api_version, correlation_id, client_id); responses header v0 (correlation_id).  Flexible
+versions (KIP-482) carry request header v2 (the same, the client id still a classic nullable string,
+then a tagged-field section) and response header v1 (correlation_id, tagged fields) -- except
+ApiVersions, whose response header is v0 in every version, as in Kafka, so that a client can read the
+answer before it knows what the broker speaks.  A client may open with an ApiVersions version kcli does
+not implement; the broker still reads enough of that request to answer UNSUPPORTED_VERSION in a v0
+body so the client retries with a lower version.  The first four header fields have the same layout in
+every header version, so that always works.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .api import ApiKey
 from .apis import APIS, SUPPORTED, api_name, api_versions_entries, get_api
 from .error_codes import ErrorCode
 from .schema import Struct
-from .types import I16, I32, FieldError, Parts, as_buffer
+from .types import I16, I32, NO_TAGGED_FIELDS, FieldError, Parts, as_buffer, skip_tagged_fields
 
 DEFAULT_MAX_FRAME_SIZE = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes default
 
@@ -111,7 +114,7 @@ def _framed(parts: Parts) -> bytes:
 
 
 def encode_request_header(header: RequestHeader) -> bytes:
-    """Request header v1 (the classic one)."""
+    """Request header v1 (the classic one); header v2 is this and an empty tagged-field section."""
     try:
         fixed = _HEADER.pack(header.api_key, header.api_version, header.correlation_id)
     except struct.error as e:
@@ -153,11 +156,13 @@ def decode_request_header(frame: bytes | bytearray | memoryview) -> tuple[Reques
 
 
 def encode_request(header: RequestHeader, body: Mapping[str, Any]) -> bytes:
-    """A complete request frame (size prefix, header v1, body) ready to write to a socket."""
+    """A complete request frame (size prefix, header v1 or v2, body) ready to write to a socket."""
     api = get_api(header.api_key)
     if not api.supports(header.api_version):
         raise UnsupportedVersionError(header)
     parts: Parts = [b"", encode_request_header(header)]
+    if api.is_flexible(header.api_version):
+        parts.append(NO_TAGGED_FIELDS)
     api.request.encode_into(body, header.api_version, parts)
     return _framed(parts)
 
@@ -174,6 +179,8 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request:
     if api is None or not api.supports(header.api_version):
         raise UnsupportedVersionError(header)
     try:
+        if api.is_flexible(header.api_version):
+            pos = skip_tagged_fields(buf, pos)  # header v2: no tag of it is known to kcli
         body = api.request.decode(buf[pos:], header.api_version)
     except FieldError as e:
         e.context = f"{api.name} v{header.api_version} request"
@@ -185,7 +192,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request:
 
 
 def encode_response(api_key: int, api_version: int, correlation_id: int, body: Mapping[str, Any]) -> bytes:
-    """A complete response frame (size prefix, header v0, body) for a request of that key/version."""
+    """A complete response frame (size prefix, header v0 or v1, body) for a request of that key/version."""
     api = get_api(api_key)
     if not api.supports(api_version):
         raise ProtocolError(f"cannot encode {api.name} v{api_version}: not a supported version")
@@ -193,6 +200,8 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: M
         parts: Parts = [b"", I32.pack(correlation_id)]
     except struct.error as e:
         raise ProtocolError(f"bad correlation id {correlation_id!r}: {e}") from None
+    if api.response_header_flexible(api_version):
+        parts.append(NO_TAGGED_FIELDS)
     try:
         api.response.encode_into(body, api_version, parts)
     except FieldError as e:
@@ -220,7 +229,8 @@ def decode_response(api_key: int, api_version: int, frame: bytes | bytearray | m
     buf = as_buffer(frame)
     correlation_id = peek_correlation_id(buf)
     try:
-        body = api.response.decode(buf[4:], api_version)
+        pos = skip_tagged_fields(buf, 4) if api.response_header_flexible(api_version) else 4
+        body = api.response.decode(buf[pos:], api_version)
     except ProtocolError as e:
         if api.key == ApiKey.API_VERSIONS and api_version > 0:
             # A broker that does not speak our ApiVersions version answers with a v0 body

@@ -6,6 +6,12 @@ versions in which it may be null, and a default.  ``Schema.codec(v)`` compiles t
 version ``v`` into a decoder and an encoder (cached), so requests and responses, in both directions,
 come from the same description and cannot drift apart.
 
+Flexible versions (KIP-482) are the schema's ``flexible`` range, as Kafka's ``flexibleVersions``: the
+same fields, but in those versions strings, bytes and records go compact (unsigned-varint length + 1),
+arrays carry an unsigned-varint count + 1, and every struct ends with a tagged-field section (unknown
+tags are skipped when read; none are written).  The choice is made once, when a version's codec is
+compiled: a classic version's codec is exactly what it would be without flexible support.
+
 Decoded values are :class:`Struct` s -- dicts whose keys are also attributes.  A decoded struct holds
 *every* field of the schema: fields the wire version lacks are filled with their defaults, exactly
 as Kafka's generated Java classes behave, so code handling several versions reads
@@ -24,6 +30,7 @@ from kcli.errors import ProtocolError
 
 from .types import (
     I32,
+    NO_TAGGED_FIELDS,
     Bytes,
     Decoder,
     Encoder,
@@ -33,6 +40,10 @@ from .types import (
     PrimitiveType,
     String,
     as_buffer,
+    decode_unsigned_varint,
+    encode_unsigned_varint,
+    flexible_form,
+    skip_tagged_fields,
 )
 
 MAX_VERSION = 0x7FFF
@@ -88,7 +99,8 @@ EncodeStep = Callable[[Callable[[str, Any], Any], Parts], None]
 
 
 class Array:
-    """An array (int32 count, -1 for null) of a primitive type or of structs.
+    """An array (int32 count, -1 for null; in flexible versions an unsigned-varint count + 1, 0 for
+    null) of a primitive type or of structs.
 
     ``Array(INT32)`` is an array of int32; ``Array([Field(...), ...])`` an array of structs."""
 
@@ -152,11 +164,15 @@ class Field:
 
 
 class Schema:
-    """A named list of fields; call :meth:`decode` / :meth:`encode` with a version."""
+    """A named list of fields; call :meth:`decode` / :meth:`encode` with a version.
 
-    def __init__(self, name: str, fields: Sequence[Field]) -> None:
+    ``flexible`` is the version range of Kafka's ``flexibleVersions`` (``"0+"``, ``"9+"``; None for a
+    message with none); nested structs follow the message they are part of."""
+
+    def __init__(self, name: str, fields: Sequence[Field], *, flexible: str | None = None) -> None:
         self.name = name
         self.fields: tuple[Field, ...] = tuple(fields)
+        self.flexible = parse_versions(flexible)
         seen: set[str] = set()
         for f in self.fields:
             if f.name in seen:
@@ -168,7 +184,8 @@ class Schema:
             if isinstance(t, Array) and t.item is None:
                 t.item = Schema(f"{name}.{f.name}", t.fields or ())
         self.names = frozenset(seen)
-        self._codecs: dict[int, _Codec] = {}
+        self._codecs: dict[int, _Codec] = {}  # by version, flexible as this schema says
+        self._nested_codecs: dict[tuple[int, bool], _Codec] = {}  # as part of another message
 
     def __repr__(self) -> str:
         return f"Schema({self.name!r})"
@@ -177,11 +194,23 @@ class Schema:
         """The fields on the wire in ``version``, in wire order."""
         return [f for f in self.fields if f.present(version)]
 
+    def is_flexible(self, version: int) -> bool:
+        """Whether ``version`` is a flexible one (compact types, tagged fields)."""
+        r = self.flexible
+        return r is not None and r[0] <= version <= r[1]
+
     def codec(self, version: int) -> _Codec:
         """The compiled codec for ``version`` (built on first use, then cached)."""
         c = self._codecs.get(version)
         if c is None:
-            c = self._codecs[version] = _Codec(self, version)
+            c = self._codecs[version] = _Codec(self, version, self.is_flexible(version))
+        return c
+
+    def nested_codec(self, version: int, flexible: bool) -> _Codec:
+        """The codec of this struct inside a message, which decides whether ``version`` is flexible."""
+        c = self._nested_codecs.get((version, flexible))
+        if c is None:
+            c = self._nested_codecs[(version, flexible)] = _Codec(self, version, flexible)
         return c
 
     def decode(
@@ -216,40 +245,50 @@ class Schema:
             raise
 
 
-def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool) -> Decoder:
+def _pack_compact_count(n: int) -> bytes:
+    return encode_unsigned_varint(n + 1)
+
+
+def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool, flexible: bool) -> Decoder:
     unpack_count = I32.unpack_from
 
-    def count(buf: memoryview, pos: int, min_item: int) -> int:
-        n: int = unpack_count(buf, pos)[0]
+    def count(buf: memoryview, pos: int, min_item: int) -> tuple[int, int]:
+        """The element count at ``pos`` (-1 for null) and the position after it."""
+        if flexible:
+            n, pos = decode_unsigned_varint(buf, pos)
+            n -= 1
+        else:
+            n = unpack_count(buf, pos)[0]
+            pos += 4
         if n < 0:
             if n == -1 and nullable:
-                return -1
+                return -1, pos
             raise FieldError(f"invalid array length {n}")
-        if n * max(min_item, 1) > len(buf) - pos - 4:
-            raise FieldError(f"array of {n} elements cannot fit in the {len(buf) - pos - 4} bytes left")
-        return n
+        if n * max(min_item, 1) > len(buf) - pos:
+            raise FieldError(f"array of {n} elements cannot fit in the {len(buf) - pos} bytes left")
+        return n, pos
 
     if isinstance(item, Fixed):
         code, size = item.code, item.size
 
         def dec_fixed(buf: memoryview, pos: int) -> tuple[Any, int]:
-            n = count(buf, pos, size)
+            n, pos = count(buf, pos, size)
             if n < 0:
-                return None, pos + 4
-            return list(struct.unpack_from(f">{n}{code}", buf, pos + 4)), pos + 4 + n * size
+                return None, pos
+            return list(struct.unpack_from(f">{n}{code}", buf, pos)), pos + n * size
 
         return dec_fixed
 
     item_dec: Decoder
     if isinstance(item, Schema):
-        codec = item.codec(version)
+        codec = item.nested_codec(version, flexible)
         item_dec, min_item = codec.decode, codec.min_size
     else:
-        item_dec, min_item = item.decoder(False), item.min_size
+        wire = flexible_form(item) if flexible else item
+        item_dec, min_item = wire.decoder(False), wire.min_size
 
     def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
-        n = count(buf, pos, min_item)
-        pos += 4
+        n, pos = count(buf, pos, min_item)
         if n < 0:
             return None, pos
         items: list[Any] = []
@@ -271,8 +310,9 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
     return dec
 
 
-def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool) -> Encoder:
-    pack_count = I32.pack
+def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, flexible: bool) -> Encoder:
+    null = b"\x00" if flexible else b"\xff\xff\xff\xff"
+    pack_count: Callable[[int], bytes] = _pack_compact_count if flexible else I32.pack
 
     def items_of(value: Any) -> Sequence[Any]:
         if isinstance(value, list | tuple):
@@ -288,20 +328,27 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
             if value is None:
                 if not nullable:
                     raise FieldError("null is not allowed for this array")
-                out.append(b"\xff\xff\xff\xff")
+                out.append(null)
                 return
             items = items_of(value)
-            out.append(struct.pack(f">i{len(items)}{code}", len(items), *items))
+            if flexible:
+                out.append(pack_count(len(items)) + struct.pack(f">{len(items)}{code}", *items))
+            else:
+                out.append(struct.pack(f">i{len(items)}{code}", len(items), *items))
 
         return enc_fixed
 
-    item_enc = item.codec(version).encode if isinstance(item, Schema) else item.encoder(False)
+    item_enc: Encoder
+    if isinstance(item, Schema):
+        item_enc = item.nested_codec(version, flexible).encode
+    else:
+        item_enc = (flexible_form(item) if flexible else item).encoder(False)
 
     def enc(value: Any, out: Parts) -> None:
         if value is None:
             if not nullable:
                 raise FieldError("null is not allowed for this array")
-            out.append(b"\xff\xff\xff\xff")
+            out.append(null)
             return
         items = items_of(value)
         out.append(pack_count(len(items)))
@@ -321,12 +368,13 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool) -
 
 
 class _Codec:
-    """One schema compiled for one version.
+    """One schema compiled for one version, classic or flexible.
 
     Consecutive fixed-width fields become a single ``struct.Struct`` (one unpack/pack call per run);
-    every other field is a step with its own decoder/encoder closure."""
+    every other field is a step with its own decoder/encoder closure.  A flexible codec ends with a
+    step for the struct's tagged-field section."""
 
-    def __init__(self, schema: Schema, version: int) -> None:
+    def __init__(self, schema: Schema, version: int, flexible: bool) -> None:
         present = schema.fields_for(version)
         self.min_size = 0
         dec_steps: list[tuple[str, DecodeStep]] = []
@@ -355,16 +403,21 @@ class _Codec:
             nullable = f.nullable_in(version)
             if isinstance(t, Array):
                 assert t.item is not None
-                dec = _array_decoder(t.item, version, nullable)
-                enc = _array_encoder(t.item, version, nullable)
-                self.min_size += 4
+                dec = _array_decoder(t.item, version, nullable, flexible)
+                enc = _array_encoder(t.item, version, nullable, flexible)
+                self.min_size += 1 if flexible else 4
             else:
-                dec = t.decoder(nullable)
-                enc = t.encoder(nullable)
-                self.min_size += t.min_size
+                wire = flexible_form(t) if flexible else t
+                dec = wire.decoder(nullable)
+                enc = wire.encoder(nullable)
+                self.min_size += wire.min_size
             dec_steps.append((f.name, _var_decode_step(f.name, dec)))
             enc_steps.append((f.name, _var_encode_step(f.name, enc, f.default)))
         flush()
+        if flexible:
+            dec_steps.append(("_tagged_fields", _skip_tagged_step))
+            enc_steps.append(("_tagged_fields", _no_tagged_step))
+            self.min_size += 1
 
         self._dec = tuple(s for _, s in dec_steps)
         self._dec_labels = tuple(label for label, _ in dec_steps)
@@ -456,6 +509,14 @@ def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tupl
             raise
 
     return step
+
+
+def _skip_tagged_step(buf: memoryview, pos: int, s: Struct) -> int:
+    return skip_tagged_fields(buf, pos)
+
+
+def _no_tagged_step(get: Callable[[str, Any], Any], out: Parts) -> None:
+    out.append(NO_TAGGED_FIELDS)
 
 
 def _var_decode_step(name: str, dec: Decoder) -> DecodeStep:

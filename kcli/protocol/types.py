@@ -221,6 +221,87 @@ class Records(Bytes):
     zero_copy = True
 
 
+class CompactString(String):
+    """Flexible versions' string: unsigned-varint length + 1 (0 is null), then UTF-8."""
+
+    name = "compact_string"
+    min_size = 1
+
+    def decoder(self, nullable: bool = False) -> Decoder:
+        def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+            n, pos = decode_unsigned_varint(buf, pos)
+            if n == 0:
+                if nullable:
+                    return None, pos
+                raise FieldError("null is not allowed for this string")
+            end = _check_remaining(buf, pos, n - 1)
+            return str(buf[pos:end], "utf-8"), end
+
+        return dec
+
+    def encoder(self, nullable: bool = False) -> Encoder:
+        def enc(value: Any, out: Parts) -> None:
+            if value is None:
+                if not nullable:
+                    raise FieldError("null is not allowed for this string")
+                out.append(b"\x00")
+                return
+            if not isinstance(value, str):
+                raise FieldError(f"expected str, got {type(value).__name__}")
+            b = value.encode("utf-8")
+            if len(b) > 0x7FFF:
+                raise FieldError(f"string of {len(b)} bytes is longer than 32767")
+            out.append(encode_unsigned_varint(len(b) + 1) + b)
+
+        return enc
+
+
+class CompactBytes(Bytes):
+    """Flexible versions' bytes: unsigned-varint length + 1 (0 is null), then the bytes."""
+
+    name = "compact_bytes"
+    min_size = 1
+
+    def decoder(self, nullable: bool = False) -> Decoder:
+        zero_copy = self.zero_copy
+
+        def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+            n, pos = decode_unsigned_varint(buf, pos)
+            if n == 0:
+                if nullable:
+                    return None, pos
+                raise FieldError("null is not allowed for these bytes")
+            end = _check_remaining(buf, pos, n - 1)
+            return (buf[pos:end] if zero_copy else bytes(buf[pos:end])), end
+
+        return dec
+
+    def encoder(self, nullable: bool = False) -> Encoder:
+        def enc(value: Any, out: Parts) -> None:
+            if value is None:
+                if not nullable:
+                    raise FieldError("null is not allowed for these bytes")
+                out.append(b"\x00")
+                return
+            part = _byte_part(value)
+            prefix = encode_unsigned_varint(len(part) + 1)
+            if len(part) <= _INLINE_BYTES:
+                out.append(prefix + part)
+            else:
+                out.append(prefix)
+                out.append(part)
+
+        return enc
+
+
+class CompactRecords(CompactBytes):
+    """A record-batch blob in a flexible version (zero-copy, like :class:`Records`)."""
+
+    name = "compact_records"
+    default = None
+    zero_copy = True
+
+
 INT8 = Fixed("int8", "b", 0)
 INT16 = Fixed("int16", "h", 0)
 INT32 = Fixed("int32", "i", 0)
@@ -230,7 +311,35 @@ STRING = String()
 BYTES = Bytes()
 RECORDS = Records()
 
+COMPACT_STRING = CompactString()
+COMPACT_BYTES = CompactBytes()
+COMPACT_RECORDS = CompactRecords()
+
 PrimitiveType = Fixed | String | Bytes
+
+_COMPACT: dict[type, PrimitiveType] = {String: COMPACT_STRING, Bytes: COMPACT_BYTES, Records: COMPACT_RECORDS}
+
+
+def flexible_form(t: PrimitiveType) -> PrimitiveType:
+    """The type a flexible version puts on the wire for a field declared ``t`` (KIP-482): strings,
+    bytes and records become their compact forms; fixed-width types stay as they are."""
+    return _COMPACT.get(type(t), t)
+
+
+def skip_tagged_fields(buf: memoryview, pos: int) -> int:
+    """Skip a tagged-field section (a count, then per field its tag, size and data); the position after.
+
+    kcli declares no tagged fields yet, so every one a peer sends is unknown and skipped, as Kafka's
+    generated code keeps unknown tags aside."""
+    count, pos = decode_unsigned_varint(buf, pos)
+    for _ in range(count):
+        _tag, pos = decode_unsigned_varint(buf, pos)
+        size, pos = decode_unsigned_varint(buf, pos)
+        pos = _check_remaining(buf, pos, size)
+    return pos
+
+
+NO_TAGGED_FIELDS = b"\x00"  # an empty tagged-field section
 
 
 # --- zigzag varints (record batches, flexible versions) -------------------------------------------
@@ -263,13 +372,13 @@ def decode_unsigned_varint(
     end = len(buf)
     for i in range(max_bytes):
         if pos + i >= end:
-            raise ProtocolError(f"truncated varint at offset {pos}")
+            raise FieldError(f"truncated varint at offset {pos}")
         b = buf[pos + i]
         result |= (b & 0x7F) << shift
         if b < 0x80:
             return result, pos + i + 1
         shift += 7
-    raise ProtocolError(f"varint longer than {max_bytes} bytes at offset {pos}")
+    raise FieldError(f"varint longer than {max_bytes} bytes at offset {pos}")
 
 
 def encode_varint(value: int) -> bytes:

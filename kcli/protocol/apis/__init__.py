@@ -24,6 +24,7 @@ from .groups import (
 from .metadata import METADATA
 from .offsets import OFFSET_COMMIT, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
+from .transaction_admin import DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS
 from .transactions import (
     ADD_OFFSETS_TO_TXN,
     ADD_PARTITIONS_TO_TXN,
@@ -60,6 +61,8 @@ APIS: dict[int, Api] = {
         TXN_OFFSET_COMMIT,
         CREATE_PARTITIONS,
         DELETE_GROUPS,
+        DESCRIBE_TRANSACTIONS,
+        LIST_TRANSACTIONS,
     )
 }
 
