@@ -179,7 +179,7 @@ def test_produce_answers_from_the_table(broker):
         assert _produce(sock, 0, batch(1, 0)).error_code == ErrorCode.NONE
         fenced = _produce(sock, 0, batch(0, 1))
         assert fenced.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
-        assert fenced.error_message == f"producer {pid}: epoch 0 is older than 1"
+        assert fenced.error_message == f"producer {pid}: epoch 0 is older than 1: a newer session of the producer fenced it"
         gap = _produce(sock, 0, batch(1, 5))
         assert gap.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
         assert gap.error_message == f"producer {pid}: expected sequence 1, got 5"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kcli.errors import KcliError, TransactionAbortedError
+from kcli.errors import KcliError, ProducerFencedError, TransactionAbortedError
 
 if TYPE_CHECKING:
     from kcli.client.transactional import TransactionalProducer
@@ -50,6 +50,8 @@ def aborting(producer: TransactionalProducer) -> Iterator[None]:
         if producer.in_transaction:
             try:
                 producer.abort_transaction()
+            except ProducerFencedError:
+                pass  # a newer producer of the id, or the coordinator's timeout, has aborted it already
             except KcliError as failed:
                 error = type(error)(f"{error.message}; the abort failed ({failed.message}): the coordinator "
                                     "aborts it when its timeout passes", hint=error.hint)

@@ -7,6 +7,7 @@ from kcli.errors import (
     BrokerError,
     KcliError,
     NotFoundError,
+    ProducerFencedError,
     RecordTooLargeError,
     SequenceError,
     StorageError,
@@ -28,6 +29,8 @@ _HINTS: dict[type[KcliError], str] = {
     NotFoundError: "see `kcli topic list`",
     RecordTooLargeError: "raise the topic's max.message.bytes or send smaller batches",
     StorageError: "make room on (or repair) the broker's disk, then retry",  # nothing of the write was kept
+    ProducerFencedError: "a newer producer with the same id took over: this one stops (any transaction it "
+    "had open was aborted)",
     SequenceError: "records after the last acknowledged one may be missing: produce them again; "
     "--no-idempotence turns these checks off",
 }

@@ -68,7 +68,8 @@ class ProducerStates:
             return None
         if header.producer_epoch < state.epoch:
             raise ProducerFencedError(
-                f"producer {header.producer_id}: epoch {header.producer_epoch} is older than {state.epoch}"
+                f"producer {header.producer_id}: epoch {header.producer_epoch} is older than {state.epoch}: "
+                "a newer session of the producer fenced it"
             )
         if header.producer_epoch > state.epoch:
             if header.base_sequence != 0:
@@ -96,7 +97,7 @@ class ProducerStates:
             return False
         if producer_epoch < state.epoch:
             raise ProducerFencedError(f"producer {producer_id}: a marker of epoch {producer_epoch} is older "
-                                      f"than {state.epoch}")
+                                      f"than {state.epoch}: a newer session of the producer fenced it")
         return True
 
     def aborted_txn(self, producer_id: int, marker_offset: int) -> AbortedTxn | None:
