@@ -24,7 +24,7 @@ from kcli.broker.txn_markers import write_here
 from kcli.broker.txn_service import transactions
 from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProducerFencedError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
-from kcli.transactions.state import TransactionInfo, TxnState
+from kcli.transactions.state import TransactionInfo, TxnState, running_longer
 
 Body = Mapping[str, Any]
 log = logging.getLogger("kcli.broker")
@@ -272,7 +272,7 @@ def list_transactions(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
     def wanted(info: TransactionInfo) -> bool:
         if info.state == TxnState.DEAD or not txns.owns(info.transactional_id):
             return False
-        return longer_than < 0 or now - info.start_ms > longer_than
+        return running_longer(info, now, longer_than)
 
     return {
         "throttle_time_ms": 0,

@@ -10,11 +10,11 @@ from kcli.cli.output import emit_json, table
 from kcli.errors import NotFoundError
 
 
-def _coordinator(env):  # -> kcli.transactions.coordinator.TransactionCoordinator
-    """The data dir's transaction state, read as every coordinator reads it (nothing is written)."""
-    from kcli.client.embedded import EmbeddedTransport
+def _source(env):  # -> kcli.client.txn_admin.LocalTransactions | ClusterTransactions
+    """The cluster's transactional ids at --bootstrap-server, else the data dir's."""
+    from kcli.client.txn_admin import open_transactions
 
-    return EmbeddedTransport(env.datadir(), auto_create=False).coordinator()
+    return open_transactions(None if env.bootstrap_server else env.datadir(), env.bootstrap_server)
 
 
 def _info_json(info) -> dict[str, object]:
@@ -41,14 +41,22 @@ def transaction() -> None:
                    "CompleteCommit, CompleteAbort, PrepareEpochFence, Dead.")
 @click.option("--producer-id", "producer_ids", type=click.IntRange(0), multiple=True, metavar="ID",
               help="Only ids of this producer id (repeatable).")
+@click.option("--duration-filter", "duration_ms", type=int, default=-1, metavar="MS",
+              help="Only transactions running longer than MS milliseconds (negative: all), as "
+                   "kafka-transactions.sh's --duration-filter.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_(env, states: tuple[str, ...], producer_ids: tuple[int, ...], as_json: bool) -> None:
+def list_(env, states: tuple[str, ...], producer_ids: tuple[int, ...], duration_ms: int, as_json: bool) -> None:
     """List transactional ids with their producer and state, as kafka-transactions.sh list does.
 
-    The state is the data directory's, which brokers and embedded producers share.
+    The state is the data directory's, which brokers and embedded producers share; with
+    --bootstrap-server, every broker's (each lists the ids it coordinates).
     """
-    infos = _coordinator(env).list(states, producer_ids)
+    source = _source(env)
+    try:
+        infos = source.list(states, producer_ids, duration_ms)
+    finally:
+        source.close()
     if as_json:
         emit_json([_info_json(i) for i in infos])
         return
@@ -67,7 +75,11 @@ def describe(env, transactional_id: str, as_json: bool) -> None:
     Examples:
       kcli transaction describe kcli-transform.upper.orders
     """
-    info = _coordinator(env).describe(transactional_id)
+    source = _source(env)
+    try:
+        info = source.describe(transactional_id)
+    finally:
+        source.close()
     if info is None:
         raise NotFoundError(f"transactional id {transactional_id!r} does not exist",
                             hint="see `kcli transaction list`")

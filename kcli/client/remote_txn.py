@@ -36,11 +36,11 @@ class TransactionCalls:
     def __init__(self, cluster: BrokerPool) -> None:
         self.cluster = cluster
 
-    def _ask(self, key: str, key_type: int, api_key: int, body: Mapping[str, Any],
-             error_of: Callable[[Struct], int]) -> Struct:
+    def ask(self, key: str, key_type: int, api_key: int, body: Mapping[str, Any],
+            error_of: Callable[[Struct], int]) -> Struct:
         """Send ``body`` to the coordinator of ``key``; find it again while it moves, and retry what
         the coordinator cannot do yet, for up to RETRY_WAIT seconds."""
-        what = f"transactional id {body.get('transactional_id')!r}" if key_type == TRANSACTION_KEY else f"group {key!r}"
+        what = f"transactional id {key!r}" if key_type == TRANSACTION_KEY else f"group {key!r}"
         delay = 0.05
         deadline = time.monotonic() + RETRY_WAIT
         while True:
@@ -61,7 +61,7 @@ class TransactionCalls:
 
     def init_producer_id(self, transactional_id: str, timeout_ms: int) -> tuple[int, int]:
         body = {"transactional_id": transactional_id, "transaction_timeout_ms": timeout_ms}
-        resp = self._ask(transactional_id, TRANSACTION_KEY, ApiKey.INIT_PRODUCER_ID, body, lambda r: r.error_code)
+        resp = self.ask(transactional_id, TRANSACTION_KEY, ApiKey.INIT_PRODUCER_ID, body, lambda r: r.error_code)
         return resp.producer_id, resp.producer_epoch
 
     def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
@@ -75,14 +75,14 @@ class TransactionCalls:
             "producer_epoch": producer_epoch,
             "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
         }
-        self._ask(transactional_id, TRANSACTION_KEY, ApiKey.ADD_PARTITIONS_TO_TXN, body,
-                  lambda r: _first_error(p.partition_error_code for t in r.results_by_topic
-                                         for p in t.results_by_partition))
+        self.ask(transactional_id, TRANSACTION_KEY, ApiKey.ADD_PARTITIONS_TO_TXN, body,
+                 lambda r: _first_error(p.partition_error_code for t in r.results_by_topic
+                                        for p in t.results_by_partition))
 
     def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group: str) -> None:
         body = {"transactional_id": transactional_id, "producer_id": producer_id,
                 "producer_epoch": producer_epoch, "group_id": group}
-        self._ask(transactional_id, TRANSACTION_KEY, ApiKey.ADD_OFFSETS_TO_TXN, body, lambda r: r.error_code)
+        self.ask(transactional_id, TRANSACTION_KEY, ApiKey.ADD_OFFSETS_TO_TXN, body, lambda r: r.error_code)
 
     def txn_offset_commit(self, transactional_id: str, group: str, producer_id: int, producer_epoch: int,
                           offsets: Mapping[tuple[str, int], CommittedOffset]) -> None:
@@ -101,10 +101,10 @@ class TransactionCalls:
             "producer_epoch": producer_epoch,
             "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
         }
-        self._ask(group, GROUP_KEY, ApiKey.TXN_OFFSET_COMMIT, body,
-                  lambda r: _first_error(p.error_code for t in r.topics for p in t.partitions))
+        self.ask(group, GROUP_KEY, ApiKey.TXN_OFFSET_COMMIT, body,
+                 lambda r: _first_error(p.error_code for t in r.topics for p in t.partitions))
 
     def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool) -> None:
         body = {"transactional_id": transactional_id, "producer_id": producer_id,
                 "producer_epoch": producer_epoch, "committed": commit}
-        self._ask(transactional_id, TRANSACTION_KEY, ApiKey.END_TXN, body, lambda r: r.error_code)
+        self.ask(transactional_id, TRANSACTION_KEY, ApiKey.END_TXN, body, lambda r: r.error_code)

@@ -42,6 +42,7 @@ from kcli.transactions.state import (
     TransactionInfo,
     TransactionMetadata,
     TxnState,
+    states_named,
 )
 from kcli.transactions.state import check_transactional_id as check_transactional_id  # re-exported
 from kcli.transactions.store import TransactionStore
@@ -274,12 +275,7 @@ class TransactionCoordinator:
     def list(self, states: Iterable[str] = (), producer_ids: Iterable[int] = ()) -> builtins.list[TransactionInfo]:
         """Every transactional id's state, optionally only those in ``states`` (Kafka's names, any case)
         or of ``producer_ids`` (ListTransactions' filters)."""
-        names = {s.value.lower(): s for s in TxnState}
-        wanted: set[TxnState] = set()
-        for state in states:
-            if state.lower() not in names:
-                raise UsageError(f"unknown transaction state {state!r}; one of {', '.join(s.value for s in TxnState)}")
-            wanted.add(names[state.lower()])
+        wanted = states_named(states)
         pids = set(producer_ids)
         return sorted((meta.info() for meta in self.store.all()
                        if (not wanted or meta.state in wanted) and (not pids or meta.producer_id in pids)),

@@ -8,6 +8,7 @@ applied to the groups' OffsetStore only when the transaction commits.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -56,6 +57,18 @@ class TxnState(StrEnum):
         return self in (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
 
 
+def states_named(names: Iterable[str]) -> set[TxnState]:
+    """The states ``names`` name, in any case, as the operators' filters take them (UsageError for a
+    name Kafka does not have)."""
+    known = {s.value.lower(): s for s in TxnState}
+    wanted: set[TxnState] = set()
+    for name in names:
+        if name.lower() not in known:
+            raise UsageError(f"unknown transaction state {name!r}; one of {', '.join(s.value for s in TxnState)}")
+        wanted.add(known[name.lower()])
+    return wanted
+
+
 # Kafka's TransactionState.validPreviousStates: where each state may be reached from.
 PREVIOUS: dict[TxnState, frozenset[TxnState]] = {
     TxnState.EMPTY: frozenset({TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT}),
@@ -83,6 +96,13 @@ class TransactionInfo:
     start_ms: int
     partitions: tuple[TopicPartition, ...]
     groups: tuple[str, ...]
+
+
+def running_longer(info: TransactionInfo, now_ms: int, duration_ms: int) -> bool:
+    """ListTransactions' duration filter, as Kafka applies it: the transaction started more than
+    ``duration_ms`` ago (an id with no open transaction has start -1, so it passes); a negative
+    ``duration_ms`` filters nothing."""
+    return duration_ms < 0 or now_ms - info.start_ms > duration_ms
 
 
 @dataclass
