@@ -88,12 +88,17 @@ class Outcome:
         meta = TransactionStore(self.datadir).load(self.transactional_id)
         return None if meta is None else meta.state
 
-    def markers(self, topic: str = TOPIC) -> dict[int, list[int]]:
-        """Per partition, the kinds of the control batches in its leader's log, in order."""
+    def leaders(self, topic: str = TOPIC) -> dict[int, int]:
         metadata = Metadata(self.datadir).load()
+        return {p: metadata.partition(topic, p).leader for p in range(PARTITIONS)}
+
+    def markers(self, topic: str = TOPIC, leaders: dict[int, int] | None = None) -> dict[int, list[int]]:
+        """Per partition, the kinds of the control batches in its leader's log (by default the leader
+        now; ``leaders``: the replicas that led before a crash), in order."""
+        leaders = leaders or self.leaders(topic)
         out: dict[int, list[int]] = {}
         for p in range(PARTITIONS):
-            leader = metadata.partition(topic, p).leader
+            leader = leaders[p]
             log = PartitionLog(self.datadir.partition_dir(leader, topic, p))
             try:
                 data = log.read(0, 1 << 24)
@@ -111,12 +116,14 @@ class Outcome:
             time.sleep(0.2)
         return state
 
-    def check_cut(self, commit: bool) -> None:
+    def check_cut(self, commit: bool, leaders: dict[int, int] | None = None) -> None:
         """Right after the kill: decided, and marked in some partitions but not in all (so the crash
-        really fell between two partitions' markers)."""
+        really fell between two partitions' markers).  ``leaders``: the replicas that led before the
+        kill (the controller may already have moved the dead broker's partitions to a follower that had
+        not fetched its marker yet)."""
         state = self.state()
         assert state is (TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT), state
-        markers = self.markers()
+        markers = self.markers(leaders=leaders)
         marked = {p for p, kinds in markers.items() if kinds}
         assert marked and len(marked) < PARTITIONS, f"the crash was not between markers: {markers}"
         assert all(kinds == [KIND[commit]] for kinds in markers.values() if kinds), markers
@@ -169,8 +176,8 @@ def test_a_broker_killed_between_markers_completes_the_transaction_after_restart
     brokers.kcli("topic", "create", INPUT)
     brokers.kcli("topic", "create", TOPIC, "-p", PARTITIONS)
     outcome = Outcome(brokers.data_dir, tid)
-    leaders = {Metadata(outcome.datadir).load().partition(TOPIC, p).leader for p in range(PARTITIONS)}
-    assert leaders == set(range(count)), f"leaders {leaders}: the layout under test needs one per broker"
+    leaders = outcome.leaders()
+    assert set(leaders.values()) == set(range(count)), f"leaders {leaders}: the layout needs one per broker"
     bootstrap = ",".join(p.bootstrap for p in procs.values())
 
     client = subprocess.Popen(
@@ -189,7 +196,7 @@ def test_a_broker_killed_between_markers_completes_the_transaction_after_restart
         assert armed.returncode == -signal.SIGKILL, procs[coordinator].log()
     finally:
         kill9(client)  # the brokers alone must finish what it began
-    outcome.check_cut(commit)
+    outcome.check_cut(commit, leaders)
 
     port = procs[coordinator].port
     brokers.spawn(coordinator, listener=f"127.0.0.1:{port}").wait_ready()
