@@ -120,7 +120,9 @@ def _kafka_txn_state_segment(tmp_path: Path) -> Path:
           + bytes([1, 2, 2]) + struct.pack(">h", 2))  # a struct tagged field, then ClientTransactionVersion
     path = tmp_path / "__transaction_state-0"
     path.mkdir()
-    batch = records.encode_batch([(key("app"), v0, [], TS), (key("etl"), v1, [], TS), (key("gone"), None, [], TS)])
+    cut = struct.pack(">hqhib", 1, 9, 0, 1000, 1) + bytes([0x80])  # ends inside a varint
+    batch = records.encode_batch([(key("app"), v0, [], TS), (key("etl"), v1, [], TS), (key("gone"), None, [], TS),
+                                  (key("cut"), cut, [], TS)])
     (path / f"{SEG0}.log").write_bytes(batch)
     return path / f"{SEG0}.log"
 
@@ -136,6 +138,8 @@ def test_transaction_log_decoder_reads_kafkas_transaction_state(tmp_path: Path) 
         "transaction_metadata::transactionalId=etl payload: producerId:8,producerEpoch:0,state=CompleteCommit,"
         f"partitions=[out-3],txnLastUpdateTimestamp={TS + 9},txnTimeoutMs=30000",
         "transaction_metadata::transactionalId=gone payload: <DELETE>",
+        "transaction_metadata::transactionalId=cut payload: <undecodable transaction state: truncated varint "
+        "at offset 17>",
     ]
     plain = kcli("dump-log", "--print-data-log", segment)  # without the decoder: the raw bytes as text
     assert "transaction_metadata::" not in plain.stdout

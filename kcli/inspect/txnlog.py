@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import struct
 
+from kcli.errors import ProtocolError
+from kcli.protocol.types import decode_unsigned_varint
+
 # TransactionState ids as Kafka stores them (TransactionMetadata.scala)
 STATES = ("Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead",
           "PrepareEpochFence")
 
 
 class _Reader:
-    """A cursor over one record's key or value; struct.error or IndexError when it runs out."""
+    """A cursor over one record's key or value; struct.error, IndexError or ProtocolError (a varint)
+    when it runs out."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -28,14 +32,8 @@ class _Reader:
         return int(value)
 
     def uvarint(self) -> int:
-        shift = value = 0
-        while True:
-            byte = self.data[self.pos]
-            self.pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
+        value, self.pos = decode_unsigned_varint(self.data, self.pos)
+        return value
 
     def string(self, compact: bool) -> str:
         size = self.uvarint() - 1 if compact else self.fixed(">h")
@@ -62,14 +60,14 @@ def decode(key: bytes | None, value: bytes | None) -> tuple[str, str | None]:
         if version != 0:
             return f"unknown::version={version}", None
         transactional_id = reader.string(compact=False)
-    except (struct.error, IndexError, ValueError):
+    except (struct.error, IndexError, ValueError, ProtocolError):
         return "unknown::version=-1", None
     name = f"transaction_metadata::transactionalId={transactional_id}"
     if value is None:
         return name, "<DELETE>"
     try:
         return name, _value(_Reader(value))
-    except (struct.error, IndexError, ValueError) as exc:
+    except (struct.error, IndexError, ValueError, ProtocolError) as exc:
         return name, f"<undecodable transaction state: {exc or 'too short'}>"
 
 
