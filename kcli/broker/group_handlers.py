@@ -26,6 +26,7 @@ from kcli.groups.membership import live_members, require_no_live_members
 from kcli.groups.offsets import CommittedOffset
 from kcli.groups.view import group_state, member_assignment
 from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes, encode_subscription
+from kcli.protocol.apis.groups import GROUP_KEY, TRANSACTION_KEY
 from kcli.protocol.error_codes import code_for
 
 Body = Mapping[str, Any]
@@ -36,8 +37,6 @@ CLIENT_HOST = ""
 
 
 # ---------------------------------------------------------------- FindCoordinator
-
-GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types
 
 
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:

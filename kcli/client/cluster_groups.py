@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from kcli.client.broker_pool import ATTEMPTS, BrokerPool
+from kcli.client.broker_pool import ATTEMPTS
+from kcli.client.coordinators import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
 from kcli.client.remote import RemoteTransport
 from kcli.errors import NotFoundError, ProtocolError
@@ -25,12 +26,6 @@ from kcli.groups.membership import MemberInfo
 from kcli.groups.view import GroupView, partition_rows
 from kcli.protocol import ApiKey, ErrorCode, Struct, decode_assignment, decode_subscription
 
-# answers that mean: find the coordinator again (it is loading, moving or gone)
-COORDINATOR_MOVED = {
-    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
-    ErrorCode.COORDINATOR_NOT_AVAILABLE,
-    ErrorCode.NOT_COORDINATOR,
-}
 # ListGroups' protocol type of groups that consume (empty: offsets committed without joining)
 _CONSUMER_TYPES = ("consumer", "")
 _UNKNOWN_GENERATION = -1  # DescribeGroups does not report the generation
@@ -118,27 +113,6 @@ class ClusterGroups:
     def _coordinator(self, group: str) -> tuple[int, str]:
         found = find_coordinator(self.cluster, group)
         return found.node_id, f"{found.host}:{found.port} (id {found.node_id})"
-
-
-GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types
-
-
-def find_coordinator(cluster: BrokerPool, key: str, key_type: int = GROUP_KEY) -> Struct:
-    """FindCoordinator for a group (or, ``key_type`` 1, a transactional id): ``node_id``, ``host``,
-    ``port``, asked again while the coordinator is moving; its address is remembered so
-    ``cluster.node(node_id)`` reaches it."""
-    delay = 0.05
-    for attempt in range(ATTEMPTS):
-        resp = cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, {"key": key, "key_type": key_type})
-        if resp.error_code == ErrorCode.NONE:
-            cluster.addresses[resp.node_id] = (resp.host, resp.port)
-            return resp
-        if resp.error_code not in COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
-            what = f"group {key!r}" if key_type == GROUP_KEY else f"transactional id {key!r}"
-            raise_for(resp.error_code, resp.error_message, f"coordinator of {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _describe_error(resp: Struct, group: str) -> int:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-from kcli.client.cluster_groups import COORDINATOR_MOVED
 from kcli.client.consumer import committed_or_reset
+from kcli.client.coordinators import COORDINATOR_MOVED
 from kcli.client.group_reader import GroupReader, MemberSettings, TopicPartition
 from kcli.client.group_session import Coordinator, Heartbeats
 from kcli.client.kafka_errors import raise_for

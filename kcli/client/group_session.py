@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
-from kcli.client.cluster_groups import COORDINATOR_MOVED, find_coordinator
+from kcli.client.coordinators import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
 from kcli.errors import KcliError, ProtocolError
 from kcli.net.connection import BrokerConnection, UnreachableError

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kcli.client.broker_pool import BrokerPool
-from kcli.client.cluster_groups import COORDINATOR_MOVED, GROUP_KEY, TRANSACTION_KEY, find_coordinator
+from kcli.client.coordinators import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
 from kcli.errors import BrokerError
 from kcli.net.connection import UnreachableError
 from kcli.protocol import ApiKey, ErrorCode, Struct
+from kcli.protocol.apis.groups import GROUP_KEY, TRANSACTION_KEY
 
 if TYPE_CHECKING:
     from kcli.groups.offsets import CommittedOffset

@@ -16,13 +16,14 @@ import builtins
 from collections.abc import Iterable
 
 from kcli.client.broker_pool import BrokerPool
-from kcli.client.cluster_groups import COORDINATOR_MOVED, TRANSACTION_KEY
+from kcli.client.coordinators import COORDINATOR_MOVED
 from kcli.client.kafka_errors import raise_for
 from kcli.client.remote_txn import TransactionCalls
 from kcli.cluster.datadir import DataDir
 from kcli.errors import BrokerError
 from kcli.net.connection import REQUEST_TIMEOUT
 from kcli.protocol import ApiKey, ErrorCode, Struct
+from kcli.protocol.apis.groups import TRANSACTION_KEY
 from kcli.transactions.state import TransactionInfo, running_longer, states_named
 
 

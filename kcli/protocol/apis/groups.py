@@ -11,6 +11,8 @@ from ..types import BOOL, BYTES, INT8, INT16, INT32, STRING
 
 _NO_OPERATIONS = -(1 << 31)
 
+GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types: a consumer group, a transactional id
+
 FIND_COORDINATOR = Api(
     ApiKey.FIND_COORDINATOR,
     "FindCoordinator",
