@@ -138,3 +138,13 @@ def test_data_dir_only_commands_refuse_bootstrap(remote: KcliRunner) -> None:
         proc = remote.in_process(*args, ok=False)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "--bootstrap-server" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_transactional_produce_to_a_cluster_without_transactions_is_one_line(remote: KcliRunner) -> None:
+    """tansu 0.6 has no transactions: InitProducerId with a transactional id fails, so nothing is sent."""
+    remote("topic", "create", "tx")
+    proc = remote("produce", "tx", "--transactional-id", "t1", input="a\nb\n", ok=False)
+    assert proc.returncode == 8, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("kcli: error: transactional id 't1'") and "support transactions" in line, line
+    assert remote("consume", "tx", "-b", "-e", "--isolation-level", "read_uncommitted").stdout == ""

@@ -62,7 +62,14 @@ class TransactionCalls:
 
     def init_producer_id(self, transactional_id: str, timeout_ms: int) -> tuple[int, int]:
         body = {"transactional_id": transactional_id, "transaction_timeout_ms": timeout_ms}
-        resp = self.ask(transactional_id, TRANSACTION_KEY, ApiKey.INIT_PRODUCER_ID, body, lambda r: r.error_code)
+        try:
+            resp = self.ask(transactional_id, TRANSACTION_KEY, ApiKey.INIT_PRODUCER_ID, body, lambda r: r.error_code)
+        except BrokerError as exc:
+            if exc.hint is not None or type(exc) is not BrokerError:
+                raise
+            # a cluster without transactions (tansu 0.6) answers an error no table names
+            raise BrokerError(exc.message, hint="does this cluster support transactions? nothing was written"
+                              ) from None
         return resp.producer_id, resp.producer_epoch
 
     def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
