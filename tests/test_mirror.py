@@ -236,3 +236,22 @@ def test_two_runs_of_the_same_mirror_do_not_overlap(here: KcliRunner, tansu) -> 
     finally:
         lock.release()
     assert proc.returncode == 5 and f"held by pid {os.getpid()}" in proc.stderr
+
+
+def test_records_of_aborted_transactions_are_not_copied(here: KcliRunner, there: KcliRunner, tansu) -> None:
+    """The source is read read_committed: an aborted transaction's records stay behind."""
+    here("produce", "t", "--transactional-id", "ok", input="c1\nc2\n")
+    doomed = here.popen("produce", "t", "--transactional-id", "doomed", stdin=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL)
+    assert doomed.stdin is not None
+    doomed.stdin.write(b"a1\na2\n")
+    doomed.stdin.flush()
+    wait_for("the open transaction's records",
+             lambda: len(here("consume", "t", "-b", "-e", "--isolation-level", "read_uncommitted").stdout.split())
+             == 4)
+    doomed.send_signal(signal.SIGTERM)  # aborts it
+    assert doomed.wait(30) == 143
+    here("produce", "t", input="c3\n")
+    summary = json.loads(here("mirror", "t", "--to", tansu.bootstrap, "--json").stdout)
+    assert summary["copied"] == 3
+    assert [value for _k, value, _h, _t in dump(there, "t")[0]] == ["c1", "c2", "c3"]

@@ -15,7 +15,9 @@ target that ends before the recorded end (deleted and recreated, truncated), sto
 error instead of a guess.  So: the target partitions must be written by this mirror alone.
 
 Copying is sequential per partition, one source fetch (``batch_bytes``) at a time, through the same
-:class:`~kcli.client.consumer.Consumer` and :class:`~kcli.client.producer.Producer` the CLI uses.
+:class:`~kcli.client.consumer.Consumer` and :class:`~kcli.client.producer.Producer` the CLI uses.  The
+source is read read_committed (up to its last stable offset): records of aborted transactions are not
+copied, and those of open transactions wait until they commit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from kcli.client.consumer import Consumer
 from kcli.client.producer import Producer
+from kcli.client.transport import READ_COMMITTED
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, NotFoundError
 from kcli.storage import compression
@@ -201,7 +204,7 @@ class Mirror:
         self.result.resumed = recorded is not None
         for p in range(count):
             start = src.list_offset(self.topic, p, "earliest")
-            self.ends[p] = end = src.list_offset(self.topic, p, "latest")
+            self.ends[p] = end = src.list_offset(self.topic, p, "latest", READ_COMMITTED)
             target_end = dst.list_offset(self.target_topic, p, "latest")
             entry = (recorded or {}).get(p)
             if entry is None:
@@ -269,7 +272,7 @@ class Mirror:
     def run(self, follow: bool = False, on_progress: Callable[[int], None] | None = None) -> MirrorResult:
         """Copy up to the end offsets found by :meth:`prepare` (with ``follow``: until the process is
         interrupted); a checkpoint after every chunk."""
-        consumer = Consumer(self.source.transport, max_bytes=self.batch_bytes)
+        consumer = Consumer(self.source.transport, max_bytes=self.batch_bytes, isolation=READ_COMMITTED)
         consumer.assign({(self.topic, p): e.source for p, e in self.parts.items()})
         acked: dict[int, int] = {}
 
@@ -311,7 +314,7 @@ class Mirror:
 
 def _read(transport: Transport, topic: str, partition: int, start: int, upto: int | None, count: int) -> list[Record]:
     """Up to ``count`` records of a partition from ``start`` (bounded by ``upto``)."""
-    consumer = Consumer(transport)
+    consumer = Consumer(transport, isolation=READ_COMMITTED)
     consumer.assign({(topic, partition): start})
     out: list[Record] = []
     while len(out) < count:
