@@ -185,3 +185,21 @@ def test_only_the_coordinator_of_a_transactional_id_serves_it(brokers):
         assert (found.error_code, found.node_id, found.port) == (ErrorCode.NONE, 1, running[1].port)
     with connect(running[1].socket_path) as sock:
         assert _init(sock, tid).error_code == ErrorCode.NONE
+
+
+def test_the_broker_takes_its_transaction_max_timeout(brokers):
+    """--transaction-max-timeout-ms (Kafka's transaction.max.timeout.ms): a producer asking for more gets
+    INVALID_TRANSACTION_TIMEOUT on the wire, and `kcli produce` one line and exit 2, nothing written."""
+    broker = brokers.start(0, "--transaction-max-timeout-ms", "5000")
+    brokers.kcli("topic", "create", "t")
+    with connect(broker.socket_path) as sock:
+        for timeout, code in ((5000, ErrorCode.NONE), (5001, ErrorCode.INVALID_TRANSACTION_TIMEOUT)):
+            answer = call(sock, ApiKey.INIT_PRODUCER_ID, 1,
+                          {"transactional_id": f"t-{timeout}", "transaction_timeout_ms": timeout})
+            assert answer.error_code == code, (timeout, answer)
+    proc = brokers.kcli("produce", "t", "--transactional-id", "p", "--transaction-timeout-ms", "6000",
+                        input="a\n", ok=False)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "INVALID_TRANSACTION_TIMEOUT" in proc.stderr and "transaction.max.timeout.ms" in proc.stderr
+    assert brokers.kcli("consume", "t", "-b", "-e", "--isolation-level", "read_uncommitted").stdout == ""

@@ -9,6 +9,7 @@ from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
+from kcli.transactions.coordinator import DEFAULT_ID_EXPIRATION_MS, DEFAULT_MAX_TIMEOUT_MS
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,5 @@ class BrokerSettings:
     # group.initial.rebalance.delay.ms: how long a new group waits for more members before its first
     # rebalance (Kafka's test setups use 0)
     group_initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS
+    transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS  # transaction.max.timeout.ms
+    transactional_id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS  # transactional.id.expiration.ms

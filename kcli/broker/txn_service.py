@@ -32,7 +32,11 @@ EXPIRY_INTERVAL = 3600.0  # how often idle transactional ids are expired
 class TransactionService:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
-        self.coordinator = TransactionCoordinator(ctx.datadir, ctx.producer_ids, BrokerMarkerWriter(ctx))
+        self.coordinator = TransactionCoordinator(
+            ctx.datadir, ctx.producer_ids, BrokerMarkerWriter(ctx),
+            max_timeout_ms=ctx.settings.transaction_max_timeout_ms,
+            id_expiration_ms=ctx.settings.transactional_id_expiration_ms,
+        )
         self._next_expiry = time.monotonic() + EXPIRY_INTERVAL
 
     def owns(self, transactional_id: str) -> bool:

@@ -70,6 +70,24 @@ def broker() -> None:
     "(group.initial.rebalance.delay.ms).",
 )
 @click.option(
+    "--transaction-max-timeout-ms",
+    type=click.IntRange(1),
+    default=900_000,
+    show_default=True,
+    metavar="MS",
+    help="The longest transaction timeout a producer may ask for (transaction.max.timeout.ms); "
+    "longer ones get INVALID_TRANSACTION_TIMEOUT.",
+)
+@click.option(
+    "--transactional-id-expiration-ms",
+    type=click.IntRange(1),
+    default=604_800_000,
+    show_default=True,
+    metavar="MS",
+    help="Forget a transactional id whose producer has been silent this long, with no transaction open "
+    "(transactional.id.expiration.ms).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
 )
 @click.pass_obj
@@ -82,6 +100,8 @@ def serve(
     replica_lag_time_max_ms: int,
     session_timeout_ms: int,
     group_initial_rebalance_delay_ms: int,
+    transaction_max_timeout_ms: int,
+    transactional_id_expiration_ms: int,
     verbose: bool,
 ) -> None:
     """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
@@ -116,6 +136,8 @@ def serve(
         replica_lag_time_ms=replica_lag_time_max_ms,
         session_timeout_ms=session_timeout_ms,
         group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+        transaction_max_timeout_ms=transaction_max_timeout_ms,
+        transactional_id_expiration_ms=transactional_id_expiration_ms,
     )
     node = Broker(env.datadir(), broker_id, settings)
 

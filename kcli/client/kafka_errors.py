@@ -5,6 +5,7 @@ from __future__ import annotations
 from kcli.errors import (
     AlreadyExistsError,
     BrokerError,
+    InvalidTransactionTimeoutError,
     KcliError,
     NotFoundError,
     ProducerFencedError,
@@ -29,6 +30,8 @@ _HINTS: dict[type[KcliError], str] = {
     NotFoundError: "see `kcli topic list`",
     RecordTooLargeError: "raise the topic's max.message.bytes or send smaller batches",
     StorageError: "make room on (or repair) the broker's disk, then retry",  # nothing of the write was kept
+    InvalidTransactionTimeoutError: "use a --transaction-timeout-ms within the cluster's "
+    "transaction.max.timeout.ms",
     ProducerFencedError: "a newer producer with the same id took over: this one stops (any transaction it "
     "had open was aborted)",
     SequenceError: "records after the last acknowledged one may be missing: produce them again; "
