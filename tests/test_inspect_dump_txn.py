@@ -14,7 +14,7 @@ from kcli.storage.config import LogConfig
 from kcli.storage.control import control_batch
 from kcli.storage.log import PartitionLog
 from kcli.storage.producer_snapshot import SnapshotEntry, encode_snapshot, snapshot_name
-from kcli.storage.txnindex import TXN_SUFFIX
+from kcli.storage.segment import TXN_SUFFIX
 
 SEG0 = "00000000000000000000"
 P1, P2 = 5000, 5001

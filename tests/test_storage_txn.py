@@ -33,7 +33,8 @@ from kcli.storage.producer_snapshot import (
     snapshot_name,
 )
 from kcli.storage.producer_state import ProducerStates
-from kcli.storage.txnindex import TXN_SUFFIX, AbortedTxn, TxnIndex
+from kcli.storage.segment import TXN_SUFFIX
+from kcli.storage.txnindex import AbortedTxn, TxnIndex
 
 P1, P2, P3 = 4000, 4001, 4002
 

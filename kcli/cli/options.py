@@ -64,9 +64,9 @@ def idempotent(idempotence: bool | None, acks: str) -> bool | None:
 
 def transaction_timeout_option() -> Callable:
     """``--transaction-timeout-ms``: how long a transaction may stay open before its coordinator aborts it."""
-    from kcli.client.transactional import DEFAULT_TIMEOUT_MS
+    from kcli.client.defaults import TRANSACTION_TIMEOUT_MS
 
-    return click.option("--transaction-timeout-ms", type=click.IntRange(1), default=DEFAULT_TIMEOUT_MS,
+    return click.option("--transaction-timeout-ms", type=click.IntRange(1), default=TRANSACTION_TIMEOUT_MS,
                         show_default=True, metavar="MS",
                         help="The coordinator aborts a transaction open longer than this; at most its "
                              "transaction.max.timeout.ms (900000 unless a broker is configured otherwise).")
@@ -74,7 +74,7 @@ def transaction_timeout_option() -> Callable:
 
 def isolation_option(help_text: str) -> Callable:
     """``--isolation-level``: read_committed (the default) or read_uncommitted."""
-    from kcli.client.transport import ISOLATION_LEVELS, READ_COMMITTED
+    from kcli.client.defaults import ISOLATION_LEVELS, READ_COMMITTED
 
     return click.option("--isolation-level", "isolation", type=click.Choice(ISOLATION_LEVELS), default=READ_COMMITTED,
                         show_default=True, help=help_text)

@@ -208,11 +208,12 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
 
     transport = env.transport(acks=ACKS[acks])
     options: dict[str, Any] = {"codec": codec_id(compression), "batch_size": batch_size, "on_delivery": report if print_offsets else None}
-    from kcli.client.transactional import TransactionalProducer
-
     producer: Producer
+    transactional: TransactionalProducer | None = None
     if transactional_id is not None:
-        producer = TransactionalProducer(transport, transactional_id, transaction_timeout_ms=transaction_timeout_ms,
+        from kcli.client.transactional import TransactionalProducer
+
+        producer = transactional = TransactionalProducer(transport, transactional_id, transaction_timeout_ms=transaction_timeout_ms,
                                          **options)
     else:
         producer = Producer(transport, idempotence=idempotence, **options)
@@ -253,11 +254,10 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
 
     chunks = read_chunks(fd, linger_ms / 1000, on_idle)
     try:
-        if txn is None:
+        if transactional is None or txn is None:
             send_input(chunks)
         else:
-            assert isinstance(producer, TransactionalProducer)
-            _transactions(producer, txn, chunks, send_input)
+            _transactions(transactional, txn, chunks, send_input)
         producer.close()
     finally:
         transport.release()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from kcli.client.defaults import READ_COMMITTED
 from kcli.client.remote import RemoteTransport
 from kcli.client.remote_admin import RemoteAdmin
-from kcli.client.transport import READ_COMMITTED
 from kcli.cluster.metadata import ClusterState, PartitionMeta, TopicMeta
 from kcli.errors import NotFoundError, UnavailableError
 from kcli.protocol import ErrorCode

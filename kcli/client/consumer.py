@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from kcli.client.transport import READ_UNCOMMITTED
+from kcli.client.defaults import READ_UNCOMMITTED
 from kcli.errors import CorruptRecordError, UsageError
 from kcli.storage.records import ATTR_CONTROL, Record, decode_records, decode_values, iter_batches
 

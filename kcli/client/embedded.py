@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from kcli.client.transport import READ_COMMITTED, READ_UNCOMMITTED
+from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.cluster.producers import ProducerIds

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kcli.client.consumer import RESETS, Consumer
-from kcli.client.transport import ISOLATION_LEVELS, READ_UNCOMMITTED
+from kcli.client.defaults import ISOLATION_LEVELS, READ_UNCOMMITTED
 from kcli.errors import UsageError
 from kcli.groups.assignors import get_assignor
 from kcli.storage.records import Record

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kcli.client.consumer import Consumer
+from kcli.client.defaults import READ_COMMITTED
 from kcli.client.producer import Producer
-from kcli.client.transport import READ_COMMITTED
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, NotFoundError
 from kcli.storage import compression

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
+from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED
 from kcli.client.kafka_errors import raise_for
-from kcli.client.transport import READ_COMMITTED, READ_UNCOMMITTED
 from kcli.cluster.datadir import DataDir
 from kcli.errors import (
     BrokerError,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kcli.client.defaults import TRANSACTION_TIMEOUT_MS
 from kcli.client.producer import Producer
 from kcli.errors import TransactionError, UsageError
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from kcli.client.transport import Transport
     from kcli.groups.offsets import CommittedOffset
 
-DEFAULT_TIMEOUT_MS = 60000  # Kafka's producer default transaction.timeout.ms
 
 
 class TransactionalProducer(Producer):
@@ -30,7 +30,7 @@ class TransactionalProducer(Producer):
     transactional = True
 
     def __init__(self, transport: Transport, transactional_id: str, *,
-                 transaction_timeout_ms: int = DEFAULT_TIMEOUT_MS, **options: Any) -> None:
+                 transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS, **options: Any) -> None:
         from kcli.transactions.coordinator import check_transactional_id
 
         check_transactional_id(transactional_id)

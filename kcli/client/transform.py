@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kcli.client.consumer import Consumer, committed_or_reset
-from kcli.client.transport import READ_COMMITTED
+from kcli.client.defaults import READ_COMMITTED
 from kcli.groups.offsets import CommittedOffset
 
 if TYPE_CHECKING:

@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from kcli.groups.offsets import CommittedOffset
 
-READ_UNCOMMITTED = "read_uncommitted"  # every batch up to the high watermark (Kafka's isolation.level 0)
-READ_COMMITTED = "read_committed"  # up to the last stable offset, without aborted transactions (1)
-ISOLATION_LEVELS = (READ_COMMITTED, READ_UNCOMMITTED)
+from kcli.client.defaults import READ_UNCOMMITTED
 
 
 class Transport(Protocol):

@@ -19,8 +19,8 @@ from kcli.inspect import indexes, layout, scan, txnlog
 from kcli.storage import records
 from kcli.storage.compression import CODEC_NAMES
 from kcli.storage.producer_snapshot import SNAPSHOT_SUFFIX, list_snapshots, read_snapshot, snapshot_name
-from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX
-from kcli.storage.txnindex import TXN_SUFFIX, TxnIndex
+from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, TXN_SUFFIX
+from kcli.storage.txnindex import TxnIndex
 
 Event = dict[str, object]
 Progress = Callable[[int], None]

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from kcli.errors import NotFoundError, UsageError
 from kcli.storage.log import parse_partition_dir
-from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, segment_name
-from kcli.storage.txnindex import TXN_SUFFIX
+from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, TXN_SUFFIX, segment_name
 
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXN_SUFFIX)
 # files a partition dir may hold besides segments (kcli's and Kafka's)

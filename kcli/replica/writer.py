@@ -23,7 +23,6 @@ from kcli.errors import KcliError, StorageError
 from kcli.replica.checkpoints import follower_config, recovery_point, write_checkpoints
 from kcli.storage import records
 from kcli.storage.config import LogConfig
-from kcli.storage.control import control_batch
 from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
@@ -171,6 +170,8 @@ class PartitionWriter:
             raise self.broken
         if not self.leader.producers.check_marker(producer_id, producer_epoch):
             return None
+        from kcli.storage.control import control_batch
+
         return self._append(control_batch(producer_id, producer_epoch, commit, coordinator_epoch))
 
     def _append(self, batch: records.BytesLike) -> int:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, TypedDict
 from kcli.errors import CorruptRecordError, KcliError, RecordTooLargeError, StorageError
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
-from kcli.storage.control import ABORT, control_type, coordinator_epoch
 from kcli.storage.damage import Damage
 from kcli.storage.fileio import read_file, write_file
 from kcli.storage.producer_snapshot import (
@@ -35,7 +34,6 @@ from kcli.storage.producer_snapshot import (
 )
 from kcli.storage.producer_state import ProducerStates
 from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
-from kcli.storage.txnindex import AbortedTxn
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
 WRITER_STATE = "kcli-writer-state"
@@ -43,6 +41,8 @@ STATE_FROM_BYTES = 8 << 20  # without a snapshot, how much of the log's tail pro
 
 
 if TYPE_CHECKING:  # a class for annotations only: defining it would cost every write's start-up
+    from kcli.storage.txnindex import AbortedTxn
+
 
     class _WriterState(TypedDict):
         """What a writer that closed cleanly left in WRITER_STATE (see PartitionLog._read_state)."""
@@ -327,6 +327,8 @@ class PartitionLog:
         last = base + header.last_offset_delta
         marker_epoch, aborted = -1, None
         if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:  # a transaction marker
+            from kcli.storage.control import ABORT, control_type, coordinator_epoch
+
             marker_epoch = coordinator_epoch(batch, 0, header)
             if control_type(batch, 0, header) == ABORT:
                 aborted = self.producers.aborted_txn(header.producer_id, base)
@@ -587,6 +589,8 @@ class PartitionLog:
         for seg, pos, header in self._walk(idx, position):
             marker_epoch = -1
             if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:
+                from kcli.storage.control import ABORT, control_type, coordinator_epoch
+
                 batch = seg.pread(pos, header.size)
                 marker_epoch = coordinator_epoch(batch, 0, header)
                 entry = states.aborted_txn(header.producer_id, header.base_offset)
@@ -618,6 +622,8 @@ class PartitionLog:
 
     def _cut_txn_index(self, offset: int) -> None:
         """Drop the active segment's transaction index entries at or past ``offset`` (markers not in the log)."""
+        if not os.path.exists(self.active.txn_index_path):
+            return
         try:
             self.active.txn_index.truncate(offset)
         except OSError as exc:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from kcli.errors import ProducerFencedError, SequenceError, TransactionError
 from kcli.storage.producer_snapshot import SnapshotEntry
 from kcli.storage.records import ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader
-from kcli.storage.txnindex import AbortedTxn
+
+if TYPE_CHECKING:
+    from kcli.storage.txnindex import AbortedTxn
 
 RECENT = 5  # batches remembered per producer, as Kafka does (max.in.flight.requests <= 5)
 MAX_PRODUCERS = 10_000  # per partition; the longest-unseen producer without a transaction is forgotten first
@@ -108,6 +111,8 @@ class ProducerStates:
         if first is None:
             return None
         others = (offset for pid, offset in self._ongoing.items() if pid != producer_id)
+        from kcli.storage.txnindex import AbortedTxn  # only when a transaction is aborted
+
         return AbortedTxn(producer_id, first, marker_offset, next(others, marker_offset + 1))
 
     # ------------------------------------------------------------ after an append

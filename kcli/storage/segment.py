@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from kcli.errors import CorruptRecordError, StorageError
 from kcli.storage import records
 from kcli.storage.damage import Damage
 from kcli.storage.fileio import open_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
-from kcli.storage.txnindex import TXN_SUFFIX, TxnIndex
 
-LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX = ".log", ".index", ".timeindex"
+if TYPE_CHECKING:
+    from kcli.storage.txnindex import TxnIndex
+
+LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXN_SUFFIX = ".log", ".index", ".timeindex", ".txnindex"
 DEFAULT_INDEX_INTERVAL = 4096
 _ZERO_PROBE = 1 << 16  # how far zeros must run for a reader to take them as the end of the data
 _MIN_SIZE = records.HEADER_SIZE  # the smallest batch: a header and no records
@@ -59,7 +62,8 @@ class LogSegment:
         self.log_path = stem + LOG_SUFFIX
         self._index = OffsetIndex(stem + INDEX_SUFFIX, base_offset)
         self._time_index = TimeIndex(stem + TIMEINDEX_SUFFIX, base_offset)
-        self.txn_index = TxnIndex(stem + TXN_SUFFIX)  # the transactions aborted in this segment
+        self.txn_index_path = stem + TXN_SUFFIX  # the transactions aborted in this segment
+        self._txn_index: TxnIndex | None = None
         self.index_interval = index_interval
         self._writable = writable or (lambda: False)  # whether a rebuilt index may be written to disk
         self._indexes_checked = False
@@ -124,13 +128,23 @@ class LogSegment:
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self._index.path, self._time_index.path, self.txn_index.path):
+        for path in (self.log_path, self._index.path, self._time_index.path, self.txn_index_path):
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
 
     # ------------------------------------------------------------ indexes
+
+    @property
+    def txn_index(self) -> TxnIndex:
+        """The transaction index, made on first use: most logs never hold an aborted transaction, and a
+        write session that finds no file has nothing to cut."""
+        if self._txn_index is None:
+            from kcli.storage.txnindex import TxnIndex
+
+            self._txn_index = TxnIndex(self.txn_index_path)
+        return self._txn_index
 
     @property
     def index(self) -> OffsetIndex:

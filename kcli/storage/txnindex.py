@@ -16,7 +16,6 @@ from typing import NamedTuple
 from kcli.errors import CorruptRecordError
 from kcli.storage.fileio import open_fd, read_file, truncate_file
 
-TXN_SUFFIX = ".txnindex"
 _ENTRY = struct.Struct(">hqqqq")
 ENTRY_SIZE = _ENTRY.size  # 34
 
