@@ -172,7 +172,7 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         3: (0, 8),
         0: (3, 8),
         1: (4, 11),
-        2: (1, 5),
+        2: (1, 8),
         19: (0, 4),
         20: (0, 3),
         37: (0, 1),

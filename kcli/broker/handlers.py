@@ -16,7 +16,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from kcli.broker.context import BrokerContext
-from kcli.broker.partitions import LedPartition, OffsetOutOfRange
+from kcli.broker.partitions import (
+    EARLIEST,
+    EARLIEST_LOCAL,
+    LATEST,
+    MAX_TIMESTAMP,
+    LedPartition,
+    OffsetOutOfRange,
+)
 from kcli.broker.txn_service import check_transactional_produce
 from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
@@ -402,7 +409,13 @@ def offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader, req: Stru
 # ---------------------------------------------------------------- ListOffsets
 
 
+# the first ListOffsets version that knows each special timestamp (Kafka's timestampMinSupportedVersion)
+SPECIAL_TIMESTAMP_SINCE = {EARLIEST: 1, LATEST: 1, MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8}
+
+
 def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """A special timestamp newer than the request's version (or unknown) gets UNSUPPORTED_VERSION for its
+    partition, as Kafka answers."""
     topics = []
     for topic in req.topics:
         parts = []
@@ -415,6 +428,8 @@ def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
                 "leader_epoch": -1,
             }
             with answering(entry, "list offsets of", topic.name, p.partition_index):
+                if p.timestamp < 0 and header.api_version < SPECIAL_TIMESTAMP_SINCE.get(p.timestamp, 1 << 15):
+                    raise ApiError(ErrorCode.UNSUPPORTED_VERSION, f"timestamp {p.timestamp} in v{header.api_version}")
                 led = ctx.partitions.get(topic.name, p.partition_index)
                 _check_epoch(led, p.current_leader_epoch)
                 ts, offset = led.list_offset(p.timestamp, req.isolation_level == READ_COMMITTED)

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kcli.broker")
 
-EARLIEST, LATEST = -2, -1
+# ListOffsets' special timestamps (Kafka's ListOffsetsRequest constants)
+EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -2, -1, -3, -4
 DEFAULT_REPLICA_LAG_TIME_MS = 30000  # Kafka's replica.lag.time.max.ms
 # how long a full disk may keep refusing a led partition's writes before its leadership moves away
 # (a failing disk, EIO, moves it at once): space often comes back within seconds
@@ -338,15 +339,20 @@ class LedPartition:
     def list_offset(self, timestamp: int, committed: bool = False) -> tuple[int, int]:
         """Kafka's ListOffsets for one partition: (timestamp, offset); (-1, -1) when no record is that new.
         Consumers see the log up to the high watermark (read_committed ones: the last stable offset), so
-        that is where "latest" is."""
+        that is where "latest" is, and a record found past it is not an answer yet (as Kafka's
+        ReplicaManager: (-1, -1), also for MAX_TIMESTAMP).  Without tiered storage the local log is the
+        whole log, so EARLIEST_LOCAL is EARLIEST."""
         with self.mutex:
             self._check_open()
             leader = self.writer.leader
             visible = self._last_stable() if committed else self.tracker.hw
-            if timestamp == EARLIEST:
+            if timestamp in (EARLIEST, EARLIEST_LOCAL):
                 return -1, leader.log_start_offset
             if timestamp == LATEST:
                 return -1, visible
+            if timestamp == MAX_TIMESTAMP:
+                newest = leader.max_timestamp_offset()
+                return newest if newest is not None and newest[1] < visible else (-1, -1)
             if timestamp < 0:
                 raise ApiError(ErrorCode.INVALID_REQUEST, f"unsupported special timestamp {timestamp}")
             found = leader.offset_for_timestamp(timestamp)

@@ -483,6 +483,16 @@ class PartitionLog:
                             return record.offset
         return None
 
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """(timestamp, offset) of the record with the largest timestamp, the earliest one on ties (Kafka's
+        ListOffsets MAX_TIMESTAMP, KIP-734); None when the log holds no timestamped record.  The segments
+        keep their largest timestamp, so only the batches around that record are read."""
+        largest = max((self.segment(base).largest_timestamp() for base in self._bases), default=-1)
+        if largest < 0:
+            return None
+        offset = self.offset_for_timestamp(largest)
+        return None if offset is None else (largest, offset)
+
     # ------------------------------------------------------------ retention and truncation
 
     def delete_old_segments(self, now: int | None = None) -> list[int]:

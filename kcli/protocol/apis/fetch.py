@@ -1,8 +1,9 @@
-"""Fetch (1) v4-11, ListOffsets (2) v1-5 and OffsetForLeaderEpoch (23) v0-3: reading a log.
+"""Fetch (1) v4-11, ListOffsets (2) v1-8 and OffsetForLeaderEpoch (23) v0-3: reading a log.
 
 Fetch starts at v4 (the first version with ``isolation_level`` and magic-2 batches); the response's
 ``records`` is an opaque zero-copy memoryview.  OffsetForLeaderEpoch is what a follower uses to find
-where its log diverged from the leader's before truncating."""
+where its log diverged from the leader's before truncating.  ListOffsets is flexible from v6; v7 and v8
+add no field, only the special timestamps -3 (MAX_TIMESTAMP) and -4 (EARLIEST_LOCAL_TIMESTAMP)."""
 
 from ..api import Api, ApiKey
 from ..schema import Array, Field, Schema
@@ -98,7 +99,7 @@ LIST_OFFSETS = Api(
     ApiKey.LIST_OFFSETS,
     "ListOffsets",
     1,
-    5,
+    8,
     request=Schema(
         "ListOffsetsRequest",
         [
@@ -124,6 +125,7 @@ LIST_OFFSETS = Api(
                 ),
             ),
         ],
+        flexible="6+",
     ),
     response=Schema(
         "ListOffsetsResponse",
@@ -150,6 +152,7 @@ LIST_OFFSETS = Api(
                 ),
             ),
         ],
+        flexible="6+",
     ),
 )
 
