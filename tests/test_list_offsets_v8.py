@@ -4,6 +4,8 @@ kafka-python's and confluent-kafka's admin clients."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from support.brokers import call, connect
 
@@ -142,3 +144,29 @@ def test_confluent_list_offsets_max_timestamp(broker):
     assert (found.offset, found.timestamp) == (1, 7000)
     futures = admin.list_offsets({tp: OffsetSpec.latest()}, request_timeout=30)
     assert futures[tp].result(30).offset == 4
+
+
+def test_max_timestamp_is_not_answered_past_the_last_stable_offset(broker):
+    """Kafka looks the record up in the whole log and answers (-1, -1) when it lies at or past the offset
+    the consumer may read to: under read_committed, a record of an open transaction is not answered yet."""
+    broker.runner.in_process("topic", "create", "tx")
+    future = int(time.time() * 1000) + 3_600_000  # newer than the commit marker the broker writes
+    with connect(broker.socket_path) as sock:
+        _produce(sock, "tx", [1000])
+        init = call(sock, ApiKey.INIT_PRODUCER_ID, 1, {"transactional_id": "t1", "transaction_timeout_ms": 60000})
+        pid = init.producer_id
+        add = {"transactional_id": "t1", "producer_id": pid, "producer_epoch": 0, "topics": [{"name": "tx", "partitions": [0]}]}
+        assert call(sock, ApiKey.ADD_PARTITIONS_TO_TXN, 2, add).results_by_topic[0].results_by_partition[0].partition_error_code == 0
+        batch = encode_batch([(None, b"t", [], future)], 0, producer_id=pid, producer_epoch=0, base_sequence=0, transactional=True)
+        body = {
+            "transactional_id": "t1",
+            "acks": -1,
+            "timeout_ms": 5000,
+            "topic_data": [{"name": "tx", "partition_data": [{"index": 0, "records": batch}]}],
+        }
+        assert call(sock, ApiKey.PRODUCE, 7, body).responses[0].partition_responses[0].error_code == 0
+        assert _answer(_list(sock, "tx", MAX_TIMESTAMP, isolation=1)) == (0, -1, -1)
+        assert _answer(_list(sock, "tx", MAX_TIMESTAMP, isolation=0)) == (0, future, 1)
+        end = {"transactional_id": "t1", "producer_id": pid, "producer_epoch": 0, "committed": True}
+        assert call(sock, ApiKey.END_TXN, 2, end).error_code == 0
+        assert _answer(_list(sock, "tx", MAX_TIMESTAMP, isolation=1)) == (0, future, 1)
