@@ -159,6 +159,26 @@ def test_offset_for_timestamp(tmp_path):
         assert reader.offset_for_timestamp(T0 + 100 * i + 2) == 5 * i + 2
 
 
+def test_max_timestamp_offset_is_the_earliest_record_with_the_largest_timestamp(tmp_path):
+    """Out-of-order timestamps over many segments (and indexed batches): the largest one is in a middle
+    segment, in the middle of its batch, and again later (a tie: the earliest wins); a reopened log (its
+    segments' maximum from the time index and a scan) answers the same."""
+    log = new_log(tmp_path / "t-0", segment_bytes=1500, index_interval_bytes=300)
+    assert log.max_timestamp_offset() is None
+    peak = T0 + 50_000
+    for i in range(60):
+        stamps = [T0 + 100 * ((i * 37) % 60) + j for j in range(5)]
+        if i in (23, 41):
+            stamps[2] = peak
+        log.append(records.encode_batch([(None, b"v", [], ts) for ts in stamps]))
+    bases = log.segment_bases
+    assert len(bases) > 4 and bases[0] < 5 * 23 and bases[-1] > 5 * 41
+    assert sum(base <= 5 * 23 for base in bases) < sum(base <= 5 * 41 for base in bases)  # the tie is later
+    assert log.max_timestamp_offset() == (peak, 5 * 23 + 2)
+    log.release()
+    assert PartitionLog(str(tmp_path / "t-0")).max_timestamp_offset() == (peak, 5 * 23 + 2)
+
+
 # ---------------------------------------------------------------- retention
 
 
