@@ -55,8 +55,18 @@ def listed(broker, version: int, **filters) -> dict[str, tuple[str, str, str]]:
     return {g.group_id: (g.protocol_type, g.group_state, g.group_type) for g in body.groups}
 
 
-def test_list_groups_v2_has_no_states(groups):
-    assert listed(groups, 2) == {"live": ("consumer", "", ""), "idle": ("consumer", "", "")}
+def test_every_version_lists_and_describes_both_groups(groups):
+    """ListGroups v0-3 and DescribeGroups v0-5 (v3 classic, v5 flexible): the same groups, states only
+    where the version has them."""
+    for version in range(4):
+        assert listed(groups, version) == {"live": ("consumer", "", ""), "idle": ("consumer", "", "")}
+    with connect(groups.socket_path) as sock:
+        for version in range(6):
+            body = call(sock, ApiKey.DESCRIBE_GROUPS, version, {"groups": ["live", "idle", "never"]})
+            got = [(g.error_code, g.group_id, g.group_state, len(g.members)) for g in body.groups]
+            assert got == [(0, "live", "Stable", 1), (0, "idle", "Empty", 0), (0, "never", "Dead", 0)], (
+                version
+            )
 
 
 def test_list_groups_v4_answers_states_and_filters_by_them(groups):
