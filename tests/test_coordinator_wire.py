@@ -22,8 +22,8 @@ GROUP_APIS = {
     ApiKey.LEAVE_GROUP: (0, 3),
     ApiKey.OFFSET_COMMIT: (0, 7),
     ApiKey.OFFSET_FETCH: (0, 5),
-    ApiKey.LIST_GROUPS: (0, 2),
-    ApiKey.DESCRIBE_GROUPS: (0, 4),
+    ApiKey.LIST_GROUPS: (0, 5),
+    ApiKey.DESCRIBE_GROUPS: (0, 5),
     ApiKey.DELETE_GROUPS: (0, 1),
 }
 

@@ -252,16 +252,41 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
 # ---------------------------------------------------------------- ListGroups, DescribeGroups, DeleteGroups
 
 
+CLASSIC = "classic"  # ListGroups v5's type of every group here: kcli has no KIP-848 groups yet
+# DescribeGroups' authorized operations of a group with no authorizer (Kafka's AclEntry.supportedOperations
+# for GROUP: READ 3, DELETE 6, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, a bit per code)
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+
+
 def list_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """The data directory's groups (as ``kcli group list`` sees them: members of any kind, or offsets)
-    that this broker coordinates, so the union over all brokers lists each group once."""
+    that this broker coordinates, so the union over all brokers lists each group once.  v4+ filters by
+    state and v5+ by type, each case-insensitively (states also trimmed) as Kafka matches them; an
+    unknown name matches no group."""
     svc = service(ctx)
     kept = svc.coordinator.listing()
-    groups = [
-        {"group_id": group_id, "protocol_type": kept.get(group_id) or CONSUMER}
-        for group_id in svc.store.list_groups()
-        if svc.owns(group_id)
-    ]
+    states = {s.strip().lower() for s in req.states_filter}
+    types = {t.lower() for t in req.types_filter}
+    groups = []
+    if not types or CLASSIC in types:
+        try:
+            for group_id in svc.store.list_groups():
+                if not svc.owns(group_id):
+                    continue
+                state = _summary(ctx, svc, group_id).state if header.api_version >= 4 else ""
+                if states and state.lower() not in states:
+                    continue
+                protocol_type = kept.get(group_id) or CONSUMER
+                groups.append(
+                    {
+                        "group_id": group_id,
+                        "protocol_type": protocol_type,
+                        "group_state": state,
+                        "group_type": CLASSIC,
+                    }
+                )
+        except (KcliError, OSError) as exc:
+            return {"throttle_time_ms": 0, "error_code": answer_for(exc, "listing groups"), "groups": []}
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 
@@ -273,33 +298,39 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
         summary = GroupSummary(DEAD, "", "", [])
         if error == ErrorCode.NONE:
             try:
-                kept = svc.coordinator.describe(group_id)
-                if kept is not None:
-                    summary = kept
-                if not summary.members:  # embedded members, or offsets only
-                    summary = _summary_from_files(ctx, group_id)
+                summary = _summary(ctx, svc, group_id)
             except (KcliError, OSError) as exc:
                 error = answer_for(exc, f"group {group_id!r}: describing")
-        out.append(
-            {
-                "error_code": error,
-                "group_id": group_id,
-                "group_state": summary.state,
-                "protocol_type": summary.protocol_type,
-                "protocol_data": summary.protocol,
-                "members": [
-                    {
-                        "member_id": m.member_id,
-                        "client_id": m.client_id,
-                        "client_host": m.client_host,
-                        "member_metadata": m.metadata,
-                        "member_assignment": m.assignment,
-                    }
-                    for m in summary.members
-                ],
-            }
-        )
+        described = {
+            "error_code": error,
+            "group_id": group_id,
+            "group_state": summary.state,
+            "protocol_type": summary.protocol_type,
+            "protocol_data": summary.protocol,
+            "members": [
+                {
+                    "member_id": m.member_id,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "member_metadata": m.metadata,
+                    "member_assignment": m.assignment,
+                }
+                for m in summary.members
+            ],
+        }
+        if req.include_authorized_operations and error == ErrorCode.NONE:
+            described["authorized_operations"] = GROUP_OPERATIONS  # else the schema's "not requested"
+        out.append(described)
     return {"throttle_time_ms": 0, "groups": out}
+
+
+def _summary(ctx: BrokerContext, svc: GroupService, group_id: str) -> GroupSummary:
+    """The coordinator's view of a group it keeps members of, else the files' (embedded members, or
+    offsets only)."""
+    kept = svc.coordinator.describe(group_id)
+    if kept is not None and kept.members:
+        return kept
+    return _summary_from_files(ctx, group_id)
 
 
 def _summary_from_files(ctx: BrokerContext, group_id: str) -> GroupSummary:

@@ -1,6 +1,7 @@
 """The classic consumer-group APIs: FindCoordinator (10) v0-2, JoinGroup (11) v0-5, Heartbeat (12)
-v0-3, LeaveGroup (13) v0-3, SyncGroup (14) v0-3, DescribeGroups (15) v0-4, ListGroups (16) v0-2 and
-DeleteGroups (42) v0-1.
+v0-3, LeaveGroup (13) v0-3, SyncGroup (14) v0-3, DescribeGroups (15) v0-5 (flexible from v5), ListGroups
+(16) v0-5 (flexible from v3; v4 adds the states filter and each group's state, v5 the types filter and
+each group's type, KIP-518 and KIP-848) and DeleteGroups (42) v0-1.
 
 The ``metadata``/``assignment`` bytes inside JoinGroup and SyncGroup are opaque here; for the
 "consumer" protocol type they are decoded by :mod:`kcli.protocol.consumer`."""
@@ -173,13 +174,14 @@ DESCRIBE_GROUPS = Api(
     ApiKey.DESCRIBE_GROUPS,
     "DescribeGroups",
     0,
-    4,
+    5,
     request=Schema(
         "DescribeGroupsRequest",
         [
             Field("groups", Array(STRING)),
             Field("include_authorized_operations", BOOL, "3+"),
         ],
+        flexible="5+",
     ),
     response=Schema(
         "DescribeGroupsResponse",
@@ -212,6 +214,7 @@ DESCRIBE_GROUPS = Api(
                 ),
             ),
         ],
+        flexible="5+",
     ),
 )
 
@@ -219,15 +222,33 @@ LIST_GROUPS = Api(
     ApiKey.LIST_GROUPS,
     "ListGroups",
     0,
-    2,
-    request=Schema("ListGroupsRequest", []),
+    5,
+    request=Schema(
+        "ListGroupsRequest",
+        [
+            Field("states_filter", Array(STRING), "4+"),
+            Field("types_filter", Array(STRING), "5+"),
+        ],
+        flexible="3+",
+    ),
     response=Schema(
         "ListGroupsResponse",
         [
             Field("throttle_time_ms", INT32, "1+"),
             Field("error_code", INT16),
-            Field("groups", Array([Field("group_id", STRING), Field("protocol_type", STRING)])),
+            Field(
+                "groups",
+                Array(
+                    [
+                        Field("group_id", STRING),
+                        Field("protocol_type", STRING),
+                        Field("group_state", STRING, "4+"),
+                        Field("group_type", STRING, "5+"),
+                    ]
+                ),
+            ),
         ],
+        flexible="3+",
     ),
 )
 
