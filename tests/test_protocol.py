@@ -193,6 +193,8 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         26: (0, 2),
         27: (0, 0),
         28: (0, 2),
+        47: (0, 0),
+        61: (0, 0),
         65: (0, 0),
         66: (0, 1),
     }
@@ -917,6 +919,8 @@ KP_CLASSES = {
     ApiKey.END_TXN: (kp_producer.EndTxnRequest, kp_producer.EndTxnResponse),
     ApiKey.WRITE_TXN_MARKERS: (kp_producer.WriteTxnMarkersRequest, kp_producer.WriteTxnMarkersResponse),
     ApiKey.TXN_OFFSET_COMMIT: (kp_producer.TxnOffsetCommitRequest, kp_producer.TxnOffsetCommitResponse),
+    ApiKey.OFFSET_DELETE: (kp_consumer.OffsetDeleteRequest, kp_consumer.OffsetDeleteResponse),
+    ApiKey.DESCRIBE_PRODUCERS: (kp_txn_admin.DescribeProducersRequest, kp_txn_admin.DescribeProducersResponse),
     ApiKey.DESCRIBE_TRANSACTIONS: (kp_txn_admin.DescribeTransactionsRequest, kp_txn_admin.DescribeTransactionsResponse),
     ApiKey.LIST_TRANSACTIONS: (kp_txn_admin.ListTransactionsRequest, kp_txn_admin.ListTransactionsResponse),
 }

@@ -22,9 +22,9 @@ from .groups import (
     SYNC_GROUP,
 )
 from .metadata import METADATA
-from .offsets import OFFSET_COMMIT, OFFSET_FETCH
+from .offsets import OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
-from .transaction_admin import DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS
+from .transaction_admin import DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS
 from .transactions import (
     ADD_OFFSETS_TO_TXN,
     ADD_PARTITIONS_TO_TXN,
@@ -61,6 +61,8 @@ APIS: dict[int, Api] = {
         TXN_OFFSET_COMMIT,
         CREATE_PARTITIONS,
         DELETE_GROUPS,
+        OFFSET_DELETE,
+        DESCRIBE_PRODUCERS,
         DESCRIBE_TRANSACTIONS,
         LIST_TRANSACTIONS,
     )

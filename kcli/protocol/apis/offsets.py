@@ -1,4 +1,5 @@
-"""OffsetCommit (8) v0-7 and OffsetFetch (9) v0-5: a consumer group's committed positions.
+"""OffsetCommit (8) v0-7, OffsetFetch (9) v0-5 and OffsetDelete (47) v0: a consumer group's committed
+positions.
 
 ``generation_id`` is what Kafka's current JSON calls ``GenerationIdOrMemberEpoch`` (the rename came
 with the KIP-848 protocol, which uses flexible versions only)."""
@@ -104,6 +105,36 @@ OFFSET_FETCH = Api(
                 ),
             ),
             Field("error_code", INT16, "2+", default=0),
+        ],
+    ),
+)
+
+OFFSET_DELETE = Api(
+    ApiKey.OFFSET_DELETE,
+    "OffsetDelete",
+    0,
+    0,
+    request=Schema(
+        "OffsetDeleteRequest",
+        [
+            Field("group_id", STRING),
+            Field("topics", Array([Field("name", STRING), Field("partitions", Array([Field("partition_index", INT32)]))])),
+        ],
+    ),
+    response=Schema(
+        "OffsetDeleteResponse",
+        [
+            Field("error_code", INT16),
+            Field("throttle_time_ms", INT32),
+            Field(
+                "topics",
+                Array(
+                    [
+                        Field("name", STRING),
+                        Field("partitions", Array([Field("partition_index", INT32), Field("error_code", INT16)])),
+                    ]
+                ),
+            ),
         ],
     ),
 )
