@@ -546,6 +546,12 @@ class GroupCoordinator:
             ]
             return GroupSummary(group.state, group.protocol_type or "", protocol if stable else "", members)
 
+    def delete_offsets(self, group_id: str, remove: Callable[[Group | None], ErrorCode]) -> ErrorCode:
+        """OffsetDelete: ``remove`` is given the kept group (None when not kept here) and decides and
+        deletes under the lock, so no member joins with a new subscription in between."""
+        with self.lock:
+            return remove(self.groups.get(group_id))
+
     def listing(self) -> dict[str, str]:
         """Kept groups with their protocol type (ListGroups)."""
         with self.lock:

@@ -49,11 +49,13 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_GROUPS: group_handlers.list_groups,
     ApiKey.DESCRIBE_GROUPS: group_handlers.describe_groups,
     ApiKey.DELETE_GROUPS: group_handlers.delete_groups,
+    ApiKey.OFFSET_DELETE: group_handlers.offset_delete,
     ApiKey.ADD_PARTITIONS_TO_TXN: txn_handlers.add_partitions_to_txn,
     ApiKey.ADD_OFFSETS_TO_TXN: txn_handlers.add_offsets_to_txn,
     ApiKey.END_TXN: txn_handlers.end_txn,
     ApiKey.TXN_OFFSET_COMMIT: txn_handlers.txn_offset_commit,
     ApiKey.WRITE_TXN_MARKERS: txn_handlers.write_txn_markers,
+    ApiKey.DESCRIBE_PRODUCERS: txn_handlers.describe_producers,
     ApiKey.DESCRIBE_TRANSACTIONS: txn_handlers.describe_transactions,
     ApiKey.LIST_TRANSACTIONS: txn_handlers.list_transactions,
 }

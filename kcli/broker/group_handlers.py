@@ -1,5 +1,5 @@
 """Consumer-group API handlers: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-OffsetCommit, OffsetFetch, ListGroups, DescribeGroups and DeleteGroups.
+OffsetCommit, OffsetFetch, OffsetDelete, ListGroups, DescribeGroups and DeleteGroups.
 
 Only the wire lives here: each handler turns a request into calls on the broker's group service
 (:mod:`kcli.broker.group_service`: the coordinator state machine, its mirror into the data directory,
@@ -247,6 +247,32 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
             )
         topics.append({"name": name, "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+
+
+def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """A group error answers with no topics, as Kafka's does."""
+    svc = service(ctx)
+    error = svc.check(req.group_id)
+    wanted = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
+    codes: dict[tuple[str, int], ErrorCode] = {}
+    if error == ErrorCode.NONE:
+        error, codes = svc.delete_offsets(req.group_id, wanted)
+    if error != ErrorCode.NONE:
+        return {"error_code": error, "throttle_time_ms": 0, "topics": []}
+    return {
+        "error_code": ErrorCode.NONE,
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "name": t.name,
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": codes[(t.name, p.partition_index)]}
+                    for p in t.partitions
+                ],
+            }
+            for t in req.topics
+        ],
+    }
 
 
 # ---------------------------------------------------------------- ListGroups, DescribeGroups, DeleteGroups

@@ -86,13 +86,11 @@ class FileMirror:
     def member_info(self, group: Group, member: Member) -> MemberInfo:
         """The member as the file-based view describes members: topics from its subscription and the
         partitions its leader assigned (for the "consumer" protocol; other protocols are opaque)."""
-        protocols = dict(member.protocols)
-        protocol = group.protocol_name if group.protocol_name in protocols else member.protocol_names[0]
-        topics: tuple[str, ...] = ()
+        protocol = _protocol_of(group, member)
+        topics = subscribed_topics(group, member)
         assignment: tuple[tuple[str, int], ...] = ()
         if member.protocol_type == CONSUMER:
             try:
-                topics = tuple(sorted(set(decode_subscription(protocols[protocol]).topics)))
                 assigned = decode_assignment(member.assignment).assigned_partitions
                 assignment = tuple(sorted((a.topic, p) for a in assigned for p in a.partitions))
             except ProtocolError:
@@ -108,3 +106,19 @@ class FileMirror:
             self.broker_id,
             assignment,
         )
+
+
+def _protocol_of(group: Group, member: Member) -> str:
+    """The protocol the member's metadata is read in: the group's, else the member's first choice."""
+    return group.protocol_name if group.protocol_name in member.protocol_names else member.protocol_names[0]
+
+
+def subscribed_topics(group: Group, member: Member) -> tuple[str, ...]:
+    """The topics a "consumer" protocol member subscribes to, sorted; () for other protocols and for
+    metadata that does not decode (a client's malformed bytes are its leader's problem)."""
+    if member.protocol_type != CONSUMER:
+        return ()
+    try:
+        return tuple(sorted(set(decode_subscription(member.metadata(_protocol_of(group, member))).topics)))
+    except ProtocolError:
+        return ()

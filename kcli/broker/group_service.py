@@ -17,13 +17,13 @@ from typing import Any
 
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext, made_once
-from kcli.broker.coordinator import GroupCoordinator
+from kcli.broker.coordinator import Group, GroupCoordinator
 from kcli.broker.coordinator_choice import coordinator_of
-from kcli.broker.group_mirror import FileMirror
-from kcli.errors import GroupNotEmptyError, KcliError, UsageError
-from kcli.groups.layout import check_group_id
-from kcli.groups.membership import require_no_live_members
-from kcli.groups.offsets import CommittedOffset, OffsetStore
+from kcli.broker.group_mirror import CONSUMER, FileMirror, subscribed_topics
+from kcli.errors import GroupNotEmptyError, KcliError, NotFoundError, UsageError
+from kcli.groups.layout import GroupPaths, check_group_id
+from kcli.groups.membership import live_members, require_no_live_members
+from kcli.groups.offsets import CommittedOffset, OffsetStore, TopicPartition
 from kcli.protocol import ErrorCode
 from kcli.protocol.error_codes import code_for
 
@@ -38,6 +38,8 @@ GROUP_ID_CODES: Mapping[type[BaseException], ErrorCode] = {UsageError: ErrorCode
 # Kafka answers a commit from outside group management (generation -1) to a group with live members as
 # from an unknown member; the store refuses it with GroupNotEmptyError.
 _COMMIT_CODES: Mapping[type[BaseException], ErrorCode] = {GroupNotEmptyError: ErrorCode.UNKNOWN_MEMBER_ID}
+# OffsetDelete: the store's NotFoundError is about the group
+_OFFSET_DELETE_CODES: Mapping[type[BaseException], ErrorCode] = {NotFoundError: ErrorCode.GROUP_ID_NOT_FOUND}
 
 
 class GroupService:
@@ -91,6 +93,52 @@ class GroupService:
             )
         except (KcliError, OSError) as exc:
             return answer_for(exc, f"group {group_id!r}: committing offsets", _COMMIT_CODES)
+
+    def delete_offsets(
+        self, group_id: str, partitions: list[TopicPartition]
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """Kafka's OffsetDelete: the group's error (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP for live members
+        of a protocol type other than "consumer") and, when NONE, each partition's code: an unknown
+        partition is UNKNOWN_TOPIC_OR_PARTITION, a topic a live member subscribes to
+        GROUP_SUBSCRIBED_TO_TOPIC, and the rest have their committed offsets deleted (NONE also where
+        none was committed).  Members are the coordinator's and the embedded ones in the data directory."""
+        topics = self.ctx.partitions.refresh().topics
+        paths = GroupPaths(self.ctx.datadir, group_id)
+        codes: dict[TopicPartition, ErrorCode] = {}
+
+        def embedded_topics() -> set[str]:
+            return {t for m in live_members(self.ctx.datadir, group_id) for t in m.topics}
+
+        def remove(group: Group | None) -> ErrorCode:
+            members = list(group.members.values()) if group is not None else []
+            if group is not None and members and group.protocol_type != CONSUMER:
+                return ErrorCode.NON_EMPTY_GROUP
+            subscribed = embedded_topics()
+            if group is not None:
+                subscribed.update(t for m in members for t in subscribed_topics(group, m))
+            for topic, partition in partitions:
+                meta = topics.get(topic)
+                if meta is None or not 0 <= partition < len(meta.partitions):
+                    codes[(topic, partition)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                elif topic in subscribed:
+                    codes[(topic, partition)] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+                else:
+                    codes[(topic, partition)] = ErrorCode.NONE
+            gone = [tp for tp, code in codes.items() if code == ErrorCode.NONE]
+
+            def check() -> None:  # under the group lock: the group is there, no embedded member came
+                if group is None and not paths.exists():
+                    raise NotFoundError(f"consumer group {group_id!r} does not exist")
+                if embedded_topics() & {topic for topic, _ in gone}:
+                    raise GroupNotEmptyError(f"consumer group {group_id!r}: a member joined meanwhile")
+
+            self.store.delete_offsets(group_id, gone, precondition=check)
+            return ErrorCode.NONE
+
+        try:
+            return self.coordinator.delete_offsets(group_id, remove), codes
+        except (KcliError, OSError) as exc:
+            return answer_for(exc, f"group {group_id!r}: deleting offsets", _OFFSET_DELETE_CODES), {}
 
     def _run(self) -> None:
         next_check = time.monotonic() + OWNERSHIP_CHECK

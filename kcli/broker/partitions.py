@@ -46,6 +46,7 @@ from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
+from kcli.storage.producer_snapshot import SnapshotEntry
 from kcli.storage.txnindex import AbortedTxn
 
 if TYPE_CHECKING:
@@ -359,6 +360,13 @@ class LedPartition:
             if found is None or found >= visible:
                 return -1, -1
             return _record_timestamp(leader.read(found, 1), found, timestamp), found
+
+    def producers(self) -> list[SnapshotEntry]:
+        """The leader's active producers, one entry each (its newest batch's), for DescribeProducers."""
+        with self.mutex:
+            self._check_open()
+            newest = {e.producer_id: e for e in self.writer.leader.producers.entries()}
+        return list(newest.values())
 
     # ------------------------------------------------------------ the ISR
 

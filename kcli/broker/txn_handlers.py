@@ -1,6 +1,6 @@
 """Transaction API handlers: InitProducerId with a transactional id, AddPartitionsToTxn,
 AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers (from another broker's coordinator), and the
-operators' DescribeTransactions and ListTransactions.
+operators' DescribeProducers, DescribeTransactions and ListTransactions.
 
 Only the wire lives here: the rules are the coordinator's (:mod:`kcli.transactions`), reached through the
 broker's transaction service (:mod:`kcli.broker.txn_service`), and markers are written by
@@ -217,6 +217,37 @@ def write_txn_markers(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
 # As Kafka, each broker answers for the transactional ids it coordinates: an admin client describes an id
 # at its coordinator (FindCoordinator) and lists by asking every broker.  A Dead id (being expired) is
 # neither described nor listed.
+
+
+def describe_producers(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Each asked partition's active producers from the leader's producer state (KIP-664); a partition
+    led elsewhere is NOT_LEADER_OR_FOLLOWER, an unknown one UNKNOWN_TOPIC_OR_PARTITION.  The last
+    timestamp is when the leader appended the producer's newest batch."""
+    topics = []
+    for topic in req.topics:
+        parts = []
+        for index in topic.partition_indexes:
+            entry: dict[str, Any] = {
+                "partition_index": index,
+                "error_code": ErrorCode.NONE,
+                "error_message": None,
+                "active_producers": [],
+            }
+            with handlers.answering(entry, "describe producers of", topic.name, index):
+                entry["active_producers"] = [
+                    {
+                        "producer_id": e.producer_id,
+                        "producer_epoch": e.producer_epoch,
+                        "last_sequence": e.last_sequence,
+                        "last_timestamp": e.timestamp,
+                        "coordinator_epoch": e.coordinator_epoch,
+                        "current_txn_start_offset": e.current_txn_first_offset,
+                    }
+                    for e in ctx.partitions.get(topic.name, index).producers()
+                ]
+            parts.append(entry)
+        topics.append({"name": topic.name, "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}
 
 
 def describe_transactions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
