@@ -208,3 +208,35 @@ def test_kafka_python_describe_log_dirs(two_topics):
         (t, p): _segment_sizes(b.folder, t, p) for t, p in [("alpha", 0), ("alpha", 1), ("beta", 0)]
     }
     assert [t["name"] for t in only_beta[0]["log_dirs"][0]["topics"]] == ["beta"]
+
+
+def test_describe_log_dirs_on_a_follower(brokers, two):
+    """A follower lists its replica too: once caught up, the leader's size and a lag of 0."""
+    b0, b1 = two
+    brokers.kcli("topic", "create", "rep", "-r", "2")
+    leader = b0 if _leads(b0, "rep") else b1
+    follower = b1 if leader is b0 else b0
+    producer = pytest.importorskip("kafka").KafkaProducer(bootstrap_servers=leader.bootstrap, acks="all")
+    for i in range(30):
+        producer.send("rep", f"r{i}".encode(), partition=0)
+    producer.flush(timeout=20)
+    producer.close()
+    deadline = time.monotonic() + 20
+    with connect(("127.0.0.1", follower.port)) as sock:
+        while True:
+            result = call(
+                sock, ApiKey.DESCRIBE_LOG_DIRS, 4, {"topics": [{"topic": "rep", "partitions": [0]}]}
+            )
+            got = _by_partition(result.results[0]).get(("rep", 0))
+            want = _segment_sizes(leader.folder, "rep", 0)
+            if got == (want, 0, False):
+                break
+            assert time.monotonic() < deadline, f"follower reports {got}, leader has {want} bytes"
+            time.sleep(0.2)
+    assert os.path.samefile(result.results[0].log_dir, follower.folder)
+
+
+def _leads(b, topic: str) -> bool:
+    with connect(("127.0.0.1", b.port)) as sock:
+        meta = call(sock, ApiKey.METADATA, 8, {"topics": [{"name": topic}]})
+    return meta.topics[0].partitions[0].leader_id == b.broker_id
