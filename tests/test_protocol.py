@@ -197,6 +197,8 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         61: (0, 0),
         65: (0, 0),
         66: (0, 1),
+        35: (0, 4),
+        60: (0, 1),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 
@@ -923,6 +925,8 @@ KP_CLASSES = {
     ApiKey.DESCRIBE_PRODUCERS: (kp_txn_admin.DescribeProducersRequest, kp_txn_admin.DescribeProducersResponse),
     ApiKey.DESCRIBE_TRANSACTIONS: (kp_txn_admin.DescribeTransactionsRequest, kp_txn_admin.DescribeTransactionsResponse),
     ApiKey.LIST_TRANSACTIONS: (kp_txn_admin.ListTransactionsRequest, kp_txn_admin.ListTransactionsResponse),
+    ApiKey.DESCRIBE_CLUSTER: (kp_admin.DescribeClusterRequest, kp_admin.DescribeClusterResponse),
+    ApiKey.DESCRIBE_LOG_DIRS: (kp_admin.DescribeLogDirsRequest, kp_admin.DescribeLogDirsResponse),
 }
 
 # kafka-python patches these int32 fields into "bitfield" sets (and renames two of them).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kcli.broker import admin_handlers, group_handlers, handlers, txn_handlers
+from kcli.broker import admin_handlers, cluster_handlers, group_handlers, handlers, txn_handlers
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -58,6 +58,8 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.DESCRIBE_PRODUCERS: txn_handlers.describe_producers,
     ApiKey.DESCRIBE_TRANSACTIONS: txn_handlers.describe_transactions,
     ApiKey.LIST_TRANSACTIONS: txn_handlers.list_transactions,
+    ApiKey.DESCRIBE_CLUSTER: cluster_handlers.describe_cluster,
+    ApiKey.DESCRIBE_LOG_DIRS: cluster_handlers.describe_log_dirs,
 }
 
 

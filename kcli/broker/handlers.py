@@ -116,23 +116,28 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
                 }
             )
         topics.append({"error_code": ErrorCode.NONE, "name": name, "is_internal": False, "partitions": parts})
-    brokers = []
-    for broker_id in sorted(live):
-        info = ctx.broker_info(broker_id)
-        # a broker without a TCP listener is reachable only through its Unix socket, which Kafka's
-        # clients cannot use: advertise it with port -1 so they fail loudly instead of misrouting
-        host = info.host if info is not None and info.host is not None else ""
-        port = info.port if info is not None and info.port is not None else -1
-        brokers.append({"node_id": broker_id, "host": host, "port": port, "rack": None})
     return {
         "throttle_time_ms": 0,
-        "brokers": brokers,
+        "brokers": [{"node_id": b, "host": host, "port": port, "rack": None} for b, host, port in endpoints(ctx)],
         "cluster_id": state.cluster_id or None,
         # any live broker can run admin requests against the shared metadata; answering with itself
         # sends a client's CreateTopics to a broker it already talks to
         "controller_id": ctx.broker_id,
         "topics": topics,
     }
+
+
+def endpoints(ctx: BrokerContext) -> list[tuple[int, str, int]]:
+    """(id, host, port) of every live broker, as Metadata and DescribeCluster report them."""
+    out = []
+    for broker_id in sorted(ctx.live_ids()):
+        info = ctx.broker_info(broker_id)
+        # a broker without a TCP listener is reachable only through its Unix socket, which Kafka's
+        # clients cannot use: advertise it with port -1 so they fail loudly instead of misrouting
+        host = info.host if info is not None and info.host is not None else ""
+        port = info.port if info is not None and info.port is not None else -1
+        out.append((broker_id, host, port))
+    return out
 
 
 def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:

@@ -18,7 +18,7 @@ from kcli.cluster.metadata import ClusterState, Metadata
 from kcli.errors import CorruptRecordError, NotFoundError
 from kcli.inspect import layout, scan
 from kcli.storage import checkpoint
-from kcli.storage.log import PartitionLog, parse_partition_dir
+from kcli.storage.log import PartitionLog, partition_dirs
 from kcli.storage.segment import LOG_SUFFIX
 
 
@@ -55,15 +55,12 @@ class ReplicaInfo:
 
 def replica_dirs(datadir: DataDir, topic: str | None = None) -> list[tuple[int, str, int, str]]:
     """(broker, topic, partition, path) of every partition dir on disk, sorted."""
-    out = []
-    for broker in datadir.broker_ids_on_disk():
-        root = datadir.broker_dir(broker)
-        for name in os.listdir(root):
-            parsed = parse_partition_dir(name)
-            path = os.path.join(root, name)
-            if parsed is None or not os.path.isdir(path) or (topic is not None and parsed[0] != topic):
-                continue
-            out.append((broker, parsed[0], parsed[1], path))
+    out = [
+        (broker, t, p, path)
+        for broker in datadir.broker_ids_on_disk()
+        for t, p, path in partition_dirs(datadir.broker_dir(broker))
+        if topic is None or t == topic
+    ]
     return sorted(out, key=lambda r: (r[1], r[2], r[0]))
 
 

@@ -69,6 +69,22 @@ def parse_partition_dir(name: str) -> tuple[str, int] | None:
     return topic, int(part)
 
 
+def partition_dirs(root: str) -> list[tuple[str, int, str]]:
+    """(topic, partition, path) of every partition directory in a broker folder ``root``, sorted; [] if
+    the folder does not exist."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        parsed = parse_partition_dir(name)
+        path = os.path.join(root, name)
+        if parsed is not None and os.path.isdir(path):
+            out.append((parsed[0], parsed[1], path))
+    return sorted(out)
+
+
 class AppendInfo:
     """Where an appended batch landed."""
 

@@ -10,6 +10,7 @@ from kcli.errors import ProtocolError
 from ..api import Api, ApiKey
 from .admin import CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS
 from .api_versions import API_VERSIONS
+from .cluster_admin import DESCRIBE_CLUSTER, DESCRIBE_LOG_DIRS
 from .fetch import FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH
 from .groups import (
     DELETE_GROUPS,
@@ -65,6 +66,8 @@ APIS: dict[int, Api] = {
         DESCRIBE_PRODUCERS,
         DESCRIBE_TRANSACTIONS,
         LIST_TRANSACTIONS,
+        DESCRIBE_LOG_DIRS,
+        DESCRIBE_CLUSTER,
     )
 }
 
