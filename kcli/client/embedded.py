@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED
+from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.cluster.producers import ProducerIds
@@ -93,7 +93,7 @@ class EmbeddedTransport:
         return meta
 
     # ------------------------------------------------------------ produce
-    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = 60000) -> tuple[int, int]:
+    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = TRANSACTION_TIMEOUT_MS) -> tuple[int, int]:
         """(producer id, epoch) for an idempotent producer, from the allocator brokers use too; with
         ``transactional_id``, from the coordinator (fencing an older producer of the id, aborting what it
         left open), retried while that producer's last transaction cannot be completed yet."""
