@@ -15,6 +15,7 @@ from kcli.errors import KcliError, ProducerFencedError, TransactionAbortedError
 if TYPE_CHECKING:
     from kcli.client.transactional import TransactionalProducer
 
+
 class InterruptedAbortError(TransactionAbortedError):
     """A transaction aborted by Ctrl-C (SIGINT): exit status 130, as a shell reports SIGINT."""
 

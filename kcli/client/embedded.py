@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED
+from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.cluster.producers import ProducerIds
@@ -93,7 +93,7 @@ class EmbeddedTransport:
         return meta
 
     # ------------------------------------------------------------ produce
-    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = 60000) -> tuple[int, int]:
+    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = TRANSACTION_TIMEOUT_MS) -> tuple[int, int]:
         """(producer id, epoch) for an idempotent producer, from the allocator brokers use too; with
         ``transactional_id``, from the coordinator (fencing an older producer of the id, aborting what it
         left open), retried while that producer's last transaction cannot be completed yet."""
@@ -258,17 +258,14 @@ class EmbeddedTransport:
                 # a writer may have rolled a new segment since we listed them
                 data = self._reader(topic, partition, fresh=True).read(offset, max_bytes)
             return data, offset
-        log = self._reader(topic, partition)
-        stable = self._stable(topic, partition, log, offset)
-        data = log.read(offset, max_bytes, upper=stable) if offset < stable else b""
-        if not data:
-            log = self._reader(topic, partition, fresh=True)
+        for fresh in (False, True):  # again after listing the segments anew, as above
+            log = self._reader(topic, partition, fresh=fresh)
             stable = self._stable(topic, partition, log, offset)
-            if offset >= stable:
-                return b"", offset
-            data = log.read(offset, max_bytes, upper=stable)
-            if not data:
-                return b"", offset
+            data = log.read(offset, max_bytes, upper=stable) if offset < stable else b""
+            if data:
+                break
+        else:
+            return b"", offset
         from kcli.storage.isolation import committed
 
         return committed(data, log.aborted_transactions(offset, stable))
@@ -305,7 +302,7 @@ class EmbeddedTransport:
         if spec == "latest":
             if isolation == READ_COMMITTED:
                 self._stuck_checked.pop((topic, partition), None)
-                return self._stable(topic, partition, log, log.last_stable_offset())
+                return self._stable(topic, partition, log, log.log_end_offset)  # checks when held back
             return log.log_end_offset
         found = log.offset_for_timestamp(int(spec))
         return log.log_end_offset if found is None else found

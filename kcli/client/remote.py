@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
-from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED
+from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
 from kcli.client.kafka_errors import raise_for
 from kcli.cluster.datadir import DataDir
 from kcli.errors import (
@@ -201,7 +201,7 @@ class RemoteTransport:
 
     # ------------------------------------------------------------ produce
 
-    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = 60000) -> tuple[int, int]:
+    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = TRANSACTION_TIMEOUT_MS) -> tuple[int, int]:
         """(producer id, epoch) for an idempotent producer: InitProducerId to a live broker, retried for up
         to FAILOVER_WAIT while none can answer; with a data dir whose brokers all stopped, the allocator
         they use.  NoProducerIdError: the cluster hands out none (tansu 0.6 answers the classic versions
@@ -218,7 +218,7 @@ class RemoteTransport:
                 conn = self.cluster.any()
                 if ApiKey.INIT_PRODUCER_ID not in conn.versions:
                     raise NoProducerIdError(f"broker at {conn.label} does not support InitProducerId")
-                body = {"transactional_id": None, "transaction_timeout_ms": 60000}
+                body = {"transactional_id": None, "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS}
                 resp = self.cluster.send(conn, ApiKey.INIT_PRODUCER_ID, body)
                 code, message = resp.error_code, f"InitProducerId: {error_name(resp.error_code)}"
             except UnreachableError as exc:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from kcli.groups.offsets import CommittedOffset
 
 
-
 class TransactionalProducer(Producer):
     """A :class:`Producer` whose batches belong to transactions of ``transactional_id``."""
 

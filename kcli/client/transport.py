@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from kcli.client.defaults import READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
+
 if TYPE_CHECKING:
     from kcli.groups.offsets import CommittedOffset
-
-from kcli.client.defaults import READ_UNCOMMITTED
 
 
 class Transport(Protocol):
@@ -32,7 +32,7 @@ class Transport(Protocol):
         """The topic's partition count; ``create`` makes a missing topic (auto.create.topics)."""
         ...
 
-    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = 60000) -> tuple[int, int]:
+    def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = TRANSACTION_TIMEOUT_MS) -> tuple[int, int]:
         """A new (producer id, epoch) for an idempotent producer; with ``transactional_id`` the id's
         next epoch from its transaction coordinator (fencing older instances, aborting what they left
         open), its transactions aborted after ``timeout_ms``."""
