@@ -119,8 +119,8 @@ def _check_remaining(buf: memoryview, pos: int, n: int) -> int:
     return end
 
 
-def _compact_length(n: int) -> bytes:
-    """A flexible version's length prefix: unsigned varint of length + 1 (0 is null)."""
+def encode_compact_length(n: int) -> bytes:
+    """A flexible version's length or array-count prefix: unsigned varint of ``n`` + 1 (0 is null)."""
     return encode_unsigned_varint(n + 1)
 
 
@@ -156,7 +156,7 @@ class String:
         return dec
 
     def encoder(self, nullable: bool = False) -> Encoder:
-        pack = _compact_length if self.compact else I16.pack
+        pack = encode_compact_length if self.compact else I16.pack
         null = b"\x00" if self.compact else _NULL_I16
 
         def enc(value: Any, out: Parts) -> None:
@@ -206,7 +206,7 @@ class Bytes:
         return dec
 
     def encoder(self, nullable: bool = False) -> Encoder:
-        pack = _compact_length if self.compact else I32.pack
+        pack = encode_compact_length if self.compact else I32.pack
         null = b"\x00" if self.compact else _NULL_I32
 
         def enc(value: Any, out: Parts) -> None:
