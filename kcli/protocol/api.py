@@ -7,6 +7,9 @@ from enum import IntEnum
 
 from .schema import Schema
 
+# Kafka's "authorized operations not requested": the default of every *_authorized_operations field
+NO_OPERATIONS = -(1 << 31)
+
 
 class ApiKey(IntEnum):
     """Kafka's numeric API keys for the APIs kcli speaks (names as in Kafka's ``ApiKeys``)."""
@@ -68,8 +71,7 @@ class Api:
 
     def is_flexible(self, version: int) -> bool:
         """Whether ``version`` of this API is flexible (compact types, tagged fields, new headers)."""
-        r = self.request.flexible
-        return r is not None and r[0] <= version <= r[1]
+        return self.request.is_flexible(version)
 
     def response_header_flexible(self, version: int) -> bool:
         """Whether a response of ``version`` has header v1 (tagged fields after the correlation id)."""

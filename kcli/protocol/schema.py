@@ -41,7 +41,7 @@ from .types import (
     String,
     as_buffer,
     decode_unsigned_varint,
-    encode_unsigned_varint,
+    encode_compact_length,
     flexible_form,
     skip_tagged_fields,
 )
@@ -245,10 +245,6 @@ class Schema:
             raise
 
 
-def _pack_compact_count(n: int) -> bytes:
-    return encode_unsigned_varint(n + 1)
-
-
 def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool, flexible: bool) -> Decoder:
     unpack_count = I32.unpack_from
 
@@ -312,7 +308,7 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
 
 def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, flexible: bool) -> Encoder:
     null = b"\x00" if flexible else b"\xff\xff\xff\xff"
-    pack_count: Callable[[int], bytes] = _pack_compact_count if flexible else I32.pack
+    pack_count: Callable[[int], bytes] = encode_compact_length if flexible else I32.pack
 
     def items_of(value: Any) -> Sequence[Any]:
         if isinstance(value, list | tuple):

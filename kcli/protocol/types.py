@@ -119,13 +119,23 @@ def _check_remaining(buf: memoryview, pos: int, n: int) -> int:
     return end
 
 
+def encode_compact_length(n: int) -> bytes:
+    """A flexible version's length or array-count prefix: unsigned varint of ``n`` + 1 (0 is null)."""
+    return encode_unsigned_varint(n + 1)
+
+
 class String:
-    """int16-length-prefixed UTF-8 (nullable: length -1 is null)."""
+    """int16-length-prefixed UTF-8 (nullable: length -1 is null).
+
+    The ``compact`` subclass (flexible versions) differs only in the length prefix: it shares the
+    encoder (the prefix packer is picked when the closure is built, so the classic path pays nothing)
+    and has its own decoder, as a shared one would cost the classic Produce/Fetch path a branch."""
 
     nullable_ok = True
     name = "string"
     default = ""
     min_size = 2
+    compact = False
 
     def __repr__(self) -> str:
         return self.name
@@ -146,13 +156,14 @@ class String:
         return dec
 
     def encoder(self, nullable: bool = False) -> Encoder:
-        pack = I16.pack
+        pack = encode_compact_length if self.compact else I16.pack
+        null = b"\x00" if self.compact else _NULL_I16
 
         def enc(value: Any, out: Parts) -> None:
             if value is None:
                 if not nullable:
                     raise FieldError("null is not allowed for this string")
-                out.append(_NULL_I16)
+                out.append(null)
                 return
             if not isinstance(value, str):
                 raise FieldError(f"expected str, got {type(value).__name__}")
@@ -166,13 +177,15 @@ class String:
 
 class Bytes:
     """int32-length-prefixed bytes (nullable: length -1 is null).  Decodes to ``bytes`` (a copy:
-    these fields are small group-protocol blobs that callers keep around)."""
+    these fields are small group-protocol blobs that callers keep around).  ``compact`` as for
+    :class:`String`."""
 
     nullable_ok = True
     name = "bytes"
     default: bytes | None = b""
     min_size = 4
     zero_copy = False
+    compact = False
 
     def __repr__(self) -> str:
         return self.name
@@ -193,13 +206,14 @@ class Bytes:
         return dec
 
     def encoder(self, nullable: bool = False) -> Encoder:
-        pack = I32.pack
+        pack = encode_compact_length if self.compact else I32.pack
+        null = b"\x00" if self.compact else _NULL_I32
 
         def enc(value: Any, out: Parts) -> None:
             if value is None:
                 if not nullable:
                     raise FieldError("null is not allowed for these bytes")
-                out.append(_NULL_I32)
+                out.append(null)
                 return
             part = _byte_part(value)
             n = len(part)
@@ -226,6 +240,7 @@ class CompactString(String):
 
     name = "compact_string"
     min_size = 1
+    compact = True
 
     def decoder(self, nullable: bool = False) -> Decoder:
         def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
@@ -239,28 +254,13 @@ class CompactString(String):
 
         return dec
 
-    def encoder(self, nullable: bool = False) -> Encoder:
-        def enc(value: Any, out: Parts) -> None:
-            if value is None:
-                if not nullable:
-                    raise FieldError("null is not allowed for this string")
-                out.append(b"\x00")
-                return
-            if not isinstance(value, str):
-                raise FieldError(f"expected str, got {type(value).__name__}")
-            b = value.encode("utf-8")
-            if len(b) > 0x7FFF:
-                raise FieldError(f"string of {len(b)} bytes is longer than 32767")
-            out.append(encode_unsigned_varint(len(b) + 1) + b)
-
-        return enc
-
 
 class CompactBytes(Bytes):
     """Flexible versions' bytes: unsigned-varint length + 1 (0 is null), then the bytes."""
 
     name = "compact_bytes"
     min_size = 1
+    compact = True
 
     def decoder(self, nullable: bool = False) -> Decoder:
         zero_copy = self.zero_copy
@@ -275,23 +275,6 @@ class CompactBytes(Bytes):
             return (buf[pos:end] if zero_copy else bytes(buf[pos:end])), end
 
         return dec
-
-    def encoder(self, nullable: bool = False) -> Encoder:
-        def enc(value: Any, out: Parts) -> None:
-            if value is None:
-                if not nullable:
-                    raise FieldError("null is not allowed for these bytes")
-                out.append(b"\x00")
-                return
-            part = _byte_part(value)
-            prefix = encode_unsigned_varint(len(part) + 1)
-            if len(part) <= _INLINE_BYTES:
-                out.append(prefix + part)
-            else:
-                out.append(prefix)
-                out.append(part)
-
-        return enc
 
 
 class CompactRecords(CompactBytes):

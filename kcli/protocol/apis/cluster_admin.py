@@ -4,11 +4,10 @@ v0-4, flexible from v2.
 DescribeCluster v1 adds the endpoint type (1 = brokers, 2 = controllers; KIP-919).  DescribeLogDirs v3
 adds a top-level error code, v4 the total and usable bytes of each log dir's volume."""
 
-from ..api import Api, ApiKey
+from ..api import NO_OPERATIONS, Api, ApiKey
 from ..schema import Array, Field, Schema
 from ..types import BOOL, INT8, INT16, INT32, INT64, STRING
 
-NO_OPERATIONS = -(1 << 31)  # Kafka's "authorized operations not requested"
 BROKERS_ENDPOINT = 1  # DescribeCluster's endpoint type of a broker (2: a KRaft controller)
 
 DESCRIBE_CLUSTER = Api(

@@ -6,11 +6,9 @@ each group's type, KIP-518 and KIP-848) and DeleteGroups (42) v0-1.
 The ``metadata``/``assignment`` bytes inside JoinGroup and SyncGroup are opaque here; for the
 "consumer" protocol type they are decoded by :mod:`kcli.protocol.consumer`."""
 
-from ..api import Api, ApiKey
+from ..api import NO_OPERATIONS, Api, ApiKey
 from ..schema import Array, Field, Schema
 from ..types import BOOL, BYTES, INT8, INT16, INT32, STRING
-
-_NO_OPERATIONS = -(1 << 31)
 
 GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator's key types: a consumer group, a transactional id
 
@@ -209,7 +207,7 @@ DESCRIBE_GROUPS = Api(
                                 ]
                             ),
                         ),
-                        Field("authorized_operations", INT32, "3+", default=_NO_OPERATIONS),
+                        Field("authorized_operations", INT32, "3+", default=NO_OPERATIONS),
                     ]
                 ),
             ),

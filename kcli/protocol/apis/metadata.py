@@ -3,11 +3,9 @@
 In v0 an empty ``topics`` list means "all topics"; from v1 that is ``topics=None`` and an empty list
 means none."""
 
-from ..api import Api, ApiKey
+from ..api import NO_OPERATIONS, Api, ApiKey
 from ..schema import Array, Field, Schema
 from ..types import BOOL, INT16, INT32, STRING
-
-_NO_OPERATIONS = -(1 << 31)  # Kafka's "authorized operations not requested"
 
 METADATA = Api(
     ApiKey.METADATA,
@@ -61,11 +59,11 @@ METADATA = Api(
                                 ]
                             ),
                         ),
-                        Field("topic_authorized_operations", INT32, "8+", default=_NO_OPERATIONS),
+                        Field("topic_authorized_operations", INT32, "8+", default=NO_OPERATIONS),
                     ]
                 ),
             ),
-            Field("cluster_authorized_operations", INT32, "8+", default=_NO_OPERATIONS),
+            Field("cluster_authorized_operations", INT32, "8+", default=NO_OPERATIONS),
         ],
     ),
 )
