@@ -1,6 +1,6 @@
 """The operators' transaction APIs (KIP-664): DescribeProducers (61) v0, DescribeTransactions (65) v0
-and ListTransactions (66) v0-1.  Both are flexible from their first version (compact types, tagged fields, request header v2,
-response header v1).
+and ListTransactions (66) v0-1.  All three are flexible from their first version (compact types, tagged
+fields, request header v2, response header v1).
 
 ListTransactions v1 adds the duration filter (only transactions running longer than it); v2's
 transactional id pattern (KIP-1152) is not implemented."""
