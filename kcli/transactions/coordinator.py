@@ -191,8 +191,15 @@ class TransactionCoordinator:
                             topic: str, partition: int) -> bool:
         """Whether the producer's open transaction holds the partition (KIP-890's produce check); raises
         like the requests do for an unknown producer id or an older epoch."""
+        return (topic, partition) in self.txn_partitions(transactional_id, producer_id, producer_epoch)
+
+    def txn_partitions(self, transactional_id: str, producer_id: int,
+                       producer_epoch: int) -> frozenset[TopicPartition]:
+        """The partitions of the producer's open transaction (none when no transaction is open); raises
+        like the requests do for an unknown producer id or an older epoch.  One read of the id's state,
+        so a Produce can check all its partitions against it."""
         meta = self._checked(transactional_id, producer_id, producer_epoch)
-        return meta.state is TxnState.ONGOING and (topic, partition) in meta.partitions
+        return frozenset(meta.partitions) if meta.state is TxnState.ONGOING else frozenset()
 
     # ------------------------------------------------------------ maintenance
     def abort_timed_out(self, now_ms: int | None = None) -> builtins.list[str]:
