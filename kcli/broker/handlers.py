@@ -211,12 +211,8 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                 first = records.parse_header(batches[0])
                 if first.is_transactional:  # then validate_batches saw a transactional id
                     check_transactional(first, topic.name, data.index)
-                if acks == -1 and len(led.meta.isr) < led.config.min_insync_replicas:
-                    raise ApiError(
-                        ErrorCode.NOT_ENOUGH_REPLICAS,
-                        f"{len(led.meta.isr)} in-sync replicas, min.insync.replicas="
-                        f"{led.config.min_insync_replicas}",
-                    )
+                if acks == -1:
+                    led.check_min_isr()
                 base, last, append_time, start = led.append(batches)
                 appended = True
                 entry.update(base_offset=base, log_append_time_ms=append_time, log_start_offset=start)
