@@ -24,7 +24,7 @@ from kcli.broker.partitions import (
     LedPartition,
     OffsetOutOfRange,
 )
-from kcli.broker.txn_service import check_transactional_produce
+from kcli.broker.txn_service import TransactionalProduceCheck
 from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
 from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for
@@ -190,6 +190,7 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
     responses = []
     waiting: list[tuple[Entry, LedPartition, int]] = []
     appended = False
+    check_transactional = TransactionalProduceCheck(ctx, req.transactional_id)
     for topic in req.topic_data:
         parts = []
         for data in topic.partition_data:
@@ -209,13 +210,9 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                 batches = validate_batches(data.records, led.config.max_message_bytes, req.transactional_id)
                 first = records.parse_header(batches[0])
                 if first.is_transactional:  # then validate_batches saw a transactional id
-                    check_transactional_produce(ctx, req.transactional_id, first, topic.name, data.index)
-                if acks == -1 and len(led.meta.isr) < led.config.min_insync_replicas:
-                    raise ApiError(
-                        ErrorCode.NOT_ENOUGH_REPLICAS,
-                        f"{len(led.meta.isr)} in-sync replicas, min.insync.replicas="
-                        f"{led.config.min_insync_replicas}",
-                    )
+                    check_transactional(first, topic.name, data.index)
+                if acks == -1:
+                    led.check_min_isr()
                 base, last, append_time, start = led.append(batches)
                 appended = True
                 entry.update(base_offset=base, log_append_time_ms=append_time, log_start_offset=start)

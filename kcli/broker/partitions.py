@@ -213,7 +213,7 @@ class LedPartition:
             self._check_open()
             if self.draining:
                 raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, "leadership is moving (broker shutdown)")
-            self._check_min_isr()
+            self.check_min_isr()
             self._fence()
             try:
                 offset = self.writer.write_marker(producer_id, producer_epoch, commit, coordinator_epoch)
@@ -227,7 +227,8 @@ class LedPartition:
             self._advance()
             return self.writer.leader.log_end_offset - 1
 
-    def _check_min_isr(self) -> None:
+    def check_min_isr(self) -> None:
+        """NOT_ENOUGH_REPLICAS unless min.insync.replicas are in sync (what acks=all writes need)."""
         if len(self.meta.isr) < self.config.min_insync_replicas:
             raise ApiError(
                 ErrorCode.NOT_ENOUGH_REPLICAS,

@@ -48,10 +48,19 @@ def _answer(
     """Run ``call`` for ``transactional_id`` when this broker coordinates it; the code to answer with."""
     if not transactions(ctx).owns(transactional_id):
         return ErrorCode.NOT_COORDINATOR
+    return _code(transactional_id, what, call, _FENCED_V2 if header.api_version >= 2 else _CODES)
+
+
+def _code(
+    transactional_id: str,
+    what: str,
+    call: Callable[[], object],
+    overrides: Mapping[type[BaseException], ErrorCode],
+) -> ErrorCode:
+    """Run ``call``; the code to answer with (NONE, or what went wrong as :func:`answer_for` maps it)."""
     try:
         call()
     except (KcliError, OSError) as exc:
-        overrides = _FENCED_V2 if header.api_version >= 2 else _CODES
         code = answer_for(exc, f"transactional id {transactional_id!r}: {what}", overrides)
         log.debug("transactional id %r: %s: %s (%s)", transactional_id, what, code.name, exc)
         return code
@@ -161,21 +170,16 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
             "transactional id %r: offsets for group %r: %s", req.transactional_id, req.group_id, error.name
         )
     offsets, results = checked_offsets(ctx, req.topics, error)
-    committed = error
     if offsets:
-        try:
-            transactions(ctx).coordinator.txn_offset_commit(
+        error = _code(
+            req.transactional_id,
+            "committing offsets",
+            lambda: transactions(ctx).coordinator.txn_offset_commit(
                 req.transactional_id, req.group_id, req.producer_id, req.producer_epoch, offsets
-            )
-            committed = ErrorCode.NONE
-        except (KcliError, OSError) as exc:
-            committed = answer_for(
-                exc, f"transactional id {req.transactional_id!r}: committing offsets", _CODES
-            )
-            log.debug(
-                "transactional id %r: committing offsets: %s (%s)", req.transactional_id, committed.name, exc
-            )
-    return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
+            ),
+            _CODES,
+        )
+    return {"throttle_time_ms": 0, "topics": offset_results(results, error)}
 
 
 # ---------------------------------------------------------------- WriteTxnMarkers

@@ -18,7 +18,7 @@ import time
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.txn_markers import BrokerMarkerWriter
-from kcli.errors import KcliError, NotFoundError
+from kcli.errors import KcliError
 from kcli.protocol import ErrorCode
 from kcli.protocol.error_codes import ApiError
 from kcli.storage.records import BatchHeader
@@ -67,23 +67,27 @@ def transactions(ctx: BrokerContext) -> TransactionService:
     return made_once(ctx, "transactions", TransactionService)
 
 
-def check_transactional_produce(
-    ctx: BrokerContext, transactional_id: str, header: BatchHeader, topic: str, partition: int
-) -> None:
-    """A transactional batch may be written only to a partition its transaction added (KIP-890's
-    verification): INVALID_TXN_STATE otherwise; a fenced producer gets INVALID_PRODUCER_EPOCH and an
-    unknown one INVALID_PRODUCER_ID_MAPPING."""
-    try:
-        inside = transactions(ctx).coordinator.is_partition_in_txn(
-            transactional_id, header.producer_id, header.producer_epoch, topic, partition
-        )
-    except NotFoundError:
-        raise ApiError(
-            ErrorCode.INVALID_PRODUCER_ID_MAPPING, f"unknown transactional id {transactional_id!r}"
-        ) from None
-    if not inside:
-        raise ApiError(
-            ErrorCode.INVALID_TXN_STATE,
-            f"{topic}-{partition} is not in the transaction of {transactional_id!r}: "
-            "add it first (AddPartitionsToTxn)",
-        )
+class TransactionalProduceCheck:
+    """KIP-890's verification for one Produce request: a transactional batch may be written only to a
+    partition its transaction added -- INVALID_TXN_STATE otherwise; a fenced producer gets
+    INVALID_PRODUCER_EPOCH and an unknown one INVALID_PRODUCER_ID_MAPPING (the coordinator's errors).
+    The id's state is read once per request and producer, not once per partition."""
+
+    def __init__(self, ctx: BrokerContext, transactional_id: str) -> None:
+        self.ctx = ctx
+        self.transactional_id = transactional_id
+        self._partitions: dict[tuple[int, int], frozenset[tuple[str, int]]] = {}
+
+    def __call__(self, header: BatchHeader, topic: str, partition: int) -> None:
+        producer = (header.producer_id, header.producer_epoch)
+        inside = self._partitions.get(producer)
+        if inside is None:
+            inside = self._partitions[producer] = transactions(self.ctx).coordinator.txn_partitions(
+                self.transactional_id, *producer
+            )
+        if (topic, partition) not in inside:
+            raise ApiError(
+                ErrorCode.INVALID_TXN_STATE,
+                f"{topic}-{partition} is not in the transaction of {self.transactional_id!r}: "
+                "add it first (AddPartitionsToTxn)",
+            )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.producers import ProducerIds
@@ -55,6 +56,7 @@ retried).  Writing the same markers twice must be harmless."""
 DEFAULT_MAX_TIMEOUT_MS = 900_000  # transaction.max.timeout.ms
 DEFAULT_ID_EXPIRATION_MS = 604_800_000  # transactional.id.expiration.ms (7 days)
 COORDINATOR_EPOCH = 0  # the store has no leader epoch: every coordinator writes markers with 0
+_T = TypeVar("_T")
 
 
 def now_ms() -> int:
@@ -127,24 +129,12 @@ class TransactionCoordinator:
         for topic, partition in new:
             if not topic or partition < 0:
                 raise UsageError(f"not a partition: {topic!r} {partition}")
-        with self.store.lock(transactional_id):
-            meta = self._open(transactional_id, producer_id, producer_epoch)
-            if meta.state is TxnState.ONGOING and new <= meta.partitions:
-                return
-            meta.partitions |= new
-            meta.transit(TxnState.ONGOING, self.clock())
-            self.store.save(meta)
+        self._add(transactional_id, producer_id, producer_epoch, lambda meta: meta.partitions, new)
 
     def add_offsets(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
         """Add a group to the transaction (AddOffsetsToTxn), so that TxnOffsetCommit may commit for it."""
         check_group_id(group_id)
-        with self.store.lock(transactional_id):
-            meta = self._open(transactional_id, producer_id, producer_epoch)
-            if meta.state is TxnState.ONGOING and group_id in meta.groups:
-                return
-            meta.groups.add(group_id)
-            meta.transit(TxnState.ONGOING, self.clock())
-            self.store.save(meta)
+        self._add(transactional_id, producer_id, producer_epoch, lambda meta: meta.groups, {group_id})
 
     def txn_offset_commit(self, transactional_id: str, group_id: str, producer_id: int, producer_epoch: int,
                           offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
@@ -191,8 +181,15 @@ class TransactionCoordinator:
                             topic: str, partition: int) -> bool:
         """Whether the producer's open transaction holds the partition (KIP-890's produce check); raises
         like the requests do for an unknown producer id or an older epoch."""
+        return (topic, partition) in self.txn_partitions(transactional_id, producer_id, producer_epoch)
+
+    def txn_partitions(self, transactional_id: str, producer_id: int,
+                       producer_epoch: int) -> frozenset[TopicPartition]:
+        """The partitions of the producer's open transaction (none when no transaction is open); raises
+        like the requests do for an unknown producer id or an older epoch.  One read of the id's state,
+        so a Produce can check all its partitions against it."""
         meta = self._checked(transactional_id, producer_id, producer_epoch)
-        return meta.state is TxnState.ONGOING and (topic, partition) in meta.partitions
+        return frozenset(meta.partitions) if meta.state is TxnState.ONGOING else frozenset()
 
     # ------------------------------------------------------------ maintenance
     def abort_timed_out(self, now_ms: int | None = None) -> builtins.list[str]:
@@ -229,19 +226,16 @@ class TransactionCoordinator:
         (Kafka's expiry: a producer starting with the id again gets a new producer id)."""
         now = self.clock() if now_ms is None else now_ms
         gone = []
+        def idle(meta: TransactionMetadata) -> bool:
+            return meta.state.complete and meta.update_ms + self.id_expiration_ms <= now
+
+        def expire(meta: TransactionMetadata) -> None:
+            meta.transit(TxnState.DEAD, now)
+            self.store.delete(meta.transactional_id)
+
         for seen in self.store.all():
-            if seen.state.complete and seen.update_ms + self.id_expiration_ms <= now:
-                lock = self.store.lock(seen.transactional_id)
-                if not lock.try_acquire():
-                    continue
-                try:
-                    meta = self.store.load(seen.transactional_id)
-                    if meta is not None and meta.state.complete and meta.update_ms + self.id_expiration_ms <= now:
-                        meta.transit(TxnState.DEAD, now)
-                        self.store.delete(meta.transactional_id)
-                        gone.append(meta.transactional_id)
-                finally:
-                    lock.release()
+            if idle(seen) and self._if_still(seen.transactional_id, idle, expire):
+                gone.append(seen.transactional_id)
         return gone
 
     # ------------------------------------------------------------ embedded ownership
@@ -311,6 +305,18 @@ class TransactionCoordinator:
             raise TransactionError(f"transactional id {transactional_id!r}: its transaction is {meta.state.value}")
         return meta
 
+    def _add(self, transactional_id: str, producer_id: int, producer_epoch: int,
+             members: Callable[[TransactionMetadata], set[_T]], new: set[_T]) -> None:
+        """Add ``new`` to the open transaction's partitions or groups (``members`` picks which), opening a
+        transaction if none is; nothing is written when it holds them already."""
+        with self.store.lock(transactional_id):
+            meta = self._open(transactional_id, producer_id, producer_epoch)
+            if meta.state is TxnState.ONGOING and new <= members(meta):
+                return
+            members(meta).update(new)
+            meta.transit(TxnState.ONGOING, self.clock())
+            self.store.save(meta)
+
     def _fence(self, meta: TransactionMetadata, now: int) -> None:
         """Kafka's PrepareEpochFence: bump the epoch (so the old producer is fenced everywhere, markers
         included) and decide to abort its Ongoing transaction."""
@@ -361,6 +367,17 @@ class TransactionCoordinator:
         """Under the id's lock (not waited for: its holder is at it), when ``still`` holds of the id's
         state: abort an Ongoing transaction (fencing) and finish a decided one; whether it acted.  Raises
         ConcurrentTransactionsError when the markers cannot be written now (the outcome stays decided)."""
+        def complete(meta: TransactionMetadata) -> None:
+            if meta.state is TxnState.ONGOING:
+                self._fence(meta, self.clock())
+            self._finish(meta)
+
+        return self._if_still(transactional_id, still, complete)
+
+    def _if_still(self, transactional_id: str, still: Callable[[TransactionMetadata], bool],
+                  act: Callable[[TransactionMetadata], None]) -> bool:
+        """``act`` on the id's state under its lock (not waited for: its holder is at it), when ``still``
+        holds of it once locked; whether it acted."""
         lock = self.store.lock(transactional_id)
         if not lock.try_acquire():
             return False
@@ -368,9 +385,7 @@ class TransactionCoordinator:
             meta = self.store.load(transactional_id)
             if meta is None or not still(meta):
                 return False
-            if meta.state is TxnState.ONGOING:
-                self._fence(meta, self.clock())
-            self._finish(meta)
+            act(meta)
             return True
         finally:
             lock.release()
