@@ -343,11 +343,7 @@ class PartitionLog:
         last = base + header.last_offset_delta
         marker_epoch, aborted = -1, None
         if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:  # a transaction marker
-            from kcli.storage.control import ABORT, control_type, coordinator_epoch
-
-            marker_epoch = coordinator_epoch(batch, 0, header)
-            if control_type(batch, 0, header) == ABORT:
-                aborted = self.producers.aborted_txn(header.producer_id, base)
+            marker_epoch, aborted = _marker(batch, header, self.producers, base)
         try:
             if self._should_roll(header.size, last, now if self.config.log_append_time else header.max_timestamp):
                 self.roll()
@@ -615,12 +611,8 @@ class PartitionLog:
         for seg, pos, header in self._walk(idx, position):
             marker_epoch = -1
             if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:
-                from kcli.storage.control import ABORT, control_type, coordinator_epoch
-
-                batch = seg.pread(pos, header.size)
-                marker_epoch = coordinator_epoch(batch, 0, header)
-                entry = states.aborted_txn(header.producer_id, header.base_offset)
-                if entry is not None and control_type(batch, 0, header) == ABORT:
+                marker_epoch, entry = _marker(seg.pread(pos, header.size), header, states, header.base_offset)
+                if entry is not None:
                     listed = known.get(seg.base_offset)
                     if listed is None:
                         listed = known[seg.base_offset] = {e.last_offset for e in seg.txn_index.entries()}
@@ -773,6 +765,19 @@ class _TxnView:
         self.offset = offset
         self.ongoing = ongoing
         self.last_crc = last_crc
+
+
+def _marker(batch: records.BytesLike, header: records.BatchHeader, producers: ProducerStates,
+            offset: int) -> tuple[int, AbortedTxn | None]:
+    """The coordinator epoch of the transaction marker ``batch`` at ``offset`` and, for an ABORT, the
+    transaction index entry it ends (None for a COMMIT or when ``producers`` has no transaction open):
+    what appending the marker and replaying it both need."""
+    from kcli.storage.control import ABORT, control_type, coordinator_epoch  # only for markers
+
+    epoch = coordinator_epoch(batch, 0, header)
+    if control_type(batch, 0, header) != ABORT:
+        return epoch, None
+    return epoch, producers.aborted_txn(header.producer_id, offset)
 
 
 def _unlink(path: str) -> None:

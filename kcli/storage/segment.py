@@ -402,13 +402,18 @@ class LogSegment:
             self.offset_of_max_timestamp = last_offset
         if self.bytes_since_index > index_interval:
             try:
-                self.index.append(last_offset, position)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                self.bytes_since_index = 0
+                self._index_entry(last_offset, position)
             except OSError:
                 self._trim_indexes()
         self.bytes_since_index += len(view)
         return position
+
+    def _index_entry(self, last_offset: int, position: int) -> None:
+        """The sparse index entries for the batch at ``position`` (the caller decided one is due), as append
+        and recovery make them: offset and position, and the newest timestamp so far."""
+        self.index.append(last_offset, position)
+        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.bytes_since_index = 0
 
     def _cut_back(self) -> None:
         """Cut the log file back to the end of its last whole batch (``_size``): undo a failed append."""
@@ -490,9 +495,7 @@ class LogSegment:
                 break
             self._note_timestamp(header)
             if self.bytes_since_index > index_interval:
-                self.index.append(header.last_offset, position)
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                self.bytes_since_index = 0
+                self._index_entry(header.last_offset, position)
             self.bytes_since_index += header.size
             next_offset = header.next_offset
             position += header.size
