@@ -12,15 +12,13 @@ protocol and varints; then checks against independent sources:
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import struct
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.kafka_json import in_range, load_json, snake
 
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -61,7 +59,6 @@ from kcli.protocol.types import BOOL, INT8, INT16, INT32, INT64, STRING, Bytes, 
 with warnings.catch_warnings():
     # kafka-python (the reference implementation) uses deprecated importlib.resources calls
     warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka.protocol
     from kafka.protocol import admin as kp_admin
     from kafka.protocol import consumer as kp_consumer
     from kafka.protocol import metadata as kp_metadata
@@ -753,8 +750,6 @@ def test_varint_boundaries_and_errors() -> None:
 
 # --- 1. field layouts against Kafka's JSON definitions ------------------------------------------------
 
-JSON_DIR = Path(kafka.protocol.__file__).parent / "schemas" / "resources"
-
 # kcli names that differ from the JSON's (JSON name -> kcli name).
 RENAMED = {
     ("OffsetCommitRequest", "GenerationIdOrMemberEpoch"): "generation_id",
@@ -773,35 +768,6 @@ DEFAULT_OVERRIDES = {
     ("CreateTopicsResponse.topics", "error_message"): None,
     ("FindCoordinatorResponse", "error_message"): None,
 }
-
-
-def load_json(name: str) -> dict[str, Any]:
-    """A message definition, with the structs it shares between fields (``commonStructs``) inlined."""
-    text = (JSON_DIR / f"{name}.json").read_text()
-    js: dict[str, Any] = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
-    common = {c["name"]: c["fields"] for c in js.get("commonStructs", [])}
-
-    def inline(fields: list[dict[str, Any]]) -> None:
-        for jf in fields:
-            if "fields" not in jf and jf["type"].startswith("[]") and jf["type"][2:] in common:
-                jf["fields"] = common[jf["type"][2:]]
-            inline(jf.get("fields", []))
-
-    inline(js["fields"])
-    return js
-
-
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def in_range(spec: str | None, version: int) -> bool:
-    if spec is None or spec == "none":
-        return False
-    if spec.endswith("+"):
-        return version >= int(spec[:-1])
-    lo, _, hi = spec.partition("-")
-    return int(lo) <= version <= int(hi or lo)
 
 
 def json_default(jf: dict[str, Any], jtype: str) -> Any:
