@@ -452,11 +452,11 @@ class Api:
         client_id: str | None,
         body: dict[str, Any],
         *,
-        header_tags=(),
+        header_tags: tuple[tuple[int, bytes], ...] = (),
     ) -> bytes:
         """A whole request frame: int32 size, request header v1 or v2, body."""
         hv = request_header_version(self.request.flexible(version))
-        header = {
+        header: dict[str, Any] = {
             "request_api_key": self.api_key,
             "request_api_version": version,
             "correlation_id": correlation_id,
