@@ -84,19 +84,32 @@ def _nested(schema_field: Any) -> Schema | None:
     return None
 
 
+def kcli_tagged(schema: Schema, version: int) -> dict[str, Any]:
+    """kcli's tagged fields of ``version`` by name (``Schema.tagged_for``, or fields carrying a ``tag``)."""
+    tagged_for = getattr(schema, "tagged_for", None)
+    fields = tagged_for(version) if tagged_for else schema.fields_for(version)
+    return {f.name: f for f in fields if getattr(f, "tag", None) is not None}
+
+
 def pairs(
     jfields: list[dict[str, Any]], schema: Schema, version: int
 ) -> list[tuple[str, Any, dict[str, Any]]]:
     """``(json name, kcli field, json field)`` for every field of ``version`` kcli has."""
-    tagged = {_json_name(jf): jf for jf in tagged_fields(jfields, version)}
-    ours = [f for f in schema.fields_for(version) if f.name not in tagged]
+    ours = [f for f in schema.fields_for(version) if getattr(f, "tag", None) is None]
     wire = wire_fields(jfields, version)
     assert len(ours) == len(wire), (
         f"{schema.name} v{version}: kcli has {[f.name for f in ours]}, Kafka's JSON {[_json_name(jf) for jf in wire]}"
     )
     out = [(_json_name(jf), f, jf) for jf, f in zip(wire, ours, strict=True)]
-    by_name = {f.name: f for f in schema.fields_for(version)}
-    out += [(name, by_name[name], jf) for name, jf in tagged.items() if name in by_name]
+    theirs = {_json_name(jf): jf for jf in tagged_fields(jfields, version)}
+    for name, f in kcli_tagged(schema, version).items():
+        assert name in theirs, (
+            f"{schema.name} v{version}: kcli's tagged field {name} is no tagged field of Kafka's"
+        )
+        assert f.tag == theirs[name]["tag"], (
+            f"{schema.name} v{version} {name}: tag {f.tag}, Kafka's {theirs[name]['tag']}"
+        )
+        out.append((name, f, theirs[name]))
     return out
 
 

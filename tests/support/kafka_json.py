@@ -501,7 +501,7 @@ def _header(name: str) -> Message:
 # --- sample values ------------------------------------------------------------------------------------
 
 STRINGS = ("orders", "tøpic-ü-🦀", "x" * 40, "group.with-dots_1", "a")
-MODES = ("full", "nulls", "random")
+MODES = ("full", "nulls", "random", "defaults")
 
 
 def _scalar(base: str, d: Any, rng: random.Random) -> Any:
@@ -537,14 +537,15 @@ def sample(
 ) -> dict[str, Any]:
     """A value of every field of ``version``: ``full`` -- every field set to something other than its
     default, arrays of two; ``nulls`` -- null wherever the version allows it, empty arrays elsewhere,
-    other fields still not default; ``random`` -- seeded mixes of both, arrays of 0-3.  With
-    ``tagged=False`` tagged fields keep their defaults (so they stay off the wire)."""
+    other fields still not default; ``random`` -- seeded mixes of both, arrays of 0-3; ``defaults`` --
+    every field at its default, spelled out (so no tagged field goes on the wire).  With ``tagged=False``
+    tagged fields keep their defaults."""
     out: dict[str, Any] = {}
     for jf in fields:
         if not in_range(jf["versions"], version):
             continue
         name = snake(jf["name"])
-        if tagged_in(jf, version) and not tagged:
+        if mode == "defaults" or (tagged_in(jf, version) and not tagged):
             out[name] = default(jf, version)
             continue
         out[name] = _sample_field(jf, version, rng, mode, tagged, depth)
