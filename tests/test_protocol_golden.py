@@ -3,7 +3,7 @@ codec written from Kafka's own JSON message definitions (tests/support/kafka_jso
 
 For each (API, version, request|response) and several deterministic samples -- every field present in
 the version set to a non-default value, nulls wherever the version allows them, empty and multi-item
-arrays -- kcli and the reference must write the same bytes (size, header v1/v2 or v0/v1, body), and each
+arrays, every field at its default -- kcli and the reference must write the same bytes (size, header v1/v2 or v0/v1, body), and each
 must read the other's bytes back to the same value.  The cases come from ``kcli.protocol.APIS`` and the
 broker's advertised table, so a new API or version is covered as soon as it is registered, and one the
 JSON cannot describe fails loudly.
@@ -12,8 +12,9 @@ Kafka's tagged fields that kcli does not implement stay at their defaults in the
 writes a tagged field only when it differs from its default); a separate check sends kcli every known
 tagged field with a value, plus unknown tags, and kcli must read the rest of the message unchanged.
 
-The reference itself is checked against bytes written independently of it: by hand from Kafka's
-protocol rules, and captured from librdkafka.
+The reference itself is checked against bytes written independently of it (by hand from Kafka's
+protocol rules, and captured from librdkafka), and against kafka-python's own JSON-driven codec on every
+message and version kafka-python has.
 """
 
 from __future__ import annotations

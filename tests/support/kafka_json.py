@@ -26,7 +26,6 @@ import random
 import re
 import struct
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,10 +182,6 @@ def field_type(jf: dict[str, Any]) -> tuple[bool, str]:
     """``(is_array, base type)`` of a JSON field: ``"[]int32"`` -> ``(True, "int32")``."""
     t = jf["type"]
     return t.startswith("[]"), t.removeprefix("[]")
-
-
-def is_struct(jf: dict[str, Any]) -> bool:
-    return field_type(jf)[1] not in PRIMITIVES
 
 
 def tagged_in(jf: dict[str, Any], version: int) -> bool:
@@ -572,14 +567,3 @@ def _sample_field(
     if base in PRIMITIVES:
         return _scalar(base, default(jf, version), rng)
     return sample(jf["fields"], version, rng, mode, tagged=tagged, depth=depth + 1)
-
-
-def walk(fields: list[dict[str, Any]], version: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every field of ``version`` as ``(dotted path, JSON field)``, nested ones included."""
-    for jf in fields:
-        if in_range(jf["versions"], version):
-            path = snake(jf["name"])
-            yield path, jf
-            if "fields" in jf:
-                for sub, sjf in walk(jf["fields"], version):
-                    yield f"{path}.{sub}", sjf
