@@ -30,4 +30,6 @@ def assert_negotiated(broker: BrokerProcess, expected: Mapping[str, int], client
     serves: a client negotiates min(its max, ours) and keeps to it)."""
     used = versions_used(broker, client)
     got = {api: used.get(api) for api in expected}
-    assert got == {api: {v} for api, v in expected.items()}, f"versions used by {client or 'any client'}: {used}"
+    assert got == {api: {v} for api, v in expected.items()}, (
+        f"versions used by {client or 'any client'}: {used}"
+    )
