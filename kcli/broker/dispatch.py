@@ -92,13 +92,8 @@ class Dispatcher:
         except ProtocolError as exc:
             raise CloseConnection(f"malformed request: {exc}") from None
         header = request.header
-        if log.isEnabledFor(logging.DEBUG):  # `kcli broker serve -v`: which versions clients negotiated
-            log.debug(
-                "request %s v%d from client %r",
-                api_name(header.api_key),
-                header.api_version,
-                header.client_id,
-            )
+        if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
+            log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
         handler = HANDLERS.get(header.api_key)
         if handler is None:
             raise CloseConnection(f"{api_name(header.api_key)} is not implemented by this broker")
