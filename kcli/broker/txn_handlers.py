@@ -154,11 +154,7 @@ def _add_partitions(
             ),
         )
         codes = {
-            tp: code
-            if code != ErrorCode.NONE
-            else ErrorCode.NONE
-            if tp in held[0]
-            else ErrorCode.INVALID_TXN_STATE
+            tp: ErrorCode.INVALID_TXN_STATE if code == ErrorCode.NONE and tp not in held[0] else code
             for tp in asked
         }
     elif unknown:
