@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.brokers import BrokerProcess, Brokers
+from support.negotiated import LOG_REQUESTS
 from support.runner import KcliRunner
 from support.tansu import start_tansu
 
@@ -31,11 +32,12 @@ def brokers(tmp_path: Path):
 
 
 @pytest.fixture
-def broker(brokers: Brokers) -> BrokerProcess:
+def broker(brokers: Brokers, request: pytest.FixtureRequest) -> BrokerProcess:
     """One broker (id 0) on a fresh data dir, which it initialises; ``broker.kcli`` runs kcli on it
     (``broker.runner`` is the KcliRunner behind it, for setup steps in this process).
-    A module that needs topics first overrides this fixture with one that takes ``broker`` too."""
-    b = brokers.start(0)
+    A module that needs topics first overrides this fixture with one that takes ``broker`` too.
+    Marked ``log_requests``, the broker logs the versions clients use (support.negotiated)."""
+    b = brokers.start(0, *(LOG_REQUESTS if request.node.get_closest_marker("log_requests") else ()))
     b.kcli = brokers.kcli
     b.runner = brokers.runner
     return b

@@ -119,7 +119,7 @@ def test_a_lone_member_joins_leads_and_gets_its_assignment(coord):
     assert first.protocol_name == "range" and first.members == [("a-1", b"meta-range")]
     assert coord.groups["g"].state == COMPLETING_REBALANCE
     done = sync(coord, "a-1", 1, {"a-1": b"assignment"})
-    assert done.last == SyncResult(ErrorCode.NONE, b"assignment")
+    assert done.last == SyncResult(ErrorCode.NONE, b"assignment", "consumer", "range")
     assert coord.groups["g"].state == STABLE
 
 
@@ -182,7 +182,7 @@ def test_second_member_triggers_a_rebalance_that_waits_for_the_first(coord):
     waiting = sync(coord, follower.member_id, 2)
     assert not waiting.answered
     sync(coord, a.member_id, 2, {a.member_id: b"A", follower.member_id: b"B"})
-    assert waiting.last == SyncResult(ErrorCode.NONE, b"B")
+    assert waiting.last == SyncResult(ErrorCode.NONE, b"B", "consumer", "range")
     assert coord.heartbeat("g", 2, follower.member_id) == ErrorCode.NONE
 
 

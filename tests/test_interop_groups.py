@@ -18,6 +18,7 @@ import time
 
 import pytest
 from support.brokers import KAFKA_REBALANCE_DELAY
+from support.negotiated import LOG_REQUESTS, assert_negotiated
 from support.waits import wait_for
 
 pytest.importorskip("kafka")
@@ -59,7 +60,7 @@ while True:
 def broker(brokers):
     """The broker with Kafka's default initial rebalance delay (support.brokers.KAFKA_REBALANCE_DELAY
     says why), and TOPIC with records."""
-    broker = brokers.start(0, *KAFKA_REBALANCE_DELAY)
+    broker = brokers.start(0, *KAFKA_REBALANCE_DELAY, *LOG_REQUESTS)
     broker.kcli = brokers.kcli
     broker.runner = brokers.runner
     broker.runner.in_process("topic", "create", TOPIC, "--partitions", PARTITIONS)
@@ -187,6 +188,12 @@ def test_one_consumer_gets_every_partition_commits_and_describe_shows_it(broker)
     finally:
         again.close()
     broker.kcli("group", "delete", "solo")
+    # the flexible versions (KIP-482), each kafka-python's newest (JoinGroup: its v7)
+    assert_negotiated(
+        broker,
+        {"FindCoordinator": 5, "JoinGroup": 7, "SyncGroup": 5, "OffsetCommit": 8, "OffsetFetch": 8, "LeaveGroup": 5},
+        client="kafka-python",
+    )
 
 
 # ---------------------------------------------------------------- several members
@@ -315,3 +322,5 @@ def test_confluent_kafka_consumer_consumes_and_commits(broker):
     finally:
         consumer.close()
     wait_for("librdkafka to leave", lambda: describe(broker, "rdkafka")["state"] == "Empty", WAIT)
+    # librdkafka's newest classic versions: flexible offsets (v8 asks for groups[], require_stable set)
+    assert_negotiated(broker, {"OffsetCommit": 8, "OffsetFetch": 8, "JoinGroup": 5}, client="rdkafka")

@@ -21,6 +21,9 @@ from confluent_kafka import (  # noqa: E402
 )
 from confluent_kafka.admin import AdminClient  # noqa: E402
 from support.confluent import read_to_end  # noqa: E402
+from support.negotiated import LOG_REQUESTS, assert_negotiated, versions_used  # noqa: E402
+
+pytestmark = pytest.mark.log_requests  # the versions clients negotiate are checked (support.negotiated)
 
 PARTITIONS = 3
 
@@ -92,6 +95,8 @@ def test_commit_with_offsets_abort_and_isolation(broker):
     # the committed transaction moved the group's offset; the aborted one did not
     assert group.committed([TopicPartition("in", 0)], 10)[0].offset == 10
     group.close()
+    # librdkafka's newest: InitProducerId v4 (PRODUCER_FENCED), TxnOffsetCommit v3 (flexible, member check)
+    assert_negotiated(broker, {"InitProducerId": 4, "TxnOffsetCommit": 3, "OffsetFetch": 8}, client="rdkafka")
 
 
 def test_an_open_transaction_holds_read_committed_readers_back(broker):
@@ -161,7 +166,7 @@ def test_markers_reach_partitions_led_by_other_brokers(brokers):
     """Three brokers, each leading one partition: the coordinator writes its own partition's marker and
     asks the two other leaders (WriteTxnMarkers)."""
     brokers.init(3)
-    running = [brokers.spawn(b) for b in range(3)]
+    running = [brokers.spawn(b, *LOG_REQUESTS) for b in range(3)]
     for b in running:
         b.wait_ready()
     brokers.kcli("topic", "create", "out", "-p", 3, "-r", 1)
@@ -187,6 +192,8 @@ def test_markers_reach_partitions_led_by_other_brokers(brokers):
         .partitions.values()
     }
     assert len(leaders) > 1, "the partitions should have been spread over the brokers"
+    # the brokers asked each other in the flexible WriteTxnMarkers v1
+    assert set().union(*(versions_used(b).get("WriteTxnMarkers", set()) for b in running)) == {1}
 
 
 def test_bad_transactional_requests_get_kafka_codes(broker):
@@ -243,3 +250,15 @@ def test_kafka_python_transactional_producer(broker):
     reader = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "kp-group"})
     assert reader.committed([TopicPartition("in", 0)], 10)[0].offset == 4
     reader.close()
+    assert_negotiated(
+        broker,
+        {
+            "FindCoordinator": 5,
+            "InitProducerId": 4,  # kafka-python's newest
+            "AddPartitionsToTxn": 3,  # v4+ is for brokers
+            "AddOffsetsToTxn": 3,
+            "TxnOffsetCommit": 3,
+            "EndTxn": 3,
+        },
+        client="kafka-python-producer",
+    )

@@ -214,8 +214,26 @@ def test_a_v1_leader_epoch_field_is_absent_and_defaults() -> None:
     assert req.body.topics[0].partitions[0].committed_metadata == "m"
 
 
-def test_flexible_versions_are_refused() -> None:
-    """v3 of the client APIs is flexible (issue 19): a request in it is refused as unsupported."""
-    wire = s("tx") + i64(7) + i16(1) + i8(1)
+def cs(text: str) -> bytes:
+    """A compact string (flexible versions): unsigned-varint length + 1, then the bytes (short here)."""
+    raw = text.encode()
+    return bytes([len(raw) + 1]) + raw
+
+
+def test_flexible_end_txn_v3_and_v5_refused() -> None:
+    """EndTxn v3 is flexible (KIP-482): request header v2 (tagged fields after the client id), compact
+    strings, a tagged-field section per struct.  v5 (KIP-890 part 2) is not served."""
+    wire = cs("tx") + i64(7) + i16(1) + i8(1) + b"\x00"
+    req = decode_request(header(ApiKey.END_TXN, 3, 1, "c") + b"\x00" + wire)
+    assert (req.body.transactional_id, req.body.producer_id, req.body.producer_epoch, req.body.committed) == (
+        "tx",
+        7,
+        1,
+        True,
+    )
+    # response header v1 ends with its (empty) tagged fields, then the body and its own
+    check_response(
+        ApiKey.END_TXN, 3, {"throttle_time_ms": 0, "error_code": 0}, b"\x00" + i32(0) + i16(0) + b"\x00"
+    )
     with pytest.raises(UnsupportedVersionError):
-        decode_request(header(ApiKey.END_TXN, 3, 1, "c") + wire)
+        decode_request(header(ApiKey.END_TXN, 5, 1, "c") + b"\x00" + wire)

@@ -58,12 +58,17 @@ class JoinResult:
     leader: str = ""
     member_id: str = ""
     members: list[tuple[str, bytes]] = field(default_factory=list)
+    protocol_type: str | None = None  # the group's, on success (JoinGroup v7+ answers it)
 
 
 @dataclass
 class SyncResult:
+    """A SyncGroup answer; on success also the group's protocol type and name (SyncGroup v5+)."""
+
     error: ErrorCode
     assignment: bytes = b""
+    protocol_type: str | None = None
+    protocol_name: str | None = None
 
 
 JoinCallback = Callable[[JoinResult], None]
@@ -384,7 +389,13 @@ class GroupCoordinator:
         if member.member_id == group.leader_id:
             members = [(m.member_id, m.metadata(protocol)) for m in group.members.values()]
         return JoinResult(
-            ErrorCode.NONE, group.generation, protocol, group.leader_id or "", member.member_id, members
+            ErrorCode.NONE,
+            group.generation,
+            protocol,
+            group.leader_id or "",
+            member.member_id,
+            members,
+            group.protocol_type,
         )
 
     # ------------------------------------------------------------ SyncGroup
@@ -396,20 +407,28 @@ class GroupCoordinator:
         member_id: str,
         assignments: dict[str, bytes],
         callback: SyncCallback,
+        protocol_type: str | None = None,
+        protocol_name: str | None = None,
     ) -> None:
-        """SyncGroup: the leader's ``assignments`` are handed to every member; the others wait for it."""
+        """SyncGroup: the leader's ``assignments`` are handed to every member; the others wait for it.
+        ``protocol_type``/``protocol_name`` (SyncGroup v5+, KIP-559), when given, must be the group's
+        (INCONSISTENT_GROUP_PROTOCOL otherwise, as Kafka checks them)."""
         with self.lock:
             group = self.groups.get(group_id)
             error = self._check_member(group, generation, member_id)
             if error != ErrorCode.NONE:
                 return callback(SyncResult(error))
             assert group is not None
+            if (protocol_type is not None and protocol_type != group.protocol_type) or (
+                protocol_name is not None and protocol_name != group.protocol_name
+            ):
+                return callback(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
             member = group.members[member_id]
             member.last_heartbeat = self.clock()
             if group.state == PREPARING_REBALANCE:
                 return callback(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
             if group.state == STABLE:
-                return callback(SyncResult(ErrorCode.NONE, member.assignment))
+                return callback(_synced(group, member))
             if member.sync_callback is not None:
                 member.sync_callback(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
             member.sync_callback = callback
@@ -421,7 +440,7 @@ class GroupCoordinator:
                 group.deadline = None
                 for m in group.members.values():
                     if m.sync_callback is not None:
-                        m.sync_callback(SyncResult(ErrorCode.NONE, m.assignment))
+                        m.sync_callback(_synced(group, m))
                         m.sync_callback = None
                         m.last_heartbeat = self.clock()
                 self._publish(group)
@@ -438,6 +457,17 @@ class GroupCoordinator:
             group.members[member_id].last_heartbeat = self.clock()
             if group.state == PREPARING_REBALANCE:
                 return ErrorCode.REBALANCE_IN_PROGRESS
+            return ErrorCode.NONE
+
+    def check_txn_commit(self, group_id: str, generation: int, member_id: str) -> ErrorCode:
+        """TxnOffsetCommit v3+'s group check (KIP-447), as Kafka's: a member id, when given, must be a
+        member; a generation, when given (>= 0), must be the group's."""
+        with self.lock:
+            group = self.groups.get(group_id)
+            if member_id and (group is None or member_id not in group.members):
+                return ErrorCode.UNKNOWN_MEMBER_ID
+            if generation >= 0 and generation != (group.generation if group is not None else 0):
+                return ErrorCode.ILLEGAL_GENERATION
             return ErrorCode.NONE
 
     def _check_member(self, group: Group | None, generation: int, member_id: str) -> ErrorCode:
@@ -591,3 +621,8 @@ class GroupCoordinator:
 
     def _publish(self, group: Group) -> None:
         group.unpublished = not self.mirror.publish(group)
+
+
+def _synced(group: Group, member: Member) -> SyncResult:
+    """A successful SyncGroup answer for ``member``."""
+    return SyncResult(ErrorCode.NONE, member.assignment, group.protocol_type, group.protocol_name)

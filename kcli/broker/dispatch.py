@@ -8,6 +8,7 @@ unknown APIs and malformed requests, and a client then reconnects and renegotiat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from kcli.broker import admin_handlers, cluster_handlers, group_handlers, handlers, txn_handlers
@@ -24,6 +25,8 @@ from kcli.protocol import (
     encode_response,
     unsupported_version_response,
 )
+
+log = logging.getLogger("kcli.broker")
 
 # (context, request header, decoded body) -> the response body, or None when none is due (acks=0)
 Handler = Callable[[BrokerContext, RequestHeader, Struct], handlers.Body | None]
@@ -89,6 +92,8 @@ class Dispatcher:
         except ProtocolError as exc:
             raise CloseConnection(f"malformed request: {exc}") from None
         header = request.header
+        if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
+            log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
         handler = HANDLERS.get(header.api_key)
         if handler is None:
             raise CloseConnection(f"{api_name(header.api_key)} is not implemented by this broker")

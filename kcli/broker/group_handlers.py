@@ -10,6 +10,7 @@ the offsets store) and its result into the response.  Which broker coordinates a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, Membe
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.group_mirror import CONSUMER
 from kcli.broker.group_service import GROUP_ID_CODES, Answer, GroupService, service
+from kcli.broker.txn_service import transactions
 from kcli.errors import KcliError, NotFoundError, UsageError
 from kcli.groups.layout import GroupPaths, check_group_id
 from kcli.groups.membership import live_members, require_no_live_members
@@ -30,6 +32,7 @@ from kcli.protocol.apis.groups import GROUP_KEY, TRANSACTION_KEY
 from kcli.protocol.error_codes import code_for
 
 Body = Mapping[str, Any]
+log = logging.getLogger("kcli.broker")
 SYNC_WAIT_LIMIT = 1800.0  # a safety bound; the coordinator answers by the rebalance deadline
 OFFSET_METADATA_MAX_BYTES = 4096  # Kafka's offset.metadata.max.bytes
 # The handlers are not given the client's address; the member's HOST is left empty rather than guessed.
@@ -41,32 +44,37 @@ CLIENT_HOST = ""
 
 def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """The broker coordinating a group (key type 0) or a transactional id (1), both chosen by
-    :func:`coordinator_of`."""
+    :func:`coordinator_of`; v4+ asks for several keys at once (KIP-699), each answered on its own."""
+    ctx.peers.invalidate()  # a fresh look at who runs: a coordinator that just died is not named
+    if header.api_version >= 4:
+        return {
+            "throttle_time_ms": 0,
+            "coordinators": [
+                {"key": key, **_coordinator(ctx, key, req.key_type)} for key in req.coordinator_keys
+            ],
+        }
+    return {"throttle_time_ms": 0, **_coordinator(ctx, req.key, req.key_type)}
+
+
+def _coordinator(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
+    """One key's coordinator (or error), in the fields FindCoordinator answers it with in every version."""
 
     def answer(
         code: ErrorCode, message: str | None = None, node: int = -1, host: str = "", port: int = -1
-    ) -> Body:
-        return {
-            "throttle_time_ms": 0,
-            "error_code": code,
-            "error_message": message,
-            "node_id": node,
-            "host": host,
-            "port": port,
-        }
+    ) -> dict[str, Any]:
+        return {"error_code": code, "error_message": message, "node_id": node, "host": host, "port": port}
 
-    if req.key_type == TRANSACTION_KEY:
-        if not req.key:
+    if key_type == TRANSACTION_KEY:
+        if not key:
             return answer(ErrorCode.INVALID_REQUEST, "the transactional id is empty")
-    elif req.key_type != GROUP_KEY:
-        return answer(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {req.key_type}")
+    elif key_type != GROUP_KEY:
+        return answer(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
     else:
         try:
-            check_group_id(req.key)
+            check_group_id(key)
         except UsageError as exc:
             return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
-    ctx.peers.invalidate()  # a fresh look at who runs: a coordinator that just died is not named
-    chosen = coordinator_of(ctx, req.key)
+    chosen = coordinator_of(ctx, key)
     info = ctx.broker_info(chosen) if chosen is not None else None
     if chosen is None or info is None or info.host is None or info.port is None:
         return answer(ErrorCode.COORDINATOR_NOT_AVAILABLE, "no live broker with a TCP listener")
@@ -77,7 +85,11 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
 
 
 def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """v7+ answers the group's protocol type (null, like the protocol name, on an error); v8+ carries
+    the member's reason for joining, which is logged (KIP-800)."""
     svc = service(ctx)
+    if req.reason:
+        log.info("group %r: member %r joins: %s", req.group_id, req.member_id or "(new)", req.reason)
     result = JoinResult(svc.check(req.group_id), member_id=req.member_id)
     if result.error == ErrorCode.NONE:
         answer = Answer()
@@ -95,11 +107,13 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
         )
         limit = max(req.session_timeout_ms, req.rebalance_timeout_ms) / 1000 + 30
         result = answer.wait(svc, limit) or JoinResult(ErrorCode.NOT_COORDINATOR, member_id=req.member_id)
+    failed = result.error != ErrorCode.NONE and header.api_version >= 7
     return {
         "throttle_time_ms": 0,
         "error_code": result.error,
         "generation_id": result.generation_id,
-        "protocol_name": result.protocol_name,
+        "protocol_type": result.protocol_type,
+        "protocol_name": None if failed else result.protocol_name,
         "leader": result.leader,
         "member_id": result.member_id,
         "members": [{"member_id": m, "metadata": data} for m, data in result.members],
@@ -112,9 +126,23 @@ def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     if result.error == ErrorCode.NONE:
         answer = Answer()
         assignments = {a.member_id: bytes(a.assignment) for a in req.assignments}
-        svc.coordinator.sync(req.group_id, req.generation_id, req.member_id, assignments, answer)
+        svc.coordinator.sync(
+            req.group_id,
+            req.generation_id,
+            req.member_id,
+            assignments,
+            answer,
+            req.protocol_type,
+            req.protocol_name,
+        )
         result = answer.wait(svc, SYNC_WAIT_LIMIT) or SyncResult(ErrorCode.NOT_COORDINATOR)
-    return {"throttle_time_ms": 0, "error_code": result.error, "assignment": result.assignment}
+    return {
+        "throttle_time_ms": 0,
+        "error_code": result.error,
+        "protocol_type": result.protocol_type,
+        "protocol_name": result.protocol_name,
+        "assignment": result.assignment,
+    }
 
 
 def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -126,10 +154,13 @@ def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 
 def leave_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """v0-2 name one member; v3 a batch, each with its own error."""
+    """v0-2 name one member; v3+ a batch, each with its own error (and v5+ its reason, logged)."""
     svc = service(ctx)
     batch = header.api_version >= 3
     leaving = [m.member_id for m in req.members] if batch else [req.member_id]
+    for m in req.members:
+        if m.reason:
+            log.info("group %r: member %r leaves: %s", req.group_id, m.member_id, m.reason)
     error = svc.check(req.group_id)
     if error != ErrorCode.NONE:
         return {"throttle_time_ms": 0, "error_code": error, "members": []}
@@ -213,40 +244,72 @@ def offset_results(results: OffsetResults, committed: ErrorCode) -> list[dict[st
 
 
 def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """Committed offsets (-1 where none); ``topics`` null (v2+) asks for everything committed."""
+    """Committed offsets (-1 where none); ``topics`` null (v2+) asks for everything committed.  v8+ asks
+    for several groups, each answered with its own topics and error code."""
+    if header.api_version >= 8:
+        groups = []
+        for group in req.groups:
+            error, topics = _fetch_offsets(ctx, group.group_id, group.topics, req.require_stable)
+            groups.append({"group_id": group.group_id, "topics": topics, "error_code": error})
+        return {"throttle_time_ms": 0, "groups": groups}
+    error, topics = _fetch_offsets(ctx, req.group_id, req.topics, req.require_stable)
+    if error != ErrorCode.NONE and header.api_version < 2:  # no group-level code yet: on each partition
+        topics = [
+            {
+                "name": t.name,
+                "partitions": [_fetched(p, CommittedOffset(-1), error) for p in t.partition_indexes],
+            }
+            for t in req.topics
+        ]
+    return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+
+
+def _fetch_offsets(
+    ctx: BrokerContext, group_id: str, asked: list[Struct] | None, require_stable: bool
+) -> tuple[ErrorCode, list[dict[str, Any]]]:
+    """One group's error and committed offsets, per topic, for the partitions ``asked`` (None: every
+    partition the group committed).  ``require_stable`` (v7+, KIP-447): a partition with transactional
+    offsets still pending gets UNSTABLE_OFFSET_COMMIT (retriable) rather than the older offset."""
     svc = service(ctx)
-    error = svc.check(req.group_id)
+    error = svc.check(group_id)
     committed: dict[tuple[str, int], CommittedOffset] = {}
+    pending: frozenset[tuple[str, int]] = frozenset()
     if error == ErrorCode.NONE:
         try:
-            committed = svc.store.fetch_committed(req.group_id)
+            committed = svc.store.fetch_committed(group_id)
+            if require_stable:
+                pending = transactions(ctx).coordinator.pending_offsets(group_id)
         except (KcliError, OSError) as exc:
-            error = answer_for(exc, f"group {req.group_id!r}: reading offsets")
-    if error != ErrorCode.NONE and header.api_version >= 2:
-        return {"throttle_time_ms": 0, "topics": [], "error_code": error}
-    if req.topics is None:
+            error = answer_for(exc, f"group {group_id!r}: reading offsets")
+    if error != ErrorCode.NONE:
+        return error, []
+    if asked is None:
         wanted: dict[str, list[int]] = {}
         for topic, partition in sorted(committed):
             wanted.setdefault(topic, []).append(partition)
     else:
-        wanted = {t.name: list(t.partition_indexes) for t in req.topics}
+        wanted = {t.name: list(t.partition_indexes) for t in asked}
     none = CommittedOffset(-1)
     topics = []
     for name, partitions in wanted.items():
         parts = []
         for partition in partitions:
-            c = committed.get((name, partition), none)
-            parts.append(
-                {
-                    "partition_index": partition,
-                    "committed_offset": c.offset,
-                    "committed_leader_epoch": c.leader_epoch,
-                    "metadata": c.metadata,
-                    "error_code": error,
-                }
-            )
+            if (name, partition) in pending:
+                parts.append(_fetched(partition, none, ErrorCode.UNSTABLE_OFFSET_COMMIT))
+            else:
+                parts.append(_fetched(partition, committed.get((name, partition), none), ErrorCode.NONE))
         topics.append({"name": name, "partitions": parts})
-    return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+    return ErrorCode.NONE, topics
+
+
+def _fetched(partition: int, c: CommittedOffset, error: ErrorCode) -> dict[str, Any]:
+    return {
+        "partition_index": partition,
+        "committed_offset": c.offset,
+        "committed_leader_epoch": c.leader_epoch,
+        "metadata": c.metadata,
+        "error_code": error,
+    }
 
 
 def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:

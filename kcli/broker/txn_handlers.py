@@ -35,20 +35,27 @@ _CODES: Mapping[type[BaseException], ErrorCode] = {
     NotFoundError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
     LockTimeoutError: ErrorCode.CONCURRENT_TRANSACTIONS,
 }
-# v2 of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn may say PRODUCER_FENCED (KIP-588)
-_FENCED_V2: Mapping[type[BaseException], ErrorCode] = {
+# newer versions may say PRODUCER_FENCED (KIP-588) where older ones say INVALID_PRODUCER_EPOCH: v2 of
+# AddPartitionsToTxn, AddOffsetsToTxn and EndTxn, v4 of InitProducerId
+_FENCED: Mapping[type[BaseException], ErrorCode] = {
     **_CODES,
     ProducerFencedError: ErrorCode.PRODUCER_FENCED,
 }
 
 
 def _answer(
-    ctx: BrokerContext, header: RequestHeader, transactional_id: str, what: str, call: Callable[[], object]
+    ctx: BrokerContext,
+    header: RequestHeader,
+    transactional_id: str,
+    what: str,
+    call: Callable[[], object],
+    fenced_from: int = 2,
 ) -> ErrorCode:
-    """Run ``call`` for ``transactional_id`` when this broker coordinates it; the code to answer with."""
+    """Run ``call`` for ``transactional_id`` when this broker coordinates it; the code to answer with
+    (PRODUCER_FENCED for a fenced producer from version ``fenced_from`` of the API on)."""
     if not transactions(ctx).owns(transactional_id):
         return ErrorCode.NOT_COORDINATOR
-    return _code(transactional_id, what, call, _FENCED_V2 if header.api_version >= 2 else _CODES)
+    return _code(transactional_id, what, call, _FENCED if header.api_version >= fenced_from else _CODES)
 
 
 def _code(
@@ -72,7 +79,9 @@ def _code(
 
 def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """A transactional producer's id and epoch from the coordinator (fencing older instances); an
-    idempotent producer's (no transactional id) from the allocator."""
+    idempotent producer's (no transactional id) from the allocator.  v3+ names the producer's current id
+    and epoch (KIP-360): that producer gets its epoch bumped, a producer whose epoch another one replaced
+    is fenced."""
     if req.transactional_id is None:
         return handlers.init_producer_id(ctx, header, req)
     found: list[tuple[int, int]] = []
@@ -82,8 +91,11 @@ def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         req.transactional_id,
         "initialising a producer",
         lambda: found.append(
-            transactions(ctx).coordinator.init_producer_id(req.transactional_id, req.transaction_timeout_ms)
+            transactions(ctx).coordinator.init_producer_id(
+                req.transactional_id, req.transaction_timeout_ms, req.producer_id, req.producer_epoch
+            )
         ),
+        fenced_from=4,
     )
     producer_id, epoch = found[0] if found else (-1, -1)
     return {"throttle_time_ms": 0, "error_code": code, "producer_id": producer_id, "producer_epoch": epoch}
@@ -93,14 +105,59 @@ def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
 
 
 def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """All or nothing, as Kafka: a partition that does not exist gets UNKNOWN_TOPIC_OR_PARTITION and the
-    others OPERATION_NOT_ATTEMPTED; otherwise every partition gets the coordinator's answer."""
+    """A client's request (v0-3) for one transaction; a broker's (v4+) for several, each of which may
+    only verify that its partitions are in the transaction (KIP-890 part 1)."""
+    if header.api_version < 4:
+        topics = _add_partitions(
+            ctx, header, req.transactional_id, req.producer_id, req.producer_epoch, req.topics
+        )
+        return {"throttle_time_ms": 0, "results_by_topic": topics}
+    results = [
+        {
+            "transactional_id": t.transactional_id,
+            "topic_results": _add_partitions(
+                ctx, header, t.transactional_id, t.producer_id, t.producer_epoch, t.topics, t.verify_only
+            ),
+        }
+        for t in req.transactions
+    ]
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "results_by_transaction": results}
+
+
+def _add_partitions(
+    ctx: BrokerContext,
+    header: RequestHeader,
+    transactional_id: str,
+    producer_id: int,
+    producer_epoch: int,
+    topics_asked: list[Struct],
+    verify_only: bool = False,
+) -> list[dict[str, Any]]:
+    """One transaction's per-topic results.  Adding is all or nothing, as Kafka: a partition that does
+    not exist gets UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED; otherwise every
+    partition gets the coordinator's answer.  Verifying answers INVALID_TXN_STATE for each partition the
+    open transaction does not hold."""
     topics = ctx.partitions.refresh().topics
-    asked = [(t.name, p) for t in req.topics for p in t.partitions]
+    asked = [(t.name, p) for t in topics_asked for p in t.partitions]
     unknown = {
         (name, p) for name, p in asked if name not in topics or not 0 <= p < len(topics[name].partitions)
     }
-    if unknown:
+    if verify_only:
+        held: list[frozenset[tuple[str, int]]] = []
+        code = _answer(
+            ctx,
+            header,
+            transactional_id,
+            "verifying partitions",
+            lambda: held.append(
+                transactions(ctx).coordinator.txn_partitions(transactional_id, producer_id, producer_epoch)
+            ),
+        )
+        codes = {
+            tp: ErrorCode.INVALID_TXN_STATE if code == ErrorCode.NONE and tp not in held[0] else code
+            for tp in asked
+        }
+    elif unknown:
         codes = {
             tp: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED
             for tp in asked
@@ -109,25 +166,22 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct
         code = _answer(
             ctx,
             header,
-            req.transactional_id,
+            transactional_id,
             "adding partitions",
             lambda: transactions(ctx).coordinator.add_partitions(
-                req.transactional_id, req.producer_id, req.producer_epoch, asked
+                transactional_id, producer_id, producer_epoch, asked
             ),
         )
         codes = dict.fromkeys(asked, code)
-    return {
-        "throttle_time_ms": 0,
-        "results_by_topic": [
-            {
-                "name": t.name,
-                "results_by_partition": [
-                    {"partition_index": p, "partition_error_code": codes[(t.name, p)]} for p in t.partitions
-                ],
-            }
-            for t in req.topics
-        ],
-    }
+    return [
+        {
+            "name": t.name,
+            "results_by_partition": [
+                {"partition_index": p, "partition_error_code": codes[(t.name, p)]} for p in t.partitions
+            ],
+        }
+        for t in topics_asked
+    ]
 
 
 def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -163,8 +217,12 @@ def end_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Offsets kept in the transaction, reaching the group only if it commits.  Sent to the group's
-    coordinator (NOT_COORDINATOR otherwise); checked per partition like OffsetCommit."""
-    error = service(ctx).check(req.group_id)
+    coordinator (NOT_COORDINATOR otherwise); checked per partition like OffsetCommit.  v3+ names the
+    consumer's member id and generation, which the group checks when given (KIP-447)."""
+    svc = service(ctx)
+    error = svc.check(req.group_id)
+    if error == ErrorCode.NONE:
+        error = svc.coordinator.check_txn_commit(req.group_id, req.generation_id, req.member_id)
     if error != ErrorCode.NONE:
         log.debug(
             "transactional id %r: offsets for group %r: %s", req.transactional_id, req.group_id, error.name

@@ -120,7 +120,7 @@ class BrokerMarkerWriter:
         try:
             conn = BrokerConnection(info.socket, timeout=REMOTE_TIMEOUT)
             try:
-                body = conn.request(ApiKey.WRITE_TXN_MARKERS, {"markers": [marker]}, version=0)
+                body = conn.request(ApiKey.WRITE_TXN_MARKERS, {"markers": [marker]})
             finally:
                 conn.close()
         except (KcliError, OSError) as exc:

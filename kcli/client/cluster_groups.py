@@ -25,6 +25,7 @@ from kcli.errors import NotFoundError, ProtocolError
 from kcli.groups.membership import MemberInfo
 from kcli.groups.view import GroupView, partition_rows
 from kcli.protocol import ApiKey, ErrorCode, Struct, decode_assignment, decode_subscription
+from kcli.protocol.apis.offsets import fetched_group, offset_fetch_body
 
 # ListGroups' protocol type of groups that consume (empty: offsets committed without joining)
 _CONSUMER_TYPES = ("consumer", "")
@@ -80,14 +81,13 @@ class ClusterGroups:
         """What ``group`` committed for the topics in ``counts`` (name -> partition count)."""
         if not counts:
             return {}
-        body = {
-            "group_id": group,
-            "topics": [{"name": t, "partition_indexes": list(range(n))} for t, n in sorted(counts.items())],
-        }
-        resp, _ = self._ask(group, ApiKey.OFFSET_FETCH, body, lambda r: r.error_code)
+        topics = [{"name": t, "partition_indexes": list(range(n))} for t, n in sorted(counts.items())]
+        resp, _ = self._ask(
+            group, ApiKey.OFFSET_FETCH, offset_fetch_body(group, topics), lambda r: fetched_group(r, group).error_code
+        )
         return {
             (t.name, p.partition_index): p.committed_offset
-            for t in resp.topics
+            for t in fetched_group(resp, group).topics
             for p in t.partitions
             if p.error_code == ErrorCode.NONE and p.committed_offset >= 0
         }

@@ -8,7 +8,7 @@ import time
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.kafka_errors import raise_for
 from kcli.protocol import ApiKey, ErrorCode, Struct
-from kcli.protocol.apis.groups import GROUP_KEY
+from kcli.protocol.apis.groups import GROUP_KEY, find_coordinator_body, found_coordinator
 
 # answers that mean: find the coordinator again (it is loading, moving or gone)
 COORDINATOR_MOVED = {
@@ -24,8 +24,9 @@ def find_coordinator(cluster: BrokerPool, key: str, key_type: int = GROUP_KEY) -
     ``port``, asked again while the coordinator is moving; its address is remembered so
     ``cluster.node(node_id)`` reaches it."""
     delay = 0.05
+    body = find_coordinator_body(key, key_type)
     for attempt in range(ATTEMPTS):
-        resp = cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, {"key": key, "key_type": key_type})
+        resp = found_coordinator(cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, body), key)
         if resp.error_code == ErrorCode.NONE:
             cluster.addresses[resp.node_id] = (resp.host, resp.port)
             return resp

@@ -34,6 +34,7 @@ from kcli.protocol import (
     decode_subscription,
     encode_subscription,
 )
+from kcli.protocol.apis.offsets import fetched_group, offset_fetch_body
 from kcli.storage.records import Record
 
 SESSION_TIMEOUT_MS = 10_000  # kafka-python's default; Kafka's brokers accept 6000..1800000
@@ -207,6 +208,8 @@ class GroupMember(GroupReader):
                     "group_id": self.group,
                     "generation_id": self.generation,
                     "member_id": self.member_id,
+                    "protocol_type": "consumer",  # v5+: the coordinator checks them against the group's
+                    "protocol_name": joined.protocol_name,
                     "assignments": plan,
                 },
             )
@@ -263,10 +266,13 @@ class GroupMember(GroupReader):
         wanted: dict[str, list[int]] = {}
         for topic, partition in partitions:
             wanted.setdefault(topic, []).append(partition)
-        body = {"group_id": self.group, "topics": [{"name": t, "partition_indexes": ps} for t, ps in wanted.items()]}
-        resp = self.coordinator.ask(ApiKey.OFFSET_FETCH, body, _fetch_error, f"group {self.group!r}")
+        topics = [{"name": t, "partition_indexes": ps} for t, ps in wanted.items()]
+        body = offset_fetch_body(self.group, topics)
+        resp = self.coordinator.ask(
+            ApiKey.OFFSET_FETCH, body, lambda r: fetched_group(r, self.group).error_code, f"group {self.group!r}"
+        )
         out = {}
-        for t in resp.topics:
+        for t in fetched_group(resp, self.group).topics:
             for p in t.partitions:
                 raise_for(p.error_code, None, f"committed offset of {t.name}-{p.partition_index}")
                 if p.committed_offset >= 0:
@@ -274,7 +280,11 @@ class GroupMember(GroupReader):
         return out
 
     def _leave(self) -> None:
-        body = {"group_id": self.group, "member_id": self.member_id, "members": [{"member_id": self.member_id}]}
+        body = {
+            "group_id": self.group,
+            "member_id": self.member_id,
+            "members": [{"member_id": self.member_id, "reason": "the consumer is closing"}],  # v5+
+        }
         self.coordinator.send(ApiKey.LEAVE_GROUP, body)
         self.member_id, self.generation = "", -1
 
@@ -286,7 +296,3 @@ def _commit_error(resp: Struct) -> int:
             if p.error_code != ErrorCode.NONE and p.error_code not in _COMMIT_REFUSED:
                 return int(p.error_code)
     return ErrorCode.NONE
-
-
-def _fetch_error(resp: Struct) -> int:
-    return int(resp.error_code)

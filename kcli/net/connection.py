@@ -22,6 +22,7 @@ from kcli.protocol import (
     encode_request,
     error_name,
 )
+from kcli.protocol.apis import CLIENT_MAX
 
 CLIENT_ID = "kcli"
 CONNECT_WAIT = 5.0  # a broker that holds its lock may still be binding its socket
@@ -136,7 +137,7 @@ class BrokerConnection:
                 f"broker at {self.label} does not support {api_name(api_key)} "
                 f"in a version kcli speaks (v{ours[0]}-v{ours[1]})"
             )
-        return min(ours[1], theirs[1])
+        return min(ours[1], CLIENT_MAX.get(api_key, ours[1]), theirs[1])
 
     def request(
         self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True

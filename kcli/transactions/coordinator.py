@@ -191,6 +191,14 @@ class TransactionCoordinator:
         meta = self._checked(transactional_id, producer_id, producer_epoch)
         return frozenset(meta.partitions) if meta.state is TxnState.ONGOING else frozenset()
 
+    def pending_offsets(self, group_id: str) -> frozenset[TopicPartition]:
+        """The partitions of ``group_id`` with transactional offsets not yet settled: kept by an open or
+        decided transaction and not applied to the group (OffsetFetch's require_stable, KIP-447)."""
+        return frozenset(tp for meta in self.store.all()
+                         if (meta.state is TxnState.ONGOING or meta.state.prepared)
+                         and group_id not in meta.applied_groups
+                         for tp in meta.pending_offsets.get(group_id, ()))
+
     # ------------------------------------------------------------ maintenance
     def abort_timed_out(self, now_ms: int | None = None) -> builtins.list[str]:
         """Abort (fencing the producer's epoch, as Kafka does) every Ongoing transaction older than its

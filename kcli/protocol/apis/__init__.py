@@ -73,6 +73,12 @@ APIS: dict[int, Api] = {
 
 SUPPORTED: dict[int, tuple[int, int]] = {key: (api.min_version, api.max_version) for key, api in APIS.items()}
 
+# The newest version kcli's own client sends, where that is below what kcli serves.
+CLIENT_MAX: dict[int, int] = {
+    # v4+ is the brokers' batched form (KIP-890 part 1); clients stop at v3, as Kafka's do
+    ApiKey.ADD_PARTITIONS_TO_TXN: 3,
+}
+
 
 def get_api(api_key: int) -> Api:
     """The :class:`Api` for ``api_key``; ProtocolError if kcli does not implement it."""
@@ -94,4 +100,4 @@ def api_versions_entries(supported: dict[int, tuple[int, int]] | None = None) ->
     return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(table.items())]
 
 
-__all__ = ["APIS", "SUPPORTED", "Api", "ApiKey", "api_name", "api_versions_entries", "get_api"]
+__all__ = ["APIS", "CLIENT_MAX", "SUPPORTED", "Api", "ApiKey", "api_name", "api_versions_entries", "get_api"]

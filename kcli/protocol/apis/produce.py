@@ -1,7 +1,11 @@
-"""Produce (0) v3-8 and InitProducerId (22) v0-1: writing record batches, idempotent producer ids.
+"""Produce (0) v3-8 and InitProducerId (22) v0-5: writing record batches, producer ids.
 
 Produce starts at v3 because kcli stores only magic-2 record batches, which v3 introduced.  The
-``records`` field is an opaque memoryview/bytes (a run of record batches), never parsed here."""
+``records`` field is an opaque memoryview/bytes (a run of record batches), never parsed here.
+
+InitProducerId is flexible from v2; v3 carries the producer's id and epoch (KIP-360), v4 may answer
+PRODUCER_FENCED (older versions get INVALID_PRODUCER_EPOCH instead) and v5 TRANSACTION_ABORTABLE, which
+kcli never answers; v6 (two-phase commit, KIP-939) is not served."""
 
 from ..api import Api, ApiKey
 from ..schema import Array, Field, Schema
@@ -86,7 +90,7 @@ INIT_PRODUCER_ID = Api(
     ApiKey.INIT_PRODUCER_ID,
     "InitProducerId",
     0,
-    1,
+    5,
     request=Schema(
         "InitProducerIdRequest",
         [
@@ -94,7 +98,11 @@ INIT_PRODUCER_ID = Api(
             # producer sends, so that is the default here.
             Field("transactional_id", STRING, nullable="0+", default=None),
             Field("transaction_timeout_ms", INT32),
+            # v3+: the producer's current id and epoch, to bump its own epoch after an error (KIP-360)
+            Field("producer_id", INT64, "3+", default=-1),
+            Field("producer_epoch", INT16, "3+", default=-1),
         ],
+        flexible="2+",
     ),
     response=Schema(
         "InitProducerIdResponse",
@@ -104,5 +112,6 @@ INIT_PRODUCER_ID = Api(
             Field("producer_id", INT64, default=-1),
             Field("producer_epoch", INT16),
         ],
+        flexible="2+",
     ),
 )
