@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from kcli.broker.isr import ReplicaTracker
+from kcli.cluster.configs import topic_configs
 from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.liveness import BrokerStates, still_stopped
@@ -647,7 +648,7 @@ class LedPartitions:
                 continue
             for p, meta in enumerate(topic.partitions):
                 if meta.leader == self.broker_id:
-                    out[(topic.name, p)] = (meta, topic.configs)
+                    out[(topic.name, p)] = (meta, topic_configs(self.state, topic, self.broker_id))
         return out
 
     def _sync(self) -> None:

@@ -25,14 +25,16 @@ def topic() -> None:
 
 @topic.command("create")
 @click.argument("name")
-@click.option("-p", "--partitions", type=int, default=1, show_default=True, help="Number of partitions.")
-@click.option("-r", "--replication-factor", type=int, default=1, show_default=True,
-              help="Replicas of each partition (at most the number of brokers).")
+@click.option("-p", "--partitions", type=int,
+              help="Number of partitions (default: the broker config num.partitions, 1 unless set).")
+@click.option("-r", "--replication-factor", type=int,
+              help="Replicas of each partition, at most the number of brokers (default: the broker config "
+                   "default.replication.factor, 1 unless set).")
 @click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Topic config (repeatable); see `kcli topic configs`.")
 @click.option("--if-not-exists", is_flag=True, help="Succeed quietly if the topic exists.")
 @click.pass_obj
-def create(env, name: str, partitions: int, replication_factor: int, configs: tuple[str, ...],
+def create(env, name: str, partitions: int | None, replication_factor: int | None, configs: tuple[str, ...],
            if_not_exists: bool) -> None:
     """Create topic NAME."""
     from kcli.storage.config import parse_config_pairs

@@ -35,8 +35,8 @@ class RemoteAdmin:
     def create_topic(
         self,
         name: str,
-        partitions: int,
-        replication_factor: int,
+        partitions: int | None,
+        replication_factor: int | None,
         configs: Mapping[str, object] | None = None,
         if_not_exists: bool = False,
     ) -> None:
@@ -45,8 +45,8 @@ class RemoteAdmin:
             "topics": [
                 {
                     "name": name,
-                    "num_partitions": partitions,
-                    "replication_factor": replication_factor,
+                    "num_partitions": -1 if partitions is None else partitions,  # -1: the broker's default
+                    "replication_factor": -1 if replication_factor is None else replication_factor,
                     "assignments": [],
                     "configs": entries,
                 }
