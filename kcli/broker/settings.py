@@ -30,6 +30,7 @@ class BrokerSettings:
     group_initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS
     transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS  # transaction.max.timeout.ms
     transactional_id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS  # transactional.id.expiration.ms
+    retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     configs: Mapping[str, ConfigValue] = field(default_factory=dict)
 
     @classmethod
@@ -49,5 +50,6 @@ class BrokerSettings:
             group_initial_rebalance_delay_ms=get("group.initial.rebalance.delay.ms"),
             transaction_max_timeout_ms=get("transaction.max.timeout.ms"),
             transactional_id_expiration_ms=get("transactional.id.expiration.ms"),
+            retention_check_interval_ms=get("log.retention.check.interval.ms"),
             configs=dict(configs),
         )

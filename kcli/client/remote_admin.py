@@ -60,7 +60,8 @@ class RemoteAdmin:
         raise_for(result.error_code, result.error_message, f"topic {name!r}")
 
     def delete_topic(self, name: str) -> None:
-        body = {"topic_names": [name], "timeout_ms": self.timeout_ms}
+        # v6+ names topics in "topics" (by name or id), older versions in "topic_names"
+        body = {"topics": [{"name": name, "topic_id": bytes(16)}], "topic_names": [name], "timeout_ms": self.timeout_ms}
         result = self._send(ApiKey.DELETE_TOPICS, body).responses[0]
         if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")

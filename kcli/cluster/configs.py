@@ -140,6 +140,8 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "log.cleanup.policy": _topic_synonym("cleanup.policy", "delete"),
     "log.message.timestamp.type": _topic_synonym("message.timestamp.type",
                                                  "CreateTime"),
+    "log.retention.check.interval.ms": BrokerConfig(300_000, _int(1), "how often old segments are looked "
+                                                    "for to delete", LONG),
     "log.flush.interval.messages": _topic_synonym("flush.messages", _LONG_MAX),
     "log.flush.interval.ms": _topic_synonym("flush.ms", _LONG_MAX),
     "replica.lag.time.max.ms": BrokerConfig(30_000, _int(1), "drop a follower from the ISR once it has not "
@@ -304,10 +306,12 @@ def _selected(names: Iterable[str], wanted: Iterable[str] | None) -> list[str]:
     return [n for n in sorted(names) if n in keep]
 
 
-def describe_topic(state: ClusterState, name: str, broker_id: int | None = None,
+def describe_topic(state: ClusterState, topic: str | TopicMeta, broker_id: int | None = None,
                    keys: Iterable[str] | None = None) -> list[ConfigEntry]:
-    """Every topic config of topic ``name`` (or the ``keys`` asked for), with where its value comes from."""
-    topic = state.topic(name)
+    """Every topic config of ``topic`` (a name, or a topic not created yet) or the ``keys`` asked for,
+    with where its value comes from."""
+    if isinstance(topic, str):
+        topic = state.topic(topic)
     out = []
     for key in _selected(TOPIC_CONFIGS, keys):
         default, _parse, doc = TOPIC_CONFIGS[key]
