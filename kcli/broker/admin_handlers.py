@@ -88,7 +88,12 @@ def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool, created:
     if topic.assignments:
         raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "manual replica assignment is not supported")
     state = ctx.partitions.refresh()
-    partitions, rf = new_topic_shape(state, topic.num_partitions, topic.replication_factor, ctx.broker_id)
+    partitions, rf = new_topic_shape(  # -1: the broker's default (CreateTopics v4+)
+        state,
+        None if topic.num_partitions == -1 else topic.num_partitions,
+        None if topic.replication_factor == -1 else topic.replication_factor,
+        ctx.broker_id,
+    )
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise ApiError(
             ErrorCode.INVALID_PARTITIONS, f"partition count must be 1..{MAX_PARTITIONS} (got {partitions})"

@@ -267,11 +267,11 @@ def log_config(state: ClusterState, topic: TopicMeta, broker_id: int | None = No
 
 def new_topic_shape(state: ClusterState, partitions: int | None, replication_factor: int | None,
                     broker_id: int | None = None) -> tuple[int, int]:
-    """A new topic's partition count and replication factor: the ones asked for, else num.partitions
-    and default.replication.factor (a -1, CreateTopics' "broker default", counts as not asked)."""
-    if partitions is None or partitions == -1:
+    """A new topic's partition count and replication factor: the ones asked for, else (None)
+    num.partitions and default.replication.factor."""
+    if partitions is None:
         partitions = int(broker_value(state, "num.partitions", broker_id))
-    if replication_factor is None or replication_factor == -1:
+    if replication_factor is None:
         replication_factor = int(broker_value(state, "default.replication.factor", broker_id))
     return partitions, replication_factor
 

@@ -25,11 +25,13 @@ class TopicAdmin:
 
     def create_topic(self, name: str, partitions: int | None = None, replication_factor: int | None = None,
                      configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
-        """Create topic ``name``; a count or factor left out (None or -1) is the broker config's
+        """Create topic ``name``; a count or factor left out (None) is the broker config's
         (num.partitions, default.replication.factor)."""
-        from kcli.cluster.configs import new_topic_shape
+        if partitions is None or replication_factor is None:
+            from kcli.cluster.configs import new_topic_shape
 
-        partitions, replication_factor = new_topic_shape(self.state(), partitions, replication_factor)
+            # load(), not state(): bad input is refused before the data dir is made
+            partitions, replication_factor = new_topic_shape(self.metadata.load(), partitions, replication_factor)
         meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
         self.make_partition_dirs(meta)
         return meta
