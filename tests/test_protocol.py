@@ -16,8 +16,8 @@ import json
 import random
 import re
 import struct
-import warnings
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
