@@ -233,12 +233,22 @@ def _default_map(
     return out
 
 
+def _forget_static_broker_configs() -> None:
+    """A command run in this process before (tests run many) may have set them from another file."""
+    import sys
+
+    configs = sys.modules.get("kcli.cluster.configs")  # not imported: none are set, and none is needed
+    if configs is not None:
+        configs.set_static({})
+
+
 def apply_config_file(ctx: click.Context, params: dict[str, Any], config_file: str | None) -> dict[str, Any]:
     """Read the config file for the top-level group's callback.
 
     ``params`` are the global options as parsed; returns them with the file's values filled in where
     neither the command line nor the environment gave one, and sets ``ctx.default_map`` for the
     subcommands."""
+    _forget_static_broker_configs()
     path, explicit = locate(params.get("data_dir"), config_file)
     if path is None:
         return params
