@@ -646,9 +646,11 @@ class LedPartitions:
         for topic in self.state.topics.values():
             if topic.name in self._fenced:
                 continue
+            configs: dict[str, object] | None = None  # the topic's effective configs, resolved once for all its partitions here
             for p, meta in enumerate(topic.partitions):
                 if meta.leader == self.broker_id:
-                    out[(topic.name, p)] = (meta, topic_configs(self.state, topic, self.broker_id))
+                    configs = configs or topic_configs(self.state, topic, self.broker_id)
+                    out[(topic.name, p)] = (meta, configs)
         return out
 
     def _sync(self) -> None:

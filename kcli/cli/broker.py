@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from kcli.cli.output import emit_json, table
+
+if TYPE_CHECKING:
+    from kcli.storage.config import ConfigValue
 
 
 class _StopBeforeServing(BaseException):
@@ -181,16 +186,17 @@ _FLAG_CONFIGS = {
 }
 
 
-def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) -> dict[str, object]:
+def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) -> dict[str, ConfigValue]:
     """kcli.toml's [broker] configs, then the flags given, then each --override NAME=VALUE, validated:
     a bad one is a usage error before anything starts."""
     from kcli.cluster.configs import parse_broker_config, static_configs
     from kcli.errors import UsageError
 
-    out: dict[str, object] = static_configs()
+    out = static_configs()
     for flag, name in _FLAG_CONFIGS.items():
-        if flags.get(flag) is not None:
-            out[name] = flags[flag]
+        value = flags.get(flag)
+        if isinstance(value, int | bool | str):  # None: not given
+            out[name] = value
     for pair in overrides:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():

@@ -211,14 +211,14 @@ def _entity(broker_id: int | None) -> str:
     return CLUSTER_DEFAULT if broker_id is None else str(broker_id)
 
 
-def _chain(state: ClusterState, broker_id: int | None, name: str) -> list[tuple[str, ConfigValue, int]]:
+def _chain(state: ClusterState, broker_id: int | None, name: str) -> list[tuple[str, object, int]]:
     """(name, value, source) of every layer that sets broker config ``name``, the winning one first."""
-    out: list[tuple[str, ConfigValue, int]] = []
+    out: list[tuple[str, object, int]] = []
     dynamic = state.broker_configs
     if broker_id is not None and name in dynamic.get(str(broker_id), {}):
-        out.append((name, dynamic[str(broker_id)][name], DYNAMIC_BROKER_CONFIG))  # type: ignore[arg-type]
+        out.append((name, dynamic[str(broker_id)][name], DYNAMIC_BROKER_CONFIG))
     if name in dynamic.get(CLUSTER_DEFAULT, {}):
-        out.append((name, dynamic[CLUSTER_DEFAULT][name], DYNAMIC_DEFAULT_BROKER_CONFIG))  # type: ignore[arg-type]
+        out.append((name, dynamic[CLUSTER_DEFAULT][name], DYNAMIC_DEFAULT_BROKER_CONFIG))
     if name in _static:
         out.append((name, _static[name], STATIC_BROKER_CONFIG))
     default = BROKER_CONFIGS[name].default
@@ -227,33 +227,33 @@ def _chain(state: ClusterState, broker_id: int | None, name: str) -> list[tuple[
     return out
 
 
-def broker_value(state: ClusterState, name: str, broker_id: int | None = None) -> ConfigValue:
+def broker_value(state: ClusterState, name: str, broker_id: int | None = None) -> object:
     """The value broker ``broker_id`` (None: any broker of this process) has for broker config ``name``."""
     chain = _chain(state, broker_id, name)
     return chain[0][1]
 
 
 def _topic_default_chain(state: ClusterState, broker_id: int | None,
-                         key: str) -> list[tuple[str, ConfigValue, int]]:
+                         key: str) -> list[tuple[str, object, int]]:
     """The broker-level layers behind topic config ``key``: every synonym's chain in Kafka's order."""
-    out: list[tuple[str, ConfigValue, int]] = []
+    out: list[tuple[str, object, int]] = []
     for name in TOPIC_SYNONYMS.get(key, []):
         out.extend(_chain(state, broker_id, name))
     return out
 
 
-def _scaled(name: str, value: ConfigValue) -> ConfigValue:
+def _scaled(name: str, value: object) -> object:
     scale = BROKER_CONFIGS[name].scale if name in BROKER_CONFIGS else 1
-    return value if scale == 1 else int(value) * scale
+    return value if scale == 1 else int(value) * scale  # type: ignore[call-overload]
 
 
-def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> dict[str, ConfigValue]:
+def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> dict[str, object]:
     """Every topic config's effective value for ``topic`` on ``broker_id``: its override, else the broker
     default (:mod:`this module's <kcli.cluster.configs>` chain), else Kafka's."""
-    out: dict[str, ConfigValue] = {}
+    out: dict[str, object] = {}
     for key, (default, _parse, _doc) in TOPIC_CONFIGS.items():
         if key in topic.configs:
-            out[key] = topic.configs[key]  # type: ignore[assignment]
+            out[key] = topic.configs[key]
             continue
         chain = _topic_default_chain(state, broker_id, key)
         out[key] = _scaled(chain[0][0], chain[0][1]) if chain else default
@@ -270,9 +270,9 @@ def new_topic_shape(state: ClusterState, partitions: int | None, replication_fac
     """A new topic's partition count and replication factor: the ones asked for, else (None)
     num.partitions and default.replication.factor."""
     if partitions is None:
-        partitions = int(broker_value(state, "num.partitions", broker_id))
+        partitions = int(broker_value(state, "num.partitions", broker_id))  # type: ignore[call-overload]
     if replication_factor is None:
-        replication_factor = int(broker_value(state, "default.replication.factor", broker_id))
+        replication_factor = int(broker_value(state, "default.replication.factor", broker_id))  # type: ignore[call-overload]
     return partitions, replication_factor
 
 
