@@ -258,3 +258,42 @@ def test_dynamic_retention_reaches_the_running_broker(brokers) -> None:
 def _start_offset(kcli, topic: str) -> int:
     rows = json.loads(kcli("topic", "describe", topic, "--json").stdout)
     return int(rows[0]["partitions"][0]["log_start_offset"])
+
+
+def _alter_raw(sock, resource_type: int, name: str, configs: list[tuple[str, int, str | None]],
+               validate_only: bool = False) -> tuple[int, str | None]:
+    resp = call(sock, ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {
+        "resources": [{"resource_type": resource_type, "resource_name": name,
+                       "configs": [{"name": n, "config_operation": op, "value": v} for n, op, v in configs]}],
+        "validate_only": validate_only})
+    return resp.responses[0].error_code, resp.responses[0].error_message
+
+
+def test_raw_cluster_default_entity_list_ops_and_validate_only(broker) -> None:
+    """The empty broker name (Kafka's --entity-default), which confluent-kafka and kafka-python cannot
+    name; APPEND/SUBTRACT only on list configs; validate_only on a broker resource."""
+    broker.kcli("topic", "create", "lists")
+    sock = connect(("127.0.0.1", broker.port))
+    try:
+        assert _alter_raw(sock, 4, "", [("log.retention.bytes", 0, "1048576")], validate_only=True)[0] == 0
+        describe = {"resources": [{"resource_type": 4, "resource_name": "", "configuration_keys": None}],
+                    "include_synonyms": False, "include_documentation": False}
+        assert call(sock, ApiKey.DESCRIBE_CONFIGS, 4, describe).results[0].configs == []
+        assert _alter_raw(sock, 4, "", [("log.retention.bytes", 0, "1048576")]) == (0, None)
+        (entry,) = call(sock, ApiKey.DESCRIBE_CONFIGS, 4, describe).results[0].configs
+        assert (entry.name, entry.value, entry.config_source, entry.read_only) == (
+            "log.retention.bytes", "1048576", 3, False)
+        # a list config takes APPEND and SUBTRACT; others refuse them
+        assert _alter_raw(sock, 2, "lists", [("cleanup.policy", 2, "delete")])[0] == 0
+        code, message = _alter_raw(sock, 2, "lists", [("retention.ms", 2, "5")])
+        assert code == ErrorCode.INVALID_CONFIG and "not a list" in message
+        code, _ = _alter_raw(sock, 2, "lists", [("cleanup.policy", 3, "delete")])  # nothing left: invalid
+        assert code == ErrorCode.INVALID_CONFIG
+        code, _ = _alter_raw(sock, 2, "lists", [("retention.ms", 0, None)])  # SET needs a value
+        assert code == ErrorCode.INVALID_REQUEST
+        assert api_versions_ok(sock)
+    finally:
+        sock.close()
+    configs = _topic_configs(broker.kcli, "lists")
+    assert configs["cleanup.policy"]["source"] == "DYNAMIC_TOPIC_CONFIG"
+    assert configs["retention.bytes"]["source"] == "DYNAMIC_DEFAULT_BROKER_CONFIG"

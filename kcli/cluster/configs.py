@@ -392,9 +392,9 @@ def _apply_ops(current: Mapping[str, object], ops: list[ConfigOp], known: Mappin
             continue
         if op.op not in (SET, APPEND, SUBTRACT):
             raise UsageError(f"unknown config operation {op.op} for {op.name}")
-        if op.value is None:
-            raise error(f"config {op.name} of {what}: a null value is not allowed with "
-                        f"{OPERATION_NAMES[op.op]}")
+        if op.value is None:  # Kafka: an invalid request, for any resource
+            raise UsageError(f"config {op.name} of {what}: a null value is not allowed with "
+                             f"{OPERATION_NAMES[op.op]}")
         text = op.value
         if op.op in (APPEND, SUBTRACT):
             kind = TOPIC_CONFIG_TYPES.get(op.name) or getattr(known.get(op.name), "type", None)
