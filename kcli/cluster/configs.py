@@ -249,7 +249,7 @@ def _scaled(name: str, value: object) -> object:
 
 def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> dict[str, object]:
     """Every topic config's effective value for ``topic`` on ``broker_id``: its override, else the broker
-    default (:mod:`this module's <kcli.cluster.configs>` chain), else Kafka's."""
+    default (the chain above), else Kafka's."""
     out: dict[str, object] = {}
     for key, (default, _parse, _doc) in TOPIC_CONFIGS.items():
         if key in topic.configs:
@@ -470,7 +470,7 @@ def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp],
 
     def fn(state: ClusterState) -> list[MetaRecord]:
         if broker_id is not None and broker_id not in state.brokers:
-            raise NotFoundError(f"broker {broker_id} does not exist", hint="see `kcli cluster describe`")
+            raise NotFoundError(f"broker {broker_id} does not exist", hint="see `kcli cluster status`")
         current = state.broker_configs.get(entity, {})
         result.update(_apply_ops({} if replace else current, ops, BROKER_CONFIGS, _parse_dynamic_broker, what,
                                  BrokerConfigError))
