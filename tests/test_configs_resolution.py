@@ -95,3 +95,11 @@ def test_static_configs_parse_like_kcli_toml_values() -> None:
         cfg.parse_broker_config("num.partitions", "0")
     with pytest.raises(InvalidConfigError):
         cfg.parse_broker_config("log.cleanup.policy", "compact")  # until issue 20
+
+
+def test_broker_settings_defaults_are_the_broker_configs_defaults() -> None:
+    """BrokerSettings() (what tests and embedded brokers use) and a broker started with no configs agree:
+    the modules' own default constants and BROKER_CONFIGS name the same values."""
+    from kcli.broker.settings import BrokerSettings
+
+    assert BrokerSettings() == BrokerSettings.from_configs(None, {})
