@@ -31,7 +31,7 @@ def records(runner: KcliRunner, topic: str, *args: str) -> list[dict]:
 def test_topic_create_list_describe_delete(remote: KcliRunner) -> None:
     created = remote("topic", "create", "orders", "-p", "3")
     assert "Created topic orders with 3 partition(s)" in created.stderr
-    remote("topic", "create", "audit")
+    remote("topic", "create", "audit", "-p", "1")  # without -p: the cluster's num.partitions
     assert remote("topic", "list").stdout.split() == ["audit", "orders"]
     assert json.loads(remote("topic", "list", "--json").stdout) == [
         {"name": "audit", "partitions": 1, "replication_factor": 1},
@@ -88,7 +88,7 @@ def test_keyed_records_land_where_kcli_puts_them(remote: KcliRunner, kcli) -> No
 
 
 def test_consume_offsets_formats_and_limits(remote: KcliRunner) -> None:
-    remote.in_process("topic", "create", "t")
+    remote.in_process("topic", "create", "t", "-p", "1")
     remote.produce_lines("t", "".join(f"m{i}\n" for i in range(10)))
     assert remote("consume", "t", "-b", "-e").stdout.split() == [f"m{i}" for i in range(10)]
     assert remote("consume", "t", "-o", "7", "-e").stdout.split() == ["m7", "m8", "m9"]
@@ -131,7 +131,6 @@ def test_bootstrap_tries_every_server(remote: KcliRunner, tansu) -> None:
 def test_data_dir_only_commands_refuse_bootstrap(remote: KcliRunner) -> None:
     remote("topic", "create", "t")
     for args in (
-        ["topic", "alter", "t", "-c", "retention.ms=1"],
         ["group", "delete", "g"],
         ["log-dirs"],
     ):
@@ -144,6 +143,16 @@ def test_a_transactional_produce_commits_through_the_flexible_versions(remote: K
     """tansu 0.6 answers the classic transaction APIs with UNKNOWN_SERVER_ERROR but serves the flexible
     ones (InitProducerId v2+, FindCoordinator v3+, ...) that kcli now negotiates: a transactional
     produce there commits, and a read_committed consumer sees it."""
-    remote("topic", "create", "tx")
+    remote("topic", "create", "tx", "-p", "1")
     remote("produce", "tx", "--transactional-id", "t1", input="a\nb\n")
     assert remote("consume", "tx", "-b", "-e", "--isolation-level", "read_committed").stdout == "a\nb\n"
+
+
+def test_topic_configs_through_another_cluster(remote: KcliRunner) -> None:
+    """`kcli config` and `kcli topic alter -c` speak IncrementalAlterConfigs / DescribeConfigs, so they
+    work on a cluster kcli did not write."""
+    remote("topic", "create", "cfg", "-p", "1")
+    remote("topic", "alter", "cfg", "-c", "retention.ms=120000")
+    remote("config", "alter", "--topic", "cfg", "--set", "max.message.bytes=2048")
+    shown = {c["name"]: c["value"] for c in json.loads(remote("config", "describe", "--topic", "cfg", "--json").stdout)["configs"]}
+    assert shown["retention.ms"] == "120000" and shown["max.message.bytes"] == "2048"

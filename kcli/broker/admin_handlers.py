@@ -1,5 +1,9 @@
 """Topic admin API handlers: CreateTopics, DeleteTopics, CreatePartitions.
 
+A count or factor of -1 in CreateTopics is the broker's num.partitions / default.replication.factor; v5+
+answers with what the topic got (its partitions, replication factor and every resolved config), v7 with
+its topic id.  DeleteTopics v6 names a topic by name or by id.
+
 They change the shared metadata through :class:`kcli.cluster.topics.TopicAdmin` (the same code the embedded
 CLI runs when no broker lives), then make this broker's led partitions follow at once;
 other brokers follow when they see ``metadata.log`` change.  Errors are Kafka's per-topic codes with a
@@ -16,7 +20,8 @@ from typing import Any
 
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
-from kcli.cluster.metadata import validate_topic_name
+from kcli.cluster.configs import describe_topic, new_topic_shape
+from kcli.cluster.metadata import PartitionMeta, TopicMeta, validate_topic_name
 from kcli.cluster.topics import TopicAdmin
 from kcli.errors import AlreadyExistsError, KcliError, NotFoundError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
@@ -50,6 +55,7 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     results = []
     for topic in req.topics:
         message: str | None
+        created: list[TopicMeta] = []
         if names.count(topic.name) > 1:
             code, message = (
                 ErrorCode.INVALID_REQUEST,
@@ -57,24 +63,41 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
             )
         else:
             code, message = _run(
-                f"creating topic {topic.name!r}", partial(_create_one, ctx, topic, req.validate_only)
+                f"creating topic {topic.name!r}", partial(_create_one, ctx, topic, req.validate_only, created)
             )
-        results.append({"name": topic.name, "error_code": code, "error_message": message})
+        result: dict[str, Any] = {"name": topic.name, "error_code": code, "error_message": message, "configs": None}
+        if created:
+            meta = created[0]
+            result["num_partitions"] = len(meta.partitions)
+            result["replication_factor"] = len(meta.partitions[0].replicas)
+            if not req.validate_only:
+                result["topic_id"] = bytes.fromhex(meta.topic_id)
+            result["configs"] = [
+                {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
+                 "is_sensitive": e.sensitive}
+                for e in describe_topic(ctx.partitions.state, meta, ctx.broker_id)
+            ]
+        results.append(result)
     ctx.partitions.refresh()
     return {"throttle_time_ms": 0, "topics": results}
 
 
-def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
+def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool, created: list[TopicMeta]) -> None:
+    """Create one topic (or only check it can be); what it got (or would get) goes into ``created``."""
     validate_topic_name(topic.name)
     if topic.assignments:
         raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "manual replica assignment is not supported")
-    partitions = 1 if topic.num_partitions == -1 else topic.num_partitions
-    rf = 1 if topic.replication_factor == -1 else topic.replication_factor
+    state = ctx.partitions.refresh()
+    partitions, rf = new_topic_shape(  # -1: the broker's default (CreateTopics v4+)
+        state,
+        None if topic.num_partitions == -1 else topic.num_partitions,
+        None if topic.replication_factor == -1 else topic.replication_factor,
+        ctx.broker_id,
+    )
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise ApiError(
             ErrorCode.INVALID_PARTITIONS, f"partition count must be 1..{MAX_PARTITIONS} (got {partitions})"
         )
-    state = ctx.partitions.refresh()
     if rf < 1 or rf > len(state.brokers):
         raise ApiError(
             ErrorCode.INVALID_REPLICATION_FACTOR,
@@ -84,8 +107,9 @@ def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
     if topic.name in state.topics:
         raise AlreadyExistsError(f"topic {topic.name!r} already exists")
     if validate_only:
+        created.append(TopicMeta(topic.name, "", configs, [PartitionMeta(list(range(rf)), -1, [])] * partitions))
         return
-    _admin(ctx).create_topic(topic.name, partitions, rf, configs)
+    created.append(_admin(ctx).create_topic(topic.name, partitions, rf, configs))
     log.info("created topic %r with %d partition(s), replication factor %d", topic.name, partitions, rf)
 
 
@@ -93,14 +117,33 @@ def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
 
 
 def delete_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    wanted = [(t.name, t.topic_id) for t in req.topics] if header.api_version >= 6 else [
+        (name, bytes(16)) for name in req.topic_names
+    ]
     results = []
-    for name in req.topic_names:
-        code, _message = _run(f"deleting topic {name!r}", partial(_delete_one, ctx, name))
-        results.append({"name": name, "error_code": code})
+    for name, topic_id in wanted:
+        found = [name]
+        code, message = _run(f"deleting topic {name or topic_id.hex()!r}", partial(_delete_one, ctx, found, topic_id))
+        results.append({"name": found[0], "topic_id": topic_id, "error_code": code, "error_message": message})
     return {"throttle_time_ms": 0, "responses": results}
 
 
-def _delete_one(ctx: BrokerContext, name: str) -> None:
+def _by_id(ctx: BrokerContext, found: list[str | None], topic_id: bytes) -> str:
+    """The name of the topic a DeleteTopics v6 entry means (by name or by id, not both); put in ``found``."""
+    name = found[0]
+    if name is not None and any(topic_id):
+        raise ApiError(ErrorCode.INVALID_REQUEST, "give a topic's name or its id, not both")
+    if name is not None:
+        return name
+    for meta in ctx.partitions.refresh().topics.values():
+        if meta.topic_id == topic_id.hex():
+            found[0] = meta.name
+            return meta.name
+    raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID, f"no topic has id {topic_id.hex()}")
+
+
+def _delete_one(ctx: BrokerContext, found: list[str | None], topic_id: bytes) -> None:
+    name = _by_id(ctx, found, topic_id)
     if name not in ctx.partitions.refresh().topics:
         raise NotFoundError(f"topic {name!r} does not exist")
     # let go of our partitions first: deletion takes each replica lock before removing its folder

@@ -44,7 +44,6 @@ log = logging.getLogger("kcli.broker")
 
 TICK = 0.2  # how often the metadata is checked for changes
 CHECKPOINT_INTERVAL = 5.0  # how often written partitions are fsynced and checkpointed
-RETENTION_INTERVAL = 300.0  # Kafka's log.retention.check.interval.ms
 CONTROLLER_TICK = 0.25  # how often the controller looks at the brokers (and others try to become it)
 TXN_TICK = 1.0  # how often timed-out and decided transactions are looked at
 HAND_OVER_WAIT = 5.0  # how long a shutting-down leader lets its followers catch up before moving on
@@ -62,6 +61,7 @@ class Broker:
         self.broker_id = broker_id
         self.listener = settings.listener
         self.session_timeout = settings.session_timeout_ms / 1000
+        self.retention_interval = settings.retention_check_interval_ms / 1000
         self.metadata = Metadata(datadir)
         self.states = BrokerStates(frozenset(), frozenset(), frozenset())
         self.partitions = LedPartitions(
@@ -162,7 +162,7 @@ class Broker:
                 self._observe()
                 self.partitions.refresh(retry_waiting=True)
                 self.partitions.maintain()
-                if time.monotonic() - last_retention >= RETENTION_INTERVAL:
+                if time.monotonic() - last_retention >= self.retention_interval:
                     self.partitions.enforce_retention()
                     last_retention = time.monotonic()
                 if time.monotonic() - last_checkpoint >= CHECKPOINT_INTERVAL:

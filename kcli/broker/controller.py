@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 
+from kcli.cluster.configs import log_config
 from kcli.cluster.controller import on_brokers_lost, replica_leo
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.liveness import BrokerStates, observe
 from kcli.cluster.metadata import ClusterState, Metadata
-from kcli.storage.config import LogConfig
 
 log = logging.getLogger("kcli.broker")
 
@@ -33,7 +33,7 @@ def needs_election(state: ClusterState, states: BrokerStates) -> bool:
     """Whether some partition waits for the controller: a lost broker leads it or is in its ISR, or it is
     offline while a replica that could lead it runs."""
     for topic in state.topics.values():
-        unclean = LogConfig.from_topic(topic.configs).unclean_leader_election
+        unclean = log_config(state, topic).unclean_leader_election
         for meta in topic.partitions:
             if meta.leader in states.lost or any(b in states.lost for b in meta.isr):
                 return True
@@ -78,7 +78,7 @@ class Controller:
 
         def unclean_for(topic: str) -> bool:
             t = state.topics.get(topic)
-            return t is not None and LogConfig.from_topic(t.configs).unclean_leader_election
+            return t is not None and log_config(state, t).unclean_leader_election
 
         def look(now: ClusterState) -> tuple[set[int], set[int]]:
             # again, under the metadata lock: a broker may have come back since the look above

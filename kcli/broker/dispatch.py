@@ -11,7 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from kcli.broker import admin_handlers, cluster_handlers, group_handlers, handlers, txn_handlers
+from kcli.broker import (
+    admin_handlers,
+    cluster_handlers,
+    config_handlers,
+    group_handlers,
+    handlers,
+    txn_handlers,
+)
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -63,6 +70,9 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_TRANSACTIONS: txn_handlers.list_transactions,
     ApiKey.DESCRIBE_CLUSTER: cluster_handlers.describe_cluster,
     ApiKey.DESCRIBE_LOG_DIRS: cluster_handlers.describe_log_dirs,
+    ApiKey.DESCRIBE_CONFIGS: config_handlers.describe_configs,
+    ApiKey.ALTER_CONFIGS: config_handlers.alter_configs,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: config_handlers.incremental_alter_configs,
 }
 
 

@@ -145,7 +145,7 @@ def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
     from kcli.cluster.topics import TopicAdmin
 
     try:
-        TopicAdmin(ctx.datadir).create_topic(name, 1, 1, if_not_exists=True)
+        TopicAdmin(ctx.datadir).create_topic(name, if_not_exists=True)  # num.partitions, default.replication.factor
     except InvalidTopicError:
         return ErrorCode.INVALID_TOPIC_EXCEPTION
     except (KcliError, OSError) as exc:

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from kcli.broker.isr import ReplicaTracker
+from kcli.cluster.configs import topic_configs
 from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.liveness import BrokerStates, still_stopped
@@ -645,9 +646,11 @@ class LedPartitions:
         for topic in self.state.topics.values():
             if topic.name in self._fenced:
                 continue
+            configs: dict[str, object] | None = None  # the topic's effective configs, resolved once for all its partitions here
             for p, meta in enumerate(topic.partitions):
                 if meta.leader == self.broker_id:
-                    out[(topic.name, p)] = (meta, topic.configs)
+                    configs = configs or topic_configs(self.state, topic, self.broker_id)
+                    out[(topic.name, p)] = (meta, configs)
         return out
 
     def _sync(self) -> None:

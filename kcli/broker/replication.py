@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from kcli.cluster.broker_info import socket_path
+from kcli.cluster.configs import topic_configs
 from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
@@ -520,11 +521,13 @@ class Followers:
             for topic in state.topics.values():
                 if topic.name in fenced:
                     continue
+                configs: dict[str, object] | None = None  # resolved once per topic
                 for p, meta in enumerate(topic.partitions):
                     key = (topic.name, p)
                     if self.broker_id in meta.replicas and meta.leader >= 0 and key not in leading:
                         if meta.leader != self.broker_id:
-                            wanted[key] = (meta, topic.configs)
+                            configs = configs or topic_configs(state, topic, self.broker_id)
+                            wanted[key] = (meta, configs)
         with self._lock:
             for key in list(self._replicas):
                 if key not in wanted:

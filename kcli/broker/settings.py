@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
+from kcli.storage.config import ConfigValue
 from kcli.transactions.coordinator import DEFAULT_ID_EXPIRATION_MS, DEFAULT_MAX_TIMEOUT_MS
 
 
 @dataclass(frozen=True)
 class BrokerSettings:
-    """``listener``: the TCP address to serve besides the Unix socket (None: the socket only)."""
+    """``listener``: the TCP address to serve besides the Unix socket (None: the socket only).
+    ``configs``: the static broker configs it was started with (kcli.toml's [broker] and the flags),
+    the STATIC_BROKER_CONFIG layer of :mod:`kcli.cluster.configs`."""
 
     listener: tuple[str, int] | None = None
     auto_create: bool = True  # auto.create.topics.enable
@@ -26,3 +30,26 @@ class BrokerSettings:
     group_initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS
     transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS  # transaction.max.timeout.ms
     transactional_id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS  # transactional.id.expiration.ms
+    retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
+    configs: Mapping[str, ConfigValue] = field(default_factory=dict)
+
+    @classmethod
+    def from_configs(cls, listener: tuple[str, int] | None, configs: Mapping[str, ConfigValue]) -> BrokerSettings:
+        """Settings from static broker configs by Kafka name (the rest keep Kafka's defaults)."""
+        from kcli.cluster.configs import BROKER_CONFIGS
+
+        def get(name: str) -> int:
+            return int(configs.get(name, BROKER_CONFIGS[name].default))  # type: ignore[arg-type]
+
+        return cls(
+            listener=listener,
+            auto_create=bool(configs.get("auto.create.topics.enable", True)),
+            max_frame_size=get("socket.request.max.bytes"),
+            replica_lag_time_ms=get("replica.lag.time.max.ms"),
+            session_timeout_ms=get("broker.session.timeout.ms"),
+            group_initial_rebalance_delay_ms=get("group.initial.rebalance.delay.ms"),
+            transaction_max_timeout_ms=get("transaction.max.timeout.ms"),
+            transactional_id_expiration_ms=get("transactional.id.expiration.ms"),
+            retention_check_interval_ms=get("log.retention.check.interval.ms"),
+            configs=dict(configs),
+        )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from kcli.cli.output import emit_json, table
+
+if TYPE_CHECKING:
+    from kcli.storage.config import ConfigValue
 
 
 class _StopBeforeServing(BaseException):
@@ -31,61 +36,71 @@ def broker() -> None:
     help="Also listen on TCP for Kafka clients (host defaults to 127.0.0.1; port 0 picks a free one).",
 )
 @click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A broker config by Kafka's name, as kafka-server-start's --override (repeatable); wins over "
+    "kcli.toml's [broker] table. See `kcli config describe --broker ID` for the names.",
+)
+@click.option(
+    "--num-partitions",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Partitions of topics created without a count, e.g. auto-created (num.partitions; default 1).",
+)
+@click.option(
+    "--default-replication-factor",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Replication factor of topics created without one (default.replication.factor; default 1).",
+)
+@click.option(
     "--auto-create/--no-auto-create",
-    default=True,
-    show_default=True,
-    help="Create a missing topic with the defaults when a client asks for it (auto.create.topics.enable).",
+    default=None,
+    help="Create a missing topic with the defaults when a client asks for it (auto.create.topics.enable; "
+    "default on).",
 )
 @click.option(
     "--max-request-size",
     type=click.IntRange(1024),
-    default=100 * 1024 * 1024,
-    show_default=True,
     metavar="BYTES",
-    help="Close connections that send a larger request frame.",
+    help="Close connections that send a larger request frame (socket.request.max.bytes; default 104857600).",
 )
 @click.option(
     "--replica-lag-time-max-ms",
     type=click.IntRange(1),
-    default=30000,
-    show_default=True,
     metavar="MS",
-    help="Drop a follower from the ISR once it has not caught up for this long (replica.lag.time.max.ms).",
+    help="Drop a follower from the ISR once it has not caught up for this long (replica.lag.time.max.ms; "
+    "default 30000).",
 )
 @click.option(
     "--session-timeout-ms",
     type=click.IntRange(1),
-    default=9000,
-    show_default=True,
     metavar="MS",
-    help="The controller treats a broker whose heartbeat is older than this as lost (hung).",
+    help="The controller treats a broker whose heartbeat is older than this as lost (hung) "
+    "(broker.session.timeout.ms; default 9000).",
 )
 @click.option(
     "--group-initial-rebalance-delay-ms",
     type=click.IntRange(0),
-    default=3000,
-    show_default=True,
     metavar="MS",
     help="How long a new consumer group waits for more members before its first rebalance "
-    "(group.initial.rebalance.delay.ms).",
+    "(group.initial.rebalance.delay.ms; default 3000).",
 )
 @click.option(
     "--transaction-max-timeout-ms",
     type=click.IntRange(1),
-    default=900_000,
-    show_default=True,
     metavar="MS",
-    help="The longest transaction timeout a producer may ask for (transaction.max.timeout.ms); "
-    "longer ones get INVALID_TRANSACTION_TIMEOUT.",
+    help="The longest transaction timeout a producer may ask for (transaction.max.timeout.ms; default "
+    "900000); longer ones get INVALID_TRANSACTION_TIMEOUT.",
 )
 @click.option(
     "--transactional-id-expiration-ms",
     type=click.IntRange(1),
-    default=604_800_000,
-    show_default=True,
     metavar="MS",
     help="Forget a transactional id whose producer has been silent this long, with no transaction open "
-    "(transactional.id.expiration.ms).",
+    "(transactional.id.expiration.ms; default 604800000).",
 )
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
@@ -95,14 +110,9 @@ def serve(
     env,
     broker_id: int,
     listener: str | None,
-    auto_create: bool,
-    max_request_size: int,
-    replica_lag_time_max_ms: int,
-    session_timeout_ms: int,
-    group_initial_rebalance_delay_ms: int,
-    transaction_max_timeout_ms: int,
-    transactional_id_expiration_ms: int,
+    overrides: tuple[str, ...],
     verbose: bool,
+    **flags: object,
 ) -> None:
     """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
 
@@ -112,9 +122,13 @@ def serve(
     away from crashed or hung brokers. SIGTERM hands its leaderships over before it exits.
 
     \b
+    Broker configs (Kafka's server.properties) come from kcli.toml's [broker] table, then these
+    flags and --override; dynamic ones can change at run time with `kcli config alter`.
+
+    \b
     Examples:
       kcli broker serve --id 0 --listener 9092
-      kcli broker serve --id 1 --listener 127.0.0.1:9093
+      kcli broker serve --id 1 --listener 127.0.0.1:9093 --num-partitions 4 --override log.retention.hours=24
     """
     import logging
     import signal
@@ -123,22 +137,16 @@ def serve(
     from kcli.broker.broker import Broker
     from kcli.broker.settings import BrokerSettings
     from kcli.cluster.broker_info import parse_listener
+    from kcli.cluster.configs import set_static
 
     tcp = parse_listener(listener) if listener else None
+    configs = static_broker_configs(flags, overrides)
+    set_static(configs)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format=f"%(asctime)s kcli broker {broker_id}: %(levelname)s %(message)s",
     )
-    settings = BrokerSettings(
-        listener=tcp,
-        auto_create=auto_create,
-        max_frame_size=max_request_size,
-        replica_lag_time_ms=replica_lag_time_max_ms,
-        session_timeout_ms=session_timeout_ms,
-        group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
-        transaction_max_timeout_ms=transaction_max_timeout_ms,
-        transactional_id_expiration_ms=transactional_id_expiration_ms,
-    )
+    settings = BrokerSettings.from_configs(tcp, configs)
     node = Broker(env.datadir(), broker_id, settings)
 
     serving = threading.Event()
@@ -162,6 +170,39 @@ def serve(
     logging.getLogger("kcli.broker").info("serving on %s (pid %d)", where, info.pid)
     node.run()
     logging.getLogger("kcli.broker").info("stopped cleanly")
+
+
+# serve's flags -> the broker configs they set
+_FLAG_CONFIGS = {
+    "num_partitions": "num.partitions",
+    "default_replication_factor": "default.replication.factor",
+    "auto_create": "auto.create.topics.enable",
+    "max_request_size": "socket.request.max.bytes",
+    "replica_lag_time_max_ms": "replica.lag.time.max.ms",
+    "session_timeout_ms": "broker.session.timeout.ms",
+    "group_initial_rebalance_delay_ms": "group.initial.rebalance.delay.ms",
+    "transaction_max_timeout_ms": "transaction.max.timeout.ms",
+    "transactional_id_expiration_ms": "transactional.id.expiration.ms",
+}
+
+
+def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) -> dict[str, ConfigValue]:
+    """kcli.toml's [broker] configs, then the flags given, then each --override NAME=VALUE, validated:
+    a bad one is a usage error before anything starts."""
+    from kcli.cluster.configs import parse_broker_config, static_configs
+    from kcli.errors import UsageError
+
+    out = static_configs()
+    for flag, name in _FLAG_CONFIGS.items():
+        value = flags.get(flag)
+        if isinstance(value, int | bool | str):  # None: not given
+            out[name] = value
+    for pair in overrides:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--override {pair!r} is not NAME=VALUE")
+        out[name.strip()] = parse_broker_config(name.strip(), value.strip())
+    return out
 
 
 @broker.command("list")

@@ -20,6 +20,10 @@ with ``--config``/``$KCLI_CONFIG``), and one table per command, nested for subco
     [topic.create]
     partitions = 3
 
+    [broker]                      # static broker configs by Kafka's names (server.properties)
+    num.partitions = 4
+    log.retention.hours = 24
+
 A key is an option's long name with ``_`` or ``-`` between words (``linger_ms`` or ``linger-ms``) or the
 name of its parameter.  Precedence: a flag on the command line, then an environment variable, then the
 file, then the built-in default.  The values reach click through ``Context.default_map``; they are
@@ -168,6 +172,37 @@ def _convert(
     return values, subtables
 
 
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TOML's nested tables back to dotted names: ``log.retention.ms = 5`` is {"log": {"retention": ...}}."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _take_broker_configs(
+    group: click.Group, ctx: click.Context, table: Mapping[str, Any], path: str
+) -> dict[str, Any]:
+    """The ``[broker]`` table holds static broker configs by Kafka name (server.properties); its tables
+    named like a ``kcli broker`` subcommand ([broker.serve]) stay option defaults.  The configs become
+    this process's static broker configs; returns the rest of the table."""
+    from kcli.cluster.configs import parse_broker_configs, set_static
+    from kcli.errors import InvalidConfigError
+
+    commands = set(group.list_commands(ctx))
+    rest = {k: v for k, v in table.items() if k in commands and isinstance(v, dict)}
+    configs = _flatten({k: v for k, v in table.items() if k not in rest})
+    try:
+        set_static(parse_broker_configs(configs))
+    except InvalidConfigError as exc:
+        raise UsageError(f"bad broker config at [broker] in {path}: {exc.message}", hint=exc.hint) from None
+    return rest
+
+
 def _default_map(
     group: click.Group, ctx: click.Context, tables: Mapping[str, Any], path: str, section: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -188,6 +223,8 @@ def _default_map(
                 hint=f"commands: {known}",
             )
         sub_ctx = click.Context(command, info_name=name, parent=ctx)
+        if where == ("broker",) and isinstance(command, click.Group):
+            table = _take_broker_configs(command, sub_ctx, table, path)
         values, subtables = _convert(command, sub_ctx, table, path, where)
         if subtables:
             assert isinstance(command, click.Group)
@@ -196,12 +233,22 @@ def _default_map(
     return out
 
 
+def _forget_static_broker_configs() -> None:
+    """A command run in this process before (tests run many) may have set them from another file."""
+    import sys
+
+    configs = sys.modules.get("kcli.cluster.configs")  # not imported: none are set, and none is needed
+    if configs is not None:
+        configs.set_static({})
+
+
 def apply_config_file(ctx: click.Context, params: dict[str, Any], config_file: str | None) -> dict[str, Any]:
     """Read the config file for the top-level group's callback.
 
     ``params`` are the global options as parsed; returns them with the file's values filled in where
     neither the command line nor the environment gave one, and sets ``ctx.default_map`` for the
     subcommands."""
+    _forget_static_broker_configs()
     path, explicit = locate(params.get("data_dir"), config_file)
     if path is None:
         return params

@@ -25,14 +25,16 @@ def topic() -> None:
 
 @topic.command("create")
 @click.argument("name")
-@click.option("-p", "--partitions", type=int, default=1, show_default=True, help="Number of partitions.")
-@click.option("-r", "--replication-factor", type=int, default=1, show_default=True,
-              help="Replicas of each partition (at most the number of brokers).")
+@click.option("-p", "--partitions", type=int,
+              help="Number of partitions (default: the broker config num.partitions, 1 unless set).")
+@click.option("-r", "--replication-factor", type=int,
+              help="Replicas of each partition, at most the number of brokers (default: the broker config "
+                   "default.replication.factor, 1 unless set).")
 @click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Topic config (repeatable); see `kcli topic configs`.")
 @click.option("--if-not-exists", is_flag=True, help="Succeed quietly if the topic exists.")
 @click.pass_obj
-def create(env, name: str, partitions: int, replication_factor: int, configs: tuple[str, ...],
+def create(env, name: str, partitions: int | None, replication_factor: int | None, configs: tuple[str, ...],
            if_not_exists: bool) -> None:
     """Create topic NAME."""
     from kcli.storage.config import parse_config_pairs
@@ -159,10 +161,7 @@ def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], remo
     if partitions is None and not configs and not removed:
         raise UsageError("nothing to change", hint="give --partitions, --config or --delete-config")
     admin = _admin(env)
-    parsed = parse_config_pairs(configs)
-    if (parsed or removed) and admin.datadir is None:
-        raise UsageError("changing topic configs through --bootstrap-server is not supported",
-                         hint="use the cluster's own tools (kafka-configs.sh)")
+    parse_config_pairs(configs)  # every change is checked before any is made
     for key in removed:
         if key not in TOPIC_CONFIGS:
             raise InvalidConfigError(f"unknown topic config {key!r}")
@@ -171,9 +170,12 @@ def alter(env, name: str, partitions: int | None, configs: tuple[str, ...], remo
         meta = admin.add_partitions(name, partitions)
         _warn_partitions(admin.datadir, meta)
         click.echo(f"Topic {name} now has {len(meta.partitions)} partition(s).", err=True)
-    if parsed or removed:
-        meta = admin.metadata.set_topic_configs(name, parsed, list(removed))
-        _warn_replication(meta)
+    if configs or removed:  # the one implementation of `kcli config alter --topic`
+        from kcli.client.config_admin import open_configs, parse_ops
+        from kcli.client.config_admin import topic as topic_resource
+
+        open_configs(admin.datadir, env.bootstrap_server).alter(topic_resource(name), parse_ops(configs, removed))
+        _warn_replication(admin.state().topic(name))
         click.echo(f"Updated configs of topic {name}.", err=True)
 
 

@@ -24,7 +24,7 @@ class Admin(TopicAdmin):
 
         return RemoteAdmin(self.datadir)
 
-    def create_topic(self, name: str, partitions: int, replication_factor: int,
+    def create_topic(self, name: str, partitions: int | None = None, replication_factor: int | None = None,
                      configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
         broker = self._broker()
         if broker is None:

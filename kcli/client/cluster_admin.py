@@ -56,8 +56,8 @@ class ClusterAdmin:
     def create_topic(
         self,
         name: str,
-        partitions: int,
-        replication_factor: int,
+        partitions: int | None,
+        replication_factor: int | None,
         configs: Mapping[str, object] | None = None,
         if_not_exists: bool = False,
     ) -> TopicMeta:

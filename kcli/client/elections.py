@@ -17,11 +17,11 @@ import shutil
 import time
 from collections.abc import Callable
 
+from kcli.cluster.configs import log_config
 from kcli.cluster.controller import Election, elect, replica_leo
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, MetaRecord, PartitionMeta
 from kcli.errors import BrokerError, UnavailableError, UsageError
-from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
 from kcli.storage.replica_sync import sync_replica
 
@@ -89,7 +89,8 @@ def _reassign_offline(
 ) -> str:
     """No broker runs: copy the leader's log to each new replica, switch the metadata (ISR = the new set,
     all level), then delete replicas no longer assigned."""
-    config = LogConfig.from_topic(metadata.load().topic(topic).configs)
+    state = metadata.load()
+    config = log_config(state, state.topic(topic))
     with datadir.partition_lock(topic, partition):
         meta = metadata.load().partition(topic, partition)
         if meta.leader < 0:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
+from kcli.cluster.configs import log_config, new_topic_shape
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.cluster.producers import ProducerIds
@@ -77,12 +78,12 @@ class EmbeddedTransport:
         if topic not in self.state.topics:
             if not (create and self.auto_create):
                 raise NotFoundError(f"topic {topic!r} does not exist", hint="create it with `kcli topic create`")
-            self.metadata.create_topic(topic, 1, 1, if_not_exists=True)
+            self.metadata.create_topic(topic, *new_topic_shape(self.state, None, None), if_not_exists=True)
             self.refresh()
         return len(self.state.topic(topic).partitions)
 
     def log_config(self, topic: str) -> LogConfig:
-        return LogConfig.from_topic(self.state.topic(topic).configs)
+        return log_config(self.state, self.state.topic(topic))
 
     def _led(self, topic: str, partition: int) -> PartitionMeta:
         meta = self.state.partition(topic, partition)

@@ -35,8 +35,8 @@ class RemoteAdmin:
     def create_topic(
         self,
         name: str,
-        partitions: int,
-        replication_factor: int,
+        partitions: int | None,
+        replication_factor: int | None,
         configs: Mapping[str, object] | None = None,
         if_not_exists: bool = False,
     ) -> None:
@@ -45,8 +45,8 @@ class RemoteAdmin:
             "topics": [
                 {
                     "name": name,
-                    "num_partitions": partitions,
-                    "replication_factor": replication_factor,
+                    "num_partitions": -1 if partitions is None else partitions,  # -1: the broker's default
+                    "replication_factor": -1 if replication_factor is None else replication_factor,
                     "assignments": [],
                     "configs": entries,
                 }
@@ -60,7 +60,8 @@ class RemoteAdmin:
         raise_for(result.error_code, result.error_message, f"topic {name!r}")
 
     def delete_topic(self, name: str) -> None:
-        body = {"topic_names": [name], "timeout_ms": self.timeout_ms}
+        # v6+ names topics in "topics" (by name or id), older versions in "topic_names"
+        body = {"topics": [{"name": name, "topic_id": bytes(16)}], "topic_names": [name], "timeout_ms": self.timeout_ms}
         result = self._send(ApiKey.DELETE_TOPICS, body).responses[0]
         if result.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")

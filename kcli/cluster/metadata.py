@@ -99,6 +99,8 @@ class ClusterState:
         self.cluster_id = ""
         self.brokers: list[int] = []
         self.topics: dict[str, TopicMeta] = {}
+        # dynamic broker configs by entity: "" the cluster-wide defaults, "N" broker N (kcli.cluster.configs)
+        self.broker_configs: dict[str, dict[str, object]] = {}
 
     def apply(self, rec: MetaRecord) -> None:
         kind = rec["type"]
@@ -122,11 +124,16 @@ class ClusterState:
                 topic.partitions[rec["partition"]] = meta
         elif kind == "topic_config":
             self.topics[rec["name"]].configs = dict(rec["configs"])
+        elif kind == "broker_config":
+            if rec["configs"]:
+                self.broker_configs[rec["entity"]] = dict(rec["configs"])
+            else:
+                self.broker_configs.pop(rec["entity"], None)
         self.offset = rec["offset"]
 
     def to_json(self) -> dict[str, object]:
         return {"offset": self.offset, "cluster_id": self.cluster_id, "brokers": self.brokers,
-                "topics": [t.to_json() for t in self.topics.values()]}
+                "topics": [t.to_json() for t in self.topics.values()], "broker_configs": self.broker_configs}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterState:
@@ -136,6 +143,7 @@ class ClusterState:
         state.brokers = data["brokers"]
         for t in data["topics"]:
             state.apply({"type": "topic", "topic": t, "offset": data["offset"]})
+        state.broker_configs = {k: dict(v) for k, v in data.get("broker_configs", {}).items()}
         return state
 
     def topic(self, name: str) -> TopicMeta:

@@ -23,8 +23,15 @@ class TopicAdmin:
     def state(self) -> ClusterState:
         return self.metadata.ensure()
 
-    def create_topic(self, name: str, partitions: int, replication_factor: int,
+    def create_topic(self, name: str, partitions: int | None = None, replication_factor: int | None = None,
                      configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
+        """Create topic ``name``; a count or factor left out (None) is the broker config's
+        (num.partitions, default.replication.factor)."""
+        if partitions is None or replication_factor is None:
+            from kcli.cluster.configs import new_topic_shape
+
+            # load(), not state(): bad input is refused before the data dir is made
+            partitions, replication_factor = new_topic_shape(self.metadata.load(), partitions, replication_factor)
         meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
         self.make_partition_dirs(meta)
         return meta
@@ -54,11 +61,12 @@ class TopicAdmin:
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
         """(log start, log end, last stable offset) of each partition's leader replica; Nones while it has
         no leader."""
-        from kcli.storage.config import LogConfig  # the log code is not needed to create or list topics
+        from kcli.cluster.configs import log_config  # the log code is not needed to create or list topics
         from kcli.storage.log import PartitionLog
 
-        topic = self.state().topic(name)
-        cfg = LogConfig.from_topic(topic.configs)
+        state = self.state()
+        topic = state.topic(name)
+        cfg = log_config(state, topic)
         out: list[tuple[int | None, int | None, int | None]] = []
         for p, meta in enumerate(topic.partitions):
             if meta.leader < 0:

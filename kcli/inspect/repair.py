@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+from kcli.cluster.configs import log_config
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata
 from kcli.errors import KcliError
@@ -154,9 +155,10 @@ def partition_guard(location: PartitionLocation) -> Iterator[None]:
 def index_interval_for(location: PartitionLocation) -> int:
     """The topic's index.interval.bytes when the partition is in a kcli data dir, else Kafka's default."""
     if location.root is not None:
-        topic = Metadata(DataDir(location.root)).load().topics.get(location.topic)
+        state = Metadata(DataDir(location.root)).load()
+        topic = state.topics.get(location.topic)
         if topic is not None:
-            return LogConfig.from_topic(topic.configs).index_interval_bytes
+            return log_config(state, topic).index_interval_bytes
     return LogConfig().index_interval_bytes
 
 

@@ -386,7 +386,8 @@ class _Codec:
             defaults = tuple(default for _name, _code, default in run)
             label = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
             dec_steps.append((label, _fixed_decode_step(st, names)))
-            enc_steps.append((label, _fixed_encode_step(st, names, defaults)))
+            codes = tuple(code for _name, code, _default in run)
+            enc_steps.append((label, _fixed_encode_step(st, names, defaults, codes)))
             run.clear()
 
         for f in present:
@@ -484,10 +485,12 @@ def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> DecodeStep:
     return step
 
 
-def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...]) -> EncodeStep:
+def _fixed_encode_step(
+    st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...], codes: tuple[str, ...]
+) -> EncodeStep:
     pack = st.pack
     pairs = tuple(zip(names, defaults, strict=True))
-    singles = tuple(struct.Struct(">" + c) for c in st.format.lstrip(">"))
+    singles = tuple(struct.Struct(">" + c) for c in codes)  # a code may be several characters (uuid: 16s)
 
     def step(get: Callable[[str, Any], Any], out: Parts) -> None:
         values = [get(n, d) for n, d in pairs]

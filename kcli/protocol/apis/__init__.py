@@ -11,6 +11,7 @@ from ..api import Api, ApiKey
 from .admin import CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS
 from .api_versions import API_VERSIONS
 from .cluster_admin import DESCRIBE_CLUSTER, DESCRIBE_LOG_DIRS
+from .configs import ALTER_CONFIGS, DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS
 from .fetch import FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH
 from .groups import (
     DELETE_GROUPS,
@@ -68,6 +69,9 @@ APIS: dict[int, Api] = {
         LIST_TRANSACTIONS,
         DESCRIBE_LOG_DIRS,
         DESCRIBE_CLUSTER,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        INCREMENTAL_ALTER_CONFIGS,
     )
 }
 

@@ -1,14 +1,19 @@
-"""CreateTopics (19) v0-4, DeleteTopics (20) v0-3 and CreatePartitions (37) v0-1: topic admin."""
+"""CreateTopics (19) v0-7, DeleteTopics (20) v0-6 and CreatePartitions (37) v0-3: topic admin.
+
+CreateTopics v4 lets num_partitions / replication_factor be -1 (the broker's num.partitions and
+default.replication.factor), v5 (flexible) answers with the topic's resolved configs, partition count and
+replication factor, v7 with its topic id.  DeleteTopics v4 is flexible, v5 adds an error message, v6
+names topics by name or id.  CreatePartitions v2 is flexible."""
 
 from ..api import Api, ApiKey
 from ..schema import Array, Field, Schema
-from ..types import BOOL, INT16, INT32, STRING
+from ..types import BOOL, INT8, INT16, INT32, STRING, UUID
 
 CREATE_TOPICS = Api(
     ApiKey.CREATE_TOPICS,
     "CreateTopics",
     0,
-    4,
+    7,
     request=Schema(
         "CreateTopicsRequest",
         [
@@ -33,6 +38,7 @@ CREATE_TOPICS = Api(
             Field("timeout_ms", INT32, default=60000),
             Field("validate_only", BOOL, "1+", default=False),
         ],
+        flexible="5+",
     ),
     response=Schema(
         "CreateTopicsResponse",
@@ -43,13 +49,31 @@ CREATE_TOPICS = Api(
                 Array(
                     [
                         Field("name", STRING),
+                        Field("topic_id", UUID, "7+"),
                         Field("error_code", INT16),
                         # Kafka's JSON has no default (""); brokers send null on success.
                         Field("error_message", STRING, "1+", nullable="0+", default=None),
+                        Field("num_partitions", INT32, "5+", default=-1),
+                        Field("replication_factor", INT16, "5+", default=-1),
+                        Field(
+                            "configs",
+                            Array(
+                                [
+                                    Field("name", STRING, "5+"),
+                                    Field("value", STRING, "5+", nullable="5+"),
+                                    Field("read_only", BOOL, "5+"),
+                                    Field("config_source", INT8, "5+", default=-1),
+                                    Field("is_sensitive", BOOL, "5+"),
+                                ]
+                            ),
+                            "5+",
+                            nullable="5+",
+                        ),
                     ]
                 ),
             ),
         ],
+        flexible="5+",
     ),
 )
 
@@ -57,20 +81,37 @@ DELETE_TOPICS = Api(
     ApiKey.DELETE_TOPICS,
     "DeleteTopics",
     0,
-    3,
+    6,
     request=Schema(
         "DeleteTopicsRequest",
         [
+            Field(
+                "topics",
+                Array([Field("name", STRING, "6+", nullable="6+", default=None), Field("topic_id", UUID, "6+")]),
+                "6+",
+            ),
             Field("topic_names", Array(STRING), "0-5"),
             Field("timeout_ms", INT32),
         ],
+        flexible="4+",
     ),
     response=Schema(
         "DeleteTopicsResponse",
         [
             Field("throttle_time_ms", INT32, "1+"),
-            Field("responses", Array([Field("name", STRING), Field("error_code", INT16)])),
+            Field(
+                "responses",
+                Array(
+                    [
+                        Field("name", STRING, nullable="6+"),
+                        Field("topic_id", UUID, "6+"),
+                        Field("error_code", INT16),
+                        Field("error_message", STRING, "5+", nullable="5+", default=None),
+                    ]
+                ),
+            ),
         ],
+        flexible="4+",
     ),
 )
 
@@ -78,7 +119,7 @@ CREATE_PARTITIONS = Api(
     ApiKey.CREATE_PARTITIONS,
     "CreatePartitions",
     0,
-    1,
+    3,
     request=Schema(
         "CreatePartitionsRequest",
         [
@@ -99,6 +140,7 @@ CREATE_PARTITIONS = Api(
             Field("timeout_ms", INT32),
             Field("validate_only", BOOL),
         ],
+        flexible="2+",
     ),
     response=Schema(
         "CreatePartitionsResponse",
@@ -115,5 +157,6 @@ CREATE_PARTITIONS = Api(
                 ),
             ),
         ],
+        flexible="2+",
     ),
 )

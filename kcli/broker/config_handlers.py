@@ -1,0 +1,164 @@
+"""Config API handlers: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs.
+
+Topic configs and dynamic broker configs live in the cluster metadata (:mod:`kcli.cluster.configs` reads
+and changes them, the same code ``kcli config`` runs embedded); every broker's open logs follow a change
+when they see the metadata move, this broker's at once.  Each resource gets its own error code; a
+resource with any bad change is left as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kcli.broker.answers import answer_for
+from kcli.broker.context import BrokerContext
+from kcli.cluster import configs as cfg
+from kcli.cluster.metadata import ClusterState, Metadata
+from kcli.errors import KcliError
+from kcli.protocol import ErrorCode, RequestHeader, Struct
+from kcli.protocol.apis.configs import BROKER_LOGGER_RESOURCE, BROKER_RESOURCE, TOPIC_RESOURCE
+from kcli.protocol.error_codes import ApiError, message_for
+
+log = logging.getLogger("kcli.broker")
+
+Body = Mapping[str, Any]
+
+
+def _broker_entity(ctx: BrokerContext, name: str) -> int | None:
+    """The broker id a BROKER resource names (None: the cluster-wide default); like Kafka, a broker
+    answers only for itself -- clients send each broker's resources to that broker."""
+    if name == cfg.CLUSTER_DEFAULT:
+        return None
+    if name != str(ctx.broker_id):
+        raise ApiError(
+            ErrorCode.INVALID_REQUEST,
+            f"unexpected broker id, expected {ctx.broker_id} or empty string, but received {name}",
+        )
+    return ctx.broker_id
+
+
+def _unsupported(resource_type: int) -> ApiError:
+    if resource_type == BROKER_LOGGER_RESOURCE:
+        return ApiError(ErrorCode.INVALID_REQUEST, "broker loggers are not configurable on kcli brokers")
+    return ApiError(ErrorCode.INVALID_REQUEST, f"unsupported resource type {resource_type}")
+
+
+def _answer(exc: BaseException, what: str) -> tuple[ErrorCode, str | None]:
+    return answer_for(exc, what), message_for(exc)
+
+
+# ---------------------------------------------------------------- DescribeConfigs
+
+
+def describe_configs(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    version = header.api_version
+    state = ctx.partitions.refresh()
+    results = []
+    for res in req.resources:
+        out: dict[str, Any] = {
+            "resource_type": res.resource_type,
+            "resource_name": res.resource_name,
+            "error_code": ErrorCode.NONE,
+            "error_message": None,
+            "configs": [],
+        }
+        try:
+            entries = _describe(ctx, state, res)
+        except (ApiError, KcliError) as exc:
+            out["error_code"], out["error_message"] = _answer(exc, f"describing {res.resource_name!r}")
+        else:
+            out["configs"] = [
+                _entry(e, version, req.include_synonyms, req.include_documentation) for e in entries
+            ]
+        results.append(out)
+    return {"throttle_time_ms": 0, "results": results}
+
+
+def _describe(ctx: BrokerContext, state: ClusterState, res: Struct) -> list[cfg.ConfigEntry]:
+    keys = res.configuration_keys
+    if res.resource_type == TOPIC_RESOURCE:
+        return cfg.describe_topic(state, res.resource_name, ctx.broker_id, keys)
+    if res.resource_type == BROKER_RESOURCE:
+        return cfg.describe_broker(state, _broker_entity(ctx, res.resource_name), keys)
+    raise _unsupported(res.resource_type)
+
+
+def _entry(e: cfg.ConfigEntry, version: int, synonyms: bool, documentation: bool) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "value": e.value,
+        "read_only": e.read_only,
+        "config_source": e.source,
+        "is_default": e.source == cfg.DEFAULT_CONFIG,
+        "is_sensitive": e.sensitive,
+        "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in e.synonyms] if synonyms else [],
+        "config_type": e.type,
+        "documentation": e.doc if documentation else None,
+    }
+
+
+# ---------------------------------------------------------------- AlterConfigs / IncrementalAlterConfigs
+
+
+def alter_configs(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """AlterConfigs: each resource's configs become exactly the ones given."""
+    changes = [
+        (res, [cfg.ConfigOp(c.name, cfg.SET, c.value) for c in res.configs]) for res in req.resources
+    ]
+    return _alter(ctx, changes, req.validate_only, replace=True)
+
+
+def incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    changes = [
+        (res, [cfg.ConfigOp(c.name, c.config_operation, c.value) for c in res.configs])
+        for res in req.resources
+    ]
+    return _alter(ctx, changes, req.validate_only, replace=False)
+
+
+def _alter(
+    ctx: BrokerContext, changes: list[tuple[Struct, list[cfg.ConfigOp]]], validate_only: bool, replace: bool
+) -> Body:
+    metadata = Metadata(ctx.datadir)
+    keys = [(res.resource_type, res.resource_name) for res, _ops in changes]
+    responses = []
+    changed = False
+    for res, ops in changes:
+        code: ErrorCode = ErrorCode.NONE
+        message: str | None = None
+        try:
+            if keys.count((res.resource_type, res.resource_name)) > 1:
+                raise ApiError(ErrorCode.INVALID_REQUEST, f"resource {res.resource_name!r} appears more than once")
+            _alter_one(ctx, metadata, res, ops, validate_only, replace)
+            changed = changed or not validate_only
+        except (ApiError, KcliError, OSError) as exc:
+            code, message = _answer(exc, f"altering configs of {res.resource_name!r}")
+        responses.append(
+            {
+                "error_code": code,
+                "error_message": message,
+                "resource_type": res.resource_type,
+                "resource_name": res.resource_name,
+            }
+        )
+    if changed:
+        ctx.partitions.refresh()  # this broker's logs follow now; the others when they see the metadata
+    return {"throttle_time_ms": 0, "responses": responses}
+
+
+def _alter_one(
+    ctx: BrokerContext, metadata: Metadata, res: Struct, ops: list[cfg.ConfigOp], validate_only: bool, replace: bool
+) -> None:
+    if res.resource_type == TOPIC_RESOURCE:
+        new = cfg.alter_topic(metadata, res.resource_name, ops, validate_only, replace)
+        what = f"topic {res.resource_name!r}"
+    elif res.resource_type == BROKER_RESOURCE:
+        broker = _broker_entity(ctx, res.resource_name)
+        new = cfg.alter_broker(metadata, broker, ops, validate_only, replace)
+        what = "the cluster-wide broker defaults" if broker is None else f"broker {broker}"
+    else:
+        raise _unsupported(res.resource_type)
+    if not validate_only:
+        log.info("configs of %s are now %s", what, new or "the defaults")

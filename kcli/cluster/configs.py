@@ -1,0 +1,485 @@
+"""Broker configs and the resolution of every config a topic or broker sees (Kafka's synonym chain).
+
+Kafka's broker configs (``server.properties``) are the defaults of the topic configs: ``log.retention.ms``
+is the default of ``retention.ms``, and so on.  A value comes from the first of these that sets it:
+
+1. the topic's own override (DYNAMIC_TOPIC_CONFIG, ``TopicMeta.configs``);
+2. a dynamic config of this broker (DYNAMIC_BROKER_CONFIG, in the cluster metadata);
+3. a dynamic cluster-wide default (DYNAMIC_DEFAULT_BROKER_CONFIG, in the cluster metadata);
+4. the static broker config (STATIC_BROKER_CONFIG: ``kcli.toml``'s ``[broker]`` table and the flags of
+   ``kcli broker serve``, held by this process, see :func:`set_static`);
+5. Kafka's default (DEFAULT_CONFIG).
+
+Where a topic config has several broker synonyms (``log.retention.ms``, ``.minutes``, ``.hours``) the
+first one set anywhere wins, as in Kafka.  :func:`topic_configs` is the one place that merges them; the
+log code gets its :class:`~kcli.storage.config.LogConfig` from there (:func:`log_config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kcli.errors import InvalidConfigError, NotFoundError, UsageError
+from kcli.storage.config import TOPIC_CONFIGS, ConfigValue, LogConfig, parse_topic_config
+
+if TYPE_CHECKING:
+    from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
+
+# DescribeConfigs' config sources (Kafka's ConfigSource ids)
+DYNAMIC_TOPIC_CONFIG = 1
+DYNAMIC_BROKER_CONFIG = 2
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+SOURCE_NAMES = {
+    DYNAMIC_TOPIC_CONFIG: "DYNAMIC_TOPIC_CONFIG",
+    DYNAMIC_BROKER_CONFIG: "DYNAMIC_BROKER_CONFIG",
+    DYNAMIC_DEFAULT_BROKER_CONFIG: "DYNAMIC_DEFAULT_BROKER_CONFIG",
+    STATIC_BROKER_CONFIG: "STATIC_BROKER_CONFIG",
+    DEFAULT_CONFIG: "DEFAULT_CONFIG",
+}
+
+# DescribeConfigs' config types (Kafka's ConfigType ids)
+BOOLEAN, STRING, INT, LONG, LIST = 1, 2, 3, 5, 7
+TYPE_NAMES = {BOOLEAN: "BOOLEAN", STRING: "STRING", INT: "INT", LONG: "LONG", LIST: "LIST"}
+
+TOPIC_CONFIG_TYPES: dict[str, int] = {
+    "segment.bytes": INT,
+    "segment.ms": LONG,
+    "retention.ms": LONG,
+    "retention.bytes": LONG,
+    "index.interval.bytes": INT,
+    "segment.index.bytes": INT,
+    "max.message.bytes": INT,
+    "min.insync.replicas": INT,
+    "unclean.leader.election.enable": BOOLEAN,
+    "compression.type": STRING,
+    "cleanup.policy": LIST,
+    "message.timestamp.type": STRING,
+    "flush.messages": LONG,
+    "flush.ms": LONG,
+}
+
+CLUSTER_DEFAULT = ""  # the entity name of the cluster-wide dynamic defaults (kafka-configs --entity-default)
+_LONG_MAX = 2**63 - 1
+
+
+def _int(lo: int, hi: int = _LONG_MAX) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(str(text).strip())
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    low = str(text).strip().lower()
+    if low not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return low == "true"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """One broker config: Kafka's default (None: unset, a later synonym decides), how a value parses,
+    what it means, its type, whether it may change at run time (Kafka's dynamic configs), and the topic
+    config it is the default of (``scale`` turns its unit into the topic config's: hours to ms)."""
+
+    default: ConfigValue | None
+    parse: Callable[[str], ConfigValue]
+    doc: str
+    type: int
+    dynamic: bool = False
+    topic: str | None = None
+    scale: int = 1
+
+
+def _topic_synonym(topic: str, default: ConfigValue | None = None, scale: int = 1,
+                   dynamic: bool = True) -> BrokerConfig:
+    """A broker config that defaults topic config ``topic``: parsed and documented as that config."""
+    parse = TOPIC_CONFIGS[topic][1]
+    if scale != 1:
+        parse = _int(1)
+    type_ = TOPIC_CONFIG_TYPES[topic] if scale == 1 else INT
+    unit = {3_600_000: " (hours)", 60_000: " (minutes)"}.get(scale, "")
+    return BrokerConfig(default, parse, f"default of the topic config {topic}{unit}: {TOPIC_CONFIGS[topic][2]}",
+                        type_, dynamic, topic, scale)
+
+
+def _topic_default(topic: str) -> ConfigValue:
+    return TOPIC_CONFIGS[topic][0]
+
+
+# Kafka's names and defaults; the order of the synonyms of one topic config is Kafka's (the first set wins)
+BROKER_CONFIGS: dict[str, BrokerConfig] = {
+    "num.partitions": BrokerConfig(1, _int(1, 100_000), "partitions of a topic created without a count "
+                                   "(auto-created, or CreateTopics with -1)", INT),
+    "default.replication.factor": BrokerConfig(1, _int(1, 32767), "replication factor of a topic created "
+                                               "without one (auto-created, or CreateTopics with -1)", INT),
+    "auto.create.topics.enable": BrokerConfig(True, _bool, "create a missing topic when a client asks for "
+                                              "its metadata or produces to it", BOOLEAN),
+    "log.segment.bytes": _topic_synonym("segment.bytes", _topic_default("segment.bytes")),
+    "log.roll.ms": _topic_synonym("segment.ms"),
+    "log.roll.hours": _topic_synonym("segment.ms", 168, 3_600_000, dynamic=False),
+    "log.retention.ms": _topic_synonym("retention.ms"),
+    "log.retention.minutes": _topic_synonym("retention.ms", None, 60_000, dynamic=False),
+    "log.retention.hours": _topic_synonym("retention.ms", 168, 3_600_000, dynamic=False),
+    "log.retention.bytes": _topic_synonym("retention.bytes", -1),
+    "log.index.interval.bytes": _topic_synonym("index.interval.bytes", 4096),
+    "log.index.size.max.bytes": _topic_synonym("segment.index.bytes",
+                                               _topic_default("segment.index.bytes")),
+    "message.max.bytes": _topic_synonym("max.message.bytes",
+                                        _topic_default("max.message.bytes")),
+    "min.insync.replicas": _topic_synonym("min.insync.replicas", 1),
+    "unclean.leader.election.enable": _topic_synonym("unclean.leader.election.enable", False),
+    "compression.type": _topic_synonym("compression.type", "producer"),
+    "log.cleanup.policy": _topic_synonym("cleanup.policy", "delete"),
+    "log.message.timestamp.type": _topic_synonym("message.timestamp.type",
+                                                 "CreateTime"),
+    "log.retention.check.interval.ms": BrokerConfig(300_000, _int(1), "how often old segments are looked "
+                                                    "for to delete", LONG),
+    "log.flush.interval.messages": _topic_synonym("flush.messages", _LONG_MAX),
+    "log.flush.interval.ms": _topic_synonym("flush.ms", _LONG_MAX),
+    "replica.lag.time.max.ms": BrokerConfig(30_000, _int(1), "drop a follower from the ISR once it has not "
+                                            "caught up for this long", LONG),
+    "broker.session.timeout.ms": BrokerConfig(9_000, _int(1), "the controller treats a broker whose "
+                                              "heartbeat is older than this as lost", INT),
+    "group.initial.rebalance.delay.ms": BrokerConfig(3_000, _int(0), "how long a new consumer group waits "
+                                                     "for more members before its first rebalance", INT),
+    "transaction.max.timeout.ms": BrokerConfig(900_000, _int(1, 2**31 - 1), "the longest transaction "
+                                               "timeout a producer may ask for", INT),
+    "transactional.id.expiration.ms": BrokerConfig(604_800_000, _int(1, 2**31 - 1), "forget a transactional "
+                                                   "id whose producer has been silent this long", INT),
+    "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, _int(1024, 2**31 - 1), "close connections "
+                                             "that send a larger request frame", INT),
+}
+
+# topic config -> its broker synonyms, in Kafka's order
+TOPIC_SYNONYMS: dict[str, list[str]] = {}
+for _name, _cfg in BROKER_CONFIGS.items():
+    if _cfg.topic is not None:
+        TOPIC_SYNONYMS.setdefault(_cfg.topic, []).append(_name)
+
+
+# ---------------------------------------------------------------- values
+
+
+def parse_broker_config(key: str, value: object) -> ConfigValue:
+    """Validate one broker config (a string, or a TOML number/bool) and return the typed value."""
+    cfg = BROKER_CONFIGS.get(key)
+    if cfg is None:
+        raise InvalidConfigError(f"unknown broker config {key!r}", hint="see `kcli config describe --broker 0`")
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    try:
+        return cfg.parse(text)
+    except ValueError as exc:
+        raise InvalidConfigError(f"invalid value {text!r} for {key}: {exc}") from None
+
+
+def parse_broker_configs(pairs: Mapping[str, object]) -> dict[str, ConfigValue]:
+    return {key: parse_broker_config(key, value) for key, value in pairs.items()}
+
+
+def config_text(value: object) -> str | None:
+    """A config value as Kafka writes it (``true``, ``604800000``); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_static: dict[str, ConfigValue] = {}
+
+
+def set_static(configs: Mapping[str, ConfigValue]) -> None:
+    """This process's static broker configs (Kafka's server.properties): ``kcli.toml``'s ``[broker]`` for
+    every command, plus ``kcli broker serve``'s flags in a broker."""
+    _static.clear()
+    _static.update(configs)
+
+
+def static_configs() -> dict[str, ConfigValue]:
+    return dict(_static)
+
+
+def _entity(broker_id: int | None) -> str:
+    return CLUSTER_DEFAULT if broker_id is None else str(broker_id)
+
+
+def _chain(state: ClusterState, broker_id: int | None, name: str) -> list[tuple[str, object, int]]:
+    """(name, value, source) of every layer that sets broker config ``name``, the winning one first."""
+    out: list[tuple[str, object, int]] = []
+    dynamic = state.broker_configs
+    if broker_id is not None and name in dynamic.get(str(broker_id), {}):
+        out.append((name, dynamic[str(broker_id)][name], DYNAMIC_BROKER_CONFIG))
+    if name in dynamic.get(CLUSTER_DEFAULT, {}):
+        out.append((name, dynamic[CLUSTER_DEFAULT][name], DYNAMIC_DEFAULT_BROKER_CONFIG))
+    if name in _static:
+        out.append((name, _static[name], STATIC_BROKER_CONFIG))
+    default = BROKER_CONFIGS[name].default
+    if default is not None:
+        out.append((name, default, DEFAULT_CONFIG))
+    return out
+
+
+def broker_value(state: ClusterState, name: str, broker_id: int | None = None) -> object:
+    """The value broker ``broker_id`` (None: any broker of this process) has for broker config ``name``."""
+    chain = _chain(state, broker_id, name)
+    return chain[0][1]
+
+
+def _topic_default_chain(state: ClusterState, broker_id: int | None,
+                         key: str) -> list[tuple[str, object, int]]:
+    """The broker-level layers behind topic config ``key``: every synonym's chain in Kafka's order."""
+    out: list[tuple[str, object, int]] = []
+    for name in TOPIC_SYNONYMS.get(key, []):
+        out.extend(_chain(state, broker_id, name))
+    return out
+
+
+def _scaled(name: str, value: object) -> object:
+    scale = BROKER_CONFIGS[name].scale if name in BROKER_CONFIGS else 1
+    return value if scale == 1 else int(value) * scale  # type: ignore[call-overload]
+
+
+def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> dict[str, object]:
+    """Every topic config's effective value for ``topic`` on ``broker_id``: its override, else the broker
+    default (the chain above), else Kafka's."""
+    out: dict[str, object] = {}
+    for key, (default, _parse, _doc) in TOPIC_CONFIGS.items():
+        if key in topic.configs:
+            out[key] = topic.configs[key]
+            continue
+        chain = _topic_default_chain(state, broker_id, key)
+        out[key] = _scaled(chain[0][0], chain[0][1]) if chain else default
+    return out
+
+
+def log_config(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> LogConfig:
+    """The :class:`LogConfig` a log of ``topic`` opens with on ``broker_id``."""
+    return LogConfig.from_topic(topic_configs(state, topic, broker_id))
+
+
+def new_topic_shape(state: ClusterState, partitions: int | None, replication_factor: int | None,
+                    broker_id: int | None = None) -> tuple[int, int]:
+    """A new topic's partition count and replication factor: the ones asked for, else (None)
+    num.partitions and default.replication.factor."""
+    if partitions is None:
+        partitions = int(broker_value(state, "num.partitions", broker_id))  # type: ignore[call-overload]
+    if replication_factor is None:
+        replication_factor = int(broker_value(state, "default.replication.factor", broker_id))  # type: ignore[call-overload]
+    return partitions, replication_factor
+
+
+# ---------------------------------------------------------------- describing
+
+
+@dataclass
+class ConfigEntry:
+    """One config as DescribeConfigs reports it."""
+
+    name: str
+    value: str | None
+    source: int
+    read_only: bool
+    type: int
+    doc: str
+    sensitive: bool = False
+    synonyms: list[tuple[str, str | None, int]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "value": self.value, "source": SOURCE_NAMES.get(self.source, "UNKNOWN"),
+                "read_only": self.read_only, "sensitive": self.sensitive, "type": TYPE_NAMES.get(self.type),
+                "synonyms": [{"name": n, "value": v, "source": SOURCE_NAMES.get(s, "UNKNOWN")}
+                             for n, v, s in self.synonyms]}
+
+
+def _selected(names: Iterable[str], wanted: Iterable[str] | None) -> list[str]:
+    if wanted is None:
+        return sorted(names)
+    keep = set(wanted)
+    return [n for n in sorted(names) if n in keep]
+
+
+def describe_topic(state: ClusterState, topic: str | TopicMeta, broker_id: int | None = None,
+                   keys: Iterable[str] | None = None) -> list[ConfigEntry]:
+    """Every topic config of ``topic`` (a name, or a topic not created yet) or the ``keys`` asked for,
+    with where its value comes from."""
+    if isinstance(topic, str):
+        topic = state.topic(topic)
+    out = []
+    for key in _selected(TOPIC_CONFIGS, keys):
+        default, _parse, doc = TOPIC_CONFIGS[key]
+        chain = _topic_default_chain(state, broker_id, key)
+        synonyms = [(n, config_text(v), s) for n, v, s in chain]
+        if key in topic.configs:
+            value, source = config_text(topic.configs[key]), DYNAMIC_TOPIC_CONFIG
+            synonyms.insert(0, (key, value, source))
+        elif chain:
+            value, source = config_text(_scaled(chain[0][0], chain[0][1])), chain[0][2]
+        else:
+            value, source = config_text(default), DEFAULT_CONFIG
+        out.append(ConfigEntry(key, value, source, False, TOPIC_CONFIG_TYPES[key], doc, synonyms=synonyms))
+    return out
+
+
+def describe_broker(state: ClusterState, broker_id: int | None,
+                    keys: Iterable[str] | None = None) -> list[ConfigEntry]:
+    """Broker ``broker_id``'s configs; for None (the cluster default entity) only the dynamic defaults set,
+    as Kafka answers ``--entity-default``."""
+    out = []
+    defaults = state.broker_configs.get(CLUSTER_DEFAULT, {})
+    names = BROKER_CONFIGS if broker_id is not None else [n for n in BROKER_CONFIGS if n in defaults]
+    for name in _selected(names, keys):
+        cfg = BROKER_CONFIGS[name]
+        if broker_id is None:
+            chain = [(name, defaults[name], DYNAMIC_DEFAULT_BROKER_CONFIG)]
+        else:
+            chain = _chain(state, broker_id, name)
+        synonyms = [(n, config_text(v), s) for n, v, s in chain]
+        if cfg.topic is not None:  # the other broker names of the same topic config
+            for other in TOPIC_SYNONYMS[cfg.topic]:
+                if other != name:
+                    synonyms += [(n, config_text(v), s) for n, v, s in _chain(state, broker_id, other)]
+        value, source = (config_text(chain[0][1]), chain[0][2]) if chain else (None, DEFAULT_CONFIG)
+        out.append(ConfigEntry(name, value, source, not cfg.dynamic, cfg.type, cfg.doc, synonyms=synonyms))
+    return out
+
+
+# ---------------------------------------------------------------- altering
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3  # IncrementalAlterConfigs' operations
+OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
+
+
+@dataclass(frozen=True)
+class ConfigOp:
+    """One change: ``op`` (SET/DELETE/APPEND/SUBTRACT) of config ``name`` with ``value``."""
+
+    name: str
+    op: int
+    value: str | None = None
+
+
+class BrokerConfigError(UsageError):
+    """A broker-config change Kafka refuses as an invalid request (unknown or read-only name, bad value)."""
+
+
+def _list_values(value: object) -> list[str]:
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def _apply_ops(current: Mapping[str, object], ops: list[ConfigOp], known: Mapping[str, object],
+               parse: Callable[[str, str], ConfigValue], what: str,
+               error: type[UsageError]) -> dict[str, object]:
+    """The configs after ``ops``; every op is checked before any is applied, so a bad one changes
+    nothing."""
+    names = [op.name for op in ops]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"duplicate config keys for {what}: {', '.join(dupes)}")
+    out = dict(current)
+    for op in ops:
+        if op.name not in known:
+            raise error(f"unknown config {op.name!r} for {what}")
+        if op.op == DELETE:
+            out.pop(op.name, None)
+            continue
+        if op.op not in (SET, APPEND, SUBTRACT):
+            raise UsageError(f"unknown config operation {op.op} for {op.name}")
+        if op.value is None:  # Kafka: an invalid request, for any resource
+            raise UsageError(f"config {op.name} of {what}: a null value is not allowed with "
+                             f"{OPERATION_NAMES[op.op]}")
+        text = op.value
+        if op.op in (APPEND, SUBTRACT):
+            kind = TOPIC_CONFIG_TYPES.get(op.name) or getattr(known.get(op.name), "type", None)
+            if kind != LIST:
+                raise error(f"config {op.name} is not a list: {OPERATION_NAMES[op.op]} is not allowed")
+            base = _list_values(out[op.name]) if op.name in out else _list_values(_known_default(known, op.name))
+            given = _list_values(text)
+            if op.op == APPEND:
+                merged = base + [v for v in given if v not in base]
+            else:
+                merged = [v for v in base if v not in given]
+            text = ",".join(merged)
+        out[op.name] = parse(op.name, text)
+    return out
+
+
+def _known_default(known: Mapping[str, object], name: str) -> object:
+    entry = known[name]
+    if isinstance(entry, BrokerConfig):
+        return entry.default or ""
+    return entry[0]  # type: ignore[index]
+
+
+def _parse_topic(name: str, text: str) -> ConfigValue:
+    return parse_topic_config(name, text)
+
+
+def _parse_dynamic_broker(name: str, text: str) -> ConfigValue:
+    if not BROKER_CONFIGS[name].dynamic:
+        raise BrokerConfigError(f"cannot update broker config {name} dynamically: it is read-only",
+                                hint=f"set it in kcli.toml's [broker] table or with `kcli broker serve "
+                                     f"--override {name}=...`")
+    try:
+        return parse_broker_config(name, text)
+    except InvalidConfigError as exc:
+        raise BrokerConfigError(str(exc)) from None
+
+
+def alter_topic(metadata: Metadata, name: str, ops: list[ConfigOp], validate_only: bool = False,
+                replace: bool = False) -> dict[str, object]:
+    """Apply ``ops`` to topic ``name``'s overrides atomically (``replace``: the ops are the whole new set,
+    AlterConfigs' semantics); returns the new overrides.  Nothing changes on any error."""
+    from kcli.cluster.metadata import MetaRecord
+
+    result: dict[str, object] = {}
+
+    def fn(state: ClusterState) -> list[MetaRecord]:
+        topic = state.topics.get(name)
+        if topic is None:
+            raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")
+        base = {} if replace else topic.configs
+        result.update(_apply_ops(base, ops, TOPIC_CONFIGS, _parse_topic, f"topic {name!r}", InvalidConfigError))
+        if validate_only or result == topic.configs:
+            return []
+        return [{"type": "topic_config", "name": name, "configs": dict(result)}]
+
+    if validate_only:
+        fn(metadata.ensure())
+    else:
+        metadata.change(fn)
+    return result
+
+
+def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp], validate_only: bool = False,
+                 replace: bool = False) -> dict[str, object]:
+    """Apply ``ops`` to the dynamic configs of broker ``broker_id`` (None: the cluster-wide defaults)
+    atomically; returns the new dynamic configs of that entity.  Nothing changes on any error."""
+    from kcli.cluster.metadata import MetaRecord
+
+    entity = _entity(broker_id)
+    what = "the cluster-wide broker defaults" if broker_id is None else f"broker {broker_id}"
+    result: dict[str, object] = {}
+
+    def fn(state: ClusterState) -> list[MetaRecord]:
+        if broker_id is not None and broker_id not in state.brokers:
+            raise NotFoundError(f"broker {broker_id} does not exist", hint="see `kcli cluster status`")
+        current = state.broker_configs.get(entity, {})
+        result.update(_apply_ops({} if replace else current, ops, BROKER_CONFIGS, _parse_dynamic_broker, what,
+                                 BrokerConfigError))
+        if validate_only or result == current:
+            return []
+        return [{"type": "broker_config", "entity": entity, "configs": dict(result)}]
+
+    if validate_only:
+        fn(metadata.ensure())
+    else:
+        metadata.change(fn)
+    return result
