@@ -199,6 +199,10 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         66: (0, 1),
         35: (0, 4),
         60: (0, 1),
+        21: (0, 2),
+        43: (0, 2),
+        45: (0, 0),
+        46: (0, 0),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 
@@ -927,6 +931,16 @@ KP_CLASSES = {
     ApiKey.LIST_TRANSACTIONS: (kp_txn_admin.ListTransactionsRequest, kp_txn_admin.ListTransactionsResponse),
     ApiKey.DESCRIBE_CLUSTER: (kp_admin.DescribeClusterRequest, kp_admin.DescribeClusterResponse),
     ApiKey.DESCRIBE_LOG_DIRS: (kp_admin.DescribeLogDirsRequest, kp_admin.DescribeLogDirsResponse),
+    ApiKey.DELETE_RECORDS: (kp_admin.DeleteRecordsRequest, kp_admin.DeleteRecordsResponse),
+    ApiKey.ELECT_LEADERS: (kp_admin.ElectLeadersRequest, kp_admin.ElectLeadersResponse),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (
+        kp_admin.AlterPartitionReassignmentsRequest,
+        kp_admin.AlterPartitionReassignmentsResponse,
+    ),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: (
+        kp_admin.ListPartitionReassignmentsRequest,
+        kp_admin.ListPartitionReassignmentsResponse,
+    ),
 }
 
 # kafka-python patches these int32 fields into "bitfield" sets (and renames two of them).

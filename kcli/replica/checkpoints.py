@@ -54,3 +54,18 @@ def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int,
                 offsets = {}
             offsets[key] = value
             checkpoint.write_offsets(path, offsets)
+
+
+def advance_log_start(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
+                      offset: int, hw: int) -> bool:
+    """Move one replica's log start up to ``offset`` (DeleteRecords, or a follower learning its
+    leader's), crash-safely as Kafka orders it: the new start goes into the checkpoint first, then the
+    whole segments below it are deleted.  A crash in between leaves the new start over segments still on
+    disk, which the next retention pass deletes; a crash before leaves the old start.  True if it moved."""
+    if not log.advance_start(offset):
+        return False
+    log.flush()
+    write_checkpoints(datadir, broker, topic, partition, log, hw)
+    log.delete_old_segments()
+    return True
+

@@ -22,9 +22,11 @@ from .groups import (
     LIST_GROUPS,
     SYNC_GROUP,
 )
+from .leadership import ALTER_PARTITION_REASSIGNMENTS, ELECT_LEADERS, LIST_PARTITION_REASSIGNMENTS
 from .metadata import METADATA
 from .offsets import OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
+from .records_admin import DELETE_RECORDS
 from .transaction_admin import DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS
 from .transactions import (
     ADD_OFFSETS_TO_TXN,
@@ -68,6 +70,10 @@ APIS: dict[int, Api] = {
         LIST_TRANSACTIONS,
         DESCRIBE_LOG_DIRS,
         DESCRIBE_CLUSTER,
+        DELETE_RECORDS,
+        ELECT_LEADERS,
+        ALTER_PARTITION_REASSIGNMENTS,
+        LIST_PARTITION_REASSIGNMENTS,
     )
 }
 
