@@ -32,6 +32,7 @@ from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.errors import KcliError, ProtocolError, StorageError
 from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
 from kcli.replica.checkpoints import (
+    advance_log_start,
     checkpointed_high_watermark,
     follower_config,
     recovery_point,
@@ -216,14 +217,14 @@ class FollowedReplica:
 
     # ------------------------------------------------------------ fetching
 
-    def position(self) -> tuple[int, int] | None:
-        """(generation, fetch offset), or None when it is not time to fetch this replica."""
+    def position(self) -> tuple[int, int, int] | None:
+        """(generation, fetch offset, our log start), or None when it is not time to fetch this replica."""
         with self.mutex:
             if self.stopped or not self.truncated or self.log is None or not self.usable():
                 return None
             if time.monotonic() < self.retry_at:
                 return None
-            return self.generation, self.log.log_end_offset
+            return self.generation, self.log.log_end_offset, self.log.log_start_offset
 
     def on_fetch(self, generation: int, part: Struct) -> None:
         """Append a Fetch answer's batches as they are (offsets, epochs, bytes)."""
@@ -247,6 +248,12 @@ class FollowedReplica:
                 self._append(memoryview(data))
             if part.high_watermark >= 0:
                 self.hw = min(part.high_watermark, self.log.log_end_offset)
+            start = part.log_start_offset
+            if start is not None and start > self.log.log_start_offset:
+                # the leader's DeleteRecords (or retention): follow it, up to what we know is committed
+                advance_log_start(
+                    self.datadir, self.broker_id, self.topic, self.partition, self.log, min(start, self.hw), self.hw
+                )
 
     def _append(self, data: memoryview) -> None:
         assert self.log is not None
@@ -441,17 +448,17 @@ class LeaderFetcher:
                         log.error("replica %s-%d: opening or cutting failed: %s", r.topic, r.partition, exc)
                         r.backoff()
 
-    def _fetch(self, fetch: list[tuple[FollowedReplica, tuple[int, int]]]) -> None:
+    def _fetch(self, fetch: list[tuple[FollowedReplica, tuple[int, int, int]]]) -> None:
         sent: dict[Key, tuple[FollowedReplica, int]] = {}
         topics: dict[str, list[dict[str, int]]] = {}
-        for r, (gen, offset) in fetch:
+        for r, (gen, offset, start) in fetch:
             sent[r.key] = (r, gen)
             topics.setdefault(r.topic, []).append(
                 {
                     "partition": r.partition,
                     "current_leader_epoch": r.epoch,
                     "fetch_offset": offset,
-                    "log_start_offset": -1,
+                    "log_start_offset": start,
                     "partition_max_bytes": PARTITION_MAX_BYTES,
                 }
             )
