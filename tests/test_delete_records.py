@@ -309,3 +309,30 @@ def test_kafka_python_delete_records(brokers, two):
         admin.close()
     assert result[TopicPartition("t", 0)]["low_watermark"] == 9
     assert brokers.kcli("consume", "t", "-p", "0", "-b", "-e").stdout.split()[0] == "m9"
+
+
+def test_a_follower_behind_the_new_start_starts_over_inside_a_batch(brokers):
+    """A follower out of the ISR, behind a start that lies inside a batch: it starts over at that batch
+    (Kafka's truncateFullyAndStartAt), appends it, moves its start to the leader's and rejoins."""
+    brokers.init(2)
+    lag = ("--replica-lag-time-max-ms", "1000")
+    started = [brokers.start(0, *lag), brokers.start(1, *lag)]
+    brokers.kcli("topic", "create", "t", "-r", "2")
+    brokers.runner.produce_lines("t", "".join(f"m{i}\n" for i in range(10)), "--batch-size", 1)
+    _wait_isr(brokers, "t", 0, 2)
+    leader, follower = _leader_of(brokers, started, "t", 0)
+    follower.proc.send_signal(__import__("signal").SIGSTOP)
+    try:
+        _wait_for(lambda: len(_describe(brokers.kcli, "t")[0]["isr"]) == 1, "the ISR never shrank")
+        brokers.runner.produce_lines("t", "".join(f"m{i}\n" for i in range(10, 30)), "--batch-size", 100)
+        assert brokers.kcli("topic", "delete-records", "t", "-p", "0", "--before", "25").stdout.endswith(": 25\n")
+    finally:
+        follower.proc.send_signal(__import__("signal").SIGCONT)
+    _wait_isr(brokers, "t", 0, 2)
+    _wait_for(lambda: _start_checkpoint(follower.folder, "t", 0) == 25, "the follower's start never moved")
+    assert 10 <= _bases(follower.folder, "t", 0)[0] < 25  # it started over at the batch that holds the start
+    for b in started:
+        b.stop()
+    verify = brokers.kcli("verify", ok=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert brokers.kcli("consume", "t", "-b", "-e").stdout.split() == [f"m{i}" for i in range(25, 30)]

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kcli.broker import admin_handlers, cluster_handlers, group_handlers, handlers, txn_handlers
-from kcli.broker import records_handlers
+from kcli.broker import (
+    admin_handlers,
+    cluster_handlers,
+    group_handlers,
+    handlers,
+    records_handlers,
+    txn_handlers,
+)
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (

@@ -263,6 +263,10 @@ class FollowedReplica:
                 continue
             if header.base_offset > end:
                 self.log.truncate_to(header.base_offset)  # the leader's log starts past ours
+            elif header.base_offset < end == self.log.log_start_offset:
+                # we started over at the leader's log start, which lies inside this batch: start at the
+                # batch (Kafka's UnexpectedAppendOffsetException); the start moves up after the append
+                self.log.truncate_fully(header.base_offset)
             elif header.base_offset < end:
                 log.error(
                     "replica %s-%d: batch at %d overlaps our end %d; starting over",

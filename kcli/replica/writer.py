@@ -123,6 +123,8 @@ class PartitionWriter:
             if cut < log.log_end_offset:
                 log.truncate_to(cut)
             copied = sync_replica(self.leader, log)
+            # and its log start: a writer killed between replicas' DeleteRecords left it behind
+            advance_log_start(self.datadir, broker, self.topic, self.partition, log, self.leader.log_start_offset)
         except BaseException:
             log.close()
             self._unlock(broker)

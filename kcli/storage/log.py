@@ -565,15 +565,7 @@ class PartitionLog:
         how a replica that fell behind the leader's log start, or a new empty one, catches up.
         """
         if offset > self.log_end_offset:
-            for base in self._bases:
-                self.segment(base).delete()
-            self._segments.clear()
-            self._bases = [offset]
-            self._next_offset = self._start = offset
-            self._truncate_epochs(-1)
-            self.active.open_for_append()
-            self._delete_snapshots(lambda _offset: True)
-            self.producers, self._snapshot_at = ProducerStates(), None
+            self.truncate_fully(offset)
             return
         while self._bases and self._bases[-1] >= offset and len(self._bases) > 1:
             self.segment(self._bases[-1]).delete()
@@ -589,6 +581,20 @@ class PartitionLog:
         self._truncate_epochs(self._next_offset)
         self.active.open_for_append()
         self._load_producers()
+
+    def truncate_fully(self, offset: int) -> None:
+        """Empty the log and restart it at ``offset`` (Kafka's truncateFullyAndStartAt), which may be
+        below the old end: a follower whose leader's log start lies inside a batch restarts at that
+        batch's base, appends it, then moves its log start up to the leader's."""
+        for base in self._bases:
+            self.segment(base).delete()
+        self._segments.clear()
+        self._bases = [offset]
+        self._next_offset = self._start = offset
+        self._truncate_epochs(-1)
+        self.active.open_for_append()
+        self._delete_snapshots(lambda _offset: True)
+        self.producers, self._snapshot_at = ProducerStates(), None
 
     # ------------------------------------------------------------ producer state and transactions
 
