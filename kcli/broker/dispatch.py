@@ -15,6 +15,7 @@ from kcli.broker import (
     cluster_handlers,
     group_handlers,
     handlers,
+    leadership_handlers,
     records_handlers,
     txn_handlers,
 )
@@ -68,6 +69,7 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.DESCRIBE_CLUSTER: cluster_handlers.describe_cluster,
     ApiKey.DESCRIBE_LOG_DIRS: cluster_handlers.describe_log_dirs,
     ApiKey.DELETE_RECORDS: records_handlers.delete_records,
+    ApiKey.ELECT_LEADERS: leadership_handlers.elect_leaders,
 }
 
 

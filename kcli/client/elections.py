@@ -45,12 +45,53 @@ def run_election(datadir: DataDir, mode: str, targets: list[tuple[str, int]]) ->
         return replica_leo(datadir, t, q, b)
 
     if running:
-        return elect(metadata, targets, mode, running, leo)
+        return _elect_through_broker(datadir, metadata, mode, targets)
     live = set(state.brokers)
     out = []
     for topic, p in targets:
         with datadir.partition_lock(topic, p):
             out += elect(metadata, [(topic, p)], mode, live, leo)
+    return out
+
+
+def _elect_through_broker(datadir: DataDir, metadata: Metadata, mode: str,
+                          targets: list[tuple[str, int]]) -> list[Election]:
+    """ElectLeaders to a running broker (the one implementation, :func:`elect`, runs there); the changes
+    it made are read back from the metadata.  Partitions left alone (not needed, preferred replica not
+    available, no live replica) are left out, as the embedded path leaves them."""
+    from kcli.client.broker_pool import BrokerPool
+    from kcli.client.kafka_errors import raise_for
+    from kcli.net.connection import REQUEST_TIMEOUT
+    from kcli.protocol import ApiKey, ErrorCode
+
+    topics: dict[str, list[int]] = {}
+    for topic, p in targets:
+        topics.setdefault(topic, []).append(p)
+    body = {
+        "election_type": 0 if mode == "preferred" else 1,
+        "topic_partitions": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
+        "timeout_ms": int(REQUEST_TIMEOUT * 1000),
+    }
+    before = metadata.load()
+    pool = BrokerPool(datadir, None, REQUEST_TIMEOUT)
+    try:
+        resp = pool.send(pool.any(), ApiKey.ELECT_LEADERS, body)
+    finally:
+        pool.close()
+    raise_for(resp.error_code, None, "leader election")
+    left_alone = (ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE,
+                  ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE)
+    after = metadata.load()
+    out = []
+    for result in resp.replica_election_results:
+        for part in result.partition_result:
+            if part.error_code in left_alone:
+                continue
+            raise_for(part.error_code, part.error_message, f"{result.topic}-{part.partition_id}")
+            old = before.partition(result.topic, part.partition_id)
+            new = after.partition(result.topic, part.partition_id)
+            out.append(Election(result.topic, part.partition_id, old.leader, new.leader, list(new.isr),
+                                new.leader_epoch, unclean=new.leader not in old.isr))
     return out
 
 
