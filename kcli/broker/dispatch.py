@@ -70,6 +70,8 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.DESCRIBE_LOG_DIRS: cluster_handlers.describe_log_dirs,
     ApiKey.DELETE_RECORDS: records_handlers.delete_records,
     ApiKey.ELECT_LEADERS: leadership_handlers.elect_leaders,
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: leadership_handlers.alter_partition_reassignments,
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: leadership_handlers.list_partition_reassignments,
 }
 
 

@@ -13,9 +13,10 @@ from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
 from kcli.cluster.controller import NO_ELIGIBLE, NOT_NEEDED, PREFERRED_UNAVAILABLE, elect, replica_leo
 from kcli.cluster.metadata import ClusterState, Metadata
-from kcli.errors import KcliError
+from kcli.errors import KcliError, UsageError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.apis.leadership import PREFERRED, UNCLEAN
+from kcli.replica.reassignment import NoReassignmentError, cancel, ongoing, start
 
 log = logging.getLogger("kcli.broker")
 
@@ -95,3 +96,58 @@ def elect_leaders(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
         for topic, parts in _grouped(outcomes).items()
     ]
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "replica_election_results": results}
+
+
+# ---------------------------------------------------------------- partition reassignments
+
+_REASSIGN_CODES = {UsageError: ErrorCode.INVALID_REPLICA_ASSIGNMENT, NoReassignmentError: ErrorCode.NO_REASSIGNMENT_IN_PROGRESS}
+
+
+def alter_partition_reassignments(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Record each partition's target (null: cancel) and answer at once, as Kafka does: the acting
+    controller carries the reassignment out on its ticks.  INVALID_REPLICA_ASSIGNMENT for an empty,
+    repeated or unknown broker list, NO_REASSIGNMENT_IN_PROGRESS for cancelling none."""
+    metadata = Metadata(ctx.datadir)
+    running = set(ctx.datadir.live_brokers())
+    responses = []
+    for topic in req.topics:
+        parts = []
+        for p in topic.partitions:
+            code, message = ErrorCode.NONE, None
+            try:
+                if p.replicas is None:
+                    cancel(metadata, topic.name, p.partition_index)
+                    log.info("reassignment of %s-%d cancelled", topic.name, p.partition_index)
+                else:
+                    start(metadata, topic.name, p.partition_index, list(p.replicas), running)
+                    log.info("reassignment of %s-%d to %s started", topic.name, p.partition_index, list(p.replicas))
+            except (KcliError, OSError) as exc:
+                code = answer_for(exc, f"reassigning {topic.name}-{p.partition_index}", _REASSIGN_CODES)
+                message = str(exc)
+            parts.append({"partition_index": p.partition_index, "error_code": code, "error_message": message})
+        responses.append({"name": topic.name, "partitions": parts})
+    ctx.partitions.refresh()
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "responses": responses}
+
+
+def list_partition_reassignments(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """The reassignments in flight (of the partitions asked for; all when null): the replicas now (target
+    and original together), and which are being added and removed."""
+    wanted = None if req.topics is None else [(t.name, p) for t in req.topics for p in t.partition_indexes]
+    state = ctx.partitions.refresh()
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for topic, partition, job in ongoing(ctx.datadir, wanted):
+        if not _known(state, topic, partition):
+            continue
+        topics.setdefault(topic, []).append({
+            "partition_index": partition,
+            "replicas": state.partition(topic, partition).replicas,
+            "adding_replicas": job.adding,
+            "removing_replicas": job.removing,
+        })
+    return {
+        "throttle_time_ms": 0,
+        "error_code": ErrorCode.NONE,
+        "error_message": None,
+        "topics": [{"name": t, "partitions": parts} for t, parts in topics.items()],
+    }
