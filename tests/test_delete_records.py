@@ -336,3 +336,31 @@ def test_a_follower_behind_the_new_start_starts_over_inside_a_batch(brokers):
     verify = brokers.kcli("verify", ok=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert brokers.kcli("consume", "t", "-b", "-e").stdout.split() == [f"m{i}" for i in range(25, 30)]
+
+
+@pytest.mark.parametrize("through", ["embedded", "broker"])
+def test_a_consumer_positioned_below_the_new_start_skips_the_deleted_records_of_its_batch(tmp_path, brokers, through):
+    """A reader whose position fell below the start (the records went while it read) gets nothing below
+    the start, even from the batch that holds it (one batch of 20 records here)."""
+    from kcli.client.consumer import Consumer
+    from kcli.client.embedded import EmbeddedTransport
+    from kcli.client.remote import RemoteTransport
+    from kcli.cluster.datadir import DataDir
+
+    run = brokers.kcli
+    if through == "broker":
+        brokers.start(0)
+    run("topic", "create", "t")
+    brokers.runner.produce_lines("t", "".join(f"m{i}\n" for i in range(20)))
+    datadir = DataDir(str(brokers.data_dir))
+    transport = EmbeddedTransport(datadir) if through == "embedded" else RemoteTransport(datadir)
+    try:
+        consumer = Consumer(transport)
+        consumer.assign({("t", 0): 2})
+        run("topic", "delete-records", "t", "-p", 0, "--before", 5)
+        values = []
+        for _ in range(3):
+            values += consumer.fetch_values("t", 0)
+        assert values == [f"m{i}".encode() for i in range(5, 20)]
+    finally:
+        transport.close()
