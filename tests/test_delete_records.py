@@ -364,3 +364,14 @@ def test_a_consumer_positioned_below_the_new_start_skips_the_deleted_records_of_
         assert values == [f"m{i}".encode() for i in range(5, 20)]
     finally:
         transport.close()
+
+
+def test_verify_reports_a_log_start_past_the_log_end(kcli):
+    kcli("topic", "create", "t")
+    kcli.produce_lines("t", "a\nb\n")
+    kcli("topic", "delete-records", "t", "-p", 0, "--before", 1)
+    assert kcli("verify", ok=False).returncode == 0
+    path = kcli.data_dir / "broker-0" / "log-start-offset-checkpoint"
+    path.write_text("0\n1\nt 0 9\n")
+    bad = kcli("verify", ok=False)
+    assert bad.returncode == 1 and "the checkpointed log start 9 is past the replica's log end 2" in bad.stdout
