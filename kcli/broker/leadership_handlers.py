@@ -100,7 +100,10 @@ def elect_leaders(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 
 # ---------------------------------------------------------------- partition reassignments
 
-_REASSIGN_CODES = {UsageError: ErrorCode.INVALID_REPLICA_ASSIGNMENT, NoReassignmentError: ErrorCode.NO_REASSIGNMENT_IN_PROGRESS}
+_REASSIGN_CODES: dict[type[BaseException], ErrorCode] = {
+    UsageError: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+    NoReassignmentError: ErrorCode.NO_REASSIGNMENT_IN_PROGRESS,
+}
 
 
 def alter_partition_reassignments(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
