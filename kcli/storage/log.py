@@ -174,7 +174,6 @@ class PartitionLog:
         if offset <= self.log_start_offset:
             return False
         self._start = offset
-        self._txn_view = None
         return True
 
     @property
