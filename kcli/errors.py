@@ -40,6 +40,11 @@ class InvalidConfigError(UsageError):
     """An unknown config key or an out-of-range value."""
 
 
+class OffsetOutOfRangeError(UsageError):
+    """An offset outside what a partition holds, e.g. DeleteRecords past the high watermark (Kafka's
+    OFFSET_OUT_OF_RANGE)."""
+
+
 class GroupNotEmptyError(KcliError):
     """An admin change refused because the group has live members (Kafka's NON_EMPTY_GROUP)."""
 

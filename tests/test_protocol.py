@@ -202,6 +202,10 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         66: (0, 1),
         35: (0, 4),
         60: (0, 1),
+        21: (0, 2),
+        43: (0, 2),
+        45: (0, 0),
+        46: (0, 0),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 
@@ -905,6 +909,16 @@ KP_CLASSES = {
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (
         kp_admin.IncrementalAlterConfigsRequest,
         kp_admin.IncrementalAlterConfigsResponse,
+    ),
+    ApiKey.DELETE_RECORDS: (kp_admin.DeleteRecordsRequest, kp_admin.DeleteRecordsResponse),
+    ApiKey.ELECT_LEADERS: (kp_admin.ElectLeadersRequest, kp_admin.ElectLeadersResponse),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (
+        kp_admin.AlterPartitionReassignmentsRequest,
+        kp_admin.AlterPartitionReassignmentsResponse,
+    ),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: (
+        kp_admin.ListPartitionReassignmentsRequest,
+        kp_admin.ListPartitionReassignmentsResponse,
     ),
 }
 

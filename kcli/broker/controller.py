@@ -13,7 +13,9 @@ and, when one is *lost* -- crashed, or hung past the session timeout -- applies 
 partitions it led from the live in-sync replicas (highest log end offset first, leader epoch bumped),
 or take them offline unless ``unclean.leader.election.enable`` allows any
 live replica.  Offline partitions come back when an in-sync replica runs again.  Brokers watch the
-metadata and start or stop leading accordingly; the decision itself is only a metadata record.
+metadata and start or stop leading accordingly; the decision itself is only a metadata record.  The
+controller also takes pending partition reassignments their next step
+(:func:`kcli.replica.reassignment.advance`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kcli.cluster.controller import on_brokers_lost, replica_leo
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.liveness import BrokerStates, observe
 from kcli.cluster.metadata import ClusterState, Metadata
+from kcli.replica.reassignment import advance
 
 log = logging.getLogger("kcli.broker")
 
@@ -73,6 +76,8 @@ class Controller:
         for b in sorted(states.lost - self._seen_lost):
             log.warning("broker %d is lost (%s)", b, self._why(b))
         self._seen_lost = states.lost
+        for line in advance(self.metadata, set(states.running)):
+            log.info("controller: reassignment of %s", line)
         if not needs_election(state, states):
             return
 

@@ -17,6 +17,8 @@ from kcli.broker import (
     config_handlers,
     group_handlers,
     handlers,
+    leadership_handlers,
+    records_handlers,
     txn_handlers,
 )
 from kcli.broker.context import BrokerContext
@@ -73,6 +75,10 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.DESCRIBE_CONFIGS: config_handlers.describe_configs,
     ApiKey.ALTER_CONFIGS: config_handlers.alter_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: config_handlers.incremental_alter_configs,
+    ApiKey.DELETE_RECORDS: records_handlers.delete_records,
+    ApiKey.ELECT_LEADERS: leadership_handlers.elect_leaders,
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: leadership_handlers.alter_partition_reassignments,
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: leadership_handlers.list_partition_reassignments,
 }
 
 

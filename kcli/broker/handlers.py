@@ -354,7 +354,7 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool
                         {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted or ()
                     ]
                 else:
-                    hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit)
+                    hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit, p.log_start_offset)
                     lso = hw
                     if joins:
                         joined.append((led, follower))

@@ -130,6 +130,7 @@ class LedPartition:
         self.storage_error: StorageError | None = None  # the last failed write of a failing streak
         self._failing_since = 0.0
         self._unwritable: set[int] = set()  # stopped brokers whose replica someone else holds
+        self._follower_starts: dict[int, int] = {}  # the log start each running follower last reported
         with self.mutex:
             self._advance()
 
@@ -296,9 +297,11 @@ class LedPartition:
         first = self.writer.leader.first_unstable_offset()
         return self.tracker.hw if first is None else min(first, self.tracker.hw)
 
-    def replica_read(self, follower: int, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
-        """A follower's Fetch: note its log end offset (= ``offset``), move the high watermark, and return
-        (high watermark, log start, batches up to our log end, whether it may rejoin the ISR)."""
+    def replica_read(self, follower: int, offset: int, max_bytes: int, log_start: int = -1
+                     ) -> tuple[int, int, bytes, bool]:
+        """A follower's Fetch: note its log end offset (= ``offset``) and its log start (for the low
+        watermark DeleteRecords waits for), move the high watermark, and return (high watermark, log
+        start, batches up to our log end, whether it may rejoin the ISR)."""
         with self.mutex:
             self._check_open()
             if follower == self.meta.leader or follower not in self.meta.replicas:
@@ -312,6 +315,9 @@ class LedPartition:
             if follower in self.writer.followers:  # it fetches, so it runs: its folder is its own now
                 self.writer.detach(follower)
             self.tracker.on_fetch(follower, offset, end, time.monotonic())
+            if log_start >= 0 and self._follower_starts.get(follower) != log_start:
+                self._follower_starts[follower] = log_start
+                self.committed.notify_all()
             self._advance()
             data = leader.read(offset, max_bytes) if offset < end and max_bytes > 0 else b""
             joins = not self._isr_pending and self.tracker.may_join(follower, self.epoch_start)
@@ -369,6 +375,49 @@ class LedPartition:
             self._check_open()
             newest = {e.producer_id: e for e in self.writer.leader.producers.entries()}
         return list(newest.values())
+
+    # ------------------------------------------------------------ DeleteRecords
+
+    def delete_records(self, offset: int, deadline: float) -> int:
+        """Move the log start to ``offset`` (-1: the high watermark) on our replica and those we write,
+        then wait until every in-sync replica has it: the low watermark, which is returned.  As in Kafka:
+        OFFSET_OUT_OF_RANGE past the high watermark, REQUEST_TIMED_OUT when a follower does not follow
+        in time (the leader's start has moved all the same)."""
+        with self.committed:
+            self._check_open()
+            self._fence()
+            try:
+                target = self.writer.delete_records(offset, self.tracker.hw)
+            except StorageError as exc:
+                self._storage_failed(exc)
+                raise
+            self._wake()  # followers waiting in a fetch learn the new start from its answer
+            while True:
+                if self.closed or self.deposed:
+                    raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+                low = self._low_watermark()
+                if low >= target:
+                    return low
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ApiError(
+                        ErrorCode.REQUEST_TIMED_OUT,
+                        f"the in-sync replicas' log start is {low}, not yet {target}",
+                    )
+                self.committed.wait(remaining)
+
+    def _low_watermark(self) -> int:
+        """The smallest log start of the in-sync replicas (mutex held): ours and those we write, and what
+        each running follower reported in its last fetch (-1 until it did)."""
+        low = self.writer.leader.log_start_offset
+        for broker in self.meta.isr:
+            if broker == self.meta.leader:
+                continue
+            if broker in self.writer.followers:
+                low = min(low, dict(self.writer.logs)[broker].log_start_offset)
+            else:
+                low = min(low, self._follower_starts.get(broker, -1))
+        return low
 
     # ------------------------------------------------------------ the ISR
 

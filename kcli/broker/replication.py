@@ -33,6 +33,7 @@ from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
 from kcli.errors import KcliError, ProtocolError, StorageError
 from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
 from kcli.replica.checkpoints import (
+    advance_log_start,
     checkpointed_high_watermark,
     follower_config,
     recovery_point,
@@ -217,14 +218,14 @@ class FollowedReplica:
 
     # ------------------------------------------------------------ fetching
 
-    def position(self) -> tuple[int, int] | None:
-        """(generation, fetch offset), or None when it is not time to fetch this replica."""
+    def position(self) -> tuple[int, int, int] | None:
+        """(generation, fetch offset, our log start), or None when it is not time to fetch this replica."""
         with self.mutex:
             if self.stopped or not self.truncated or self.log is None or not self.usable():
                 return None
             if time.monotonic() < self.retry_at:
                 return None
-            return self.generation, self.log.log_end_offset
+            return self.generation, self.log.log_end_offset, self.log.log_start_offset
 
     def on_fetch(self, generation: int, part: Struct) -> None:
         """Append a Fetch answer's batches as they are (offsets, epochs, bytes)."""
@@ -248,6 +249,12 @@ class FollowedReplica:
                 self._append(memoryview(data))
             if part.high_watermark >= 0:
                 self.hw = min(part.high_watermark, self.log.log_end_offset)
+            start = part.log_start_offset
+            if start is not None and start > self.log.log_start_offset:
+                # the leader's DeleteRecords (or retention): follow it, up to what we know is committed
+                advance_log_start(
+                    self.datadir, self.broker_id, self.topic, self.partition, self.log, min(start, self.hw), self.hw
+                )
 
     def _append(self, data: memoryview) -> None:
         assert self.log is not None
@@ -257,6 +264,10 @@ class FollowedReplica:
                 continue
             if header.base_offset > end:
                 self.log.truncate_to(header.base_offset)  # the leader's log starts past ours
+            elif header.base_offset < end == self.log.log_start_offset:
+                # we started over at the leader's log start, which lies inside this batch: start at the
+                # batch (Kafka's UnexpectedAppendOffsetException); the start moves up after the append
+                self.log.truncate_fully(header.base_offset)
             elif header.base_offset < end:
                 log.error(
                     "replica %s-%d: batch at %d overlaps our end %d; starting over",
@@ -442,17 +453,17 @@ class LeaderFetcher:
                         log.error("replica %s-%d: opening or cutting failed: %s", r.topic, r.partition, exc)
                         r.backoff()
 
-    def _fetch(self, fetch: list[tuple[FollowedReplica, tuple[int, int]]]) -> None:
+    def _fetch(self, fetch: list[tuple[FollowedReplica, tuple[int, int, int]]]) -> None:
         sent: dict[Key, tuple[FollowedReplica, int]] = {}
         topics: dict[str, list[dict[str, int]]] = {}
-        for r, (gen, offset) in fetch:
+        for r, (gen, offset, start) in fetch:
             sent[r.key] = (r, gen)
             topics.setdefault(r.topic, []).append(
                 {
                     "partition": r.partition,
                     "current_leader_epoch": r.epoch,
                     "fetch_offset": offset,
-                    "log_start_offset": -1,
+                    "log_start_offset": start,
                     "partition_max_bytes": PARTITION_MAX_BYTES,
                 }
             )

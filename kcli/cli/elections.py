@@ -41,8 +41,8 @@ def _targets(state, topic: str | None, partition: int | None, all_: bool) -> lis
 def leader_election(env, mode: str | None, topic: str | None, partition: int | None, all_: bool) -> None:
     """Run a preferred or unclean leader election (prints one line per change).
 
-    While brokers run, only a running broker can become leader: the change is recorded in the metadata
-    and the brokers hand the partition over."""
+    While brokers run, only a running broker can become leader: the election goes to a broker as Kafka's
+    ElectLeaders request, and the brokers hand the partition over."""
     from kcli.client.elections import run_election
     from kcli.cluster.metadata import Metadata
 
@@ -75,9 +75,10 @@ def reassign(
 ) -> None:
     """Move partition replicas between brokers, copying data to new replicas (dry run by default).
 
-    While brokers run, the new replicas' brokers must run too: they fetch the partition from its leader,
-    and the command waits (with progress) until the leader counts them in sync before it drops the old
-    replicas. Without brokers, the data is copied here."""
+    While brokers run, the new replicas' brokers must run too: the move goes to a broker as Kafka's
+    AlterPartitionReassignments request, the new replicas fetch the partition from its leader, and the
+    controller drops the old replicas once the new ones are in sync; the command waits (with progress)
+    until then. Without brokers, the data is copied here."""
     from kcli.cli.output import progress
     from kcli.client.elections import reassign as do_reassign
     from kcli.client.elections import replica_leo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kcli.cli.output import emit_json, is_terminal, table
+from kcli.errors import UsageError
 
 
 def _admin(env):
@@ -103,7 +104,7 @@ def list_(env, as_json: bool) -> None:
 @click.pass_obj
 def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> None:
     """Show partitions, leaders, replicas, ISR and offsets of topics (all when none named)."""
-    from kcli.storage.config import LogConfig
+    from kcli.cluster.configs import log_config
 
     admin = _admin(env)
     state = admin.state()
@@ -115,7 +116,7 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
     for t in chosen:
         offsets = admin.end_offsets(t.name)
         parts = []
-        min_isr = LogConfig.from_topic(t.configs).min_insync_replicas
+        min_isr = log_config(state, t).min_insync_replicas
         for p, meta in enumerate(t.partitions):
             if only == "under-replicated" and len(meta.isr) >= len(meta.replicas):
                 continue
@@ -194,3 +195,68 @@ def configs() -> None:
     from kcli.storage.config import TOPIC_CONFIGS
 
     table(["CONFIG", "DEFAULT", "MEANING"], [(k, v[0], v[2]) for k, v in sorted(TOPIC_CONFIGS.items())])
+
+
+@topic.command("delete-records")
+@click.argument("name", required=False)
+@click.option("-p", "--partition", type=int, help="Only this partition (default: every partition of NAME).")
+@click.option("--before", "offset", type=int, metavar="OFFSET",
+              help="Delete the records before OFFSET (-1: everything up to the high watermark).")
+@click.option("--json-file", "json_file", type=click.File("r"), metavar="FILE",
+              help='Targets in kafka-delete-records\' format: {"partitions": [{"topic": T, "partition": P, '
+                   '"offset": O}], "version": 1}.')
+@click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds to wait for the in-sync replicas to follow (through brokers).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def delete_records(env, name: str | None, partition: int | None, offset: int | None, json_file,
+                   timeout: float, as_json: bool) -> None:
+    """Delete the records before an offset (Kafka's DeleteRecords): the partition's log start moves
+    there, readers start there, and whole segments below it are deleted.  Prints each partition's new
+    low watermark.  Exit 2 for bad input (an offset past the high watermark, a bad JSON file), 3 for an
+    unknown topic or partition; nothing is changed then."""
+    from kcli.client.records_admin import delete_records as run
+
+    if json_file is not None:
+        if name or partition is not None or offset is not None:
+            raise UsageError("use either --json-file or NAME with --before")
+        targets = _records_plan(json_file)
+    else:
+        if not name or offset is None:
+            raise UsageError("give NAME and --before OFFSET, or --json-file FILE")
+        if partition is not None:
+            targets = [(name, partition, offset)]
+        else:
+            targets = [(name, p, offset) for p in range(len(_admin(env).state().topic(name).partitions))]
+    for topic_name, p, _offset in targets:
+        if p < 0:
+            raise UsageError(f"partition {p} of {topic_name!r} is negative")
+    datadir = None if env.bootstrap_server else env.datadir()
+    marks = run(datadir, targets, bootstrap=env.bootstrap_server, timeout=timeout)
+    if as_json:
+        emit_json([{"topic": t, "partition": p, "low_watermark": low} for (t, p), low in sorted(marks.items())])
+        return
+    for (t, p), low in sorted(marks.items()):
+        click.echo(f"partition: {t}-{p}\tlow_watermark: {low}")
+
+
+def _records_plan(json_file) -> list[tuple[str, int, int]]:
+    """The targets of a kafka-delete-records offset JSON file."""
+    import json
+
+    try:
+        doc = json.load(json_file)
+        entries = doc["partitions"]
+        if not isinstance(entries, list) or not entries:
+            raise ValueError("'partitions' must be a non-empty list")
+        targets = []
+        for e in entries:
+            values = (e["topic"], e["partition"], e["offset"])
+            if not isinstance(values[0], str) or not all(type(v) is int for v in values[1:]):
+                raise ValueError(f"bad entry {e}: topic must be a string, partition and offset integers")
+            targets.append(values)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"bad delete-records JSON file {json_file.name}: {exc}") from None
+    if len({(t, p) for t, p, _o in targets}) != len(targets):
+        raise UsageError(f"bad delete-records JSON file {json_file.name}: a partition appears twice")
+    return targets

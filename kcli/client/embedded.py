@@ -252,7 +252,12 @@ class EmbeddedTransport:
               wait: float = 0.0, isolation: str = READ_UNCOMMITTED) -> tuple[bytes, int]:
         """Batches from ``offset`` on (the first may start before it); empty when there is nothing new.
         Never waits (``long_polls`` is False): the consumer sleeps between rounds instead.
-        read_committed reads below the last stable offset and drops the markers and aborted batches."""
+        read_committed reads below the last stable offset and drops the markers and aborted batches.
+        An offset below the log start reads nothing and resumes at the start: the batch holding the start
+        may hold deleted records (DeleteRecords moved the start inside it)."""
+        start = self._reader(topic, partition).log_start_offset
+        if offset < start:
+            return b"", start
         if isolation != READ_COMMITTED:
             data = self._reader(topic, partition).read(offset, max_bytes)
             if not data:

@@ -306,14 +306,12 @@ class RemoteTransport:
         """Batches from ``offset`` on; empty when there is nothing new.  With ``wait`` (seconds) the
         leader holds the request until something arrives or the time is up (Kafka's long poll: a
         follower of the log learns of a new record at once, without polling).  Like the embedded read,
-        an offset before the log start reads from the start.  read_committed asks for the batches below
-        the last stable offset and drops the aborted ones the answer lists, and the markers."""
+        an offset before the log start reads nothing and resumes at the start.  read_committed asks for
+        the batches below the last stable offset and drops the aborted ones the answer lists, and the
+        markers."""
         answer = self._fetch_once(topic, partition, offset, max_bytes, wait, isolation)
         if answer is None:
-            start = self.list_offset(topic, partition, "earliest")
-            if offset < start:
-                return self.fetch(topic, partition, start, max_bytes, 0.0, isolation)
-            return b"", offset
+            return b"", max(offset, self.list_offset(topic, partition, "earliest"))
         if not isinstance(answer, Struct):
             return answer
         data = bytes(answer.records or b"")

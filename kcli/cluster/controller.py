@@ -151,14 +151,29 @@ def on_brokers_lost(
     return out
 
 
+# why :func:`elect` left a partition alone (Kafka's ElectLeaders error codes name the same cases)
+NOT_NEEDED = "election not needed"
+PREFERRED_UNAVAILABLE = "preferred leader not available"
+NO_ELIGIBLE = "no eligible leader"
+
+
 def elect(
-    metadata: Metadata, targets: Iterable[tuple[str, int]], mode: str, live: set[int], leo: Leo
+    metadata: Metadata,
+    targets: Iterable[tuple[str, int]],
+    mode: str,
+    live: set[int],
+    leo: Leo,
+    skipped: dict[tuple[str, int], str] | None = None,
 ) -> list[Election]:
-    """Run a preferred or unclean election on ``targets``; partitions already right are left alone."""
+    """Run a preferred or unclean election on ``targets``; partitions already right are left alone, and
+    ``skipped`` (when given) says why each partition left alone was (NOT_NEEDED: the preferred replica
+    leads, or, unclean, a live leader does; PREFERRED_UNAVAILABLE: it is not live or not in sync;
+    NO_ELIGIBLE: no live replica at all)."""
     if mode not in ("preferred", "unclean"):
         raise ValueError(mode)
     targets = list(targets)
     out: list[Election] = []
+    why: dict[tuple[str, int], str] = {} if skipped is None else skipped
 
     def fn(state: ClusterState) -> list[MetaRecord]:
         recs: list[MetaRecord] = []
@@ -166,14 +181,20 @@ def elect(
             meta = state.partition(topic, p)
             if mode == "preferred":
                 preferred = meta.replicas[0]
-                if meta.leader == preferred or preferred not in live or preferred not in meta.isr:
+                if meta.leader == preferred:
+                    why[(topic, p)] = NOT_NEEDED
+                    continue
+                if preferred not in live or preferred not in meta.isr:
+                    why[(topic, p)] = PREFERRED_UNAVAILABLE
                     continue
                 election = Election(topic, p, meta.leader, preferred, list(meta.isr), meta.leader_epoch + 1)
             else:
                 if meta.leader in live:
-                    continue  # unclean election only helps a partition without a live leader
+                    why[(topic, p)] = NOT_NEEDED  # unclean election only helps a partition without a live leader
+                    continue
                 leader, isr, unclean = choose_leader(meta, live, partial(leo, topic, p), True)
                 if leader == NO_LEADER:
+                    why[(topic, p)] = NO_ELIGIBLE
                     continue
                 election = Election(topic, p, meta.leader, leader, isr, meta.leader_epoch + 1, unclean)
             recs.append(_record(election, meta))

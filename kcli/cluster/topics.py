@@ -49,7 +49,9 @@ class TopicAdmin:
 
     def delete_topic(self, name: str) -> None:
         """Remove the topic from the metadata, then its replica folders (each under its partition and
-        replica locks)."""
+        replica locks), and their entries in the brokers' checkpoints."""
+        from kcli.storage import checkpoint
+
         topic = self.metadata.delete_topic(name)
         for p, meta in enumerate(topic.partitions):
             # the lock files stay: unlinking a file another process waits on would give two holders
@@ -57,6 +59,8 @@ class TopicAdmin:
                 for broker in meta.replicas:
                     with self.datadir.replica_lock(broker, name, p):  # brokers let go once they see it gone
                         shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
+                    with self.datadir.checkpoint_lock(broker):
+                        checkpoint.forget(self.datadir.broker_dir(broker), name, p)
 
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
         """(log start, log end, last stable offset) of each partition's leader replica; Nones while it has

@@ -378,6 +378,7 @@ def verify_datadir(
             for p in range(len(known.partitions)):
                 by_partition.setdefault((name, p), {})
     hw_cache: dict[int, dict[tuple[str, int], int]] = {}
+    start_cache: dict[int, dict[tuple[str, int], int]] = {}
     for (t, p), replicas in sorted(by_partition.items()):
         report.partitions += 1
         topic_meta = state.topics.get(t)
@@ -393,20 +394,34 @@ def verify_datadir(
                     Problem(f"stray replica directory ({assigned})", path, None, broker, t, p, "warning")
                 )
             scans[broker] = verify_replica(path, report, broker, deep, active, progress)
+            if broker not in start_cache:
+                start_cache[broker] = _read_offsets(datadir, broker, checkpoint.LOG_START, report)
+            _check_log_start(start_cache[broker].get((t, p)), scans[broker], report, t, p, active)
         if meta is None:
             continue
         for b in meta.isr:
             if b not in scans:
                 scans[b] = ReplicaScan(b, exists=False)
         if meta.leader not in hw_cache:
-            hw_cache[meta.leader] = _read_hw(datadir, meta.leader, report)
+            hw_cache[meta.leader] = _read_offsets(datadir, meta.leader, checkpoint.HIGH_WATERMARK, report)
         hw = hw_cache[meta.leader].get((t, p))
         compare_replicas(scans, meta, hw, report, t, p)
     return report
 
 
-def _read_hw(datadir: DataDir, broker: int, report: VerifyReport) -> dict[tuple[str, int], int]:
-    path = os.path.join(datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK)
+def _check_log_start(start: int | None, scan: ReplicaScan, report: VerifyReport, topic: str, partition: int,
+                     active: bool) -> None:
+    """The logical log start (DeleteRecords) a broker checkpointed must lie within its replica's log;
+    below the first segment it is harmless (retention moved past it since)."""
+    if start is not None and not active and start > scan.end:
+        report.add(Problem(
+            f"{topic}-{partition}: the checkpointed log start {start} is past the replica's log end {scan.end}",
+            None, None, scan.broker, topic, partition,
+        ))
+
+
+def _read_offsets(datadir: DataDir, broker: int, name: str, report: VerifyReport) -> dict[tuple[str, int], int]:
+    path = os.path.join(datadir.broker_dir(broker), name)
     try:
         return checkpoint.read_offsets(path)
     except (CorruptRecordError, ValueError, IndexError) as exc:

@@ -38,13 +38,14 @@ def checkpointed_high_watermark(datadir: DataDir, broker: int, topic: str, parti
 
 
 def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
-                      hw: int) -> None:
+                      hw: int | None) -> None:
     """Advance one replica's entries in its broker's checkpoints (recovery point, log start, high
-    watermark); call after an fsync of the log."""
+    watermark: None leaves it as it is); call after an fsync of the log."""
     root = datadir.broker_dir(broker)
     key = (topic, partition)
-    values = {checkpoint.RECOVERY_POINT: log.log_end_offset, checkpoint.LOG_START: log.log_start_offset,
-              checkpoint.HIGH_WATERMARK: min(hw, log.log_end_offset)}
+    values = {checkpoint.RECOVERY_POINT: log.log_end_offset, checkpoint.LOG_START: log.log_start_offset}
+    if hw is not None:
+        values[checkpoint.HIGH_WATERMARK] = min(hw, log.log_end_offset)
     with datadir.checkpoint_lock(broker):
         for name, value in values.items():
             path = os.path.join(root, name)
@@ -54,3 +55,18 @@ def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int,
                 offsets = {}
             offsets[key] = value
             checkpoint.write_offsets(path, offsets)
+
+
+def advance_log_start(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
+                      offset: int, hw: int | None = None) -> bool:
+    """Move one replica's log start up to ``offset`` (DeleteRecords, or a follower learning its
+    leader's), crash-safely as Kafka orders it: the new start goes into the checkpoint first, then the
+    whole segments below it are deleted.  A crash in between leaves the new start over segments still on
+    disk, which the next retention pass deletes; a crash before leaves the old start.  True if it moved."""
+    if not log.advance_start(offset):
+        return False
+    log.flush()
+    write_checkpoints(datadir, broker, topic, partition, log, hw)
+    log.delete_old_segments()
+    return True
+

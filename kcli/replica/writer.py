@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata, PartitionMeta
-from kcli.errors import KcliError, StorageError
-from kcli.replica.checkpoints import follower_config, recovery_point, write_checkpoints
+from kcli.errors import KcliError, OffsetOutOfRangeError, StorageError
+from kcli.replica.checkpoints import advance_log_start, follower_config, recovery_point, write_checkpoints
 from kcli.storage import records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import divergence
@@ -123,6 +123,8 @@ class PartitionWriter:
             if cut < log.log_end_offset:
                 log.truncate_to(cut)
             copied = sync_replica(self.leader, log)
+            # and its log start: a writer killed between replicas' DeleteRecords left it behind
+            advance_log_start(self.datadir, broker, self.topic, self.partition, log, self.leader.log_start_offset)
         except BaseException:
             log.close()
             self._unlock(broker)
@@ -188,6 +190,22 @@ class PartitionWriter:
                 self._cut(written, info.base_offset, exc)
                 raise
         return info.base_offset
+
+    def delete_records(self, offset: int, hw: int | None = None) -> int:
+        """DeleteRecords: move the log start of every replica written here to ``offset`` (-1: the high
+        watermark ``hw``, by default the leader's log end as in embedded mode), checkpointed before the
+        segments below it go.  Returns the leader's log start after it (an offset below it changes
+        nothing, as in Kafka).  OffsetOutOfRangeError for an offset past the high watermark or negative."""
+        hw = self.leader.log_end_offset if hw is None else hw
+        target = hw if offset == -1 else offset
+        if not 0 <= target <= hw:
+            raise OffsetOutOfRangeError(
+                f"{self.topic}-{self.partition}: cannot delete records before offset {offset}: "
+                f"the high watermark is {hw}"
+            )
+        for broker, log in self.logs:
+            advance_log_start(self.datadir, broker, self.topic, self.partition, log, target, hw)
+        return self.leader.log_start_offset
 
     def files(self) -> list[str]:
         """The segment files this session appends to (earlier ones were fsynced when they rolled)."""

@@ -62,6 +62,20 @@ def write_offsets(path: str, offsets: dict[tuple[str, int], int]) -> None:
     atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
+def forget(log_dir: str, topic: str, partition: int) -> None:
+    """Drop a deleted partition's entries from the log-dir checkpoints in ``log_dir`` (the caller holds
+    their lock), so that a partition created again under the same name does not inherit its log start
+    or recovery point: Kafka writes only live logs' entries."""
+    for name in (RECOVERY_POINT, LOG_START, HIGH_WATERMARK):
+        path = os.path.join(log_dir, name)
+        try:
+            offsets = read_offsets(path)
+        except (OSError, ValueError, CorruptRecordError):
+            continue
+        if offsets.pop((topic, partition), None) is not None:
+            write_offsets(path, offsets)
+
+
 def read_epochs(path: str) -> list[tuple[int, int]]:
     """Read a leader-epoch-checkpoint: [(epoch, start offset)] in order."""
     return [(int(f[0]), int(f[1])) for f in _read_lines(path)]

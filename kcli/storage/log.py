@@ -115,6 +115,7 @@ class PartitionLog:
         self.producers = ProducerStates()  # a write session's: loaded by open_for_append, kept by append
         self._snapshot_at: int | None = None  # the log end the newest snapshot file was taken at
         self._txn_view: _TxnView | None = None  # a reader's open transactions, see last_stable_offset
+        self._start: int | None = None  # the logical log start, once read (see log_start_offset)
 
     def _list_bases(self) -> list[int]:
         try:
@@ -149,7 +150,31 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
+        """The first offset a reader may see: Kafka's logical log start.  DeleteRecords moves it inside a
+        segment (its broker's ``log-start-offset-checkpoint`` keeps it); retention moves it to the first
+        segment's base.  Never below that base, nor past the log end."""
+        if not self._bases:
+            return 0
+        if self._start is None:
+            start = _checkpointed_start(self.directory)
+            self._start = min(start, self.log_end_offset) if start > self._bases[0] else start
+        return max(self._bases[0], self._start)
+
+    @property
+    def _first_base(self) -> int:
+        """Where the log's bytes start (the logical start may lie past it until retention deletes the
+        segments below it): what recovery and producer state replay from."""
         return self._bases[0] if self._bases else 0
+
+    def advance_start(self, offset: int) -> bool:
+        """Move the logical log start up to ``offset`` (Kafka's maybeIncrementLogStartOffset; the caller
+        checked it against the high watermark), never past the log end.  True when it moved: persist it
+        in the checkpoint, then :meth:`delete_old_segments` drops the whole segments below it."""
+        offset = min(offset, self.log_end_offset)
+        if offset <= self.log_start_offset:
+            return False
+        self._start = offset
+        return True
 
     @property
     def log_end_offset(self) -> int:
@@ -182,7 +207,7 @@ class PartitionLog:
             # a new (or wiped) replica starts empty at 0; syncing with a leader moves it to the leader's start
             self._bases = [0]
             self.active.open_for_append()
-            self._next_offset = self._bases[0]
+            self._next_offset = self._start = 0
             self.producers = ProducerStates()
             return []
         if self._resume_clean():
@@ -401,7 +426,7 @@ class PartitionLog:
 
     def _start_of(self, offset: int) -> tuple[int, int] | None:
         """(segment index, position) of the batch holding ``offset``; None at or past the end."""
-        idx = self._segment_for(max(offset, self.log_start_offset))
+        idx = self._segment_for(max(offset, self._first_base))
         while idx is not None and idx < len(self._bases):
             pos = self.segment(self._bases[idx]).find_position(offset)
             if pos is not None:
@@ -478,20 +503,22 @@ class PartitionLog:
             raise CorruptRecordError(seg.damage(stop), seg.log_path, stop)
 
     def offset_for_timestamp(self, timestamp: int) -> int | None:
-        """First offset whose record timestamp >= ``timestamp`` (Kafka's ListOffsets by time); None if none."""
+        """First offset at or past the log start whose record timestamp >= ``timestamp`` (Kafka's
+        ListOffsets by time); None if none."""
         from kcli.storage.records import decode_records
 
-        for base in self._bases:
+        start = self.log_start_offset
+        for i, base in enumerate(self._bases):
             seg = self.segment(base)
-            if seg.largest_timestamp() < timestamp:
+            if seg.largest_timestamp() < timestamp or self._bases[i + 1 : i + 2] and self._bases[i + 1] <= start:
                 continue
             _ts, offset = seg.time_index.lookup(timestamp)
-            position = seg.find_position(offset) or 0
+            position = seg.find_position(max(offset, start)) or 0
             for pos, header in seg.headers(position):
-                if header.max_timestamp >= timestamp:
+                if header.max_timestamp >= timestamp and header.next_offset > start:
                     data = seg.pread(pos, header.size)
                     for record in decode_records(data, 0, header, verify_crc=False):
-                        if record.timestamp >= timestamp:
+                        if record.timestamp >= timestamp and record.offset >= start:
                             return record.offset
         return None
 
@@ -508,23 +535,26 @@ class PartitionLog:
     # ------------------------------------------------------------ retention and truncation
 
     def delete_old_segments(self, now: int | None = None) -> list[int]:
-        """Delete whole segments past retention.ms or retention.bytes; never the active one."""
+        """Delete whole segments below the log start (DeleteRecords moved it) or past retention.ms or
+        retention.bytes; never the active one."""
         now = now_ms() if now is None else now
         deleted: list[int] = []
         cfg = self.config
         total = self.size_bytes() if cfg.retention_bytes >= 0 else 0
+        start = self.log_start_offset
         while len(self._bases) > 1:
             seg = self.segment(self._bases[0])
+            below = self._bases[1] <= start
             expired = cfg.retention_ms >= 0 and now - seg.largest_timestamp() > cfg.retention_ms
             oversize = cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
-            if not (expired or oversize):
+            if not (below or expired or oversize):
                 break
             total -= seg.size
             seg.delete()
             self._segments.pop(self._bases[0], None)
             deleted.append(self._bases.pop(0))
         if deleted:
-            self._delete_snapshots(lambda offset: offset < self.log_start_offset)
+            self._delete_snapshots(lambda offset: offset < self._first_base)
         return deleted
 
     def truncate_to(self, offset: int) -> None:
@@ -534,15 +564,7 @@ class PartitionLog:
         how a replica that fell behind the leader's log start, or a new empty one, catches up.
         """
         if offset > self.log_end_offset:
-            for base in self._bases:
-                self.segment(base).delete()
-            self._segments.clear()
-            self._bases = [offset]
-            self._next_offset = offset
-            self._truncate_epochs(-1)
-            self.active.open_for_append()
-            self._delete_snapshots(lambda _offset: True)
-            self.producers, self._snapshot_at = ProducerStates(), None
+            self.truncate_fully(offset)
             return
         while self._bases and self._bases[-1] >= offset and len(self._bases) > 1:
             self.segment(self._bases[-1]).delete()
@@ -553,9 +575,25 @@ class PartitionLog:
             seg.truncate(pos)
         self._next_offset = None
         self._next_offset = self.log_end_offset
+        if self._start is not None:  # like Kafka: a truncation below the log start brings it down
+            self._start = min(self._start, self._next_offset)
         self._truncate_epochs(self._next_offset)
         self.active.open_for_append()
         self._load_producers()
+
+    def truncate_fully(self, offset: int) -> None:
+        """Empty the log and restart it at ``offset`` (Kafka's truncateFullyAndStartAt), which may be
+        below the old end: a follower whose leader's log start lies inside a batch restarts at that
+        batch's base, appends it, then moves its log start up to the leader's."""
+        for base in self._bases:
+            self.segment(base).delete()
+        self._segments.clear()
+        self._bases = [offset]
+        self._next_offset = self._start = offset
+        self._truncate_epochs(-1)
+        self.active.open_for_append()
+        self._delete_snapshots(lambda _offset: True)
+        self.producers, self._snapshot_at = ProducerStates(), None
 
     # ------------------------------------------------------------ producer state and transactions
 
@@ -590,7 +628,7 @@ class PartitionLog:
         """(offset, entries) of the newest readable snapshot at or below ``end``; unreadable ones are
         skipped (and, given ``problems``, a writer's, deleted and reported)."""
         for offset in reversed(list_snapshots(self.directory)):
-            if offset > end or offset < self.log_start_offset:
+            if offset > end or offset < self._first_base:
                 continue
             path = os.path.join(self.directory, snapshot_name(offset))
             try:
@@ -672,7 +710,7 @@ class PartitionLog:
         end = self.log_end_offset
         try:
             view = self._txn_view
-            if view is None or not self.log_start_offset <= view.offset <= end or not self._still_there(view):
+            if view is None or not self._first_base <= view.offset <= end or not self._still_there(view):
                 self._txn_view = view = self._fresh_view(end)
             self._scan(view, end)
         except CorruptRecordError:
@@ -778,6 +816,18 @@ def _marker(batch: records.BytesLike, header: records.BatchHeader, producers: Pr
     if control_type(batch, 0, header) != ABORT:
         return epoch, None
     return epoch, producers.aborted_txn(header.producer_id, offset)
+
+
+def _checkpointed_start(directory: str) -> int:
+    """The log start its broker's ``log-start-offset-checkpoint`` (in the folder above) keeps for the
+    partition in ``directory``; 0 when it keeps none or cannot be read (the first segment's base holds)."""
+    key = parse_partition_dir(os.path.basename(directory))
+    if key is None:
+        return 0
+    try:
+        return checkpoint.read_offsets(os.path.join(os.path.dirname(directory), checkpoint.LOG_START)).get(key, 0)
+    except (OSError, ValueError, CorruptRecordError):
+        return 0
 
 
 def _unlink(path: str) -> None:

@@ -15,7 +15,8 @@ from kcli.storage.log import PartitionLog
 def sync_replica(leader: PartitionLog, follower: PartitionLog, chunk: int = 1 << 20,
                  progress: Callable[[int], object] | None = None) -> int:
     """Make ``follower`` (open for append) hold exactly the leader's records: cut what the leader lacks,
-    copy what the follower lacks, keeping offsets and leader epochs.  Returns the records copied."""
+    copy what the follower lacks, keeping offsets and leader epochs.  Returns the records copied.  (The
+    caller moves the follower's log start up to the leader's: it may lie inside the first batch copied.)"""
     leo = leader.log_end_offset
     if follower.log_end_offset > leo:
         follower.truncate_to(leo)
@@ -27,7 +28,10 @@ def sync_replica(leader: PartitionLog, follower: PartitionLog, chunk: int = 1 <<
         if not data:
             break
         for pos, header in records.iter_batches(data):
-            if header.base_offset < follower.log_end_offset:
+            end = follower.log_end_offset
+            if header.base_offset < end < header.next_offset and follower.log_start_offset == end:
+                follower.truncate_fully(header.base_offset)  # the leader's start is inside this batch
+            elif header.base_offset < end:
                 continue
             follower.append(data[pos : pos + header.size], header.partition_leader_epoch, validate=False)
             copied += header.records_count

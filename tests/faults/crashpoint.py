@@ -18,6 +18,8 @@ Points:
   marker         after a transaction marker is appended to a partition, before the next partition's
                  (an embedded producer's markers, or those of the partitions a broker leads)
   remote-markers after another leader answered a broker's WriteTxnMarkers, before the next is asked
+  log-start      after a replica's new log start is checkpointed, before the segments below it are
+                 deleted (DeleteRecords)
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _unlink_log_only(original, segment):
 def arm(spec: str) -> None:
     from kcli.broker import txn_markers
     from kcli.groups import offsets
-    from kcli.replica import writer
+    from kcli.replica import checkpoints, writer
     from kcli.storage import checkpoint, index, log, segment
 
     name, _, count = spec.partition(":")
@@ -94,6 +96,7 @@ def arm(spec: str) -> None:
         "commit": (offsets, "atomic_write", _commit_torn),
         "marker": (writer.PartitionWriter, "write_marker", _after),
         "remote-markers": (txn_markers.BrokerMarkerWriter, "_remote", _after),
+        "log-start": (checkpoints, "write_checkpoints", _after),
     }
     owner, attr, around = points[name]
     _arm(owner, attr, n, around)

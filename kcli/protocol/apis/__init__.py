@@ -23,9 +23,11 @@ from .groups import (
     LIST_GROUPS,
     SYNC_GROUP,
 )
+from .leadership import ALTER_PARTITION_REASSIGNMENTS, ELECT_LEADERS, LIST_PARTITION_REASSIGNMENTS
 from .metadata import METADATA
 from .offsets import OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
+from .records_admin import DELETE_RECORDS
 from .transaction_admin import DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS
 from .transactions import (
     ADD_OFFSETS_TO_TXN,
@@ -72,6 +74,10 @@ APIS: dict[int, Api] = {
         DESCRIBE_CONFIGS,
         ALTER_CONFIGS,
         INCREMENTAL_ALTER_CONFIGS,
+        DELETE_RECORDS,
+        ELECT_LEADERS,
+        ALTER_PARTITION_REASSIGNMENTS,
+        LIST_PARTITION_REASSIGNMENTS,
     )
 }
 
