@@ -22,7 +22,7 @@ from .groups import (
     LIST_GROUPS,
     SYNC_GROUP,
 )
-from .metadata import METADATA
+from .metadata import DESCRIBE_TOPIC_PARTITIONS, METADATA
 from .offsets import OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
 from .transaction_admin import DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS
@@ -68,6 +68,7 @@ APIS: dict[int, Api] = {
         LIST_TRANSACTIONS,
         DESCRIBE_LOG_DIRS,
         DESCRIBE_CLUSTER,
+        DESCRIBE_TOPIC_PARTITIONS,
     )
 }
 
