@@ -204,7 +204,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request:
         if api.is_flexible(header.api_version):
             pos = skip_tagged_fields(buf, pos)  # header v2: no tag of it is known to kcli
         body = api.request.decode(buf[pos:], header.api_version)
-    except (FieldError, ValueError) as e:
+    except ProtocolError as e:
         if not api.supports(header.api_version):
             raise UnsupportedVersionError(header) from None
         if isinstance(e, FieldError):
