@@ -96,6 +96,8 @@ class Dispatcher:
         except ProtocolError as exc:
             raise CloseConnection(f"malformed request: {exc}") from None
         header = request.header
+        if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
+            log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
         handler = HANDLERS.get(header.api_key)
         if handler is None:  # a codec without a handler: not advertised, so as good as unknown
             return self.refuse(header, ErrorCode.UNSUPPORTED_VERSION, request.body, "not implemented by this broker")

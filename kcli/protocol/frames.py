@@ -203,7 +203,9 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request:
     try:
         if api.is_flexible(header.api_version):
             pos = skip_tagged_fields(buf, pos)  # header v2: no tag of it is known to kcli
-        body = api.request.decode(buf[pos:], header.api_version)
+        # Bytes after the body are ignored, as Kafka's brokers ignore them: librdkafka 2.16 sends three
+        # after its Metadata v13 request, and Kafka's parser never looks.
+        body = api.request.decode(buf[pos:], header.api_version, allow_trailing=True)
     except ProtocolError as e:
         if not api.supports(header.api_version):
             raise UnsupportedVersionError(header) from None

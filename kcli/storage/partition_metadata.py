@@ -82,5 +82,5 @@ def ensure(directory: str, topic_id: str) -> None:
             f"replica folder belongs to topic id {uuid_text(found)}, not {uuid_text(expected)} "
             "(a topic deleted and created again under the same name?)",
             os.path.join(directory, FILE_NAME),
-            hint="move the folder away; the replica is copied again from the leader",
+            hint="move the folder away: kcli serves no replica whose topic id differs",
         )
