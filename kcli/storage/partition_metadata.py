@@ -13,9 +13,10 @@ import base64
 import binascii
 import os
 import re
+import threading
 
 from kcli.errors import CorruptRecordError
-from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import write_file
 
 FILE_NAME = "partition.metadata"
 VERSION = 0
@@ -76,7 +77,7 @@ def ensure(directory: str, topic_id: str) -> None:
         return
     found = read(directory)
     if found is None:
-        atomic_write(os.path.join(directory, FILE_NAME), encode(topic_id))
+        _write(os.path.join(directory, FILE_NAME), encode(topic_id))
     elif found != expected:
         raise CorruptRecordError(
             f"replica folder belongs to topic id {uuid_text(found)}, not {uuid_text(expected)} "
@@ -84,3 +85,23 @@ def ensure(directory: str, topic_id: str) -> None:
             os.path.join(directory, FILE_NAME),
             hint="move the folder away: kcli serves no replica whose topic id differs",
         )
+
+
+def _write(path: str, data: bytes) -> None:
+    """Temp file, fsync, rename, fsync the folder -- with a temp name of this process and thread: the
+    folder's creator and a broker opening the replica may write the (same) file at the same moment."""
+    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+    try:
+        write_file(tmp, data, sync=True)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
