@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import subprocess
 
@@ -137,13 +138,15 @@ def test_kcat_produces_and_consumes(broker):
 
 def test_kcli_client_uses_its_capped_fetch_version(broker):
     """kcli's own client names topics, so it fetches at v12 (connection.CLIENT_MAX), produces at the
-    newest Produce and reads Metadata v13."""
+    newest Produce and reads Metadata v13, whose topic ids `topic describe` shows."""
     broker.kcli("--bootstrap-server", broker.bootstrap, "produce", "t", "-p", "1", input="a\nb\n")
     out = broker.kcli("--bootstrap-server", broker.bootstrap, "consume", "t", "-p", "1", "-b", "-e")
     assert out.stdout.split() == ["a", "b"]
     used = versions_used(broker, "kcli")
     assert used["Fetch"] == {12}
     assert max(used["Produce"]) == 11 and max(used["Metadata"]) == 13 and max(used["ApiVersions"]) == 4
+    remote = json.loads(broker.kcli("--bootstrap-server", broker.bootstrap, "topic", "describe", "t", "--json").stdout)
+    assert remote[0]["topic_id"] == topic_id(broker, "t").hex()  # Metadata v10+ carries it
 
 
 # ---------------------------------------------------------------- topic ids on the wire

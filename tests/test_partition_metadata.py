@@ -14,8 +14,7 @@ from kcli.storage import partition_metadata
 
 
 def _topic_id(kcli, name: str) -> str:
-    topics = json.loads(kcli("topic", "describe", name, "--json").stdout)
-    return topics[0]["topic_id"] if isinstance(topics, list) else topics["topic_id"]
+    return json.loads(kcli("topic", "describe", name, "--json").stdout)[0]["topic_id"]
 
 
 @pytest.fixture

@@ -51,10 +51,10 @@ from kcli.protocol import (
     encode_varint,
     encode_varlong,
     error_name,
+    error_response,
     is_retriable,
     parse_frame,
     peek_correlation_id,
-    error_response,
     unsupported_version_response,
 )
 from kcli.protocol.consumer import ASSIGNMENT, SUBSCRIPTION

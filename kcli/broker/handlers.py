@@ -25,8 +25,8 @@ from kcli.broker.partitions import (
     OffsetOutOfRange,
 )
 from kcli.broker.txn_service import TransactionalProduceCheck
-from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.cluster.metadata import PartitionMeta
+from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
 from kcli.protocol.apis.metadata import DESCRIBE_TOPIC_PARTITIONS_LIMIT
 from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for

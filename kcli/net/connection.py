@@ -29,7 +29,7 @@ CLIENT_ID = "kcli"
 SOFTWARE = ("kcli", __version__)
 # The one place kcli's own requests stay below the newest version the codec speaks, and why:
 # Fetch v13+ names topics by id; kcli's client, mirror and followers address topics by name.
-CLIENT_MAX = {ApiKey.FETCH: 12}
+CLIENT_MAX: dict[int, int] = {ApiKey.FETCH: 12}
 CONNECT_WAIT = 5.0  # a broker that holds its lock may still be binding its socket
 REQUEST_TIMEOUT = 60.0
 Address = str | tuple[str, int]  # a Unix socket path, or (host, port)
