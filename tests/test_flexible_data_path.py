@@ -19,6 +19,7 @@ from kcli.storage.records import decode_records, encode_batch, iter_batches
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
+from confluent_kafka.admin import AdminClient  # noqa: E402
 
 
 @pytest.fixture
@@ -270,3 +271,71 @@ def test_describe_topic_partitions_pages_with_a_cursor(broker):
             ("v-ghost", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, []),
         ]
         assert named.next_cursor is None
+
+
+def test_confluent_admin_describes_the_topic_id_partition_metadata_holds(broker):
+    """The id a Kafka client shows for a topic is the one in each replica folder's partition.metadata."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    (future,) = admin.describe_topics(confluent_kafka.TopicCollection(["t"])).values()
+    described = future.result(20)
+    ours = (broker.folder / "t-0" / "partition.metadata").read_text().rpartition("topic_id: ")[2]
+    # librdkafka prints uuids in standard base64 where Kafka's Uuid.toString is URL-safe: compare the bytes
+    theirs = str(described.topic_id)
+    assert base64.urlsafe_b64decode(ours + "==") == base64.b64decode(theirs + "==")
+    assert sorted(p.id for p in described.partitions) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------- every new version on the wire
+
+
+@pytest.mark.parametrize("version", [9, 10, 11])
+def test_produce_flexible_versions(broker, version):
+    batch = encode_batch([(None, f"v{version}".encode(), [], 1000)], 0)
+    with connect(broker.socket_path) as sock:
+        body = {
+            "acks": 1,
+            "timeout_ms": 5000,
+            "topic_data": [{"name": "u", "partition_data": [{"index": 0, "records": batch}, {"index": 7, "records": batch}]}],
+        }
+        resp = call(sock, ApiKey.PRODUCE, version, body)
+        ok, missing = resp.responses[0].partition_responses
+        assert ok.error_code == 0 and ok.base_offset >= 0 and ok.current_leader is None
+        assert missing.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@pytest.mark.parametrize("version", [12, 14, 16])
+def test_fetch_flexible_versions(broker, version):
+    with connect(broker.socket_path) as sock:
+        batch = encode_batch([(None, b"f", [], 1000)], 0)
+        produce = {"acks": 1, "timeout_ms": 5000, "topic_data": [{"name": "u", "partition_data": [{"index": 1, "records": batch}]}]}
+        assert call(sock, ApiKey.PRODUCE, 11, produce).responses[0].partition_responses[0].error_code == 0
+        if version >= 13:
+            resp = _fetch_by_id(sock, topic_id(broker, "u"), 1, version)
+        else:
+            body = {
+                "max_wait_ms": 0,
+                "min_bytes": 0,
+                "topics": [{"topic": "u", "partitions": [{"partition": 1, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}],
+            }
+            resp = call(sock, ApiKey.FETCH, version, body)
+        part = resp.responses[0].partitions[0]
+        assert part.error_code == 0 and part.high_watermark == 1 and part.diverging_epoch is None
+        assert bytes(part.records).startswith(bytes(8))  # the batch at offset 0
+
+
+@pytest.mark.parametrize("version", [9, 11, 13])
+def test_metadata_flexible_versions(broker, version):
+    with connect(broker.socket_path) as sock:
+        meta = call(sock, ApiKey.METADATA, version, {"topics": [{"name": "t"}, {"name": "nope"}], "allow_auto_topic_creation": False})
+    assert [(t.name, t.error_code) for t in meta.topics] == [("t", 0), ("nope", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+    assert len(meta.topics[0].partitions) == 3 and meta.brokers[0].port == broker.port
+    assert (meta.topics[0].topic_id == topic_id(broker, "t")) == (version >= 10)
+
+
+def test_offset_for_leader_epoch_v4(broker):
+    with connect(broker.socket_path) as sock:
+        body = {"topics": [{"topic": "t", "partitions": [{"partition": 0, "leader_epoch": 0}, {"partition": 9, "leader_epoch": 0}]}]}
+        resp = call(sock, ApiKey.OFFSET_FOR_LEADER_EPOCH, 4, body)
+    found, missing = resp.topics[0].partitions
+    assert (found.error_code, found.leader_epoch, found.end_offset) == (0, 0, 0)
+    assert missing.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
