@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
+from support.brokers import call, connect
 
 from kcli.errors import CorruptRecordError
+from kcli.protocol import ApiKey, ErrorCode
 from kcli.storage import partition_metadata
+from kcli.storage.records import encode_batch
 
 
 def _topic_id(kcli, name: str) -> str:
@@ -74,3 +78,21 @@ def test_read_accepts_what_kafka_writes(tmp_path):
     (tmp_path / "partition.metadata").write_bytes(partition_metadata.encode(raw.hex()) + b"\n")
     assert partition_metadata.read(str(tmp_path)) == raw
     assert partition_metadata.read(str(tmp_path / "missing")) is None
+
+
+def test_a_broker_does_not_serve_a_folder_of_another_topic(brokers):
+    """The broker keeps the partition unopened and says why, once in its log and to each client."""
+    brokers.init()
+    brokers.runner.in_process("topic", "create", "x")
+    path = brokers.data_dir / "broker-0" / "x-0" / "partition.metadata"
+    path.write_bytes(b"version: 0\ntopic_id: " + base64.urlsafe_b64encode(bytes(range(1, 17))).rstrip(b"="))
+    broker = brokers.start(0)
+    batch = encode_batch([(None, b"v", [], 1000)], 0)
+    body = {"acks": 1, "timeout_ms": 1000, "topic_data": [{"name": "x", "partition_data": [{"index": 0, "records": batch}]}]}
+    with connect(broker.socket_path) as sock:
+        for _ in range(3):
+            part = call(sock, ApiKey.PRODUCE, 11, body).responses[0].partition_responses[0]
+            assert part.error_code == ErrorCode.LEADER_NOT_AVAILABLE
+            assert "partition.metadata" in part.error_message
+            time.sleep(0.3)
+    assert broker.log().count("cannot open partition x-0 yet") == 1
