@@ -339,3 +339,28 @@ def test_offset_for_leader_epoch_v4(broker):
     found, missing = resp.topics[0].partitions
     assert (found.error_code, found.leader_epoch, found.end_offset) == (0, 0, 0)
     assert missing.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@pytest.mark.parametrize(("name", "version", "code"), [("kcli", "1.0", 0), ("bad name", "1.0", 42), ("x", "", 42)])
+def test_api_versions_v3_checks_the_client_software(broker, name, version, code):
+    """KIP-511: a software name or version outside Kafka's pattern gets INVALID_REQUEST and no APIs."""
+    with connect(broker.socket_path) as sock:
+        body = call(sock, ApiKey.API_VERSIONS, 3, {"client_software_name": name, "client_software_version": version})
+        assert body.error_code == code and bool(body.api_keys) == (code == 0)
+        assert call(sock, ApiKey.API_VERSIONS, 4, {"client_software_name": "a", "client_software_version": "1"}).error_code == 0
+
+
+def test_fetch_v15_reads_the_follower_from_the_tagged_replica_state(broker):
+    """From v15 a follower names itself in the tagged replica_state; broker 5 is no replica of "u"."""
+    with connect(broker.socket_path) as sock:
+        tid = topic_id(broker, "u")
+        body = {
+            "replica_state": {"replica_id": 5, "replica_epoch": -1},
+            "max_wait_ms": 0,
+            "min_bytes": 0,
+            "topics": [{"topic_id": tid, "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 100}]}],
+        }
+        as_follower = call(sock, ApiKey.FETCH, 15, body).responses[0].partitions[0]
+        assert as_follower.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+        as_consumer = call(sock, ApiKey.FETCH, 15, {**body, "replica_state": None}).responses[0].partitions[0]
+        assert as_consumer.error_code == 0

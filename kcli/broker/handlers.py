@@ -10,6 +10,7 @@ problems become per-partition error codes, as in Kafka; only a malformed request
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -71,8 +72,18 @@ def answering(entry: Entry, what: str, topic: str, partition: int) -> Iterator[N
             entry["log_start_offset"] = exc.log_start
 
 
+# KIP-511: what a client may call its software and version (Kafka's ApiVersionsRequest.isValid)
+_SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+
+
 def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """Advertise exactly the APIs this broker has handlers for, so clients negotiate down to them."""
+    """Advertise exactly the APIs this broker has handlers for, so clients negotiate down to them.  From
+    v3 the client names its software (KIP-511); a name or version Kafka would refuse gets INVALID_REQUEST
+    and no APIs, as Kafka answers."""
+    if header.api_version >= 3 and not (
+        _SOFTWARE.fullmatch(req.client_software_name) and _SOFTWARE.fullmatch(req.client_software_version)
+    ):
+        return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
     return {
         "error_code": ErrorCode.NONE,
         "api_keys": api_versions_entries(ctx.advertised),
