@@ -616,6 +616,39 @@ def test_unsupported_version_of_other_apis_gets_an_error_answer() -> None:
     assert [(p.partition_index, p.error_code) for p in resp.responses[0].partitions] == [(3, 35)]
 
 
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c[2] == "request"], ids=case_id)
+def test_error_response_answers_every_api_version(case: tuple[int, int, str]) -> None:
+    """The one generic error answer: for any request of any API and version, a response of that version
+    that decodes, carries the error code wherever the response has one, and answers each topic of the
+    request where the response lists topics."""
+    key, version, _ = case
+    api = APIS[key]
+    request = api.request.decode(api.request.encode(sample(api.request, version, random.Random(key)), version), version)
+    answer = error_response(RequestHeader(key, version, 3, "c"), ErrorCode.INVALID_REQUEST, request)
+    assert answer is not None
+    body = decode_response(key, version, parse_frame(answer)[0]).body  # type: ignore[arg-type]
+    codes = _error_codes(api.response, version, body)
+    assert set(codes) == ({ErrorCode.INVALID_REQUEST} if codes else set())
+    if any(f.name == "error_code" for f in api.response.fields_for(version)):
+        assert codes
+    asked = request.get("topics") or request.get("topic_data") or []
+    answered = body.get("topics") or body.get("responses") or []
+    if asked and any(f.name in ("topics", "responses") for f in api.response.fields_for(version)):
+        assert len(answered) == len(asked)
+
+
+def _error_codes(schema: Schema, version: int, value: Any) -> list[int]:
+    """Every error code on the wire in a decoded ``value`` of ``schema``."""
+    out: list[int] = []
+    for f in schema.fields_for(version):
+        if f.name == "error_code":
+            out.append(value[f.name])
+        elif isinstance(f.type, Array) and isinstance(f.type.item, Schema):
+            for item in value[f.name] or []:
+                out += _error_codes(f.type.item, version, item)
+    return out
+
+
 def test_truncated_flexible_request_gets_invalid_request_answer() -> None:
     """A Metadata v12 body cut short: the header reads, so the answer is INVALID_REQUEST at v12 (top-level
     error code, no topics), which kcli's and Kafka's clients can read."""

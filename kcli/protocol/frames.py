@@ -337,16 +337,23 @@ def error_response(header: RequestHeader, error_code: int, body: Struct | None =
         return None
     if api.key == ApiKey.API_VERSIONS and error_code == ErrorCode.UNSUPPORTED_VERSION:
         return unsupported_version_response(header)
-    answer = _mirror(api.response, header.api_version, body, error_code)
+    answer = _mirror(api.response, api.request, header.api_version, body, error_code)
     try:
         return _encode_response(api, header.api_version, header.correlation_id, answer)
     except ProtocolError:
         return None  # e.g. a version whose layout kcli's schema cannot write
 
 
-def _mirror(schema: Schema, version: int, request: Mapping[str, Any] | None, error_code: int) -> dict[str, Any]:
-    """One response struct answering ``request`` (a request struct, or None) with ``error_code``."""
-    lists = [v for v in (request or {}).values() if isinstance(v, list) and v and isinstance(v[0], Mapping)]
+def _mirror(
+    schema: Schema, request_schema: Schema, version: int, request: Mapping[str, Any] | None, error_code: int
+) -> dict[str, Any]:
+    """One response struct (``schema``) answering ``request`` (of ``request_schema``; None when it could
+    not be read) with ``error_code``."""
+    lists = [
+        (f.type.item, (request or {}).get(f.name) or [])
+        for f in request_schema.fields_for(version)
+        if isinstance(f.type, Array) and isinstance(f.type.item, Schema)
+    ]
     out: dict[str, Any] = {}
     for f in schema.fields_for(version):
         t = f.type
@@ -354,8 +361,9 @@ def _mirror(schema: Schema, version: int, request: Mapping[str, Any] | None, err
             out[f.name] = error_code
         elif isinstance(t, Array) and isinstance(t.item, Schema):
             # a list that carries error codes answers the request's next list of entries
-            entries = lists.pop(0) if lists and _has_error_code(t.item) else []
-            out[f.name] = [_mirror(t.item, version, e, error_code) for e in entries]
+            if lists and _has_error_code(t.item):
+                item_schema, entries = lists.pop(0)
+                out[f.name] = [_mirror(t.item, item_schema, version, e, error_code) for e in entries]
         elif request is not None:
             names = next((g for g in _KEY_ALIASES if f.name in g), {f.name})
             for name in names:
