@@ -185,11 +185,11 @@ def describe_topic_partitions(ctx: BrokerContext, header: RequestHeader, req: St
         if topic is None:
             topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []})
             continue
-        first = cursor.partition_index if cursor is not None and name == cursor.topic_name else 0
+        first = max(cursor.partition_index, 0) if cursor is not None and name == cursor.topic_name else 0
         if left <= 0:
             next_cursor = {"topic_name": name, "partition_index": first}
             break
-        parts = partition_entries(ctx, topic.partitions[: first + left], live, max(first, 0))
+        parts = partition_entries(ctx, topic.partitions[: first + left], live, first)
         left -= len(parts)
         topics.append(
             {
