@@ -16,12 +16,14 @@ from support.brokers import (
 )
 
 from kcli.protocol import (
+    APIS,
     ApiKey,
     ErrorCode,
     RequestHeader,
     decode_response,
     encode_request,
     encode_request_header,
+    error_name,
 )
 from kcli.storage.records import decode_records, encode_batch, iter_batches
 
@@ -64,6 +66,7 @@ SERVED = {
     ApiKey.ELECT_LEADERS,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS,
     ApiKey.LIST_PARTITION_REASSIGNMENTS,
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS,
 }
 
 
@@ -108,19 +111,19 @@ def _batch(n: int, size: int = 10, ts: int = 1_000, **kw) -> bytes:
 # ---------------------------------------------------------------- negotiation
 
 
-@pytest.mark.parametrize("version", [0, 1, 2])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
 def test_api_versions_advertise_exactly_what_is_served(broker, version):
     with connect(broker.socket_path) as sock:
-        body = call(sock, ApiKey.API_VERSIONS, version, {})
+        body = call(sock, ApiKey.API_VERSIONS, version, {"client_software_name": "t", "client_software_version": "1"})
     assert body.error_code == 0
     assert {k.api_key for k in body.api_keys} == SERVED  # no group APIs until a coordinator exists
     produce = next(k for k in body.api_keys if k.api_key == ApiKey.PRODUCE)
-    assert (produce.min_version, produce.max_version) == (3, 8)
+    assert (produce.min_version, produce.max_version) == (3, 11)
 
 
-def test_api_versions_v3_is_answered_with_a_v0_unsupported_version(broker):
-    """What librdkafka and the Java client do first: flexible ApiVersions v3 (header v2 with tags)."""
-    header = encode_request_header(RequestHeader(ApiKey.API_VERSIONS, 3, 42, "rdkafka")) + b"\x00"
+def test_api_versions_v5_is_answered_with_a_v0_unsupported_version(broker):
+    """A client opening with a flexible ApiVersions newer than kcli's (header v2 with tags)."""
+    header = encode_request_header(RequestHeader(ApiKey.API_VERSIONS, 5, 42, "rdkafka")) + b"\x00"
     name, version = b"librdkafka", b"2.3.0"  # compact strings: unsigned varint length + 1, then bytes
     body = bytes([len(name) + 1]) + name + bytes([len(version) + 1]) + version + b"\x00"
     with connect(("127.0.0.1", broker.port)) as sock:
@@ -128,7 +131,7 @@ def test_api_versions_v3_is_answered_with_a_v0_unsupported_version(broker):
         resp = decode_response(ApiKey.API_VERSIONS, 0, read_frame(sock))
         assert resp.correlation_id == 42
         assert resp.body.error_code == ErrorCode.UNSUPPORTED_VERSION
-        assert [(k.api_key, k.min_version, k.max_version) for k in resp.body.api_keys] == [(18, 0, 2)]
+        assert [(k.api_key, k.min_version, k.max_version) for k in resp.body.api_keys] == [(18, 0, 4)]
         assert api_versions_ok(sock)  # the client retries on the same connection
 
 
@@ -146,14 +149,102 @@ BAD_REQUESTS = {
     "random garbage": struct.pack(">i", 12) + bytes(range(250, 256)) + b"\xff" * 6,
     "empty frame": struct.pack(">i", 0),
     "unknown api key": (lambda p: struct.pack(">i", len(p)) + p)(_valid_header(999, 0)),
-    "unsupported version": (lambda p: struct.pack(">i", len(p)) + p)(
-        _valid_header(ApiKey.METADATA, 12) + b"\x00" * 8
-    ),
-    "truncated body": (lambda p: struct.pack(">i", len(p)) + p)(
-        _valid_header(ApiKey.METADATA, 1) + struct.pack(">i", 5) + b"\x00\x03ab"
-    ),
     "truncated header": struct.pack(">i", 5) + b"\x00\x03\x00\x01\x00",
+    "produce that does not decode": (lambda p: struct.pack(">i", len(p)) + p)(
+        _valid_header(ApiKey.PRODUCE, 9) + b"\x00\x02"  # acks=0 or not: no telling, so no answer
+    ),
 }
+
+
+def _framed(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+# requests whose header reads: (the request, the version to read the answer at, the error code expected)
+ANSWERED = {
+    "unsupported version": (
+        _framed(_valid_header(ApiKey.METADATA, 14) + b"\x00" * 8),
+        14,
+        ErrorCode.UNSUPPORTED_VERSION,
+    ),
+    "version below the oldest": (
+        _framed(_valid_header(ApiKey.FETCH, 3) + struct.pack(">iiii", -1, 100, 1, 0)),
+        3,
+        ErrorCode.UNSUPPORTED_VERSION,
+    ),
+    "truncated body": (
+        _framed(_valid_header(ApiKey.METADATA, 1) + struct.pack(">i", 5) + b"\x00\x03ab"),
+        1,
+        ErrorCode.INVALID_REQUEST,
+    ),
+    "truncated flexible body": (
+        _framed(_valid_header(ApiKey.METADATA, 12) + b"\x00" + b"\x02" + bytes(16) + b"\x07abc"),
+        12,
+        ErrorCode.INVALID_REQUEST,
+    ),
+    "tagged field longer than the request": (
+        # no topics, allow auto-creation, no authorized operations, then tag 5 announced as 64 bytes
+        _framed(_valid_header(ApiKey.METADATA, 12) + b"\x00" + b"\x01\x01\x00" + b"\x01\x05\x40ab"),
+        12,
+        ErrorCode.INVALID_REQUEST,
+    ),
+    "malformed known tagged field": (
+        # Fetch v15's replica_state (tag 1) announced as 3 bytes: too short for its int32 and int64
+        _framed(
+            _valid_header(ApiKey.FETCH, 15) + b"\x00" + struct.pack(">iiiibii", 100, 1, 1000, 0, 0, 0, -1)
+            + b"\x01\x01\x01" + b"\x01\x03\x00\x00\x01"
+        ),
+        15,
+        ErrorCode.INVALID_REQUEST,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ANSWERED))
+def test_requests_that_cannot_be_served_get_an_error_answer_and_the_connection_goes_on(broker, name):
+    """Kafka's documented error code in the API's own response at the request's version (top-level
+    error code where the response has one), then the next request on the same connection works."""
+    data, version, code = ANSWERED[name]
+    api_key = struct.unpack(">h", data[4:6])[0]
+    with connect(("127.0.0.1", broker.port)) as sock:
+        sock.sendall(data)
+        payload = read_frame(sock)
+        assert payload is not None, f"{name}: connection closed"
+        api = APIS[api_key]
+        pos = 5 if api.response_header_flexible(version) else 4
+        assert struct.unpack(">i", payload[:4])[0] == 5
+        body = api.response.decode(payload[pos:], version)
+        if any(f.name == "error_code" for f in api.response.fields_for(version)):
+            assert body.error_code == code, name
+        else:  # nothing of the body could be read: an empty answer (Kafka's for these versions too)
+            assert body.topics == [] if api_key == ApiKey.METADATA else body.responses == [], name
+        assert api_versions_ok(sock), f"connection unusable after {name}"
+        meta = call(sock, ApiKey.METADATA, 12, {"topics": None})
+        assert meta.brokers[0].node_id == 0
+    assert error_name(code) in broker.log()
+
+
+def test_unsupported_fetch_version_names_each_partition(broker):
+    """Fetch v18 (not served) by topic id: each partition comes back with UNSUPPORTED_VERSION, as
+    Kafka's getErrorResponse mirrors the request."""
+    tid = bytes(range(16))
+    body = {
+        "max_wait_ms": 1,
+        "min_bytes": 1,
+        "topics": [
+            {"topic_id": tid, "partitions": [{"partition": p, "fetch_offset": 0, "partition_max_bytes": 9} for p in (0, 4)]}
+        ],
+    }
+    payload = _valid_header(ApiKey.FETCH, 18) + b"\x00" + APIS[ApiKey.FETCH].request.encode(body, 18)
+    with connect(broker.socket_path) as sock:
+        sock.sendall(_framed(payload))
+        answer = read_frame(sock)
+        assert answer is not None
+        resp = APIS[ApiKey.FETCH].response.decode(answer[5:], 18)
+        assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
+        assert resp.responses[0].topic_id == tid
+        assert [(p.partition_index, p.error_code) for p in resp.responses[0].partitions] == [(0, 35), (4, 35)]
+        assert api_versions_ok(sock)
 
 
 @pytest.mark.parametrize("transport", ["unix", "tcp"])

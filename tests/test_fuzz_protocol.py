@@ -39,7 +39,7 @@ from kcli.protocol import (
     encode_varlong,
     parse_frame,
 )
-from kcli.protocol.schema import Array, Schema
+from kcli.protocol.schema import Array, Nested, Schema
 from kcli.protocol.types import Bytes, Fixed, String
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,6 +81,10 @@ def message(schema: Schema, version: int, depth: int = 0) -> st.SearchStrategy:
                 message(t.item, version, depth + 1) if isinstance(t.item, Schema) else _scalar(t.item, False)
             )
             s = st.lists(item, max_size=3 if depth < 2 else 1)
+            fields[f.name] = st.none() | s if nullable else s
+        elif isinstance(t, Nested):
+            assert t.schema is not None
+            s = message(t.schema, version, depth + 1)
             fields[f.name] = st.none() | s if nullable else s
         else:
             fields[f.name] = _scalar(t, nullable)

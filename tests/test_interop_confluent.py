@@ -1,7 +1,7 @@
 """confluent-kafka (librdkafka) against a real ``kcli broker serve`` process.
 
-librdkafka opens with ApiVersions v3 (flexible), which kcli does not speak: the broker answers
-UNSUPPORTED_VERSION in a v0 body and librdkafka falls back -- every test here depends on that.
+librdkafka opens with ApiVersions v3 (flexible) and goes on with the newest versions both sides speak
+(Metadata v13, Produce v10, Fetch v16 by topic id: see test_flexible_data_path.py).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from kcli.protocol import (
     SUPPORTED,
     ApiKey,
     ErrorCode,
+    RequestError,
     RequestHeader,
     Struct,
     UnsupportedVersionError,
@@ -48,13 +49,14 @@ from kcli.protocol import (
     encode_varint,
     encode_varlong,
     error_name,
+    error_response,
     is_retriable,
     parse_frame,
     peek_correlation_id,
     unsupported_version_response,
 )
 from kcli.protocol.consumer import ASSIGNMENT, SUBSCRIPTION
-from kcli.protocol.schema import Array, Field, Schema
+from kcli.protocol.schema import Array, Field, Nested, Schema
 from kcli.protocol.types import BOOL, INT8, INT16, INT32, INT64, STRING, Bytes, Fixed, Records, String
 
 with warnings.catch_warnings():
@@ -97,10 +99,17 @@ def sample_scalar(t: Any, nullable: bool, rng: random.Random) -> Any:
 def sample(schema: Schema, version: int, rng: random.Random, depth: int = 0) -> dict[str, Any]:
     """A random value with exactly the fields ``schema`` has on the wire in ``version``."""
     out: dict[str, Any] = {}
-    for f in schema.fields_for(version):
+    flexible = schema.is_flexible(version) if depth == 0 else True
+    tagged = schema.tagged_for(version) if flexible else []
+    for f in tagged:  # each tagged field is sent half the time, else left at its default (not sent)
+        out[f.name] = f.default
+    for f in schema.fields_for(version) + [f for f in tagged if rng.random() < 0.5]:
         nullable = f.nullable_in(version)
         t = f.type
-        if isinstance(t, Array):
+        if isinstance(t, Nested):
+            assert t.schema is not None
+            out[f.name] = None if nullable and rng.random() < 0.25 else sample(t.schema, version, rng, depth + 1)
+        elif isinstance(t, Array):
             if nullable and rng.random() < 0.25:
                 out[f.name] = None
                 continue
@@ -168,10 +177,10 @@ def decode_case(key: int, version: int, kind: str, payload: bytes) -> Struct:
 
 def test_supported_table_is_what_the_broker_advertises() -> None:
     assert SUPPORTED == {
-        18: (0, 2),
-        3: (0, 8),
-        0: (3, 8),
-        1: (4, 11),
+        18: (0, 4),
+        3: (0, 13),
+        0: (3, 11),
+        1: (4, 17),
         2: (1, 8),
         19: (0, 7),
         20: (0, 6),
@@ -206,6 +215,7 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         43: (0, 2),
         45: (0, 0),
         46: (0, 0),
+        75: (0, 0),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 
@@ -359,8 +369,13 @@ def test_every_truncation_raises_protocol_error() -> None:
             pytest.fail(f"{APIS[key].name} v{version} {kind} cut at {cut} decoded without error")
 
 
-def test_trailing_bytes_raise_protocol_error() -> None:
+def test_trailing_bytes_raise_protocol_error_in_responses_only() -> None:
+    """A response with bytes after its body is not what we asked for; a request may have some (Kafka's
+    brokers ignore them, and librdkafka sends three after Metadata v13)."""
     for key, version, kind, payload in _valid_payloads()[:10]:
+        if kind == "request":
+            assert _decode_payload(key, version, kind, payload + b"\x00") == _decode_payload(key, version, kind, payload)
+            continue
         with pytest.raises(ProtocolError, match="trailing"):
             _decode_payload(key, version, kind, payload + b"\x00")
 
@@ -466,7 +481,7 @@ def test_unsupported_versions_and_keys() -> None:
     with pytest.raises(UnsupportedVersionError):
         encode_request(RequestHeader(ApiKey.PRODUCE, 2, 1, "c"), {})
     with pytest.raises(ProtocolError):
-        encode_response(ApiKey.FETCH, 12, 1, {})
+        encode_response(ApiKey.FETCH, 18, 1, {})
     with pytest.raises(ProtocolError):
         decode_response(ApiKey.FETCH, 3, b"\x00\x00\x00\x01")
     with pytest.raises(ProtocolError, match="unsupported api key"):
@@ -475,7 +490,7 @@ def test_unsupported_versions_and_keys() -> None:
     with pytest.raises(UnsupportedVersionError) as exc:
         decode_request(unknown_key)
     assert exc.value.header == RequestHeader(99, 0, 5, None)
-    assert unsupported_version_response(exc.value.header) is None
+    assert unsupported_version_response(exc.value.header) is None  # no layout to answer an unknown key in
 
 
 # --- framing --------------------------------------------------------------------------------------------
@@ -533,40 +548,48 @@ def test_peek_correlation_id() -> None:
 # --- ApiVersions negotiation ---------------------------------------------------------------------------
 
 
-def _flexible_api_versions_v3_request(correlation_id: int) -> bytes:
-    """What librdkafka/Java send first: ApiVersions v3, request header v2, compact body."""
+def _flexible_api_versions_request(correlation_id: int, version: int = 5) -> bytes:
+    """What librdkafka/Java send first: ApiVersions v3+ (here a v5 kcli does not know yet), request
+    header v2, compact body."""
     header = (
-        struct.pack(">hhi", 18, 3, correlation_id) + b"\x00\x07rdkafka" + b"\x00"
+        struct.pack(">hhi", 18, version, correlation_id) + b"\x00\x07rdkafka" + b"\x00"
     )  # + empty tagged fields
-    body = b"\x0alibrdkafka" + b"\x062.3.0" + b"\x00"  # compact strings (len+1) + tagged fields
+    body = b"\x0blibrdkafka" + b"\x062.3.0" + b"\x00"  # compact strings (len+1) + tagged fields
     payload = header + body
     return struct.pack(">i", len(payload)) + payload
 
 
-def test_api_versions_v3_falls_back_to_v0_unsupported_version() -> None:
-    payload, _ = parse_frame(_flexible_api_versions_v3_request(77))
+def test_api_versions_v3_request_decodes_client_software() -> None:
+    payload, _ = parse_frame(_flexible_api_versions_request(7, 3))
+    req = decode_request(payload)  # type: ignore[arg-type]
+    assert req.header == RequestHeader(18, 3, 7, "rdkafka")
+    assert (req.body.client_software_name, req.body.client_software_version) == ("librdkafka", "2.3.0")
+
+
+def test_api_versions_v5_falls_back_to_v0_unsupported_version() -> None:
+    payload, _ = parse_frame(_flexible_api_versions_request(77))
     assert payload is not None
     with pytest.raises(UnsupportedVersionError) as exc:
         decode_request(payload)
-    assert exc.value.header == RequestHeader(18, 3, 77, "rdkafka")
+    assert exc.value.header == RequestHeader(18, 5, 77, "rdkafka")
     answer = unsupported_version_response(exc.value.header)
     assert answer is not None
     resp = decode_response(ApiKey.API_VERSIONS, 0, parse_frame(answer)[0])  # type: ignore[arg-type]
     assert resp.correlation_id == 77
     assert resp.body.error_code == ErrorCode.UNSUPPORTED_VERSION == 35
-    assert resp.body.api_keys == [{"api_key": 18, "min_version": 0, "max_version": 2}]
+    assert resp.body.api_keys == [{"api_key": 18, "min_version": 0, "max_version": 4}]
     # header v0 + v0 body: corr id, error code, one-element array, nothing else
-    assert answer == struct.pack(">iihihhh", 16, 77, 35, 1, 18, 0, 2)
+    assert answer == struct.pack(">iihihhh", 16, 77, 35, 1, 18, 0, 4)
 
 
 def test_client_reads_v0_error_body_for_newer_api_versions_request() -> None:
-    """A broker that rejects our ApiVersions v2 answers with a v0 body; the client must read it."""
-    answer = unsupported_version_response(RequestHeader(ApiKey.API_VERSIONS, 2, 5, "kcli"))
+    """A broker that rejects our ApiVersions v3 answers with a v0 body; the client must read it."""
+    answer = unsupported_version_response(RequestHeader(ApiKey.API_VERSIONS, 3, 5, "kcli"))
     assert answer is not None
-    resp = decode_response(ApiKey.API_VERSIONS, 2, parse_frame(answer)[0])  # type: ignore[arg-type]
-    assert resp.body.error_code == 35 and resp.body.api_keys[0].max_version == 2
+    resp = decode_response(ApiKey.API_VERSIONS, 3, parse_frame(answer)[0])  # type: ignore[arg-type]
+    assert resp.body.error_code == 35 and resp.body.api_keys[0].max_version == 4
     with pytest.raises(ProtocolError):
-        decode_response(ApiKey.API_VERSIONS, 2, b"\x00\x00\x00\x05\x00")
+        decode_response(ApiKey.API_VERSIONS, 3, b"\x00\x00\x00\x05\x00")
 
 
 def test_api_versions_response_advertises_supported_table() -> None:
@@ -576,8 +599,72 @@ def test_api_versions_response_advertises_supported_table() -> None:
     assert {e.api_key: (e.min_version, e.max_version) for e in body.api_keys} == SUPPORTED
 
 
-def test_unsupported_version_of_other_apis_gets_no_answer() -> None:
-    assert unsupported_version_response(RequestHeader(ApiKey.FETCH, 13, 1, "c")) is None
+def test_unsupported_version_of_other_apis_gets_an_error_answer() -> None:
+    """Fetch v18 (not served): the body reads with kcli's schema, and the answer at v18 names each
+    topic id and partition with UNSUPPORTED_VERSION, the top-level error code too."""
+    tid = bytes(range(16))
+    body = {
+        "max_wait_ms": 1,
+        "min_bytes": 1,
+        "topics": [{"topic_id": tid, "partitions": [{"partition": 3, "fetch_offset": 0, "partition_max_bytes": 1}]}],
+    }
+    frame = APIS[ApiKey.FETCH].request.encode(body, 18)
+    payload = struct.pack(">hhi", 1, 18, 9) + b"\x00\x01c\x00" + frame
+    with pytest.raises(UnsupportedVersionError) as exc:
+        decode_request(payload)
+    answer = error_response(exc.value.header, exc.value.error_code, exc.value.body)
+    assert answer is not None
+    resp = APIS[ApiKey.FETCH].response.decode(parse_frame(answer)[0][5:], 18)  # type: ignore[index]
+    assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert resp.responses[0].topic_id == tid
+    assert [(p.partition_index, p.error_code) for p in resp.responses[0].partitions] == [(3, 35)]
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c[2] == "request"], ids=case_id)
+def test_error_response_answers_every_api_version(case: tuple[int, int, str]) -> None:
+    """The one generic error answer: for any request of any API and version, a response of that version
+    that decodes, carries the error code wherever the response has one, and answers each topic of the
+    request where the response lists topics."""
+    key, version, _ = case
+    api = APIS[key]
+    request = api.request.decode(api.request.encode(sample(api.request, version, random.Random(key)), version), version)
+    answer = error_response(RequestHeader(key, version, 3, "c"), ErrorCode.INVALID_REQUEST, request)
+    assert answer is not None
+    body = decode_response(key, version, parse_frame(answer)[0]).body  # type: ignore[arg-type]
+    codes = _error_codes(api.response, version, body)
+    assert set(codes) == ({ErrorCode.INVALID_REQUEST} if codes else set())
+    if any(f.name == "error_code" for f in api.response.fields_for(version)):
+        assert codes
+    asked = request.get("topics") or request.get("topic_data") or []
+    answered = body.get("topics") or body.get("responses") or []
+    if asked and any(f.name in ("topics", "responses") for f in api.response.fields_for(version)):
+        assert len(answered) == len(asked)
+
+
+def _error_codes(schema: Schema, version: int, value: Any) -> list[int]:
+    """Every error code on the wire in a decoded ``value`` of ``schema``."""
+    out: list[int] = []
+    for f in schema.fields_for(version):
+        if f.name == "error_code":
+            out.append(value[f.name])
+        elif isinstance(f.type, Array) and isinstance(f.type.item, Schema):
+            for item in value[f.name] or []:
+                out += _error_codes(f.type.item, version, item)
+    return out
+
+
+def test_truncated_flexible_request_gets_invalid_request_answer() -> None:
+    """A Metadata v12 body cut short: the header reads, so the answer is INVALID_REQUEST at v12 (top-level
+    error code, no topics), which kcli's and Kafka's clients can read."""
+    frame = encode_request(RequestHeader(ApiKey.METADATA, 13, 4, "c"), {"topics": [{"name": "orders"}]})
+    payload = parse_frame(frame)[0][:-3]  # type: ignore[index]
+    with pytest.raises(RequestError) as exc:
+        decode_request(payload)
+    assert exc.value.error_code == ErrorCode.INVALID_REQUEST
+    answer = error_response(exc.value.header, exc.value.error_code, exc.value.body)
+    resp = decode_response(ApiKey.METADATA, 13, parse_frame(answer)[0])  # type: ignore[arg-type]
+    assert resp.correlation_id == 4 and resp.body.error_code == ErrorCode.INVALID_REQUEST
+    assert resp.body.topics == []
 
 
 # --- error codes --------------------------------------------------------------------------------------
@@ -785,6 +872,8 @@ def json_default(jf: dict[str, Any], jtype: str) -> Any:
     d = jf.get("default")
     if jtype.startswith("[]"):
         return None if d == "null" else []
+    if "fields" in jf:  # a struct: null, or for a tagged one not sent
+        return None
     if d is None:
         return {"bool": False, "string": "", "bytes": b"", "records": None, "uuid": bytes(16)}.get(jtype, 0)
     if d == "null":
@@ -805,11 +894,19 @@ def type_name(t: Any) -> str:
 
 
 def compare_fields(schema: Schema, jfields: list[dict[str, Any]], version: int, top: str) -> None:
-    wire = [jf for jf in jfields if in_range(jf["versions"], version) and "taggedVersions" not in jf]
+    """Untagged fields in wire order, then the tagged ones by tag (each with its tag)."""
+    present = [jf for jf in jfields if in_range(jf["versions"], version)]
+    wire = [jf for jf in present if "taggedVersions" not in jf]
+    tagged = sorted((jf for jf in present if "taggedVersions" in jf), key=lambda jf: int(jf["tag"]))
     ours = schema.fields_for(version)
     where = f"{schema.name} v{version}"
     assert [RENAMED.get((top, jf["name"]), snake(jf["name"])) for jf in wire] == [f.name for f in ours], where
-    for jf, f in zip(wire, ours, strict=True):
+    assert [(snake(jf["name"]), int(jf["tag"])) for jf in tagged] == [
+        (f.name, f.tag) for f in schema.tagged_for(version)
+    ], f"{where} tagged fields"
+    for jf in tagged:
+        assert jf["taggedVersions"] == jf["versions"], f"{where} {jf['name']}: tagged in only some versions"
+    for jf, f in zip(wire + tagged, ours + schema.tagged_for(version), strict=True):
         jtype = jf["type"]
         assert in_range(jf.get("nullableVersions"), version) == f.nullable_in(version), (
             f"{where} {f.name} nullable"
@@ -817,7 +914,10 @@ def compare_fields(schema: Schema, jfields: list[dict[str, Any]], version: int, 
         expected_default = DEFAULT_OVERRIDES.get((schema.name, f.name), json_default(jf, jtype))
         assert f.default == expected_default, f"{where} {f.name} default"
         assert "flexibleVersions" not in jf, f"{where} {f.name}: a field-level flexible range"
-        if jtype.startswith("[]"):
+        if "fields" in jf and not jtype.startswith("[]"):
+            assert isinstance(f.type, Nested) and f.type.schema is not None, f"{where} {f.name}"
+            compare_fields(f.type.schema, jf["fields"], version, top)
+        elif jtype.startswith("[]"):
             assert isinstance(f.type, Array), f"{where} {f.name}"
             item = f.type.item
             if "fields" in jf:
@@ -920,6 +1020,10 @@ KP_CLASSES = {
         kp_admin.ListPartitionReassignmentsRequest,
         kp_admin.ListPartitionReassignmentsResponse,
     ),
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS: (
+        kp_admin.DescribeTopicPartitionsRequest,
+        kp_admin.DescribeTopicPartitionsResponse,
+    ),
 }
 
 # tagged fields kafka-python decodes with their defaults, which kcli neither reads nor writes
@@ -946,6 +1050,10 @@ KP_RENAMES = {
 BITFIELDS = {"topic_authorized_operations", "cluster_authorized_operations", "authorized_operations"}
 
 
+UUID_FIELDS = {"topic_id", "replica_directory_id"}
+KP_UNPATCHED = {ApiKey.DESCRIBE_TOPIC_PARTITIONS}  # APIs whose fields kafka-python leaves as they are
+
+
 def as_kafka_python(value: Any, key: int, kind: str) -> Any:
     """Our value in the shape kafka-python's ``to_dict(json=False)`` gives."""
     schema_name = APIS[key].name + kind.capitalize()
@@ -956,15 +1064,16 @@ def as_kafka_python(value: Any, key: int, kind: str) -> Any:
         if isinstance(v, dict):
             out = {}
             for k, x in v.items():
-                if k in BITFIELDS:
+                if k in BITFIELDS and key not in KP_UNPATCHED:
                     bits = {i for i in range(32) if (x & 0xFFFFFFFF) >> i & 1}
                     x = None if bits == {31} else bits
                 if k == "generation_id" and (key, kind) != (ApiKey.OFFSET_COMMIT, "request"):
                     out[k] = conv(x)
                     continue
-                if k == "topic_id":  # kafka-python's uuid.UUID for 16 raw bytes, None for all zero
-                    x = uuid.UUID(bytes=bytes(x)) if any(x) else None
-                out[KP_RENAMES.get(k, k)] = conv(x)
+                if k in UUID_FIELDS:  # kafka-python: uuid.UUID, and None for the zero uuid
+                    out[k] = uuid.UUID(bytes=x) if x != bytes(16) else None
+                    continue
+                out[k if key in KP_UNPATCHED else KP_RENAMES.get(k, k)] = conv(x)
             return out
         if isinstance(v, list):
             return [conv(x) for x in v]
@@ -1112,20 +1221,22 @@ def test_fetch_response_v4_against_old_kafka_python() -> None:
     assert APIS[1].response.encode(body, 4) == old.encode()
 
 
-def test_api_versions_v3_request_from_kafka_python_gets_v0_error() -> None:
+def test_api_versions_v5_request_from_kafka_python_gets_v0_error() -> None:
     kp = kp_metadata.ApiVersionsRequest(
-        version=3, client_software_name="kafka-python", client_software_version="3.0"
+        version=4, client_software_name="kafka-python", client_software_version="3.0"
     )
+
     kp.with_header(correlation_id=21, client_id="kp")
     payload = parse_frame(bytes(kp.encode(header=True, framed=True)))[0]
     assert payload is not None
+    payload = payload[:2] + struct.pack(">h", 5) + payload[4:]  # a version after kcli's newest
     with pytest.raises(UnsupportedVersionError) as exc:
         decode_request(payload)
     answer = unsupported_version_response(exc.value.header)
     assert answer is not None
     decoded = kp_metadata.ApiVersionsResponse.decode(parse_frame(answer)[0][4:], version=0)  # type: ignore[index]
     assert decoded.error_code == 35
-    assert [(a.api_key, a.min_version, a.max_version) for a in decoded.api_keys] == [(18, 0, 2)]
+    assert [(a.api_key, a.min_version, a.max_version) for a in decoded.api_keys] == [(18, 0, 4)]
 
 
 def test_consumer_protocol_against_kafka_python() -> None:

@@ -2,8 +2,12 @@
 
 The handler table below is the single list of what this broker implements; ApiVersions advertises
 exactly it (intersected with what the codec can encode), so clients never pick an API we would refuse.
-A request we cannot or will not answer raises :class:`CloseConnection`: that is what Kafka does for
-unknown APIs and malformed requests, and a client then reconnects and renegotiates.
+A request whose header reads but which cannot be served -- a version we do not speak, a body that does
+not decode -- gets Kafka's error answer (:func:`kcli.protocol.error_response`: UNSUPPORTED_VERSION or
+INVALID_REQUEST, per topic and partition where the request names them) and the connection goes on.
+What cannot be answered at all raises :class:`CloseConnection`, as Kafka closes: a header that does
+not read, an API key nobody could write a response for, and a Produce whose acks cannot be known (an
+acks=0 producer learns of errors only from a closed connection).
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ from kcli.errors import ProtocolError
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
+    ErrorCode,
+    RequestError,
     RequestHeader,
     Struct,
-    UnsupportedVersionError,
     api_name,
     decode_request,
     encode_response,
-    unsupported_version_response,
+    error_name,
+    error_response,
 )
 
 log = logging.getLogger("kcli.broker")
@@ -43,6 +49,7 @@ Handler = Callable[[BrokerContext, RequestHeader, Struct], handlers.Body | None]
 HANDLERS: dict[int, Handler] = {
     ApiKey.API_VERSIONS: handlers.api_versions,
     ApiKey.METADATA: handlers.metadata,
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS: handlers.describe_topic_partitions,
     ApiKey.INIT_PRODUCER_ID: txn_handlers.init_producer_id,
     ApiKey.PRODUCE: handlers.produce,
     ApiKey.FETCH: handlers.fetch,
@@ -100,20 +107,30 @@ class Dispatcher:
         """The framed response to one request payload; None when no response is due (acks=0)."""
         try:
             request = decode_request(payload)
-        except UnsupportedVersionError as exc:
-            answer = unsupported_version_response(exc.header)
-            if answer is None:
-                raise CloseConnection(str(exc)) from None
-            return answer
+        except RequestError as exc:
+            return self.refuse(exc.header, exc.error_code, exc.body, str(exc))
         except ProtocolError as exc:
             raise CloseConnection(f"malformed request: {exc}") from None
         header = request.header
         if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
             log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
         handler = HANDLERS.get(header.api_key)
-        if handler is None:
-            raise CloseConnection(f"{api_name(header.api_key)} is not implemented by this broker")
+        if handler is None:  # a codec without a handler: not advertised, so as good as unknown
+            return self.refuse(header, ErrorCode.UNSUPPORTED_VERSION, request.body, "not implemented by this broker")
         body = handler(self.ctx, header, request.body)
         if body is None:
             return None
         return encode_response(header.api_key, header.api_version, header.correlation_id, body)
+
+    @staticmethod
+    def refuse(header: RequestHeader, code: int, body: Struct | None, why: str) -> bytes:
+        """Kafka's error answer to a request that cannot be served, or CloseConnection if none can be
+        given (the reason is logged either way)."""
+        name = f"{api_name(header.api_key)} v{header.api_version}"
+        if header.api_key == ApiKey.PRODUCE and (body is None or body.acks == 0):
+            raise CloseConnection(f"{name}: {why}")
+        answer = error_response(header, code, body)
+        if answer is None:
+            raise CloseConnection(f"{name}: {why}")
+        log.info("answering %s from client %r with %s: %s", name, header.client_id, error_name(code), why)
+        return answer

@@ -1,5 +1,5 @@
-"""Data-path API handlers: ApiVersions, Metadata, InitProducerId, Produce, Fetch, ListOffsets,
-OffsetForLeaderEpoch.
+"""Data-path API handlers: ApiVersions, Metadata, DescribeTopicPartitions, InitProducerId, Produce,
+Fetch, ListOffsets, OffsetForLeaderEpoch.
 
 Each handler takes the broker context, the request header and the decoded body, and returns the
 response body as a mapping (or None when Kafka sends no response: Produce with acks=0).  Per-partition
@@ -10,8 +10,9 @@ problems become per-partition error codes, as in Kafka; only a malformed request
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,10 +26,13 @@ from kcli.broker.partitions import (
     OffsetOutOfRange,
 )
 from kcli.broker.txn_service import TransactionalProduceCheck
+from kcli.cluster.metadata import PartitionMeta
 from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
+from kcli.protocol.apis.metadata import DESCRIBE_TOPIC_PARTITIONS_LIMIT
 from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for
 from kcli.storage import records
+from kcli.storage.partition_metadata import ZERO_UUID, topic_uuid
 
 log = logging.getLogger("kcli.broker")
 
@@ -68,8 +72,18 @@ def answering(entry: Entry, what: str, topic: str, partition: int) -> Iterator[N
             entry["log_start_offset"] = exc.log_start
 
 
+# KIP-511: what a client may call its software and version (Kafka's ApiVersionsRequest.isValid)
+_SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+
+
 def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """Advertise exactly the APIs this broker has handlers for, so clients negotiate down to them."""
+    """Advertise exactly the APIs this broker has handlers for, so clients negotiate down to them.  From
+    v3 the client names its software (KIP-511); a name or version Kafka would refuse gets INVALID_REQUEST
+    and no APIs, as Kafka answers."""
+    if header.api_version >= 3 and not (
+        _SOFTWARE.fullmatch(req.client_software_name) and _SOFTWARE.fullmatch(req.client_software_version)
+    ):
+        return {"error_code": ErrorCode.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
     return {
         "error_code": ErrorCode.NONE,
         "api_keys": api_versions_entries(ctx.advertised),
@@ -81,14 +95,21 @@ def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
 
 
 def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Brokers and topics.  From v12 a topic may be asked for by id alone (a null name): an unknown id
+    gets UNKNOWN_TOPIC_ID, and auto-creation needs a name."""
     state = ctx.partitions.refresh()
+    asked: list[tuple[str | None, bytes]]  # (name, id) per topic asked for
     if req.topics is None or (header.api_version == 0 and not req.topics):
-        names = sorted(state.topics)
+        asked = [(name, ZERO_UUID) for name in sorted(state.topics)]
     else:
-        names = [t.name for t in req.topics]
+        by_id = topic_names(ctx, [t.topic_id for t in req.topics if t.name is None])
+        asked = [(t.name if t.name is not None else by_id.get(t.topic_id), t.topic_id) for t in req.topics]
     live = ctx.live_ids()
     topics: list[Entry] = []
-    for name in names:
+    for name, topic_id in asked:
+        if name is None:
+            topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": topic_id})
+            continue
         if name not in state.topics and ctx.auto_create and req.allow_auto_topic_creation:
             code = _auto_create(ctx, name)
             state = ctx.partitions.refresh()
@@ -101,21 +122,16 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
                 {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []}
             )
             continue
-        parts = []
-        for p, meta in enumerate(topic.partitions):
-            alive = meta.leader in live
-            parts.append(
-                {
-                    "error_code": ErrorCode.NONE if alive else ErrorCode.LEADER_NOT_AVAILABLE,
-                    "partition_index": p,
-                    "leader_id": meta.leader if alive else -1,
-                    "leader_epoch": meta.leader_epoch,
-                    "replica_nodes": meta.replicas,
-                    "isr_nodes": meta.isr,
-                    "offline_replicas": [r for r in meta.replicas if r not in live],
-                }
-            )
-        topics.append({"error_code": ErrorCode.NONE, "name": name, "is_internal": False, "partitions": parts})
+        parts = partition_entries(ctx, topic.partitions, live)
+        topics.append(
+            {
+                "error_code": ErrorCode.NONE,
+                "name": name,
+                "topic_id": topic_uuid(topic.topic_id),
+                "is_internal": False,
+                "partitions": parts,
+            }
+        )
     return {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b, "host": host, "port": port, "rack": None} for b, host, port in endpoints(ctx)],
@@ -124,7 +140,70 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
         # sends a client's CreateTopics to a broker it already talks to
         "controller_id": ctx.broker_id,
         "topics": topics,
+        "error_code": ErrorCode.NONE,
     }
+
+
+def partition_entries(
+    ctx: BrokerContext, partitions: list[PartitionMeta], live: Collection[int], first: int = 0
+) -> list[Entry]:
+    """The partitions' part of a Metadata or DescribeTopicPartitions answer, from ``first`` on."""
+    out: list[Entry] = []
+    for p, meta in enumerate(partitions[first:], first):
+        alive = meta.leader in live
+        out.append(
+            {
+                "error_code": ErrorCode.NONE if alive else ErrorCode.LEADER_NOT_AVAILABLE,
+                "partition_index": p,
+                "leader_id": meta.leader if alive else -1,
+                "leader_epoch": meta.leader_epoch,
+                "replica_nodes": meta.replicas,
+                "isr_nodes": meta.isr,
+                "offline_replicas": [r for r in meta.replicas if r not in live],
+            }
+        )
+    return out
+
+
+def describe_topic_partitions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """DescribeTopicPartitions (KIP-966): the topics asked for (all when none are), sorted by name as
+    Kafka pages them, at most ``response_partition_limit`` partitions per answer (capped at Kafka's
+    2000); ``next_cursor`` says where the next request resumes.  No topic is created."""
+    state = ctx.partitions.refresh()
+    names = sorted({t.name for t in req.topics} if req.topics else state.topics)
+    limit = min(req.response_partition_limit, DESCRIBE_TOPIC_PARTITIONS_LIMIT)
+    limit = limit if limit > 0 else DESCRIBE_TOPIC_PARTITIONS_LIMIT
+    cursor = req.cursor
+    if cursor is not None:
+        names = [n for n in names if n >= cursor.topic_name]
+    live = ctx.live_ids()
+    topics: list[Entry] = []
+    left = limit
+    next_cursor = None
+    for name in names:
+        topic = state.topics.get(name)
+        if topic is None:
+            topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []})
+            continue
+        first = max(cursor.partition_index, 0) if cursor is not None and name == cursor.topic_name else 0
+        if left <= 0:
+            next_cursor = {"topic_name": name, "partition_index": first}
+            break
+        parts = partition_entries(ctx, topic.partitions[: first + left], live, first)
+        left -= len(parts)
+        topics.append(
+            {
+                "error_code": ErrorCode.NONE,
+                "name": name,
+                "topic_id": topic_uuid(topic.topic_id),
+                "is_internal": False,
+                "partitions": parts,
+            }
+        )
+        if first + len(parts) < len(topic.partitions):
+            next_cursor = {"topic_name": name, "partition_index": first + len(parts)}
+            break
+    return {"throttle_time_ms": 0, "topics": topics, "next_cursor": next_cursor}
 
 
 def endpoints(ctx: BrokerContext) -> list[tuple[int, str, int]]:
@@ -308,9 +387,12 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
             "responses": [],
         }
     deadline = time.monotonic() + min(max(req.max_wait_ms, 0) / 1000, MAX_FETCH_WAIT)
+    # v15 moved the follower's id into the tagged replica_state; v13 names topics by id
+    replica = req.replica_state.replica_id if req.replica_state is not None else req.replica_id
+    names = topic_names(ctx, [t.topic_id for t in req.topics]) if header.api_version >= 13 else None
     while True:
         seen = ctx.partitions.appends
-        responses, total, errors = _fetch_once(ctx, req)
+        responses, total, errors = _fetch_once(ctx, req, replica if replica >= 0 else None, names)
         remaining = deadline - time.monotonic()
         if errors or total >= req.min_bytes or remaining <= 0 or ctx.partitions.stopping:
             return {
@@ -322,15 +404,27 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
         ctx.partitions.wait_for_append(seen, remaining)
 
 
-def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool]:
+def topic_names(ctx: BrokerContext, ids: list[bytes]) -> dict[bytes, str]:
+    """The names of the topics with these ids (Fetch v13+, Metadata v12+); unknown ids are left out."""
+    state = ctx.partitions.state
+    by_id = {topic_uuid(t.topic_id): t.name for t in state.topics.values()}
+    if any(i not in by_id for i in ids):  # perhaps created since our last look
+        state = ctx.partitions.refresh()
+        by_id = {topic_uuid(t.topic_id): t.name for t in state.topics.values()}
+    return {i: by_id[i] for i in ids if i in by_id}
+
+
+def _fetch_once(
+    ctx: BrokerContext, req: Struct, follower: int | None, names: dict[bytes, str] | None
+) -> tuple[list[Entry], int, bool]:
     budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
-    follower = req.replica_id if req.replica_id >= 0 else None
     committed = req.isolation_level == READ_COMMITTED
     total = 0
     errors = False
     responses = []
     joined: list[tuple[LedPartition, int]] = []
     for topic in req.topics:
+        name = topic.topic if names is None else names.get(topic.topic_id)
         parts = []
         for p in topic.partitions:
             entry = {
@@ -343,32 +437,50 @@ def _fetch_once(ctx: BrokerContext, req: Struct) -> tuple[list[Entry], int, bool
                 "preferred_read_replica": -1,
                 "records": b"",
             }
-            with answering(entry, "fetch from", topic.topic, p.partition):
-                led = ctx.partitions.get(topic.topic, p.partition)
+            with answering(entry, "fetch from", name or topic.topic_id.hex(), p.partition):
+                if name is None:
+                    raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID)
+                led = ctx.partitions.get(name, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
-                if follower is None:
-                    read = led.read(p.fetch_offset, limit, committed)
-                    hw, lso, start, data = read.high_watermark, read.last_stable_offset, read.log_start, read.data
-                    entry["aborted_transactions"] = [
-                        {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted or ()
-                    ]
+                diverging = _diverging_epoch(led, p.last_fetched_epoch, p.fetch_offset)
+                if diverging is not None:  # the follower's log went past ours: no records, where to cut
+                    entry["diverging_epoch"] = diverging
                 else:
-                    hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit, p.log_start_offset)
-                    lso = hw
-                    if joins:
-                        joined.append((led, follower))
-                if len(data) > limit and total > 0:
-                    data = b""  # only the response's first batch may exceed the limits (KIP-74)
-                    entry["aborted_transactions"] = []
-                entry.update(high_watermark=hw, last_stable_offset=lso, log_start_offset=start, records=data)
-                total += len(data)
-            errors = errors or entry["error_code"] != ErrorCode.NONE
+                    if follower is None:
+                        read = led.read(p.fetch_offset, limit, committed)
+                        hw, lso, start, data = read.high_watermark, read.last_stable_offset, read.log_start, read.data
+                        entry["aborted_transactions"] = [
+                            {"producer_id": a.producer_id, "first_offset": a.first_offset} for a in read.aborted or ()
+                        ]
+                    else:
+                        hw, start, data, joins = led.replica_read(follower, p.fetch_offset, limit, p.log_start_offset)
+                        lso = hw
+                        if joins:
+                            joined.append((led, follower))
+                    if len(data) > limit and total > 0:
+                        data = b""  # only the response's first batch may exceed the limits (KIP-74)
+                        entry["aborted_transactions"] = []
+                    entry.update(high_watermark=hw, last_stable_offset=lso, log_start_offset=start, records=data)
+                    total += len(data)
+            errors = errors or entry["error_code"] != ErrorCode.NONE or "diverging_epoch" in entry
             parts.append(entry)
-        responses.append({"topic": topic.topic, "partitions": parts})
+        responses.append({"topic": name or "", "topic_id": topic.topic_id, "partitions": parts})
     for led, broker in joined:
         led.expand_isr(broker)
     return responses, total, errors
+
+
+def _diverging_epoch(led: LedPartition, last_fetched_epoch: int, fetch_offset: int) -> Entry | None:
+    """Fetch v12+ from a replica that says which epoch its last record has (KIP-595): when our log has
+    that epoch ending before ``fetch_offset``, or not at all, the replica diverged, and the answer is
+    our largest epoch up to it and where that ends (Kafka's ``divergingEpoch``).  Consumers send -1."""
+    if last_fetched_epoch < 0:
+        return None
+    epoch, end = led.epoch_end(last_fetched_epoch)
+    if epoch < last_fetched_epoch or end < fetch_offset:
+        return {"epoch": epoch, "end_offset": end}
+    return None
 
 
 def _check_epoch(led: LedPartition, current: int) -> None:

@@ -734,7 +734,8 @@ class LedPartitions:
             self._waiting[key] = str(exc)
             return
         except (KcliError, OSError) as exc:
-            log.warning("cannot open partition %s-%d yet: %s", topic, p, exc)
+            if self._waiting.get(key) != str(exc):  # once per cause: the open is retried often
+                log.warning("cannot open partition %s-%d yet: %s", topic, p, exc)
             self._waiting[key] = str(exc)
             return
         for problem in writer.problems:

@@ -39,7 +39,7 @@ from kcli.replica.checkpoints import (
     recovery_point,
     write_checkpoints,
 )
-from kcli.storage import checkpoint, records
+from kcli.storage import checkpoint, partition_metadata, records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import truncation_offset, without_newer
 from kcli.storage.fileio import takes_writes
@@ -192,6 +192,8 @@ class FollowedReplica:
                     self.log = PartitionLog(self.directory, self.config)
                     point = recovery_point(self.datadir, self.broker_id, self.topic, self.partition)
                     problems = self.log.open_for_append(point)
+                    topic = Metadata(self.datadir).load().topics.get(self.topic)
+                    partition_metadata.ensure(self.directory, topic.topic_id if topic is not None else "")
                 except BaseException:
                     self.log = None
                     self.lock.release()

@@ -1,10 +1,12 @@
 """Sockets: a Unix listener (always) and a TCP listener (when asked), one thread per connection.
 
 A connection reads one size-prefixed frame at a time and answers it before reading the next, so
-responses go back in request order as Kafka requires even when a client pipelines requests.  Bad
-clients cost only their own connection: a frame larger than the cap, bytes that do not decode, a
-request for an API we do not serve, or a client that stalls mid-frame for too long all close it, and
-every other connection keeps being served.  Nothing received is ever pickled, eval'd or executed.
+responses go back in request order as Kafka requires even when a client pipelines requests.  A
+request that cannot be served but whose header reads (a version we do not speak, a truncated body)
+gets an error answer and the connection goes on (see :mod:`kcli.broker.dispatch`).  Bad clients cost
+only their own connection: a frame larger than the cap, a header that does not decode, an API key we
+do not know, or a client that stalls mid-frame for too long all close it, and every other connection
+keeps being served.  Nothing received is ever pickled, eval'd or executed.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kcli.client.kafka_errors import raise_for
 from kcli.cluster.datadir import DataDir
 from kcli.errors import ProtocolError, UsageError
 from kcli.net.connection import (
@@ -114,6 +115,7 @@ class BrokerPool:
             "allow_auto_topic_creation": create,
         }
         resp = self.send(conn, ApiKey.METADATA, body)
+        raise_for(resp.error_code, None, "metadata")  # v13's top-level error code (0 before v13)
         for b in resp.brokers:
             self.addresses[b.node_id] = (b.host, b.port)
         for t in resp.topics:

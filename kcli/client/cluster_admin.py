@@ -2,8 +2,8 @@
 interface, answered from Metadata, ListOffsets and the topic requests instead of the data directory.
 
 Why the same interface: ``kcli topic`` then prints a Kafka cluster's topics exactly as it prints local
-ones, and the commands need only choose which admin to hold.  What Metadata (v0-v8) does not carry is
-left empty: topic ids and configs (kcli does not speak DescribeConfigs).
+ones, and the commands need only choose which admin to hold.  Topic ids come from Metadata v10+ (as the
+hex kcli's own metadata keeps; empty from an older broker); configs are left empty.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from kcli.client.remote_admin import RemoteAdmin
 from kcli.cluster.metadata import ClusterState, PartitionMeta, TopicMeta
 from kcli.errors import NotFoundError, UnavailableError
 from kcli.protocol import ErrorCode
+from kcli.protocol.types import ZERO_UUID
 
 # how long a topic just created or grown may take to show in every broker's Metadata (Kafka propagates
 # it asynchronously from the controller)
@@ -44,7 +45,7 @@ class ClusterAdmin:
             parts = sorted(t.partitions, key=lambda p: p.partition_index)
             state.topics[t.name] = TopicMeta(
                 t.name,
-                "",
+                t.topic_id.hex() if t.topic_id != ZERO_UUID else "",
                 {},
                 [
                     PartitionMeta(list(p.replica_nodes), p.leader_id, list(p.isr_nodes), p.leader_epoch)

@@ -11,6 +11,7 @@ import shutil
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
+from kcli.storage import partition_metadata
 
 
 class TopicAdmin:
@@ -42,10 +43,13 @@ class TopicAdmin:
         return meta
 
     def make_partition_dirs(self, topic: TopicMeta, first: int = 0) -> None:
-        """Create replica folders up front, as Kafka does, so empty partitions show in log-dirs."""
+        """Create replica folders up front, as Kafka does, so empty partitions show in log-dirs, each
+        with Kafka's ``partition.metadata`` naming the topic id."""
         for p, meta in enumerate(topic.partitions[first:], first):
             for broker in meta.replicas:
-                os.makedirs(self.datadir.partition_dir(broker, topic.name, p), exist_ok=True)
+                directory = self.datadir.partition_dir(broker, topic.name, p)
+                os.makedirs(directory, exist_ok=True)
+                partition_metadata.ensure(directory, topic.topic_id)
 
     def delete_topic(self, name: str) -> None:
         """Remove the topic from the metadata, then its replica folders (each under its partition and

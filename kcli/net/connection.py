@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kcli import __version__
 from kcli.errors import BrokerError, ProtocolError, UsageError
 from kcli.protocol import (
     SUPPORTED,
@@ -25,6 +26,8 @@ from kcli.protocol import (
 from kcli.protocol.apis import CLIENT_MAX
 
 CLIENT_ID = "kcli"
+# KIP-511: what ApiVersions v3+ tells the broker about the client software
+SOFTWARE = ("kcli", __version__)
 CONNECT_WAIT = 5.0  # a broker that holds its lock may still be binding its socket
 REQUEST_TIMEOUT = 60.0
 Address = str | tuple[str, int]  # a Unix socket path, or (host, port)
@@ -120,11 +123,15 @@ class BrokerConnection:
                 ) from None
 
     def _negotiate(self) -> None:
-        """ApiVersions first, like every Kafka client, so we use versions the broker speaks."""
-        try:
-            body = self.request(ApiKey.API_VERSIONS, {}, version=2)
-        except ProtocolError:
-            body = self.request(ApiKey.API_VERSIONS, {}, version=0)
+        """ApiVersions first, like every Kafka client, so we use versions the broker speaks: our newest;
+        a broker that does not know it answers UNSUPPORTED_VERSION in a v0 body naming its own range,
+        and we ask again at the newest version both speak."""
+        newest = SUPPORTED[ApiKey.API_VERSIONS][1]
+        hello = {"client_software_name": SOFTWARE[0], "client_software_version": SOFTWARE[1]}
+        body = self.request(ApiKey.API_VERSIONS, hello, version=newest)
+        if body.error_code == ErrorCode.UNSUPPORTED_VERSION:
+            theirs = {k.api_key: k.max_version for k in body.api_keys}.get(ApiKey.API_VERSIONS, 0)
+            body = self.request(ApiKey.API_VERSIONS, hello, version=max(0, min(theirs, newest)))
         if body.error_code != ErrorCode.NONE:
             raise BrokerError(f"broker at {self.label} refused ApiVersions: {error_name(body.error_code)}")
         self.versions = {k.api_key: (k.min_version, k.max_version) for k in body.api_keys}

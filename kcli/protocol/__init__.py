@@ -23,11 +23,12 @@ missing fields take their defaults, fields the chosen version lacks are ignored,
 
 Errors.  Malformed, truncated or unencodable data raises :class:`kcli.errors.ProtocolError` (the
 message names the API, version and field path); a request for an API/version outside ``SUPPORTED``
-raises :class:`UnsupportedVersionError`, a ProtocolError carrying the parsed ``header``.
+raises :class:`UnsupportedVersionError` and a body that does not decode :class:`RequestError`, both
+ProtocolErrors carrying the parsed ``header``; :func:`error_response` builds Kafka's error answer to them.
 
 Flexible versions (KIP-482: compact strings/arrays/bytes, tagged fields, request header v2, response
-header v1) are an API's ``flexible`` range, as Kafka's ``flexibleVersions``; kcli's schemas declare
-no tagged fields, so tagged fields a peer sends are skipped and none are written.  See ``SUPPORTED``
+header v1) are an API's ``flexible`` range, as Kafka's ``flexibleVersions``; a field declared with a
+``tag`` is a tagged field (read when sent, written when not its default), unknown tags are skipped.  See ``SUPPORTED``
 for the version ranges.
 
 Example -- client side::
@@ -44,8 +45,8 @@ Broker side::
 
     try:
         req = decode_request(payload)                    # Request(header, body)
-    except UnsupportedVersionError as e:
-        answer = unsupported_version_response(e.header)  # ApiVersions v3+ -> error 35; else None
+    except RequestError as e:
+        answer = error_response(e.header, e.error_code, e.body)  # UNSUPPORTED_VERSION, INVALID_REQUEST
     else:
         answer = encode_response(req.header.api_key, req.header.api_version,
                                  req.header.correlation_id, {"topics": [...], "brokers": [...]})
@@ -64,6 +65,7 @@ from .error_codes import RETRIABLE, ErrorCode, error_name, is_retriable
 from .frames import (
     DEFAULT_MAX_FRAME_SIZE,
     Request,
+    RequestError,
     RequestHeader,
     Response,
     UnsupportedVersionError,
@@ -75,6 +77,7 @@ from .frames import (
     encode_request,
     encode_request_header,
     encode_response,
+    error_response,
     parse_frame,
     peek_correlation_id,
     unsupported_version_response,
@@ -100,6 +103,7 @@ __all__ = [
     "ErrorCode",
     "Field",
     "Request",
+    "RequestError",
     "RequestHeader",
     "Response",
     "Schema",
@@ -127,6 +131,7 @@ __all__ = [
     "encode_varint",
     "encode_varlong",
     "error_name",
+    "error_response",
     "get_api",
     "is_retriable",
     "parse_frame",

@@ -9,6 +9,12 @@ answer before it knows what the broker speaks.  A client may open with an ApiVer
 not implement; the broker still reads enough of that request to answer UNSUPPORTED_VERSION in a v0
 body so the client retries with a lower version.  The first four header fields have the same layout in
 every header version, so that always works.
+
+Any other request the broker cannot serve but whose header it could read -- a version it does not
+speak, a truncated body, a malformed tagged field -- raises a :class:`RequestError` carrying the header,
+and :func:`error_response` answers it the way Kafka's ``AbstractRequest.getErrorResponse`` does: the
+API's response at the request's version, its top-level error code set, and where the request lists
+topics and partitions, each of them echoed with the error code.  The connection then goes on.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from typing import Any, NamedTuple
 
 from kcli.errors import ProtocolError
 
-from .api import ApiKey
+from .api import Api, ApiKey
 from .apis import APIS, SUPPORTED, api_name, api_versions_entries, get_api
 from .error_codes import ErrorCode
-from .schema import Struct
+from .schema import Array, Schema, Struct
 from .types import I16, I32, NO_TAGGED_FIELDS, FieldError, Parts, as_buffer, skip_tagged_fields
 
 DEFAULT_MAX_FRAME_SIZE = 100 * 1024 * 1024  # Kafka's socket.request.max.bytes default
@@ -47,17 +53,32 @@ class Response(NamedTuple):
     body: Struct
 
 
-class UnsupportedVersionError(ProtocolError):
+class RequestError(ProtocolError):
+    """A request whose header could be read but which cannot be served: ``header``, the Kafka
+    ``error_code`` to answer with and, when the body could be read, the ``body`` (see
+    :func:`error_response`)."""
+
+    error_code = ErrorCode.INVALID_REQUEST
+
+    def __init__(self, message: str, header: RequestHeader, body: Struct | None = None) -> None:
+        super().__init__(message)
+        self.header = header
+        self.body = body
+
+
+class UnsupportedVersionError(RequestError):
     """A well-formed request header naming an API or version kcli does not implement.
 
-    ``header`` is the parsed header, so the broker can answer (see :func:`unsupported_version_response`)
-    or close the connection, as Kafka does for anything but ApiVersions."""
+    For a known API, ``body`` is the request read with kcli's schema at that version when that works
+    (Kafka's field ranges describe versions beyond the implemented ones), so the answer can name the
+    request's topics and partitions."""
 
-    def __init__(self, header: RequestHeader) -> None:
+    error_code = ErrorCode.UNSUPPORTED_VERSION
+
+    def __init__(self, header: RequestHeader, body: Struct | None = None) -> None:
         lo_hi = SUPPORTED.get(header.api_key)
         supported = f"supported: v{lo_hi[0]}-v{lo_hi[1]}" if lo_hi else "api not implemented"
-        super().__init__(f"unsupported {api_name(header.api_key)} v{header.api_version} ({supported})")
-        self.header = header
+        super().__init__(f"unsupported {api_name(header.api_key)} v{header.api_version} ({supported})", header, body)
 
 
 # --- framing --------------------------------------------------------------------------------------
@@ -171,20 +192,28 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request:
     """Decode a request payload (as returned by :func:`parse_frame`) into ``Request(header, body)``.
 
     Raises :class:`UnsupportedVersionError` (carrying the header) for an api key or version outside
-    :data:`~kcli.protocol.apis.SUPPORTED`, ProtocolError for anything malformed.  ``records`` fields
-    of the body are memoryviews into ``frame``."""
+    :data:`~kcli.protocol.apis.SUPPORTED`, :class:`RequestError` for a body that does not decode, and
+    ProtocolError for a header that does not.  ``records`` fields of the body are memoryviews into
+    ``frame``."""
     buf = as_buffer(frame)
     header, pos = decode_request_header(buf)
     api = APIS.get(header.api_key)
-    if api is None or not api.supports(header.api_version):
+    if api is None:
         raise UnsupportedVersionError(header)
     try:
         if api.is_flexible(header.api_version):
             pos = skip_tagged_fields(buf, pos)  # header v2: no tag of it is known to kcli
-        body = api.request.decode(buf[pos:], header.api_version)
-    except FieldError as e:
-        e.context = f"{api.name} v{header.api_version} request"
-        raise
+        # Bytes after the body are ignored, as Kafka's brokers ignore them: librdkafka 2.16 sends three
+        # after its Metadata v13 request, and Kafka's parser never looks.
+        body = api.request.decode(buf[pos:], header.api_version, allow_trailing=True)
+    except ProtocolError as e:
+        if not api.supports(header.api_version):
+            raise UnsupportedVersionError(header) from None
+        if isinstance(e, FieldError):
+            e.context = f"{api.name} v{header.api_version} request"
+        raise RequestError(f"malformed request: {e}", header) from None
+    if not api.supports(header.api_version):
+        raise UnsupportedVersionError(header, body)
     return Request(header, body)
 
 
@@ -196,6 +225,10 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: M
     api = get_api(api_key)
     if not api.supports(api_version):
         raise ProtocolError(f"cannot encode {api.name} v{api_version}: not a supported version")
+    return _encode_response(api, api_version, correlation_id, body)
+
+
+def _encode_response(api: Api, api_version: int, correlation_id: int, body: Mapping[str, Any]) -> bytes:
     try:
         parts: Parts = [b"", I32.pack(correlation_id)]
     except struct.error as e:
@@ -266,19 +299,82 @@ def api_versions_response(
     return encode_response(ApiKey.API_VERSIONS, api_version, correlation_id, body)
 
 
-def unsupported_version_response(header: RequestHeader) -> bytes | None:
-    """How to answer a request whose version kcli does not speak, the way Kafka brokers do.
+def unsupported_version_response(header: RequestHeader, body: Struct | None = None) -> bytes | None:
+    """How to answer a request whose version kcli does not speak.
 
-    For ApiVersions (e.g. librdkafka and the Java client open with v3, which is flexible): a frame
-    with header v0 and an ApiVersions *v0* body holding UNSUPPORTED_VERSION (35) and the ApiVersions
-    range kcli supports, so the client retries with a version it can use.  For any other API:
-    None -- Kafka just closes the connection, since a client that negotiated never sends one."""
+    For ApiVersions (a client opening with a newer version than kcli's): a frame with header v0 and an
+    ApiVersions *v0* body holding UNSUPPORTED_VERSION (35) and the ApiVersions range kcli supports, so
+    the client retries with a version it can use, as Kafka answers.  For any other known API: the
+    :func:`error_response` with UNSUPPORTED_VERSION (Kafka closes the connection instead; a client that
+    negotiated never sends one, and one that did not learns why).  None for an unknown api key."""
     if header.api_key != ApiKey.API_VERSIONS:
-        return None
+        return error_response(header, ErrorCode.UNSUPPORTED_VERSION, body)
     lo, hi = SUPPORTED[ApiKey.API_VERSIONS]
     return api_versions_response(
         header.correlation_id,
         0,
         error_code=ErrorCode.UNSUPPORTED_VERSION,
         supported={ApiKey.API_VERSIONS: (lo, hi)},
+    )
+
+
+# --- error answers ---------------------------------------------------------------------------------
+
+# Names one key field of a request entry has in the response entry that answers it (Fetch's
+# ``partition`` is ``partition_index`` in its response, Produce's ``index`` stays ``index``).
+_KEY_ALIASES = ({"name", "topic"}, {"partition", "partition_index", "index"})
+
+
+def error_response(header: RequestHeader, error_code: int, body: Struct | None = None) -> bytes | None:
+    """The answer to a request that cannot be served (Kafka's ``AbstractRequest.getErrorResponse``,
+    built from the response schema instead of by hand per API): the response at the request's version
+    with every ``error_code`` set to ``error_code``; each list of the request (``body``, if it could be
+    read) mirrored entry by entry into the response list that answers it, with the entries' key fields
+    (topic name or id, partition) copied.  ApiVersions gets its v0 fallback for UNSUPPORTED_VERSION.
+    None for an api key kcli does not know: no response layout can be built for it."""
+    api = APIS.get(header.api_key)
+    if api is None:
+        return None
+    if api.key == ApiKey.API_VERSIONS and error_code == ErrorCode.UNSUPPORTED_VERSION:
+        return unsupported_version_response(header)
+    answer = _mirror(api.response, api.request, header.api_version, body, error_code)
+    try:
+        return _encode_response(api, header.api_version, header.correlation_id, answer)
+    except ProtocolError:
+        return None  # e.g. a version whose layout kcli's schema cannot write
+
+
+def _mirror(
+    schema: Schema, request_schema: Schema, version: int, request: Mapping[str, Any] | None, error_code: int
+) -> dict[str, Any]:
+    """One response struct (``schema``) answering ``request`` (of ``request_schema``; None when it could
+    not be read) with ``error_code``."""
+    lists = [
+        (f.type.item, (request or {}).get(f.name) or [])
+        for f in request_schema.fields_for(version)
+        if isinstance(f.type, Array) and isinstance(f.type.item, Schema)
+    ]
+    out: dict[str, Any] = {}
+    for f in schema.fields_for(version):
+        t = f.type
+        if f.name == "error_code":
+            out[f.name] = error_code
+        elif isinstance(t, Array) and isinstance(t.item, Schema):
+            # a list that carries error codes answers the request's next list of entries
+            if lists and _has_error_code(t.item):
+                item_schema, entries = lists.pop(0)
+                out[f.name] = [_mirror(t.item, item_schema, version, e, error_code) for e in entries]
+        elif request is not None:
+            names = next((g for g in _KEY_ALIASES if f.name in g), {f.name})
+            for name in names:
+                if name in request and not isinstance(request[name], list | Mapping):
+                    out[f.name] = request[name]
+                    break
+    return out
+
+
+def _has_error_code(schema: Schema) -> bool:
+    return any(
+        f.name == "error_code" or (isinstance(f.type, Array) and isinstance(f.type.item, Schema) and _has_error_code(f.type.item))
+        for f in schema.fields
     )

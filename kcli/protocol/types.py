@@ -290,7 +290,10 @@ INT16 = Fixed("int16", "h", 0)
 INT32 = Fixed("int32", "i", 0)
 INT64 = Fixed("int64", "q", 0)
 BOOL = Fixed("bool", "?", False)
-UUID = Fixed("uuid", "16s", bytes(16))  # Kafka's uuid: 16 raw bytes (topic ids; all zero = none)
+# Kafka's uuid (topic ids): 16 raw bytes, big-endian most- then least-significant long; the all-zero
+# id is Kafka's ZERO_UUID, "no id".  Fixed width, so it joins the struct runs of its neighbours.
+UUID = Fixed("uuid", "16s", bytes(16))
+ZERO_UUID = bytes(16)
 STRING = String()
 BYTES = Bytes()
 RECORDS = Records()

@@ -21,7 +21,7 @@ from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata, PartitionMeta
 from kcli.errors import KcliError, OffsetOutOfRangeError, StorageError
 from kcli.replica.checkpoints import advance_log_start, follower_config, recovery_point, write_checkpoints
-from kcli.storage import records
+from kcli.storage import partition_metadata, records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
@@ -53,6 +53,7 @@ class PartitionWriter:
         self.problems: list[str] = []
         self.logs: list[tuple[int, PartitionLog]] = []
         self.broken: StorageError | None = None  # a failed write that could not be undone
+        self._id: str | None = None
         try:
             if followers is None:
                 self.lock = datadir.partition_lock(topic, partition).acquire(lock_timeout)
@@ -89,13 +90,22 @@ class PartitionWriter:
         lock = self.datadir.replica_lock(broker, self.topic, self.partition).acquire(self._wait)
         self._replica_locks[broker] = lock
         try:
-            log = PartitionLog(self.datadir.partition_dir(broker, self.topic, self.partition), config)
+            directory = self.datadir.partition_dir(broker, self.topic, self.partition)
+            log = PartitionLog(directory, config)
             damage = log.open_for_append(recovery_point(self.datadir, broker, self.topic, self.partition))
+            partition_metadata.ensure(directory, self._topic_id())
             self.problems += [str(d) for d in damage]  # told to the user as warnings
         except BaseException:
             self._unlock(broker)
             raise
         return log
+
+    def _topic_id(self) -> str:
+        """The topic's id from the cluster metadata (looked up once per session), "" if it is gone."""
+        if self._id is None:
+            topic = Metadata(self.datadir).load().topics.get(self.topic)
+            self._id = topic.topic_id if topic is not None else ""
+        return self._id
 
     def _let_go(self) -> None:
         """Release every replica lock, then the partition lock (the reverse of taking them)."""

@@ -24,7 +24,7 @@ from .groups import (
     SYNC_GROUP,
 )
 from .leadership import ALTER_PARTITION_REASSIGNMENTS, ELECT_LEADERS, LIST_PARTITION_REASSIGNMENTS
-from .metadata import METADATA
+from .metadata import DESCRIBE_TOPIC_PARTITIONS, METADATA
 from .offsets import OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH
 from .produce import INIT_PRODUCER_ID, PRODUCE
 from .records_admin import DELETE_RECORDS
@@ -78,6 +78,7 @@ APIS: dict[int, Api] = {
         ELECT_LEADERS,
         ALTER_PARTITION_REASSIGNMENTS,
         LIST_PARTITION_REASSIGNMENTS,
+        DESCRIBE_TOPIC_PARTITIONS,
     )
 }
 
@@ -87,6 +88,8 @@ SUPPORTED: dict[int, tuple[int, int]] = {key: (api.min_version, api.max_version)
 CLIENT_MAX: dict[int, int] = {
     # v4+ is the brokers' batched form (KIP-890 part 1); clients stop at v3, as Kafka's do
     ApiKey.ADD_PARTITIONS_TO_TXN: 3,
+    # v13+ names topics by id; kcli's client, mirror and followers address topics by name
+    ApiKey.FETCH: 12,
 }
 
 

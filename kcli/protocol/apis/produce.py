@@ -1,21 +1,24 @@
-"""Produce (0) v3-8 and InitProducerId (22) v0-5: writing record batches, producer ids.
+"""Produce (0) v3-11 and InitProducerId (22) v0-5: writing record batches, producer ids.
 
-Produce starts at v3 because kcli stores only magic-2 record batches, which v3 introduced.  The
-``records`` field is an opaque memoryview/bytes (a run of record batches), never parsed here.
+Produce starts at v3 because kcli stores only magic-2 record batches, which v3 introduced; v9 is the
+first flexible version.  v10 and v11 (KIP-951) add the tagged ``current_leader`` and ``node_endpoints``
+a broker may send with NOT_LEADER_OR_FOLLOWER; v12 needs transaction verification v2 (KIP-890 part 2),
+which kcli does not implement.  The ``records`` field is an opaque memoryview/bytes (a run of record
+batches), never parsed here.
 
 InitProducerId is flexible from v2; v3 carries the producer's id and epoch (KIP-360), v4 may answer
 PRODUCER_FENCED (older versions get INVALID_PRODUCER_EPOCH instead) and v5 TRANSACTION_ABORTABLE, which
 kcli never answers; v6 (two-phase commit, KIP-939) is not served."""
 
 from ..api import Api, ApiKey
-from ..schema import Array, Field, Schema
+from ..schema import Array, Field, Nested, Schema
 from ..types import INT16, INT32, INT64, RECORDS, STRING
 
 PRODUCE = Api(
     ApiKey.PRODUCE,
     "Produce",
     3,
-    8,
+    11,
     request=Schema(
         "ProduceRequest",
         [
@@ -40,6 +43,7 @@ PRODUCE = Api(
                 ),
             ),
         ],
+        flexible="9+",
     ),
     response=Schema(
         "ProduceResponse",
@@ -75,6 +79,17 @@ PRODUCE = Api(
                                         "8+",
                                     ),
                                     Field("error_message", STRING, "8+", nullable="8+", default=None),
+                                    Field(
+                                        "current_leader",
+                                        Nested(
+                                            [
+                                                Field("leader_id", INT32, "10+", default=-1),
+                                                Field("leader_epoch", INT32, "10+", default=-1),
+                                            ]
+                                        ),
+                                        "10+",
+                                        tag=0,
+                                    ),
                                 ]
                             ),
                         ),
@@ -82,7 +97,21 @@ PRODUCE = Api(
                 ),
             ),
             Field("throttle_time_ms", INT32, "1+", default=0),
+            Field(
+                "node_endpoints",
+                Array(
+                    [
+                        Field("node_id", INT32, "10+"),
+                        Field("host", STRING, "10+"),
+                        Field("port", INT32, "10+"),
+                        Field("rack", STRING, "10+", nullable="10+", default=None),
+                    ]
+                ),
+                "10+",
+                tag=0,
+            ),
         ],
+        flexible="9+",
     ),
 )
 
