@@ -468,8 +468,10 @@ def test_a_truncated_flexible_request_changes_nothing(broker, key, version, body
             assert closed_by_peer(sock)
         else:  # an error answer; the connection goes on
             reply = decode_response(key, version, payload)
-            assert reply.correlation_id == 3 and _an_error(reply.body)
-            assert call(sock, ApiKey.API_VERSIONS, 3, {}).error_code == ErrorCode.NONE
+            # an error code where the response has one, or no entry answered (FindCoordinator v4+ and
+            # the like answer per entry of a request that could not be read)
+            assert reply.correlation_id == 3 and (_an_error(reply.body) or not _entries(reply.body))
+            assert call(sock, ApiKey.API_VERSIONS, 2, {}).error_code == ErrorCode.NONE
     with connect(broker.socket_path) as sock:
         assert (
             call(sock, ApiKey.OFFSET_FETCH, 8, {"groups": [{"group_id": "cut", "topics": None}]})
@@ -481,6 +483,11 @@ def test_a_truncated_flexible_request_changes_nothing(broker, key, version, body
         listed = call(sock, ApiKey.LIST_TRANSACTIONS, 0, {})
     assert "cut" not in [t.transactional_id for t in listed.transaction_states]
     assert broker.proc.poll() is None
+
+
+def _entries(body) -> bool:
+    """Whether a response answers any entry (a non-empty list anywhere at its top level)."""
+    return any(isinstance(v, list) and v for v in body.values())
 
 
 def _an_error(body) -> bool:

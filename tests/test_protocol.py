@@ -199,7 +199,7 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         15: (0, 5),
         42: (0, 2),
         22: (0, 5),
-        23: (0, 3),
+        23: (0, 4),
         24: (0, 4),
         25: (0, 4),
         26: (0, 4),
@@ -490,7 +490,8 @@ def test_unsupported_versions_and_keys() -> None:
     with pytest.raises(UnsupportedVersionError) as exc:
         decode_request(unknown_key)
     assert exc.value.header == RequestHeader(99, 0, 5, None)
-    assert unsupported_version_response(exc.value.header) is None  # no layout to answer an unknown key in
+    # no layout to answer an unknown key in: header v0 and the error code alone, the ApiVersions v0 shape
+    assert unsupported_version_response(exc.value.header) == struct.pack(">iih", 6, 5, 35)
 
 
 # --- framing --------------------------------------------------------------------------------------------
@@ -872,8 +873,10 @@ def json_default(jf: dict[str, Any], jtype: str) -> Any:
     d = jf.get("default")
     if jtype.startswith("[]"):
         return None if d == "null" else []
-    if "fields" in jf:  # a struct: null, or for a tagged one not sent
-        return None
+    if "fields" in jf:  # a struct: null if it may be null, else the struct of its fields' defaults
+        if jf.get("nullableVersions"):
+            return None
+        return {snake(sub["name"]): json_default(sub, sub["type"]) for sub in jf["fields"]}
     if d is None:
         return {"bool": False, "string": "", "bytes": b"", "records": None, "uuid": bytes(16)}.get(jtype, 0)
     if d == "null":
@@ -1026,21 +1029,6 @@ KP_CLASSES = {
     ),
 }
 
-# tagged fields kafka-python decodes with their defaults, which kcli neither reads nor writes
-KP_TAGGED_DEFAULTS = {"topic_config_error_code": 0}
-
-
-def drop_tagged(value: Any) -> Any:
-    """kafka-python's dict without the tagged fields kcli leaves at their defaults (checked here)."""
-    if isinstance(value, dict):
-        for k, default in KP_TAGGED_DEFAULTS.items():
-            if k in value:
-                assert value[k] == default
-        return {k: drop_tagged(v) for k, v in value.items() if k not in KP_TAGGED_DEFAULTS}
-    if isinstance(value, list):
-        return [drop_tagged(v) for v in value]
-    return value
-
 # kafka-python patches these int32 fields into "bitfield" sets (and renames two of them).
 KP_RENAMES = {
     "topic_authorized_operations": "authorized_operations",
@@ -1051,6 +1039,29 @@ BITFIELDS = {"topic_authorized_operations", "cluster_authorized_operations", "au
 
 
 UUID_FIELDS = {"topic_id", "replica_directory_id"}
+def _struct_defaults() -> dict[str, Any]:
+    """Tagged struct fields that are never null, by name -> their default (Kafka's: the struct of its
+    fields' defaults; kafka-python reads such a field that was not sent as None)."""
+    out: dict[str, Any] = {}
+
+    def walk(schema: Schema) -> None:
+        for f in schema.fields:
+            t = f.type
+            if isinstance(t, Nested) and t.schema is not None:
+                if f.tag is not None and f.default is not None:
+                    out[f.name] = f.default
+                walk(t.schema)
+            elif isinstance(t, Array) and isinstance(t.item, Schema):
+                walk(t.item)
+
+    for api in APIS.values():
+        walk(api.request)
+        walk(api.response)
+    return out
+
+
+STRUCT_DEFAULTS = _struct_defaults()
+
 KP_UNPATCHED = {ApiKey.DESCRIBE_TOPIC_PARTITIONS}  # APIs whose fields kafka-python leaves as they are
 
 
@@ -1069,6 +1080,9 @@ def as_kafka_python(value: Any, key: int, kind: str) -> Any:
                     x = None if bits == {31} else bits
                 if k == "generation_id" and (key, kind) != (ApiKey.OFFSET_COMMIT, "request"):
                     out[k] = conv(x)
+                    continue
+                if k in STRUCT_DEFAULTS and x == STRUCT_DEFAULTS[k]:  # kafka-python: None for "not sent"
+                    out[k] = None
                     continue
                 if k in UUID_FIELDS:  # kafka-python: uuid.UUID, and None for the zero uuid
                     out[k] = uuid.UUID(bytes=x) if x != bytes(16) else None
@@ -1095,7 +1109,7 @@ def test_kafka_python_agrees_on_every_api_version(case: tuple[int, int, str]) ->
             value["error_code"] = 0  # kafka-python reads any error response as v0 (tested separately)
         ours = schema.encode(value, version)
         theirs = kp_cls.decode(ours, version=version)
-        assert drop_tagged(theirs.to_dict(json=False)) == as_kafka_python(value, key, kind)
+        assert theirs.to_dict(json=False) == as_kafka_python(value, key, kind)
         theirs._header = None  # decoded kafka-python messages lack it, and some encode() overrides need it
         assert bytes(theirs.encode()) == ours
 

@@ -6,8 +6,8 @@ A request whose header reads but which cannot be served -- a version we do not s
 not decode -- gets Kafka's error answer (:func:`kcli.protocol.error_response`: UNSUPPORTED_VERSION or
 INVALID_REQUEST, per topic and partition where the request names them) and the connection goes on.
 What cannot be answered at all raises :class:`CloseConnection`, as Kafka closes: a header that does
-not read, an API key nobody could write a response for, and a Produce whose acks cannot be known (an
-acks=0 producer learns of errors only from a closed connection).
+not read and a Produce whose acks cannot be known (an acks=0 producer learns of errors only from a
+closed connection).
 """
 
 from __future__ import annotations

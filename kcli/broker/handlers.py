@@ -388,7 +388,7 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
         }
     deadline = time.monotonic() + min(max(req.max_wait_ms, 0) / 1000, MAX_FETCH_WAIT)
     # v15 moved the follower's id into the tagged replica_state; v13 names topics by id
-    replica = req.replica_state.replica_id if req.replica_state is not None else req.replica_id
+    replica = req.replica_state.replica_id if header.api_version >= 15 else req.replica_id
     names = topic_names(ctx, [t.topic_id for t in req.topics]) if header.api_version >= 13 else None
     while True:
         seen = ctx.partitions.appends

@@ -304,9 +304,9 @@ def unsupported_version_response(header: RequestHeader, body: Struct | None = No
 
     For ApiVersions (a client opening with a newer version than kcli's): a frame with header v0 and an
     ApiVersions *v0* body holding UNSUPPORTED_VERSION (35) and the ApiVersions range kcli supports, so
-    the client retries with a version it can use, as Kafka answers.  For any other known API: the
+    the client retries with a version it can use, as Kafka answers.  For any other API: the
     :func:`error_response` with UNSUPPORTED_VERSION (Kafka closes the connection instead; a client that
-    negotiated never sends one, and one that did not learns why).  None for an unknown api key."""
+    negotiated never sends one, and one that did not learns why)."""
     if header.api_key != ApiKey.API_VERSIONS:
         return error_response(header, ErrorCode.UNSUPPORTED_VERSION, body)
     lo, hi = SUPPORTED[ApiKey.API_VERSIONS]
@@ -331,10 +331,12 @@ def error_response(header: RequestHeader, error_code: int, body: Struct | None =
     with every ``error_code`` set to ``error_code``; each list of the request (``body``, if it could be
     read) mirrored entry by entry into the response list that answers it, with the entries' key fields
     (topic name or id, partition) copied.  ApiVersions gets its v0 fallback for UNSUPPORTED_VERSION.
-    None for an api key kcli does not know: no response layout can be built for it."""
+    An api key kcli does not know has no response layout: it gets header v0 and the error code alone (the
+    ApiVersions v0 shape every client can read), where Kafka closes the connection; the connection goes
+    on.  None when the answer cannot be written."""
     api = APIS.get(header.api_key)
     if api is None:
-        return None
+        return struct.pack(">iih", 6, header.correlation_id, error_code)
     if api.key == ApiKey.API_VERSIONS and error_code == ErrorCode.UNSUPPORTED_VERSION:
         return unsupported_version_response(header)
     answer = _mirror(api.response, api.request, header.api_version, body, error_code)

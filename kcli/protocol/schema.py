@@ -124,7 +124,7 @@ class Nested:
     """A struct-typed field that is no array (Kafka's ``"type": "Cursor"`` with fields of its own).
 
     A nullable one is preceded by an int8, -1 for null and 1 for a value, as Kafka's generated code
-    writes it.  Its default is None (null, or for a tagged field: not sent)."""
+    writes it.  Its default is null when it may be null, else the struct of its fields' defaults."""
 
     def __init__(self, fields: Sequence[Field]) -> None:
         self.fields = tuple(fields)
@@ -139,7 +139,7 @@ class Field:
 
     ``nullable`` is a version range like ``versions``.  ``default`` is used when encoding a mapping
     that lacks the field and when decoding a version that lacks it; MISSING means the type's zero
-    value (0, False, "", b"", [] -- or None for ``records`` and nested structs).  ``tag``: the field is
+    value (0, False, "", b"", [] -- None for ``records``; see :class:`Nested` for structs).  ``tag``: the field is
     a tagged one (KIP-482) in its versions, which must be flexible ones."""
 
     __slots__ = ("name", "type", "versions", "nullable", "_default", "tag")
@@ -179,7 +179,11 @@ class Field:
         if isinstance(self.type, Array):
             return []
         if isinstance(self.type, Nested):
-            return None
+            # Kafka's default of a struct field: null if it may be null, else the struct of its defaults
+            # (a tagged one equal to it is not sent, and one not received reads as it)
+            if self.nullable is not None:
+                return None
+            return Struct({f.name: f.default for f in self.type.fields})
         return self.type.default
 
     def __repr__(self) -> str:

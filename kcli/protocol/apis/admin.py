@@ -53,6 +53,8 @@ CREATE_TOPICS = Api(
                         Field("error_code", INT16),
                         # Kafka's JSON has no default (""); brokers send null on success.
                         Field("error_message", STRING, "1+", nullable="0+", default=None),
+                        # set by Kafka when it may not show the configs; kcli always shows them
+                        Field("topic_config_error_code", INT16, "5+", tag=0),
                         Field("num_partitions", INT32, "5+", default=-1),
                         Field("replication_factor", INT16, "5+", default=-1),
                         Field(
