@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kcli.broker import admin_handlers, cluster_handlers, group_handlers, handlers, txn_handlers
+from kcli.broker import (
+    admin_handlers,
+    cluster_handlers,
+    consumer_group_handlers,
+    group_handlers,
+    handlers,
+    txn_handlers,
+)
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -60,6 +67,8 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_TRANSACTIONS: txn_handlers.list_transactions,
     ApiKey.DESCRIBE_CLUSTER: cluster_handlers.describe_cluster,
     ApiKey.DESCRIBE_LOG_DIRS: cluster_handlers.describe_log_dirs,
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: consumer_group_handlers.consumer_group_heartbeat,
+    ApiKey.CONSUMER_GROUP_DESCRIBE: consumer_group_handlers.consumer_group_describe,
 }
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from kcli.broker import consumer_group_handlers as consumer_groups
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, MemberSummary, SyncResult
@@ -79,6 +80,8 @@ def find_coordinator(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
 def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     svc = service(ctx)
     result = JoinResult(svc.check(req.group_id), member_id=req.member_id)
+    if result.error == ErrorCode.NONE:
+        result.error = consumer_groups.classic_join(ctx, req.group_id)
     if result.error == ErrorCode.NONE:
         answer = Answer()
         svc.coordinator.join(
@@ -155,7 +158,13 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     svc = service(ctx)
     error = svc.check(req.group_id)
     offsets, results = checked_offsets(ctx, req.topics, error)
-    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
+    committed = error
+    if offsets:
+        committed = consumer_groups.commit(
+            ctx, req.group_id, req.member_id, req.generation_id, header.api_version, offsets
+        )
+        if committed is None:  # a classic group
+            committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets)
     return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
 
 
@@ -213,23 +222,45 @@ def offset_results(results: OffsetResults, committed: ErrorCode) -> list[dict[st
 
 
 def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """Committed offsets (-1 where none); ``topics`` null (v2+) asks for everything committed."""
+    """Committed offsets (-1 where none); ``topics`` null (v2+) asks for everything committed.  v8+
+    asks about a batch of groups, v9 with the member id and epoch of a consumer group's member."""
     svc = service(ctx)
-    error = svc.check(req.group_id)
+    if header.api_version < 8:
+        error, topics = _fetch_group(ctx, svc, req.group_id, req.topics, None, -1)
+        if error != ErrorCode.NONE and header.api_version >= 2:
+            topics = []
+        return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+    groups = []
+    for g in req.groups:
+        error, topics = _fetch_group(ctx, svc, g.group_id, g.topics, g.member_id, g.member_epoch)
+        groups.append({"group_id": g.group_id, "topics": [] if error else topics, "error_code": error})
+    return {"throttle_time_ms": 0, "groups": groups}
+
+
+def _fetch_group(
+    ctx: BrokerContext,
+    svc: GroupService,
+    group_id: str,
+    asked: list[Struct] | None,
+    member_id: str | None,
+    member_epoch: int,
+) -> tuple[ErrorCode, list[dict[str, Any]]]:
+    """One group's error and the ``topics`` of its answer (each partition with the error)."""
+    error = svc.check(group_id)
+    if error == ErrorCode.NONE:
+        error = consumer_groups.check_fetch(ctx, group_id, member_id, member_epoch)
     committed: dict[tuple[str, int], CommittedOffset] = {}
     if error == ErrorCode.NONE:
         try:
-            committed = svc.store.fetch_committed(req.group_id)
+            committed = svc.store.fetch_committed(group_id)
         except (KcliError, OSError) as exc:
-            error = answer_for(exc, f"group {req.group_id!r}: reading offsets")
-    if error != ErrorCode.NONE and header.api_version >= 2:
-        return {"throttle_time_ms": 0, "topics": [], "error_code": error}
-    if req.topics is None:
+            error = answer_for(exc, f"group {group_id!r}: reading offsets")
+    if asked is None:
         wanted: dict[str, list[int]] = {}
         for topic, partition in sorted(committed):
             wanted.setdefault(topic, []).append(partition)
     else:
-        wanted = {t.name: list(t.partition_indexes) for t in req.topics}
+        wanted = {t.name: list(t.partition_indexes) for t in asked}
     none = CommittedOffset(-1)
     topics = []
     for name, partitions in wanted.items():
@@ -246,7 +277,7 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
                 }
             )
         topics.append({"name": name, "partitions": parts})
-    return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+    return error, topics
 
 
 def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -278,7 +309,7 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 # ---------------------------------------------------------------- ListGroups, DescribeGroups, DeleteGroups
 
 
-CLASSIC = "classic"  # ListGroups v5's type of every group here: kcli has no KIP-848 groups yet
+CLASSIC = "classic"  # ListGroups v5's type of a group that is no KIP-848 consumer group
 # DescribeGroups' authorized operations of a group with no authorizer (Kafka's AclEntry.supportedOperations
 # for GROUP: READ 3, DELETE 6, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, a bit per code)
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
@@ -294,25 +325,27 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     states = {s.strip().lower() for s in req.states_filter}
     types = {t.lower() for t in req.types_filter}
     groups = []
-    if not types or CLASSIC in types:
-        try:
-            for group_id in svc.store.list_groups():
-                if not svc.owns(group_id):
-                    continue
-                state = _summary(ctx, svc, group_id).state if header.api_version >= 4 else ""
-                if states and state.lower() not in states:
-                    continue
-                protocol_type = kept.get(group_id) or CONSUMER
-                groups.append(
-                    {
-                        "group_id": group_id,
-                        "protocol_type": protocol_type,
-                        "group_state": state,
-                        "group_type": CLASSIC,
-                    }
-                )
-        except (KcliError, OSError) as exc:
-            return {"throttle_time_ms": 0, "error_code": answer_for(exc, "listing groups"), "groups": []}
+    try:
+        for group_id in svc.store.list_groups():
+            if not svc.owns(group_id):
+                continue
+            state = _summary(ctx, svc, group_id).state if header.api_version >= 4 else ""
+            protocol_type, group_type = kept.get(group_id) or CONSUMER, CLASSIC
+            modern = consumer_groups.consumer_group(ctx, group_id)
+            if modern is not None:
+                protocol_type, group_type, state = CONSUMER, consumer_groups.CONSUMER_TYPE, modern.state
+            if (states and state.lower() not in states) or (types and group_type not in types):
+                continue
+            groups.append(
+                {
+                    "group_id": group_id,
+                    "protocol_type": protocol_type,
+                    "group_state": state,
+                    "group_type": group_type,
+                }
+            )
+    except (KcliError, OSError) as exc:
+        return {"throttle_time_ms": 0, "error_code": answer_for(exc, "listing groups"), "groups": []}
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 
@@ -322,7 +355,9 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
     for group_id in req.groups:
         error = svc.check(group_id)
         summary = GroupSummary(DEAD, "", "", [])
-        if error == ErrorCode.NONE:
+        if error == ErrorCode.NONE and consumer_groups.consumer_group(ctx, group_id) is not None:
+            pass  # Kafka describes a consumer group as Dead here (ConsumerGroupDescribe is its API)
+        elif error == ErrorCode.NONE:
             try:
                 summary = _summary(ctx, svc, group_id)
             except (KcliError, OSError) as exc:

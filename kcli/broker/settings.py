@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
+from kcli.groups.consumer_group import DEFAULT_HEARTBEAT_INTERVAL_MS as CONSUMER_HEARTBEAT_INTERVAL_MS
+from kcli.groups.consumer_group import DEFAULT_SESSION_TIMEOUT_MS as CONSUMER_SESSION_TIMEOUT_MS
+from kcli.groups.server_assignors import DEFAULT_ASSIGNORS as CONSUMER_ASSIGNORS
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
 from kcli.transactions.coordinator import DEFAULT_ID_EXPIRATION_MS, DEFAULT_MAX_TIMEOUT_MS
 
@@ -26,3 +29,7 @@ class BrokerSettings:
     group_initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS
     transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS  # transaction.max.timeout.ms
     transactional_id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS  # transactional.id.expiration.ms
+    # KIP-848 consumer groups (kcli.groups.consumer_group)
+    group_consumer_session_timeout_ms: int = CONSUMER_SESSION_TIMEOUT_MS  # group.consumer.session.timeout.ms
+    group_consumer_heartbeat_interval_ms: int = CONSUMER_HEARTBEAT_INTERVAL_MS  # group.consumer.heartbeat.interval.ms
+    group_consumer_assignors: tuple[str, ...] = CONSUMER_ASSIGNORS  # group.consumer.assignors

@@ -26,6 +26,9 @@ from kcli.protocol import (
 CLIENT_ID = "kcli"
 CONNECT_WAIT = 5.0  # a broker that holds its lock may still be binding its socket
 REQUEST_TIMEOUT = 60.0
+# The newest version kcli's client sends where that is below what the codec knows: OffsetFetch v8+ asks
+# about a batch of groups in a new layout, and kcli's client asks about one group at a time.
+CLIENT_MAX_VERSIONS = {ApiKey.OFFSET_FETCH: 7}
 Address = str | tuple[str, int]  # a Unix socket path, or (host, port)
 
 
@@ -136,7 +139,7 @@ class BrokerConnection:
                 f"broker at {self.label} does not support {api_name(api_key)} "
                 f"in a version kcli speaks (v{ours[0]}-v{ours[1]})"
             )
-        return min(ours[1], theirs[1])
+        return min(ours[1], theirs[1], CLIENT_MAX_VERSIONS.get(api_key, ours[1]))
 
     def request(
         self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True

@@ -39,6 +39,7 @@ from .types import (
     Parts,
     PrimitiveType,
     String,
+    Uuid,
     as_buffer,
     decode_unsigned_varint,
     encode_compact_length,
@@ -107,7 +108,7 @@ class Array:
     def __init__(self, item: PrimitiveType | Schema | Sequence[Field]) -> None:
         self.item: PrimitiveType | Schema | None
         self.fields: tuple[Field, ...] | None
-        if isinstance(item, Fixed | String | Bytes | Schema):
+        if isinstance(item, Fixed | String | Bytes | Uuid | Schema):
             self.item, self.fields = item, None
         else:  # struct fields; the owning Schema turns them into a nested Schema named after the field
             self.item, self.fields = None, tuple(item)
@@ -128,7 +129,7 @@ class Field:
     def __init__(
         self,
         name: str,
-        type: PrimitiveType | Array,
+        type: PrimitiveType | Array | Schema,
         versions: str = "0+",
         *,
         nullable: str | None = None,
@@ -157,6 +158,8 @@ class Field:
             return list(self._default) if isinstance(self._default, list) else self._default
         if isinstance(self.type, Array):
             return []
+        if isinstance(self.type, Schema):
+            return {}  # a struct whose fields all take their defaults
         return self.type.default
 
     def __repr__(self) -> str:
@@ -363,6 +366,35 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
     return enc
 
 
+def _struct_decoder(codec: _Codec, nullable: bool) -> Decoder:
+    """A struct-valued field (Kafka's ``"type": "SomeStruct"``); a nullable one is preceded by an int8,
+    -1 for null and 1 for present, as Kafka's generated code writes it."""
+
+    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+        if nullable:
+            marker = struct.unpack_from(">b", buf, pos)[0]
+            pos += 1
+            if marker < 0:
+                return None, pos
+        return codec.decode(buf, pos)
+
+    return dec
+
+
+def _struct_encoder(codec: _Codec, nullable: bool) -> Encoder:
+    def enc(value: Any, out: Parts) -> None:
+        if value is None:
+            if not nullable:
+                raise FieldError("null is not allowed for this struct")
+            out.append(b"\xff")
+            return
+        if nullable:
+            out.append(b"\x01")
+        codec.encode(value, out)
+
+    return enc
+
+
 class _Codec:
     """One schema compiled for one version, classic or flexible.
 
@@ -402,6 +434,10 @@ class _Codec:
                 dec = _array_decoder(t.item, version, nullable, flexible)
                 enc = _array_encoder(t.item, version, nullable, flexible)
                 self.min_size += 1 if flexible else 4
+            elif isinstance(t, Schema):
+                codec = t.nested_codec(version, flexible)
+                dec, enc = _struct_decoder(codec, nullable), _struct_encoder(codec, nullable)
+                self.min_size += codec.min_size + (1 if nullable else 0)
             else:
                 wire = flexible_form(t) if flexible else t
                 dec = wire.decoder(nullable)

@@ -11,6 +11,7 @@ from ..api import Api, ApiKey
 from .admin import CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS
 from .api_versions import API_VERSIONS
 from .cluster_admin import DESCRIBE_CLUSTER, DESCRIBE_LOG_DIRS
+from .consumer_groups import CONSUMER_GROUP_DESCRIBE, CONSUMER_GROUP_HEARTBEAT
 from .fetch import FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH
 from .groups import (
     DELETE_GROUPS,
@@ -68,6 +69,8 @@ APIS: dict[int, Api] = {
         LIST_TRANSACTIONS,
         DESCRIBE_LOG_DIRS,
         DESCRIBE_CLUSTER,
+        CONSUMER_GROUP_HEARTBEAT,
+        CONSUMER_GROUP_DESCRIBE,
     )
 }
 
