@@ -40,7 +40,7 @@ from kcli.protocol import (
     parse_frame,
 )
 from kcli.protocol.schema import Array, Schema
-from kcli.protocol.types import Bytes, Fixed, String
+from kcli.protocol.types import Bytes, Fixed, String, Uuid
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,6 +62,8 @@ def _scalar(t, nullable: bool) -> st.SearchStrategy:
             s = st.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     elif isinstance(t, String):
         s = _TEXT
+    elif isinstance(t, Uuid):
+        s = st.binary(min_size=16, max_size=16)
     else:
         assert isinstance(t, Bytes)
         s = st.binary(max_size=48)
@@ -79,6 +81,9 @@ def message(schema: Schema, version: int, depth: int = 0) -> st.SearchStrategy:
                 message(t.item, version, depth + 1) if isinstance(t.item, Schema) else _scalar(t.item, False)
             )
             s = st.lists(item, max_size=3 if depth < 2 else 1)
+            fields[f.name] = st.none() | s if nullable else s
+        elif isinstance(t, Schema):  # a struct-valued field
+            s = message(t, version, depth + 1)
             fields[f.name] = st.none() | s if nullable else s
         else:
             fields[f.name] = _scalar(t, nullable)
