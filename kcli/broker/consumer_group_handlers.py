@@ -40,6 +40,8 @@ from kcli.groups.consumer_group import (
     HeartbeatAnswer,
     HeartbeatError,
     TopicPartition,
+    read_group,
+    state_path,
 )
 from kcli.groups.layout import GroupPaths
 from kcli.groups.membership import CoordinatedMembers, GroupState, MemberInfo, live_members
@@ -51,27 +53,11 @@ from kcli.storage.checkpoint import atomic_write
 log = logging.getLogger("kcli.broker")
 
 Body = Mapping[str, Any]
-STATE_FILE = "consumer.json"
 CONSUMER_TYPE = "consumer"  # ListGroups v5's type, and the protocol type Kafka lists such groups with
 TICK = 0.2
 OWNERSHIP_CHECK = 1.0
 # ConsumerGroupDescribe's authorized operations without an authorizer (as DescribeGroups answers)
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
-
-
-def state_path(paths: GroupPaths) -> str:
-    return os.path.join(paths.dir, STATE_FILE)
-
-
-def read_group(paths: GroupPaths, now: float | None = None) -> ConsumerGroup | None:
-    """The consumer group stored in ``paths`` (None: not a consumer group)."""
-    try:
-        with open(state_path(paths), encoding="utf-8") as fh:
-            return ConsumerGroup.from_json(json.load(fh), time.monotonic() if now is None else now)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KcliError(f"consumer group state {state_path(paths)} is unreadable: {exc}") from None
 
 
 class ConsumerGroupService:

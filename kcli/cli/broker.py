@@ -88,6 +88,29 @@ def broker() -> None:
     "(transactional.id.expiration.ms).",
 )
 @click.option(
+    "--group-consumer-session-timeout-ms",
+    type=click.IntRange(1),
+    default=45_000,
+    show_default=True,
+    metavar="MS",
+    help="A KIP-848 consumer group member silent this long is removed (group.consumer.session.timeout.ms).",
+)
+@click.option(
+    "--group-consumer-heartbeat-interval-ms",
+    type=click.IntRange(1),
+    default=5_000,
+    show_default=True,
+    metavar="MS",
+    help="How often KIP-848 consumer group members heartbeat (group.consumer.heartbeat.interval.ms).",
+)
+@click.option(
+    "--group-consumer-assignors",
+    default="uniform,range",
+    show_default=True,
+    metavar="LIST",
+    help="The server assignors of KIP-848 consumer groups, the default first (group.consumer.assignors).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
 )
 @click.pass_obj
@@ -102,6 +125,9 @@ def serve(
     group_initial_rebalance_delay_ms: int,
     transaction_max_timeout_ms: int,
     transactional_id_expiration_ms: int,
+    group_consumer_session_timeout_ms: int,
+    group_consumer_heartbeat_interval_ms: int,
+    group_consumer_assignors: str,
     verbose: bool,
 ) -> None:
     """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
@@ -138,6 +164,9 @@ def serve(
         group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
         transaction_max_timeout_ms=transaction_max_timeout_ms,
         transactional_id_expiration_ms=transactional_id_expiration_ms,
+        group_consumer_session_timeout_ms=group_consumer_session_timeout_ms,
+        group_consumer_heartbeat_interval_ms=group_consumer_heartbeat_interval_ms,
+        group_consumer_assignors=consumer_assignors(group_consumer_assignors),
     )
     node = Broker(env.datadir(), broker_id, settings)
 
@@ -203,3 +232,17 @@ def list_(env, as_json: bool) -> None:
         emit_json(out)
         return
     table(["BROKER", "PID", "SOCKET", "LISTENER", "STARTED"], rows)
+
+
+def consumer_assignors(value: str) -> tuple[str, ...]:
+    """``--group-consumer-assignors``: known names, comma-separated (a usage error otherwise)."""
+    from kcli.groups.server_assignors import SERVER_ASSIGNORS
+
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in SERVER_ASSIGNORS]
+    if not names or unknown:
+        raise click.BadParameter(
+            f"unknown assignor(s) {', '.join(unknown) or '(none given)'}; kcli has {', '.join(SERVER_ASSIGNORS)}",
+            param_hint="--group-consumer-assignors",
+        )
+    return names

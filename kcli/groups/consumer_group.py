@@ -15,15 +15,18 @@ As Kafka's GroupMetadataManager and CurrentAssignmentBuilder, in kcli's words:
   out.  A member silent for the session timeout, or not revoking within its rebalance timeout, is
   removed.
 
-No sockets and no files: :class:`ConsumerGroups` is driven by :meth:`~ConsumerGroups.heartbeat` and
+No sockets: :class:`ConsumerGroups` is driven by :meth:`~ConsumerGroups.heartbeat` and
 :meth:`~ConsumerGroups.tick` with a clock, and hands each changed group to ``on_change`` (the broker
 persists and mirrors it, kcli.broker.consumer_group_handlers).  A group's state round-trips through
 :meth:`ConsumerGroup.to_json`, so a new coordinator continues it where the old one stopped, as Kafka's
-does from ``__consumer_offsets``.
+does from ``__consumer_offsets``; :func:`read_group` reads the stored form, ``consumer.json`` in the
+group's folder (the broker writes it, the data dir's view reads it).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import threading
 import time
@@ -33,6 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kcli.errors import KcliError
+from kcli.groups.layout import GroupPaths
 from kcli.groups.server_assignors import DEFAULT_ASSIGNORS, SERVER_ASSIGNORS
 from kcli.protocol import ErrorCode
 
@@ -206,6 +211,24 @@ class ConsumerGroup:
         group.target = {m: {(str(t), int(p)) for t, p in tps} for m, tps in data.get("target", {}).items()}
         group.topics_seen = {str(t): int(n) for t, n in data.get("topics_seen", {}).items()}
         return group
+
+
+STATE_FILE = "consumer.json"
+
+
+def state_path(paths: GroupPaths) -> str:
+    return os.path.join(paths.dir, STATE_FILE)
+
+
+def read_group(paths: GroupPaths, now: float | None = None) -> ConsumerGroup | None:
+    """The consumer group stored in ``paths`` (None: it is no KIP-848 consumer group)."""
+    try:
+        with open(state_path(paths), encoding="utf-8") as fh:
+            return ConsumerGroup.from_json(json.load(fh), time.monotonic() if now is None else now)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KcliError(f"consumer group state {state_path(paths)} is unreadable: {exc}") from None
 
 
 OnChange = Callable[[ConsumerGroup], None]
