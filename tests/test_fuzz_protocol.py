@@ -39,8 +39,8 @@ from kcli.protocol import (
     encode_varlong,
     parse_frame,
 )
-from kcli.protocol.schema import Array, Schema
-from kcli.protocol.types import Bytes, Fixed, String, Uuid
+from kcli.protocol.schema import Array, Nested, Schema
+from kcli.protocol.types import Bytes, Fixed, String
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,7 +54,9 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
 
 
 def _scalar(t, nullable: bool) -> st.SearchStrategy:
-    if isinstance(t, Fixed):
+    if isinstance(t, Fixed) and t.name == "uuid":
+        s = st.binary(min_size=16, max_size=16)
+    elif isinstance(t, Fixed):
         if t.code == "?":
             s = st.booleans()
         else:
@@ -62,8 +64,6 @@ def _scalar(t, nullable: bool) -> st.SearchStrategy:
             s = st.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     elif isinstance(t, String):
         s = _TEXT
-    elif isinstance(t, Uuid):
-        s = st.binary(min_size=16, max_size=16)
     else:
         assert isinstance(t, Bytes)
         s = st.binary(max_size=48)
@@ -82,8 +82,9 @@ def message(schema: Schema, version: int, depth: int = 0) -> st.SearchStrategy:
             )
             s = st.lists(item, max_size=3 if depth < 2 else 1)
             fields[f.name] = st.none() | s if nullable else s
-        elif isinstance(t, Schema):  # a struct-valued field
-            s = message(t, version, depth + 1)
+        elif isinstance(t, Nested):  # a struct-valued field
+            assert t.schema is not None
+            s = message(t.schema, version, depth + 1)
             fields[f.name] = st.none() | s if nullable else s
         else:
             fields[f.name] = _scalar(t, nullable)

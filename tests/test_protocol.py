@@ -55,8 +55,8 @@ from kcli.protocol import (
     unsupported_version_response,
 )
 from kcli.protocol.consumer import ASSIGNMENT, SUBSCRIPTION
-from kcli.protocol.schema import Array, Field, Schema
-from kcli.protocol.types import BOOL, INT8, INT16, INT32, INT64, STRING, Bytes, Fixed, Records, String, Uuid
+from kcli.protocol.schema import Array, Field, Nested, Schema
+from kcli.protocol.types import BOOL, INT8, INT16, INT32, INT64, STRING, Bytes, Fixed, Records, String
 
 with warnings.catch_warnings():
     # kafka-python (the reference implementation) uses deprecated importlib.resources calls
@@ -85,13 +85,13 @@ def sample_scalar(t: Any, nullable: bool, rng: random.Random) -> Any:
     if isinstance(t, Fixed):
         if t.code == "?":
             return rng.random() < 0.5
+        if t.name == "uuid":
+            return rng.choice([bytes(16), rng.randbytes(16)])
         bits = _RANGES[t.code]
         lo, hi = -(1 << bits), (1 << bits) - 1
         return rng.choice([0, -1, 1, lo, hi, rng.randint(lo, hi)])
     if isinstance(t, String):
         return rng.choice(_STRINGS)
-    if isinstance(t, Uuid):
-        return rng.randbytes(16)
     assert isinstance(t, Bytes)
     return rng.randbytes(rng.choice([0, 1, 7, 64]))
 
@@ -111,8 +111,9 @@ def sample(schema: Schema, version: int, rng: random.Random, depth: int = 0) -> 
                 out[f.name] = [sample(t.item, version, rng, depth + 1) for _ in range(n)]
             else:
                 out[f.name] = [sample_scalar(t.item, False, rng) for _ in range(n)]
-        elif isinstance(t, Schema):
-            out[f.name] = None if nullable and rng.random() < 0.25 else sample(t, version, rng, depth + 1)
+        elif isinstance(t, Nested):
+            assert t.schema is not None
+            out[f.name] = None if nullable and rng.random() < 0.25 else sample(t.schema, version, rng, depth + 1)
         else:
             out[f.name] = sample_scalar(t, nullable, rng)
     return out
@@ -818,8 +819,8 @@ def json_default(jf: dict[str, Any], jtype: str) -> Any:
     d = jf.get("default")
     if jtype.startswith("[]"):
         return None if d == "null" else []
-    if "fields" in jf:  # a struct-valued field: null, or a struct of defaults
-        return None if d == "null" else {}
+    if "fields" in jf:  # a struct: null
+        return None
     if d is None:
         return {"bool": False, "string": "", "bytes": b"", "records": None, "uuid": bytes(16)}.get(jtype, 0)
     if d == "null":
@@ -834,7 +835,7 @@ def json_default(jf: dict[str, Any], jtype: str) -> Any:
 def type_name(t: Any) -> str:
     if isinstance(t, Records):
         return "records"
-    if isinstance(t, Fixed | String | Bytes | Uuid):
+    if isinstance(t, Fixed | String | Bytes):
         return t.name
     raise AssertionError(t)
 
@@ -853,8 +854,8 @@ def compare_fields(schema: Schema, jfields: list[dict[str, Any]], version: int, 
         assert f.default == expected_default, f"{where} {f.name} default"
         assert "flexibleVersions" not in jf, f"{where} {f.name}: a field-level flexible range"
         if "fields" in jf and not jtype.startswith("[]"):  # a struct-valued field
-            assert isinstance(f.type, Schema), f"{where} {f.name}"
-            compare_fields(f.type, jf["fields"], version, top)
+            assert isinstance(f.type, Nested) and f.type.schema is not None, f"{where} {f.name}"
+            compare_fields(f.type.schema, jf["fields"], version, top)
         elif jtype.startswith("[]"):
             assert isinstance(f.type, Array), f"{where} {f.name}"
             item = f.type.item

@@ -8,9 +8,11 @@ come from the same description and cannot drift apart.
 
 Flexible versions (KIP-482) are the schema's ``flexible`` range, as Kafka's ``flexibleVersions``: the
 same fields, but in those versions strings, bytes and records go compact (unsigned-varint length + 1),
-arrays carry an unsigned-varint count + 1, and every struct ends with a tagged-field section (unknown
-tags are skipped when read; none are written).  The choice is made once, when a version's codec is
-compiled: a classic version's codec is exactly what it would be without flexible support.
+arrays carry an unsigned-varint count + 1, and every struct ends with a tagged-field section.  A field
+declared with ``tag=N`` lives in that section (Kafka's ``taggedVersions``): it is read when a peer sends
+it, takes its default when not, and is written only when its value differs from the default; unknown
+tags are skipped.  The choice is made once, when a version's codec is compiled: a classic version's
+codec is exactly what it would be without flexible support.
 
 Decoded values are :class:`Struct` s -- dicts whose keys are also attributes.  A decoded struct holds
 *every* field of the schema: fields the wire version lacks are filled with their defaults, exactly
@@ -39,10 +41,11 @@ from .types import (
     Parts,
     PrimitiveType,
     String,
-    Uuid,
+    _check_remaining,
     as_buffer,
     decode_unsigned_varint,
     encode_compact_length,
+    encode_unsigned_varint,
     flexible_form,
     skip_tagged_fields,
 )
@@ -108,7 +111,7 @@ class Array:
     def __init__(self, item: PrimitiveType | Schema | Sequence[Field]) -> None:
         self.item: PrimitiveType | Schema | None
         self.fields: tuple[Field, ...] | None
-        if isinstance(item, Fixed | String | Bytes | Uuid | Schema):
+        if isinstance(item, Fixed | String | Bytes | Schema):
             self.item, self.fields = item, None
         else:  # struct fields; the owning Schema turns them into a nested Schema named after the field
             self.item, self.fields = None, tuple(item)
@@ -117,29 +120,46 @@ class Array:
         return f"Array({self.item!r})"
 
 
+class Nested:
+    """A struct-typed field that is no array (Kafka's ``"type": "Cursor"`` with fields of its own).
+
+    A nullable one is preceded by an int8, -1 for null and 1 for a value, as Kafka's generated code
+    writes it.  Its default is None (null, or for a tagged field: not sent)."""
+
+    def __init__(self, fields: Sequence[Field]) -> None:
+        self.fields = tuple(fields)
+        self.schema: Schema | None = None  # built by the owning Schema, named after the field
+
+    def __repr__(self) -> str:
+        return f"Nested({self.schema!r})"
+
+
 class Field:
-    """One field of a schema: ``Field(name, type, versions="0+", nullable=None, default=MISSING)``.
+    """One field of a schema: ``Field(name, type, versions="0+", nullable=None, default=MISSING, tag=None)``.
 
     ``nullable`` is a version range like ``versions``.  ``default`` is used when encoding a mapping
     that lacks the field and when decoding a version that lacks it; MISSING means the type's zero
-    value (0, False, "", b"", [] -- or None for ``records``)."""
+    value (0, False, "", b"", [] -- or None for ``records`` and nested structs).  ``tag``: the field is
+    a tagged one (KIP-482) in its versions, which must be flexible ones."""
 
-    __slots__ = ("name", "type", "versions", "nullable", "_default")
+    __slots__ = ("name", "type", "versions", "nullable", "_default", "tag")
 
     def __init__(
         self,
         name: str,
-        type: PrimitiveType | Array | Schema,
+        type: PrimitiveType | Array | Nested,
         versions: str = "0+",
         *,
         nullable: str | None = None,
         default: Any = MISSING,
+        tag: int | None = None,
     ) -> None:
         self.name = name
         self.type = type
         self.versions = parse_versions(versions)
         self.nullable = parse_versions(nullable)
         self._default = default
+        self.tag = tag
         if self.nullable is not None and isinstance(type, Fixed):
             raise ValueError(f"{name}: {type!r} cannot be nullable")
 
@@ -158,8 +178,8 @@ class Field:
             return list(self._default) if isinstance(self._default, list) else self._default
         if isinstance(self.type, Array):
             return []
-        if isinstance(self.type, Schema):
-            return {}  # a struct whose fields all take their defaults
+        if isinstance(self.type, Nested):
+            return None
         return self.type.default
 
     def __repr__(self) -> str:
@@ -186,6 +206,8 @@ class Schema:
             t = f.type
             if isinstance(t, Array) and t.item is None:
                 t.item = Schema(f"{name}.{f.name}", t.fields or ())
+            elif isinstance(t, Nested) and t.schema is None:
+                t.schema = Schema(f"{name}.{f.name}", t.fields)
         self.names = frozenset(seen)
         self._codecs: dict[int, _Codec] = {}  # by version, flexible as this schema says
         self._nested_codecs: dict[tuple[int, bool], _Codec] = {}  # as part of another message
@@ -194,8 +216,12 @@ class Schema:
         return f"Schema({self.name!r})"
 
     def fields_for(self, version: int) -> list[Field]:
-        """The fields on the wire in ``version``, in wire order."""
-        return [f for f in self.fields if f.present(version)]
+        """The untagged fields on the wire in ``version``, in wire order."""
+        return [f for f in self.fields if f.present(version) and f.tag is None]
+
+    def tagged_for(self, version: int) -> list[Field]:
+        """The tagged fields ``version`` knows, by tag (they travel in the tagged-field section)."""
+        return sorted((f for f in self.fields if f.present(version) and f.tag is not None), key=lambda f: f.tag or 0)
 
     def is_flexible(self, version: int) -> bool:
         """Whether ``version`` is a flexible one (compact types, tagged fields)."""
@@ -248,6 +274,11 @@ class Schema:
             raise
 
 
+def _repeat(code: str, n: int) -> str:
+    """A struct format for ``n`` values of ``code`` ("16s", a uuid, cannot take a repeat count)."""
+    return f">{n}{code}" if len(code) == 1 else ">" + code * n
+
+
 def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool, flexible: bool) -> Decoder:
     unpack_count = I32.unpack_from
 
@@ -274,7 +305,7 @@ def _array_decoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
             n, pos = count(buf, pos, size)
             if n < 0:
                 return None, pos
-            return list(struct.unpack_from(f">{n}{code}", buf, pos)), pos + n * size
+            return list(struct.unpack_from(_repeat(code, n), buf, pos)), pos + n * size
 
         return dec_fixed
 
@@ -331,9 +362,9 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
                 return
             items = items_of(value)
             if flexible:
-                out.append(pack_count(len(items)) + struct.pack(f">{len(items)}{code}", *items))
+                out.append(pack_count(len(items)) + struct.pack(_repeat(code, len(items)), *items))
             else:
-                out.append(struct.pack(f">i{len(items)}{code}", len(items), *items))
+                out.append(I32.pack(len(items)) + struct.pack(_repeat(code, len(items)), *items))
 
         return enc_fixed
 
@@ -366,35 +397,6 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
     return enc
 
 
-def _struct_decoder(codec: _Codec, nullable: bool) -> Decoder:
-    """A struct-valued field (Kafka's ``"type": "SomeStruct"``); a nullable one is preceded by an int8,
-    -1 for null and 1 for present, as Kafka's generated code writes it."""
-
-    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
-        if nullable:
-            marker = struct.unpack_from(">b", buf, pos)[0]
-            pos += 1
-            if marker < 0:
-                return None, pos
-        return codec.decode(buf, pos)
-
-    return dec
-
-
-def _struct_encoder(codec: _Codec, nullable: bool) -> Encoder:
-    def enc(value: Any, out: Parts) -> None:
-        if value is None:
-            if not nullable:
-                raise FieldError("null is not allowed for this struct")
-            out.append(b"\xff")
-            return
-        if nullable:
-            out.append(b"\x01")
-        codec.encode(value, out)
-
-    return enc
-
-
 class _Codec:
     """One schema compiled for one version, classic or flexible.
 
@@ -413,12 +415,13 @@ class _Codec:
         def flush() -> None:
             if not run:
                 return
-            st = struct.Struct(">" + "".join(code for _name, code, _default in run))
+            codes = tuple(code for _name, code, _default in run)
+            st = struct.Struct(">" + "".join(codes))
             names = tuple(name for name, _code, _default in run)
             defaults = tuple(default for _name, _code, default in run)
             label = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
             dec_steps.append((label, _fixed_decode_step(st, names)))
-            enc_steps.append((label, _fixed_encode_step(st, names, defaults)))
+            enc_steps.append((label, _fixed_encode_step(st, names, defaults, codes)))
             run.clear()
 
         for f in present:
@@ -428,27 +431,19 @@ class _Codec:
                 self.min_size += t.size
                 continue
             flush()
-            nullable = f.nullable_in(version)
-            if isinstance(t, Array):
-                assert t.item is not None
-                dec = _array_decoder(t.item, version, nullable, flexible)
-                enc = _array_encoder(t.item, version, nullable, flexible)
-                self.min_size += 1 if flexible else 4
-            elif isinstance(t, Schema):
-                codec = t.nested_codec(version, flexible)
-                dec, enc = _struct_decoder(codec, nullable), _struct_encoder(codec, nullable)
-                self.min_size += codec.min_size + (1 if nullable else 0)
-            else:
-                wire = flexible_form(t) if flexible else t
-                dec = wire.decoder(nullable)
-                enc = wire.encoder(nullable)
-                self.min_size += wire.min_size
+            dec, enc, size = _field_codec(f, version, flexible)
+            self.min_size += size
             dec_steps.append((f.name, _var_decode_step(f.name, dec)))
             enc_steps.append((f.name, _var_encode_step(f.name, enc, f.default)))
         flush()
         if flexible:
-            dec_steps.append(("_tagged_fields", _skip_tagged_step))
-            enc_steps.append(("_tagged_fields", _no_tagged_step))
+            tagged = schema.tagged_for(version)
+            if tagged:
+                dec_steps.append(("_tagged_fields", _tagged_decode_step(tagged, version)))
+                enc_steps.append(("_tagged_fields", _tagged_encode_step(tagged, version)))
+            else:
+                dec_steps.append(("_tagged_fields", _skip_tagged_step))
+                enc_steps.append(("_tagged_fields", _no_tagged_step))
             self.min_size += 1
 
         self._dec = tuple(s for _, s in dec_steps)
@@ -456,7 +451,7 @@ class _Codec:
         self._enc = tuple(s for _, s in enc_steps)
         self._enc_labels = tuple(label for label, _ in enc_steps)
         self._enc_fixed = tuple(label.startswith("{") or label in fixed_names for label, _ in enc_steps)
-        absent = [f for f in schema.fields if not f.present(version)]
+        absent = [f for f in schema.fields if not f.present(version) or (f.tag is not None and not flexible)]
         self._absent_scalars = {f.name: f.default for f in absent if not isinstance(f.type, Array)}
         self._absent_arrays = tuple(f.name for f in absent if isinstance(f.type, Array))
         self._known = schema.names
@@ -520,10 +515,12 @@ def _fixed_decode_step(st: struct.Struct, names: tuple[str, ...]) -> DecodeStep:
     return step
 
 
-def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...]) -> EncodeStep:
+def _fixed_encode_step(
+    st: struct.Struct, names: tuple[str, ...], defaults: tuple[Any, ...], codes: tuple[str, ...]
+) -> EncodeStep:
     pack = st.pack
     pairs = tuple(zip(names, defaults, strict=True))
-    singles = tuple(struct.Struct(">" + c) for c in st.format.lstrip(">"))
+    singles = tuple(struct.Struct(">" + c) for c in codes)
 
     def step(get: Callable[[str, Any], Any], out: Parts) -> None:
         values = [get(n, d) for n, d in pairs]
@@ -543,8 +540,117 @@ def _fixed_encode_step(st: struct.Struct, names: tuple[str, ...], defaults: tupl
     return step
 
 
+def _field_codec(f: Field, version: int, flexible: bool) -> tuple[Decoder, Encoder, int]:
+    """The decoder, encoder and least wire size of a field that is not fixed-width."""
+    t = f.type
+    nullable = f.nullable_in(version)
+    if isinstance(t, Array):
+        assert t.item is not None
+        return (
+            _array_decoder(t.item, version, nullable, flexible),
+            _array_encoder(t.item, version, nullable, flexible),
+            1 if flexible else 4,
+        )
+    if isinstance(t, Nested):
+        assert t.schema is not None
+        codec = t.schema.nested_codec(version, flexible)
+        return _nested_decoder(codec, nullable), _nested_encoder(codec, nullable), 1 if nullable else codec.min_size
+    wire = flexible_form(t) if flexible else t
+    return wire.decoder(nullable), wire.encoder(nullable), wire.min_size
+
+
+def _nested_decoder(codec: _Codec, nullable: bool) -> Decoder:
+    if not nullable:
+        return codec.decode
+    unpack = struct.Struct(">b").unpack_from
+
+    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+        marker = unpack(buf, pos)[0]
+        if marker < 0:
+            return None, pos + 1
+        if marker != 1:
+            raise FieldError(f"invalid presence byte {marker} of a nullable struct")
+        return codec.decode(buf, pos + 1)
+
+    return dec
+
+
+def _nested_encoder(codec: _Codec, nullable: bool) -> Encoder:
+    def enc(value: Any, out: Parts) -> None:
+        if value is None:
+            if not nullable:
+                raise FieldError("null is not allowed for this struct")
+            out.append(b"\xff")
+            return
+        if nullable:
+            out.append(b"\x01")
+        codec.encode(value, out)
+
+    return enc
+
+
 def _skip_tagged_step(buf: memoryview, pos: int, s: Struct) -> int:
     return skip_tagged_fields(buf, pos)
+
+
+def _tagged_decode_step(tagged: list[Field], version: int) -> DecodeStep:
+    """Read a tagged-field section: known tags into their fields, unknown ones skipped; the known
+    fields a peer did not send take their defaults."""
+    known = {f.tag: (f, _field_codec(f, version, True)[0]) for f in tagged}
+
+    def step(buf: memoryview, pos: int, s: Struct) -> int:
+        for f in tagged:
+            s[f.name] = f.default
+        count, pos = decode_unsigned_varint(buf, pos)
+        for _ in range(count):
+            tag, pos = decode_unsigned_varint(buf, pos)
+            size, pos = decode_unsigned_varint(buf, pos)
+            end = _check_remaining(buf, pos, size)
+            entry = known.get(tag)
+            if entry is not None:
+                f, dec = entry
+                try:
+                    value, used = dec(buf[:end], pos)
+                except FieldError as e:
+                    e.path.insert(0, f.name)
+                    raise
+                except _CODEC_ERRORS as e:
+                    err = FieldError(f"malformed tagged field {tag}: {e}")
+                    err.path.append(f.name)
+                    raise err from None
+                if used != end:
+                    raise FieldError(f"tagged field {tag} ({f.name}) is {size} bytes, its value {used - pos}")
+                s[f.name] = value
+            pos = end
+        return pos
+
+    return step
+
+
+def _tagged_encode_step(tagged: list[Field], version: int) -> EncodeStep:
+    """Write a tagged-field section with the fields whose value is not their default, by tag."""
+    fields = [(f.name, f.default, encode_unsigned_varint(f.tag or 0), _field_codec(f, version, True)[1]) for f in tagged]
+
+    def step(get: Callable[[str, Any], Any], out: Parts) -> None:
+        sent: Parts = []
+        n = 0
+        for name, default, tag, enc in fields:
+            value = get(name, default)
+            if value == default:
+                continue
+            part: Parts = []
+            try:
+                enc(value, part)
+            except FieldError as e:
+                e.path.insert(0, name)
+                raise
+            data = b"".join(part)
+            sent += (tag, encode_unsigned_varint(len(data)), data)
+            n += 1
+        out.append(encode_unsigned_varint(n))
+        out.extend(sent)
+
+    return step
 
 
 def _no_tagged_step(get: Callable[[str, Any], Any], out: Parts) -> None:

@@ -290,6 +290,10 @@ INT16 = Fixed("int16", "h", 0)
 INT32 = Fixed("int32", "i", 0)
 INT64 = Fixed("int64", "q", 0)
 BOOL = Fixed("bool", "?", False)
+# Kafka's uuid (topic ids): 16 raw bytes, big-endian most- then least-significant long; the all-zero
+# id is Kafka's ZERO_UUID, "no id".  Fixed width, so it joins the struct runs of its neighbours.
+UUID = Fixed("uuid", "16s", bytes(16))
+ZERO_UUID = bytes(16)
 STRING = String()
 BYTES = Bytes()
 RECORDS = Records()
@@ -298,37 +302,7 @@ COMPACT_STRING = CompactString()
 COMPACT_BYTES = CompactBytes()
 COMPACT_RECORDS = CompactRecords()
 
-class Uuid:
-    """Kafka's ``uuid``: 16 raw bytes (a topic id), the same in classic and flexible versions.  Not a
-    :class:`Fixed`: the schema compiler's fixed runs are numbers, and a uuid is read as ``bytes``."""
-
-    nullable_ok = False
-    name = "uuid"
-    default = bytes(16)
-    min_size = 16
-
-    def __repr__(self) -> str:
-        return self.name
-
-    def decoder(self, nullable: bool = False) -> Decoder:
-        def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
-            end = _check_remaining(buf, pos, 16)
-            return bytes(buf[pos:end]), end
-
-        return dec
-
-    def encoder(self, nullable: bool = False) -> Encoder:
-        def enc(value: Any, out: Parts) -> None:
-            if not isinstance(value, bytes | bytearray) or len(value) != 16:
-                raise FieldError(f"expected 16 bytes for a uuid, got {value!r:.40}")
-            out.append(bytes(value))
-
-        return enc
-
-
-UUID = Uuid()
-
-PrimitiveType = Fixed | String | Bytes | Uuid
+PrimitiveType = Fixed | String | Bytes
 
 _COMPACT: dict[type, PrimitiveType] = {String: COMPACT_STRING, Bytes: COMPACT_BYTES, Records: COMPACT_RECORDS}
 

@@ -3,7 +3,7 @@ v0, flexible in every version.  The coordinator computes the assignment and hand
 (:mod:`kcli.groups.consumer_group`); topics travel by topic id (Kafka's ``uuid``)."""
 
 from ..api import NO_OPERATIONS, Api, ApiKey
-from ..schema import Array, Field, Schema
+from ..schema import Array, Field, Nested, Schema
 from ..types import BOOL, INT16, INT32, STRING, UUID
 
 # A heartbeat's member epoch: 0 joins, -1 leaves, -2 leaves for now as a static member that will rejoin
@@ -43,26 +43,13 @@ CONSUMER_GROUP_HEARTBEAT = Api(
             Field("member_epoch", INT32),
             Field("heartbeat_interval_ms", INT32),
             # null: the member's assignment did not change
-            Field(
-                "assignment",
-                Schema("Assignment", [Field("topic_partitions", Array(_HEARTBEAT_TOPIC_PARTITIONS))]),
-                nullable="0+",
-                default=None,
-            ),
+            Field("assignment", Nested([Field("topic_partitions", Array(_HEARTBEAT_TOPIC_PARTITIONS))]), nullable="0+"),
         ],
         flexible="0+",
     ),
 )
 
-_DESCRIBED_ASSIGNMENT = Schema(
-    "Assignment",
-    [
-        Field(
-            "topic_partitions",
-            Array([Field("topic_id", UUID), Field("topic_name", STRING), Field("partitions", Array(INT32))]),
-        )
-    ],
-)
+_DESCRIBED_TOPIC_PARTITIONS = [Field("topic_id", UUID), Field("topic_name", STRING), Field("partitions", Array(INT32))]
 
 CONSUMER_GROUP_DESCRIBE = Api(
     ApiKey.CONSUMER_GROUP_DESCRIBE,
@@ -101,8 +88,11 @@ CONSUMER_GROUP_DESCRIBE = Api(
                                     Field("client_host", STRING),
                                     Field("subscribed_topic_names", Array(STRING)),
                                     Field("subscribed_topic_regex", STRING, nullable="0+", default=None),
-                                    Field("assignment", _DESCRIBED_ASSIGNMENT),
-                                    Field("target_assignment", _DESCRIBED_ASSIGNMENT),
+                                    Field("assignment", Nested([Field("topic_partitions", Array(_DESCRIBED_TOPIC_PARTITIONS))])),
+                                    Field(
+                                        "target_assignment",
+                                        Nested([Field("topic_partitions", Array(_DESCRIBED_TOPIC_PARTITIONS))]),
+                                    ),
                                 ]
                             ),
                         ),
