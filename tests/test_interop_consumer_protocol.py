@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
-from support.waits import wait_for
+from support.runner import KCLI
+from support.waits import stop_process, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -160,3 +162,30 @@ def test_members_recover_from_kill_9_of_the_coordinator(brokers, broker, members
         WAIT,
     )
     assert not a.owned & b.owned
+
+
+def test_a_kcli_member_and_a_confluent_member_share_the_group(brokers, broker, members, tmp_path):
+    """kcli's own KIP-848 member (``consume --group-protocol consumer``) next to librdkafka's."""
+    out = tmp_path / "kcli.out"
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen(
+            [*KCLI, "--data-dir", str(brokers.data_dir), "--bootstrap-server", broker.bootstrap, "consume", TOPIC,
+             "--group", "g", "--group-protocol", "consumer", "--reset", "earliest", "--commit-interval-ms", "200"],
+            stdout=fh, stderr=subprocess.DEVNULL, env=brokers.env,
+        )
+    try:
+        c = Member(broker.bootstrap)
+        members.append(c)
+
+        def kcli_owns() -> int:
+            view = describe(broker, "g")
+            return sum(len(m["assignment"]) for m in view["members"] if m["client_id"] == "kcli")
+
+        wait_for("two partitions each", lambda: len(c.owned) == 2 and kcli_owns() == 2, WAIT)
+        wait_for(
+            "every record read once between them",
+            lambda: len(out.read_text().split()) + len(set(c.read)) == PARTITIONS * PER_PARTITION,
+            WAIT,
+        )
+    finally:
+        stop_process(proc)
