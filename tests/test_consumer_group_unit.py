@@ -231,3 +231,12 @@ def test_group_states(groups: ConsumerGroups) -> None:
     group = groups.get("g")
     group.epoch += 1
     assert group.state == ASSIGNING
+
+
+def test_regex_subscription_follows_new_topics(groups: ConsumerGroups) -> None:
+    hb = Heartbeat("g", "", 0, rebalance_timeout_ms=1, subscribed_topic_regex="ord.*", owned=set())
+    a = groups.heartbeat(hb, COUNTS)
+    assert a.assignment == parts(0, 1, 2, 3)  # "other" does not match
+    more = {**COUNTS, "orders-eu": 1}
+    again = beat(groups, a.member_id, a.member_epoch, counts=more)
+    assert again.assignment == parts(0, 1, 2, 3) | parts(0, topic="orders-eu")

@@ -143,10 +143,14 @@ def test_offsets_with_member_epochs(broker):
     assert [(t.name, p.partition_index, p.committed_offset) for t in body.topics for p in t.partitions] == [
         (TOPIC, 0, 5)
     ]
-    report = json.loads(broker.kcli("group", "describe", "g", "--json").stdout)[0]
-    assert report["type"] == "consumer" and report["assignor"] == "uniform"
-    assert [(m["consumer_id"], m["member_epoch"]) for m in report["members"]] == [(a.member_id, a.epoch)]
-    assert {(r["partition"], r["current_offset"]) for r in report["partitions"]} >= {(0, 5)}
+    # the data dir's view, and the cluster's (--bootstrap-server: ConsumerGroupDescribe) agree
+    for server in ((), ("--bootstrap-server", broker.bootstrap)):
+        report = json.loads(broker.kcli(*server, "group", "describe", "g", "--json").stdout)[0]
+        assert (report["type"], report["assignor"], report["generation"]) == ("consumer", "uniform", 1), server
+        assert [(m["consumer_id"], m["member_epoch"]) for m in report["members"]] == [(a.member_id, a.epoch)]
+        assert {(r["partition"], r["current_offset"], r["consumer_id"]) for r in report["partitions"]} >= {
+            (0, 5, a.member_id)
+        }
 
 
 def test_list_and_describe_groups_see_the_consumer_group(broker):
