@@ -84,7 +84,11 @@ class ConsumerGroupService:
     # ------------------------------------------------------------ storage and mirror
 
     def _load(self, group_id: str) -> ConsumerGroup | None:
-        return read_group(GroupPaths(self.ctx.datadir, group_id))
+        """The stored group, its members shown as this broker's (a new coordinator takes over the view)."""
+        group = read_group(GroupPaths(self.ctx.datadir, group_id))
+        if group is not None:
+            self._publish(group)
+        return group
 
     def _store(self, group: ConsumerGroup) -> None:
         paths = GroupPaths(self.ctx.datadir, group.group_id)
@@ -92,12 +96,16 @@ class ConsumerGroupService:
             if not paths.exists():
                 paths.ensure()
             atomic_write(state_path(paths), json.dumps(group.to_json()).encode())
-            state = GroupState(
-                group.epoch, tuple(sorted(group.members)), self.ctx.broker_id, group.state, group.assignor
-            )
-            self._mirror(group.group_id).sync([self._member_info(group, m) for m in group.members], state)
         except (KcliError, OSError) as exc:
             log.warning("consumer group %r: cannot store its state: %s", group.group_id, exc)
+        self._publish(group)
+
+    def _publish(self, group: ConsumerGroup) -> None:
+        state = GroupState(group.epoch, tuple(sorted(group.members)), self.ctx.broker_id, group.state, group.assignor)
+        try:
+            self._mirror(group.group_id).sync([self._member_info(group, m) for m in group.members], state)
+        except (KcliError, OSError) as exc:
+            log.warning("consumer group %r: cannot mirror its members: %s", group.group_id, exc)
 
     def _mirror(self, group_id: str) -> CoordinatedMembers:
         files = self._mirrors.get(group_id)
