@@ -92,3 +92,23 @@ def test_usage_errors(brokers, cluster):
     assert assigned.returncode == 2 and "the coordinator assigns" in assigned.stderr
     no_group = brokers.kcli("consume", TOPIC, "--group-protocol", "consumer", "-e", ok=False)
     assert no_group.returncode == 2 and "needs --group" in no_group.stderr
+
+
+def test_a_cron_run_with_nothing_assigned_exits(brokers, cluster, tmp_path):
+    """More members than partitions: the member left without any ends its -e run (exit 0, nothing read)
+    once its assignment stays empty, instead of waiting forever."""
+    brokers.runner.in_process("topic", "create", "single", "--partitions", 1)
+    brokers.runner.produce_lines("single", "one\ntwo\n")
+    with open(tmp_path / "holder.out", "wb") as fh:
+        holder = subprocess.Popen(
+            [*KCLI, "--data-dir", str(brokers.data_dir), "--bootstrap-server", cluster.bootstrap, "consume", "single",
+             "--group", "g", "--group-protocol", "consumer", "--reset", "earliest"],
+            stdout=fh, stderr=subprocess.DEVNULL, env=brokers.env,
+        )
+    try:
+        wait_for("the holder read both", lambda: (tmp_path / "holder.out").read_text().split() == ["one", "two"], WAIT)
+        idle = brokers.kcli("--bootstrap-server", cluster.bootstrap, "consume", "single", "--group", "g",
+                            "--group-protocol", "consumer", "-e", timeout=120)
+        assert idle.stdout == ""
+    finally:
+        stop_process(holder)

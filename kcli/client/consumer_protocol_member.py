@@ -33,6 +33,9 @@ from kcli.storage.records import Record
 
 LEAVE_EPOCH = -1
 FIRST_INTERVAL = 0.2  # until the coordinator says how often to heartbeat
+# with exit-on-eof, an assignment that stays empty for this many heartbeats ends the run: the group has
+# more members than partitions for us (a partition still being released comes within a heartbeat or two)
+IDLE_BEATS = 3
 # the coordinator does not know this member (any more) at its epoch: rejoin with epoch 0
 FENCED = {ErrorCode.FENCED_MEMBER_EPOCH, ErrorCode.UNKNOWN_MEMBER_ID}
 
@@ -51,6 +54,7 @@ class ConsumerProtocolMember(GroupMember):
         self.names: dict[bytes, str] = {}  # topic id -> name
         self.ids: dict[str, bytes] = {}
         self.report = False  # owned partitions changed: tell the coordinator in the next heartbeat
+        self.idle_beats = 0  # heartbeats in a row that left us with no partitions
 
     def start(self) -> None:
         """Join: heartbeat until the coordinator gives a member epoch."""
@@ -94,10 +98,10 @@ class ConsumerProtocolMember(GroupMember):
             )
             if progressed is None:
                 return
-            if (
-                self.settings.exit_on_eof
-                and self.assignment
-                and all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment)
+            if self.settings.exit_on_eof and (
+                all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment)
+                if self.assignment
+                else self.idle_beats >= IDLE_BEATS
             ):
                 yield None
                 return
@@ -149,6 +153,7 @@ class ConsumerProtocolMember(GroupMember):
             self.report = False
         if resp.assignment is not None:
             self._reconcile(resp.assignment.topic_partitions)
+        self.idle_beats = 0 if self.assignment else self.idle_beats + 1
 
     def _reconcile(self, given: list[Struct]) -> None:
         """Move to the assignment the coordinator gave: commit and let go of lost partitions, start new
