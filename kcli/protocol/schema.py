@@ -597,10 +597,15 @@ def _tagged_decode_step(tagged: list[Field], version: int) -> DecodeStep:
     """Read a tagged-field section: known tags into their fields, unknown ones skipped; the known
     fields a peer did not send take their defaults."""
     known = {f.tag: (f, _field_codec(f, version, True)[0]) for f in tagged}
+    scalars = {f.name: f.default for f in tagged if not isinstance(f.type, Array)}
+    arrays = tuple(f.name for f in tagged if isinstance(f.type, Array))
 
     def step(buf: memoryview, pos: int, s: Struct) -> int:
-        for f in tagged:
-            s[f.name] = f.default
+        s.update(scalars)
+        for name in arrays:
+            s[name] = []  # a fresh list each time: callers may append to it
+        if pos < len(buf) and buf[pos] == 0:  # the common case: nothing tagged was sent
+            return pos + 1
         count, pos = decode_unsigned_varint(buf, pos)
         for _ in range(count):
             tag, pos = decode_unsigned_varint(buf, pos)
@@ -647,8 +652,11 @@ def _tagged_encode_step(tagged: list[Field], version: int) -> EncodeStep:
             data = b"".join(part)
             sent += (tag, encode_unsigned_varint(len(data)), data)
             n += 1
-        out.append(encode_unsigned_varint(n))
-        out.extend(sent)
+        if n:
+            out.append(encode_unsigned_varint(n))
+            out.extend(sent)
+        else:
+            out.append(NO_TAGGED_FIELDS)
 
     return step
 
