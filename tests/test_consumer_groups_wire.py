@@ -218,3 +218,14 @@ def test_the_group_survives_kill_9_of_its_coordinator(brokers, broker):
         "Stable",
         sorted([a.member_id, b.member_id]),
     )
+
+
+def test_new_partitions_are_assigned(broker):
+    a = Member(broker)
+    b = Member(broker)
+    settle(a, b)
+    epoch = a.epoch
+    broker.runner.in_process("topic", "alter", TOPIC, "--partitions", 6)
+    settle(a, b)
+    assert a.owned | b.owned == ALL | {4, 5} and (len(a.owned), len(b.owned)) == (3, 3)
+    assert a.epoch > epoch  # the group epoch went up with the topic's metadata
