@@ -54,11 +54,11 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
 
 
 def _scalar(t, nullable: bool) -> st.SearchStrategy:
-    if isinstance(t, Fixed):
+    if isinstance(t, Fixed) and t.name == "uuid":
+        s = st.binary(min_size=16, max_size=16)
+    elif isinstance(t, Fixed):
         if t.code == "?":
             s = st.booleans()
-        elif t.name == "uuid":
-            s = st.binary(min_size=16, max_size=16)
         else:
             bits = _BITS[t.code]
             s = st.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)

@@ -75,11 +75,13 @@ def test_describe_members_and_state_of_a_live_group(kcli, topic, members):
         m["consumer_id"] for m in view["members"] for _ in m["assignment"]
     )
     state = kcli("group", "describe", "g", "--state").stdout.splitlines()
-    assert state[1].split("\t")[:4] == ["g", "embedded", "range", "Stable"] and state[1].split("\t")[5] == "2"
+    assert state[1].split("\t")[:5] == ["g", "classic", "embedded", "range", "Stable"]
+    assert state[1].split("\t")[6] == "2"
     rows = [line.split("\t") for line in kcli("group", "describe", "g", "--members").stdout.splitlines()[1:]]
-    assert sorted(r[4] for r in rows) == ["1", "2"] and {r[3] for r in rows} == {"alpha", "beta"}
+    assert sorted(r[5] for r in rows) == ["1", "2"] and {r[3] for r in rows} == {"alpha", "beta"}
+    assert {r[4] for r in rows} == {"-"}  # member epochs are a consumer group's
     listed = json.loads(kcli("group", "list", "--json").stdout)
-    assert listed == [{"group": "g", "state": "Stable", "members": 2}]
+    assert listed == [{"group": "g", "type": "classic", "state": "Stable", "members": 2}]
     mismatch = kcli("consume", TOPIC, "-g", "g", "--assignor", "roundrobin", "-e", ok=False)
     assert mismatch.returncode == 2 and "range" in mismatch.stderr
     for member in (one, two):

@@ -19,6 +19,7 @@ from kcli.broker import (
     admin_handlers,
     cluster_handlers,
     config_handlers,
+    consumer_group_handlers,
     group_handlers,
     handlers,
     leadership_handlers,
@@ -86,6 +87,8 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.ELECT_LEADERS: leadership_handlers.elect_leaders,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: leadership_handlers.alter_partition_reassignments,
     ApiKey.LIST_PARTITION_REASSIGNMENTS: leadership_handlers.list_partition_reassignments,
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: consumer_group_handlers.consumer_group_heartbeat,
+    ApiKey.CONSUMER_GROUP_DESCRIBE: consumer_group_handlers.consumer_group_describe,
 }
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from kcli.broker import consumer_group_handlers as consumer_groups
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, MemberSummary, SyncResult
@@ -91,6 +92,8 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     if req.reason:
         log.info("group %r: member %r joins: %s", req.group_id, req.member_id or "(new)", req.reason)
     result = JoinResult(svc.check(req.group_id), member_id=req.member_id)
+    if result.error == ErrorCode.NONE:
+        result.error = consumer_groups.classic_join(ctx, req.group_id)
     if result.error == ErrorCode.NONE:
         answer = Answer()
         svc.coordinator.join(
@@ -186,7 +189,11 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     svc = service(ctx)
     error = svc.check(req.group_id)
     offsets, results = checked_offsets(ctx, req.topics, error)
-    committed = svc.commit(req.group_id, req.generation_id, req.member_id, offsets) if offsets else error
+    committed = error
+    if offsets:
+        modern = consumer_groups.commit(ctx, req.group_id, req.member_id, req.generation_id, header.api_version, offsets)
+        # None: a classic group
+        committed = modern if modern is not None else svc.commit(req.group_id, req.generation_id, req.member_id, offsets)
     return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}
 
 
@@ -245,11 +252,14 @@ def offset_results(results: OffsetResults, committed: ErrorCode) -> list[dict[st
 
 def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Committed offsets (-1 where none); ``topics`` null (v2+) asks for everything committed.  v8+ asks
-    for several groups, each answered with its own topics and error code."""
+    for several groups, each answered with its own topics and error code; v9 names the member (id and
+    epoch) of a consumer group asking."""
     if header.api_version >= 8:
         groups = []
         for group in req.groups:
-            error, topics = _fetch_offsets(ctx, group.group_id, group.topics, req.require_stable)
+            error, topics = _fetch_offsets(
+                ctx, group.group_id, group.topics, req.require_stable, group.member_id, group.member_epoch
+            )
             groups.append({"group_id": group.group_id, "topics": topics, "error_code": error})
         return {"throttle_time_ms": 0, "groups": groups}
     error, topics = _fetch_offsets(ctx, req.group_id, req.topics, req.require_stable)
@@ -265,13 +275,21 @@ def offset_fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
 
 
 def _fetch_offsets(
-    ctx: BrokerContext, group_id: str, asked: list[Struct] | None, require_stable: bool
+    ctx: BrokerContext,
+    group_id: str,
+    asked: list[Struct] | None,
+    require_stable: bool,
+    member_id: str | None = None,
+    member_epoch: int = -1,
 ) -> tuple[ErrorCode, list[dict[str, Any]]]:
     """One group's error and committed offsets, per topic, for the partitions ``asked`` (None: every
     partition the group committed).  ``require_stable`` (v7+, KIP-447): a partition with transactional
-    offsets still pending gets UNSTABLE_OFFSET_COMMIT (retriable) rather than the older offset."""
+    offsets still pending gets UNSTABLE_OFFSET_COMMIT (retriable) rather than the older offset.  A
+    consumer group's member asking (v9) must be one with a current epoch."""
     svc = service(ctx)
     error = svc.check(group_id)
+    if error == ErrorCode.NONE:
+        error = consumer_groups.check_fetch(ctx, group_id, member_id, member_epoch)
     committed: dict[tuple[str, int], CommittedOffset] = {}
     pending: frozenset[tuple[str, int]] = frozenset()
     if error == ErrorCode.NONE:
@@ -341,7 +359,7 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 # ---------------------------------------------------------------- ListGroups, DescribeGroups, DeleteGroups
 
 
-CLASSIC = "classic"  # ListGroups v5's type of every group here: kcli has no KIP-848 groups yet
+CLASSIC = "classic"  # ListGroups v5's type of a group that is no KIP-848 consumer group
 # DescribeGroups' authorized operations of a group with no authorizer (Kafka's AclEntry.supportedOperations
 # for GROUP: READ 3, DELETE 6, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, a bit per code)
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
@@ -357,25 +375,27 @@ def list_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     states = {s.strip().lower() for s in req.states_filter}
     types = {t.lower() for t in req.types_filter}
     groups = []
-    if not types or CLASSIC in types:
-        try:
-            for group_id in svc.store.list_groups():
-                if not svc.owns(group_id):
-                    continue
-                state = _summary(ctx, svc, group_id).state if header.api_version >= 4 else ""
-                if states and state.lower() not in states:
-                    continue
-                protocol_type = kept.get(group_id) or CONSUMER
-                groups.append(
-                    {
-                        "group_id": group_id,
-                        "protocol_type": protocol_type,
-                        "group_state": state,
-                        "group_type": CLASSIC,
-                    }
-                )
-        except (KcliError, OSError) as exc:
-            return {"throttle_time_ms": 0, "error_code": answer_for(exc, "listing groups"), "groups": []}
+    try:
+        for group_id in svc.store.list_groups():
+            if not svc.owns(group_id):
+                continue
+            state = _summary(ctx, svc, group_id).state if header.api_version >= 4 else ""
+            protocol_type, group_type = kept.get(group_id) or CONSUMER, CLASSIC
+            modern = consumer_groups.consumer_group(ctx, group_id)
+            if modern is not None:
+                protocol_type, group_type, state = CONSUMER, consumer_groups.CONSUMER_TYPE, modern.state
+            if (states and state.lower() not in states) or (types and group_type not in types):
+                continue
+            groups.append(
+                {
+                    "group_id": group_id,
+                    "protocol_type": protocol_type,
+                    "group_state": state,
+                    "group_type": group_type,
+                }
+            )
+    except (KcliError, OSError) as exc:
+        return {"throttle_time_ms": 0, "error_code": answer_for(exc, "listing groups"), "groups": []}
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 
@@ -385,7 +405,9 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
     for group_id in req.groups:
         error = svc.check(group_id)
         summary = GroupSummary(DEAD, "", "", [])
-        if error == ErrorCode.NONE:
+        if error == ErrorCode.NONE and consumer_groups.consumer_group(ctx, group_id) is not None:
+            pass  # Kafka describes a consumer group as Dead here (ConsumerGroupDescribe is its API)
+        elif error == ErrorCode.NONE:
             try:
                 summary = _summary(ctx, svc, group_id)
             except (KcliError, OSError) as exc:

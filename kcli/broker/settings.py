@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
+from kcli.groups.consumer_group import DEFAULT_HEARTBEAT_INTERVAL_MS as CONSUMER_HEARTBEAT_INTERVAL_MS
+from kcli.groups.consumer_group import DEFAULT_SESSION_TIMEOUT_MS as CONSUMER_SESSION_TIMEOUT_MS
+from kcli.groups.server_assignors import DEFAULT_ASSIGNORS as CONSUMER_ASSIGNORS
+from kcli.groups.server_assignors import parse_assignors
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE
 from kcli.storage.config import ConfigValue
 from kcli.transactions.coordinator import DEFAULT_ID_EXPIRATION_MS, DEFAULT_MAX_TIMEOUT_MS
@@ -30,6 +34,10 @@ class BrokerSettings:
     group_initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS
     transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS  # transaction.max.timeout.ms
     transactional_id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS  # transactional.id.expiration.ms
+    # KIP-848 consumer groups (kcli.groups.consumer_group)
+    group_consumer_session_timeout_ms: int = CONSUMER_SESSION_TIMEOUT_MS  # group.consumer.session.timeout.ms
+    group_consumer_heartbeat_interval_ms: int = CONSUMER_HEARTBEAT_INTERVAL_MS  # group.consumer.heartbeat.interval.ms
+    group_consumer_assignors: tuple[str, ...] = CONSUMER_ASSIGNORS  # group.consumer.assignors
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     configs: Mapping[str, ConfigValue] = field(default_factory=dict)
 
@@ -51,5 +59,10 @@ class BrokerSettings:
             transaction_max_timeout_ms=get("transaction.max.timeout.ms"),
             transactional_id_expiration_ms=get("transactional.id.expiration.ms"),
             retention_check_interval_ms=get("log.retention.check.interval.ms"),
+            group_consumer_session_timeout_ms=get("group.consumer.session.timeout.ms"),
+            group_consumer_heartbeat_interval_ms=get("group.consumer.heartbeat.interval.ms"),
+            group_consumer_assignors=parse_assignors(
+                str(configs.get("group.consumer.assignors", BROKER_CONFIGS["group.consumer.assignors"].default))
+            ),
             configs=dict(configs),
         )

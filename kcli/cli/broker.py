@@ -103,6 +103,26 @@ def broker() -> None:
     "(transactional.id.expiration.ms; default 604800000).",
 )
 @click.option(
+    "--group-consumer-session-timeout-ms",
+    type=click.IntRange(1),
+    metavar="MS",
+    help="A KIP-848 consumer group member silent this long is removed (group.consumer.session.timeout.ms; "
+    "default 45000).",
+)
+@click.option(
+    "--group-consumer-heartbeat-interval-ms",
+    type=click.IntRange(1),
+    metavar="MS",
+    help="How often KIP-848 consumer group members heartbeat (group.consumer.heartbeat.interval.ms; "
+    "default 5000).",
+)
+@click.option(
+    "--group-consumer-assignors",
+    metavar="LIST",
+    help="The server assignors of KIP-848 consumer groups, the default first (group.consumer.assignors; "
+    "default uniform,range).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Log every connection event, not just the important ones."
 )
 @click.pass_obj
@@ -183,6 +203,9 @@ _FLAG_CONFIGS = {
     "group_initial_rebalance_delay_ms": "group.initial.rebalance.delay.ms",
     "transaction_max_timeout_ms": "transaction.max.timeout.ms",
     "transactional_id_expiration_ms": "transactional.id.expiration.ms",
+    "group_consumer_session_timeout_ms": "group.consumer.session.timeout.ms",
+    "group_consumer_heartbeat_interval_ms": "group.consumer.heartbeat.interval.ms",
+    "group_consumer_assignors": "group.consumer.assignors",
 }
 
 
@@ -244,3 +267,4 @@ def list_(env, as_json: bool) -> None:
         emit_json(out)
         return
     table(["BROKER", "PID", "SOCKET", "LISTENER", "STARTED"], rows)
+

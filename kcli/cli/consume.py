@@ -38,6 +38,9 @@ from kcli.errors import CorruptRecordError, UsageError
 @click.option("--assignor", type=click.Choice(["range", "roundrobin"]),
               help="With --group: how partitions are divided among members [default: range].")
 @click.option("--client-id", metavar="ID", help="With --group: client id shown by `kcli group describe` [default: kcli].")
+@click.option("--group-protocol", type=click.Choice(["classic", "consumer"]),
+              help="With --group and --bootstrap-server: Kafka's group protocol; consumer (KIP-848) lets the "
+                   "coordinator assign partitions [default: classic].")
 @isolation_option("read_committed: only records of committed transactions (and of no transaction), up to the "
                   "last stable offset; read_uncommitted: every record up to the high watermark, aborted "
                   "ones too. Transaction markers are never printed.")
@@ -45,7 +48,7 @@ from kcli.errors import CorruptRecordError, UsageError
 def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, partitions: tuple[int, ...],
             max_messages: int | None, exit_on_eof: bool, fmt: str | None, as_json: bool, group: str | None,
             reset: str | None, commit_interval_ms: int | None, no_commit: bool, assignor: str | None,
-            client_id: str | None, isolation: str) -> None:
+            client_id: str | None, group_protocol: str | None, isolation: str) -> None:
     """Read messages from TOPIC and print them to stdout.
 
     With --group, members of the same group split the partitions and each message is delivered to one of
@@ -76,7 +79,7 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
 
     if group is None:
         used = [f"--{name.replace('_', '-')}" for name in ("reset", "commit_interval_ms", "no_commit", "assignor",
-                                                          "client_id") if typed(name)]
+                                                          "client_id", "group_protocol") if typed(name)]
         if used:
             raise UsageError(f"{used[0]} needs --group")
     else:
@@ -87,6 +90,11 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
             raise UsageError("use either --from-beginning or --reset latest, not both")
         if from_beginning:
             reset = "earliest"
+        if group_protocol == "consumer" and not env.bootstrap_server:
+            raise UsageError("--group-protocol consumer needs --bootstrap-server (a coordinator broker runs the group)")
+        if group_protocol == "consumer" and typed("assignor"):
+            raise UsageError("with --group-protocol consumer the coordinator assigns the partitions",
+                             hint="drop --assignor (brokers choose with group.consumer.assignors)")
     spec = "earliest" if from_beginning else (offset_spec or "latest")
     transport = env.transport(auto_create=False)
     count = transport.partition_count(topic)
@@ -100,7 +108,8 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
 
         settings = MemberSettings(assignor=assignor or "range", reset=reset or "latest", commit_offsets=not no_commit,
                                   commit_interval=(commit_interval_ms or 5000) / 1000, exit_on_eof=exit_on_eof,
-                                  client_id=client_id or "kcli", isolation=isolation)
+                                  client_id=client_id or "kcli", isolation=isolation,
+                                  group_protocol=group_protocol or "classic")
         # with --bootstrap-server the cluster's coordinator runs the group (Kafka's group protocol)
         datadir = None if env.bootstrap_server else env.datadir()
         gc = open_group_member(transport, datadir, group, [topic], settings)

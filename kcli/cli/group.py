@@ -25,7 +25,8 @@ def group() -> None:
 def list_(env, as_json: bool) -> None:
     """List consumer groups.
 
-    Names only when piped; with state and member count on a terminal or with --json.
+    Names only when piped; with type (classic or consumer: KIP-848), state and member count on a
+    terminal or with --json.
     """
     source = env.groups()
     try:
@@ -42,24 +43,28 @@ def list_(env, as_json: bool) -> None:
                 continue  # deleted since we listed it
     finally:
         source.close()
-    rows = [(v.group, v.state, len(v.members)) for v in views]
+    rows = [(v.group, v.group_type, v.state, len(v.members)) for v in views]
     if as_json:
-        emit_json([{"group": n, "state": s, "members": m} for n, s, m in rows])
+        emit_json([{"group": n, "type": t, "state": s, "members": m} for n, t, s, m in rows])
     else:
-        table(["GROUP", "STATE", "#MEMBERS"], rows)
+        table(["GROUP", "TYPE", "STATE", "#MEMBERS"], rows)
 
 
 @group.command("describe")
 @click.argument("groups", nargs=-1)
 @click.option("--all-groups", is_flag=True, help="Describe every group.")
 @click.option(
-    "--members", "view", flag_value="members", help="Show members: id, host, client id, assignment."
+    "--members",
+    "view",
+    flag_value="members",
+    help="Show members: id, host, client id, member epoch (consumer groups), assignment.",
 )
 @click.option(
     "--state",
     "view",
     flag_value="state",
-    help="Show state: coordinator, assignment strategy, state, generation, member count.",
+    help="Show state: type, coordinator, assignment strategy, state, generation (a consumer group's epoch), "
+    "member count.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the full description, whatever the view).")
 @click.pass_obj
@@ -89,8 +94,11 @@ def describe(env, groups: tuple[str, ...], all_groups: bool, view: str | None, a
         return
     if view == "state":
         table(
-            ["GROUP", "COORDINATOR", "ASSIGNMENT-STRATEGY", "STATE", "GENERATION", "#MEMBERS"],
-            [(v.group, v.coordinator, v.assignor, v.state, v.generation, len(v.members)) for v in views],
+            ["GROUP", "TYPE", "COORDINATOR", "ASSIGNMENT-STRATEGY", "STATE", "GENERATION", "#MEMBERS"],
+            [
+                (v.group, v.group_type, v.coordinator, v.assignor, v.state, v.generation, len(v.members))
+                for v in views
+            ],
         )
         return
     if view == "members":
@@ -98,8 +106,11 @@ def describe(env, groups: tuple[str, ...], all_groups: bool, view: str | None, a
         for v in views:
             for m in v.members:
                 parts = v.assignment.get(m.member_id, [])
-                rows.append((v.group, m.member_id, m.host, m.client_id, len(parts), _assignment_text(parts)))
-        table(["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"], rows)
+                epoch = v.member_epochs.get(m.member_id)
+                rows.append(
+                    (v.group, m.member_id, m.host, m.client_id, epoch, len(parts), _assignment_text(parts))
+                )
+        table(["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "EPOCH", "#PARTITIONS", "ASSIGNMENT"], rows)
         return
     for v in views:
         if not v.members:

@@ -23,7 +23,7 @@ from kcli.client.kafka_errors import raise_for
 from kcli.client.remote import RemoteTransport
 from kcli.errors import NotFoundError, ProtocolError
 from kcli.groups.membership import MemberInfo
-from kcli.groups.view import GroupView, partition_rows
+from kcli.groups.view import CONSUMER, GroupView, partition_rows
 from kcli.protocol import ApiKey, ErrorCode, Struct, decode_assignment, decode_subscription
 from kcli.protocol.apis.offsets import fetched_group, offset_fetch_body
 
@@ -56,24 +56,43 @@ class ClusterGroups:
             group, ApiKey.DESCRIBE_GROUPS, {"groups": [group]}, lambda r: _describe_error(r, group)
         )
         g = desc.groups[0]
-        members, assignment = _members(g, node)
-        if g.group_state == "Dead" or (not members and not committed):
+        if g.group_state == "Dead" and self.cluster.node(node).versions.get(ApiKey.CONSUMER_GROUP_DESCRIBE):
+            view = self._describe_consumer_group(group, node, label)  # Kafka 4 answers Dead for those
+        else:
+            members, assignment = _members(g, node)
+            view = GroupView(
+                group, g.group_state, _UNKNOWN_GENERATION, g.protocol_data or None, members, assignment,
+                coordinator=label,
+            )
+        if view.state == "Dead" or (not view.members and not committed):
             raise NotFoundError(f"consumer group {group!r} does not exist", hint="see `kcli group list`")
-        owner_of = {tp: m for m in members for tp in assignment.get(m.member_id, [])}
-        view = GroupView(
-            group,
-            g.group_state,
-            _UNKNOWN_GENERATION,
-            g.protocol_data or None,
-            members,
-            assignment,
-            coordinator=label,
-        )
+        owner_of = {tp: m for m in view.members for tp in view.assignment.get(m.member_id, [])}
         view.partitions = partition_rows(self.transport, group, committed, owner_of, topics)
         return view
 
     def close(self) -> None:
         self.transport.close(durable=False)
+
+    def _describe_consumer_group(self, group: str, node: int, label: str) -> GroupView:
+        """A KIP-848 consumer group (ConsumerGroupDescribe): its epoch as the generation, its server
+        assignor, each member's epoch and assignment.  State "Dead" when it is none either."""
+        resp, _ = self._ask(group, ApiKey.CONSUMER_GROUP_DESCRIBE, {"group_ids": [group]}, _consumer_describe_error)
+        g = resp.groups[0]
+        if g.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
+            return GroupView(group, "Dead", _UNKNOWN_GENERATION, None, [], {}, coordinator=label)
+        members, assignment = [], {}
+        for m in g.members:
+            assignment[m.member_id] = sorted(
+                (t.topic_name, p) for t in m.assignment.topic_partitions for p in t.partitions
+            )
+            members.append(
+                MemberInfo(m.member_id, m.client_id, m.client_host, 0, tuple(m.subscribed_topic_names),
+                           g.assignor_name, 0, coordinator=node, assignment=tuple(assignment[m.member_id]))
+            )
+        view = GroupView(group, g.group_state, g.group_epoch, g.assignor_name, members, assignment, coordinator=label)
+        view.group_type = CONSUMER
+        view.member_epochs = {m.member_id: m.member_epoch for m in g.members}
+        return view
 
     # ------------------------------------------------------------ requests
 
@@ -113,6 +132,12 @@ class ClusterGroups:
     def _coordinator(self, group: str) -> tuple[int, str]:
         found = find_coordinator(self.cluster, group)
         return found.node_id, f"{found.host}:{found.port} (id {found.node_id})"
+
+
+def _consumer_describe_error(resp: Struct) -> int:
+    """GROUP_ID_NOT_FOUND is an answer here (the group is none of KIP-848's), not an error."""
+    code = resp.groups[0].error_code if resp.groups else ErrorCode.UNKNOWN_SERVER_ERROR
+    return ErrorCode.NONE if code == ErrorCode.GROUP_ID_NOT_FOUND else code
 
 
 def _describe_error(resp: Struct, group: str) -> int:

@@ -44,11 +44,13 @@ JOIN_DEADLINE = 120.0  # how long one (re)join may keep meeting retriable errors
 # the generation went on without us: our positions may be stale and our commits are refused
 LOST = {ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.ILLEGAL_GENERATION}
 _JOIN_RETRY = LOST | COORDINATOR_MOVED | {ErrorCode.REBALANCE_IN_PROGRESS, ErrorCode.MEMBER_ID_REQUIRED}
-_COMMIT_REFUSED = LOST | {ErrorCode.REBALANCE_IN_PROGRESS}
+COMMIT_REFUSED = LOST | {ErrorCode.REBALANCE_IN_PROGRESS}
 
 
 class GroupMember(GroupReader):
     """Consume ``topics`` as a member of ``group`` at the cluster behind ``transport``."""
+
+    commit_refused = COMMIT_REFUSED  # commit errors that mean "the group went on": rejoin, do not fail
 
     def __init__(
         self,
@@ -143,10 +145,13 @@ class GroupMember(GroupReader):
             "member_id": self.member_id,
             "topics": [{"name": t, "partitions": parts} for t, parts in by_topic.items()],
         }
-        resp = self.coordinator.ask(ApiKey.OFFSET_COMMIT, body, _commit_error, f"group {self.group!r}")
-        refused = {p.error_code for t in resp.topics for p in t.partitions} & _COMMIT_REFUSED
-        if refused and self.heartbeats is not None:
-            self.heartbeats.flag(min(refused))
+        resp = self.coordinator.ask(
+            ApiKey.OFFSET_COMMIT, body, lambda r: _commit_error(r, self.commit_refused), f"group {self.group!r}"
+        )
+        refused = {p.error_code for t in resp.topics for p in t.partitions} & self.commit_refused
+        if refused:
+            if self.heartbeats is not None:
+                self.heartbeats.flag(min(refused))
             return
         self.committed.update(offsets)
 
@@ -289,10 +294,10 @@ class GroupMember(GroupReader):
         self.member_id, self.generation = "", -1
 
 
-def _commit_error(resp: Struct) -> int:
+def _commit_error(resp: Struct, refused: set[ErrorCode]) -> int:
     """The first partition error that is not a refusal by the group (those are handled by the caller)."""
     for t in resp.topics:
         for p in t.partitions:
-            if p.error_code != ErrorCode.NONE and p.error_code not in _COMMIT_REFUSED:
+            if p.error_code != ErrorCode.NONE and p.error_code not in refused:
                 return int(p.error_code)
     return ErrorCode.NONE

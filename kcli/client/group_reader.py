@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kcli.client.transport import Transport  # a Protocol: for annotations only
 
 TopicPartition = tuple[str, int]
+GROUP_PROTOCOLS = ("classic", "consumer")  # Kafka's group.protocol
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class MemberSettings:
     exit_on_eof: bool = False
     client_id: str = "kcli"
     isolation: str = READ_UNCOMMITTED  # read_committed: only committed transactions, up to the stable offset
+    group_protocol: str = "classic"  # or "consumer": KIP-848, the coordinator assigns (a remote member only)
 
     def __post_init__(self) -> None:
         if self.reset not in RESETS:
@@ -43,6 +45,8 @@ class MemberSettings:
         if self.isolation not in ISOLATION_LEVELS:
             raise UsageError(f"unknown isolation level {self.isolation!r}", hint="use read_committed or read_uncommitted")
         get_assignor(self.assignor)  # an unknown name is a usage error now, not at the first rebalance
+        if self.group_protocol not in GROUP_PROTOCOLS:
+            raise UsageError(f"unknown group protocol {self.group_protocol!r}", hint="use classic or consumer")
 
 
 class GroupReader(ABC):

@@ -18,12 +18,17 @@ if TYPE_CHECKING:
 def open_group_member(transport: Transport, datadir: DataDir | None, group: str, topics: Sequence[str],
                       settings: MemberSettings) -> GroupReader:
     """A consuming member of ``group``: embedded on ``datadir``, or (``datadir`` None: the transport
-    reaches a cluster by address) a member of the coordinator's group."""
+    reaches a cluster by address) a member of the coordinator's group, over the classic protocol or
+    KIP-848's (``settings.group_protocol``)."""
     if datadir is None:
         from kcli.client.group_member import GroupMember
         from kcli.client.remote import RemoteTransport
 
         assert isinstance(transport, RemoteTransport)
+        if settings.group_protocol == "consumer":
+            from kcli.client.consumer_protocol_member import ConsumerProtocolMember
+
+            return ConsumerProtocolMember(transport, group, topics, settings)
         return GroupMember(transport, group, topics, settings)
     from kcli.client.embedded_group import GroupConsumer
 

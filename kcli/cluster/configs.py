@@ -154,6 +154,13 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
                                                "timeout a producer may ask for", INT),
     "transactional.id.expiration.ms": BrokerConfig(604_800_000, _int(1, 2**31 - 1), "forget a transactional "
                                                    "id whose producer has been silent this long", INT),
+    "group.consumer.session.timeout.ms": BrokerConfig(45_000, _int(1, 2**31 - 1), "a KIP-848 consumer "
+                                                      "group member silent this long is removed", INT),
+    "group.consumer.heartbeat.interval.ms": BrokerConfig(5_000, _int(1, 2**31 - 1), "how often KIP-848 "
+                                                         "consumer group members heartbeat", INT),
+    # names are checked where the assignors are known (kcli.groups.server_assignors.parse_assignors)
+    "group.consumer.assignors": BrokerConfig("uniform,range", str, "the server assignors of KIP-848 consumer "
+                                             "groups, the default first", LIST),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, _int(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
 }

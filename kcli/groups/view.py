@@ -7,7 +7,9 @@ describe and lag print is what consumers did, not a separate bookkeeping that co
 
 Kafka clients in a group kept by a broker's coordinator appear through the member files that broker
 holds for them (kcli.groups.membership.CoordinatedMembers): their assignment is the one their leader
-chose, and the state and generation are the coordinator's (``state.json``).
+chose, and the state and generation are the coordinator's (``state.json``).  A KIP-848 consumer group
+(type "consumer", kcli.groups.consumer_group) adds what its coordinator stored: the group epoch (shown
+as the generation), the server assignor and each member's epoch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 from kcli.cluster.datadir import DataDir
 from kcli.errors import NotFoundError
 from kcli.groups.assignors import get_assignor
+from kcli.groups.consumer_group import read_group
 from kcli.groups.layout import GroupPaths
 from kcli.groups.membership import MemberInfo, live_members, read_state
 from kcli.groups.offsets import OffsetStore
@@ -31,6 +34,7 @@ STABLE = "Stable"
 PREPARING = "PreparingRebalance"  # the live member list changed; members are noticing
 COMPLETING = "CompletingRebalance"  # members agree, but some partition is not yet with its assignee
 COORDINATOR = "embedded"
+CLASSIC, CONSUMER = "classic", "consumer"  # group types, as Kafka 4's ListGroups names them
 
 
 class LogEnds(Protocol):
@@ -108,6 +112,8 @@ class GroupView:
     assignment: dict[str, list[TopicPartition]]
     partitions: list[PartitionRow] = field(default_factory=list)
     coordinator: str = COORDINATOR
+    group_type: str = CLASSIC
+    member_epochs: dict[str, int] = field(default_factory=dict)  # consumer groups: member id -> epoch
 
     @property
     def total_lag(self) -> int:
@@ -116,6 +122,7 @@ class GroupView:
     def to_json(self) -> dict[str, object]:
         return {
             "group": self.group,
+            "type": self.group_type,
             "state": self.state,
             "generation": self.generation,
             "assignor": self.assignor,
@@ -128,6 +135,7 @@ class GroupView:
                     "client_id": m.client_id,
                     "pid": m.pid,
                     "topics": list(m.topics),
+                    "member_epoch": self.member_epochs.get(m.member_id),
                     "assignment": [
                         {"topic": t, "partition": p} for t, p in self.assignment.get(m.member_id, [])
                     ],
@@ -182,6 +190,12 @@ def describe_group(
     )
     if members and members[0].coordinator is not None:
         view.coordinator = f"broker {members[0].coordinator}"
+    modern = read_group(paths)
+    if modern is not None:
+        view.group_type, view.generation, view.assignor = CONSUMER, modern.epoch, modern.assignor
+        view.member_epochs = {m.member_id: m.epoch for m in modern.members.values()}
+        if members:
+            view.state = modern.state
     view.partitions = partition_rows(transport, group, committed, owner_of, topics)
     return view
 

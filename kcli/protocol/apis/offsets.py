@@ -1,4 +1,4 @@
-"""OffsetCommit (8) v0-8, OffsetFetch (9) v0-8 and OffsetDelete (47) v0: a consumer group's committed
+"""OffsetCommit (8) v0-9, OffsetFetch (9) v0-9 and OffsetDelete (47) v0: a consumer group's committed
 positions.
 
 Both are flexible (KIP-482) from OffsetCommit v8 and OffsetFetch v6.  OffsetFetch v7 adds
@@ -6,7 +6,9 @@ Both are flexible (KIP-482) from OffsetCommit v8 and OffsetFetch v6.  OffsetFetc
 UNSTABLE_OFFSET_COMMIT, retriable) and v8 asks for several groups at once: ``groups`` replaces the
 top-level ``group_id``/``topics`` and each group has its own topics and error code in the response.
 :func:`offset_fetch_body` and :func:`fetched_group` let a client speak every version alike.  Version 9
-of both (KIP-848 member epochs) is the consumer-group protocol's.
+of both is the first a KIP-848 consumer group member may use, with its member epoch in
+``generation_id`` (OffsetFetch v9 adds ``member_id``/``member_epoch`` per group); the checks are
+kcli.groups.consumer_group's.
 
 ``generation_id`` is what Kafka's current JSON calls ``GenerationIdOrMemberEpoch`` (the rename came
 with the KIP-848 protocol, which uses flexible versions only)."""
@@ -23,7 +25,7 @@ OFFSET_COMMIT = Api(
     ApiKey.OFFSET_COMMIT,
     "OffsetCommit",
     0,
-    8,
+    9,
     request=Schema(
         "OffsetCommitRequest",
         [
@@ -89,7 +91,7 @@ OFFSET_FETCH = Api(
     ApiKey.OFFSET_FETCH,
     "OffsetFetch",
     0,
-    8,
+    9,
     request=Schema(
         "OffsetFetchRequest",
         [
@@ -106,6 +108,8 @@ OFFSET_FETCH = Api(
                 Array(
                     [
                         Field("group_id", STRING, "8+"),
+                        Field("member_id", STRING, "9+", nullable="9+", default=None),
+                        Field("member_epoch", INT32, "9+", default=-1),
                         Field(
                             "topics",
                             Array([Field("name", STRING, "8+"), Field("partition_indexes", Array(INT32), "8+")]),
