@@ -386,7 +386,7 @@ def test_add_partitions_v4_adds_and_verifies_several_transactions(broker):
 
 @pytest.mark.log_requests
 def test_kcli_speaks_the_new_versions_to_its_own_broker(broker):
-    """kcli's client builds the new requests (FindCoordinator v4+ keys, OffsetFetch v8 groups) and its
+    """kcli's client builds the new requests (FindCoordinator v4+ keys, OffsetFetch v8+ groups) and its
     transactional producer stops at AddPartitionsToTxn v3, the clients' form."""
     remote = ("--bootstrap-server", broker.bootstrap)
     broker.kcli(*remote, "produce", "t", "-p", "1", "--transactional-id", "kt", input="a\nb\n")
@@ -402,8 +402,8 @@ def test_kcli_speaks_the_new_versions_to_its_own_broker(broker):
             "EndTxn": 4,
             "JoinGroup": 9,
             "SyncGroup": 5,
-            "OffsetFetch": 8,
-            "OffsetCommit": 8,
+            "OffsetFetch": 9,
+            "OffsetCommit": 9,
             "LeaveGroup": 5,
         },
         client="kcli",
