@@ -96,7 +96,7 @@ def test_commit_with_offsets_abort_and_isolation(broker):
     assert group.committed([TopicPartition("in", 0)], 10)[0].offset == 10
     group.close()
     # librdkafka's newest: InitProducerId v4 (PRODUCER_FENCED), TxnOffsetCommit v3 (flexible, member check)
-    assert_negotiated(broker, {"InitProducerId": 4, "TxnOffsetCommit": 3, "OffsetFetch": 8}, client="rdkafka")
+    assert_negotiated(broker, {"InitProducerId": 4, "TxnOffsetCommit": 3, "OffsetFetch": 9}, client="rdkafka")
 
 
 def test_an_open_transaction_holds_read_committed_readers_back(broker):

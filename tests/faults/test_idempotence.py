@@ -372,9 +372,9 @@ def test_kafka_python_reads_idempotent_batches(brokers):
 
 
 @pytest.mark.interop
-def test_a_cluster_without_producer_ids_gets_plain_batches_with_a_warning(tmp_path):
-    """tansu 0.6 answers InitProducerId v0-1 with UNKNOWN_SERVER_ERROR: by default kcli produces without
-    idempotence there and says so; asked for idempotence explicitly, it fails."""
+def test_tansu_gives_producer_ids_through_the_flexible_versions(tmp_path):
+    """tansu 0.6 answers InitProducerId v0-1 with UNKNOWN_SERVER_ERROR but serves v2+, which kcli now
+    negotiates: produce there is idempotent by default, with no warning."""
     from support.runner import KcliRunner
     from support.tansu import start_tansu
 
@@ -382,12 +382,9 @@ def test_a_cluster_without_producer_ids_gets_plain_batches_with_a_warning(tmp_pa
     try:
         runner = KcliRunner(tmp_path / "untouched")
         runner.env["KCLI_BOOTSTRAP_SERVER"] = broker.bootstrap
-        runner("topic", "create", TOPIC)
-        res = runner("produce", TOPIC, input="a\nb\n")
-        assert "producing without idempotence" in res.stderr
-        assert runner("produce", TOPIC, "--no-idempotence", input="c\n").stderr == ""
-        refused = runner("produce", TOPIC, "--idempotence", input="d\n", ok=False)
-        assert refused.returncode == 8 and "gave no producer id" in refused.stderr
+        runner("topic", "create", TOPIC, "-p", "1")
+        assert runner("produce", TOPIC, input="a\nb\n").stderr == ""
+        assert runner("produce", TOPIC, "--idempotence", input="c\n").stderr == ""
         assert [v for _o, v in _read(runner, 0)] == ["a", "b", "c"]
     finally:
         broker.stop()

@@ -48,6 +48,7 @@ def test_transform_killed_at_random_points_is_exactly_once(kcli) -> None:
             proc.kill()
             proc.wait()
             killed += 1
+            span *= 1.2  # runs got slower than the last complete one (a loaded machine): aim later
         finally:
             if proc.stderr is not None:
                 proc.stderr.close()
