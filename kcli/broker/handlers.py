@@ -94,6 +94,17 @@ def api_versions(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
 # ---------------------------------------------------------------- Metadata
 
 
+
+def _topic_entry(name: str, topic_id: str, parts: list[Entry]) -> Entry:
+    """A served topic's entry in Metadata and DescribeTopicPartitions answers."""
+    return {
+        "error_code": ErrorCode.NONE,
+        "name": name,
+        "topic_id": topic_uuid(topic_id),
+        "is_internal": False,
+        "partitions": parts,
+    }
+
 def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Brokers and topics.  From v12 a topic may be asked for by id alone (a null name): an unknown id
     gets UNKNOWN_TOPIC_ID, and auto-creation needs a name."""
@@ -123,15 +134,7 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
             )
             continue
         parts = partition_entries(ctx, topic.partitions, live)
-        topics.append(
-            {
-                "error_code": ErrorCode.NONE,
-                "name": name,
-                "topic_id": topic_uuid(topic.topic_id),
-                "is_internal": False,
-                "partitions": parts,
-            }
-        )
+        topics.append(_topic_entry(name, topic.topic_id, parts))
     return {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b, "host": host, "port": port, "rack": None} for b, host, port in endpoints(ctx)],
@@ -191,15 +194,7 @@ def describe_topic_partitions(ctx: BrokerContext, header: RequestHeader, req: St
             break
         parts = partition_entries(ctx, topic.partitions[: first + left], live, first)
         left -= len(parts)
-        topics.append(
-            {
-                "error_code": ErrorCode.NONE,
-                "name": name,
-                "topic_id": topic_uuid(topic.topic_id),
-                "is_internal": False,
-                "partitions": parts,
-            }
-        )
+        topics.append(_topic_entry(name, topic.topic_id, parts))
         if first + len(parts) < len(topic.partitions):
             next_cursor = {"topic_name": name, "partition_index": first + len(parts)}
             break
