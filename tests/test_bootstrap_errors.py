@@ -241,3 +241,39 @@ def test_a_missing_topic_is_not_found_not_retried_for_ever() -> None:
     finally:
         transport.close()
         cluster.close()
+
+
+# ---------------------------------------------------------------- a cluster without transactions
+
+
+def test_a_transactional_produce_to_a_cluster_without_transactions_is_one_line(nowhere: KcliRunner) -> None:
+    """A cluster that refuses InitProducerId for a transactional id (as tansu did before kcli spoke the
+    flexible versions): one line saying so, exit 8, and nothing sent to be written."""
+    advertised = {ApiKey.API_VERSIONS: (0, 3), ApiKey.METADATA: (0, 12), ApiKey.FIND_COORDINATOR: (0, 5),
+                  ApiKey.INIT_PRODUCER_ID: (0, 5), ApiKey.PRODUCE: (3, 9), ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3)}
+
+    def handler(api_key: int, body) -> dict:
+        me = {"node_id": 1, "host": "127.0.0.1", "port": broker.port}
+        if api_key == ApiKey.METADATA:
+            return {"brokers": [me | {"rack": None}], "cluster_id": "fake", "controller_id": 1, "topics": [
+                {"error_code": 0, "name": "tx", "is_internal": False, "partitions": [
+                    {"error_code": 0, "partition_index": 0, "leader_id": 1, "leader_epoch": 0,
+                     "replica_nodes": [1], "isr_nodes": [1], "offline_replicas": []}]}]}
+        if api_key == ApiKey.FIND_COORDINATOR:
+            return me | {"error_code": 0, "coordinators": [
+                me | {"key": k, "error_code": 0} for k in body.coordinator_keys or [body.key]]}
+        if api_key == ApiKey.INIT_PRODUCER_ID:
+            return {"error_code": ErrorCode.UNKNOWN_SERVER_ERROR}
+        return {}  # anything else would be a write: recorded, and the test fails on it
+
+    broker = FakeBroker(advertised, handler)
+    try:
+        proc = nowhere("--bootstrap-server", broker.address, "produce", "tx", "--transactional-id", "t1",
+                       input="a\nb\n", ok=False)
+    finally:
+        broker.close()
+    assert proc.returncode == 8, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("kcli: error: transactional id 't1'") and "support transactions" in line, line
+    asked = {api_key for api_key, _body in broker.requests}
+    assert ApiKey.INIT_PRODUCER_ID in asked and not asked & {ApiKey.PRODUCE, ApiKey.ADD_PARTITIONS_TO_TXN}

@@ -240,7 +240,9 @@ def test_json_has_one_object_per_batch_record_and_entry() -> None:
     assert kinds.count("index_entry") == 2 and kinds.count("timeindex_entry") == 3
     control = next(o for o in objs if o["type"] == "record" and o["offset"] == 11)
     assert control["endTxnMarker"] == "COMMIT" and control["coordinatorEpoch"] == 12
-    first = objs[0]
+    assert objs[0] == {"type": "partition_metadata", "file": f"{KAFKA}/partition.metadata", "version": 0,
+                       "topicId": "AAAAAAAAQACAAAAAAAAAAQ"}  # the id Kafka wrote into its folder
+    first = objs[1]
     assert first["baseOffset"] == 0 and first["isvalid"] is True and first["compresscodec"] == "none"
     assert first["file"].endswith(f"{SEG0}.log") and first["deleteHorizonMs"] is None
     rec = next(o for o in objs if o["type"] == "record" and o["offset"] == 1)
@@ -321,6 +323,7 @@ def test_fixtures_dump_without_diagnostics(fixture: Path) -> None:
         e
         for e in events
         if e["type"]
-        not in ("file", "log_start", "batch", "record", "index_entry", "timeindex_entry", "index_empty")
+        not in ("file", "partition_metadata", "log_start", "batch", "record", "index_entry", "timeindex_entry",
+                "index_empty")
     ]
     assert all(e["isvalid"] for e in events if e["type"] == "batch")

@@ -96,3 +96,36 @@ def test_a_broker_does_not_serve_a_folder_of_another_topic(brokers):
             assert "partition.metadata" in part.error_message
             time.sleep(0.3)
     assert broker.log().count("cannot open partition x-0 yet") == 1
+
+
+def test_verify_reports_a_folder_of_another_topic_or_a_malformed_file(kcli, topic):
+    """A missing file is fine (kcli writes it on next open); another topic id or a file that does not
+    parse is damage, the folder named, exit 1."""
+    other = b"version: 0\ntopic_id: " + base64.urlsafe_b64encode(bytes(range(1, 17))).rstrip(b"=")
+    (kcli.data_dir / "broker-0" / "x-0" / "partition.metadata").write_bytes(other)
+    (kcli.data_dir / "broker-1" / "x-1" / "partition.metadata").write_bytes(b"version: x\n")
+    (kcli.data_dir / "broker-0" / "x-1" / "partition.metadata").unlink()
+    out = kcli("verify", ok=False)
+    assert out.returncode == 1, out.stderr
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "partition.metadata" in line]
+    assert len(lines) == 2, out.stdout + out.stderr
+    assert any("broker-0/x-0" in line and "another topic" in line for line in lines)
+    assert any("broker-1/x-1" in line and "malformed" in line for line in lines)
+    doc = json.loads(kcli("verify", "--json", ok=False).stdout)
+    assert {(p["broker"], p["partition"]) for p in doc["problems"]} == {(0, 0), (1, 1)}
+
+
+def test_verify_accepts_missing_and_matching_files(kcli, topic):
+    (kcli.data_dir / "broker-0" / "x-1" / "partition.metadata").unlink()
+    assert "no problems" in kcli("verify").stdout
+
+
+def test_dump_log_shows_the_topic_id(kcli, topic):
+    folder = kcli.data_dir / "broker-0" / "x-1"
+    text = base64.urlsafe_b64encode(bytes.fromhex(topic)).rstrip(b"=").decode()
+    out = kcli("dump-log", str(folder)).stdout
+    assert f"Dumping {folder / 'partition.metadata'}" in out and f"topic_id: {text}" in out
+    events = [json.loads(line) for line in kcli("dump-log", "--json", str(folder)).stdout.splitlines()]
+    assert {"type": "partition_metadata", "file": str(folder / "partition.metadata"), "version": 0,
+            "topicId": text} in events
+    assert f"topic_id: {text}" in kcli("dump-log", str(folder / "partition.metadata")).stdout

@@ -129,3 +129,19 @@ def test_kafka_python_lists_an_ongoing_reassignment(brokers, cluster):
     finally:
         admin.close()
     assert _metadata(brokers).load().partition("t", 0).replicas == [0, 1]
+
+
+def test_kcli_reassign_lists_and_cancels_through_the_brokers(brokers, cluster):
+    """`kcli reassign --list` is ListPartitionReassignments, `--cancel` AlterPartitionReassignments with
+    a null target; cancelling none is NO_REASSIGNMENT_IN_PROGRESS: a one-line error, exit 3."""
+    assert brokers.kcli("reassign", "--list").stdout == "No partition reassignments found.\n"
+    with connect(("127.0.0.1", cluster[0].port)) as sock:
+        assert _alter(sock, [{"partition_index": 0, "replicas": [2, 1]}]) == [(0, ErrorCode.NONE)]
+    _wait_for(lambda: _metadata(brokers).load().partition("t", 0).replicas == [2, 1, 0], "never started")
+    assert brokers.kcli("reassign", "--list").stdout == (
+        "Current partition reassignments:\nt-0: replicas: 2,1,0. adding: 2. removing: 0.\n")
+    brokers.kcli("reassign", "--cancel", "-t", "t", "-p", "0")
+    meta = _metadata(brokers).load().partition("t", 0)
+    assert (meta.replicas, meta.leader, sorted(meta.isr)) == ([0, 1], 0, [0, 1])
+    again = brokers.kcli("reassign", "--cancel", "-t", "t", "-p", "0", ok=False)
+    assert (again.returncode, again.stderr) == (3, "kcli: error: t-0 has no reassignment in progress\n")

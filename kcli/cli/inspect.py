@@ -89,8 +89,8 @@ def dump_log(
     as_json: bool,
 ) -> None:
     """Print the batches of .log files and the entries of .index, .timeindex, .txnindex and .snapshot
-    files, in the format of Kafka's kafka-dump-log; a partition directory dumps all of its segments, then
-    its producer snapshots.  Transaction markers show as ``endTxnMarker: COMMIT`` (or ABORT) records.
+    files, in the format of Kafka's kafka-dump-log, and the topic id of partition.metadata files; a
+    partition directory dumps its partition.metadata, all of its segments, then its producer snapshots.  Transaction markers show as ``endTxnMarker: COMMIT`` (or ABORT) records.
 
     Index entries that do not match the log, non-consecutive offsets and invalid bytes at the end of a
     log are reported like Kafka does; a corrupt batch is reported with its position.

@@ -8,20 +8,34 @@ ElectLeaders (the broker records the election, the old leader lets go and the ne
 AlterPartitionReassignments, which the acting controller carries out in Kafka's adding/removing replicas
 steps (:mod:`kcli.replica.reassignment`): the command waits, with progress, until it is done.  A broker
 deletes its own replica once it is no longer assigned one; a leader deletes those of stopped brokers.
+Listing and cancelling reassignments in flight likewise go to a broker (ListPartitionReassignments,
+AlterPartitionReassignments with a null target) while brokers run, and work on the data dir otherwise.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from kcli.cluster.controller import Election, elect, replica_leo
 from kcli.cluster.datadir import DataDir
-from kcli.cluster.metadata import Metadata, PartitionMeta
-from kcli.errors import BrokerError, UnavailableError
-from kcli.replica.reassignment import check_replicas, pending, reassign_offline
+from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
+from kcli.errors import BrokerError, UnavailableError, UsageError
+from kcli.replica.reassignment import (
+    NoReassignmentError,
+    cancel,
+    check_replicas,
+    ongoing,
+    pending,
+    reassign_offline,
+)
 
-__all__ = ["reassign", "replica_leo", "run_election"]
+__all__ = ["Listed", "cancel_reassignments", "check_plan", "list_reassignments", "reassign", "replica_leo",
+           "run_election"]
+
+Plan = list[tuple[str, int, list[int]]]
 
 POLL = 0.2
 
@@ -101,13 +115,45 @@ def reassign(
     """Move a partition's replicas to ``replicas`` (preferred leader first); ``progress`` is told how many
     records the new replicas gained as they catch up."""
     metadata = Metadata(datadir)
-    state = metadata.ensure()
-    state.partition(topic, partition)
-    check_replicas(state, replicas)
     running = _running(datadir)
+    check_move(metadata.ensure(), running, topic, partition, replicas)
     if running:
-        return _reassign_live(datadir, metadata, topic, partition, replicas, running, progress)
+        return _reassign_live(datadir, metadata, topic, partition, replicas, progress)
     return reassign_offline(datadir, metadata, topic, partition, replicas, progress)
+
+
+def check_move(state: ClusterState, running: set[int], topic: str, partition: int, replicas: list[int]) -> None:
+    """What must hold before a partition's replicas move: the partition exists (NotFoundError), the
+    target is distinct brokers of the cluster (UsageError), a leader to copy from (running, while
+    brokers run), and, while brokers run, every new replica's broker running (BrokerError)."""
+    meta = state.partition(topic, partition)
+    check_replicas(state, replicas)
+    if not running:
+        if meta.leader < 0:
+            raise UsageError(f"{topic}-{partition} has no leader to copy from", hint="run an election first")
+        return
+    if meta.leader not in running:
+        raise UnavailableError(
+            f"{topic}-{partition} has no running leader to copy from",
+            hint="start its leader's broker, or stop every broker to reassign without them",
+        )
+    missing = [b for b in replicas if b not in meta.replicas and b not in running]
+    if missing:
+        raise BrokerError(
+            f"broker(s) {', '.join(map(str, missing))} must run to receive a copy while brokers run",
+            hint="start them with `kcli broker serve`, or stop every broker first",
+        )
+
+
+def check_plan(datadir: DataDir, plan: Plan) -> None:
+    """Check every move of a plan before any is made: no partition twice, and :func:`check_move` each."""
+    keys = [(t, p) for t, p, _r in plan]
+    twice = sorted({f"{t}-{p}" for t, p in keys if keys.count((t, p)) > 1})
+    if twice:
+        raise UsageError(f"the plan names {', '.join(twice)} more than once")
+    state, running = Metadata(datadir).ensure(), _running(datadir)
+    for topic, partition, replicas in plan:
+        check_move(state, running, topic, partition, replicas)
 
 
 def _reassign_live(
@@ -116,24 +162,11 @@ def _reassign_live(
     topic: str,
     partition: int,
     replicas: list[int],
-    running: set[int],
     progress: Callable[[int], None] | None,
 ) -> str:
     """Brokers run: AlterPartitionReassignments to a broker (the controller then adds the new replicas,
     waits for them to join the ISR and drops the old ones), and wait until it is done."""
     meta = metadata.load().partition(topic, partition)
-    if meta.leader not in running:
-        raise UnavailableError(
-            f"{topic}-{partition} has no running leader to copy from",
-            hint="start its leader's broker, or stop every broker to reassign without them",
-        )
-    added = [b for b in replicas if b not in meta.replicas]
-    missing = [b for b in added if b not in running]
-    if missing:
-        raise BrokerError(
-            f"broker(s) {', '.join(map(str, missing))} must run to receive a copy while brokers run",
-            hint="start them with `kcli broker serve`, or stop every broker first",
-        )
     original = list(meta.replicas)
     catching_up = [b for b in replicas if b not in meta.isr]
     alter_reassignments(datadir, {(topic, partition): replicas})
@@ -146,7 +179,7 @@ def alter_reassignments(datadir: DataDir, targets: dict[tuple[str, int], list[in
     from kcli.client.broker_pool import BrokerPool
     from kcli.client.kafka_errors import raise_for
     from kcli.net.connection import REQUEST_TIMEOUT
-    from kcli.protocol import ApiKey
+    from kcli.protocol import ApiKey, ErrorCode
 
     topics: dict[str, list[dict[str, object]]] = {}
     for (topic, p), replicas in targets.items():
@@ -161,7 +194,70 @@ def alter_reassignments(datadir: DataDir, targets: dict[tuple[str, int], list[in
     raise_for(resp.error_code, resp.error_message, "reassignment")
     for t in resp.responses:
         for part in t.partitions:
+            if part.error_code == ErrorCode.NO_REASSIGNMENT_IN_PROGRESS:
+                raise NoReassignmentError(
+                    part.error_message or f"{t.name}-{part.partition_index} has no reassignment in progress")
             raise_for(part.error_code, part.error_message, f"reassigning {t.name}-{part.partition_index}")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A reassignment in flight, as ListPartitionReassignments gives it."""
+
+    topic: str
+    partition: int
+    replicas: list[int]  # now: the target and the original replicas together
+    adding: list[int]
+    removing: list[int]
+
+
+def list_reassignments(datadir: DataDir) -> list[Listed]:
+    """The reassignments in flight: ListPartitionReassignments while brokers run, else the pending
+    targets on disk (left by brokers stopped midway)."""
+    if _running(datadir):
+        return _list_through_broker(datadir)
+    state = Metadata(datadir).ensure()
+    return [Listed(t, p, list(state.partition(t, p).replicas), job.adding, job.removing)
+            for t, p, job in ongoing(datadir)
+            if t in state.topics and p < len(state.topics[t].partitions)]
+
+
+def _list_through_broker(datadir: DataDir) -> list[Listed]:
+    from kcli.client.broker_pool import BrokerPool
+    from kcli.client.kafka_errors import raise_for
+    from kcli.net.connection import REQUEST_TIMEOUT
+    from kcli.protocol import ApiKey
+
+    pool = BrokerPool(datadir, None, REQUEST_TIMEOUT)
+    try:
+        resp = pool.send(pool.any(), ApiKey.LIST_PARTITION_REASSIGNMENTS,
+                         {"timeout_ms": int(REQUEST_TIMEOUT * 1000), "topics": None})
+    finally:
+        pool.close()
+    raise_for(resp.error_code, resp.error_message, "listing reassignments")
+    return sorted((Listed(t.name, p.partition_index, list(p.replicas), list(p.adding_replicas),
+                          list(p.removing_replicas)) for t in resp.topics for p in t.partitions),
+                  key=lambda x: (x.topic, x.partition))
+
+
+def cancel_reassignments(datadir: DataDir, keys: list[tuple[str, int]]) -> None:
+    """Cancel the reassignments of ``keys``: back to their original replicas (NoReassignmentError, exit
+    3, for one with none in flight).  While brokers run, AlterPartitionReassignments with a null target;
+    else here, as the controller would, every key checked first, the adding replicas' folders removed."""
+    if _running(datadir):
+        alter_reassignments(datadir, dict.fromkeys(keys))
+        return
+    metadata = Metadata(datadir)
+    state, found = metadata.ensure(), pending(datadir)
+    for topic, partition in keys:
+        state.partition(topic, partition)
+        if (topic, partition) not in found:
+            raise NoReassignmentError(f"{topic}-{partition} has no reassignment in progress")
+    for topic, partition in keys:
+        with datadir.partition_lock(topic, partition):
+            job = cancel(metadata, topic, partition)
+            for broker in job.adding:
+                shutil.rmtree(datadir.partition_dir(broker, topic, partition), ignore_errors=True)
 
 
 def _await_done(

@@ -204,8 +204,10 @@ class RemoteTransport:
     def init_producer_id(self, transactional_id: str | None = None, timeout_ms: int = TRANSACTION_TIMEOUT_MS) -> tuple[int, int]:
         """(producer id, epoch) for an idempotent producer: InitProducerId to a live broker, retried for up
         to FAILOVER_WAIT while none can answer; with a data dir whose brokers all stopped, the allocator
-        they use.  NoProducerIdError: the cluster hands out none (tansu 0.6 answers the classic versions
-        kcli speaks with UNKNOWN_SERVER_ERROR).  With ``transactional_id``: from the id's coordinator."""
+        they use.  NoProducerIdError: the cluster hands out none (it lacks InitProducerId or answers it
+        with an error; tansu 0.6 hands them out through the flexible versions kcli negotiates).  With
+        ``transactional_id``: from the id's coordinator, a cluster without transactions being a BrokerError
+        that says so."""
         if transactional_id is not None:
             if self.cluster.all_down():
                 return self._fallback().init_producer_id(transactional_id, timeout_ms)

@@ -67,7 +67,7 @@ class TransactionCalls:
         except BrokerError as exc:
             if exc.hint is not None or type(exc) is not BrokerError:
                 raise
-            # a cluster without transactions (tansu 0.6) answers an error no table names
+            # a cluster without transactions answers an error no table names (tests/test_bootstrap_errors.py)
             raise BrokerError(exc.message, hint="does this cluster support transactions? nothing was written"
                               ) from None
         return resp.producer_id, resp.producer_epoch

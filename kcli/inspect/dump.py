@@ -1,5 +1,5 @@
-"""kafka-dump-log for kcli: the contents of segment, index, transaction index and producer snapshot files
-as events, and Kafka's text lines for them.
+"""kafka-dump-log for kcli: the contents of segment, index, transaction index, producer snapshot and
+``partition.metadata`` files as events, and Kafka's text lines for them.
 
 ``dump_file`` yields one dict per thing found (a batch, a record, an index entry, a mismatch, invalid
 bytes); ``--json`` prints those dicts as they are, and ``TextRenderer`` turns them into the lines
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kcli.errors import CorruptRecordError, NotFoundError, UsageError
 from kcli.inspect import indexes, layout, scan, txnlog
-from kcli.storage import records
+from kcli.storage import partition_metadata, records
 from kcli.storage.compression import CODEC_NAMES
 from kcli.storage.producer_snapshot import SNAPSHOT_SUFFIX, list_snapshots, read_snapshot, snapshot_name
 from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, TXN_SUFFIX
@@ -60,16 +60,21 @@ def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[str]:
             raise NotFoundError(f"{path} does not exist")
         if os.path.isdir(path):
             layout.check_partition_dir(path)
+            if os.path.isfile(marker := os.path.join(path, partition_metadata.FILE_NAME)):
+                out.append(marker)
             for _base, files in sorted(layout.segment_files(path).items()):
                 out.extend(files[s] for s in layout.SEGMENT_SUFFIXES if s in files)
             out.extend(os.path.join(path, snapshot_name(offset)) for offset in list_snapshots(path))
+            continue
+        if os.path.basename(path) == partition_metadata.FILE_NAME:
+            out.append(path)
             continue
         suffix = os.path.splitext(path)[1]
         if suffix not in (*layout.SEGMENT_SUFFIXES, SNAPSHOT_SUFFIX):
             raise UsageError(
                 f"{path} is not a segment file",
-                hint="dump-log reads .log, .index, .timeindex, .txnindex and .snapshot files and partition "
-                "directories",
+                hint="dump-log reads .log, .index, .timeindex, .txnindex, .snapshot and partition.metadata "
+                "files and partition directories",
             )
         if suffix != LOG_SUFFIX and layout.segment_base(path) is None:
             raise UsageError(f"{path}: an index or snapshot file name must be a 20-digit offset")
@@ -81,7 +86,9 @@ def dump_file(path: str, opts: DumpOptions, progress: Progress | None = None) ->
     """Events for one file, starting with ``{"type": "file"}``."""
     yield {"type": "file", "file": path}
     suffix = os.path.splitext(path)[1]
-    if suffix == LOG_SUFFIX:
+    if os.path.basename(path) == partition_metadata.FILE_NAME:
+        yield from _dump_partition_metadata(path)
+    elif suffix == LOG_SUFFIX:
         yield from _dump_log(path, opts, progress)
     elif suffix == INDEX_SUFFIX:
         yield from _dump_index(path, opts)
@@ -345,6 +352,17 @@ def _dump_txn_index(path: str) -> Iterator[Event]:
         yield {"type": "txn_entry", "file": path, "version": 0, "producerId": entry.producer_id,
                "firstOffset": entry.first_offset, "lastOffset": entry.last_offset,
                "lastStableOffset": entry.last_stable_offset}
+
+
+def _dump_partition_metadata(path: str) -> Iterator[Event]:
+    """The topic id a replica folder belongs to, in Kafka's text form."""
+    try:
+        version, raw = partition_metadata.parse(path)
+    except CorruptRecordError as exc:
+        yield {"type": "corrupt_file", "file": path, "error": exc.reason}
+        return
+    yield {"type": "partition_metadata", "file": path, "version": version,
+           "topicId": partition_metadata.uuid_text(raw)}
 
 
 def _dump_snapshot(path: str) -> Iterator[Event]:

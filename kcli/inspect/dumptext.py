@@ -113,6 +113,9 @@ class TextRenderer:
             )
         elif kind == "snapshot_entry":
             self.out(snapshot_line(e))
+        elif kind == "partition_metadata":
+            self.out(f"version: {e['version']}")
+            self.out(f"topic_id: {e['topicId']}")
         elif kind == "corrupt_file":
             self.err(f"{e['file']}: {e['error']}")
         elif kind == "file":

@@ -7,6 +7,10 @@ holding the indexed offset, time index entries matching the batch they name).  P
 in-sync replica holds the same batches (offsets and CRCs) up to the high watermark, or up to the
 shortest in-sync log end when no broker has checkpointed one.
 
+Per replica folder too: its ``partition.metadata`` (Kafka's file naming the folder's topic id) must
+parse and, where the cluster metadata knows the topic, name that topic's id; a missing file is fine
+(folders made before kcli wrote it get it on next open).
+
 Problems are errors (exit 1); warnings (a stray replica dir, an orphan index, a tail being written right
 now) are shown but do not fail the run.
 """
@@ -24,7 +28,7 @@ from kcli.cluster.metadata import Metadata, PartitionMeta
 from kcli.errors import CorruptRecordError, NotFoundError, UsageError
 from kcli.inspect import indexes, layout, scan
 from kcli.inspect.logdirs import replica_dirs
-from kcli.storage import checkpoint
+from kcli.storage import checkpoint, partition_metadata
 from kcli.storage.log import parse_partition_dir
 from kcli.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIMEINDEX_SUFFIX, segment_name
 
@@ -207,8 +211,10 @@ def verify_replica(
     deep: bool = False,
     writer_active: bool = False,
     progress: Progress | None = None,
+    topic_id: str | None = None,
 ) -> ReplicaScan:
-    """Check one partition dir, adding its problems to ``report``; return its batches for comparison."""
+    """Check one partition dir, adding its problems to ``report``; return its batches for comparison.
+    ``topic_id`` (hex, from the cluster metadata) is the one its ``partition.metadata`` must name."""
     parsed = parse_partition_dir(os.path.basename(directory))
     topic, partition = parsed if parsed else (None, None)
     rs = ReplicaScan(broker)
@@ -217,6 +223,7 @@ def verify_replica(
     def problem(message: str, path: str, position: int | None = None, severity: str = "error") -> None:
         report.add(Problem(message, path, position, broker, topic, partition, severity))
 
+    _check_topic_id(directory, topic_id, problem)
     files = layout.segment_files(directory)
     bases = sorted(b for b, f in files.items() if LOG_SUFFIX in f)
     for b in sorted(set(files) - set(bases)):
@@ -253,6 +260,23 @@ def verify_replica(
     if rs.batches:
         rs.start = rs.batches[0]
     return rs
+
+
+def _check_topic_id(directory: str, topic_id: str | None, problem: Callable[..., None]) -> None:
+    """The folder's ``partition.metadata`` parses and names ``topic_id`` (when known and set)."""
+    path = os.path.join(directory, partition_metadata.FILE_NAME)
+    try:
+        found = partition_metadata.read(directory)
+    except CorruptRecordError as exc:
+        problem(f"{exc.reason}: kcli does not open the replica", path)
+        return
+    expected = partition_metadata.topic_uuid(topic_id or "")
+    if found is not None and expected != partition_metadata.ZERO_UUID and found != expected:
+        problem(
+            f"names topic id {partition_metadata.uuid_text(found)}, not {partition_metadata.uuid_text(expected)}: "
+            "the folder of another topic (deleted and created again under the same name?); kcli does not open it",
+            path,
+        )
 
 
 # ---------------------------------------------------------------- replicas of a partition
@@ -393,7 +417,9 @@ def verify_datadir(
                 report.add(
                     Problem(f"stray replica directory ({assigned})", path, None, broker, t, p, "warning")
                 )
-            scans[broker] = verify_replica(path, report, broker, deep, active, progress)
+            scans[broker] = verify_replica(
+                path, report, broker, deep, active, progress, topic_meta.topic_id if topic_meta else None
+            )
             if broker not in start_cache:
                 start_cache[broker] = _read_offsets(datadir, broker, checkpoint.LOG_START, report)
             _check_log_start(start_cache[broker].get((t, p)), scans[broker], report, t, p, active)

@@ -124,10 +124,10 @@ def start(metadata: Metadata, topic: str, partition: int, target: list[int], run
     advance(metadata, running)
 
 
-def cancel(metadata: Metadata, topic: str, partition: int) -> None:
+def cancel(metadata: Metadata, topic: str, partition: int) -> Pending:
     """Go back to the original replicas of the partition's pending reassignment (the adding replicas are
-    dropped; the leadership moves to an original in-sync replica if an adding one held it).
-    NoReassignmentError when none is in flight."""
+    dropped; the leadership moves to an original in-sync replica if an adding one held it), returning
+    it.  NoReassignmentError when none is in flight."""
     key = (topic, partition)
     found = pending(metadata.datadir).get(key)
     if found is None:
@@ -143,6 +143,7 @@ def cancel(metadata: Metadata, topic: str, partition: int) -> None:
     # forgotten first: the controller's next step must not add the target replicas back
     _update(metadata.datadir, forget)
     metadata.change(revert)
+    return found
 
 
 def advance(metadata: Metadata, running: set[int]) -> list[str]:

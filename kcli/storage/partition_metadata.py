@@ -46,12 +46,16 @@ def encode(topic_id: str) -> bytes:
 def read(directory: str) -> bytes | None:
     """The topic id (16 bytes) a replica folder's file names; None without the file.  A file that does
     not parse is damage (CorruptRecordError naming it), as Kafka refuses it."""
-    path = os.path.join(directory, FILE_NAME)
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        return parse(os.path.join(directory, FILE_NAME))[1]
     except FileNotFoundError:
         return None
+
+
+def parse(path: str) -> tuple[int, bytes]:
+    """(version, topic id) of the file at ``path``; CorruptRecordError when it does not parse."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
     lines = text.splitlines()
     version = _LINE.split(lines[0]) if lines else []
     topic = _LINE.split(lines[1]) if len(lines) > 1 else []
@@ -65,7 +69,7 @@ def read(directory: str) -> bytes | None:
         raw = b""
     if len(raw) != 16 or raw == ZERO_UUID:
         raise CorruptRecordError(f"invalid topic id {topic[1]!r}", path)
-    return raw
+    return int(version[1]), raw
 
 
 def ensure(directory: str, topic_id: str) -> None:

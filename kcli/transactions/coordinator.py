@@ -194,10 +194,11 @@ class TransactionCoordinator:
     def pending_offsets(self, group_id: str) -> frozenset[TopicPartition]:
         """The partitions of ``group_id`` with transactional offsets not yet settled: kept by an open or
         decided transaction and not applied to the group (OffsetFetch's require_stable, KIP-447)."""
-        return frozenset(tp for meta in self.store.all()
-                         if (meta.state is TxnState.ONGOING or meta.state.prepared)
-                         and group_id not in meta.applied_groups
-                         for tp in meta.pending_offsets.get(group_id, ()))
+        def unsettled(meta: TransactionMetadata) -> bool:
+            return ((meta.state is TxnState.ONGOING or meta.state.prepared) and group_id in meta.pending_offsets
+                    and group_id not in meta.applied_groups)
+
+        return frozenset(tp for meta in self.store.all(unsettled) for tp in meta.pending_offsets[group_id])
 
     # ------------------------------------------------------------ maintenance
     def abort_timed_out(self, now_ms: int | None = None) -> builtins.list[str]:
@@ -205,28 +206,29 @@ class TransactionCoordinator:
         timeout; the ids whose abort was decided (their markers may still be pending: finish_pending)."""
         now = self.clock() if now_ms is None else now_ms
         aborted = []
-        for seen in self.store.all():
-            if seen.state is TxnState.ONGOING and _timed_out(seen, now):
-                try:
-                    acted = self._settle(seen.transactional_id,
-                                         lambda meta: meta.state is TxnState.ONGOING and _timed_out(meta, now))
-                except ConcurrentTransactionsError:
-                    acted = True  # aborted; the markers follow with finish_pending
-                if acted:
-                    aborted.append(seen.transactional_id)
+
+        def expired(meta: TransactionMetadata) -> bool:
+            return meta.state is TxnState.ONGOING and _timed_out(meta, now)
+
+        for seen in self.store.all(expired):
+            try:
+                acted = self._settle(seen.transactional_id, expired)
+            except ConcurrentTransactionsError:
+                acted = True  # aborted; the markers follow with finish_pending
+            if acted:
+                aborted.append(seen.transactional_id)
         return aborted
 
     def finish_pending(self) -> builtins.list[str]:
         """Roll forward every PrepareCommit/PrepareAbort on disk (left by a crash or by markers that could
         not be written); the ids completed now.  Ids another process is working on are left to it."""
         done = []
-        for seen in self.store.all():
-            if seen.state.prepared:
-                try:
-                    if self._settle(seen.transactional_id, lambda meta: meta.state.prepared):
-                        done.append(seen.transactional_id)
-                except ConcurrentTransactionsError:
-                    pass  # still decided: the next round retries it
+        for seen in self.store.all(lambda meta: meta.state.prepared):
+            try:
+                if self._settle(seen.transactional_id, lambda meta: meta.state.prepared):
+                    done.append(seen.transactional_id)
+            except ConcurrentTransactionsError:
+                pass  # still decided: the next round retries it
         return done
 
     def expire_idle(self, now_ms: int | None = None) -> builtins.list[str]:
@@ -241,8 +243,8 @@ class TransactionCoordinator:
             meta.transit(TxnState.DEAD, now)
             self.store.delete(meta.transactional_id)
 
-        for seen in self.store.all():
-            if idle(seen) and self._if_still(seen.transactional_id, idle, expire):
+        for seen in self.store.all(idle):
+            if self._if_still(seen.transactional_id, idle, expire):
                 gone.append(seen.transactional_id)
         return gone
 
@@ -252,8 +254,8 @@ class TransactionCoordinator:
         finish: its owner process is gone (the owner lock is free) or its timeout passed; or whose outcome
         is decided but not yet written.  None when there is none (or the producer is alive)."""
         now = self.clock()
-        for meta in self.store.all():
-            if meta.producer_id == producer_id and self._is_abandoned(meta, now):
+        for meta in self.store.all(lambda meta: meta.producer_id == producer_id):
+            if self._is_abandoned(meta, now):
                 return meta.transactional_id
         return None
 
@@ -279,9 +281,10 @@ class TransactionCoordinator:
         or of ``producer_ids`` (ListTransactions' filters)."""
         wanted = states_named(states)
         pids = set(producer_ids)
-        return sorted((meta.info() for meta in self.store.all()
-                       if (not wanted or meta.state in wanted) and (not pids or meta.producer_id in pids)),
-                      key=lambda info: info.transactional_id)
+        def chosen(meta: TransactionMetadata) -> bool:
+            return (not wanted or meta.state in wanted) and (not pids or meta.producer_id in pids)
+
+        return sorted((meta.info() for meta in self.store.all(chosen)), key=lambda info: info.transactional_id)
 
     # ------------------------------------------------------------ internals
     @staticmethod

@@ -11,13 +11,22 @@ id is inside the JSON, and a file holding another id is refused.  Kafka keeps th
 compacted ``__transaction_state`` topic; one file per id is the compact form of it: a change touches one
 file, any process can take over an id after another was killed, and a crash leaves the old state or the
 new one.  Readers take no lock.  Lock files are never unlinked (see kcli.groups.layout for why).
+
+Every OffsetFetch with require_stable (librdkafka always sets it) and every upkeep round of a broker read
+every id's state, so a store keeps what it parsed, keyed by each file's (inode, mtime, size): a file is
+only ever replaced by a rename, so a new state is a new inode, and a file unchanged since it was parsed
+is not parsed again.  An inode freed by one rename may be reused by a later file, but a later file has a
+later mtime than any file that was already :data:`SETTLED_NS` old when it was parsed (coarse file system
+clocks included): only those are kept.  Callers get copies, never the kept objects.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from kcli.cluster.datadir import DataDir, FileLock, flock_holder, safe_file_name
 from kcli.errors import KcliError
@@ -27,6 +36,9 @@ from kcli.transactions.state import TransactionMetadata, check_transactional_id
 
 STATE_SUFFIX = ".json"
 LONGEST_SUFFIX = ".json.tmp"  # atomic_write's temp file: every name of an id fits beside it
+SETTLED_NS = 2_000_000_000  # a state file this old is kept parsed (> the coarsest file system clock tick)
+
+FileKey = tuple[int, int, int]  # (inode, mtime_ns, size)
 
 
 class TransactionStore:
@@ -35,6 +47,7 @@ class TransactionStore:
     def __init__(self, datadir: DataDir) -> None:
         self.datadir = datadir
         self.dir = os.path.join(datadir.cluster_dir, "transactions")
+        self._parsed: dict[str, tuple[FileKey, TransactionMetadata]] = {}  # path -> its settled state
 
     def _base(self, transactional_id: str) -> str:
         check_transactional_id(transactional_id)  # before any file is named after it
@@ -91,36 +104,77 @@ class TransactionStore:
         except FileNotFoundError:
             pass
 
-    def all(self) -> Iterator[TransactionMetadata]:
-        """Every id's state, in file-name order (read without locks: each file is whole).  A damaged file
-        is raised about after all the others were yielded, so one cannot hold up the rest."""
+    def all(self, where: Callable[[TransactionMetadata], bool] | None = None) -> Iterator[TransactionMetadata]:
+        """Every id's state (those ``where``, a test that only looks, accepts), in file-name order, read
+        without locks: each file is whole.  A damaged file is raised about after all the others were
+        yielded, so one cannot hold up the rest."""
         try:
             names = sorted(os.listdir(self.dir))
         except FileNotFoundError:
             return
+        paths = [os.path.join(self.dir, name) for name in names if name.endswith(STATE_SUFFIX)]
+        for gone in self._parsed.keys() - set(paths):
+            self._parsed.pop(gone, None)
         damaged: KcliError | None = None
-        for name in names:
-            if name.endswith(STATE_SUFFIX):
-                try:
-                    meta = self._read(os.path.join(self.dir, name))
-                except KcliError as exc:
-                    damaged = damaged or exc
-                    continue
-                if meta is not None:
-                    yield meta
+        for path in paths:
+            try:
+                meta = self._state(path)
+            except KcliError as exc:
+                damaged = damaged or exc
+                continue
+            if meta is not None and (where is None or where(meta)):
+                yield _copy(meta)
         if damaged is not None:
             raise damaged
 
-    @staticmethod
-    def _read(path: str) -> TransactionMetadata | None:
+    def _read(self, path: str) -> TransactionMetadata | None:
+        meta = self._state(path)
+        return None if meta is None else _copy(meta)
+
+    def _state(self, path: str) -> TransactionMetadata | None:
+        """The state in ``path`` (None without the file): the kept object when the file did not change,
+        which must not leave the store uncopied."""
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._parsed.pop(path, None)
+            return None
+        kept = self._parsed.get(path)
+        if kept is not None and kept[0] == _key(st):
+            return kept[1]
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())  # the key of the bytes read, whatever replaced the file since
+                raw = fh.read()
         except FileNotFoundError:
             return None
-        except ValueError as exc:
-            raise KcliError(f"transaction state file {path} is unreadable: {exc}") from None
-        try:
-            return TransactionMetadata.from_json(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise KcliError(f"transaction state file {path} is malformed: {exc!r}") from None
+        meta = _parse(path, raw)
+        if time.time_ns() - st.st_mtime_ns > SETTLED_NS:
+            self._parsed[path] = (_key(st), meta)
+        else:
+            self._parsed.pop(path, None)
+        return meta
+
+
+def _key(st: os.stat_result) -> FileKey:
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _copy(meta: TransactionMetadata) -> TransactionMetadata:
+    """A copy whose changes do not reach ``meta`` (the offsets themselves are immutable)."""
+    out = copy.copy(meta)  # not dataclasses.replace: twice as slow, and this runs per id per request
+    out.partitions, out.groups = set(meta.partitions), set(meta.groups)
+    out.pending_offsets = {g: dict(o) for g, o in meta.pending_offsets.items()}
+    out.applied_groups = set(meta.applied_groups)
+    return out
+
+
+def _parse(path: str, raw: bytes) -> TransactionMetadata:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise KcliError(f"transaction state file {path} is unreadable: {exc}") from None
+    try:
+        return TransactionMetadata.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise KcliError(f"transaction state file {path} is malformed: {exc!r}") from None
