@@ -30,7 +30,7 @@ from kcli.errors import InvalidConfigError, NotFoundError, UsageError
 from kcli.storage.config import TOPIC_CONFIGS, ConfigValue, LogConfig, parse_topic_config
 
 if TYPE_CHECKING:
-    from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
+    from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta, TopicMeta
 
 # DescribeConfigs' config sources (Kafka's ConfigSource ids)
 DYNAMIC_TOPIC_CONFIG = 1
@@ -279,6 +279,24 @@ def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None =
             continue
         chain = _topic_default_chain(state, broker_id, key)
         out[key] = _scaled(chain[0][0], chain[0][1]) if chain else default
+    return out
+
+
+PartitionKey = tuple[str, int]
+
+
+def hosted_configs(state: ClusterState, broker_id: int,
+                   keep: Callable[[PartitionKey, PartitionMeta], bool]) -> dict[PartitionKey, tuple[PartitionMeta, dict[str, object]]]:
+    """The partitions ``keep`` picks, each with its topic's effective configs on ``broker_id`` (resolved
+    once per topic): what a broker's leaders and followers open their logs with, and compare against
+    on every metadata change to follow a config change without a restart."""
+    out: dict[PartitionKey, tuple[PartitionMeta, dict[str, object]]] = {}
+    for topic in state.topics.values():
+        configs: dict[str, object] | None = None
+        for p, meta in enumerate(topic.partitions):
+            if keep((topic.name, p), meta):
+                configs = configs if configs is not None else topic_configs(state, topic, broker_id)
+                out[(topic.name, p)] = (meta, configs)
     return out
 
 
