@@ -204,3 +204,17 @@ def test_live_consumer_follows_the_group_interval_and_expires_after_its_session(
     finally:
         proc.send_signal(signal.SIGCONT)
         stop_process(proc)
+
+
+def test_group_configs_survive_a_metadata_snapshot_and_resolve_per_group() -> None:
+    from kcli.cluster.configs import group_configs
+    from kcli.cluster.metadata import ClusterState
+
+    state = ClusterState()
+    state.apply({"type": "group_config", "group": "g", "configs": {SESSION: 3000}, "offset": 0})
+    state.apply({"type": "broker_config", "entity": "", "configs": {}, "offset": 1})
+    again = ClusterState.from_json(state.to_json())
+    assert group_configs(again, "g") == {SESSION: 3000, HEARTBEAT: 5000}
+    assert group_configs(again, "h") == {SESSION: 45000, HEARTBEAT: 5000}
+    again.apply({"type": "group_config", "group": "g", "configs": {}, "offset": 2})
+    assert again.group_configs == {}
