@@ -109,3 +109,31 @@ def test_describe_unknown_topic_and_broker(where) -> None:
     assert res.returncode == 3 and res.stderr.count("\n") == 1, res.stderr
     res = where("config", "describe", "--broker", "7", ok=False)
     assert res.returncode != 0 and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_group_configs(where) -> None:
+    # any group name has configs (the broker's group.consumer.* until the group sets its own)
+    configs = _configs(where, "--group", "app")
+    assert {n: (c["value"], c["source"]) for n, c in configs.items()} == {
+        "consumer.heartbeat.interval.ms": ("5000", "DEFAULT_CONFIG"),
+        "consumer.session.timeout.ms": ("45000", "DEFAULT_CONFIG"),
+    }
+    where("config", "alter", "--group", "app", "--set", "consumer.session.timeout.ms=50000",
+          "--set", "consumer.heartbeat.interval.ms=6000")
+    configs = _configs(where, "--group", "app")
+    assert configs["consumer.session.timeout.ms"]["value"] == "50000"
+    assert configs["consumer.heartbeat.interval.ms"]["source"] == "DYNAMIC_GROUP_CONFIG"
+    assert _configs(where, "--group", "other")["consumer.session.timeout.ms"]["value"] == "45000"
+    # outside Kafka's default bounds (45000..60000, 5000..15000): refused, nothing changed
+    for good, bad in (("consumer.heartbeat.interval.ms=7000", "consumer.session.timeout.ms=44999"),
+                      ("consumer.session.timeout.ms=55000", "consumer.heartbeat.interval.ms=15001")):
+        res = where("config", "alter", "--group", "app", "--set", good, "--set", bad, ok=False)
+        assert res.returncode == 2 and res.stderr.startswith("kcli: error:"), res.stderr
+        assert res.stderr.count("\n") == 1 and "must be" in res.stderr, res.stderr
+    configs = _configs(where, "--group", "app")
+    assert (configs["consumer.heartbeat.interval.ms"]["value"], configs["consumer.session.timeout.ms"]["value"]) == (
+        "6000", "50000")
+    where("config", "alter", "--group", "app", "--delete", "consumer.session.timeout.ms")
+    assert _configs(where, "--group", "app")["consumer.session.timeout.ms"]["source"] == "DEFAULT_CONFIG"
+    res = where("config", "alter", "--group", "", "--set", "consumer.session.timeout.ms=50000", ok=False)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr

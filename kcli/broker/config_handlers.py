@@ -1,6 +1,6 @@
 """Config API handlers: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs.
 
-Topic configs and dynamic broker configs live in the cluster metadata (:mod:`kcli.cluster.configs` reads
+Topic configs, dynamic broker configs and group configs live in the cluster metadata (:mod:`kcli.cluster.configs` reads
 and changes them, the same code ``kcli config`` runs embedded); every broker's open logs follow a change
 when they see the metadata move, this broker's at once.  Each resource gets its own error code; a
 resource with any bad change is left as it was.
@@ -18,7 +18,7 @@ from kcli.cluster import configs as cfg
 from kcli.cluster.metadata import ClusterState, Metadata
 from kcli.errors import KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
-from kcli.protocol.apis.configs import BROKER_LOGGER_RESOURCE, BROKER_RESOURCE, TOPIC_RESOURCE
+from kcli.protocol.apis.configs import BROKER_LOGGER_RESOURCE, BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE
 from kcli.protocol.error_codes import ApiError, message_for
 
 log = logging.getLogger("kcli.broker")
@@ -82,6 +82,8 @@ def _describe(ctx: BrokerContext, state: ClusterState, res: Struct) -> list[cfg.
         return cfg.describe_topic(state, res.resource_name, ctx.broker_id, keys)
     if res.resource_type == BROKER_RESOURCE:
         return cfg.describe_broker(state, _broker_entity(ctx, res.resource_name), keys)
+    if res.resource_type == GROUP_RESOURCE:
+        return cfg.describe_group(state, res.resource_name, ctx.broker_id, keys)
     raise _unsupported(res.resource_type)
 
 
@@ -158,6 +160,9 @@ def _alter_one(
         broker = _broker_entity(ctx, res.resource_name)
         new = cfg.alter_broker(metadata, broker, ops, validate_only, replace)
         what = "the cluster-wide broker defaults" if broker is None else f"broker {broker}"
+    elif res.resource_type == GROUP_RESOURCE:
+        new = cfg.alter_group(metadata, res.resource_name, ops, validate_only, replace, ctx.broker_id)
+        what = f"group {res.resource_name!r}"
     else:
         raise _unsupported(res.resource_type)
     if not validate_only:

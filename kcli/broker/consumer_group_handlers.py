@@ -31,7 +31,8 @@ from typing import Any
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.group_service import GroupService, service
-from kcli.cluster.metadata import TopicMeta
+from kcli.cluster import configs as cfg
+from kcli.cluster.metadata import ClusterState, TopicMeta
 from kcli.errors import KcliError
 from kcli.groups.consumer_group import (
     ConsumerGroup,
@@ -66,9 +67,8 @@ class ConsumerGroupService:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
-        self.heartbeat_interval_ms = settings.group_consumer_heartbeat_interval_ms
         self.groups = ConsumerGroups(
-            settings.group_consumer_session_timeout_ms,
+            lambda group_id: self.group_config(group_id, cfg.SESSION_TIMEOUT),
             tuple(settings.group_consumer_assignors),
             on_change=self._store,
             load=self._load,
@@ -76,6 +76,10 @@ class ConsumerGroupService:
         self._mirrors: dict[str, CoordinatedMembers] = {}
         self._thread = threading.Thread(target=self._run, name="consumer-groups", daemon=True)
         self._thread.start()
+
+    def group_config(self, group_id: str, name: str, state: ClusterState | None = None) -> int:
+        """A group's effective ``consumer.*`` config (its own, else this broker's ``group.consumer.*``)."""
+        return cfg.group_configs(state or self.ctx.partitions.state, group_id, self.ctx.broker_id)[name]
 
     @property
     def classic(self) -> GroupService:
@@ -241,7 +245,8 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, req: Str
         code = cgs.classic.check(req.group_id)
         if code != ErrorCode.NONE:
             return error(code, f"this broker does not coordinate group {req.group_id}")
-    topics = ctx.partitions.refresh().topics
+    state = ctx.partitions.refresh()
+    topics = state.topics
     by_name, by_id = _ids(topics)
     owned = None
     if req.topic_partitions is not None:
@@ -276,7 +281,7 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, req: Str
         "error_code": ErrorCode.NONE,
         "member_id": answer.member_id,
         "member_epoch": answer.member_epoch,
-        "heartbeat_interval_ms": cgs.heartbeat_interval_ms,
+        "heartbeat_interval_ms": cgs.group_config(req.group_id, cfg.HEARTBEAT_INTERVAL, state),
         "assignment": assignment,
     }
 

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from kcli.broker.isr import ReplicaTracker
-from kcli.cluster.configs import topic_configs
+from kcli.cluster.configs import hosted_configs
 from kcli.cluster.controller import alter_isr, hand_over, led_by
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.liveness import BrokerStates, still_stopped
@@ -689,18 +689,11 @@ class LedPartitions:
             return self.state
 
     def _wanted(self) -> Wanted:
-        out: Wanted = {}
         if self.stopping:
-            return out
-        for topic in self.state.topics.values():
-            if topic.name in self._fenced:
-                continue
-            configs: dict[str, object] | None = None  # the topic's effective configs, resolved once for all its partitions here
-            for p, meta in enumerate(topic.partitions):
-                if meta.leader == self.broker_id:
-                    configs = configs or topic_configs(self.state, topic, self.broker_id)
-                    out[(topic.name, p)] = (meta, configs)
-        return out
+            return {}
+        return hosted_configs(
+            self.state, self.broker_id, lambda key, meta: meta.leader == self.broker_id and key[0] not in self._fenced
+        )
 
     def _sync(self) -> None:
         wanted = self._wanted()

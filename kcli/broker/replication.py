@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from kcli.cluster.broker_info import socket_path
-from kcli.cluster.configs import topic_configs
+from kcli.cluster.configs import hosted_configs
 from kcli.cluster.controller import leave_isr
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta
@@ -80,7 +80,7 @@ class FollowedReplica:
         topic: str,
         partition: int,
         meta: PartitionMeta,
-        config: LogConfig,
+        configs: dict[str, object],
     ) -> None:
         self.datadir = datadir
         self.broker_id = broker_id
@@ -88,7 +88,8 @@ class FollowedReplica:
         self.partition = partition
         self.leader = meta.leader
         self.epoch = meta.leader_epoch
-        self.config = follower_config(config)
+        self.configs = configs  # the topic's effective configs on this broker, as last seen
+        self.config = follower_config(LogConfig.from_topic(configs))
         self.log: PartitionLog | None = None
         self.lock = datadir.replica_lock(broker_id, topic, partition)
         self.held_elsewhere = False  # the last handshake found our replica lock taken
@@ -116,6 +117,17 @@ class FollowedReplica:
             self.generation += 1
             self.truncated = False
             self.retry_at = 0.0
+
+    def reconfigure(self, configs: dict[str, object]) -> None:
+        """A dynamic config change (the topic's or a broker default): the open log follows it at once, as
+        the leader's does, and the next checkpoint applies retention under it."""
+        with self.mutex:
+            self.configs = configs
+            self.config = follower_config(LogConfig.from_topic(configs))
+            if self.log is not None:
+                self.log.config = self.config
+                self.dirty = True
+        log.info("replica %s-%d: configs changed", self.topic, self.partition)
 
     def restart(self) -> None:
         """A new connection to the leader: start again with the handshake."""
@@ -529,18 +541,12 @@ class Followers:
         """Start, move and stop following to match ``state``; ``leading``: partitions we lead (or are
         about to), whose follower logs must be closed before the leader opens them."""
         leading, fenced = set(leading), set(fenced)
-        wanted: dict[Key, tuple[PartitionMeta, dict[str, object]]] = {}
-        if not self.stopping:
-            for topic in state.topics.values():
-                if topic.name in fenced:
-                    continue
-                configs: dict[str, object] | None = None  # resolved once per topic
-                for p, meta in enumerate(topic.partitions):
-                    key = (topic.name, p)
-                    if self.broker_id in meta.replicas and meta.leader >= 0 and key not in leading:
-                        if meta.leader != self.broker_id:
-                            configs = configs or topic_configs(state, topic, self.broker_id)
-                            wanted[key] = (meta, configs)
+
+        def follows(key: Key, meta: PartitionMeta) -> bool:
+            return (self.broker_id in meta.replicas and 0 <= meta.leader != self.broker_id
+                    and key not in leading and key[0] not in fenced)
+
+        wanted = {} if self.stopping else hosted_configs(state, self.broker_id, follows)
         with self._lock:
             for key in list(self._replicas):
                 if key not in wanted:
@@ -548,9 +554,7 @@ class Followers:
             for key, (meta, configs) in wanted.items():
                 replica = self._replicas.get(key)
                 if replica is None:
-                    replica = FollowedReplica(
-                        self.datadir, self.broker_id, key[0], key[1], meta, LogConfig.from_topic(configs)
-                    )
+                    replica = FollowedReplica(self.datadir, self.broker_id, key[0], key[1], meta, configs)
                     replica.suspect = self._suspect.pop(key, 0)
                     self._replicas[key] = replica
                     self._fetcher(meta.leader).add(replica)
@@ -561,7 +565,10 @@ class Followers:
                         meta.leader,
                         meta.leader_epoch,
                     )
-                elif (replica.leader, replica.epoch) != (meta.leader, meta.leader_epoch):
+                    continue
+                if replica.configs != configs:
+                    replica.reconfigure(configs)
+                if (replica.leader, replica.epoch) != (meta.leader, meta.leader_epoch):
                     old = replica.leader
                     replica.retarget(meta)
                     if old != meta.leader:

@@ -1,4 +1,4 @@
-"""Describe and change configs of topics, brokers and the cluster-wide broker defaults.
+"""Describe and change configs of topics, brokers, the cluster-wide broker defaults and groups.
 
 Two ways, one interface: straight on the data directory's metadata (:class:`EmbeddedConfigs`, which is
 what brokers read too), or through a cluster's brokers with DescribeConfigs / IncrementalAlterConfigs
@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from kcli.client.broker_pool import BrokerPool
     from kcli.net.connection import BrokerConnection
 
-TOPIC, BROKER = 2, 4  # Kafka's config resource types
+TOPIC, BROKER, GROUP = 2, 4, 32  # Kafka's config resource types
 
 
 @dataclass(frozen=True)
 class Resource:
-    """What configs belong to: a topic, a broker (``name`` its id) or the cluster-wide broker defaults
-    (a broker resource named "", Kafka's ``--entity-default``)."""
+    """What configs belong to: a topic, a broker (``name`` its id), the cluster-wide broker defaults
+    (a broker resource named "", Kafka's ``--entity-default``) or a group."""
 
     type: int
     name: str
@@ -38,11 +38,17 @@ class Resource:
     def label(self) -> str:
         if self.type == TOPIC:
             return f"topic {self.name!r}"
+        if self.type == GROUP:
+            return f"group {self.name!r}"
         return f"broker {self.name}" if self.name else "the cluster-wide broker defaults"
 
 
 def topic(name: str) -> Resource:
     return Resource(TOPIC, name)
+
+
+def group(name: str) -> Resource:
+    return Resource(GROUP, name)
 
 
 def broker(broker_id: int | None) -> Resource:
@@ -79,12 +85,16 @@ class EmbeddedConfigs:
         state = self.metadata.ensure()
         if resource.type == TOPIC:
             return cfg.describe_topic(state, resource.name, None, keys)
+        if resource.type == GROUP:
+            return cfg.describe_group(state, resource.name, None, keys)
         _check_broker(state.brokers, resource)
         return cfg.describe_broker(state, resource.broker_id, keys)
 
     def alter(self, resource: Resource, ops: list[cfg.ConfigOp], validate_only: bool = False) -> None:
         if resource.type == TOPIC:
             cfg.alter_topic(self.metadata, resource.name, ops, validate_only)
+        elif resource.type == GROUP:
+            cfg.alter_group(self.metadata, resource.name, ops, validate_only)
         else:
             cfg.alter_broker(self.metadata, resource.broker_id, ops, validate_only)
 

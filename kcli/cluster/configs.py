@@ -10,6 +10,11 @@ is the default of ``retention.ms``, and so on.  A value comes from the first of 
    ``kcli broker serve``, held by this process, see :func:`set_static`);
 5. Kafka's default (DEFAULT_CONFIG).
 
+Groups have configs of their own too (Kafka 4.0's ``kafka-configs --entity-type groups``, KIP-848):
+``consumer.session.timeout.ms`` and ``consumer.heartbeat.interval.ms``, each a group's override
+(GROUP_CONFIG) of the broker config ``group.consumer.*`` of the same meaning, bounded by the broker's
+``group.consumer.min/max.*``; :func:`group_configs` resolves them.
+
 Where a topic config has several broker synonyms (``log.retention.ms``, ``.minutes``, ``.hours``) the
 first one set anywhere wins, as in Kafka.  :func:`topic_configs` is the one place that merges them; the
 log code gets its :class:`~kcli.storage.config.LogConfig` from there (:func:`log_config`).
@@ -25,7 +30,7 @@ from kcli.errors import InvalidConfigError, NotFoundError, UsageError
 from kcli.storage.config import TOPIC_CONFIGS, ConfigValue, LogConfig, parse_topic_config
 
 if TYPE_CHECKING:
-    from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
+    from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta, TopicMeta
 
 # DescribeConfigs' config sources (Kafka's ConfigSource ids)
 DYNAMIC_TOPIC_CONFIG = 1
@@ -33,12 +38,14 @@ DYNAMIC_BROKER_CONFIG = 2
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
+GROUP_CONFIG = 8
 SOURCE_NAMES = {
     DYNAMIC_TOPIC_CONFIG: "DYNAMIC_TOPIC_CONFIG",
     DYNAMIC_BROKER_CONFIG: "DYNAMIC_BROKER_CONFIG",
     DYNAMIC_DEFAULT_BROKER_CONFIG: "DYNAMIC_DEFAULT_BROKER_CONFIG",
     STATIC_BROKER_CONFIG: "STATIC_BROKER_CONFIG",
     DEFAULT_CONFIG: "DEFAULT_CONFIG",
+    GROUP_CONFIG: "DYNAMIC_GROUP_CONFIG",
 }
 
 # DescribeConfigs' config types (Kafka's ConfigType ids)
@@ -158,6 +165,14 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
                                                       "group member silent this long is removed", INT),
     "group.consumer.heartbeat.interval.ms": BrokerConfig(5_000, _int(1, 2**31 - 1), "how often KIP-848 "
                                                          "consumer group members heartbeat", INT),
+    "group.consumer.min.session.timeout.ms": BrokerConfig(45_000, _int(1, 2**31 - 1), "the least "
+                                                          "consumer.session.timeout.ms a group may set", INT),
+    "group.consumer.max.session.timeout.ms": BrokerConfig(60_000, _int(1, 2**31 - 1), "the most "
+                                                          "consumer.session.timeout.ms a group may set", INT),
+    "group.consumer.min.heartbeat.interval.ms": BrokerConfig(5_000, _int(1, 2**31 - 1), "the least "
+                                                             "consumer.heartbeat.interval.ms a group may set", INT),
+    "group.consumer.max.heartbeat.interval.ms": BrokerConfig(15_000, _int(1, 2**31 - 1), "the most "
+                                                             "consumer.heartbeat.interval.ms a group may set", INT),
     # names are checked where the assignors are known (kcli.groups.server_assignors.parse_assignors)
     "group.consumer.assignors": BrokerConfig("uniform,range", str, "the server assignors of KIP-848 consumer "
                                              "groups, the default first", LIST),
@@ -267,6 +282,24 @@ def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None =
     return out
 
 
+PartitionKey = tuple[str, int]
+
+
+def hosted_configs(state: ClusterState, broker_id: int,
+                   keep: Callable[[PartitionKey, PartitionMeta], bool]) -> dict[PartitionKey, tuple[PartitionMeta, dict[str, object]]]:
+    """The partitions ``keep`` picks, each with its topic's effective configs on ``broker_id`` (resolved
+    once per topic): what a broker's leaders and followers open their logs with, and compare against
+    on every metadata change to follow a config change without a restart."""
+    out: dict[PartitionKey, tuple[PartitionMeta, dict[str, object]]] = {}
+    for topic in state.topics.values():
+        configs: dict[str, object] | None = None
+        for p, meta in enumerate(topic.partitions):
+            if keep((topic.name, p), meta):
+                configs = configs if configs is not None else topic_configs(state, topic, broker_id)
+                out[(topic.name, p)] = (meta, configs)
+    return out
+
+
 def log_config(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> LogConfig:
     """The :class:`LogConfig` a log of ``topic`` opens with on ``broker_id``."""
     return LogConfig.from_topic(topic_configs(state, topic, broker_id))
@@ -281,6 +314,48 @@ def new_topic_shape(state: ClusterState, partitions: int | None, replication_fac
     if replication_factor is None:
         replication_factor = int(broker_value(state, "default.replication.factor", broker_id))  # type: ignore[call-overload]
     return partitions, replication_factor
+
+
+# ---------------------------------------------------------------- groups
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """A group config: the broker config it overrides for one group (its default there), and the broker
+    configs bounding the values a group may set (Kafka's GroupConfig)."""
+
+    broker: str
+    low: str
+    high: str
+    doc: str
+    type: int = INT
+
+
+GROUP_CONFIGS: dict[str, GroupConfig] = {
+    "consumer.session.timeout.ms": GroupConfig(
+        "group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms", "a member of this KIP-848 consumer group silent this long is removed"),
+    "consumer.heartbeat.interval.ms": GroupConfig(
+        "group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms",
+        "group.consumer.max.heartbeat.interval.ms", "how often the members of this KIP-848 consumer group heartbeat"),
+}
+SESSION_TIMEOUT, HEARTBEAT_INTERVAL = GROUP_CONFIGS
+
+
+def group_configs(state: ClusterState, group: str, broker_id: int | None = None) -> dict[str, int]:
+    """Group ``group``'s effective configs on ``broker_id``: its own, else the broker's ``group.consumer.*``
+    (any group name has them, as in Kafka: a group's configs may be set before it exists)."""
+    merged = {**_group_defaults(state, broker_id), **state.group_configs.get(group, {})}
+    return {name: int(value) for name, value in merged.items()}  # type: ignore[call-overload]
+
+
+def _group_defaults(state: ClusterState, broker_id: int | None) -> dict[str, object]:
+    return {name: broker_value(state, c.broker, broker_id) for name, c in GROUP_CONFIGS.items()}
+
+
+def _check_group_name(group: str) -> None:
+    if not group:
+        raise UsageError("a group name must not be empty (Kafka has no default group resource)")
 
 
 # ---------------------------------------------------------------- describing
@@ -355,6 +430,23 @@ def describe_broker(state: ClusterState, broker_id: int | None,
                     synonyms += [(n, config_text(v), s) for n, v, s in _chain(state, broker_id, other)]
         value, source = (config_text(chain[0][1]), chain[0][2]) if chain else (None, DEFAULT_CONFIG)
         out.append(ConfigEntry(name, value, source, not cfg.dynamic, cfg.type, cfg.doc, synonyms=synonyms))
+    return out
+
+
+def describe_group(state: ClusterState, group: str, broker_id: int | None = None,
+                   keys: Iterable[str] | None = None) -> list[ConfigEntry]:
+    """Group ``group``'s configs (any name, as Kafka answers): its own value (GROUP_CONFIG) or the broker
+    config's (DEFAULT_CONFIG, the broker's chain as synonyms)."""
+    _check_group_name(group)
+    own = state.group_configs.get(group, {})
+    values = group_configs(state, group, broker_id)
+    out = []
+    for name in _selected(GROUP_CONFIGS, keys):
+        c = GROUP_CONFIGS[name]
+        value = config_text(values[name])
+        source = GROUP_CONFIG if name in own else DEFAULT_CONFIG
+        synonyms = [(name, value, source)] + [(n, config_text(v), s) for n, v, s in _chain(state, broker_id, c.broker)]
+        out.append(ConfigEntry(name, value, source, False, c.type, c.doc, synonyms=synonyms))
     return out
 
 
@@ -484,6 +576,56 @@ def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp],
         if validate_only or result == current:
             return []
         return [{"type": "broker_config", "entity": entity, "configs": dict(result)}]
+
+    if validate_only:
+        fn(metadata.ensure())
+    else:
+        metadata.change(fn)
+    return result
+
+
+def _parse_group(name: str, text: str) -> ConfigValue:
+    try:
+        return _int(1, 2**31 - 1)(text)
+    except ValueError as exc:
+        why = exc if text.strip().lstrip("+-").isdigit() else "not an integer"
+        raise InvalidConfigError(f"invalid value {text!r} for group config {name}: {why}") from None
+
+
+def _check_group_values(state: ClusterState, configs: Mapping[str, object], broker_id: int | None) -> None:
+    """Kafka's GroupConfig checks: a value a group sets lies within the broker's bounds, and the
+    session timeout stays above the heartbeat interval."""
+    for name, value in configs.items():
+        c = GROUP_CONFIGS[name]
+        if int(value) < int(broker_value(state, c.low, broker_id)):  # type: ignore[call-overload]
+            raise InvalidConfigError(f"{name} must be greater than or equal to {c.low} "
+                                     f"({broker_value(state, c.low, broker_id)})")
+        if int(value) > int(broker_value(state, c.high, broker_id)):  # type: ignore[call-overload]
+            raise InvalidConfigError(f"{name} must be less than or equal to {c.high} "
+                                     f"({broker_value(state, c.high, broker_id)})")
+    effective = {**_group_defaults(state, broker_id), **configs}
+    if int(effective[SESSION_TIMEOUT]) <= int(effective[HEARTBEAT_INTERVAL]):  # type: ignore[call-overload]
+        raise InvalidConfigError(f"{SESSION_TIMEOUT} must be greater than {HEARTBEAT_INTERVAL}")
+
+
+def alter_group(metadata: Metadata, group: str, ops: list[ConfigOp], validate_only: bool = False,
+                replace: bool = False, broker_id: int | None = None) -> dict[str, object]:
+    """Apply ``ops`` to group ``group``'s configs atomically, checked against the bounds of broker
+    ``broker_id`` (None: this process's); returns the group's new configs.  Nothing changes on any error.
+    The group need not exist (Kafka keeps configs of any group name)."""
+    from kcli.cluster.metadata import MetaRecord
+
+    _check_group_name(group)
+    result: dict[str, object] = {}
+
+    def fn(state: ClusterState) -> list[MetaRecord]:
+        current = state.group_configs.get(group, {})
+        result.update(_apply_ops({} if replace else current, ops, GROUP_CONFIGS, _parse_group, f"group {group!r}",
+                                 InvalidConfigError))
+        _check_group_values(state, result, broker_id)
+        if validate_only or result == current:
+            return []
+        return [{"type": "group_config", "group": group, "configs": dict(result)}]
 
     if validate_only:
         fn(metadata.ensure())

@@ -101,6 +101,8 @@ class ClusterState:
         self.topics: dict[str, TopicMeta] = {}
         # dynamic broker configs by entity: "" the cluster-wide defaults, "N" broker N (kcli.cluster.configs)
         self.broker_configs: dict[str, dict[str, object]] = {}
+        # each group's own configs (consumer.session.timeout.ms, ...; kcli.cluster.configs.GROUP_CONFIGS)
+        self.group_configs: dict[str, dict[str, object]] = {}
 
     def apply(self, rec: MetaRecord) -> None:
         kind = rec["type"]
@@ -129,11 +131,17 @@ class ClusterState:
                 self.broker_configs[rec["entity"]] = dict(rec["configs"])
             else:
                 self.broker_configs.pop(rec["entity"], None)
+        elif kind == "group_config":
+            if rec["configs"]:
+                self.group_configs[rec["group"]] = dict(rec["configs"])
+            else:
+                self.group_configs.pop(rec["group"], None)
         self.offset = rec["offset"]
 
     def to_json(self) -> dict[str, object]:
         return {"offset": self.offset, "cluster_id": self.cluster_id, "brokers": self.brokers,
-                "topics": [t.to_json() for t in self.topics.values()], "broker_configs": self.broker_configs}
+                "topics": [t.to_json() for t in self.topics.values()], "broker_configs": self.broker_configs,
+                "group_configs": self.group_configs}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterState:
@@ -144,6 +152,7 @@ class ClusterState:
         for t in data["topics"]:
             state.apply({"type": "topic", "topic": t, "offset": data["offset"]})
         state.broker_configs = {k: dict(v) for k, v in data.get("broker_configs", {}).items()}
+        state.group_configs = {k: dict(v) for k, v in data.get("group_configs", {}).items()}
         return state
 
     def topic(self, name: str) -> TopicMeta:

@@ -240,7 +240,7 @@ class ConsumerGroups:
 
     def __init__(
         self,
-        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+        session_timeout_ms: int | Callable[[str], int] = DEFAULT_SESSION_TIMEOUT_MS,
         assignors: tuple[str, ...] = DEFAULT_ASSIGNORS,
         on_change: OnChange | None = None,
         load: Loader | None = None,
@@ -250,7 +250,9 @@ class ConsumerGroups:
         unknown = [a for a in assignors if a not in SERVER_ASSIGNORS]
         if not assignors or unknown:
             raise ValueError(f"unknown group.consumer.assignors {unknown or assignors}")
-        self.session_timeout = session_timeout_ms / 1000
+        fixed = session_timeout_ms
+        # a group's session timeout (ms): one for all, or each group's own (its consumer.session.timeout.ms)
+        self.session_timeout_ms = fixed if callable(fixed) else lambda group_id: fixed
         self.assignors = assignors
         self.on_change = on_change or (lambda group: None)
         self.load = load or (lambda group_id: None)
@@ -493,10 +495,11 @@ class ConsumerGroups:
         with self.lock:
             now = self.clock()
             for group in list(self.groups.values()):
+                timeout = self.session_timeout_ms(group.group_id) / 1000 if group.members else 0
                 gone = [
                     m
                     for m in group.members.values()
-                    if now - m.last_seen >= self.session_timeout
+                    if now - m.last_seen >= timeout
                     or (m.revoke_deadline is not None and now >= m.revoke_deadline)
                 ]
                 for member in gone:

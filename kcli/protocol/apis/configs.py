@@ -1,5 +1,5 @@
 """DescribeConfigs (32) v0-4, AlterConfigs (33) v0-2 and IncrementalAlterConfigs (44) v0-1: configs of
-topics (resource type 2) and brokers (4; an empty name is the cluster-wide default).
+topics (resource type 2), brokers (4; an empty name is the cluster-wide default) and groups (32).
 
 DescribeConfigs v1 adds synonyms and the config source (replacing v0's is_default), v3 the config type
 and documentation, v4 is flexible.  AlterConfigs replaces a resource's whole dynamic config set;
@@ -12,6 +12,7 @@ from ..types import BOOL, INT8, INT16, INT32, STRING
 TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
 BROKER_LOGGER_RESOURCE = 8
+GROUP_RESOURCE = 32  # Kafka 4.0's group configs (KIP-848)
 
 DESCRIBE_CONFIGS = Api(
     ApiKey.DESCRIBE_CONFIGS,
