@@ -5,6 +5,7 @@ deterministically, in-process, in well under a second."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -246,11 +247,13 @@ def test_a_missing_topic_is_not_found_not_retried_for_ever() -> None:
 # ---------------------------------------------------------------- a cluster without transactions
 
 
-def test_a_transactional_produce_to_a_cluster_without_transactions_is_one_line(nowhere: KcliRunner) -> None:
-    """A cluster that refuses InitProducerId for a transactional id (as tansu did before kcli spoke the
-    flexible versions): one line saying so, exit 8, and nothing sent to be written."""
-    advertised = {ApiKey.API_VERSIONS: (0, 3), ApiKey.METADATA: (0, 12), ApiKey.FIND_COORDINATOR: (0, 5),
-                  ApiKey.INIT_PRODUCER_ID: (0, 5), ApiKey.PRODUCE: (3, 9), ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3)}
+NO_PRODUCER_IDS = {ApiKey.API_VERSIONS: (0, 3), ApiKey.METADATA: (0, 12), ApiKey.FIND_COORDINATOR: (0, 5),
+                   ApiKey.INIT_PRODUCER_ID: (0, 5), ApiKey.PRODUCE: (3, 9), ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3)}
+
+
+def _without_producer_ids(broker: FakeBroker) -> Handler:
+    """A one-partition cluster ("tx") that refuses every InitProducerId (as tansu did before kcli spoke
+    the flexible versions) and acknowledges produced batches."""
 
     def handler(api_key: int, body) -> dict:
         me = {"node_id": 1, "host": "127.0.0.1", "port": broker.port}
@@ -264,9 +267,20 @@ def test_a_transactional_produce_to_a_cluster_without_transactions_is_one_line(n
                 me | {"key": k, "error_code": 0} for k in body.coordinator_keys or [body.key]]}
         if api_key == ApiKey.INIT_PRODUCER_ID:
             return {"error_code": ErrorCode.UNKNOWN_SERVER_ERROR}
-        return {}  # anything else would be a write: recorded, and the test fails on it
+        if api_key == ApiKey.PRODUCE:
+            return {"responses": [{"name": t.name, "partition_responses": [
+                {"index": p.index, "error_code": 0, "base_offset": 0} for p in t.partition_data]}
+                for t in body.topic_data]}
+        return {}
 
-    broker = FakeBroker(advertised, handler)
+    return handler
+
+
+def test_a_transactional_produce_to_a_cluster_without_transactions_is_one_line(nowhere: KcliRunner) -> None:
+    """A cluster that refuses InitProducerId for a transactional id: one line saying so, exit 8, and
+    nothing sent to be written."""
+    broker = FakeBroker(NO_PRODUCER_IDS)
+    broker.handler = _without_producer_ids(broker)
     try:
         proc = nowhere("--bootstrap-server", broker.address, "produce", "tx", "--transactional-id", "t1",
                        input="a\nb\n", ok=False)
@@ -277,3 +291,25 @@ def test_a_transactional_produce_to_a_cluster_without_transactions_is_one_line(n
     assert line.startswith("kcli: error: transactional id 't1'") and "support transactions" in line, line
     asked = {api_key for api_key, _body in broker.requests}
     assert ApiKey.INIT_PRODUCER_ID in asked and not asked & {ApiKey.PRODUCE, ApiKey.ADD_PARTITIONS_TO_TXN}
+
+
+def test_a_cluster_without_producer_ids_gets_plain_batches_with_a_warning(nowhere: KcliRunner) -> None:
+    """Without producer ids kcli produces without idempotence by default and says so once; asked for
+    idempotence explicitly, it fails in one line (exit 8) and sends nothing."""
+    broker = FakeBroker(NO_PRODUCER_IDS)
+    broker.handler = _without_producer_ids(broker)
+    try:
+        plain = nowhere("--bootstrap-server", broker.address, "produce", "tx", input="a\nb\n")
+        assert "producing without idempotence" in plain.stderr
+        produced = [body for api_key, body in broker.requests if api_key == ApiKey.PRODUCE]
+        batches = [bytes(p.records) for b in produced for t in b.topic_data for p in t.partition_data]
+        # a batch's producer id sits at byte 43 of its header: -1, a plain batch
+        assert batches and all(struct.unpack_from(">q", batch, 43)[0] == -1 for batch in batches)
+        broker.requests.clear()
+        refused = nowhere("--bootstrap-server", broker.address, "produce", "tx", "--idempotence",
+                          input="c\n", ok=False)
+    finally:
+        broker.close()
+    assert refused.returncode == 8 and "gave no producer id" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert ApiKey.PRODUCE not in {api_key for api_key, _body in broker.requests}
