@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kcli.errors import InvalidConfigError, NotFoundError, UsageError
-from kcli.storage.config import TOPIC_CONFIGS, ConfigValue, LogConfig, parse_topic_config
+from kcli.storage.config import TOPIC_CONFIGS, ConfigValue, LogConfig, boolean, int_range, parse_topic_config
 
 if TYPE_CHECKING:
     from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta, TopicMeta
@@ -73,23 +73,6 @@ CLUSTER_DEFAULT = ""  # the entity name of the cluster-wide dynamic defaults (ka
 _LONG_MAX = 2**63 - 1
 
 
-def _int(lo: int, hi: int = _LONG_MAX) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(str(text).strip())
-        if not lo <= value <= hi:
-            raise ValueError(f"must be between {lo} and {hi}")
-        return value
-
-    return parse
-
-
-def _bool(text: str) -> bool:
-    low = str(text).strip().lower()
-    if low not in ("true", "false"):
-        raise ValueError("must be true or false")
-    return low == "true"
-
-
 @dataclass(frozen=True)
 class BrokerConfig:
     """One broker config: Kafka's default (None: unset, a later synonym decides), how a value parses,
@@ -110,7 +93,7 @@ def _topic_synonym(topic: str, default: ConfigValue | None = None, scale: int = 
     """A broker config that defaults topic config ``topic``: parsed and documented as that config."""
     parse = TOPIC_CONFIGS[topic][1]
     if scale != 1:
-        parse = _int(1)
+        parse = int_range(1)
     type_ = TOPIC_CONFIG_TYPES[topic] if scale == 1 else INT
     unit = {3_600_000: " (hours)", 60_000: " (minutes)"}.get(scale, "")
     return BrokerConfig(default, parse, f"default of the topic config {topic}{unit}: {TOPIC_CONFIGS[topic][2]}",
@@ -123,11 +106,11 @@ def _topic_default(topic: str) -> ConfigValue:
 
 # Kafka's names and defaults; the order of the synonyms of one topic config is Kafka's (the first set wins)
 BROKER_CONFIGS: dict[str, BrokerConfig] = {
-    "num.partitions": BrokerConfig(1, _int(1, 100_000), "partitions of a topic created without a count "
+    "num.partitions": BrokerConfig(1, int_range(1, 100_000), "partitions of a topic created without a count "
                                    "(auto-created, or CreateTopics with -1)", INT),
-    "default.replication.factor": BrokerConfig(1, _int(1, 32767), "replication factor of a topic created "
+    "default.replication.factor": BrokerConfig(1, int_range(1, 32767), "replication factor of a topic created "
                                                "without one (auto-created, or CreateTopics with -1)", INT),
-    "auto.create.topics.enable": BrokerConfig(True, _bool, "create a missing topic when a client asks for "
+    "auto.create.topics.enable": BrokerConfig(True, boolean, "create a missing topic when a client asks for "
                                               "its metadata or produces to it", BOOLEAN),
     "log.segment.bytes": _topic_synonym("segment.bytes", _topic_default("segment.bytes")),
     "log.roll.ms": _topic_synonym("segment.ms"),
@@ -147,36 +130,36 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "log.cleanup.policy": _topic_synonym("cleanup.policy", "delete"),
     "log.message.timestamp.type": _topic_synonym("message.timestamp.type",
                                                  "CreateTime"),
-    "log.retention.check.interval.ms": BrokerConfig(300_000, _int(1), "how often old segments are looked "
+    "log.retention.check.interval.ms": BrokerConfig(300_000, int_range(1), "how often old segments are looked "
                                                     "for to delete", LONG),
     "log.flush.interval.messages": _topic_synonym("flush.messages", _LONG_MAX),
     "log.flush.interval.ms": _topic_synonym("flush.ms", _LONG_MAX),
-    "replica.lag.time.max.ms": BrokerConfig(30_000, _int(1), "drop a follower from the ISR once it has not "
+    "replica.lag.time.max.ms": BrokerConfig(30_000, int_range(1), "drop a follower from the ISR once it has not "
                                             "caught up for this long", LONG),
-    "broker.session.timeout.ms": BrokerConfig(9_000, _int(1), "the controller treats a broker whose "
+    "broker.session.timeout.ms": BrokerConfig(9_000, int_range(1), "the controller treats a broker whose "
                                               "heartbeat is older than this as lost", INT),
-    "group.initial.rebalance.delay.ms": BrokerConfig(3_000, _int(0), "how long a new consumer group waits "
+    "group.initial.rebalance.delay.ms": BrokerConfig(3_000, int_range(0), "how long a new consumer group waits "
                                                      "for more members before its first rebalance", INT),
-    "transaction.max.timeout.ms": BrokerConfig(900_000, _int(1, 2**31 - 1), "the longest transaction "
+    "transaction.max.timeout.ms": BrokerConfig(900_000, int_range(1, 2**31 - 1), "the longest transaction "
                                                "timeout a producer may ask for", INT),
-    "transactional.id.expiration.ms": BrokerConfig(604_800_000, _int(1, 2**31 - 1), "forget a transactional "
+    "transactional.id.expiration.ms": BrokerConfig(604_800_000, int_range(1, 2**31 - 1), "forget a transactional "
                                                    "id whose producer has been silent this long", INT),
-    "group.consumer.session.timeout.ms": BrokerConfig(45_000, _int(1, 2**31 - 1), "a KIP-848 consumer "
+    "group.consumer.session.timeout.ms": BrokerConfig(45_000, int_range(1, 2**31 - 1), "a KIP-848 consumer "
                                                       "group member silent this long is removed", INT),
-    "group.consumer.heartbeat.interval.ms": BrokerConfig(5_000, _int(1, 2**31 - 1), "how often KIP-848 "
+    "group.consumer.heartbeat.interval.ms": BrokerConfig(5_000, int_range(1, 2**31 - 1), "how often KIP-848 "
                                                          "consumer group members heartbeat", INT),
-    "group.consumer.min.session.timeout.ms": BrokerConfig(45_000, _int(1, 2**31 - 1), "the least "
+    "group.consumer.min.session.timeout.ms": BrokerConfig(45_000, int_range(1, 2**31 - 1), "the least "
                                                           "consumer.session.timeout.ms a group may set", INT),
-    "group.consumer.max.session.timeout.ms": BrokerConfig(60_000, _int(1, 2**31 - 1), "the most "
+    "group.consumer.max.session.timeout.ms": BrokerConfig(60_000, int_range(1, 2**31 - 1), "the most "
                                                           "consumer.session.timeout.ms a group may set", INT),
-    "group.consumer.min.heartbeat.interval.ms": BrokerConfig(5_000, _int(1, 2**31 - 1), "the least "
+    "group.consumer.min.heartbeat.interval.ms": BrokerConfig(5_000, int_range(1, 2**31 - 1), "the least "
                                                              "consumer.heartbeat.interval.ms a group may set", INT),
-    "group.consumer.max.heartbeat.interval.ms": BrokerConfig(15_000, _int(1, 2**31 - 1), "the most "
+    "group.consumer.max.heartbeat.interval.ms": BrokerConfig(15_000, int_range(1, 2**31 - 1), "the most "
                                                              "consumer.heartbeat.interval.ms a group may set", INT),
     # names are checked where the assignors are known (kcli.groups.server_assignors.parse_assignors)
     "group.consumer.assignors": BrokerConfig("uniform,range", str, "the server assignors of KIP-848 consumer "
                                              "groups, the default first", LIST),
-    "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, _int(1024, 2**31 - 1), "close connections "
+    "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, int_range(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
 }
 
@@ -586,7 +569,7 @@ def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp],
 
 def _parse_group(name: str, text: str) -> ConfigValue:
     try:
-        return _int(1, 2**31 - 1)(text)
+        return int_range(1, 2**31 - 1)(text)
     except ValueError as exc:
         why = exc if text.strip().lstrip("+-").isdigit() else "not an integer"
         raise InvalidConfigError(f"invalid value {text!r} for group config {name}: {why}") from None

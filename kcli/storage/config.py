@@ -16,9 +16,14 @@ ConfigValue = int | bool | str  # what a topic config's parser returns
 _COMPRESSION_TYPES = ("producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd")
 
 
-def _int(lo: int, hi: int = 2**63 - 1) -> Callable[[str], int]:
+def int_range(lo: int, hi: int = 2**63 - 1) -> Callable[[str], int]:
+    """A parser of integers from ``lo`` to ``hi`` (topic, broker and group configs alike)."""
+
     def parse(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise ValueError("must be an integer") from None
         if not lo <= value <= hi:
             raise ValueError(f"must be between {lo} and {hi}")
         return value
@@ -26,8 +31,9 @@ def _int(lo: int, hi: int = 2**63 - 1) -> Callable[[str], int]:
     return parse
 
 
-def _bool(text: str) -> bool:
-    low = str(text).lower()
+def boolean(text: str) -> bool:
+    """``true`` or ``false``, in any case."""
+    low = str(text).strip().lower()
     if low not in ("true", "false"):
         raise ValueError("must be true or false")
     return low == "true"
@@ -44,20 +50,20 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 # name -> (default, parser, one-line meaning)
 TOPIC_CONFIGS: dict[str, tuple[ConfigValue, Callable[[str], ConfigValue], str]] = {
-    "segment.bytes": (1 << 30, _int(14, 2**31 - 1), "roll a new segment when the active one reaches this size"),
-    "segment.ms": (7 * 24 * 3600 * 1000, _int(1), "roll a new segment when the active one is this old"),
-    "retention.ms": (7 * 24 * 3600 * 1000, _int(-1), "delete segments whose newest record is older (-1: never)"),
-    "retention.bytes": (-1, _int(-1), "delete oldest segments while the partition is larger (-1: no limit)"),
-    "index.interval.bytes": (4096, _int(0), "bytes between offset index entries"),
-    "segment.index.bytes": (10 * 1024 * 1024, _int(4), "maximum size of an index file"),
-    "max.message.bytes": (1048588, _int(0, 2**31 - 1), "largest record batch the partition accepts"),
-    "min.insync.replicas": (1, _int(1), "in-sync replicas an acks=all produce needs"),
-    "unclean.leader.election.enable": (False, _bool, "allow an out-of-sync replica to become leader"),
+    "segment.bytes": (1 << 30, int_range(14, 2**31 - 1), "roll a new segment when the active one reaches this size"),
+    "segment.ms": (7 * 24 * 3600 * 1000, int_range(1), "roll a new segment when the active one is this old"),
+    "retention.ms": (7 * 24 * 3600 * 1000, int_range(-1), "delete segments whose newest record is older (-1: never)"),
+    "retention.bytes": (-1, int_range(-1), "delete oldest segments while the partition is larger (-1: no limit)"),
+    "index.interval.bytes": (4096, int_range(0), "bytes between offset index entries"),
+    "segment.index.bytes": (10 * 1024 * 1024, int_range(4), "maximum size of an index file"),
+    "max.message.bytes": (1048588, int_range(0, 2**31 - 1), "largest record batch the partition accepts"),
+    "min.insync.replicas": (1, int_range(1), "in-sync replicas an acks=all produce needs"),
+    "unclean.leader.election.enable": (False, boolean, "allow an out-of-sync replica to become leader"),
     "compression.type": ("producer", _choice(*_COMPRESSION_TYPES), "codec on disk (producer: keep the producer's)"),
     "cleanup.policy": ("delete", _choice("delete"), "what retention does with old segments"),
     "message.timestamp.type": ("CreateTime", _choice("CreateTime", "LogAppendTime"), "which timestamp records keep"),
-    "flush.messages": (2**63 - 1, _int(1), "fsync once this many messages are unsynced (default: leave it to the OS)"),
-    "flush.ms": (2**63 - 1, _int(0), "fsync once the oldest unsynced message is this old (default: leave it to the OS)"),
+    "flush.messages": (2**63 - 1, int_range(1), "fsync once this many messages are unsynced (default: leave it to the OS)"),
+    "flush.ms": (2**63 - 1, int_range(0), "fsync once the oldest unsynced message is this old (default: leave it to the OS)"),
 }
 
 
