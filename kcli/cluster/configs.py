@@ -83,6 +83,13 @@ def _bool(text: str) -> bool:
     return low == "true"
 
 
+def _one_of(text: str, choices: tuple[str, ...]) -> str:
+    low = str(text).strip().lower()
+    if low not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return low
+
+
 @dataclass(frozen=True)
 class BrokerConfig:
     """One broker config: Kafka's default (None: unset, a later synonym decides), how a value parses,
@@ -161,6 +168,11 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     # names are checked where the assignors are known (kcli.groups.server_assignors.parse_assignors)
     "group.consumer.assignors": BrokerConfig("uniform,range", str, "the server assignors of KIP-848 consumer "
                                              "groups, the default first", LIST),
+    # which online conversions between classic and KIP-848 groups happen (kcli.groups.consumer_group)
+    "group.consumer.migration.policy": BrokerConfig("bidirectional", lambda text: _one_of(
+        text, ("disabled", "upgrade", "downgrade", "bidirectional")), "converting classic groups to consumer "
+        "groups when a consumer-protocol member joins (upgrade), back when only classic members remain "
+        "(downgrade), both, or neither", STRING),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, _int(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
 }
