@@ -20,6 +20,14 @@ import pytest
 from support.brokers import call, connect
 from support.waits import wait_for
 
+from kcli.groups.consumer_group import (
+    ClassicSeed,
+    ConsumerGroup,
+    ConsumerGroups,
+    Heartbeat,
+    HeartbeatError,
+    from_classic,
+)
 from kcli.protocol import ApiKey, ErrorCode, assignment_bytes, decode_assignment, encode_subscription
 
 TOPIC = "orders"
@@ -304,3 +312,198 @@ def test_policy_upgrade_does_not_downgrade(brokers):
     assert c.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
     c.rejoin()
     assert c.owned == ALL and c.joined.leader == ""  # the consumer group's server assignor decided
+
+
+# ---------------------------------------------------------------- the state machine, with a fake clock
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def converted(clock: Clock, policy: str = "bidirectional"):
+    """A classic group of one member owning everything at generation 5, converted; and what
+    ``on_downgrade`` was handed."""
+    downgraded: list[ConsumerGroup] = []
+    groups = ConsumerGroups(10_000, clock=clock, new_member_id=lambda: "a", migration_policy=policy,
+                            on_downgrade=downgraded.append)
+    subscription = encode_subscription({"topics": [TOPIC]}, version=1)
+    seed = ClassicSeed("c", "client", "", 6_000, 20_000, [("range", subscription)], "range",
+                       _assignment(sorted(ALL)))
+    groups.adopt(from_classic("g", 5, [seed], {TOPIC: 4}))
+    return groups, downgraded
+
+
+def consumer_join(groups: ConsumerGroups):
+    hb = Heartbeat("g", "", 0, rebalance_timeout_ms=30_000, subscribed_topic_names=[TOPIC], owned=set())
+    return groups.heartbeat(hb, {TOPIC: 4})
+
+
+def test_unit_classic_state_round_trips_and_protocols_must_match():
+    clock = Clock()
+    groups, _ = converted(clock)
+    group = groups.groups["g"]
+    again = ConsumerGroup.from_json(group.to_json(), clock.now)
+    assert again.to_json() == group.to_json() and again.members["c"].classic == group.members["c"].classic
+    assert (again.epoch, again.members["c"].epoch, again.members["c"].assigned) == (5, 5, {(TOPIC, p) for p in ALL})
+    other = encode_subscription({"topics": [TOPIC]}, version=1)
+    with pytest.raises(HeartbeatError) as err:
+        groups.classic_join("g", "d", "client", "", 6_000, 6_000, "consumer", [("roundrobin", other)], {TOPIC: 4})
+    assert err.value.code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    with pytest.raises(HeartbeatError) as err:
+        groups.classic_heartbeat("g", "c", 4)
+    assert err.value.code == ErrorCode.ILLEGAL_GENERATION
+
+
+def test_unit_a_classic_member_that_never_rejoins_is_removed_after_its_rebalance_timeout():
+    clock = Clock()
+    groups, _ = converted(clock)
+    consumer_join(groups)
+    clock.now += 1
+    assert groups.classic_heartbeat("g", "c", 5) == ErrorCode.REBALANCE_IN_PROGRESS
+    for _ in range(4):  # it keeps heartbeating (its session lives) but does not rejoin
+        clock.now += 5
+        groups.heartbeat(Heartbeat("g", "a", groups.groups["g"].members["a"].epoch), {TOPIC: 4})
+        groups.classic_heartbeat("g", "c", 5)
+        groups.tick()
+    assert set(groups.groups["g"].members) == {"a"}  # gone after 20 s, its rebalance timeout
+
+
+def test_unit_downgrade_on_session_timeout_of_the_last_consumer_member_and_policy_downgrade_only():
+    clock = Clock()
+    groups, downgraded = converted(clock)
+    consumer_join(groups)
+    for _ in range(3):  # c goes on heartbeating; the consumer member "a" falls silent
+        clock.now += 4
+        groups.classic_heartbeat("g", "c", 5)
+        groups.tick()
+    assert [set(g.members) for g in downgraded] == [{"c"}] and "g" not in groups.groups
+    assert downgraded[0].epoch == 6  # not bumped by the downgrade: the classic generation goes on from it
+    clock = Clock()
+    groups, downgraded = converted(clock, policy="upgrade")
+    consumer_join(groups)
+    groups.heartbeat(Heartbeat("g", "a", groups.groups["g"].members["a"].epoch), {TOPIC: 4})
+    groups.heartbeat(Heartbeat("g", "a", -1), {TOPIC: 4})
+    assert downgraded == [] and set(groups.groups["g"].members) == {"c"}
+
+
+# ---------------------------------------------------------------- real confluent-kafka consumers
+
+PER_ROUND = 10  # records per partition produced in each round
+
+
+class Real:
+    """A confluent-kafka consumer polling in its own thread, committing each record synchronously
+    before the next (so a record read before a rebalance is never read again by another member)."""
+
+    def __init__(self, bootstrap: str, protocol: str, group: str = "g") -> None:
+        confluent_kafka = pytest.importorskip("confluent_kafka")
+        config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        if protocol == "classic":
+            config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+        self.consumer = confluent_kafka.Consumer(config)
+        self.consumer.subscribe([TOPIC])
+        self.owned: frozenset[int] = frozenset()
+        self.read: list[tuple[int, int]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        confluent_kafka = pytest.importorskip("confluent_kafka")
+        try:
+            while not self._stop.is_set():
+                msg = self.consumer.poll(0.1)
+                if msg is not None and msg.error() is None:
+                    self.read.append((msg.partition(), msg.offset()))
+                    try:
+                        self.consumer.commit(message=msg, asynchronous=False)
+                    except confluent_kafka.KafkaException as exc:
+                        self.errors.append(f"commit of {msg.partition()}@{msg.offset()}: {exc}")
+                elif msg is not None and not msg.error().retriable():
+                    self.errors.append(str(msg.error()))
+                self.owned = frozenset(tp.partition for tp in self.consumer.assignment())
+        finally:
+            self.consumer.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive()
+
+
+@pytest.fixture
+def reals():
+    started: list[Real] = []
+    yield started
+    for m in started:
+        m._stop.set()
+    for m in started:
+        m._thread.join(60)
+
+
+def produce_round(broker) -> None:
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for p in sorted(ALL):
+        for i in range(PER_ROUND):
+            producer.produce(TOPIC, value=f"{p}-{i}".encode(), partition=p)
+    assert producer.flush(30) == 0
+
+
+def kcli_type(broker, group: str = "g") -> str:
+    return json.loads(broker.kcli("group", "describe", group, "--json").stdout)[0]["type"]
+
+
+def test_confluent_classic_members_switch_one_by_one_reading_everything_once(broker, reals):
+    def split(*members: Real) -> bool:
+        return all(len(m.owned) == 2 for m in members) and not members[0].owned & members[1].owned
+
+    def everything_read(rounds: int) -> bool:
+        return len({r for m in reals for r in m.read}) == rounds * PER_ROUND * len(ALL)
+
+    produce_round(broker)
+    x, y = Real(broker.bootstrap, "classic"), Real(broker.bootstrap, "classic")
+    reals += [x, y]
+    wait_for("the classic members split the partitions", lambda: split(x, y), 60)
+    wait_for("round 1 read", lambda: everything_read(1), 60)
+    assert kcli_type(broker) == "classic"
+    x.close()  # x restarts with group.protocol=consumer: the live classic group (y) becomes a consumer group
+    x2 = Real(broker.bootstrap, "consumer")
+    reals.append(x2)
+    wait_for("x2 and classic y split the partitions", lambda: split(x2, y), 60)
+    assert group_type(broker)[0] == "consumer" and kcli_type(broker) == "consumer"
+    produce_round(broker)
+    wait_for("round 2 read", lambda: everything_read(2), 60)
+    y.close()  # and y too
+    y2 = Real(broker.bootstrap, "consumer")
+    reals.append(y2)
+    wait_for("x2 and y2 split the partitions", lambda: split(x2, y2), 60)
+    produce_round(broker)
+    wait_for("round 3 read", lambda: everything_read(3), 60)
+    reads = [r for m in reals for r in m.read]
+    assert len(reads) == len(set(reads)) == 3 * PER_ROUND * len(ALL)  # exactly once across both switches
+    assert [e for m in reals for e in m.errors] == []
+    assert {m["client_id"] for m in json.loads(broker.kcli("group", "describe", "g", "--json").stdout)[0]["members"]}
+
+
+def test_confluent_consumer_members_leave_and_the_classic_one_remains(broker, reals):
+    produce_round(broker)
+    a, b = Real(broker.bootstrap, "consumer"), Real(broker.bootstrap, "consumer")
+    reals += [a, b]
+    wait_for("a and b split the partitions", lambda: len(a.owned) == 2 and len(b.owned) == 2, 60)
+    k = Real(broker.bootstrap, "classic")  # a classic member joins the consumer group
+    reals.append(k)
+    wait_for("k gets a share", lambda: len(k.owned) >= 1 and len(a.owned | b.owned | k.owned) == 4, 60)
+    assert group_type(broker)[0] == "consumer"
+    a.close()
+    b.close()  # the last consumer-protocol member: the group becomes classic, k takes everything
+    wait_for("k owns every partition", lambda: k.owned == ALL, 60)
+    assert group_type(broker) == ("classic", "Stable") and kcli_type(broker) == "classic"
+    produce_round(broker)
+    wait_for("both rounds read", lambda: len({r for m in reals for r in m.read}) == 2 * PER_ROUND * len(ALL), 60)

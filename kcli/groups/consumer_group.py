@@ -132,7 +132,7 @@ class Member:
     assigned: set[TopicPartition] = field(default_factory=set)
     revoking: set[TopicPartition] = field(default_factory=set)
     last_seen: float = 0.0
-    revoke_deadline: float | None = None
+    revoke_deadline: float | None = None  # revoking (a classic member: rejoining) must end by then
     classic: ClassicMeta | None = None  # set while the member speaks the classic protocol
 
     def topics(self, counts: TopicCounts) -> set[str]:
@@ -688,6 +688,8 @@ class ConsumerGroups:
                 self._reconcile(group, member, owned, now)
                 if member.state == UNREVOKED:  # it already gave them up: the next step too
                     self._reconcile(group, member, owned, now)
+                if member.state != UNREVOKED:
+                    member.revoke_deadline = None  # it rejoined in time
                 return ClassicJoin(member_id, member.epoch, protocols[0][0])
 
     def _classic_member(self, group: ConsumerGroup, member_id: str, generation: int) -> Member:
@@ -742,6 +744,8 @@ class ConsumerGroups:
             if member.epoch < group.epoch or member.state == UNREVOKED or (
                 member.state == UNRELEASED and not waiting
             ):
+                if member.revoke_deadline is None:  # it must rejoin within its rebalance timeout
+                    member.revoke_deadline = member.last_seen + member.rebalance_timeout_ms / 1000
                 return ErrorCode.REBALANCE_IN_PROGRESS
             return ErrorCode.NONE
 
