@@ -51,6 +51,7 @@ from kcli.groups.consumer_group import (
     HeartbeatError,
     TopicPartition,
     from_classic,
+    partitions_by_topic,
     read_group,
     state_path,
 )
@@ -355,13 +356,6 @@ def _ids(topics: Mapping[str, TopicMeta]) -> tuple[dict[str, bytes], dict[bytes,
     return by_name, {tid: name for name, tid in by_name.items()}
 
 
-def _by_topic(partitions: set[TopicPartition]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for topic, p in sorted(partitions):
-        out.setdefault(topic, []).append(p)
-    return out
-
-
 # ---------------------------------------------------------------- ConsumerGroupHeartbeat
 
 
@@ -402,7 +396,7 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, req: Str
     if answer.assignment is not None:
         assignment = {
             "topic_partitions": [
-                {"topic_id": by_name[t], "partitions": ps} for t, ps in _by_topic(answer.assignment).items()
+                {"topic_id": by_name[t], "partitions": ps} for t, ps in partitions_by_topic(answer.assignment).items()
             ]
         }
     return {
@@ -426,7 +420,7 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, req: Stru
         return {
             "topic_partitions": [
                 {"topic_id": by_name.get(t, bytes(16)), "topic_name": t, "partitions": ps}
-                for t, ps in _by_topic(partitions).items()
+                for t, ps in partitions_by_topic(partitions).items()
             ]
         }
 

@@ -83,6 +83,10 @@ def _bool(text: str) -> bool:
     return low == "true"
 
 
+# group.consumer.migration.policy's values (kcli.groups.consumer_group applies them)
+CONSUMER_MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
+
+
 def _one_of(text: str, choices: tuple[str, ...]) -> str:
     low = str(text).strip().lower()
     if low not in choices:
@@ -170,7 +174,7 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
                                              "groups, the default first", LIST),
     # which online conversions between classic and KIP-848 groups happen (kcli.groups.consumer_group)
     "group.consumer.migration.policy": BrokerConfig("bidirectional", lambda text: _one_of(
-        text, ("disabled", "upgrade", "downgrade", "bidirectional")), "converting classic groups to consumer "
+        text, CONSUMER_MIGRATION_POLICIES), "converting classic groups to consumer "
         "groups when a consumer-protocol member joins (upgrade), back when only classic members remain "
         "(downgrade), both, or neither", STRING),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, _int(1024, 2**31 - 1), "close connections "

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from kcli.cluster.configs import CONSUMER_MIGRATION_POLICIES
 from kcli.errors import KcliError, ProtocolError
 from kcli.groups.layout import GroupPaths
 from kcli.groups.server_assignors import DEFAULT_ASSIGNORS, SERVER_ASSIGNORS
@@ -62,7 +63,6 @@ MEMBER_STABLE, UNREVOKED, UNRELEASED = "stable", "unrevoked_partitions", "unrele
 DEFAULT_SESSION_TIMEOUT_MS = 45_000  # group.consumer.session.timeout.ms
 DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000  # group.consumer.heartbeat.interval.ms
 # group.consumer.migration.policy: which online conversions between classic and consumer groups happen
-MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
 DEFAULT_MIGRATION_POLICY = "bidirectional"
 CONSUMER_PROTOCOL_TYPE = "consumer"  # the classic protocol type a group must use to be converted
 
@@ -307,7 +307,8 @@ class ClassicJoin:
     protocol_name: str
 
 
-def _partitions_by_topic(partitions: set[TopicPartition]) -> dict[str, list[int]]:
+def partitions_by_topic(partitions: set[TopicPartition]) -> dict[str, list[int]]:
+    """Partitions grouped by topic, both sorted (the shape every assignment on the wire has)."""
     out: dict[str, list[int]] = {}
     for topic, p in sorted(partitions):
         out.setdefault(topic, []).append(p)
@@ -353,7 +354,7 @@ class ConsumerGroups:
     ) -> None:
         """``on_downgrade`` is handed a group of classic members that becomes a classic group (it is
         no longer kept here, and ``on_change`` is not called for it)."""
-        if migration_policy not in MIGRATION_POLICIES:
+        if migration_policy not in CONSUMER_MIGRATION_POLICIES:
             raise ValueError(f"unknown group.consumer.migration.policy {migration_policy!r}")
         unknown = [a for a in assignors if a not in SERVER_ASSIGNORS]
         if not assignors or unknown:
@@ -728,7 +729,7 @@ class ConsumerGroups:
                 version = min(decode_subscription(metadata).version, 3)
             except ProtocolError:
                 version = 0
-            assigned = [{"topic": t, "partitions": ps} for t, ps in _partitions_by_topic(member.assigned).items()]
+            assigned = [{"topic": t, "partitions": ps} for t, ps in partitions_by_topic(member.assigned).items()]
             return encode_assignment({"assigned_partitions": assigned}, version=version)
 
     def classic_heartbeat(self, group_id: str, member_id: str, generation: int) -> ErrorCode:
