@@ -399,12 +399,13 @@ class Real:
     """A confluent-kafka consumer polling in its own thread, committing each record synchronously
     before the next (so a record read before a rebalance is never read again by another member)."""
 
-    def __init__(self, bootstrap: str, protocol: str, group: str = "g") -> None:
+    def __init__(self, bootstrap: str, protocol: str, group: str = "g", strategy: str = "range,roundrobin") -> None:
         confluent_kafka = pytest.importorskip("confluent_kafka")
         config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False}
         if protocol == "classic":
-            config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+            config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                           "partition.assignment.strategy": strategy})
         self.consumer = confluent_kafka.Consumer(config)
         self.consumer.subscribe([TOPIC])
         self.owned: frozenset[int] = frozenset()
@@ -460,7 +461,10 @@ def kcli_type(broker, group: str = "g") -> str:
     return json.loads(broker.kcli("group", "describe", group, "--json").stdout)[0]["type"]
 
 
-def test_confluent_classic_members_switch_one_by_one_reading_everything_once(broker, reals):
+@pytest.mark.parametrize("strategy", ["range,roundrobin", "cooperative-sticky"])
+def test_confluent_classic_members_switch_one_by_one_reading_everything_once(broker, reals, strategy):
+    """Eager classic members give everything up when told to rejoin; cooperative ones keep what stays
+    theirs and rejoin once more after revoking the rest."""
     def split(*members: Real) -> bool:
         return all(len(m.owned) == 2 for m in members) and not members[0].owned & members[1].owned
 
@@ -468,7 +472,7 @@ def test_confluent_classic_members_switch_one_by_one_reading_everything_once(bro
         return len({r for m in reals for r in m.read}) == rounds * PER_ROUND * len(ALL)
 
     produce_round(broker)
-    x, y = Real(broker.bootstrap, "classic"), Real(broker.bootstrap, "classic")
+    x, y = Real(broker.bootstrap, "classic", strategy=strategy), Real(broker.bootstrap, "classic", strategy=strategy)
     reals += [x, y]
     wait_for("the classic members split the partitions", lambda: split(x, y), 60)
     wait_for("round 1 read", lambda: everything_read(1), 60)
