@@ -11,11 +11,17 @@ The state machine is :mod:`kcli.groups.consumer_group`; this module gives it a h
 - **The view.**  Live members are mirrored as member files this broker holds (as classic groups are,
   kcli.groups.membership.CoordinatedMembers), with ``state.json`` saying the group epoch, state and
   assignor.
-- **Classic and consumer groups coexist** as in Kafka 4.x with ``group.consumer.migration.policy``
-  upgrading only empty groups: a consumer-protocol member joining a classic group with no members
-  (offsets only) turns it into a consumer group; one with live classic (or embedded kcli) members gets
-  GROUP_ID_NOT_FOUND, as Kafka answers when it cannot upgrade; a classic JoinGroup to a consumer group
-  with members gets INCONSISTENT_GROUP_PROTOCOL, and to an empty one turns it back into a classic group.
+- **Classic and consumer groups coexist** as in Kafka 4.x, converted online as
+  ``group.consumer.migration.policy`` allows (bidirectional by default; upgrade, downgrade, disabled):
+  a consumer-protocol member joining a live classic group of "consumer" protocol type converts it
+  (upgrade); its classic members stay, and their JoinGroup, SyncGroup, Heartbeat and LeaveGroup are
+  answered here from the consumer group (the server assignor decides their partitions).  When the last
+  consumer-protocol member leaves and classic members remain, the group goes back to the classic
+  coordinator (downgrade), rebalancing at once.  An empty classic group is always taken, and a classic
+  JoinGroup to an empty consumer group turns it back into a classic group (its offsets stay).  Where the
+  policy forbids the conversion, a consumer-protocol member joining a live classic group gets
+  GROUP_ID_NOT_FOUND, and with the policy ``disabled`` a classic JoinGroup to a live consumer group
+  gets INCONSISTENT_GROUP_PROTOCOL.  Groups with live embedded kcli members are never converted.
 """
 
 from __future__ import annotations
@@ -30,24 +36,30 @@ from typing import Any
 
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext, made_once
+from kcli.broker.coordinator import STABLE, Group, JoinResult, SyncResult
+from kcli.broker.coordinator import Member as ClassicMember
 from kcli.broker.group_service import GroupService, service
 from kcli.cluster import configs as cfg
 from kcli.cluster.metadata import ClusterState, TopicMeta
-from kcli.errors import KcliError
+from kcli.errors import KcliError, ProtocolError
 from kcli.groups.consumer_group import (
+    CONSUMER_PROTOCOL_TYPE,
+    ClassicSeed,
     ConsumerGroup,
     ConsumerGroups,
     Heartbeat,
     HeartbeatAnswer,
     HeartbeatError,
     TopicPartition,
+    from_classic,
+    partitions_by_topic,
     read_group,
     state_path,
 )
 from kcli.groups.layout import GroupPaths
 from kcli.groups.membership import CoordinatedMembers, GroupState, MemberInfo, live_members
 from kcli.groups.offsets import CommittedOffset, OffsetStore
-from kcli.protocol import ErrorCode, RequestHeader, Struct
+from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes
 from kcli.protocol.api import NO_OPERATIONS
 from kcli.storage.checkpoint import atomic_write
 
@@ -72,6 +84,8 @@ class ConsumerGroupService:
             tuple(settings.group_consumer_assignors),
             on_change=self._store,
             load=self._load,
+            migration_policy=settings.group_consumer_migration_policy,
+            on_downgrade=self._downgrade,
         )
         self._mirrors: dict[str, CoordinatedMembers] = {}
         self._thread = threading.Thread(target=self._run, name="consumer-groups", daemon=True)
@@ -156,28 +170,155 @@ class ConsumerGroupService:
 
     # ------------------------------------------------------------ coexistence with classic groups
 
-    def _classic_members(self, group_id: str) -> bool:
-        """Whether the group has live classic members: kept by the classic coordinator, or embedded."""
-        kept = self.classic.coordinator.describe(group_id)
-        if kept is not None and kept.members:
-            return True
-        return any(m.coordinator is None for m in live_members(self.ctx.datadir, group_id))
+    def _forget(self, group_id: str) -> None:
+        """Stop keeping a consumer group that becomes a classic group (its offsets stay)."""
+        self._unload(group_id)
+        try:
+            os.unlink(state_path(GroupPaths(self.ctx.datadir, group_id)))
+        except FileNotFoundError:
+            pass
 
-    def classic_join(self, group_id: str) -> ErrorCode:
-        """A classic JoinGroup: refused while the group is a consumer group with members; an empty
-        consumer group becomes a classic group (its offsets stay)."""
+    def _upgrade(self, group_id: str, counts: Mapping[str, int]) -> None:
+        """A consumer-protocol member joins ``group_id``, which has no consumer-group members: an empty
+        classic group is simply taken over; a live one is converted when the policy allows it and it
+        uses the "consumer" protocol type (Kafka's validateOnlineUpgrade), else GROUP_ID_NOT_FOUND."""
+        coordinator = self.classic.coordinator
+        with coordinator.lock:
+            kept = coordinator.groups.get(group_id)
+            if kept is not None and kept.members:
+                why = None
+                if not self.groups.upgrades:
+                    why = "the online upgrade is disabled (group.consumer.migration.policy)"
+                elif kept.protocol_type != CONSUMER_PROTOCOL_TYPE:
+                    why = f"it uses protocol type {kept.protocol_type!r}, not the consumer protocol"
+                else:
+                    seeds = [
+                        ClassicSeed(
+                            m.member_id,
+                            m.client_id,
+                            m.client_host,
+                            int(m.session_timeout * 1000),
+                            int(m.rebalance_timeout * 1000),
+                            list(m.protocols),
+                            kept.protocol_name,
+                            m.assignment,
+                        )
+                        for m in kept.members.values()
+                    ]
+                    try:
+                        group = from_classic(group_id, kept.generation, seeds, counts)
+                    except ProtocolError as exc:
+                        why = f"its members' consumer protocol bytes are malformed: {exc}"
+                if why is not None:
+                    raise HeartbeatError(
+                        ErrorCode.GROUP_ID_NOT_FOUND,
+                        f"Cannot upgrade classic group {group_id} to consumer group: {why}.",
+                    )
+                log.info("classic group %r becomes a consumer group (%d classic members)", group_id, len(seeds))
+                coordinator.unload(group_id, ErrorCode.REBALANCE_IN_PROGRESS)  # waiting members rejoin
+                self.groups.adopt(group)
+                return
+        if any(m.coordinator is None for m in live_members(self.ctx.datadir, group_id)):
+            raise HeartbeatError(
+                ErrorCode.GROUP_ID_NOT_FOUND,
+                f"Cannot upgrade classic group {group_id} to consumer group: it has live embedded kcli members.",
+            )
+        coordinator.unload(group_id)  # an empty classic group becomes ours
+
+    def _downgrade(self, group: ConsumerGroup) -> None:
+        """The consumer group's members all speak the classic protocol now: hand it to the classic
+        coordinator at its epoch as generation (Kafka's ClassicGroup.fromConsumerGroup)."""
+        log.info("consumer group %r becomes a classic group (%d classic members)", group.group_id, len(group.members))
+        self._forget(group.group_id)
+        classic = Group(group.group_id, generation=group.epoch, state=STABLE, protocol_type=CONSUMER_PROTOCOL_TYPE)
+        for m in group.members.values():
+            assert m.classic is not None
+            classic.members[m.member_id] = ClassicMember(
+                m.member_id,
+                m.client_id,
+                m.client_host,
+                m.classic.session_timeout_ms / 1000,
+                m.rebalance_timeout_ms / 1000,
+                CONSUMER_PROTOCOL_TYPE,
+                list(m.classic.protocols),
+                int(time.time() * 1000),
+                assignment=assignment_bytes(sorted(m.assigned)),
+            )
+        self.classic.coordinator.adopt(classic)
+
+    def classic_join(
+        self,
+        group_id: str,
+        member_id: str,
+        client_id: str,
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        protocol_type: str,
+        protocols: list[tuple[str, bytes]],
+        require_known_member_id: bool,
+    ) -> JoinResult | None:
+        """A classic JoinGroup: answered here while the group is a consumer group with members (None:
+        the classic coordinator answers it; an empty consumer group becomes a classic group first)."""
+        coordinator = self.classic.coordinator
         with self.groups.lock:
             group = self.groups.get(group_id)
             if group is None:
-                return ErrorCode.NONE
-            if group.members:
-                return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
-            self._unload(group_id)
+                return None
+            if not group.members:
+                self._forget(group_id)
+                return None
+            if self.groups.migration_policy == "disabled":
+                return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
+            if not coordinator.min_session_timeout_ms <= session_timeout_ms <= coordinator.max_session_timeout_ms:
+                return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, member_id=member_id)
+            if not member_id:
+                member_id = coordinator.new_member_id(client_id)
+                if require_known_member_id:
+                    if not group.supports_classic(protocol_type, {n for n, _ in protocols}):
+                        return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+                    return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=member_id)
+            counts = {name: len(meta.partitions) for name, meta in self.ctx.partitions.refresh().topics.items()}
+            rebalance_timeout_ms = session_timeout_ms if rebalance_timeout_ms < 0 else rebalance_timeout_ms
             try:
-                os.unlink(state_path(GroupPaths(self.ctx.datadir, group_id)))
-            except FileNotFoundError:
-                pass
-            return ErrorCode.NONE
+                joined = self.groups.classic_join(
+                    group_id, member_id, client_id, "", session_timeout_ms, rebalance_timeout_ms,
+                    protocol_type, protocols, counts,
+                )
+            except HeartbeatError as exc:
+                return JoinResult(exc.code, member_id=member_id)
+            return JoinResult(
+                ErrorCode.NONE, joined.generation, joined.protocol_name, "", joined.member_id, [], CONSUMER_PROTOCOL_TYPE
+            )
+
+    def classic_sync(
+        self, group_id: str, member_id: str, generation: int, protocol_type: str | None, protocol_name: str | None
+    ) -> SyncResult | None:
+        """A classic SyncGroup, answered here while the group is a consumer group (else None)."""
+        with self.groups.lock:
+            if self.groups.get(group_id) is None:
+                return None
+            try:
+                assignment = self.groups.classic_sync(group_id, member_id, generation, protocol_type, protocol_name)
+            except HeartbeatError as exc:
+                return SyncResult(exc.code)
+            return SyncResult(ErrorCode.NONE, assignment, protocol_type, protocol_name)
+
+    def classic_heartbeat(self, group_id: str, member_id: str, generation: int) -> ErrorCode | None:
+        """A classic Heartbeat, answered here while the group is a consumer group (else None)."""
+        with self.groups.lock:
+            if self.groups.get(group_id) is None:
+                return None
+            try:
+                return self.groups.classic_heartbeat(group_id, member_id, generation)
+            except HeartbeatError as exc:
+                return exc.code
+
+    def classic_leave(self, group_id: str, member_ids: list[str]) -> list[tuple[str, ErrorCode]] | None:
+        """A classic LeaveGroup, answered here while the group is a consumer group (else None)."""
+        with self.groups.lock:
+            if self.groups.get(group_id) is None:
+                return None
+            return self.groups.classic_leave(group_id, member_ids)
 
     # ------------------------------------------------------------ requests
 
@@ -185,13 +326,7 @@ class ConsumerGroupService:
         counts = {name: len(meta.partitions) for name, meta in topics.items()}
         with self.groups.lock:
             if hb.member_epoch == 0 and hb.group_id and not self.groups.has_members(hb.group_id):
-                if self._classic_members(hb.group_id):
-                    raise HeartbeatError(
-                        ErrorCode.GROUP_ID_NOT_FOUND,
-                        f"Cannot upgrade classic group {hb.group_id} to consumer group: it has live "
-                        "classic members (kcli upgrades only empty classic groups).",
-                    )
-                self.classic.coordinator.unload(hb.group_id)  # an empty classic group becomes ours
+                self._upgrade(hb.group_id, counts)
             return self.groups.heartbeat(hb, counts)
 
     def commit(
@@ -223,13 +358,6 @@ def consumer_service(ctx: BrokerContext) -> ConsumerGroupService:
 def _ids(topics: Mapping[str, TopicMeta]) -> tuple[dict[str, bytes], dict[bytes, str]]:
     by_name = {name: bytes.fromhex(meta.topic_id) for name, meta in topics.items()}
     return by_name, {tid: name for name, tid in by_name.items()}
-
-
-def _by_topic(partitions: set[TopicPartition]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for topic, p in sorted(partitions):
-        out.setdefault(topic, []).append(p)
-    return out
 
 
 # ---------------------------------------------------------------- ConsumerGroupHeartbeat
@@ -273,7 +401,7 @@ def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, req: Str
     if answer.assignment is not None:
         assignment = {
             "topic_partitions": [
-                {"topic_id": by_name[t], "partitions": ps} for t, ps in _by_topic(answer.assignment).items()
+                {"topic_id": by_name[t], "partitions": ps} for t, ps in partitions_by_topic(answer.assignment).items()
             ]
         }
     return {
@@ -297,7 +425,7 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, req: Stru
         return {
             "topic_partitions": [
                 {"topic_id": by_name.get(t, bytes(16)), "topic_name": t, "partitions": ps}
-                for t, ps in _by_topic(partitions).items()
+                for t, ps in partitions_by_topic(partitions).items()
             ]
         }
 
@@ -373,6 +501,37 @@ def check_fetch(ctx: BrokerContext, group_id: str, member_id: str | None, epoch:
     return consumer_service(ctx).groups.check_fetch(group_id, member_id, epoch)
 
 
-def classic_join(ctx: BrokerContext, group_id: str) -> ErrorCode:
-    """JoinGroup's check (see :meth:`ConsumerGroupService.classic_join`)."""
-    return consumer_service(ctx).classic_join(group_id)
+def classic_join(
+    ctx: BrokerContext,
+    group_id: str,
+    member_id: str,
+    client_id: str,
+    session_timeout_ms: int,
+    rebalance_timeout_ms: int,
+    protocol_type: str,
+    protocols: list[tuple[str, bytes]],
+    require_known_member_id: bool,
+) -> JoinResult | None:
+    """JoinGroup's hook (see :meth:`ConsumerGroupService.classic_join`)."""
+    return consumer_service(ctx).classic_join(
+        group_id, member_id, client_id, session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols,
+        require_known_member_id,
+    )
+
+
+def classic_sync(
+    ctx: BrokerContext, group_id: str, member_id: str, generation: int, protocol_type: str | None,
+    protocol_name: str | None,
+) -> SyncResult | None:
+    """SyncGroup's hook (see :meth:`ConsumerGroupService.classic_sync`)."""
+    return consumer_service(ctx).classic_sync(group_id, member_id, generation, protocol_type, protocol_name)
+
+
+def classic_heartbeat(ctx: BrokerContext, group_id: str, member_id: str, generation: int) -> ErrorCode | None:
+    """Heartbeat's hook (see :meth:`ConsumerGroupService.classic_heartbeat`)."""
+    return consumer_service(ctx).classic_heartbeat(group_id, member_id, generation)
+
+
+def classic_leave(ctx: BrokerContext, group_id: str, member_ids: list[str]) -> list[tuple[str, ErrorCode]] | None:
+    """LeaveGroup's hook (see :meth:`ConsumerGroupService.classic_leave`)."""
+    return consumer_service(ctx).classic_leave(group_id, member_ids)

@@ -614,6 +614,20 @@ class GroupCoordinator:
                 member.join_callback = member.sync_callback = None
             self.mirror.drop(group_id)
 
+    def adopt(self, group: Group) -> None:
+        """Keep a group converted from a consumer group (Kafka's online downgrade): its members are
+        the classic members it had, at its epoch as generation; a rebalance starts at once, so their
+        heartbeats tell them to rejoin and the leader assigns."""
+        with self.lock:
+            self.groups[group.group_id] = group
+            now = self.clock()
+            for member in group.members.values():
+                member.last_heartbeat = now
+            group.leader_id = next(iter(group.members), None)
+            group.protocol_name = group.select_protocol()
+            self._prepare_rebalance(group)
+            self._publish(group)
+
     def close(self) -> None:
         with self.lock:
             for group_id in list(self.groups):

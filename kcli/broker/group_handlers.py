@@ -92,9 +92,23 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     if req.reason:
         log.info("group %r: member %r joins: %s", req.group_id, req.member_id or "(new)", req.reason)
     result = JoinResult(svc.check(req.group_id), member_id=req.member_id)
-    if result.error == ErrorCode.NONE:
-        result.error = consumer_groups.classic_join(ctx, req.group_id)
-    if result.error == ErrorCode.NONE:
+    protocols = [(p.name, bytes(p.metadata)) for p in req.protocols]
+    modern = None
+    if result.error == ErrorCode.NONE:  # a consumer group answers its classic members itself
+        modern = consumer_groups.classic_join(
+            ctx,
+            req.group_id,
+            req.member_id,
+            header.client_id or "",
+            req.session_timeout_ms,
+            req.rebalance_timeout_ms,
+            req.protocol_type,
+            protocols,
+            header.api_version >= 4,
+        )
+    if modern is not None:
+        result = modern
+    elif result.error == ErrorCode.NONE:
         answer = Answer()
         svc.coordinator.join(
             req.group_id,
@@ -104,7 +118,7 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
             req.session_timeout_ms,
             req.rebalance_timeout_ms,
             req.protocol_type,
-            [(p.name, bytes(p.metadata)) for p in req.protocols],
+            protocols,
             header.api_version >= 4,
             answer,
         )
@@ -126,7 +140,14 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     svc = service(ctx)
     result = SyncResult(svc.check(req.group_id))
+    modern = None
     if result.error == ErrorCode.NONE:
+        modern = consumer_groups.classic_sync(
+            ctx, req.group_id, req.member_id, req.generation_id, req.protocol_type, req.protocol_name
+        )
+    if modern is not None:
+        result = modern
+    elif result.error == ErrorCode.NONE:
         answer = Answer()
         assignments = {a.member_id: bytes(a.assignment) for a in req.assignments}
         svc.coordinator.sync(
@@ -152,7 +173,8 @@ def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     svc = service(ctx)
     error = svc.check(req.group_id)
     if error == ErrorCode.NONE:
-        error = svc.coordinator.heartbeat(req.group_id, req.generation_id, req.member_id)
+        modern = consumer_groups.classic_heartbeat(ctx, req.group_id, req.member_id, req.generation_id)
+        error = modern if modern is not None else svc.coordinator.heartbeat(req.group_id, req.generation_id, req.member_id)
     return {"throttle_time_ms": 0, "error_code": error}
 
 
@@ -167,7 +189,9 @@ def leave_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     error = svc.check(req.group_id)
     if error != ErrorCode.NONE:
         return {"throttle_time_ms": 0, "error_code": error, "members": []}
-    results = svc.coordinator.leave(req.group_id, leaving)
+    results = consumer_groups.classic_leave(ctx, req.group_id, leaving)
+    if results is None:
+        results = svc.coordinator.leave(req.group_id, leaving)
     if not batch:
         return {"throttle_time_ms": 0, "error_code": results[0][1]}
     instances = {m.member_id: m.group_instance_id for m in req.members}

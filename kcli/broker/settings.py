@@ -10,6 +10,7 @@ from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
 from kcli.groups.consumer_group import DEFAULT_HEARTBEAT_INTERVAL_MS as CONSUMER_HEARTBEAT_INTERVAL_MS
+from kcli.groups.consumer_group import DEFAULT_MIGRATION_POLICY
 from kcli.groups.consumer_group import DEFAULT_SESSION_TIMEOUT_MS as CONSUMER_SESSION_TIMEOUT_MS
 from kcli.groups.server_assignors import DEFAULT_ASSIGNORS as CONSUMER_ASSIGNORS
 from kcli.groups.server_assignors import parse_assignors
@@ -38,6 +39,7 @@ class BrokerSettings:
     group_consumer_session_timeout_ms: int = CONSUMER_SESSION_TIMEOUT_MS  # group.consumer.session.timeout.ms
     group_consumer_heartbeat_interval_ms: int = CONSUMER_HEARTBEAT_INTERVAL_MS  # group.consumer.heartbeat.interval.ms
     group_consumer_assignors: tuple[str, ...] = CONSUMER_ASSIGNORS  # group.consumer.assignors
+    group_consumer_migration_policy: str = DEFAULT_MIGRATION_POLICY  # group.consumer.migration.policy
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     configs: Mapping[str, ConfigValue] = field(default_factory=dict)
 
@@ -63,6 +65,9 @@ class BrokerSettings:
             group_consumer_heartbeat_interval_ms=get("group.consumer.heartbeat.interval.ms"),
             group_consumer_assignors=parse_assignors(
                 str(configs.get("group.consumer.assignors", BROKER_CONFIGS["group.consumer.assignors"].default))
+            ),
+            group_consumer_migration_policy=str(
+                configs.get("group.consumer.migration.policy", BROKER_CONFIGS["group.consumer.migration.policy"].default)
             ),
             configs=dict(configs),
         )

@@ -73,6 +73,17 @@ CLUSTER_DEFAULT = ""  # the entity name of the cluster-wide dynamic defaults (ka
 _LONG_MAX = 2**63 - 1
 
 
+# group.consumer.migration.policy's values (kcli.groups.consumer_group applies them)
+CONSUMER_MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
+
+
+def _one_of(text: str, choices: tuple[str, ...]) -> str:
+    low = str(text).strip().lower()
+    if low not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return low
+
+
 @dataclass(frozen=True)
 class BrokerConfig:
     """One broker config: Kafka's default (None: unset, a later synonym decides), how a value parses,
@@ -159,6 +170,11 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     # names are checked where the assignors are known (kcli.groups.server_assignors.parse_assignors)
     "group.consumer.assignors": BrokerConfig("uniform,range", str, "the server assignors of KIP-848 consumer "
                                              "groups, the default first", LIST),
+    # which online conversions between classic and KIP-848 groups happen (kcli.groups.consumer_group)
+    "group.consumer.migration.policy": BrokerConfig("bidirectional", lambda text: _one_of(
+        text, CONSUMER_MIGRATION_POLICIES), "converting classic groups to consumer "
+        "groups when a consumer-protocol member joins (upgrade), back when only classic members remain "
+        "(downgrade), both, or neither", STRING),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, int_range(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
 }

@@ -10,6 +10,13 @@ As Kafka's GroupMetadataManager and CurrentAssignmentBuilder, in kcli's words:
   it must give up are revoked first (its epoch stays, the answer leaves them out); once its heartbeat
   reports them gone it moves to the assignment epoch and gets the partitions no other member still
   holds; those still held by their previous owner come in a later heartbeat, once released.
+- **Classic members** (Kafka 4.x's online migration, ``group.consumer.migration.policy``): a live
+  classic group a consumer-protocol member joins is converted (:func:`from_classic`); its members
+  stay, speaking JoinGroup/SyncGroup/Heartbeat/LeaveGroup (:meth:`ConsumerGroups.classic_join` and
+  friends): the server assignor decides their partitions too, their generation is their member epoch,
+  and a heartbeat answers REBALANCE_IN_PROGRESS when they must rejoin to reconcile.  When the last
+  consumer-protocol member leaves a group of classic members, ``on_downgrade`` turns it back into a
+  classic group.
 - Members leave with epoch -1; a static member (``group.instance.id``) leaves for a while with -2 and
   keeps its partitions until it rejoins (epoch 0, same instance id, any member id) or its session times
   out.  A member silent for the session timeout, or not revoking within its rebalance timeout, is
@@ -32,14 +39,17 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kcli.errors import KcliError
+from kcli.cluster.configs import CONSUMER_MIGRATION_POLICIES
+from kcli.errors import KcliError, ProtocolError
 from kcli.groups.layout import GroupPaths
 from kcli.groups.server_assignors import DEFAULT_ASSIGNORS, SERVER_ASSIGNORS
 from kcli.protocol import ErrorCode
+from kcli.protocol.consumer import decode_assignment, decode_subscription, encode_assignment
 
 TopicPartition = tuple[str, int]
 TopicCounts = Mapping[str, int]  # the cluster's topics and their partition counts
@@ -52,6 +62,9 @@ MEMBER_STABLE, UNREVOKED, UNRELEASED = "stable", "unrevoked_partitions", "unrele
 
 DEFAULT_SESSION_TIMEOUT_MS = 45_000  # group.consumer.session.timeout.ms
 DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000  # group.consumer.heartbeat.interval.ms
+# group.consumer.migration.policy: which online conversions between classic and consumer groups happen
+DEFAULT_MIGRATION_POLICY = "bidirectional"
+CONSUMER_PROTOCOL_TYPE = "consumer"  # the classic protocol type a group must use to be converted
 
 
 class HeartbeatError(Exception):
@@ -88,6 +101,21 @@ class HeartbeatAnswer:
 
 
 @dataclass
+class ClassicMeta:
+    """What a member speaking the classic protocol joined with (Kafka's ClassicMemberMetadata)."""
+
+    session_timeout_ms: int
+    protocols: list[tuple[str, bytes]]  # (name, subscription bytes), in the member's order of preference
+
+    def to_json(self) -> dict[str, Any]:
+        return {"session_timeout_ms": self.session_timeout_ms, "protocols": [[n, m.hex()] for n, m in self.protocols]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClassicMeta:
+        return cls(int(data["session_timeout_ms"]), [(str(n), bytes.fromhex(m)) for n, m in data["protocols"]])
+
+
+@dataclass
 class Member:
     member_id: str
     instance_id: str | None
@@ -104,7 +132,8 @@ class Member:
     assigned: set[TopicPartition] = field(default_factory=set)
     revoking: set[TopicPartition] = field(default_factory=set)
     last_seen: float = 0.0
-    revoke_deadline: float | None = None
+    revoke_deadline: float | None = None  # revoking (a classic member: rejoining) must end by then
+    classic: ClassicMeta | None = None  # set while the member speaks the classic protocol
 
     def topics(self, counts: TopicCounts) -> set[str]:
         """The existing topics this member subscribes to, by name or by its regex."""
@@ -130,6 +159,7 @@ class Member:
             "state": self.state,
             "assigned": sorted(self.assigned),
             "revoking": sorted(self.revoking),
+            "classic": None if self.classic is None else self.classic.to_json(),
         }
 
     @classmethod
@@ -151,6 +181,7 @@ class Member:
             {(str(t), int(p)) for t, p in data.get("revoking", ())},
             now,
             now + int(data.get("rebalance_timeout_ms", 300_000)) / 1000 if data.get("revoking") else None,
+            ClassicMeta.from_json(data["classic"]) if data.get("classic") else None,
         )
 
 
@@ -185,6 +216,14 @@ class ConsumerGroup:
                 out |= m.assigned | m.revoking
         return out
 
+    def supports_classic(self, protocol_type: str, names: set[str]) -> bool:
+        """Whether a classic member with these protocols may join: the "consumer" type, and a protocol
+        every classic member supports (Kafka's ConsumerGroup.supportsClassicProtocols)."""
+        if protocol_type != CONSUMER_PROTOCOL_TYPE or not names:
+            return False
+        classic = [m.classic for m in self.members.values() if m.classic is not None]
+        return not classic or any(all(n in {p for p, _ in c.protocols} for c in classic) for n in names)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "group_id": self.group_id,
@@ -213,6 +252,69 @@ class ConsumerGroup:
         return group
 
 
+@dataclass
+class ClassicSeed:
+    """A member of a live classic group that is converted to a consumer group."""
+
+    member_id: str
+    client_id: str
+    client_host: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocols: list[tuple[str, bytes]]
+    protocol_name: str | None  # the group's chosen protocol (None: not chosen yet)
+    assignment: bytes  # its current ConsumerProtocol assignment (empty: none yet)
+
+
+def from_classic(group_id: str, generation: int, seeds: list[ClassicSeed], counts: TopicCounts) -> ConsumerGroup:
+    """The consumer group a live classic group becomes (Kafka's ConsumerGroup.fromClassicGroup): every
+    member keeps its partitions at the classic generation, which becomes the group and member epochs
+    and the target.  Raises ProtocolError for bytes that are no ConsumerProtocol subscription or
+    assignment."""
+    group = ConsumerGroup(group_id, generation, generation)
+    for seed in seeds:
+        names = [n for n, _ in seed.protocols]
+        metadata = seed.protocols[names.index(seed.protocol_name) if seed.protocol_name in names else 0][1]
+        subscription = decode_subscription(metadata)
+        assigned = {
+            (a.topic, p) for a in decode_assignment(seed.assignment).assigned_partitions for p in a.partitions
+        }
+        group.members[seed.member_id] = Member(
+            seed.member_id,
+            None,
+            subscription.rack_id,
+            seed.client_id,
+            seed.client_host,
+            tuple(sorted(set(subscription.topics))),
+            rebalance_timeout_ms=seed.rebalance_timeout_ms,
+            epoch=generation,
+            previous_epoch=generation,
+            assigned=assigned,
+            classic=ClassicMeta(seed.session_timeout_ms, list(seed.protocols)),
+        )
+        group.target[seed.member_id] = set(assigned)
+    subscribed = {t for m in group.members.values() for t in m.topics(counts)}
+    group.topics_seen = {t: counts[t] for t in sorted(subscribed)}
+    return group
+
+
+@dataclass
+class ClassicJoin:
+    """A classic JoinGroup inside a consumer group: its generation is the member epoch."""
+
+    member_id: str
+    generation: int
+    protocol_name: str
+
+
+def partitions_by_topic(partitions: set[TopicPartition]) -> dict[str, list[int]]:
+    """Partitions grouped by topic, both sorted (the shape every assignment on the wire has)."""
+    out: dict[str, list[int]] = {}
+    for topic, p in sorted(partitions):
+        out.setdefault(topic, []).append(p)
+    return out
+
+
 STATE_FILE = "consumer.json"
 
 
@@ -232,6 +334,7 @@ def read_group(paths: GroupPaths, now: float | None = None) -> ConsumerGroup | N
 
 
 OnChange = Callable[[ConsumerGroup], None]
+OnDowngrade = Callable[[ConsumerGroup], None]
 Loader = Callable[[str], ConsumerGroup | None]
 
 
@@ -246,7 +349,13 @@ class ConsumerGroups:
         load: Loader | None = None,
         clock: Callable[[], float] = time.monotonic,
         new_member_id: Callable[[], str] | None = None,
+        migration_policy: str = DEFAULT_MIGRATION_POLICY,
+        on_downgrade: OnDowngrade | None = None,
     ) -> None:
+        """``on_downgrade`` is handed a group of classic members that becomes a classic group (it is
+        no longer kept here, and ``on_change`` is not called for it)."""
+        if migration_policy not in CONSUMER_MIGRATION_POLICIES:
+            raise ValueError(f"unknown group.consumer.migration.policy {migration_policy!r}")
         unknown = [a for a in assignors if a not in SERVER_ASSIGNORS]
         if not assignors or unknown:
             raise ValueError(f"unknown group.consumer.assignors {unknown or assignors}")
@@ -258,6 +367,8 @@ class ConsumerGroups:
         self.load = load or (lambda group_id: None)
         self.clock = clock
         self.new_member_id = new_member_id or (lambda: str(uuid.uuid4()))
+        self.migration_policy = migration_policy
+        self.on_downgrade = on_downgrade or (lambda group: None)
         self.lock = threading.RLock()
         self.groups: dict[str, ConsumerGroup] = {}
 
@@ -284,13 +395,35 @@ class ConsumerGroups:
                 if hb.member_epoch != JOIN_EPOCH:
                     raise HeartbeatError(ErrorCode.UNKNOWN_MEMBER_ID, f"group {hb.group_id} has no member {hb.member_id}")
                 group = self.groups[hb.group_id] = ConsumerGroup(hb.group_id)
-            before = group.to_json()
-            try:
-                answer = self._heartbeat(group, hb, counts)
-            finally:
-                if group.to_json() != before:
-                    self.on_change(group)
-            return answer
+            with self._changes(group):
+                return self._heartbeat(group, hb, counts)
+
+    @contextmanager
+    def _changes(self, group: ConsumerGroup) -> Iterator[None]:
+        """Hand ``group`` to ``on_change`` after the block if it changed and is still kept here."""
+        before = group.to_json()
+        try:
+            yield
+        finally:
+            if self.groups.get(group.group_id) is group and group.to_json() != before:
+                self.on_change(group)
+
+    @property
+    def upgrades(self) -> bool:
+        return self.migration_policy in ("upgrade", "bidirectional")
+
+    @property
+    def downgrades(self) -> bool:
+        return self.migration_policy in ("downgrade", "bidirectional")
+
+    def adopt(self, group: ConsumerGroup) -> None:
+        """Keep a group converted from a classic group (:func:`from_classic`), and store it."""
+        with self.lock:
+            now = self.clock()
+            for member in group.members.values():
+                member.last_seen = now
+            self.groups[group.group_id] = group
+            self.on_change(group)
 
     def _validate(self, hb: Heartbeat) -> None:
         def invalid(why: str) -> HeartbeatError:
@@ -359,7 +492,7 @@ class ConsumerGroups:
         if hb.member_epoch == STATIC_LEAVE_EPOCH:
             member.epoch = STATIC_LEAVE_EPOCH  # it keeps its partitions until it rejoins or times out
         else:
-            self._remove(group, member)
+            self._fence(group, member)
         return HeartbeatAnswer(hb.member_id, hb.member_epoch, None)
 
     def _join(self, group: ConsumerGroup, hb: Heartbeat, now: float) -> tuple[Member, bool]:
@@ -385,6 +518,7 @@ class ConsumerGroups:
         if member is not None:  # a known member starting over: it owns nothing now
             member.assigned, member.revoking = set(), set()
             member.epoch = member.previous_epoch = 0
+            member.classic = None  # it speaks the consumer protocol now
             member.state = MEMBER_STABLE
             return member, False
         member = Member(member_id, hb.instance_id, hb.rack_id, hb.client_id, hb.client_host, last_seen=now)
@@ -488,6 +622,157 @@ class ConsumerGroups:
         group.target.pop(member.member_id, None)
         group.epoch += 1
 
+    def _fence(self, group: ConsumerGroup, member: Member) -> None:
+        """Remove a member; if it was the last consumer-protocol member of a group whose other members
+        speak the classic protocol, the group becomes a classic group (Kafka's online downgrade, without
+        bumping the epoch: the classic generation continues from it)."""
+        others = [m for m in group.members.values() if m is not member]
+        if self.downgrades and member.classic is None and others and all(m.classic for m in others):
+            del group.members[member.member_id]
+            group.target.pop(member.member_id, None)
+            del self.groups[group.group_id]
+            self.on_downgrade(group)
+            return
+        self._remove(group, member)
+
+    # ------------------------------------------------------------ classic members (online migration)
+
+    def classic_join(
+        self,
+        group_id: str,
+        member_id: str,
+        client_id: str,
+        client_host: str,
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        protocol_type: str,
+        protocols: list[tuple[str, bytes]],
+        counts: TopicCounts,
+    ) -> ClassicJoin:
+        """A classic JoinGroup to this consumer group, which has members (Kafka's
+        classicGroupJoinToConsumerGroup): the member is added or updated with the subscription in its
+        metadata and reconciled at once, since joining it declares what it owns (the subscription's
+        owned partitions: none for eager assignors, which revoke everything first).  Answered at once;
+        raises :class:`HeartbeatError` with Kafka's code."""
+        with self.lock:
+            group = self.get(group_id)
+            if group is None or not group.members:
+                raise HeartbeatError(ErrorCode.UNKNOWN_MEMBER_ID, f"group {group_id} is no consumer group")
+            if not group.supports_classic(protocol_type, {n for n, _ in protocols}):
+                raise HeartbeatError(
+                    ErrorCode.INCONSISTENT_GROUP_PROTOCOL, f"Member {member_id}'s protocols are not supported."
+                )
+            try:
+                subscription = decode_subscription(protocols[0][1])
+            except ProtocolError as exc:
+                raise HeartbeatError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, str(exc)) from None
+            owned = {(tp.topic, p) for tp in subscription.owned_partitions for p in tp.partitions}
+            now = self.clock()
+            with self._changes(group):
+                member = group.members.get(member_id)
+                new = member is None
+                if member is None:
+                    member = group.members[member_id] = Member(member_id, None, None, client_id, client_host)
+                member.classic = ClassicMeta(session_timeout_ms, list(protocols))
+                member.last_seen = now
+                hb = Heartbeat(
+                    group_id,
+                    member_id,
+                    member.epoch,
+                    client_id,
+                    client_host,
+                    rack_id=subscription.rack_id or None,
+                    rebalance_timeout_ms=rebalance_timeout_ms,
+                    subscribed_topic_names=list(subscription.topics),
+                    owned=owned,
+                )
+                changed = self._update(member, hb) or new
+                self._refresh_target(group, counts, changed)
+                self._reconcile(group, member, owned, now)
+                if member.state == UNREVOKED:  # it already gave them up: the next step too
+                    self._reconcile(group, member, owned, now)
+                if member.state != UNREVOKED:
+                    member.revoke_deadline = None  # it rejoined in time
+                return ClassicJoin(member_id, member.epoch, protocols[0][0])
+
+    def _classic_member(self, group: ConsumerGroup, member_id: str, generation: int) -> Member:
+        member = group.members.get(member_id)
+        if member is None or member.classic is None:
+            raise HeartbeatError(
+                ErrorCode.UNKNOWN_MEMBER_ID, f"member {member_id} is no classic member of group {group.group_id}"
+            )
+        if generation != member.epoch:
+            raise HeartbeatError(
+                ErrorCode.ILLEGAL_GENERATION, f"generation {generation} is not member {member_id}'s {member.epoch}"
+            )
+        return member
+
+    def classic_sync(
+        self, group_id: str, member_id: str, generation: int, protocol_type: str | None, protocol_name: str | None
+    ) -> bytes:
+        """A classic SyncGroup in this consumer group: the member's current partitions, as a
+        ConsumerProtocol assignment of its subscription's version (Kafka's classicGroupSyncToConsumerGroup)."""
+        with self.lock:
+            group = self._kept(group_id)
+            member = self._classic_member(group, member_id, generation)
+            assert member.classic is not None
+            first, metadata = member.classic.protocols[0]
+            if (protocol_type is not None and protocol_type != CONSUMER_PROTOCOL_TYPE) or (
+                protocol_name is not None and protocol_name != first
+            ):
+                raise HeartbeatError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, "protocol type or name differ")
+            if group.epoch > member.epoch and member.state != UNREVOKED:
+                raise HeartbeatError(
+                    ErrorCode.REBALANCE_IN_PROGRESS,
+                    f"A new rebalance is triggered in group {group_id} and member {member_id} should rejoin.",
+                )
+            member.last_seen = self.clock()
+            try:
+                version = min(decode_subscription(metadata).version, 3)
+            except ProtocolError:
+                version = 0
+            assigned = [{"topic": t, "partitions": ps} for t, ps in partitions_by_topic(member.assigned).items()]
+            return encode_assignment({"assigned_partitions": assigned}, version=version)
+
+    def classic_heartbeat(self, group_id: str, member_id: str, generation: int) -> ErrorCode:
+        """A classic Heartbeat in this consumer group: REBALANCE_IN_PROGRESS when the member must rejoin
+        to reconcile -- a newer group epoch, partitions to revoke, or partitions it waits for that are
+        free now (Kafka's classicGroupHeartbeatToConsumerGroup)."""
+        with self.lock:
+            group = self._kept(group_id)
+            member = self._classic_member(group, member_id, generation)
+            member.last_seen = self.clock()
+            target = group.target.get(member_id, set())
+            waiting = member.state == UNRELEASED and not (target - member.assigned) - group.held_by_others(member_id)
+            if member.epoch < group.epoch or member.state == UNREVOKED or (
+                member.state == UNRELEASED and not waiting
+            ):
+                if member.revoke_deadline is None:  # it must rejoin within its rebalance timeout
+                    member.revoke_deadline = member.last_seen + member.rebalance_timeout_ms / 1000
+                return ErrorCode.REBALANCE_IN_PROGRESS
+            return ErrorCode.NONE
+
+    def classic_leave(self, group_id: str, member_ids: list[str]) -> list[tuple[str, ErrorCode]]:
+        """A classic LeaveGroup in this consumer group: each member's result."""
+        with self.lock:
+            group = self._kept(group_id)
+            out = []
+            with self._changes(group):
+                for member_id in member_ids:
+                    member = group.members.get(member_id)
+                    if member is None or member.classic is None:
+                        out.append((member_id, ErrorCode.UNKNOWN_MEMBER_ID))
+                    else:
+                        self._remove(group, member)
+                        out.append((member_id, ErrorCode.NONE))
+            return out
+
+    def _kept(self, group_id: str) -> ConsumerGroup:
+        group = self.get(group_id)
+        if group is None:
+            raise HeartbeatError(ErrorCode.UNKNOWN_MEMBER_ID, f"group {group_id} is no consumer group")
+        return group
+
     # ------------------------------------------------------------ time, offsets, admin
 
     def tick(self) -> None:
@@ -495,17 +780,16 @@ class ConsumerGroups:
         with self.lock:
             now = self.clock()
             for group in list(self.groups.values()):
-                timeout = self.session_timeout_ms(group.group_id) / 1000 if group.members else 0
-                gone = [
-                    m
-                    for m in group.members.values()
-                    if now - m.last_seen >= timeout
-                    or (m.revoke_deadline is not None and now >= m.revoke_deadline)
-                ]
-                for member in gone:
-                    self._remove(group, member)
-                if gone:
-                    self.on_change(group)
+                with self._changes(group):
+                    session = self.session_timeout_ms(group.group_id) / 1000
+                    for member in list(group.members.values()):
+                        timeout = session if member.classic is None else member.classic.session_timeout_ms / 1000
+                        if now - member.last_seen >= timeout or (
+                            member.revoke_deadline is not None and now >= member.revoke_deadline
+                        ):
+                            self._fence(group, member)
+                            if self.groups.get(group.group_id) is not group:
+                                break  # downgraded
 
     def check_commit(self, group_id: str, member_id: str, epoch: int, api_version: int) -> ErrorCode:
         """OffsetCommit's check for a consumer group (Kafka's ConsumerGroup.validateOffsetCommit)."""
@@ -516,6 +800,8 @@ class ConsumerGroups:
             member = group.members.get(member_id)
             if member is None:
                 return ErrorCode.UNKNOWN_MEMBER_ID
+            if member.classic is not None:
+                return ErrorCode.NONE if epoch == member.epoch else ErrorCode.ILLEGAL_GENERATION
             if api_version < 9:
                 return ErrorCode.UNSUPPORTED_VERSION
             if epoch != member.epoch:
