@@ -183,8 +183,11 @@ def test_static_member_rejoins_with_its_partitions(broker):
 
 
 def test_classic_and_consumer_groups_coexist(broker):
-    """A consumer-protocol member may take over an empty classic group (offsets only), not a live one;
-    a classic JoinGroup to a live consumer group is refused."""
+    """Groups that cannot convert stay apart: a live classic group whose members' metadata is no
+    consumer-protocol subscription (empty here) is not taken over by a consumer-protocol member
+    (GROUP_ID_NOT_FOUND), and such a classic JoinGroup to a live consumer group is refused
+    (INCONSISTENT_GROUP_PROTOCOL); an empty classic group (offsets only) is taken over.  Groups that can
+    convert do: tests/test_group_migration.py."""
     with connect(broker.socket_path) as sock:
         join = {"group_id": "classic", "session_timeout_ms": 10_000, "rebalance_timeout_ms": 10_000,
                 "member_id": "", "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]}
