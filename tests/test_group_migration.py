@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 
 import pytest
 from support.brokers import call, connect
@@ -416,21 +417,34 @@ class Real:
         self._thread.start()
 
     def _run(self) -> None:
-        confluent_kafka = pytest.importorskip("confluent_kafka")
         try:
             while not self._stop.is_set():
                 msg = self.consumer.poll(0.1)
                 if msg is not None and msg.error() is None:
                     self.read.append((msg.partition(), msg.offset()))
-                    try:
-                        self.consumer.commit(message=msg, asynchronous=False)
-                    except confluent_kafka.KafkaException as exc:
-                        self.errors.append(f"commit of {msg.partition()}@{msg.offset()}: {exc}")
+                    self._commit(msg)
                 elif msg is not None and not msg.error().retriable():
                     self.errors.append(str(msg.error()))
                 self.owned = frozenset(tp.partition for tp in self.consumer.assignment())
         finally:
             self.consumer.close()
+
+    def _commit(self, msg) -> None:
+        """Commit ``msg`` synchronously, retrying what a real application retries: a commit sent with the
+        epoch the member had just before its heartbeat moved it on (STALE_MEMBER_EPOCH, as Kafka answers
+        it) or during a classic rebalance (REBALANCE_IN_PROGRESS) succeeds once librdkafka caught up."""
+        confluent_kafka = pytest.importorskip("confluent_kafka")
+        retriable = {confluent_kafka.KafkaError.STALE_MEMBER_EPOCH, confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS}
+        for _ in range(50):
+            try:
+                self.consumer.commit(message=msg, asynchronous=False)
+                return
+            except confluent_kafka.KafkaException as exc:
+                if exc.args[0].code() not in retriable:
+                    self.errors.append(f"commit of {msg.partition()}@{msg.offset()}: {exc}")
+                    return
+                time.sleep(0.1)
+        self.errors.append(f"commit of {msg.partition()}@{msg.offset()}: still refused after 50 tries")
 
     def close(self) -> None:
         self._stop.set()

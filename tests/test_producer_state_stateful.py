@@ -200,7 +200,11 @@ class ProducerStateMachine(RuleBasedStateMachine):
     def the_stable_offset_and_aborted_transactions_are_the_models(self) -> None:
         lso = min((p.txn_first for p in self.model.values() if p.txn_first is not None), default=self.values)
         assert self.log.last_stable_offset() == lso
-        assert PartitionLog(self.directory).last_stable_offset() == lso  # a reader in another process
+        reader = PartitionLog(self.directory)  # a reader in another process
+        try:
+            assert reader.last_stable_offset() == lso
+        finally:
+            reader.close()
         assert self.log.aborted_transactions(0, self.values) == self.aborted
 
 

@@ -611,3 +611,27 @@ def test_corrupt_batch_in_the_middle_is_reported_by_consume(kcli, where):
     assert path in lines[0] and f"position {pos}" in lines[0]
     # the records before the corrupt batch were delivered
     assert res.stdout.splitlines()[:10] == [f"m{i}" for i in range(10)]
+
+
+def test_a_reader_nobody_closed_keeps_no_file_open(tmp_path) -> None:
+    """A broker runs for months: a log opened on an error path and never closed must give its segment
+    and index descriptors back once it is garbage, as a closed one does."""
+    import gc
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    writer = PartitionLog(str(tmp_path), LogConfig(segment_bytes=400, index_interval_bytes=1))
+    writer.open_for_append(None)
+    for _ in range(30):
+        writer.append(records.encode_batch([(b"k", b"v" * 50, [], 1)]))
+    assert len(writer.segment_bases) > 3
+    before = open_fds()
+    for _ in range(20):
+        reader = PartitionLog(str(tmp_path))
+        reader.last_stable_offset()
+        assert reader.read(0)  # the segments are read too
+        del reader
+    gc.collect()
+    assert open_fds() == before
+    writer.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+import weakref
+from collections.abc import Callable
 
 from kcli.errors import DataDirError
 
@@ -105,3 +107,11 @@ def takes_writes(directory: str, size: int) -> bool:
             os.unlink(path)
         except OSError:
             pass
+
+
+def owned_fd(owner: object, path: str, flags: int, mode: int = 0o644) -> tuple[int, Callable[[], object]]:
+    """:func:`open_fd`, and the one way to close the descriptor: calling the returned closer, or the
+    garbage collector taking ``owner`` (a reader nobody closed must not keep a file open in a broker
+    that runs for months).  The closer closes once, however often it is called."""
+    fd = open_fd(path, flags, mode)
+    return fd, weakref.finalize(owner, os.close, fd)

@@ -18,8 +18,9 @@ import struct
 import sys
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 
-from kcli.storage.fileio import open_fd, read_file, write_file
+from kcli.storage.fileio import owned_fd, read_file, write_file
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -40,6 +41,7 @@ class _Index:
         self.base_offset = base_offset
         self._loaded = False
         self._afd: int | None = None
+        self._close_afd: Callable[[], object] | None = None
         self._problem: str | None = None
 
     def _ensure(self) -> None:
@@ -82,13 +84,13 @@ class _Index:
     def _write(self, data: bytes) -> None:
         # the append descriptor stays open for the writer's session: an entry per batch is common
         if self._afd is None:
-            self._afd = open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._afd, self._close_afd = owned_fd(self, self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         os.write(self._afd, data)
 
     def close(self) -> None:
-        if self._afd is not None:
-            os.close(self._afd)
-            self._afd = None
+        if self._close_afd is not None:
+            self._close_afd()
+            self._afd = self._close_afd = None
 
     def _rewrite(self, data: bytes) -> None:
         self.close()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from kcli.errors import CorruptRecordError, StorageError
 from kcli.storage import records
 from kcli.storage.damage import Damage
-from kcli.storage.fileio import open_fd, truncate_file
+from kcli.storage.fileio import owned_fd, truncate_file
 from kcli.storage.index import OffsetIndex, TimeIndex
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class LogSegment:
         self._rebuilt_on_disk = False
         self._fd: int | None = None
         self._afd: int | None = None
+        self._closers: list[Callable[[], object]] = []  # of both descriptors (fileio.owned_fd)
         self._size: int | None = None
         self._torn = False  # a failed append left bytes past ``_size`` that could not be cut yet
         self._first_timestamp: int | None = None
@@ -82,7 +83,8 @@ class LogSegment:
 
     def _read_fd(self) -> int:
         if self._fd is None:
-            self._fd = open_fd(self.log_path, os.O_RDONLY)
+            self._fd, closer = owned_fd(self, self.log_path, os.O_RDONLY)
+            self._closers.append(closer)
         return self._fd
 
     @property
@@ -103,7 +105,8 @@ class LogSegment:
 
     def open_for_append(self) -> None:
         if self._afd is None:
-            self._afd = open_fd(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._afd, closer = owned_fd(self, self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            self._closers.append(closer)
             self._size = os.fstat(self._afd).st_size
 
     def close(self) -> None:
@@ -112,9 +115,9 @@ class LogSegment:
                 self._cut_back()  # leave no partial batch behind (recovery would cut it otherwise)
             except StorageError:
                 pass
-        for fd in (self._fd, self._afd):
-            if fd is not None:
-                os.close(fd)
+        for closer in self._closers:
+            closer()
+        self._closers.clear()
         self._fd = self._afd = None
         self._size = None
         self._first_timestamp = None
