@@ -67,7 +67,11 @@ def test_two_members_split_and_hand_over(brokers, cluster, tmp_path):
     try:
 
         def members() -> list[dict]:
-            return json.loads(brokers.kcli("group", "describe", "g", "--json").stdout)[0]["members"]
+            described = brokers.kcli("group", "describe", "g", "--json", ok=False)
+            if described.returncode == 3:  # no member joined yet
+                return []
+            assert described.returncode == 0, described.stderr
+            return json.loads(described.stdout)[0]["members"]
 
         wait_for(
             "two members with two partitions each",
