@@ -27,6 +27,9 @@ from kcli.errors import CorruptRecordError, UsageError
 @click.option("-f", "--format", "fmt", metavar="FMT",
               help="kcat-style format: %t %p %o %T %k %K %s %S %h, \\n \\t [default: '%s\\n'].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message (read back by `produce --json`).")
+@click.option("-Z", "--show-null", is_flag=True,
+              help="Print a null key, value or header value as NULL, as kcat -Z does (without it a null prints "
+                   "as empty, like an empty one; %K and %S print -1 for null). JSON always shows null.")
 @click.option("-g", "--group", metavar="GROUP",
               help="Consume as a member of consumer group GROUP: only its assigned partitions, from the "
                    "committed offsets, committing as it goes.")
@@ -46,7 +49,8 @@ from kcli.errors import CorruptRecordError, UsageError
                   "ones too. Transaction markers are never printed.")
 @click.pass_obj
 def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, partitions: tuple[int, ...],
-            max_messages: int | None, exit_on_eof: bool, fmt: str | None, as_json: bool, group: str | None,
+            max_messages: int | None, exit_on_eof: bool, fmt: str | None, as_json: bool, show_null: bool,
+            group: str | None,
             reset: str | None, commit_interval_ms: int | None, no_commit: bool, assignor: str | None,
             client_id: str | None, group_protocol: str | None, isolation: str) -> None:
     """Read messages from TOPIC and print them to stdout.
@@ -127,11 +131,12 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
         source = consumer.stream_values(ends) if bulk else consumer.stream(ends)
 
     out = sys.stdout.buffer
+    null = b"NULL" if show_null else b""
     if as_json:
         def render(t, p, rec):
             return (record_to_json(t, p, rec) + "\n").encode()
     else:
-        render = compile_format(fmt or "%s\\n")
+        render = compile_format(fmt or "%s\\n", null)
     interactive = out.isatty()
     seen = 0
     buf: list[bytes] = []
@@ -151,7 +156,7 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
                 if max_messages is not None and seen + len(values) > max_messages:
                     values = values[: max_messages - seen]
                 seen += len(values)
-                buf.append(_value_lines(values))
+                buf.append(_value_lines(values, null))
             else:
                 buf.append(render(*item))
                 seen += 1
@@ -184,14 +189,14 @@ def consume(env, topic: str, from_beginning: bool, offset_spec: str | None, part
         raise KeyboardInterrupt
 
 
-def _value_lines(values: list[bytes | None]) -> bytes:
+def _value_lines(values: list[bytes | None], null: bytes) -> bytes:
     """What the default format '%s\\n' prints for a run of values, in one join instead of a format call
-    per record; like the format, a null value prints as an empty line."""
+    per record; like the format, a null value prints as ``null``."""
     values.append(b"")  # the final newline, without copying the joined bytes again
     try:
         return b"\n".join(values)  # type: ignore[arg-type]  # a None raises TypeError: the slow path below
     except TypeError:
-        return b"\n".join([v or b"" for v in values])
+        return b"\n".join([null if v is None else v for v in values])
 
 
 class _GracefulStop:

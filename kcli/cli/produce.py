@@ -88,6 +88,21 @@ def _parse_headers(pairs: tuple[str, ...]) -> list[tuple[str, bytes]]:
     return out
 
 
+def _null_rule(null_value: str | None, empty_is_null: bool) -> Callable[[bytes], bytes | None] | None:
+    """What --null-value TOKEN and -Z make of a key or value read from a line: None (a null) for TOKEN,
+    and for b"" with -Z; None when neither was given, so the plain paths keep no per-record call."""
+    if null_value is None and not empty_is_null:
+        return None
+    nulls = {b""} if empty_is_null else set()
+    if null_value is not None:
+        nulls.add(null_value.encode())
+
+    def value_of(data: bytes) -> bytes | None:
+        return None if data in nulls else data
+
+    return value_of
+
+
 def _idle(fd: int, seconds: float) -> bool:
     """True when nothing more arrives on ``fd`` within ``seconds`` (always False for regular files)."""
     try:
@@ -161,6 +176,11 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
               help="Send pending messages when input pauses this long.")
 @click.option("--json", "json_input", is_flag=True,
               help="Each line is a JSON object {key, value, headers, partition, timestamp} as `consume --json` prints.")
+@click.option("--null-value", metavar="TOKEN",
+              help="A value (the part after SEP with -K, else the whole line) equal to TOKEN is sent as null: a "
+                   "tombstone, which deletes its key from a compacted topic.")
+@click.option("-Z", "--empty-is-null", is_flag=True,
+              help="Send an empty value as null (as kcat -Z), and with -K an empty key as a null key.")
 @click.option("--print-offsets", is_flag=True, help="Print `topic partition offset` for each stored message.")
 @click.option("--transactional-id", metavar="ID",
               help="Write the input as one transaction of this transactional id (committed at EOF), fencing "
@@ -171,11 +191,14 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
 @click.pass_obj
 def produce(env, topic: str, path: str, key_separator: str | None, partition: int | None, headers: tuple[str, ...],
             compression: str, batch_size: int, acks: str, idempotence: bool | None, linger_ms: int,
-            json_input: bool, print_offsets: bool, transactional_id: str | None,
+            json_input: bool, null_value: str | None, empty_is_null: bool, print_offsets: bool, transactional_id: str | None,
             transaction_max_records: int | None, transaction_timeout_ms: int) -> None:
     """Write messages to TOPIC, one per input line.
 
     A missing topic is created with the defaults. Exits 0 only if every message was stored.
+
+    An empty line is an empty value, not a null one: --null-value TOKEN and -Z send nulls (tombstones)
+    instead, and with --json a key or value is null when it is JSON null.
 
     With --transactional-id the input up to EOF is one transaction (or one every N records with
     --transaction-max-records): read_committed consumers see all of it or none of it.  EOF commits (exit
@@ -188,6 +211,7 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     Examples:
       cat app.log | kcli produce logs
       printf 'user1:hello\\n' | kcli produce chat -K:
+      printf 'user1:DELETE\\n' | kcli produce profiles -K: --null-value DELETE
       kcli produce orders --transactional-id orders-load < orders.txt
     """
     from kcli.client.producer import Producer
@@ -197,6 +221,12 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
     validate_topic_name(topic)
     if key_separator == "":
         raise UsageError("--key-separator must not be empty")
+    if null_value == "":
+        raise UsageError("--null-value must not be empty", hint="use -Z to send empty values as null")
+    if json_input and (null_value is not None or empty_is_null):
+        raise UsageError("--json input spells a null key or value as null",
+                         hint="drop --null-value/-Z")
+    null_rule = _null_rule(null_value, empty_is_null)
     header_list = _parse_headers(headers)
     idempotence = idempotent(idempotence, acks)
     txn = _transaction_settings(transactional_id, transaction_max_records, idempotence, acks)
@@ -238,6 +268,15 @@ def produce(env, topic: str, path: str, key_separator: str | None, partition: in
                 rec = JsonInput(line, lineno)
                 send(topic, rec.value, rec.key, [*rec.headers, *header_list],
                      partition if partition is not None else rec.partition, rec.timestamp)
+        elif null_rule is not None:
+            for lines in chunks:
+                for line in lines:
+                    key, found, value = line.partition(sep) if sep is not None else (b"", b"", b"")
+                    if found:  # -Z makes an empty key null too; TOKEN is for values only
+                        send(topic, null_rule(value), (key or None) if empty_is_null else key, header_list,
+                             partition)
+                    else:
+                        send(topic, null_rule(line), None, header_list, partition)
         elif sep is not None:
             for lines in chunks:
                 for line in lines:

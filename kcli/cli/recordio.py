@@ -114,10 +114,11 @@ def _opt_int(value: object, what: str, most: int) -> int | None:
 _TOKEN = re.compile(r"%[tpoTkKsSh%]|\\[ntr\\]")
 
 
-def compile_format(fmt: str):
+def compile_format(fmt: str, null: bytes = b""):
     """Compile a kcat-like format: %t topic, %p partition, %o offset, %T timestamp, %k key, %K key size,
-    %s value, %S value size, %h headers (k=v,...), %% percent; \\n \\t \\r escapes.  Returns a function
-    (topic, partition, record) -> bytes."""
+    %s value, %S value size, %h headers (k=v,...), %% percent; \\n \\t \\r escapes.  A null key, value
+    or header value prints as ``null`` (kcat -Z: ``NULL``; an empty one stays empty, and %K/%S tell the
+    two apart as -1 and 0).  Returns a function (topic, partition, record) -> bytes."""
     parts: list[object] = []
     pos = 0
     for m in _TOKEN.finditer(fmt):
@@ -136,9 +137,9 @@ def compile_format(fmt: str):
             if isinstance(part, bytes):
                 out.append(part)
             elif part == "s":
-                out.append(rec.value or b"")
+                out.append(null if rec.value is None else rec.value)
             elif part == "k":
-                out.append(rec.key or b"")
+                out.append(null if rec.key is None else rec.key)
             elif part == "o":
                 out.append(str(rec.offset).encode())
             elif part == "p":
@@ -152,7 +153,7 @@ def compile_format(fmt: str):
             elif part == "S":
                 out.append(str(-1 if rec.value is None else len(rec.value)).encode())
             elif part == "h":
-                out.append(b",".join(k.encode() + b"=" + (v or b"") for k, v in rec.headers))
+                out.append(b",".join(k.encode() + b"=" + (null if v is None else v) for k, v in rec.headers))
         return b"".join(out)
 
     return render
