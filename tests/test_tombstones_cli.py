@@ -146,3 +146,20 @@ def test_a_json_value_neither_string_nor_null_writes_nothing(kcli, value):
     line = b'{"key": "a", "value": "kept"}\n{"key": "b", "value": ' + value.encode() + b"}\n"
     one_error_line(kcli("produce", "t", "--json", input=line, ok=False), 2, "line 2: value", "null")
     assert kcli.in_process("consume", "t", "-b", "-e", "--json", ok=False).stdout == ""
+
+
+def test_z_produces_what_kcat_z_produces(broker):
+    """kcat -P -K: -Z and kcli produce -K: -Z write the same keys and values (kcat skips empty lines,
+    so the input has none)."""
+    import shutil
+    import subprocess
+
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if kcat is None:
+        pytest.skip("kcat is not installed")
+    lines = b"a:v1\nc:\n:x\nnosep\n:\n"
+    subprocess.run([kcat, "-b", broker.bootstrap, "-P", "-t", "bykcat", "-K:", "-Z"], input=lines, check=True,
+                   timeout=60)
+    broker.kcli("produce", "bykcli", "-K:", "-Z", input=lines)
+    assert pairs(broker.kcli, "bykcat") == pairs(broker.kcli, "bykcli") == [
+        ("a", "v1"), ("c", None), (None, "x"), (None, "nosep"), (None, None)]

@@ -178,9 +178,10 @@ def read_lines(fd: int, linger: float, on_idle) -> Iterator[bytes]:
               help="Each line is a JSON object {key, value, headers, partition, timestamp} as `consume --json` prints.")
 @click.option("--null-value", metavar="TOKEN",
               help="A value (the part after SEP with -K, else the whole line) equal to TOKEN is sent as null: a "
-                   "tombstone, which deletes its key from a compacted topic.")
+                   "tombstone, which deletes its key from a compacted topic. TOKEN must not be empty (that is -Z).")
 @click.option("-Z", "--empty-is-null", is_flag=True,
-              help="Send an empty value as null (as kcat -Z), and with -K an empty key as a null key.")
+              help="Send an empty value as null (as kcat -Z), and with -K an empty key as a null key. Neither this "
+                   "nor --null-value goes with --json, where null is JSON null.")
 @click.option("--print-offsets", is_flag=True, help="Print `topic partition offset` for each stored message.")
 @click.option("--transactional-id", metavar="ID",
               help="Write the input as one transaction of this transactional id (committed at EOF), fencing "
