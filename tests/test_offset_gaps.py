@@ -82,6 +82,12 @@ def test_offset_in_a_gap_starts_at_the_next_record(gapped, start, first):
     assert _offsets(out.stdout) == [o for o in OFFSETS if o >= first]
 
 
+@pytest.mark.parametrize("n", [3, 10, 12, 16, len(OFFSETS), 100])
+def test_last_n_counts_records_not_offsets(gapped, n):
+    out = gapped("consume", TOPIC, "-o", -n, "-e", "-f", FMT, timeout=30)
+    assert _offsets(out.stdout) == OFFSETS[-n:]
+
+
 def test_offset_at_the_end_reads_nothing(gapped):
     assert gapped("consume", TOPIC, "-o", LOG_END, "-e", "-f", FMT, timeout=30).stdout == ""
 
@@ -193,6 +199,8 @@ def test_consume_through_a_broker_across_gaps(gapped_broker):
     assert out.stdout.splitlines() == _expected()
     out = b.kcli("--bootstrap-server", b.bootstrap, "consume", TOPIC, "-o", 111, "-e", "-f", FMT, timeout=30)
     assert _offsets(out.stdout) == [o for o in OFFSETS if o >= 114]
+    out = b.kcli("--bootstrap-server", b.bootstrap, "consume", TOPIC, "-o", -12, "-e", "-f", FMT, timeout=30)
+    assert _offsets(out.stdout) == OFFSETS[-12:]
 
 
 def test_group_through_a_broker_across_gaps(gapped_broker):
