@@ -22,12 +22,15 @@ from support.compacted import (
     Batch,
     make_compacted_topic,
     value_of,
+    write_log,
 )
 from support.segments import read_segment
 from support.waits import wait_for
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
+from kcli.storage import records
+from kcli.storage.log import PartitionLog
 
 TOPIC = "gappy"
 FMT = "%o %s\n"
@@ -62,6 +65,48 @@ def test_helper_writes_the_gaps_compaction_leaves(kcli):
     assert (first.base_offset, first.last_offset, first.records_count) == (100, 107, 3)  # lastOffsetDelta 7
     data, batches = read_segment(_seg(kcli.data_dir, 130))
     assert batches[0][1].base_offset == 140  # a segment named below its first batch
+
+
+# ---------------------------------------------------------------- the log and its indexes
+
+TS = 1_700_000_000_000
+
+
+@pytest.fixture
+def gapped_log(tmp_path):
+    directory = str(tmp_path / f"{TOPIC}-0")
+    write_log(directory, LAYOUT, TS)
+    log = PartitionLog(directory)
+    yield log
+    log.close()
+
+
+def test_reads_from_any_offset_get_every_record_after_it(gapped_log):
+    assert (gapped_log.log_start_offset, gapped_log.log_end_offset) == (LOG_START, LOG_END)
+    for offset in range(0, LOG_END):  # each read: batches from the one holding offset (or the next one)
+        got, position = [], offset
+        while position < LOG_END:
+            data = gapped_log.read(position)
+            batches = list(records.iter_batches(data))
+            assert batches and batches[0][1].last_offset >= position
+            got += [r.offset for p, h in batches for r in records.decode_records(data, p, h) if r.offset >= position]
+            position = batches[-1][1].next_offset
+        assert got == [o for o in OFFSETS if o >= offset], offset
+    assert gapped_log.read(LOG_END) == b""
+
+
+@pytest.mark.parametrize(("offset", "found"), [(100, 103), (103, 103), (108, 110), (126, 140), (143, 155),
+                                               (160, 200), (209, 209)])
+def test_offset_for_timestamp_finds_the_next_record(gapped_log, offset, found):
+    assert gapped_log.offset_for_timestamp(TS + offset) == found
+    assert gapped_log.offset_for_timestamp(TS + LOG_END) is None
+
+
+def test_a_writer_continues_a_gapped_log_at_its_end(gapped_log):
+    assert gapped_log.open_for_append(None) == []
+    info = gapped_log.append(records.encode_batch([(b"k", b"v", [], TS + LOG_END)]))
+    assert (info.base_offset, gapped_log.log_end_offset) == (LOG_END, LOG_END + 1)
+    gapped_log.release()
 
 
 # ---------------------------------------------------------------- embedded readers
@@ -199,6 +244,8 @@ def test_consume_through_a_broker_across_gaps(gapped_broker):
     assert out.stdout.splitlines() == _expected()
     out = b.kcli("--bootstrap-server", b.bootstrap, "consume", TOPIC, "-o", 111, "-e", "-f", FMT, timeout=30)
     assert _offsets(out.stdout) == [o for o in OFFSETS if o >= 114]
+    out = b.kcli("--bootstrap-server", b.bootstrap, "consume", TOPIC, "-o", 160, "-e", "-f", FMT, timeout=30)
+    assert _offsets(out.stdout) == [o for o in OFFSETS if o >= 200]
     out = b.kcli("--bootstrap-server", b.bootstrap, "consume", TOPIC, "-o", -12, "-e", "-f", FMT, timeout=30)
     assert _offsets(out.stdout) == OFFSETS[-12:]
 
