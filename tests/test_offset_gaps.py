@@ -158,6 +158,30 @@ def test_lag_after_a_partial_read_is_end_minus_committed(gapped):
     assert lag[1].split()[3:6] == [str(committed), str(LOG_END), str(LOG_END - committed)]
 
 
+def test_a_committed_offset_in_a_gap_resumes_at_the_next_record(gapped):
+    gapped("group", "reset-offsets", "g", "--topic", TOPIC, "--to-offset", 111, "--execute", timeout=30)
+    lag = gapped("lag", timeout=30).stdout.splitlines()
+    assert lag[1].split()[3:6] == ["111", str(LOG_END), str(LOG_END - 111)]
+    out = gapped("consume", TOPIC, "-g", "g", "-e", "-f", FMT, timeout=30)
+    assert _offsets(out.stdout) == [o for o in OFFSETS if o >= 114]
+
+
+def test_kafka_python_group_commits_into_a_gap(gapped_broker):
+    kafka = pytest.importorskip("kafka")
+    consumer = kafka.KafkaConsumer(TOPIC, bootstrap_servers=gapped_broker.bootstrap, group_id="kp",
+                                   auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=1)
+    got = []
+    while len(got) < 3:
+        for msgs in consumer.poll(timeout_ms=1000).values():
+            got += [m.offset for m in msgs]
+    consumer.commit()  # the offset after the last record read: 107, a gap
+    consumer.close()
+    assert got == OFFSETS[:3]
+    pre = ("--bootstrap-server", gapped_broker.bootstrap)
+    out = gapped_broker.kcli(*pre, "consume", TOPIC, "-g", "kp", "-e", "-f", FMT, timeout=60)
+    assert _offsets(out.stdout) == OFFSETS[3:]
+
+
 # ---------------------------------------------------------------- inspection
 
 
@@ -250,12 +274,14 @@ def test_consume_through_a_broker_across_gaps(gapped_broker):
     assert _offsets(out.stdout) == OFFSETS[-12:]
 
 
-def test_group_through_a_broker_across_gaps(gapped_broker):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_group_through_a_broker_across_gaps(gapped_broker, protocol):
     b = gapped_broker
     pre = ("--bootstrap-server", b.bootstrap)
-    part = b.kcli(*pre, "consume", TOPIC, "-g", "g", "--reset", "earliest", "-c", 4, "-f", FMT, timeout=60)
+    group = ("-g", "g", "--group-protocol", protocol)
+    part = b.kcli(*pre, "consume", TOPIC, *group, "--reset", "earliest", "-c", 4, "-f", FMT, timeout=60)
     assert _offsets(part.stdout) == OFFSETS[:4]
-    rest = b.kcli(*pre, "consume", TOPIC, "-g", "g", "-e", "-f", FMT, timeout=60)
+    rest = b.kcli(*pre, "consume", TOPIC, *group, "-e", "-f", FMT, timeout=60)
     assert _offsets(rest.stdout) == OFFSETS[4:]
     describe = b.kcli(*pre, "group", "describe", "g", timeout=30).stdout.splitlines()
     row = next(line.split() for line in describe if line.startswith("g"))
