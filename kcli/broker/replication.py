@@ -260,7 +260,7 @@ class FollowedReplica:
                 return
             data = part.records
             if data:
-                self._append(memoryview(data))
+                self._append(memoryview(data), part.log_start_offset)
             if part.high_watermark >= 0:
                 self.hw = min(part.high_watermark, self.log.log_end_offset)
             start = part.log_start_offset
@@ -270,13 +270,13 @@ class FollowedReplica:
                     self.datadir, self.broker_id, self.topic, self.partition, self.log, min(start, self.hw), self.hw
                 )
 
-    def _append(self, data: memoryview) -> None:
+    def _append(self, data: memoryview, leader_start: int | None) -> None:
         assert self.log is not None
         for pos, header in records.iter_batches(data):
             end = self.log.log_end_offset
             if header.next_offset <= end:
                 continue
-            if header.base_offset > end:
+            if header.base_offset > end and (leader_start is None or leader_start > end):
                 self.log.truncate_to(header.base_offset)  # the leader's log starts past ours
             elif header.base_offset < end == self.log.log_start_offset:
                 # we started over at the leader's log start, which lies inside this batch: start at the
@@ -292,7 +292,8 @@ class FollowedReplica:
                 )
                 self.truncated = False
                 return
-            self.log.append(data[pos : pos + header.size], header.partition_leader_epoch)
+            # past our end is an offset gap of a compacted leader: keep it, as Kafka's appendAsFollower
+            self.log.append(data[pos : pos + header.size], header.partition_leader_epoch, keep_offsets=True)
             self.dirty = True
 
     def _error(self, code: int, what: str) -> None:

@@ -37,8 +37,22 @@ def resolve_start(transport: Transport, topic: str, partition: int, spec: str,
     start = transport.list_offset(topic, partition, "earliest")
     if value < 0:
         end = transport.list_offset(topic, partition, "latest", isolation)
-        return max(start, end + value)
+        return _last_records_start(transport, topic, partition, -value, start, end, isolation)
     return max(start, value)
+
+
+def _last_records_start(transport: Transport, topic: str, partition: int, n: int, start: int, end: int,
+                        isolation: str) -> int:
+    """Where the last ``n`` records before ``end`` begin: ``end - n`` in a log without gaps, further back
+    in a compacted one, whose offsets skip.  Each step back of k offsets adds at most k records, so the
+    start found never precedes the n-th record from the end; each offset is read once."""
+    counter = Consumer(transport, isolation=isolation)
+    guess, upto, count = max(start, end - n), end, 0
+    while True:
+        count += counter.count(topic, partition, guess, upto)
+        if count >= n or guess <= start:
+            return guess
+        guess, upto = max(start, guess - (n - count)), guess
 
 
 RESETS = ("earliest", "latest")  # a group member's choices where nothing is committed (auto.offset.reset)
@@ -75,6 +89,18 @@ class Consumer:
 
     def assign(self, positions: dict[tuple[str, int], int]) -> None:
         self.positions = dict(positions)
+
+    def count(self, topic: str, partition: int, offset: int, upto: int) -> int:
+        """How many records lie in [offset, upto) (gaps hold none): read, values only."""
+        tp = (topic, partition)
+        self.positions[tp] = offset
+        total = 0
+        while self.positions[tp] < upto:
+            before = self.positions[tp]
+            total += len(self.fetch_values(topic, partition, upto))
+            if self.positions[tp] == before:
+                break
+        return total
 
     def fetch_partition(self, topic: str, partition: int, upto: int | None = None) -> list[Record]:
         """Records from the current position (bounded by ``upto``), advancing the position."""

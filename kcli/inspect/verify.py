@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import zip_longest
 
@@ -125,6 +125,12 @@ class VerifyReport:
 # ---------------------------------------------------------------- one replica
 
 
+def compacted(configs: Mapping[str, object]) -> bool:
+    """Whether a topic's configs let the cleaner compact it: then its offsets may have gaps."""
+    return "compact" in str(configs.get("cleanup.policy", "delete")).split(",")
+
+
+
 def _check_records(batch: scan.Batch) -> str | None:
     """Deep check of one batch's records: decodable, as many as the header says, offsets in range."""
     h = batch.header
@@ -167,8 +173,10 @@ def _verify_segment(
     problem: Callable[..., None],
     rs: ReplicaScan,
     progress: Progress | None,
+    gaps: bool,
 ) -> tuple[indexes.SegmentBatches, int, int]:
-    """Check one .log file batch by batch; returns its batches, next offset and end of valid data."""
+    """Check one .log file batch by batch; returns its batches, next offset and end of valid data.
+    ``gaps``: offsets may skip (a compacted log keeps its offsets), but never go back."""
     seg = indexes.SegmentBatches()
     next_offset, valid_end = base, 0
     for item in scan.scan_log(log_path, with_data=deep):
@@ -189,7 +197,7 @@ def _verify_segment(
             )
         elif deep and (err := _check_records(item)) is not None:
             problem(err, log_path, item.position)
-        if h.base_offset != next_offset:
+        if h.base_offset < next_offset or (h.base_offset > next_offset and not gaps):
             if item.position == 0:
                 msg = f"first batch starts at offset {h.base_offset}, not at the segment's base offset {base}"
             else:
@@ -212,9 +220,11 @@ def verify_replica(
     writer_active: bool = False,
     progress: Progress | None = None,
     topic_id: str | None = None,
+    gaps: bool = False,
 ) -> ReplicaScan:
     """Check one partition dir, adding its problems to ``report``; return its batches for comparison.
-    ``topic_id`` (hex, from the cluster metadata) is the one its ``partition.metadata`` must name."""
+    ``topic_id`` (hex, from the cluster metadata) is the one its ``partition.metadata`` must name;
+    ``gaps``: the log may be compacted, so offsets may skip between batches and segments."""
     parsed = parse_partition_dir(os.path.basename(directory))
     topic, partition = parsed if parsed else (None, None)
     rs = ReplicaScan(broker)
@@ -240,7 +250,7 @@ def verify_replica(
     for n, base in enumerate(bases):
         log_path = files[base][LOG_SUFFIX]
         report.segments += 1
-        if expected is not None and base != expected:
+        if expected is not None and (base < expected or (base > expected and not gaps)):
             gap = "a gap" if base > expected else "an overlap"
             problem(
                 f"segment starts at offset {base}, but the previous segment's next offset is {expected} "
@@ -249,7 +259,7 @@ def verify_replica(
             )
         in_flight = writer_active and n == len(bases) - 1
         seg, expected, valid_end = _verify_segment(
-            log_path, base, deep, in_flight, report, problem, rs, progress
+            log_path, base, deep, in_flight, report, problem, rs, progress, gaps
         )
         rs.end = expected
         stem = os.path.join(directory, segment_name(base))
@@ -418,7 +428,8 @@ def verify_datadir(
                     Problem(f"stray replica directory ({assigned})", path, None, broker, t, p, "warning")
                 )
             scans[broker] = verify_replica(
-                path, report, broker, deep, active, progress, topic_meta.topic_id if topic_meta else None
+                path, report, broker, deep, active, progress, topic_meta.topic_id if topic_meta else None,
+                topic_meta is not None and compacted(topic_meta.configs),
             )
             if broker not in start_cache:
                 start_cache[broker] = _read_offsets(datadir, broker, checkpoint.LOG_START, report)
@@ -480,9 +491,10 @@ def path_bytes(path: str) -> int:
 
 def verify_path(path: str, deep: bool = False, progress: Progress | None = None) -> VerifyReport:
     """Verify a partition dir, or every partition dir of a log dir (a kcli broker dir or a Kafka log dir),
-    without metadata: no replica comparison."""
+    without metadata: no replica comparison, and offset gaps are accepted (without the topic's configs,
+    any log may be a compacted one)."""
     report = VerifyReport()
     for child in _path_partitions(path):
         report.partitions += 1
-        verify_replica(child, report, None, deep, False, progress)
+        verify_replica(child, report, None, deep, False, progress, gaps=True)
     return report

@@ -333,9 +333,10 @@ class PartitionLog:
         # like Kafka: the incoming batch's timestamp against the segment's first batch
         return first_ts is not None and first_ts >= 0 and timestamp - first_ts >= self.config.segment_ms
 
-    def roll(self) -> LogSegment:
-        """Close the active segment and start one at the log end offset."""
-        base = self.log_end_offset
+    def roll(self, base: int | None = None) -> LogSegment:
+        """Close the active segment and start one at the log end offset (or at ``base`` past it: the
+        first offset of a replica's batch after a gap, as Kafka names the segment)."""
+        base = self.log_end_offset if base is None else base
         self.active.on_roll()  # fsyncs it
         self._unflushed, self._unflushed_since = 0, None
         if base != self._bases[-1]:
@@ -346,10 +347,13 @@ class PartitionLog:
         self._take_snapshot()
         return seg
 
-    def append(self, batch: records.BytesLike, leader_epoch: int = 0, validate: bool = True) -> AppendInfo:
+    def append(self, batch: records.BytesLike, leader_epoch: int = 0, validate: bool = True,
+               keep_offsets: bool = False) -> AppendInfo:
         """Assign offsets to one batch, stamp the leader epoch and append it.
 
         The batch's records and CRC are kept as they are (the CRC does not cover the fields we rewrite).
+        ``keep_offsets``: a replica's append (Kafka's appendAsFollower) keeps the batch's own base offset,
+        which may lie past the log end (the offset gaps of a compacted leader), never before it.
         """
         if self._next_offset is None:
             raise RuntimeError("open_for_append() first")
@@ -365,13 +369,17 @@ class PartitionLog:
             raise CorruptRecordError("record batch CRC mismatch")
         now = now_ms()
         base = self._next_offset
+        if keep_offsets:
+            if header.base_offset < base:
+                raise CorruptRecordError(f"batch at offset {header.base_offset} is below the log end {base}")
+            base = header.base_offset
         last = base + header.last_offset_delta
         marker_epoch, aborted = -1, None
         if header.attributes & records.ATTR_CONTROL and header.producer_id >= 0:  # a transaction marker
             marker_epoch, aborted = _marker(batch, header, self.producers, base)
         try:
             if self._should_roll(header.size, last, now if self.config.log_append_time else header.max_timestamp):
-                self.roll()
+                self.roll(base)
             if leader_epoch >= 0 and leader_epoch > self._latest_epoch():
                 # like Kafka, leader and follower alike: the first batch of a new epoch starts it (noted
                 # before the batch is written, so a failed append leaves an epoch starting at the log end)

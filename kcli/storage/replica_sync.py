@@ -33,7 +33,8 @@ def sync_replica(leader: PartitionLog, follower: PartitionLog, chunk: int = 1 <<
                 follower.truncate_fully(header.base_offset)  # the leader's start is inside this batch
             elif header.base_offset < end:
                 continue
-            follower.append(data[pos : pos + header.size], header.partition_leader_epoch, validate=False)
+            follower.append(data[pos : pos + header.size], header.partition_leader_epoch, validate=False,
+                            keep_offsets=True)
             copied += header.records_count
             if progress is not None:
                 progress(header.records_count)
