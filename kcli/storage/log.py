@@ -24,7 +24,7 @@ from kcli.errors import CorruptRecordError, KcliError, RecordTooLargeError, Stor
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
 from kcli.storage.damage import Damage
-from kcli.storage.fileio import read_file, write_file
+from kcli.storage.fileio import read_file, sync_files, write_file
 from kcli.storage.producer_snapshot import (
     SnapshotEntry,
     list_snapshots,
@@ -33,11 +33,12 @@ from kcli.storage.producer_snapshot import (
     write_snapshot,
 )
 from kcli.storage.producer_state import ProducerStates
-from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
+from kcli.storage.segment import LOG_SUFFIX, TXN_SUFFIX, LogSegment, RecoveryResult, segment_name
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
 WRITER_STATE = "kcli-writer-state"
 STATE_FROM_BYTES = 8 << 20  # without a snapshot, how much of the log's tail producer state is rebuilt from
+CLEANED, SWAP = ".cleaned", ".swap"  # the cleaner's new segment files, before and after its commit point
 
 
 if TYPE_CHECKING:  # a class for annotations only: defining it would cost every write's start-up
@@ -203,6 +204,8 @@ class PartitionLog:
         ``recovery_point`` (None: unknown, recover the active segment whole).  Returns what was mended."""
         os.makedirs(self.directory, exist_ok=True)
         self._writing = True
+        if finish_swaps(self.directory):
+            self._bases = self._list_bases()
         if not self._bases:
             # a new (or wiped) replica starts empty at 0; syncing with a leader moves it to the leader's start
             self._bases = [0]
@@ -535,8 +538,8 @@ class PartitionLog:
     # ------------------------------------------------------------ retention and truncation
 
     def delete_old_segments(self, now: int | None = None) -> list[int]:
-        """Delete whole segments below the log start (DeleteRecords moved it) or past retention.ms or
-        retention.bytes; never the active one."""
+        """Delete whole segments below the log start (DeleteRecords moved it) or, when cleanup.policy holds
+        delete, past retention.ms or retention.bytes; never the active one."""
         now = now_ms() if now is None else now
         deleted: list[int] = []
         cfg = self.config
@@ -545,8 +548,9 @@ class PartitionLog:
         while len(self._bases) > 1:
             seg = self.segment(self._bases[0])
             below = self._bases[1] <= start
-            expired = cfg.retention_ms >= 0 and now - seg.largest_timestamp() > cfg.retention_ms
-            oversize = cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
+            # retention by time and size is the delete policy's: a compact-only topic keeps its segments
+            expired = cfg.delete and cfg.retention_ms >= 0 and now - seg.largest_timestamp() > cfg.retention_ms
+            oversize = cfg.delete and cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
             if not (below or expired or oversize):
                 break
             total -= seg.size
@@ -556,6 +560,26 @@ class PartitionLog:
         if deleted:
             self._delete_snapshots(lambda offset: offset < self._first_base)
         return deleted
+
+    def replace_segments(self, old: list[int]) -> None:
+        """Swap the cleaner's ``<old[0]>.log.cleaned`` (and ``.txnindex.cleaned``) in for the closed
+        segments at bases ``old``, as Kafka's replaceSegments does, so that ``kill -9`` anywhere leaves
+        the old segments or the new one once :func:`finish_swaps` ran: the rename of the log to ``.swap``
+        is the commit point; the old segments go after it, then the ``.swap`` files become the segment."""
+        stem = os.path.join(self.directory, segment_name(old[0]))
+        cleaned_txn = stem + TXN_SUFFIX + CLEANED
+        sync_files([stem + LOG_SUFFIX + CLEANED, cleaned_txn])
+        if os.path.exists(cleaned_txn):
+            os.replace(cleaned_txn, stem + TXN_SUFFIX + SWAP)
+        os.replace(stem + LOG_SUFFIX + CLEANED, stem + LOG_SUFFIX + SWAP)
+        sync_files([stem + LOG_SUFFIX + SWAP])
+        for base in reversed(old):
+            self.segment(base).delete()
+            self._segments.pop(base, None)
+        _promote_swap(stem)
+        self.segment(old[0]).write_indexes()
+        gone = set(old[1:])
+        self._bases = [base for base in self._bases if base not in gone]
 
     def truncate_to(self, offset: int) -> None:
         """Remove every record at or after ``offset`` (whole batches, like Kafka's truncateTo).
@@ -828,6 +852,49 @@ def _checkpointed_start(directory: str) -> int:
         return checkpoint.read_offsets(os.path.join(os.path.dirname(directory), checkpoint.LOG_START)).get(key, 0)
     except (OSError, ValueError, CorruptRecordError):
         return 0
+
+
+def finish_swaps(directory: str) -> bool:
+    """Kafka's LogLoader for the cleaner's files after a crash: ``.cleaned`` files are an unfinished pass
+    (dropped, the old segments are whole); a ``<base>.log.swap`` is a committed one: the segments whose
+    base lies in its offsets are deleted and the ``.swap`` files become the segment.  True if any was found."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return False
+    found = [name for name in names if name.endswith((CLEANED, SWAP))]
+    unfinished = {name[:20] for name in found if name.endswith(LOG_SUFFIX + CLEANED)}
+    for name in found:
+        if name.endswith(CLEANED) or name[:20] in unfinished:
+            _unlink(os.path.join(directory, name))
+    for name in sorted(found):
+        stem = os.path.join(directory, name[:20])
+        if name[:20] in unfinished or not os.path.exists(os.path.join(directory, name)):
+            continue
+        if name.endswith(LOG_SUFFIX + SWAP):
+            swap = LogSegment(directory, int(name[:20]))
+            swap.log_path = stem + LOG_SUFFIX + SWAP  # read its batches, not its namesake's
+            end = int(name[:20])
+            for _pos, header in swap.headers(0):
+                end = header.next_offset
+            swap.close()
+            for other in os.listdir(directory):
+                base = other[:20]
+                if other.endswith(LOG_SUFFIX) and base.isdigit() and int(name[:20]) <= int(base) < end:
+                    LogSegment(directory, int(base)).delete()
+            _promote_swap(stem)
+            LogSegment(directory, int(name[:20]), writable=lambda: True).write_indexes()
+        elif name.endswith(TXN_SUFFIX + SWAP):  # the log was promoted, its transaction index not yet
+            _promote_swap(stem)
+    return bool(found)
+
+
+def _promote_swap(stem: str) -> None:
+    """Rename a swapped-in segment's files to their final names: the log first (see finish_swaps)."""
+    for suffix in (LOG_SUFFIX, TXN_SUFFIX):
+        if os.path.exists(stem + suffix + SWAP):
+            os.replace(stem + suffix + SWAP, stem + suffix)
+    sync_files([stem + LOG_SUFFIX])
 
 
 def _unlink(path: str) -> None:
