@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from kcli.errors import InvalidRecordError
 from kcli.storage import checkpoint, control, records
 from kcli.storage.config import LogConfig
 from kcli.storage.fileio import write_file
@@ -52,6 +53,13 @@ class CleanResult:
     records_kept: int
     records_removed: int
     first_dirty: int  # the new checkpoint: where the next pass's dirty part starts
+
+
+def require_keys(batch: records.BytesLike, header: records.BatchHeader, topic: str, partition: int) -> None:
+    """Refuse a data batch holding a record without a key, as Kafka's leader does for compacted topics."""
+    if any(record.key is None for record in records.decode_records(batch, 0, header)):
+        raise InvalidRecordError(f"Compacted topic cannot accept message without key in topic partition "
+                                 f"{topic}-{partition}.", hint="give every record a key (produce -K)")
 
 
 def checkpoint_path(log: PartitionLog) -> str:
