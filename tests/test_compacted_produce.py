@@ -33,3 +33,21 @@ def test_broker_answers_invalid_record_to_a_confluent_producer(broker) -> None:
     assert producer.flush(30) == 0
     codes = [err.code() if err is not None else None for err in errors]
     assert codes == [KafkaError.INVALID_RECORD, None], errors
+
+
+def test_confluent_admin_creates_a_compacted_topic_with_kafkas_cleaner_configs(broker) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    configs = {"cleanup.policy": "compact,delete", "delete.retention.ms": "1000", "min.cleanable.dirty.ratio": "0.1",
+               "min.compaction.lag.ms": "0", "max.compaction.lag.ms": "60000"}
+    admin.create_topics([NewTopic("changelog", 1, 1, config=configs)])["changelog"].result(30)
+    bad = admin.create_topics([NewTopic("bad", 1, 1, config={"cleanup.policy": "shred"})])["bad"]
+    try:
+        bad.result(30)
+        raise AssertionError("an unknown policy was accepted")
+    except Exception as exc:  # KafkaException carrying INVALID_CONFIG
+        assert "INVALID_CONFIG" in str(exc) or "nvalid" in str(exc), exc
+    seen = json.loads(broker.kcli("config", "describe", "--topic", "changelog", "--json").stdout)
+    values = {e["name"]: e["value"] for e in seen["configs"]}
+    assert values["cleanup.policy"] == "compact,delete" and values["min.cleanable.dirty.ratio"] == "0.1"
