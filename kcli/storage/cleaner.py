@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from kcli.errors import InvalidRecordError
@@ -77,17 +78,18 @@ def first_dirty_offset(log: PartitionLog) -> int:
     return min(max(saved, log.log_start_offset), log.log_end_offset)
 
 
-def _save_first_dirty(log: PartitionLog, offset: int) -> None:
+def _save_first_dirty(log: PartitionLog, offset: int, lock: AbstractContextManager[object]) -> None:
     key = parse_partition_dir(os.path.basename(log.directory))
     if key is None:
         return
     path = checkpoint_path(log)
-    try:
-        offsets = checkpoint.read_offsets(path)
-    except (OSError, ValueError):
-        offsets = {}
-    offsets[key] = offset
-    checkpoint.write_offsets(path, offsets)
+    with lock:  # the file holds every partition of the broker folder: one writer at a time
+        try:
+            offsets = checkpoint.read_offsets(path)
+        except (OSError, ValueError):
+            offsets = {}
+        offsets[key] = offset
+        checkpoint.write_offsets(path, offsets)
 
 
 def cleanable(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int) -> Cleanable:
@@ -342,10 +344,13 @@ def _empty(header: records.BatchHeader) -> bytes:
 
 
 def clean(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int, max_map_bytes: int = DEFAULT_MAP_BYTES,
-          progress: Callable[[int], None] | None = None) -> CleanResult:
+          progress: Callable[[int], None] | None = None,
+          checkpoint_lock: AbstractContextManager[object] | None = None) -> CleanResult:
     """One pass over the dirty part below ``upper`` (see :func:`cleanable`), whether due or not; with no
     dirty part it still rewrites the cleaned one, dropping the tombstones and markers whose delete horizon
-    passed.  ``progress`` is told the bytes of each batch read (mapping, then rewriting)."""
+    passed.  ``progress`` is told the bytes of each batch read (mapping, then rewriting).
+    ``checkpoint_lock`` guards the broker folder's checkpoint against other processes cleaning other
+    partitions of it (DataDir.checkpoint_lock)."""
     todo = cleanable(log, config, upper=upper, now_ms=now_ms)
     capacity = max(1, int(max_map_bytes // _BYTES_PER_ENTRY * _LOAD_FACTOR))
     aborted = _aborted(log, todo.first_uncleanable)
@@ -358,5 +363,5 @@ def clean(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int, max_
         work.clean_group(group)
         if progress is not None:
             progress(work.read - done)
-    _save_first_dirty(log, mapped_to)
+    _save_first_dirty(log, mapped_to, checkpoint_lock or nullcontext())
     return CleanResult(map_read + work.read, work.written, work.kept, work.removed, mapped_to)

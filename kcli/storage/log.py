@@ -563,9 +563,9 @@ class PartitionLog:
 
     def replace_segments(self, old: list[int]) -> None:
         """Swap the cleaner's ``<old[0]>.log.cleaned`` (and ``.txnindex.cleaned``) in for the closed
-        segments at bases ``old``, as Kafka's replaceSegments does, so that ``kill -9`` anywhere leaves
-        the old segments or the new one once :func:`finish_swaps` ran: the rename of the log to ``.swap``
-        is the commit point; the old segments go after it, then the ``.swap`` files become the segment."""
+        segments at bases ``old`` (Kafka's replaceSegments), so that ``kill -9`` anywhere leaves the old
+        segments or the new one once :func:`finish_swaps` ran: the rename of the log to ``.swap`` is the
+        commit point, and :func:`_install_swap` can be redone from there."""
         stem = os.path.join(self.directory, segment_name(old[0]))
         cleaned_txn = stem + TXN_SUFFIX + CLEANED
         sync_files([stem + LOG_SUFFIX + CLEANED, cleaned_txn])
@@ -573,13 +573,11 @@ class PartitionLog:
             os.replace(cleaned_txn, stem + TXN_SUFFIX + SWAP)
         os.replace(stem + LOG_SUFFIX + CLEANED, stem + LOG_SUFFIX + SWAP)
         sync_files([stem + LOG_SUFFIX + SWAP])
-        for base in reversed(old):
-            self.segment(base).delete()
+        for base in old:
+            self.segment(base).close()
             self._segments.pop(base, None)
-        _promote_swap(stem)
-        self.segment(old[0]).write_indexes()
-        gone = set(old[1:])
-        self._bases = [base for base in self._bases if base not in gone]
+        _install_swap(self.directory, old[0])
+        self._bases = self._list_bases()
 
     def truncate_to(self, offset: int) -> None:
         """Remove every record at or after ``offset`` (whole batches, like Kafka's truncateTo).
@@ -856,45 +854,57 @@ def _checkpointed_start(directory: str) -> int:
 
 def finish_swaps(directory: str) -> bool:
     """Kafka's LogLoader for the cleaner's files after a crash: ``.cleaned`` files are an unfinished pass
-    (dropped, the old segments are whole); a ``<base>.log.swap`` is a committed one: the segments whose
-    base lies in its offsets are deleted and the ``.swap`` files become the segment.  True if any was found."""
+    (dropped: the old segments are whole); a ``<base>.log.swap`` is a committed one, installed again from
+    the start.  True if any was found."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return False
-    found = [name for name in names if name.endswith((CLEANED, SWAP))]
+    found = [name for name in names if name.endswith((CLEANED, SWAP, _SWAPPING))]
     unfinished = {name[:20] for name in found if name.endswith(LOG_SUFFIX + CLEANED)}
     for name in found:
-        if name.endswith(CLEANED) or name[:20] in unfinished:
+        if name.endswith((CLEANED, _SWAPPING)) or name[:20] in unfinished:
             _unlink(os.path.join(directory, name))
-    for name in sorted(found):
-        stem = os.path.join(directory, name[:20])
-        if name[:20] in unfinished or not os.path.exists(os.path.join(directory, name)):
-            continue
-        if name.endswith(LOG_SUFFIX + SWAP):
-            swap = LogSegment(directory, int(name[:20]))
-            swap.log_path = stem + LOG_SUFFIX + SWAP  # read its batches, not its namesake's
-            end = int(name[:20])
-            for _pos, header in swap.headers(0):
-                end = header.next_offset
-            swap.close()
-            for other in os.listdir(directory):
-                base = other[:20]
-                if other.endswith(LOG_SUFFIX) and base.isdigit() and int(name[:20]) <= int(base) < end:
-                    LogSegment(directory, int(base)).delete()
-            _promote_swap(stem)
-            LogSegment(directory, int(name[:20]), writable=lambda: True).write_indexes()
-        elif name.endswith(TXN_SUFFIX + SWAP):  # the log was promoted, its transaction index not yet
-            _promote_swap(stem)
+    for name in found:
+        if name.endswith(LOG_SUFFIX + SWAP) and name[:20] not in unfinished:
+            _install_swap(directory, int(name[:20]))
+    for name in found:  # a transaction index whose log was installed to the end
+        if name.endswith(TXN_SUFFIX + SWAP):
+            _unlink(os.path.join(directory, name))
     return bool(found)
 
 
-def _promote_swap(stem: str) -> None:
-    """Rename a swapped-in segment's files to their final names: the log first (see finish_swaps)."""
-    for suffix in (LOG_SUFFIX, TXN_SUFFIX):
+_SWAPPING = ".swapping"  # a hard link of a .swap file about to replace its namesake
+
+
+def _install_swap(directory: str, base: int) -> None:
+    """Make ``<base>.log.swap`` (and its ``.txnindex.swap``) the segment at ``base`` in place of the
+    segments whose bases lie in its offsets.  Each file is replaced atomically (a hard link renamed over
+    it), so readers never find the segment missing; the ``.swap`` files go last, the log's first, so the
+    whole can be redone after a crash at any point."""
+    stem = os.path.join(directory, segment_name(base))
+    swap = LogSegment(directory, base)
+    swap.log_path = stem + LOG_SUFFIX + SWAP  # read its batches, not its namesake's
+    end = base
+    for _pos, header in swap.headers(0):
+        end = header.next_offset
+    swap.close()
+    for suffix in (".index", ".timeindex"):  # the old segment's: readers scan until they are rebuilt
+        _unlink(stem + suffix)
+    for suffix in (TXN_SUFFIX, LOG_SUFFIX):
         if os.path.exists(stem + suffix + SWAP):
-            os.replace(stem + suffix + SWAP, stem + suffix)
+            os.link(stem + suffix + SWAP, stem + suffix + _SWAPPING)
+            os.replace(stem + suffix + _SWAPPING, stem + suffix)
+        else:
+            _unlink(stem + suffix)
+    for name in sorted(os.listdir(directory), reverse=True):
+        other = name[:20]
+        if name.endswith(LOG_SUFFIX) and other.isdigit() and base < int(other) < end:
+            LogSegment(directory, int(other)).delete()
+    LogSegment(directory, base, writable=lambda: True).write_indexes()
     sync_files([stem + LOG_SUFFIX])
+    _unlink(stem + LOG_SUFFIX + SWAP)
+    _unlink(stem + TXN_SUFFIX + SWAP)
 
 
 def _unlink(path: str) -> None:
