@@ -170,9 +170,18 @@ def test_keyless_records_dropped_and_aborted_transactions_removed(tmp_path) -> N
     clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
     values = [(r.key, r.value) for r in _read_all(log)]
     assert values == [(b"y", b"committed"), (b"a", b"2"), (b"z", b"active")]
-    # producer 7's last batch is kept, empty, so its sequence survives a reload
+    assert [e.producer_id for e in log.aborted_transactions(0, log.log_end_offset)] == [7]
+    # later passes, past any delete horizon, keep the same records; the markers stay as Kafka keeps them
+    # while their producers' last batches (kept for the sequences) belong to their transactions
+    for now in (NOW + 1, NOW + 2, NOW + 2 + DAY, NOW + 3 + DAY):
+        clean(log, log.config, upper=log.log_end_offset, now_ms=now)
+    assert [(r.key, r.value) for r in _read_all(log)] == values
+    markers = [h for base in log.segment_bases for _pos, h in log.segment(base).headers() if h.is_control]
+    assert [h.producer_id for h in markers] == [7, 8]
+    # producer 7's last batch is kept, empty, so its sequence survives a reload, with no damage
     log.release()
-    again = _open(log.directory, log.config)
+    again = PartitionLog(log.directory, log.config)
+    assert again.open_for_append(None) == []
     assert again.producers.last_batches()[7][0] == 2
     again.release()
 
@@ -220,3 +229,32 @@ def test_kcli_reads_and_verifies_a_cleaned_partition(kcli) -> None:
     latest = {r["key"]: (r["offset"], r["value"]) for r in rows}
     assert len(rows) < 401 and latest["k5"] == (305, "v3-5") and latest["k0"] == (400, "last")
     kcli("verify")
+
+
+def test_a_marker_goes_once_its_transaction_is_empty_and_its_horizon_passed(tmp_path) -> None:
+    from kcli.storage import control
+
+    log = _open(str(tmp_path / "b" / "t-0"), _config(segment_bytes=1 << 20))
+    _append(log, [(b"x", b"aborted", (), NOW)], producer_id=9, producer_epoch=0, base_sequence=0, transactional=True)
+    log.append(control.control_batch(9, 0, commit=False, timestamp=NOW))
+    _append(log, [(b"x", b"later", (), NOW)], producer_id=9, producer_epoch=0, base_sequence=1)
+    _append(log, [(b"end", b"1", (), NOW)])
+    log.roll()
+    _append(log, [(b"z", b"active", (), NOW)])
+
+    def markers() -> list[records.BatchHeader]:
+        return [h for base in log.segment_bases[:-1] for _p, h in log.segment(base).headers() if h.is_control]
+
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)  # the aborted data goes, the marker stays
+    assert len(markers()) == 1 and not markers()[0].attributes & records.ATTR_DELETE_HORIZON
+    assert len(log.aborted_transactions(0, log.log_end_offset)) == 1
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 1)  # empty now: it gets a delete horizon
+    (marker,) = markers()
+    assert marker.attributes & records.ATTR_DELETE_HORIZON and marker.base_timestamp == NOW + 1 + DAY
+    assert log.aborted_transactions(0, log.log_end_offset) == []
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + DAY)  # before its horizon: kept
+    assert len(markers()) == 1
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 1 + DAY)
+    assert markers() == []
+    assert [(r.key, r.value) for r in _read_all(log)] == [(b"x", b"later"), (b"end", b"1"), (b"z", b"active")]
+    log.release()

@@ -277,8 +277,8 @@ class _Pass:
             discard = self.txns.data(header)
         retain_empty = last_of_group or self._last_of_producer(header)
         if header.is_control:
-            if discard:
-                return _empty(header) if retain_empty else None
+            if discard:  # kept whole when it must stay: readers and replay parse every marker's record
+                return batch if retain_empty else None
             if empty_txn and horizon is None:  # its transaction is gone: it goes after delete.retention.ms
                 key, value = control.first_record(batch, 0, header)
                 ts = header.max_timestamp
