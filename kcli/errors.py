@@ -83,6 +83,11 @@ class CorruptRecordError(KcliError):
         self.position = position
 
 
+class InvalidRecordError(UsageError):
+    """A record the partition refuses as Kafka's INVALID_RECORD: one without a key, to a topic whose
+    cleanup.policy holds compact."""
+
+
 class RecordTooLargeError(KcliError):
     """A message or batch larger than max.message.bytes."""
 

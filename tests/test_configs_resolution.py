@@ -94,7 +94,11 @@ def test_static_configs_parse_like_kcli_toml_values() -> None:
     with pytest.raises(InvalidConfigError):
         cfg.parse_broker_config("num.partitions", "0")
     with pytest.raises(InvalidConfigError):
-        cfg.parse_broker_config("log.cleanup.policy", "compact")  # until issue 20
+        cfg.parse_broker_config("log.cleanup.policy", "compact,shred")
+    assert cfg.parse_broker_config("log.cleanup.policy", " compact, delete") == "compact,delete"
+    assert cfg.parse_broker_config("log.cleaner.min.cleanable.ratio", "0.25") == 0.25
+    with pytest.raises(InvalidConfigError):
+        cfg.parse_broker_config("log.cleaner.min.cleanable.ratio", "1.5")
 
 
 def test_broker_settings_defaults_are_the_broker_configs_defaults() -> None:

@@ -49,8 +49,8 @@ SOURCE_NAMES = {
 }
 
 # DescribeConfigs' config types (Kafka's ConfigType ids)
-BOOLEAN, STRING, INT, LONG, LIST = 1, 2, 3, 5, 7
-TYPE_NAMES = {BOOLEAN: "BOOLEAN", STRING: "STRING", INT: "INT", LONG: "LONG", LIST: "LIST"}
+BOOLEAN, STRING, INT, LONG, DOUBLE, LIST = 1, 2, 3, 5, 6, 7
+TYPE_NAMES = {BOOLEAN: "BOOLEAN", STRING: "STRING", INT: "INT", LONG: "LONG", DOUBLE: "DOUBLE", LIST: "LIST"}
 
 TOPIC_CONFIG_TYPES: dict[str, int] = {
     "segment.bytes": INT,
@@ -67,6 +67,10 @@ TOPIC_CONFIG_TYPES: dict[str, int] = {
     "message.timestamp.type": STRING,
     "flush.messages": LONG,
     "flush.ms": LONG,
+    "min.cleanable.dirty.ratio": DOUBLE,
+    "min.compaction.lag.ms": LONG,
+    "max.compaction.lag.ms": LONG,
+    "delete.retention.ms": LONG,
 }
 
 CLUSTER_DEFAULT = ""  # the entity name of the cluster-wide dynamic defaults (kafka-configs --entity-default)
@@ -139,6 +143,15 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "unclean.leader.election.enable": _topic_synonym("unclean.leader.election.enable", False),
     "compression.type": _topic_synonym("compression.type", "producer"),
     "log.cleanup.policy": _topic_synonym("cleanup.policy", "delete"),
+    "log.cleaner.min.cleanable.ratio": _topic_synonym("min.cleanable.dirty.ratio", 0.5),
+    "log.cleaner.min.compaction.lag.ms": _topic_synonym("min.compaction.lag.ms", 0),
+    "log.cleaner.max.compaction.lag.ms": _topic_synonym("max.compaction.lag.ms", _LONG_MAX),
+    "log.cleaner.delete.retention.ms": _topic_synonym("delete.retention.ms", 86_400_000),
+    "log.cleaner.dedupe.buffer.size": BrokerConfig(134_217_728, int_range(1), "memory the cleaner's offset map "
+                                                   "may use per pass (bounds how much dirty log one pass cleans)",
+                                                   LONG),
+    "log.cleaner.enable": BrokerConfig(True, boolean, "run the log cleaner (compacts topics whose cleanup.policy "
+                                       "holds compact)", BOOLEAN),
     "log.message.timestamp.type": _topic_synonym("message.timestamp.type",
                                                  "CreateTime"),
     "log.retention.check.interval.ms": BrokerConfig(300_000, int_range(1), "how often old segments are looked "

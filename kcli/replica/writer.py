@@ -167,6 +167,10 @@ class PartitionWriter:
         if self.broken is not None:
             raise self.broken
         header = records.parse_header(batch)
+        if self.config.compact and not header.is_control:  # only compacted topics pay for reading records
+            from kcli.storage.cleaner import require_keys
+
+            require_keys(batch, header, self.topic, self.partition)
         stored = self.leader.producers.check(header)
         if stored is not None:
             return stored

@@ -16,6 +16,7 @@ RECOVERY_POINT = "recovery-point-offset-checkpoint"
 LOG_START = "log-start-offset-checkpoint"
 HIGH_WATERMARK = "replication-offset-checkpoint"
 LEADER_EPOCH = "leader-epoch-checkpoint"
+CLEANER_OFFSET = "cleaner-offset-checkpoint"  # per broker folder: where each partition's dirty part starts
 
 
 def atomic_write(path: str, data: bytes) -> None:

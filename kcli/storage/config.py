@@ -11,7 +11,7 @@ from typing import cast
 
 from kcli.errors import InvalidConfigError
 
-ConfigValue = int | bool | str  # what a topic config's parser returns
+ConfigValue = int | bool | str | float  # what a topic config's parser returns
 
 _COMPRESSION_TYPES = ("producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd")
 
@@ -39,6 +39,32 @@ def boolean(text: str) -> bool:
     return low == "true"
 
 
+def float_range(lo: float, hi: float) -> Callable[[str], float]:
+    """A parser of doubles from ``lo`` to ``hi`` (Kafka's DOUBLE configs)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+_POLICIES = ("compact", "delete")
+
+
+def cleanup_policy(text: str) -> str:
+    """Kafka's list: ``delete``, ``compact`` or both in any order (kept as the user wrote it, trimmed)."""
+    items = [item.strip() for item in str(text).split(",")]
+    if not items or any(item not in _POLICIES for item in items) or len(set(items)) != len(items):
+        raise ValueError("must be a list of compact and delete (delete, compact or compact,delete)")
+    return ",".join(items)
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -60,7 +86,11 @@ TOPIC_CONFIGS: dict[str, tuple[ConfigValue, Callable[[str], ConfigValue], str]] 
     "min.insync.replicas": (1, int_range(1), "in-sync replicas an acks=all produce needs"),
     "unclean.leader.election.enable": (False, boolean, "allow an out-of-sync replica to become leader"),
     "compression.type": ("producer", _choice(*_COMPRESSION_TYPES), "codec on disk (producer: keep the producer's)"),
-    "cleanup.policy": ("delete", _choice("delete"), "what retention does with old segments"),
+    "cleanup.policy": ("delete", cleanup_policy, "delete old segments, compact them to the latest value per key, or both"),
+    "min.cleanable.dirty.ratio": (0.5, float_range(0.0, 1.0), "clean once this share of the log is not yet cleaned"),
+    "min.compaction.lag.ms": (0, int_range(0), "records younger than this are not compacted"),
+    "max.compaction.lag.ms": (2**63 - 1, int_range(1), "records older than this are compacted whatever the dirty ratio"),
+    "delete.retention.ms": (86_400_000, int_range(0), "how long a compacted tombstone (null value) is kept"),
     "message.timestamp.type": ("CreateTime", _choice("CreateTime", "LogAppendTime"), "which timestamp records keep"),
     "flush.messages": (2**63 - 1, int_range(1), "fsync once this many messages are unsynced (default: leave it to the OS)"),
     "flush.ms": (2**63 - 1, int_range(0), "fsync once the oldest unsynced message is this old (default: leave it to the OS)"),
@@ -111,6 +141,12 @@ class LogConfig:
     flush_messages: int = _default_int("flush.messages")
     flush_ms: int = _default_int("flush.ms")
     producer_id_expiration_ms: int = 86_400_000  # Kafka's broker-wide producer.id.expiration.ms
+    compact: bool = False  # cleanup.policy holds compact: the cleaner keeps the latest record per key
+    delete: bool = True  # cleanup.policy holds delete: retention.ms and retention.bytes delete segments
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = _default_int("max.compaction.lag.ms")
+    delete_retention_ms: int = _default_int("delete.retention.ms")
 
     @classmethod
     def from_topic(cls, overrides: Mapping[str, object]) -> LogConfig:
@@ -118,6 +154,7 @@ class LogConfig:
             # the metadata keeps the values parse_topic_config returned
             return cast(ConfigValue, overrides.get(key, TOPIC_CONFIGS[key][0]))
 
+        policy = str(get("cleanup.policy")).split(",")
         return cls(
             segment_bytes=int(get("segment.bytes")),
             segment_ms=int(get("segment.ms")),
@@ -131,4 +168,10 @@ class LogConfig:
             log_append_time=get("message.timestamp.type") == "LogAppendTime",
             flush_messages=int(get("flush.messages")),
             flush_ms=int(get("flush.ms")),
+            compact="compact" in policy,
+            delete="delete" in policy,
+            min_cleanable_dirty_ratio=float(get("min.cleanable.dirty.ratio")),
+            min_compaction_lag_ms=int(get("min.compaction.lag.ms")),
+            max_compaction_lag_ms=int(get("max.compaction.lag.ms")),
+            delete_retention_ms=int(get("delete.retention.ms")),
         )

@@ -31,7 +31,7 @@ def control_batch(producer_id: int, producer_epoch: int, commit: bool, coordinat
                          transactional=True, control=True)
 
 
-def _first_record(buf: records.BytesLike, pos: int, header: records.BatchHeader) -> tuple[bytes, bytes]:
+def first_record(buf: records.BytesLike, pos: int, header: records.BatchHeader) -> tuple[bytes, bytes]:
     """The key and value of the first record of the control batch at ``pos`` (markers are never compressed)."""
     end = pos + header.size
     try:
@@ -54,7 +54,7 @@ def _first_record(buf: records.BytesLike, pos: int, header: records.BatchHeader)
 
 def control_type(buf: records.BytesLike, pos: int, header: records.BatchHeader) -> int:
     """The type of the control batch at ``pos``: ABORT, COMMIT (or another number Kafka may add)."""
-    key, _value = _first_record(buf, pos, header)
+    key, _value = first_record(buf, pos, header)
     if len(key) < _KEY.size:
         raise CorruptRecordError(f"control record key of {len(key)} bytes, expected {_KEY.size}", position=pos)
     _version, kind = _KEY.unpack_from(key)
@@ -63,7 +63,7 @@ def control_type(buf: records.BytesLike, pos: int, header: records.BatchHeader) 
 
 def coordinator_epoch(buf: records.BytesLike, pos: int, header: records.BatchHeader) -> int:
     """The coordinator epoch in the marker at ``pos`` (-1 when its value is not an end-transaction marker)."""
-    _key, value = _first_record(buf, pos, header)
+    _key, value = first_record(buf, pos, header)
     if len(value) < _VALUE.size:
         return -1
     return int(_VALUE.unpack_from(value)[1])

@@ -24,7 +24,7 @@ from kcli.errors import CorruptRecordError, KcliError, RecordTooLargeError, Stor
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
 from kcli.storage.damage import Damage
-from kcli.storage.fileio import read_file, write_file
+from kcli.storage.fileio import read_file, sync_files, write_file
 from kcli.storage.producer_snapshot import (
     SnapshotEntry,
     list_snapshots,
@@ -33,11 +33,12 @@ from kcli.storage.producer_snapshot import (
     write_snapshot,
 )
 from kcli.storage.producer_state import ProducerStates
-from kcli.storage.segment import LOG_SUFFIX, LogSegment, RecoveryResult
+from kcli.storage.segment import LOG_SUFFIX, TXN_SUFFIX, LogSegment, RecoveryResult, segment_name
 
 _MAX_RELATIVE_OFFSET = 2**31 - 1
 WRITER_STATE = "kcli-writer-state"
 STATE_FROM_BYTES = 8 << 20  # without a snapshot, how much of the log's tail producer state is rebuilt from
+CLEANED, SWAP = ".cleaned", ".swap"  # the cleaner's new segment files, before and after its commit point
 
 
 if TYPE_CHECKING:  # a class for annotations only: defining it would cost every write's start-up
@@ -203,6 +204,8 @@ class PartitionLog:
         ``recovery_point`` (None: unknown, recover the active segment whole).  Returns what was mended."""
         os.makedirs(self.directory, exist_ok=True)
         self._writing = True
+        if finish_swaps(self.directory):
+            self._bases = self._list_bases()
         if not self._bases:
             # a new (or wiped) replica starts empty at 0; syncing with a leader moves it to the leader's start
             self._bases = [0]
@@ -543,8 +546,8 @@ class PartitionLog:
     # ------------------------------------------------------------ retention and truncation
 
     def delete_old_segments(self, now: int | None = None) -> list[int]:
-        """Delete whole segments below the log start (DeleteRecords moved it) or past retention.ms or
-        retention.bytes; never the active one."""
+        """Delete whole segments below the log start (DeleteRecords moved it) or, when cleanup.policy holds
+        delete, past retention.ms or retention.bytes; never the active one."""
         now = now_ms() if now is None else now
         deleted: list[int] = []
         cfg = self.config
@@ -553,8 +556,9 @@ class PartitionLog:
         while len(self._bases) > 1:
             seg = self.segment(self._bases[0])
             below = self._bases[1] <= start
-            expired = cfg.retention_ms >= 0 and now - seg.largest_timestamp() > cfg.retention_ms
-            oversize = cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
+            # retention by time and size is the delete policy's: a compact-only topic keeps its segments
+            expired = cfg.delete and cfg.retention_ms >= 0 and now - seg.largest_timestamp() > cfg.retention_ms
+            oversize = cfg.delete and cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
             if not (below or expired or oversize):
                 break
             total -= seg.size
@@ -564,6 +568,24 @@ class PartitionLog:
         if deleted:
             self._delete_snapshots(lambda offset: offset < self._first_base)
         return deleted
+
+    def replace_segments(self, old: list[int]) -> None:
+        """Swap the cleaner's ``<old[0]>.log.cleaned`` (and ``.txnindex.cleaned``) in for the closed
+        segments at bases ``old`` (Kafka's replaceSegments), so that ``kill -9`` anywhere leaves the old
+        segments or the new one once :func:`finish_swaps` ran: the rename of the log to ``.swap`` is the
+        commit point, and :func:`_install_swap` can be redone from there."""
+        stem = os.path.join(self.directory, segment_name(old[0]))
+        cleaned_txn = stem + TXN_SUFFIX + CLEANED
+        sync_files([stem + LOG_SUFFIX + CLEANED, cleaned_txn])
+        if os.path.exists(cleaned_txn):
+            os.replace(cleaned_txn, stem + TXN_SUFFIX + SWAP)
+        os.replace(stem + LOG_SUFFIX + CLEANED, stem + LOG_SUFFIX + SWAP)
+        sync_files([stem + LOG_SUFFIX + SWAP])
+        for base in old:
+            self.segment(base).close()
+            self._segments.pop(base, None)
+        _install_swap(self.directory, old[0])
+        self._bases = self._list_bases()
 
     def truncate_to(self, offset: int) -> None:
         """Remove every record at or after ``offset`` (whole batches, like Kafka's truncateTo).
@@ -836,6 +858,61 @@ def _checkpointed_start(directory: str) -> int:
         return checkpoint.read_offsets(os.path.join(os.path.dirname(directory), checkpoint.LOG_START)).get(key, 0)
     except (OSError, ValueError, CorruptRecordError):
         return 0
+
+
+def finish_swaps(directory: str) -> bool:
+    """Kafka's LogLoader for the cleaner's files after a crash: ``.cleaned`` files are an unfinished pass
+    (dropped: the old segments are whole); a ``<base>.log.swap`` is a committed one, installed again from
+    the start.  True if any was found."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return False
+    found = [name for name in names if name.endswith((CLEANED, SWAP, _SWAPPING))]
+    unfinished = {name[:20] for name in found if name.endswith(LOG_SUFFIX + CLEANED)}
+    for name in found:
+        if name.endswith((CLEANED, _SWAPPING)) or name[:20] in unfinished:
+            _unlink(os.path.join(directory, name))
+    for name in found:
+        if name.endswith(LOG_SUFFIX + SWAP) and name[:20] not in unfinished:
+            _install_swap(directory, int(name[:20]))
+    for name in found:  # a transaction index whose log was installed to the end
+        if name.endswith(TXN_SUFFIX + SWAP):
+            _unlink(os.path.join(directory, name))
+    return bool(found)
+
+
+_SWAPPING = ".swapping"  # a hard link of a .swap file about to replace its namesake
+
+
+def _install_swap(directory: str, base: int) -> None:
+    """Make ``<base>.log.swap`` (and its ``.txnindex.swap``) the segment at ``base`` in place of the
+    segments whose bases lie in its offsets.  Each file is replaced atomically (a hard link renamed over
+    it), so readers never find the segment missing; the ``.swap`` files go last, the log's first, so the
+    whole can be redone after a crash at any point."""
+    stem = os.path.join(directory, segment_name(base))
+    swap = LogSegment(directory, base)
+    swap.log_path = stem + LOG_SUFFIX + SWAP  # read its batches, not its namesake's
+    end = base
+    for _pos, header in swap.headers(0):
+        end = header.next_offset
+    swap.close()
+    for suffix in (".index", ".timeindex"):  # the old segment's: readers scan until they are rebuilt
+        _unlink(stem + suffix)
+    for suffix in (TXN_SUFFIX, LOG_SUFFIX):
+        if os.path.exists(stem + suffix + SWAP):
+            os.link(stem + suffix + SWAP, stem + suffix + _SWAPPING)
+            os.replace(stem + suffix + _SWAPPING, stem + suffix)
+        else:
+            _unlink(stem + suffix)
+    for name in sorted(os.listdir(directory), reverse=True):
+        other = name[:20]
+        if name.endswith(LOG_SUFFIX) and other.isdigit() and base < int(other) < end:
+            LogSegment(directory, int(other)).delete()
+    LogSegment(directory, base, writable=lambda: True).write_indexes()
+    sync_files([stem + LOG_SUFFIX])
+    _unlink(stem + LOG_SUFFIX + SWAP)
+    _unlink(stem + TXN_SUFFIX + SWAP)
 
 
 def _unlink(path: str) -> None:

@@ -166,6 +166,11 @@ class ProducerStates:
         """Producer id -> first offset of its open transaction, oldest first."""
         return dict(self._ongoing)
 
+    def last_batches(self) -> dict[int, tuple[int, int]]:
+        """Producer id -> (last offset of its newest data batch, -1 when known from a marker only; its
+        epoch): the batches the cleaner keeps so that sequences and fencing survive compaction."""
+        return {pid: (s.recent[-1][3] if s.recent else -1, s.epoch) for pid, s in self._producers.items()}
+
     def expire(self, now_ms: int, expiration_ms: int) -> list[int]:
         """Forget the producers not seen for ``expiration_ms`` (never one with an open transaction), as
         Kafka does with producer.id.expiration.ms; returns their ids."""

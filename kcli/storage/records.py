@@ -344,12 +344,17 @@ def _encode_unkeyed(records: Sequence[RecordTuple], base_timestamp: int) -> byte
     return _encode_values(values, None if same else list(map(sub, stamps, repeat(base_timestamp, n))))
 
 
-def encode_records(records: Sequence[RecordTuple], base_timestamp: int) -> bytes:
-    """Encode (key, value, headers, timestamp) tuples as the uncompressed records section."""
+def encode_records(records: Sequence[RecordTuple], base_timestamp: int,
+                   offset_deltas: Sequence[int] | None = None) -> bytes:
+    """Encode (key, value, headers, timestamp) tuples as the uncompressed records section; their offset
+    deltas are 0, 1, 2... unless ``offset_deltas`` gives them (the cleaner keeps offsets, with gaps)."""
+    enc = _encode_record
+    if offset_deltas is not None:
+        return b"".join([enc(ts - base_timestamp, delta, key, value, headers)
+                         for delta, (key, value, headers, ts) in zip(offset_deltas, records, strict=True)])
     fast = _encode_unkeyed(records, base_timestamp)
     if fast is not None:
         return fast
-    enc = _encode_record
     return b"".join(
         [enc(ts - base_timestamp, i, key, value, headers) for i, (key, value, headers, ts) in enumerate(records)]
     )
@@ -444,8 +449,8 @@ def encode_batch_at_offsets(
         raise ValueError("the last offset precedes a record's")
     timestamps = [r[4] for r in records_with_offsets]
     base_ts = timestamps[0]
-    body = b"".join([_encode_record(ts - base_ts, off - base_offset, key, value, headers)
-                     for off, key, value, headers, ts in records_with_offsets])
+    body = encode_records([(key, value, headers, ts) for _off, key, value, headers, ts in records_with_offsets],
+                          base_ts, offset_deltas=[off - base_offset for off in offsets])
     return frame(Section(body, len(records_with_offsets), base_ts, max(timestamps)), codec,
                  base_offset=base_offset, partition_leader_epoch=partition_leader_epoch, producer_id=producer_id,
                  producer_epoch=producer_epoch, base_sequence=base_sequence,
@@ -456,11 +461,12 @@ def frame(section: Section, codec: int = compression.NONE, *, compressed: bytes 
           level: int | None = None, base_offset: int = 0, log_append_time: bool = False,
           partition_leader_epoch: int = -1, producer_id: int = -1, producer_epoch: int = -1,
           base_sequence: int = -1, transactional: bool = False, control: bool = False,
-          last_offset_delta: int | None = None) -> bytes:
+          last_offset_delta: int | None = None, delete_horizon: bool = False) -> bytes:
     """The batch: header and CRC around ``section``, compressed with ``codec`` here unless ``compressed``
     holds that already.  ``transactional``: part of a producer's transaction; ``control``: a transaction
-    marker (see :mod:`kcli.storage.control`); ``last_offset_delta``: when the records' offsets are not
-    0..count-1 (a compacted batch keeps its original last offset)."""
+    marker (see :mod:`kcli.storage.control`).  The cleaner's batches keep offsets with gaps
+    (``last_offset_delta``, default count - 1) and may carry a delete horizon in their base timestamp
+    (KIP-534: ``delete_horizon``)."""
     if compressed is not None:
         body = compressed
     elif codec != compression.NONE:
@@ -473,6 +479,8 @@ def frame(section: Section, codec: int = compression.NONE, *, compressed: bytes 
         attributes |= ATTR_TRANSACTIONAL
     if control:
         attributes |= ATTR_CONTROL
+    if delete_horizon:
+        attributes |= ATTR_DELETE_HORIZON
     head = _HEADER.pack(
         base_offset,
         HEADER_SIZE - LOG_OVERHEAD + len(body),

@@ -234,6 +234,13 @@ class LogSegment:
         self._index.replace(offsets)
         self._time_index.replace(times)
 
+    def write_indexes(self) -> None:
+        """Build both indexes from the log and write them (a segment the cleaner just swapped in)."""
+        self._rebuild_indexes()
+        self._index.persist()
+        self._time_index.persist()
+        self._indexes_checked = True
+
     # ------------------------------------------------------------ scanning
 
     def headers(self, position: int = 0, end: int | None = None) -> Iterator[tuple[int, records.BatchHeader]]:

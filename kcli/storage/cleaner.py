@@ -1,0 +1,367 @@
+"""Log compaction: Kafka's LogCleaner over one partition log.
+
+A pass maps each key of the dirty part of the log (from the ``cleaner-offset-checkpoint`` up to the first
+uncleanable offset) to its newest offset, then rewrites the closed segments from the log start up to where
+the map got, keeping per key only its newest record.  Offsets are kept (gaps appear); so are headers,
+timestamps, codecs, producer ids and sequences.  Tombstones (null values) and transaction markers get a
+delete horizon (KIP-534: now + delete.retention.ms, in the batch's base timestamp) the first time they are
+cleaned and go at the first pass after it.  Aborted transactional records go; a marker stays until its
+transaction has no data left.  The last batch of each producer is kept (empty if need be), so that the
+producer's sequence and epoch survive, and so is the last batch of each rewritten group of segments, so
+that the new segment covers the offsets of the ones it replaces (see PartitionLog.replace_segments).
+
+The caller holds the replica's write lock and an open write session (``open_for_append``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+from kcli.errors import InvalidRecordError
+from kcli.storage import checkpoint, control, records
+from kcli.storage.config import LogConfig
+from kcli.storage.fileio import write_file
+from kcli.storage.log import CLEANED, PartitionLog, parse_partition_dir
+from kcli.storage.segment import LOG_SUFFIX, TXN_SUFFIX, LogSegment, segment_name
+from kcli.storage.txnindex import AbortedTxn, encode_entry
+
+DEFAULT_MAP_BYTES = 128 << 20  # Kafka's log.cleaner.dedupe.buffer.size
+_BYTES_PER_ENTRY = 24  # Kafka's SkimpyOffsetMap: a 16-byte hash and an 8-byte offset per key
+_LOAD_FACTOR = 0.9  # Kafka's log.cleaner.io.buffer.load.factor
+
+
+@dataclass(frozen=True)
+class Cleanable:
+    """How much of a log a pass could clean now (Kafka's LogToClean)."""
+
+    first_dirty: int  # where the dirty part starts (the checkpoint, or the log start)
+    first_uncleanable: int  # where it ends: upper, the active segment, or min.compaction.lag.ms
+    cleanable_bytes: int  # bytes of the segments in [first_dirty, first_uncleanable)
+    total_bytes: int  # bytes below first_uncleanable: the clean part and the cleanable one
+    dirty_ratio: float
+    due: bool  # dirty_ratio >= min.cleanable.dirty.ratio, or max.compaction.lag.ms passed
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """What one pass did."""
+
+    bytes_read: int
+    bytes_written: int
+    records_kept: int
+    records_removed: int
+    first_dirty: int  # the new checkpoint: where the next pass's dirty part starts
+
+
+def require_keys(batch: records.BytesLike, header: records.BatchHeader, topic: str, partition: int) -> None:
+    """Refuse a data batch holding a record without a key, as Kafka's leader does for compacted topics."""
+    if any(record.key is None for record in records.decode_records(batch, 0, header)):
+        raise InvalidRecordError(f"Compacted topic cannot accept message without key in topic partition "
+                                 f"{topic}-{partition}.", hint="give every record a key (produce -K)")
+
+
+def checkpoint_path(log: PartitionLog) -> str:
+    """The broker folder's ``cleaner-offset-checkpoint``."""
+    return os.path.join(os.path.dirname(log.directory), checkpoint.CLEANER_OFFSET)
+
+
+def first_dirty_offset(log: PartitionLog) -> int:
+    """The checkpointed start of the dirty part, never below the log start nor past the log end."""
+    key = parse_partition_dir(os.path.basename(log.directory))
+    try:
+        saved = checkpoint.read_offsets(checkpoint_path(log)).get(key, 0) if key else 0
+    except (OSError, ValueError):
+        saved = 0
+    return min(max(saved, log.log_start_offset), log.log_end_offset)
+
+
+def _save_first_dirty(log: PartitionLog, offset: int, lock: AbstractContextManager[object]) -> None:
+    key = parse_partition_dir(os.path.basename(log.directory))
+    if key is None:
+        return
+    path = checkpoint_path(log)
+    with lock:  # the file holds every partition of the broker folder: one writer at a time
+        try:
+            offsets = checkpoint.read_offsets(path)
+        except (OSError, ValueError):
+            offsets = {}
+        offsets[key] = offset
+        checkpoint.write_offsets(path, offsets)
+
+
+def cleanable(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int) -> Cleanable:
+    """The dirty part of ``log`` a pass may clean below ``upper`` (min(high watermark, last stable offset),
+    or the log end of a lone replica): never the active segment, nor a segment holding records younger
+    than min.compaction.lag.ms."""
+    bases = log.segment_bases
+    first_dirty = first_dirty_offset(log)
+    end = min(upper, bases[-1] if bases else 0)
+    segments = [log.segment(base) for base in bases[:-1]]
+    if config.min_compaction_lag_ms > 0:
+        for seg, next_base in zip(segments, bases[1:], strict=False):
+            if next_base > first_dirty and seg.largest_timestamp() > now_ms - config.min_compaction_lag_ms:
+                end = min(end, seg.base_offset)
+                break
+    end = max(end, first_dirty)
+    clean_bytes = dirty_bytes = 0
+    lag_due = False
+    for seg, next_base in zip(segments, bases[1:], strict=False):
+        if next_base <= first_dirty:
+            clean_bytes += seg.size
+        elif seg.base_offset < end:
+            dirty_bytes += seg.size
+            first_ts = seg.first_timestamp()
+            lag_due = lag_due or (first_ts is not None and 0 <= first_ts < now_ms - config.max_compaction_lag_ms)
+    total = clean_bytes + dirty_bytes
+    ratio = dirty_bytes / total if total else 0.0
+    due = dirty_bytes > 0 and (ratio >= config.min_cleanable_dirty_ratio or lag_due)
+    return Cleanable(first_dirty, end, dirty_bytes, total, ratio, due)
+
+
+def _batches(seg: LogSegment, start: int = 0) -> Iterator[tuple[bytes, records.BatchHeader]]:
+    for pos, header in seg.headers(0):
+        if header.last_offset >= start:
+            yield seg.pread(pos, header.size), header
+
+
+def _aborted(log: PartitionLog, end: int) -> list[AbortedTxn]:
+    return sorted(log.aborted_transactions(0, end), key=lambda txn: txn.first_offset)
+
+
+class _Transactions:
+    """Kafka's CleanedTransactionMetadata: which transactional batches were aborted, and which markers
+    still have data of their transaction below them in the part being cleaned."""
+
+    def __init__(self, aborted: list[AbortedTxn]) -> None:
+        self._pending = list(reversed(aborted))  # by first offset, the next one last
+        self.ongoing_aborted: dict[int, list[object]] = {}  # pid -> [AbortedTxn, a batch of it was seen]
+        self.ongoing_committed: set[int] = set()
+        self.kept_aborted: list[AbortedTxn] = []  # for the new segment's transaction index
+
+    def _up_to(self, offset: int) -> None:
+        while self._pending and self._pending[-1].first_offset <= offset:
+            txn = self._pending.pop()
+            self.ongoing_aborted.setdefault(txn.producer_id, [txn, False])
+
+    def data(self, header: records.BatchHeader) -> bool:
+        """A data batch read: True when it belongs to an aborted transaction (it may go)."""
+        self._up_to(header.last_offset)
+        if not header.is_transactional:
+            return False
+        meta = self.ongoing_aborted.get(header.producer_id)
+        if meta is not None:
+            meta[1] = True
+            return True
+        self.ongoing_committed.add(header.producer_id)
+        return False
+
+    def marker(self, batch: bytes, header: records.BatchHeader) -> bool:
+        """A control batch read: True when no data of its transaction is left (it may go after its horizon)."""
+        self._up_to(header.last_offset)
+        if header.records_count == 0:
+            return True
+        kind = control.control_type(batch, 0, header)
+        if kind == control.ABORT:
+            meta = self.ongoing_aborted.pop(header.producer_id, None)
+            if meta is not None and meta[1]:
+                self.kept_aborted.append(meta[0])  # type: ignore[arg-type]
+                return False
+            return True
+        if kind == control.COMMIT:
+            if header.producer_id in self.ongoing_committed:
+                self.ongoing_committed.discard(header.producer_id)
+                return False
+            return True
+        return False
+
+
+def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: list[AbortedTxn],
+               progress: Callable[[int], None] | None) -> tuple[dict[bytes, int], int, int]:
+    """(key -> newest offset, the offset after the last batch mapped, bytes read) over [start, end): whole
+    batches, until the map would hold more than ``capacity`` keys (at least one batch)."""
+    offsets: dict[bytes, int] = {}
+    txns = _Transactions(aborted)
+    mapped_to, read = start, 0
+    for base in log.segment_bases:
+        seg = log.segment(base)
+        if base >= end:
+            break
+        for batch, header in _batches(seg, start):
+            if header.next_offset > end:  # a batch straddling upper waits for the next pass
+                return offsets, mapped_to, read
+            if offsets and len(offsets) + header.records_count > capacity:
+                return offsets, mapped_to, read
+            read += header.size
+            if header.is_control:
+                txns.marker(batch, header)
+            elif not txns.data(header):
+                for record in records.decode_records(batch, 0, header):
+                    if record.key is not None:
+                        offsets[record.key] = record.offset
+            mapped_to = header.next_offset
+            if progress is not None:
+                progress(header.size)
+    return offsets, mapped_to, read
+
+
+def _groups(log: PartitionLog, end: int, max_bytes: int) -> list[list[int]]:
+    """The closed segments below ``end`` in groups of at most segment.bytes (Kafka's groupSegmentsBySize):
+    each group becomes one cleaned segment."""
+    groups: list[list[int]] = []
+    size = 0
+    for base in log.segment_bases[:-1]:
+        if base >= end:
+            break
+        seg_size = log.segment(base).size
+        if groups and size + seg_size <= max_bytes and base - groups[-1][0] < 2**31 - 1:
+            groups[-1].append(base)
+            size += seg_size
+        else:
+            groups.append([base])
+            size = seg_size
+    return groups
+
+
+class _Pass:
+    """One pass's state: the map, the time, the transactions and the counts."""
+
+    def __init__(self, log: PartitionLog, config: LogConfig, offsets: dict[bytes, int], mapped_to: int,
+                 now_ms: int, aborted: list[AbortedTxn]) -> None:
+        self.log, self.config, self.offsets, self.mapped_to, self.now = log, config, offsets, mapped_to, now_ms
+        self.txns = _Transactions(aborted)
+        self.last_of_producer = log.producers.last_batches()
+        self.read = self.written = self.kept = self.removed = 0
+
+    def clean_group(self, group: list[int]) -> None:
+        stem = os.path.join(self.log.directory, segment_name(group[0]))
+        out: list[bytes] = []
+        held: tuple[bytes, records.BatchHeader] | None = None  # one batch behind: the group's last is known
+        for base in group:
+            for batch, header in _batches(self.log.segment(base)):
+                if held is not None:
+                    self._copy(out, *held, last_of_group=False)
+                held = batch, header
+        if held is not None:
+            self._copy(out, *held, last_of_group=True)
+        write_file(stem + LOG_SUFFIX + CLEANED, b"".join(out))
+        if self.txns.kept_aborted:
+            write_file(stem + TXN_SUFFIX + CLEANED, b"".join(map(encode_entry, self.txns.kept_aborted)))
+            self.txns.kept_aborted = []
+        self.log.replace_segments(group)
+
+    def _copy(self, out: list[bytes], batch: bytes, header: records.BatchHeader, *, last_of_group: bool) -> None:
+        self.read += header.size
+        kept = self._filter(batch, header, last_of_group)
+        if kept is not None:
+            out.append(kept)
+            self.written += len(kept)
+
+    def _filter(self, batch: bytes, header: records.BatchHeader, last_of_group: bool) -> bytes | None:
+        """The batch as the cleaned segment keeps it (None: dropped)."""
+        horizon = header.base_timestamp if header.attributes & records.ATTR_DELETE_HORIZON else None
+        if header.base_offset >= self.mapped_to:  # past what the map saw: kept as it is
+            if header.is_control:
+                self.txns.marker(batch, header)
+            else:
+                self.txns.data(header)
+                self.kept += header.records_count
+            return batch
+        if header.is_control:
+            empty_txn = self.txns.marker(batch, header)
+            discard = empty_txn and horizon is not None and horizon <= self.now
+        else:
+            empty_txn = False
+            discard = self.txns.data(header)
+        retain_empty = last_of_group or self._last_of_producer(header)
+        if header.is_control:
+            if discard:  # kept whole when it must stay: readers and replay parse every marker's record
+                return batch if retain_empty else None
+            if empty_txn and horizon is None:  # its transaction is gone: it goes after delete.retention.ms
+                key, value = control.first_record(batch, 0, header)
+                ts = header.max_timestamp
+                return self._rebuild(header, [(key, value, (), ts)], [0], with_horizon=True)
+            return batch
+        rows = [] if discard else records.decode_records(batch, 0, header)
+        kept = [r for r in rows if self._keep(r, horizon)]
+        self.kept += len(kept)
+        self.removed += header.records_count - len(kept)
+        if not kept:
+            return _empty(header) if retain_empty else None
+        tombstones = horizon is None and any(r.value is None for r in kept)
+        if len(kept) == header.records_count and not tombstones:
+            return batch
+        tuples = [(r.key, r.value, r.headers, r.timestamp) for r in kept]
+        return self._rebuild(header, tuples, [r.offset - header.base_offset for r in kept],
+                             with_horizon=tombstones or horizon is not None, horizon=horizon)
+
+    def _last_of_producer(self, header: records.BatchHeader) -> bool:
+        """Kafka's isBatchLastRecordOfProducer: the batch with a live producer's last sequence, or the
+        marker with its epoch when it has no data batch left."""
+        last = self.last_of_producer.get(header.producer_id) if header.producer_id >= 0 else None
+        if last is None:
+            return False
+        if last[0] >= 0:
+            return header.last_offset == last[0]
+        return header.is_control and header.producer_epoch == last[1]
+
+    def _keep(self, record: records.Record, horizon: int | None) -> bool:
+        """Kafka's shouldRetainRecord."""
+        if record.offset >= self.mapped_to:
+            return True
+        if record.key is None or self.offsets.get(record.key, -1) > record.offset:
+            return False
+        return record.value is not None or horizon is None or self.now < horizon
+
+    def _rebuild(self, header: records.BatchHeader, tuples: Sequence[records.RecordTuple], deltas: list[int], *,
+                 with_horizon: bool, horizon: int | None = None) -> bytes:
+        """The kept records as a batch with the source batch's base offset, codec, producer fields and
+        sequence; a new delete horizon when the batch gets its first."""
+        stamps = [t[3] for t in tuples]
+        if with_horizon and horizon is None:
+            horizon = self.now + self.config.delete_retention_ms
+        base_ts = horizon if horizon is not None else stamps[0]
+        max_ts = header.max_timestamp if header.log_append_time else max(stamps)
+        section = records.Section(records.encode_records(tuples, base_ts, deltas), len(tuples), base_ts, max_ts)
+        return records.frame(
+            section, header.codec, base_offset=header.base_offset, log_append_time=header.log_append_time,
+            partition_leader_epoch=header.partition_leader_epoch, producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch, base_sequence=header.base_sequence,
+            transactional=header.is_transactional, control=header.is_control, last_offset_delta=deltas[-1],
+            delete_horizon=horizon is not None)
+
+
+def _empty(header: records.BatchHeader) -> bytes:
+    """Kafka's empty batch (RetainEmpty): the header alone, keeping the offsets, producer and sequence."""
+    ts = header.max_timestamp
+    section = records.Section(b"", 0, ts, ts)
+    return records.frame(section, base_offset=header.base_offset, partition_leader_epoch=header.partition_leader_epoch,
+                         producer_id=header.producer_id, producer_epoch=header.producer_epoch,
+                         base_sequence=header.base_sequence, transactional=header.is_transactional,
+                         control=header.is_control, last_offset_delta=header.last_offset_delta)
+
+
+def clean(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int, max_map_bytes: int = DEFAULT_MAP_BYTES,
+          progress: Callable[[int], None] | None = None,
+          checkpoint_lock: AbstractContextManager[object] | None = None) -> CleanResult:
+    """One pass over the dirty part below ``upper`` (see :func:`cleanable`), whether due or not; with no
+    dirty part it still rewrites the cleaned one, dropping the tombstones and markers whose delete horizon
+    passed.  ``progress`` is told the bytes of each batch read (mapping, then rewriting).
+    ``checkpoint_lock`` guards the broker folder's checkpoint against other processes cleaning other
+    partitions of it (DataDir.checkpoint_lock)."""
+    todo = cleanable(log, config, upper=upper, now_ms=now_ms)
+    capacity = max(1, int(max_map_bytes // _BYTES_PER_ENTRY * _LOAD_FACTOR))
+    aborted = _aborted(log, todo.first_uncleanable)
+    offsets, mapped_to, map_read = _build_map(log, todo.first_dirty, todo.first_uncleanable, capacity, aborted,
+                                              progress)
+    work = _Pass(log, config, offsets, mapped_to, now_ms, aborted)
+    groups = _groups(log, mapped_to, config.segment_bytes)
+    for group in groups:
+        done = work.read
+        work.clean_group(group)
+        if progress is not None:
+            progress(work.read - done)
+    _save_first_dirty(log, mapped_to, checkpoint_lock or nullcontext())
+    return CleanResult(map_read + work.read, work.written, work.kept, work.removed, mapped_to)
