@@ -310,10 +310,19 @@ def test_header_options_parse_or_refuse(pairs):
 
 
 class _Offsets:
-    """A partition holding offsets 100..199, for --offset specs."""
+    """A partition holding offsets 100..199, one record each, for --offset specs (``-N`` reads them)."""
 
     def list_offset(self, topic, partition, spec, isolation="read_uncommitted"):
         return {"earliest": 100, "latest": 200}.get(spec, 150)
+
+    def fetch(self, topic, partition, offset, max_bytes=1 << 20, wait=0.0, isolation="read_uncommitted"):
+        from kcli.storage.records import encode_batch
+
+        if offset >= 200:
+            return b"", offset
+        batch = bytearray(encode_batch([(None, b"v", [], 0)] * 100))
+        batch[0:8] = (100).to_bytes(8, "big")  # base offset 100
+        return bytes(batch), 200
 
 
 @FUZZ
