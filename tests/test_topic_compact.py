@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from support.runner import one_error_line
@@ -69,3 +70,69 @@ def test_compact_refuses_a_topic_that_is_not_compacted(kcli):
     kcli("produce", "plain", "-K:", input="a:1\n")
     one_error_line(kcli("topic", "compact", "plain", ok=False), 2, "not compacted")
     one_error_line(kcli("topic", "compact", "nosuch", ok=False), 3)
+
+
+# ---------------------------------------------------------------- through brokers
+
+CLEANER = ("--override", "log.cleaner.backoff.ms=200")
+CLEANED = 100_000  # bytes: the produced log is about 185 KB, compacted about 45 KB
+
+
+def _log_bytes(folder, topic: str, partition: int) -> int:
+    path = folder / f"{topic}-{partition}"
+    return sum(os.path.getsize(path / n) for n in os.listdir(path) if n.endswith(".log"))
+
+
+def _wait_for(check, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def _leader(run, topic: str) -> int:
+    return json.loads(run("topic", "describe", topic, "--json").stdout)[0]["partitions"][0]["leader"]
+
+
+def _confluent_read(bootstrap: str, topic: str) -> dict[int, tuple[str, str | None]]:
+    ck = pytest.importorskip("confluent_kafka")
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "auto.offset.reset": "earliest",
+                            "enable.auto.commit": False})
+    try:
+        consumer.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+        _low, high = consumer.get_watermark_offsets(ck.TopicPartition(topic, 0), timeout=10)
+        got: dict[int, tuple[str, str | None]] = {}
+        deadline = time.monotonic() + 30
+        while (not got or max(got) < high - 1) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                value = msg.value()
+                got[msg.offset()] = (msg.key().decode(), None if value is None else value.decode())
+        return got
+    finally:
+        consumer.close()
+
+
+def test_brokers_compact_the_replicas_they_lead_and_follow(brokers):
+    brokers.init(2)
+    started = [brokers.start(b, *CLEANER) for b in (0, 1)]
+    # nothing is cleanable while producing (min.compaction.lag.ms), so the one state to expect is a pass
+    # over the whole log
+    brokers.kcli("topic", "create", "t", "-r", 2, "-c", "cleanup.policy=compact", "-c", SEGMENT,
+                 "-c", "min.compaction.lag.ms=3600000")
+    brokers.kcli("produce", "t", "-K:", "--null-value", "DEL", "--batch-size", 50, input=_lines())
+    time.sleep(1)
+    assert all(_log_bytes(b.folder, "t", 0) > 150_000 for b in started)
+    brokers.kcli("config", "alter", "--topic", "t", "--set", "min.compaction.lag.ms=0")
+    _wait_for(lambda: all(_log_bytes(b.folder, "t", 0) < CLEANED for b in started), "both replicas compacted")
+    leader = next(b for b in started if b.broker_id == _leader(brokers.kcli, "t"))
+    assert "log cleaner: t-0 (leader)" in leader.log()
+    assert "log cleaner: t-0 (follower)" in next(b for b in started if b is not leader).log()
+    got = _confluent_read(leader.bootstrap, "t")
+    assert got == _expected(_bases(leader.folder, "t", 0)[-1])
+    one_error_line(brokers.kcli("topic", "compact", "t", ok=False), 2, "running", "min.cleanable.dirty.ratio",
+                   "kcli config alter --topic t")
+    for b in started:
+        b.stop()
+    assert _read(brokers.kcli, "t") == got
+    brokers.kcli("verify")

@@ -289,12 +289,12 @@ def compact(env, name: str, partition: int | None, as_json: bool) -> None:
         with progress(total, f"compacting {name}-{p}") as bar:
             done.append(compact_partition(datadir, name, p, now, progress=bar.advance))
     if as_json:
-        emit_json([{"topic": c.topic, "partition": c.partition, "records_kept": c.result.records_kept,
-                    "records_removed": c.result.records_removed, "bytes_before": c.bytes_before,
-                    "bytes_after": c.bytes_after, "dirty_ratio": round(c.dirty_ratio, 4),
+        emit_json([{"topic": c.topic, "partition": c.partition, "records_kept": c.leader.result.records_kept,
+                    "records_removed": c.leader.result.records_removed, "bytes_before": c.leader.bytes_before,
+                    "bytes_after": c.leader.bytes_after, "dirty_ratio": round(c.leader.dirty_ratio, 4),
                     "followers": c.followers} for c in done])
         return
     for c in done:
-        click.echo(f"partition: {c.topic}-{c.partition}\tkept: {c.result.records_kept}\t"
-                   f"removed: {c.result.records_removed}\tbytes: {c.bytes_before} -> {c.bytes_after}\t"
-                   f"dirty_ratio: {c.dirty_ratio:.2f}")
+        click.echo(f"partition: {c.topic}-{c.partition}\tkept: {c.leader.result.records_kept}\t"
+                   f"removed: {c.leader.result.records_removed}\t"
+                   f"bytes: {c.leader.bytes_before} -> {c.leader.bytes_after}\tdirty_ratio: {c.leader.dirty_ratio:.2f}")
