@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import time
 
 import pytest
@@ -135,4 +137,56 @@ def test_brokers_compact_the_replicas_they_lead_and_follow(brokers):
     for b in started:
         b.stop()
     assert _read(brokers.kcli, "t") == got
+    brokers.kcli("verify")
+
+
+def _all_records() -> dict[int, tuple[str, str | None]]:
+    return dict(enumerate(_records()))
+
+
+def _kill_when(broker, folder, suffix: str | None, delay: float) -> bool:
+    """SIGKILL ``broker`` once a file ending in ``suffix`` shows up in ``folder`` (a pass in progress: its
+    rewritten group before or after its commit point), or after ``delay`` seconds.  True if it was seen."""
+    deadline = time.monotonic() + (10.0 if suffix else delay)
+    seen = False
+    while time.monotonic() < deadline and not seen:
+        seen = bool(suffix) and any(n.endswith(suffix) for n in os.listdir(folder))  # type: ignore[arg-type]
+        time.sleep(0 if suffix else 0.01)
+    broker.stop(signal.SIGKILL)
+    return seen
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_broker_killed_while_cleaning_keeps_every_newest_record(brokers):
+    """kill -9 while a pass rewrites a group (before its commit point: ``.cleaned``; after it: ``.swap``)
+    or at a seeded moment: with the broker dead the replica reads, straight from the files, as a mix of
+    whole groups from before and after the pass -- each record read is the one produced at its offset and
+    the newest record of every key is there -- and verify is clean; the restarted broker finishes the pass."""
+    rng = random.Random(20)
+    brokers.init(1)
+    broker = brokers.start(0, *CLEANER)
+    home = broker.folder
+    outcomes: dict[str, int] = {}
+    for i, suffix in enumerate([".cleaned", ".swap", None, ".cleaned", ".swap", None]):
+        topic = f"t{i}"
+        brokers.kcli("topic", "create", topic, "-c", "cleanup.policy=compact", "-c", SEGMENT,
+                     "-c", "min.compaction.lag.ms=3600000")
+        brokers.kcli("produce", topic, "-K:", "--null-value", "DEL", "--batch-size", 50, input=_lines())
+        brokers.kcli("config", "alter", "--topic", topic, "--set", "min.compaction.lag.ms=0")
+        seen = _kill_when(broker, home / f"{topic}-0", suffix, rng.uniform(0.0, 0.5))
+        got = _read(brokers.kcli, topic)
+        after = _expected(_bases(home, topic, 0)[-1])
+        produced = _all_records()
+        assert all(produced[o] == r for o, r in got.items()), f"{topic}: a record that was not produced there"
+        assert {o: got.get(o) for o in after} == after, f"{topic}: the newest record of a key went"
+        state = "before" if got == produced else "after" if got == after else "between groups"
+        moment = f"at {suffix}" if seen else "at random" if suffix is None else f"{suffix} missed"
+        outcomes[f"{moment}: {state}"] = outcomes.get(f"{moment}: {state}", 0) + 1
+        brokers.kcli("verify")
+        broker = brokers.start(0, *CLEANER)
+        _wait_for(lambda t=topic: _log_bytes(home, t, 0) < CLEANED, f"{topic} compacted after the restart")
+        assert _confluent_read(broker.bootstrap, topic) == after
+    print("kills:", outcomes)
+    broker.stop()
     brokers.kcli("verify")
