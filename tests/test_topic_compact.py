@@ -190,3 +190,20 @@ def test_broker_killed_while_cleaning_keeps_every_newest_record(brokers):
     print("kills:", outcomes)
     broker.stop()
     brokers.kcli("verify")
+
+
+def test_compact_after_a_kill_that_left_the_swap_installed_but_not_removed(kcli):
+    """A kill -9 right after a cleaned segment was renamed over its namesake, before its ``.swap`` went,
+    leaves two links of one file: recovery installs it again (a rename between two links of one file does
+    nothing, so the temporary link stayed and the next pass could not install its own group)."""
+    kcli("topic", "create", "t", "-c", "cleanup.policy=compact", "-c", SEGMENT)
+    kcli("produce", "t", "-K:", "--null-value", "DEL", "--batch-size", 50, input=_lines())
+    kcli("topic", "compact", "t")
+    folder = kcli.data_dir / "broker-0" / "t-0"
+    kcli("produce", "t", "-K:", "--batch-size", 50, input=_lines())  # more to clean
+    os.link(folder / f"{0:020d}.log", folder / f"{0:020d}.log.swap")  # the state the kill left
+    kcli("topic", "compact", "t")  # recovery, then a pass that rewrites the first segment again
+    assert not [n for n in os.listdir(folder) if n.endswith((".swap", ".swapping", ".cleaned"))]
+    got = _read(kcli, "t")
+    assert len({k for k, _v in got.values()}) == KEYS and len(got) < KEYS * VERSIONS // 2
+    kcli("verify")
