@@ -3,9 +3,10 @@
 Start-up: take the broker lock (liveness = lock held, so a second broker with the same id is refused
 and a crash is seen at once) -> first heartbeat -> take over the partitions it leads (their replica locks
 and write sessions) and start following the others -> listen -> write ``broker.json``.  Clients can find
-the broker as soon as the lock is held, so they retry briefly until the socket appears.  Then four
+the broker as soon as the lock is held, so they retry briefly until the socket appears.  Then five
 threads: maintenance (follow the metadata, ISR upkeep, checkpoints, retention), the controller duty
-(:mod:`kcli.broker.controller`), the heartbeat, and transaction upkeep (:mod:`kcli.broker.txn_service`).
+(:mod:`kcli.broker.controller`), the heartbeat, transaction upkeep (:mod:`kcli.broker.txn_service`), and
+the log cleaner (compaction of the replicas it leads and follows).
 
 Shutdown (SIGTERM, SIGINT, or :meth:`Broker.stop`) is a controlled shutdown: refuse new produce
 requests to the partitions it leads, let running in-sync followers fetch the rest, and move each
@@ -26,8 +27,8 @@ import time
 from kcli.broker.context import BrokerContext
 from kcli.broker.controller import Controller
 from kcli.broker.dispatch import Dispatcher
-from kcli.broker.partitions import LedPartitions
-from kcli.broker.replication import Followers
+from kcli.broker.partitions import LedPartition, LedPartitions
+from kcli.broker.replication import FollowedReplica, Followers
 from kcli.broker.server import Server
 from kcli.broker.settings import BrokerSettings
 from kcli.broker.txn_service import transactions
@@ -126,6 +127,7 @@ class Broker:
             ("controller", self._control),
             ("heartbeat", self._beat),
             ("transactions", self._transactions),
+            ("log-cleaner", self._clean),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -182,6 +184,52 @@ class Broker:
                 service.maintain()
             except Exception:
                 log.exception("transaction upkeep failed")
+
+    def _clean(self) -> None:
+        """Kafka's log cleaner thread: clean the dirtiest due replica, then look again at once; sleep
+        log.cleaner.backoff.ms when none is due (or log.cleaner.enable is off)."""
+        from kcli.cluster.configs import BROKER_CONFIGS, static_configs
+
+        backoff_ms = static_configs().get("log.cleaner.backoff.ms", BROKER_CONFIGS["log.cleaner.backoff.ms"].default)
+        backoff = int(backoff_ms) / 1000  # type: ignore[arg-type]
+        while True:
+            try:
+                progressed = self._clean_dirtiest()
+            except Exception:
+                log.exception("log cleaner failed")
+                progressed = False
+            if self._stop.wait(0 if progressed else backoff):
+                return
+
+    def _clean_dirtiest(self) -> bool:
+        """One pass over the dirtiest due replica (led: under the lock appends take; followed: under the
+        one fetched batches are appended under); True when it moved the dirty part on."""
+        from kcli.cluster.configs import broker_value
+        from kcli.storage.log import now_ms
+
+        state = self.partitions.state
+        if not broker_value(state, "log.cleaner.enable", self.broker_id):
+            return False
+        now = now_ms()
+        followed = self.partitions.followers.replicas() if self.partitions.followers is not None else []
+        replicas: list[LedPartition | FollowedReplica] = [*self.partitions.led(), *followed]
+        due = []
+        for replica in replicas:
+            todo = replica.cleanable(now)
+            if todo is not None and todo.due:
+                due.append((todo.dirty_ratio, todo.first_dirty, replica))
+        if not due:
+            return False
+        _ratio, first_dirty, chosen = max(due, key=lambda d: d[0])
+        map_bytes = int(broker_value(state, "log.cleaner.dedupe.buffer.size", self.broker_id))  # type: ignore[call-overload]
+        done = chosen.clean(now, map_bytes)
+        if done is None:
+            return False
+        role = "follower" if isinstance(chosen, FollowedReplica) else "leader"
+        log.info("log cleaner: %s-%d (%s): kept %d, removed %d records, %d -> %d bytes, dirty ratio %.2f",
+                 chosen.topic, chosen.partition, role, done.result.records_kept, done.result.records_removed,
+                 done.bytes_before, done.bytes_after, done.dirty_ratio)
+        return bool(done.result.first_dirty > first_dirty)
 
     # ------------------------------------------------------------ run and stop
 

@@ -42,8 +42,10 @@ from kcli.errors import KcliError, LockTimeoutError, StorageError
 from kcli.protocol import ErrorCode
 from kcli.protocol.error_codes import ApiError
 from kcli.replica.checkpoints import checkpointed_high_watermark
+from kcli.replica.compaction import Pass, clean_pass, level_followers
 from kcli.replica.writer import PartitionWriter
 from kcli.storage import records
+from kcli.storage.cleaner import Cleanable, cleanable
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import end_offset_for_epoch
 from kcli.storage.log import now_ms
@@ -578,6 +580,33 @@ class LedPartition:
             for _broker, replica in self.writer.logs:
                 if replica.delete_old_segments():
                     self.dirty = True  # the log start moved: the next checkpoint records it
+
+    # ------------------------------------------------------------ compaction
+
+    def _cleaning(self) -> bool:
+        """Whether the cleaner may work on this partition now (mutex held)."""
+        return self.config.compact and not (self.closed or self.deposed or self.writer.broken is not None)
+
+    def cleanable(self, now: int) -> Cleanable | None:
+        """What a cleaner pass could do now below min(high watermark, last stable offset); None when the
+        topic is not compacted or the partition is no longer ours."""
+        with self.mutex:
+            if not self._cleaning():
+                return None
+            return cleanable(self.writer.leader, self.config, upper=self._last_stable(), now_ms=now)
+
+    def clean(self, now: int, max_map_bytes: int) -> Pass | None:
+        """One cleaner pass under the mutex appends take (produce waits for the pass, not longer), then
+        the stopped followers written here brought to the cleaned leader's bytes."""
+        with self.mutex:
+            if not self._cleaning():
+                return None
+            done = clean_pass(self.writer.leader, self.config, upper=self._last_stable(), now_ms=now,
+                              max_map_bytes=max_map_bytes,
+                              checkpoint_lock=self.writer.datadir.checkpoint_lock(self.meta.leader))
+            level_followers(self.writer)
+            self.dirty = True
+            return done
 
     def close(self) -> None:
         with self.mutex:

@@ -39,7 +39,9 @@ from kcli.replica.checkpoints import (
     recovery_point,
     write_checkpoints,
 )
+from kcli.replica.compaction import Pass, clean_pass
 from kcli.storage import checkpoint, partition_metadata, records
+from kcli.storage.cleaner import Cleanable, cleanable
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import truncation_offset, without_newer
 from kcli.storage.fileio import takes_writes
@@ -335,6 +337,34 @@ class FollowedReplica:
             if self.log is not None:
                 self.log.flush_if_due()
 
+    # ------------------------------------------------------------ compaction
+
+    def _upper(self) -> int | None:
+        """Where a cleaner pass must stop (mutex held): our high watermark, never past an open
+        transaction; None when there is nothing of ours to clean."""
+        if self.stopped or self.log is None or not self.config.compact:
+            return None
+        return min(self.hw, self.log.last_stable_offset())
+
+    def cleanable(self, now: int) -> Cleanable | None:
+        """What a cleaner pass over our replica could do now (Kafka's followers compact their own)."""
+        with self.mutex:
+            upper = self._upper()
+            if upper is None or self.log is None:
+                return None
+            return cleanable(self.log, self.config, upper=upper, now_ms=now)
+
+    def clean(self, now: int, max_map_bytes: int) -> Pass | None:
+        """One cleaner pass over our replica, under the mutex fetched batches are appended under."""
+        with self.mutex:
+            upper = self._upper()
+            if upper is None or self.log is None:
+                return None
+            done = clean_pass(self.log, self.config, upper=upper, now_ms=now, max_map_bytes=max_map_bytes,
+                              checkpoint_lock=self.datadir.checkpoint_lock(self.broker_id))
+            self.dirty = True
+            return done
+
     def close(self) -> int:
         """Stop following and leave the log as a clean writer would; returns our high watermark."""
         with self.mutex:
@@ -629,6 +659,11 @@ class Followers:
     def last_hw(self, key: Key) -> int | None:
         """The high watermark we knew when we stopped following ``key`` (a new leader starts from it)."""
         return self._last_hw.get(key)
+
+    def replicas(self) -> list[FollowedReplica]:
+        """The replicas followed now."""
+        with self._lock:
+            return list(self._replicas.values())
 
     def checkpoint(self) -> None:
         self._each(FollowedReplica.checkpoint, "checkpoint")

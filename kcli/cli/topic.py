@@ -260,3 +260,41 @@ def _records_plan(json_file) -> list[tuple[str, int, int]]:
     if len({(t, p) for t, p, _o in targets}) != len(targets):
         raise UsageError(f"bad delete-records JSON file {json_file.name}: a partition appears twice")
     return targets
+
+
+@topic.command("compact")
+@click.argument("name")
+@click.option("-p", "--partition", type=int, help="Only this partition (default: every partition of NAME).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def compact(env, name: str, partition: int | None, as_json: bool) -> None:
+    """Compact topic NAME now (its cleanup.policy must hold compact): one cleaner pass per partition keeps
+    the newest record of each key (offsets stay, gaps appear), drops tombstones older than
+    delete.retention.ms, and brings the in-sync followers to the leader's bytes.  Only with no broker
+    running: brokers compact on their own (log.cleaner.enable).  Exit 2 for a topic that is not compacted
+    or while brokers run."""
+    from kcli.cli.output import progress
+    from kcli.replica.compaction import check_compactable, compact_partition, leader_bytes
+    from kcli.storage.log import now_ms
+
+    datadir = env.datadir()
+    count = check_compactable(datadir, name)
+    if partition is not None and not 0 <= partition < count:
+        raise UsageError(f"topic {name!r} has no partition {partition}: it has partitions 0..{count - 1}")
+    parts = range(count) if partition is None else [partition]
+    now = now_ms()
+    done = []
+    for p in parts:
+        total = 2 * leader_bytes(datadir, name, p)  # a pass reads the dirty part, then rewrites the rest
+        with progress(total, f"compacting {name}-{p}") as bar:
+            done.append(compact_partition(datadir, name, p, now, progress=bar.advance))
+    if as_json:
+        emit_json([{"topic": c.topic, "partition": c.partition, "records_kept": c.leader.result.records_kept,
+                    "records_removed": c.leader.result.records_removed, "bytes_before": c.leader.bytes_before,
+                    "bytes_after": c.leader.bytes_after, "dirty_ratio": round(c.leader.dirty_ratio, 4),
+                    "followers": c.followers} for c in done])
+        return
+    for c in done:
+        click.echo(f"partition: {c.topic}-{c.partition}\tkept: {c.leader.result.records_kept}\t"
+                   f"removed: {c.leader.result.records_removed}\t"
+                   f"bytes: {c.leader.bytes_before} -> {c.leader.bytes_after}\tdirty_ratio: {c.leader.dirty_ratio:.2f}")

@@ -150,6 +150,8 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "log.cleaner.dedupe.buffer.size": BrokerConfig(134_217_728, int_range(1), "memory the cleaner's offset map "
                                                    "may use per pass (bounds how much dirty log one pass cleans)",
                                                    LONG),
+    "log.cleaner.backoff.ms": BrokerConfig(15_000, int_range(0), "how long the cleaner sleeps when no log is "
+                                           "due for cleaning", LONG),
     "log.cleaner.enable": BrokerConfig(True, boolean, "run the log cleaner (compacts topics whose cleanup.policy "
                                        "holds compact)", BOOLEAN),
     "log.message.timestamp.type": _topic_synonym("message.timestamp.type",

@@ -903,6 +903,9 @@ def _install_swap(directory: str, base: int) -> None:
         if os.path.exists(stem + suffix + SWAP):
             os.link(stem + suffix + SWAP, stem + suffix + _SWAPPING)
             os.replace(stem + suffix + _SWAPPING, stem + suffix)
+            # a rename between two links of one file does nothing (POSIX): so it is when a crash came
+            # after this very step, before the .swap went, and the temporary link would stay behind
+            _unlink(stem + suffix + _SWAPPING)
         else:
             _unlink(stem + suffix)
     for name in sorted(os.listdir(directory), reverse=True):
