@@ -26,7 +26,7 @@ from kcli.broker.partitions import (
     OffsetOutOfRange,
 )
 from kcli.broker.txn_service import TransactionalProduceCheck
-from kcli.cluster.metadata import PartitionMeta
+from kcli.cluster.metadata import ClusterState, PartitionMeta
 from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
 from kcli.protocol.apis.metadata import DESCRIBE_TOPIC_PARTITIONS_LIMIT
@@ -401,12 +401,23 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 def topic_names(ctx: BrokerContext, ids: list[bytes]) -> dict[bytes, str]:
     """The names of the topics with these ids (Fetch v13+, Metadata v12+); unknown ids are left out."""
-    state = ctx.partitions.state
-    by_id = {topic_uuid(t.topic_id): t.name for t in state.topics.values()}
+    by_id = _names_by_id(ctx.partitions.state)
     if any(i not in by_id for i in ids):  # perhaps created since our last look
-        state = ctx.partitions.refresh()
-        by_id = {topic_uuid(t.topic_id): t.name for t in state.topics.values()}
+        by_id = _names_by_id(ctx.partitions.refresh())
     return {i: by_id[i] for i in ids if i in by_id}
+
+
+# (state, its offset, topic names by 16-byte id): built once per metadata view, not once per Fetch
+_by_id_memo: tuple[ClusterState | None, int, dict[bytes, str]] = (None, -1, {})
+
+
+def _names_by_id(state: ClusterState) -> dict[bytes, str]:
+    global _by_id_memo
+    seen, offset, by_id = _by_id_memo
+    if seen is not state or offset != state.offset:
+        by_id = {topic_uuid(t.topic_id): t.name for t in state.topics.values()}
+        _by_id_memo = (state, state.offset, by_id)
+    return by_id
 
 
 def _fetch_once(
