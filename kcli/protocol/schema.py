@@ -365,10 +365,7 @@ def _array_encoder(item: PrimitiveType | Schema, version: int, nullable: bool, f
                 out.append(null)
                 return
             items = items_of(value)
-            if flexible:
-                out.append(pack_count(len(items)) + struct.pack(_repeat(code, len(items)), *items))
-            else:
-                out.append(I32.pack(len(items)) + struct.pack(_repeat(code, len(items)), *items))
+            out.append(pack_count(len(items)) + struct.pack(_repeat(code, len(items)), *items))
 
         return enc_fixed
 

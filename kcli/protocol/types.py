@@ -316,8 +316,8 @@ def flexible_form(t: PrimitiveType) -> PrimitiveType:
 def skip_tagged_fields(buf: memoryview, pos: int) -> int:
     """Skip a tagged-field section (a count, then per field its tag, size and data); the position after.
 
-    kcli declares no tagged fields yet, so every one a peer sends is unknown and skipped, as Kafka's
-    generated code keeps unknown tags aside."""
+    Used where kcli knows no tag (headers, structs without tagged fields): every one a peer sends is
+    skipped, as Kafka's generated code keeps unknown tags aside."""
     count, pos = decode_unsigned_varint(buf, pos)
     for _ in range(count):
         _tag, pos = decode_unsigned_varint(buf, pos)
