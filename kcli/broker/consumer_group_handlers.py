@@ -481,57 +481,9 @@ def consumer_group(ctx: BrokerContext, group_id: str) -> ConsumerGroup | None:
         return None
 
 
-def commit(
-    ctx: BrokerContext,
-    group_id: str,
-    member_id: str,
-    epoch: int,
-    version: int,
-    offsets: dict[TopicPartition, CommittedOffset],
-) -> ErrorCode | None:
-    """OffsetCommit's check and write for a consumer group (None: ``group_id`` is no consumer group)."""
-    return consumer_service(ctx).commit(group_id, member_id, epoch, version, offsets)
-
-
 def check_fetch(ctx: BrokerContext, group_id: str, member_id: str | None, epoch: int) -> ErrorCode:
     """OffsetFetch v9's member check: an admin fetch (no member id, epoch -1) and fetches for groups
     that are no consumer groups pass."""
     if (member_id is None and epoch < 0) or consumer_group(ctx, group_id) is None:
         return ErrorCode.NONE
     return consumer_service(ctx).groups.check_fetch(group_id, member_id, epoch)
-
-
-def classic_join(
-    ctx: BrokerContext,
-    group_id: str,
-    member_id: str,
-    client_id: str,
-    session_timeout_ms: int,
-    rebalance_timeout_ms: int,
-    protocol_type: str,
-    protocols: list[tuple[str, bytes]],
-    require_known_member_id: bool,
-) -> JoinResult | None:
-    """JoinGroup's hook (see :meth:`ConsumerGroupService.classic_join`)."""
-    return consumer_service(ctx).classic_join(
-        group_id, member_id, client_id, session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols,
-        require_known_member_id,
-    )
-
-
-def classic_sync(
-    ctx: BrokerContext, group_id: str, member_id: str, generation: int, protocol_type: str | None,
-    protocol_name: str | None,
-) -> SyncResult | None:
-    """SyncGroup's hook (see :meth:`ConsumerGroupService.classic_sync`)."""
-    return consumer_service(ctx).classic_sync(group_id, member_id, generation, protocol_type, protocol_name)
-
-
-def classic_heartbeat(ctx: BrokerContext, group_id: str, member_id: str, generation: int) -> ErrorCode | None:
-    """Heartbeat's hook (see :meth:`ConsumerGroupService.classic_heartbeat`)."""
-    return consumer_service(ctx).classic_heartbeat(group_id, member_id, generation)
-
-
-def classic_leave(ctx: BrokerContext, group_id: str, member_ids: list[str]) -> list[tuple[str, ErrorCode]] | None:
-    """LeaveGroup's hook (see :meth:`ConsumerGroupService.classic_leave`)."""
-    return consumer_service(ctx).classic_leave(group_id, member_ids)

@@ -95,8 +95,7 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     protocols = [(p.name, bytes(p.metadata)) for p in req.protocols]
     modern = None
     if result.error == ErrorCode.NONE:  # a consumer group answers its classic members itself
-        modern = consumer_groups.classic_join(
-            ctx,
+        modern = consumer_groups.consumer_service(ctx).classic_join(
             req.group_id,
             req.member_id,
             header.client_id or "",
@@ -142,8 +141,8 @@ def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     result = SyncResult(svc.check(req.group_id))
     modern = None
     if result.error == ErrorCode.NONE:
-        modern = consumer_groups.classic_sync(
-            ctx, req.group_id, req.member_id, req.generation_id, req.protocol_type, req.protocol_name
+        modern = consumer_groups.consumer_service(ctx).classic_sync(
+            req.group_id, req.member_id, req.generation_id, req.protocol_type, req.protocol_name
         )
     if modern is not None:
         result = modern
@@ -173,7 +172,8 @@ def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     svc = service(ctx)
     error = svc.check(req.group_id)
     if error == ErrorCode.NONE:
-        modern = consumer_groups.classic_heartbeat(ctx, req.group_id, req.member_id, req.generation_id)
+        cgs = consumer_groups.consumer_service(ctx)
+        modern = cgs.classic_heartbeat(req.group_id, req.member_id, req.generation_id)
         error = modern if modern is not None else svc.coordinator.heartbeat(req.group_id, req.generation_id, req.member_id)
     return {"throttle_time_ms": 0, "error_code": error}
 
@@ -189,7 +189,7 @@ def leave_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     error = svc.check(req.group_id)
     if error != ErrorCode.NONE:
         return {"throttle_time_ms": 0, "error_code": error, "members": []}
-    results = consumer_groups.classic_leave(ctx, req.group_id, leaving)
+    results = consumer_groups.consumer_service(ctx).classic_leave(req.group_id, leaving)
     if results is None:
         results = svc.coordinator.leave(req.group_id, leaving)
     if not batch:
@@ -215,7 +215,8 @@ def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     offsets, results = checked_offsets(ctx, req.topics, error)
     committed = error
     if offsets:
-        modern = consumer_groups.commit(ctx, req.group_id, req.member_id, req.generation_id, header.api_version, offsets)
+        cgs = consumer_groups.consumer_service(ctx)
+        modern = cgs.commit(req.group_id, req.member_id, req.generation_id, header.api_version, offsets)
         # None: a classic group
         committed = modern if modern is not None else svc.commit(req.group_id, req.generation_id, req.member_id, offsets)
     return {"throttle_time_ms": 0, "topics": offset_results(results, committed)}

@@ -96,18 +96,12 @@ class ConsumerProtocolMember(GroupMember):
             progressed = yield from self.consumer.deliver_round(
                 self.assignment, self.ends if self.settings.exit_on_eof else None, self.delivered, lambda: self._stop
             )
-            if progressed is None:
+            if progressed is None or (yield from self._after_round(progressed)):
                 return
-            if self.settings.exit_on_eof and (
-                all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment)
-                if self.assignment
-                else self.idle_beats >= IDLE_BEATS
-            ):
-                yield None
-                return
-            if not progressed:
-                yield None
-                time.sleep(self.consumer.poll_interval)
+
+    def _at_ends(self) -> bool:
+        """An empty assignment is at its end only after a few heartbeats left it empty."""
+        return super()._at_ends() if self.assignment else self.idle_beats >= IDLE_BEATS
 
     def commit(self) -> None:
         """As the classic member commits, with the member epoch; a refusal means our epoch moved on

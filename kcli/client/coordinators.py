@@ -18,7 +18,6 @@ COORDINATOR_MOVED = {
 }
 
 
-
 def find_coordinator(cluster: BrokerPool, key: str, key_type: int = GROUP_KEY) -> Struct:
     """FindCoordinator for a group (or, ``key_type`` 1, a transactional id): ``node_id``, ``host``,
     ``port``, asked again while the coordinator is moving; its address is remembered so

@@ -15,7 +15,7 @@ since its last commit is delivered again elsewhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 from kcli.client.consumer import committed_or_reset
 from kcli.client.coordinators import COORDINATOR_MOVED
@@ -112,14 +112,24 @@ class GroupMember(GroupReader):
             progressed = yield from self.consumer.deliver_round(
                 self.assignment, self.ends if self.settings.exit_on_eof else None, self.delivered, lambda: self._stop
             )
-            if progressed is None:
+            if progressed is None or (yield from self._after_round(progressed)):
                 return
-            if self.settings.exit_on_eof and all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment):
-                yield None
-                return
-            if not progressed:
-                yield None
-                time.sleep(self.consumer.poll_interval)
+
+    def _after_round(self, progressed: bool) -> Generator[None, None, bool]:
+        """The end of one delivery round of :meth:`stream` (per round, never per record): returns True
+        when the stream is over (exit-on-eof at the ends); a round that delivered nothing flushes and
+        waits a poll interval."""
+        if self.settings.exit_on_eof and self._at_ends():
+            yield None
+            return True
+        if not progressed:
+            yield None
+            time.sleep(self.consumer.poll_interval)
+        return False
+
+    def _at_ends(self) -> bool:
+        """Whether the assignment reached its fixed ends (exit-on-eof)."""
+        return all(self.consumer.positions[tp] >= self.ends[tp] for tp in self.assignment)
 
     def commit(self) -> None:
         """Commit the delivered positions that moved.  A commit the group refuses (it is rebalancing
