@@ -48,12 +48,15 @@ class BrokerSettings:
         """Settings from static broker configs by Kafka name (the rest keep Kafka's defaults)."""
         from kcli.cluster.configs import BROKER_CONFIGS
 
+        def value(name: str) -> ConfigValue:
+            return configs.get(name, BROKER_CONFIGS[name].default)  # type: ignore[arg-type]
+
         def get(name: str) -> int:
-            return int(configs.get(name, BROKER_CONFIGS[name].default))  # type: ignore[arg-type]
+            return int(value(name))
 
         return cls(
             listener=listener,
-            auto_create=bool(configs.get("auto.create.topics.enable", True)),
+            auto_create=bool(value("auto.create.topics.enable")),
             max_frame_size=get("socket.request.max.bytes"),
             replica_lag_time_ms=get("replica.lag.time.max.ms"),
             session_timeout_ms=get("broker.session.timeout.ms"),
@@ -63,11 +66,7 @@ class BrokerSettings:
             retention_check_interval_ms=get("log.retention.check.interval.ms"),
             group_consumer_session_timeout_ms=get("group.consumer.session.timeout.ms"),
             group_consumer_heartbeat_interval_ms=get("group.consumer.heartbeat.interval.ms"),
-            group_consumer_assignors=parse_assignors(
-                str(configs.get("group.consumer.assignors", BROKER_CONFIGS["group.consumer.assignors"].default))
-            ),
-            group_consumer_migration_policy=str(
-                configs.get("group.consumer.migration.policy", BROKER_CONFIGS["group.consumer.migration.policy"].default)
-            ),
+            group_consumer_assignors=parse_assignors(str(value("group.consumer.assignors"))),
+            group_consumer_migration_policy=str(value("group.consumer.migration.policy")),
             configs=dict(configs),
         )

@@ -267,4 +267,3 @@ def list_(env, as_json: bool) -> None:
         emit_json(out)
         return
     table(["BROKER", "PID", "SOCKET", "LISTENER", "STARTED"], rows)
-

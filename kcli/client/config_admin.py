@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from kcli.cluster import configs as cfg
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata
-from kcli.errors import InvalidConfigError
+from kcli.errors import InvalidConfigError, NotFoundError
 
 if TYPE_CHECKING:
     from kcli.client.broker_pool import BrokerPool
@@ -100,8 +100,6 @@ class EmbeddedConfigs:
 
 
 def _check_broker(brokers: list[int], resource: Resource) -> None:
-    from kcli.errors import NotFoundError
-
     if resource.broker_id is not None and resource.broker_id not in brokers:
         raise NotFoundError(f"broker {resource.broker_id} does not exist",
                             hint=f"the cluster's brokers are {', '.join(map(str, brokers))}")
@@ -124,8 +122,6 @@ class RemoteConfigs:
         if self.pool.datadir is None and node not in self.pool.addresses:
             self.pool.metadata([])  # learn the brokers' addresses
             if node not in self.pool.addresses:
-                from kcli.errors import NotFoundError
-
                 raise NotFoundError(f"broker {node} is not in the cluster")
         return self.pool.node(node)
 

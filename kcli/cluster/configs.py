@@ -74,7 +74,6 @@ TOPIC_CONFIG_TYPES: dict[str, int] = {
 }
 
 CLUSTER_DEFAULT = ""  # the entity name of the cluster-wide dynamic defaults (kafka-configs --entity-default)
-_LONG_MAX = 2**63 - 1
 
 
 # group.consumer.migration.policy's values (kcli.groups.consumer_group applies them)
@@ -103,20 +102,25 @@ class BrokerConfig:
     scale: int = 1
 
 
-def _topic_synonym(topic: str, default: ConfigValue | None = None, scale: int = 1,
+class _TopicsDefault:
+    """The default of a broker config that is the topic config's own default (most synonyms)."""
+
+
+_AS_TOPIC = _TopicsDefault()
+
+
+def _topic_synonym(topic: str, default: ConfigValue | None | _TopicsDefault = _AS_TOPIC, scale: int = 1,
                    dynamic: bool = True) -> BrokerConfig:
-    """A broker config that defaults topic config ``topic``: parsed and documented as that config."""
+    """A broker config that defaults topic config ``topic``: parsed and documented as that config, and
+    by default with its default (None: unset, a later synonym decides)."""
     parse = TOPIC_CONFIGS[topic][1]
     if scale != 1:
         parse = int_range(1)
     type_ = TOPIC_CONFIG_TYPES[topic] if scale == 1 else INT
     unit = {3_600_000: " (hours)", 60_000: " (minutes)"}.get(scale, "")
-    return BrokerConfig(default, parse, f"default of the topic config {topic}{unit}: {TOPIC_CONFIGS[topic][2]}",
+    value = TOPIC_CONFIGS[topic][0] if isinstance(default, _TopicsDefault) else default
+    return BrokerConfig(value, parse, f"default of the topic config {topic}{unit}: {TOPIC_CONFIGS[topic][2]}",
                         type_, dynamic, topic, scale)
-
-
-def _topic_default(topic: str) -> ConfigValue:
-    return TOPIC_CONFIGS[topic][0]
 
 
 # Kafka's names and defaults; the order of the synonyms of one topic config is Kafka's (the first set wins)
@@ -127,26 +131,24 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
                                                "without one (auto-created, or CreateTopics with -1)", INT),
     "auto.create.topics.enable": BrokerConfig(True, boolean, "create a missing topic when a client asks for "
                                               "its metadata or produces to it", BOOLEAN),
-    "log.segment.bytes": _topic_synonym("segment.bytes", _topic_default("segment.bytes")),
-    "log.roll.ms": _topic_synonym("segment.ms"),
+    "log.segment.bytes": _topic_synonym("segment.bytes"),
+    "log.roll.ms": _topic_synonym("segment.ms", None),
     "log.roll.hours": _topic_synonym("segment.ms", 168, 3_600_000, dynamic=False),
-    "log.retention.ms": _topic_synonym("retention.ms"),
+    "log.retention.ms": _topic_synonym("retention.ms", None),
     "log.retention.minutes": _topic_synonym("retention.ms", None, 60_000, dynamic=False),
     "log.retention.hours": _topic_synonym("retention.ms", 168, 3_600_000, dynamic=False),
-    "log.retention.bytes": _topic_synonym("retention.bytes", -1),
-    "log.index.interval.bytes": _topic_synonym("index.interval.bytes", 4096),
-    "log.index.size.max.bytes": _topic_synonym("segment.index.bytes",
-                                               _topic_default("segment.index.bytes")),
-    "message.max.bytes": _topic_synonym("max.message.bytes",
-                                        _topic_default("max.message.bytes")),
-    "min.insync.replicas": _topic_synonym("min.insync.replicas", 1),
-    "unclean.leader.election.enable": _topic_synonym("unclean.leader.election.enable", False),
-    "compression.type": _topic_synonym("compression.type", "producer"),
-    "log.cleanup.policy": _topic_synonym("cleanup.policy", "delete"),
-    "log.cleaner.min.cleanable.ratio": _topic_synonym("min.cleanable.dirty.ratio", 0.5),
-    "log.cleaner.min.compaction.lag.ms": _topic_synonym("min.compaction.lag.ms", 0),
-    "log.cleaner.max.compaction.lag.ms": _topic_synonym("max.compaction.lag.ms", _LONG_MAX),
-    "log.cleaner.delete.retention.ms": _topic_synonym("delete.retention.ms", 86_400_000),
+    "log.retention.bytes": _topic_synonym("retention.bytes"),
+    "log.index.interval.bytes": _topic_synonym("index.interval.bytes"),
+    "log.index.size.max.bytes": _topic_synonym("segment.index.bytes"),
+    "message.max.bytes": _topic_synonym("max.message.bytes"),
+    "min.insync.replicas": _topic_synonym("min.insync.replicas"),
+    "unclean.leader.election.enable": _topic_synonym("unclean.leader.election.enable"),
+    "compression.type": _topic_synonym("compression.type"),
+    "log.cleanup.policy": _topic_synonym("cleanup.policy"),
+    "log.cleaner.min.cleanable.ratio": _topic_synonym("min.cleanable.dirty.ratio"),
+    "log.cleaner.min.compaction.lag.ms": _topic_synonym("min.compaction.lag.ms"),
+    "log.cleaner.max.compaction.lag.ms": _topic_synonym("max.compaction.lag.ms"),
+    "log.cleaner.delete.retention.ms": _topic_synonym("delete.retention.ms"),
     "log.cleaner.dedupe.buffer.size": BrokerConfig(134_217_728, int_range(1), "memory the cleaner's offset map "
                                                    "may use per pass (bounds how much dirty log one pass cleans)",
                                                    LONG),
@@ -154,12 +156,11 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
                                            "due for cleaning", LONG),
     "log.cleaner.enable": BrokerConfig(True, boolean, "run the log cleaner (compacts topics whose cleanup.policy "
                                        "holds compact)", BOOLEAN),
-    "log.message.timestamp.type": _topic_synonym("message.timestamp.type",
-                                                 "CreateTime"),
+    "log.message.timestamp.type": _topic_synonym("message.timestamp.type"),
     "log.retention.check.interval.ms": BrokerConfig(300_000, int_range(1), "how often old segments are looked "
                                                     "for to delete", LONG),
-    "log.flush.interval.messages": _topic_synonym("flush.messages", _LONG_MAX),
-    "log.flush.interval.ms": _topic_synonym("flush.ms", _LONG_MAX),
+    "log.flush.interval.messages": _topic_synonym("flush.messages"),
+    "log.flush.interval.ms": _topic_synonym("flush.ms"),
     "replica.lag.time.max.ms": BrokerConfig(30_000, int_range(1), "drop a follower from the ISR once it has not "
                                             "caught up for this long", LONG),
     "broker.session.timeout.ms": BrokerConfig(9_000, int_range(1), "the controller treats a broker whose "

@@ -91,6 +91,14 @@ def assign_replicas(brokers: list[int], partitions: int, replication_factor: int
     return out
 
 
+def _set_or_drop(table: dict[str, dict[str, object]], key: str, configs: dict[str, object]) -> None:
+    """A config record holds an entity's whole set: empty means none are left."""
+    if configs:
+        table[key] = dict(configs)
+    else:
+        table.pop(key, None)
+
+
 class ClusterState:
     """The replayed state: cluster id, brokers and topics, as of ``offset``."""
 
@@ -127,15 +135,9 @@ class ClusterState:
         elif kind == "topic_config":
             self.topics[rec["name"]].configs = dict(rec["configs"])
         elif kind == "broker_config":
-            if rec["configs"]:
-                self.broker_configs[rec["entity"]] = dict(rec["configs"])
-            else:
-                self.broker_configs.pop(rec["entity"], None)
+            _set_or_drop(self.broker_configs, rec["entity"], rec["configs"])
         elif kind == "group_config":
-            if rec["configs"]:
-                self.group_configs[rec["group"]] = dict(rec["configs"])
-            else:
-                self.group_configs.pop(rec["group"], None)
+            _set_or_drop(self.group_configs, rec["group"], rec["configs"])
         self.offset = rec["offset"]
 
     def to_json(self) -> dict[str, object]:
