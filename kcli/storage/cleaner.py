@@ -113,9 +113,12 @@ def cleanable(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int) 
 
 
 def _batches(seg: LogSegment, start: int = 0) -> Iterator[tuple[bytes, records.BatchHeader]]:
-    for pos, header in seg.headers(0):
-        if header.last_offset >= start:
-            yield seg.pread(pos, header.size), header
+    """The segment's batches from the one holding ``start`` on (found by its offset index, not a scan)."""
+    position = seg.find_position(start) if start > seg.base_offset else 0
+    if position is None:
+        return
+    for pos, header in seg.headers(position):
+        yield seg.pread(pos, header.size), header
 
 
 def _aborted(log: PartitionLog, end: int) -> list[AbortedTxn]:
