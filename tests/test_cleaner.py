@@ -258,3 +258,18 @@ def test_a_marker_goes_once_its_transaction_is_empty_and_its_horizon_passed(tmp_
     assert markers() == []
     assert [(r.key, r.value) for r in _read_all(log)] == [(b"x", b"later"), (b"end", b"1"), (b"z", b"active")]
     log.release()
+
+
+def test_damaged_checkpoint_costs_a_pass_from_the_start(tmp_path) -> None:
+    """A damaged cleaner-offset-checkpoint is taken as empty (as a lost one), like the other log-dir
+    checkpoints: the pass cleans from the log start and writes the file afresh."""
+    log = _open(str(tmp_path / "broker-0" / "t-0"), _config(segment_bytes=1024))
+    for v in range(20):
+        _append(log, [(_key(i), b"v%d" % v, [], NOW) for i in range(5)])
+    path = os.path.join(os.path.dirname(log.directory), checkpoint.CLEANER_OFFSET)
+    with open(path, "wb") as f:
+        f.write(b"not a checkpoint\n")
+    assert first_dirty_offset(log) == 0
+    result = clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
+    assert result.records_removed > 0
+    assert checkpoint.read_offsets(path) == {("t", 0): result.first_dirty}

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcli.cluster.controller import Election, elect, replica_leo
 from kcli.cluster.datadir import DataDir
@@ -40,8 +41,24 @@ Plan = list[tuple[str, int, list[int]]]
 POLL = 0.2
 
 
+if TYPE_CHECKING:
+    from kcli.protocol import Struct
+
+
 def _running(datadir: DataDir) -> set[int]:
     return set(datadir.live_brokers())
+
+
+def _ask_broker(datadir: DataDir, api: int, body: Mapping[str, object]) -> Struct:
+    """Send one admin request to any running broker and return its response."""
+    from kcli.client.broker_pool import BrokerPool
+    from kcli.net.connection import REQUEST_TIMEOUT
+
+    pool = BrokerPool(datadir, None, REQUEST_TIMEOUT)
+    try:
+        return pool.send(pool.any(), api, body)
+    finally:
+        pool.close()
 
 
 def run_election(datadir: DataDir, mode: str, targets: list[tuple[str, int]]) -> list[Election]:
@@ -69,7 +86,6 @@ def _elect_through_broker(datadir: DataDir, metadata: Metadata, mode: str,
     """ElectLeaders to a running broker (the one implementation, :func:`elect`, runs there); the changes
     it made are read back from the metadata.  Partitions left alone (not needed, preferred replica not
     available, no live replica) are left out, as the embedded path leaves them."""
-    from kcli.client.broker_pool import BrokerPool
     from kcli.client.kafka_errors import raise_for
     from kcli.net.connection import REQUEST_TIMEOUT
     from kcli.protocol import ApiKey, ErrorCode
@@ -83,11 +99,7 @@ def _elect_through_broker(datadir: DataDir, metadata: Metadata, mode: str,
         "timeout_ms": int(REQUEST_TIMEOUT * 1000),
     }
     before = metadata.load()
-    pool = BrokerPool(datadir, None, REQUEST_TIMEOUT)
-    try:
-        resp = pool.send(pool.any(), ApiKey.ELECT_LEADERS, body)
-    finally:
-        pool.close()
+    resp = _ask_broker(datadir, ApiKey.ELECT_LEADERS, body)
     raise_for(resp.error_code, None, "leader election")
     left_alone = (ErrorCode.ELECTION_NOT_NEEDED, ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE,
                   ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE)
@@ -176,7 +188,6 @@ def _reassign_live(
 
 def alter_reassignments(datadir: DataDir, targets: dict[tuple[str, int], list[int] | None]) -> None:
     """AlterPartitionReassignments to a running broker (None cancels a partition's)."""
-    from kcli.client.broker_pool import BrokerPool
     from kcli.client.kafka_errors import raise_for
     from kcli.net.connection import REQUEST_TIMEOUT
     from kcli.protocol import ApiKey, ErrorCode
@@ -186,11 +197,7 @@ def alter_reassignments(datadir: DataDir, targets: dict[tuple[str, int], list[in
         topics.setdefault(topic, []).append({"partition_index": p, "replicas": replicas})
     body = {"timeout_ms": int(REQUEST_TIMEOUT * 1000),
             "topics": [{"name": t, "partitions": parts} for t, parts in topics.items()]}
-    pool = BrokerPool(datadir, None, REQUEST_TIMEOUT)
-    try:
-        resp = pool.send(pool.any(), ApiKey.ALTER_PARTITION_REASSIGNMENTS, body)
-    finally:
-        pool.close()
+    resp = _ask_broker(datadir, ApiKey.ALTER_PARTITION_REASSIGNMENTS, body)
     raise_for(resp.error_code, resp.error_message, "reassignment")
     for t in resp.responses:
         for part in t.partitions:
@@ -223,17 +230,12 @@ def list_reassignments(datadir: DataDir) -> list[Listed]:
 
 
 def _list_through_broker(datadir: DataDir) -> list[Listed]:
-    from kcli.client.broker_pool import BrokerPool
     from kcli.client.kafka_errors import raise_for
     from kcli.net.connection import REQUEST_TIMEOUT
     from kcli.protocol import ApiKey
 
-    pool = BrokerPool(datadir, None, REQUEST_TIMEOUT)
-    try:
-        resp = pool.send(pool.any(), ApiKey.LIST_PARTITION_REASSIGNMENTS,
-                         {"timeout_ms": int(REQUEST_TIMEOUT * 1000), "topics": None})
-    finally:
-        pool.close()
+    resp = _ask_broker(datadir, ApiKey.LIST_PARTITION_REASSIGNMENTS,
+                       {"timeout_ms": int(REQUEST_TIMEOUT * 1000), "topics": None})
     raise_for(resp.error_code, resp.error_message, "listing reassignments")
     return sorted((Listed(t.name, p.partition_index, list(p.replicas), list(p.adding_replicas),
                           list(p.removing_replicas)) for t in resp.topics for p in t.partitions),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 from kcli.cluster.datadir import DataDir
 from kcli.storage import checkpoint
 from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
+from kcli.storage.replica_sync import sync_replica
 
 
 def follower_config(config: LogConfig) -> LogConfig:
@@ -21,20 +23,14 @@ def follower_config(config: LogConfig) -> LogConfig:
 def recovery_point(datadir: DataDir, broker: int, topic: str, partition: int) -> int | None:
     """Where recovery of a replica starts: its broker's recovery-point checkpoint (None: recover the
     active segment whole)."""
-    path = os.path.join(datadir.broker_dir(broker), checkpoint.RECOVERY_POINT)
-    try:
-        return checkpoint.read_offsets(path).get((topic, partition))
-    except Exception:  # a damaged checkpoint only costs a longer recovery
-        return None
+    return checkpoint.read_offset(os.path.join(datadir.broker_dir(broker), checkpoint.RECOVERY_POINT),
+                                  (topic, partition))
 
 
 def checkpointed_high_watermark(datadir: DataDir, broker: int, topic: str, partition: int) -> int | None:
     """A replica's high watermark as its broker last checkpointed it (where a new leader starts)."""
-    path = os.path.join(datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK)
-    try:
-        return checkpoint.read_offsets(path).get((topic, partition))
-    except Exception:
-        return None
+    return checkpoint.read_offset(os.path.join(datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK),
+                                  (topic, partition))
 
 
 def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
@@ -48,13 +44,7 @@ def write_checkpoints(datadir: DataDir, broker: int, topic: str, partition: int,
         values[checkpoint.HIGH_WATERMARK] = min(hw, log.log_end_offset)
     with datadir.checkpoint_lock(broker):
         for name, value in values.items():
-            path = os.path.join(root, name)
-            try:
-                offsets = checkpoint.read_offsets(path)
-            except Exception:
-                offsets = {}
-            offsets[key] = value
-            checkpoint.write_offsets(path, offsets)
+            checkpoint.set_offset(os.path.join(root, name), key, value)
 
 
 def advance_log_start(datadir: DataDir, broker: int, topic: str, partition: int, log: PartitionLog,
@@ -70,3 +60,13 @@ def advance_log_start(datadir: DataDir, broker: int, topic: str, partition: int,
     log.delete_old_segments()
     return True
 
+
+
+def level_replica(datadir: DataDir, broker: int, topic: str, partition: int, leader: PartitionLog,
+                  follower: PartitionLog, progress: Callable[[int], object] | None = None) -> int:
+    """Make ``broker``'s replica ``follower`` (open for append) hold the leader's records
+    (:func:`sync_replica`), then move its log start up to the leader's, which may lie inside the first
+    batch copied or past a DeleteRecords a killed writer did not finish.  Returns the records copied."""
+    copied = sync_replica(leader, follower, progress=progress)
+    advance_log_start(datadir, broker, topic, partition, follower, leader.log_start_offset)
+    return copied

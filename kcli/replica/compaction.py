@@ -101,15 +101,12 @@ def level_followers(writer: PartitionWriter) -> None:
     """Bring every follower ``writer`` writes to its cleaned leader's bytes: emptied down to the leader's
     log start, then the leader's batches copied (a cleaned log differs below the cleaned point, so no
     prefix of the follower can be trusted to match without reading it whole)."""
-    from kcli.replica.checkpoints import advance_log_start
-    from kcli.storage.replica_sync import sync_replica
+    from kcli.replica.checkpoints import level_replica
 
     leader = writer.leader
     for broker, follower in writer.logs[1:]:
         follower.truncate_fully(leader.log_start_offset)
-        sync_replica(leader, follower)
-        advance_log_start(writer.datadir, broker, writer.topic, writer.partition, follower,
-                          leader.log_start_offset)
+        level_replica(writer.datadir, broker, writer.topic, writer.partition, leader, follower)
 
 
 def compact_partition(datadir: DataDir, topic: str, partition: int, now_ms: int,

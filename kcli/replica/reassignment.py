@@ -31,11 +31,10 @@ from kcli.cluster.configs import log_config
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, MetaRecord, PartitionMeta
 from kcli.errors import CorruptRecordError, NotFoundError, UsageError
-from kcli.replica.checkpoints import advance_log_start
+from kcli.replica.checkpoints import level_replica
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.fileio import read_file
 from kcli.storage.log import PartitionLog
-from kcli.storage.replica_sync import sync_replica
 
 STORE = "reassignments.json"
 Key = tuple[str, int]
@@ -233,8 +232,7 @@ def reassign_offline(datadir: DataDir, metadata: Metadata, topic: str, partition
                 continue
             target = PartitionLog(datadir.partition_dir(broker, topic, partition), config)
             target.open_for_append(None)
-            sync_replica(leader, target, progress=progress)
-            advance_log_start(datadir, broker, topic, partition, target, leader.log_start_offset)
+            level_replica(datadir, broker, topic, partition, leader, target, progress)
             target.release()
         leader.close()
         new_leader = meta.leader if meta.leader in replicas else replicas[0]

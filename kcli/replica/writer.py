@@ -20,12 +20,17 @@ from collections.abc import Iterable
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.metadata import Metadata, PartitionMeta
 from kcli.errors import KcliError, OffsetOutOfRangeError, StorageError
-from kcli.replica.checkpoints import advance_log_start, follower_config, recovery_point, write_checkpoints
+from kcli.replica.checkpoints import (
+    advance_log_start,
+    follower_config,
+    level_replica,
+    recovery_point,
+    write_checkpoints,
+)
 from kcli.storage import partition_metadata, records
 from kcli.storage.config import LogConfig
 from kcli.storage.divergence import divergence
 from kcli.storage.log import PartitionLog
-from kcli.storage.replica_sync import sync_replica
 
 
 class PartitionWriter:
@@ -132,9 +137,7 @@ class PartitionWriter:
             cut = divergence(self.leader.epochs(), self.leader.log_end_offset, log.epochs(), log.log_end_offset)
             if cut < log.log_end_offset:
                 log.truncate_to(cut)
-            copied = sync_replica(self.leader, log)
-            # and its log start: a writer killed between replicas' DeleteRecords left it behind
-            advance_log_start(self.datadir, broker, self.topic, self.partition, log, self.leader.log_start_offset)
+            copied = level_replica(self.datadir, broker, self.topic, self.partition, self.leader, log)
         except BaseException:
             log.close()
             self._unlock(broker)

@@ -63,6 +63,26 @@ def write_offsets(path: str, offsets: dict[tuple[str, int], int]) -> None:
     atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
+def read_offset(path: str, key: tuple[str, int]) -> int | None:
+    """One partition's entry of a log-dir checkpoint; None when it has none or the file cannot be read
+    (a lost or damaged checkpoint only costs work: a longer recovery, a cleaner pass from the start)."""
+    try:
+        return read_offsets(path).get(key)
+    except (OSError, ValueError, CorruptRecordError):
+        return None
+
+
+def set_offset(path: str, key: tuple[str, int], offset: int) -> None:
+    """Set one partition's entry of a log-dir checkpoint, keeping the others (a damaged file starts
+    afresh); the caller holds the broker folder's checkpoint lock: the file is shared."""
+    try:
+        offsets = read_offsets(path)
+    except (OSError, ValueError, CorruptRecordError):
+        offsets = {}
+    offsets[key] = offset
+    write_offsets(path, offsets)
+
+
 def forget(log_dir: str, topic: str, partition: int) -> None:
     """Drop a deleted partition's entries from the log-dir checkpoints in ``log_dir`` (the caller holds
     their lock), so that a partition created again under the same name does not inherit its log start

@@ -71,10 +71,7 @@ def checkpoint_path(log: PartitionLog) -> str:
 def first_dirty_offset(log: PartitionLog) -> int:
     """The checkpointed start of the dirty part, never below the log start nor past the log end."""
     key = parse_partition_dir(os.path.basename(log.directory))
-    try:
-        saved = checkpoint.read_offsets(checkpoint_path(log)).get(key, 0) if key else 0
-    except (OSError, ValueError):
-        saved = 0
+    saved = (checkpoint.read_offset(checkpoint_path(log), key) if key else None) or 0
     return min(max(saved, log.log_start_offset), log.log_end_offset)
 
 
@@ -82,14 +79,8 @@ def _save_first_dirty(log: PartitionLog, offset: int, lock: AbstractContextManag
     key = parse_partition_dir(os.path.basename(log.directory))
     if key is None:
         return
-    path = checkpoint_path(log)
     with lock:  # the file holds every partition of the broker folder: one writer at a time
-        try:
-            offsets = checkpoint.read_offsets(path)
-        except (OSError, ValueError):
-            offsets = {}
-        offsets[key] = offset
-        checkpoint.write_offsets(path, offsets)
+        checkpoint.set_offset(checkpoint_path(log), key, offset)
 
 
 def cleanable(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int) -> Cleanable:
@@ -122,9 +113,12 @@ def cleanable(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int) 
 
 
 def _batches(seg: LogSegment, start: int = 0) -> Iterator[tuple[bytes, records.BatchHeader]]:
-    for pos, header in seg.headers(0):
-        if header.last_offset >= start:
-            yield seg.pread(pos, header.size), header
+    """The segment's batches from the one holding ``start`` on (found by its offset index, not a scan)."""
+    position = seg.find_position(start) if start > seg.base_offset else 0
+    if position is None:
+        return
+    for pos, header in seg.headers(position):
+        yield seg.pread(pos, header.size), header
 
 
 def _aborted(log: PartitionLog, end: int) -> list[AbortedTxn]:

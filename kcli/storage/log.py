@@ -854,10 +854,7 @@ def _checkpointed_start(directory: str) -> int:
     key = parse_partition_dir(os.path.basename(directory))
     if key is None:
         return 0
-    try:
-        return checkpoint.read_offsets(os.path.join(os.path.dirname(directory), checkpoint.LOG_START)).get(key, 0)
-    except (OSError, ValueError, CorruptRecordError):
-        return 0
+    return checkpoint.read_offset(os.path.join(os.path.dirname(directory), checkpoint.LOG_START), key) or 0
 
 
 def finish_swaps(directory: str) -> bool:

@@ -425,38 +425,6 @@ def encode_batch(
     )
 
 
-def encode_batch_at_offsets(
-    base_offset: int,
-    records_with_offsets: Sequence[tuple[int, bytes | None, bytes | None, Sequence[Header], int]],
-    codec: int = compression.NONE,
-    *,
-    last_offset: int | None = None,
-    partition_leader_epoch: int = -1,
-    producer_id: int = -1,
-    producer_epoch: int = -1,
-    base_sequence: int = -1,
-) -> bytes:
-    """One magic-2 batch of (offset, key, value, headers, timestamp_ms) records at those absolute offsets,
-    which may skip (as Kafka's cleaner leaves them: offsets are kept, not renumbered).  ``last_offset``
-    (default: the last record's) may lie past the last record, as a cleaned batch keeps its original one."""
-    if not records_with_offsets:
-        raise ValueError("a record batch needs at least one record")
-    offsets = [r[0] for r in records_with_offsets]
-    if offsets[0] < base_offset or any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)):
-        raise ValueError("record offsets must increase from the base offset")
-    last = offsets[-1] if last_offset is None else last_offset
-    if last < offsets[-1]:
-        raise ValueError("the last offset precedes a record's")
-    timestamps = [r[4] for r in records_with_offsets]
-    base_ts = timestamps[0]
-    body = encode_records([(key, value, headers, ts) for _off, key, value, headers, ts in records_with_offsets],
-                          base_ts, offset_deltas=[off - base_offset for off in offsets])
-    return frame(Section(body, len(records_with_offsets), base_ts, max(timestamps)), codec,
-                 base_offset=base_offset, partition_leader_epoch=partition_leader_epoch, producer_id=producer_id,
-                 producer_epoch=producer_epoch, base_sequence=base_sequence,
-                 last_offset_delta=last - base_offset)
-
-
 def frame(section: Section, codec: int = compression.NONE, *, compressed: bytes | None = None,
           level: int | None = None, base_offset: int = 0, log_append_time: bool = False,
           partition_leader_epoch: int = -1, producer_id: int = -1, producer_epoch: int = -1,

@@ -61,9 +61,13 @@ def value_of(offset: int) -> bytes | None:
 
 
 def encode(batch: Batch, timestamp_of) -> bytes:
-    recs = [(o, f"k{o}".encode(), None if o in batch.tombstones else f"v{o}".encode(),
+    """The batch as Kafka's cleaner leaves it: its records' offset deltas skip, its last offset is kept."""
+    recs = [(f"k{o}".encode(), None if o in batch.tombstones else f"v{o}".encode(),
              [("h", b"x")] if o == HEADERED else [], timestamp_of(o)) for o in batch.offsets]
-    return records.encode_batch_at_offsets(batch.base, recs, last_offset=batch.last_offset, partition_leader_epoch=0)
+    stamps = [r[3] for r in recs]
+    body = records.encode_records(recs, stamps[0], [o - batch.base for o in batch.offsets])
+    return records.frame(records.Section(body, len(recs), stamps[0], max(stamps)), base_offset=batch.base,
+                         partition_leader_epoch=0, last_offset_delta=batch.last_offset - batch.base)
 
 
 def write_log(directory: str, layout: list[tuple[int, list[Batch]]] = LAYOUT, base_timestamp: int | None = None) -> None:
