@@ -40,9 +40,13 @@ def default_data_dir() -> str:
     return os.path.join(base, "kcli")
 
 
-def try_flock(fd: int, holder: str) -> bool:
+def try_flock(fd: int, holder: str, *, record_required: bool = True) -> bool:
     """Take an exclusive flock on ``fd`` without waiting and record ``holder`` in the file (what
-    :func:`flock_holder` reads back); when another process holds it, close ``fd`` and return False."""
+    :func:`flock_holder` reads back); when another process holds it, close ``fd`` and return False.
+
+    Recording can fail (a full disk).  Where the record only names the holder in messages
+    (``record_required=False``) the lock is kept without it; otherwise ``fd`` is closed, dropping the
+    lock, and the error raised.  Either way a failed record never leaves a lock held by nobody's code."""
     import fcntl
 
     try:
@@ -50,8 +54,13 @@ def try_flock(fd: int, holder: str) -> bool:
     except BlockingIOError:
         os.close(fd)
         return False
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{holder}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder}\n".encode(), 0)
+    except OSError:
+        if record_required:
+            os.close(fd)
+            raise
     return True
 
 
@@ -99,7 +108,7 @@ class FileLock:
             fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise _not_writable(exc, f"the {self.what} lock") from None
-        if not try_flock(fd, str(os.getpid())):
+        if not try_flock(fd, str(os.getpid()), record_required=False):
             return False
         self._fd = fd
         return True
