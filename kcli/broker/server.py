@@ -19,6 +19,7 @@ import threading
 import time
 
 from kcli.broker.dispatch import CloseConnection, Dispatcher
+from kcli.broker.session import Session, serving
 from kcli.errors import BrokerError, ProtocolError
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE, decode_frame_size
 
@@ -44,21 +45,8 @@ class _Connection(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         peer = self.server.peer_name(self.client_address)
         try:
-            while not owner.stopping:
-                sock.settimeout(IDLE_TIMEOUT)
-                prefix = _recv_exact(sock, 4)
-                if prefix is None:
-                    return
-                size = decode_frame_size(prefix, owner.max_frame_size)
-                sock.settimeout(FRAME_TIMEOUT)
-                payload = _recv_exact(sock, size)
-                if payload is None:
-                    log.info("connection %s closed mid-request (%d-byte frame)", peer, size)
-                    return
-                with owner.in_flight():
-                    answer = owner.dispatcher.handle(payload)
-                    if answer is not None:
-                        sock.sendall(answer)
+            with serving(self.server.session_for(self.client_address)):
+                self._serve(owner, sock, peer)
         except CloseConnection as exc:
             log.info("closing connection %s: %s", peer, exc)
         except ProtocolError as exc:
@@ -70,6 +58,24 @@ class _Connection(socketserver.BaseRequestHandler):
                 log.debug("connection %s: %s", peer, exc)
         except Exception:  # a bug in a handler: log it, drop this client, keep serving the others
             log.exception("internal error serving %s; closing its connection", peer)
+
+    def _serve(self, owner: Server, sock: socket.socket, peer: str) -> None:
+        """Read one frame, answer it, read the next, until the client or the broker stops."""
+        while not owner.stopping:
+            sock.settimeout(IDLE_TIMEOUT)
+            prefix = _recv_exact(sock, 4)
+            if prefix is None:
+                return
+            size = decode_frame_size(prefix, owner.max_frame_size)
+            sock.settimeout(FRAME_TIMEOUT)
+            payload = _recv_exact(sock, size)
+            if payload is None:
+                log.info("connection %s closed mid-request (%d-byte frame)", peer, size)
+                return
+            with owner.in_flight():
+                answer = owner.dispatcher.handle(payload)
+                if answer is not None:
+                    sock.sendall(answer)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
@@ -94,6 +100,10 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
     def peer_name(self, address: object) -> str:
         return str(address)
 
+    def session_for(self, address: object) -> Session:
+        """The session of a connection from ``address`` (who it is, by which listener)."""
+        return Session("PLAINTEXT", "PLAINTEXT", str(address))
+
     def handle_error(self, request: object, client_address: object) -> None:  # pragma: no cover - handle() catches all
         log.exception("error serving %s", client_address)
 
@@ -101,6 +111,9 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
 class _UnixListener(_Listener, socketserver.UnixStreamServer):
     def peer_name(self, address: object) -> str:
         return "unix"
+
+    def session_for(self, address: object) -> Session:
+        return Session("unix", "PLAINTEXT", "")
 
     def server_bind(self) -> None:
         path = str(self.server_address)  # a Unix listener's address is its socket path
@@ -127,6 +140,9 @@ class _TCPListener(_Listener, socketserver.TCPServer):
     def peer_name(self, address: object) -> str:
         host, port = address[:2]  # type: ignore[index]
         return f"{host}:{port}"
+
+    def session_for(self, address: object) -> Session:
+        return Session("PLAINTEXT", "PLAINTEXT", str(address[0]))  # type: ignore[index]
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]  # a stream server: always a socket
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
