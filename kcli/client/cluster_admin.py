@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from kcli.client.backoff import Backoff
 from kcli.client.defaults import READ_COMMITTED
 from kcli.client.remote import RemoteTransport
 from kcli.client.remote_admin import RemoteAdmin
@@ -81,7 +82,7 @@ class ClusterAdmin:
     def wait_for_topic(self, name: str, partitions: int | None = None) -> TopicMeta:
         """The topic's metadata once it has ``partitions`` partitions (at least), each with a leader."""
         deadline = time.monotonic() + PROPAGATION_WAIT
-        delay = 0.05
+        backoff = Backoff(cap=0.5)
         while True:
             meta = self.state().topics.get(name)
             if (
@@ -94,8 +95,7 @@ class ClusterAdmin:
                 if meta is None:
                     raise NotFoundError(f"topic {name!r} does not show in the cluster's metadata")
                 raise UnavailableError(f"topic {name!r} has partitions without a leader")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            backoff.sleep()
 
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
         """(log start, log end, last stable offset) of each partition; Nones while it has no leader."""

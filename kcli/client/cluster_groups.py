@@ -13,10 +13,10 @@ committed"): some Kafka-compatible brokers answer the null form with a malformed
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from kcli.client.backoff import Backoff
 from kcli.client.broker_pool import ATTEMPTS
 from kcli.client.coordinators import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
@@ -116,7 +116,7 @@ class ClusterGroups:
     ) -> tuple[Struct, tuple[int, str]]:
         """Send ``body`` to the group's coordinator, finding it again while it moves; returns the
         response and the coordinator (node id, ``host:port (id N)``)."""
-        delay = 0.05
+        backoff = Backoff()
         for attempt in range(ATTEMPTS):
             node, label = self._coordinator(group)
             resp = self.cluster.send(self.cluster.node(node), api_key, body)
@@ -125,8 +125,7 @@ class ClusterGroups:
                 return resp, (node, label)
             if code not in COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
                 raise_for(code, None, f"group {group!r}")
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            backoff.sleep()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _coordinator(self, group: str) -> tuple[int, str]:

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import time
-
+from kcli.client.backoff import Backoff
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.kafka_errors import raise_for
 from kcli.protocol import ApiKey, ErrorCode, Struct
@@ -22,7 +21,7 @@ def find_coordinator(cluster: BrokerPool, key: str, key_type: int = GROUP_KEY) -
     """FindCoordinator for a group (or, ``key_type`` 1, a transactional id): ``node_id``, ``host``,
     ``port``, asked again while the coordinator is moving; its address is remembered so
     ``cluster.node(node_id)`` reaches it."""
-    delay = 0.05
+    backoff = Backoff()
     body = find_coordinator_body(key, key_type)
     for attempt in range(ATTEMPTS):
         resp = found_coordinator(cluster.send(cluster.any(), ApiKey.FIND_COORDINATOR, body), key)
@@ -32,6 +31,5 @@ def find_coordinator(cluster: BrokerPool, key: str, key_type: int = GROUP_KEY) -
         if resp.error_code not in COORDINATOR_MOVED or attempt == ATTEMPTS - 1:
             what = f"group {key!r}" if key_type == GROUP_KEY else f"transactional id {key!r}"
             raise_for(resp.error_code, resp.error_message, f"coordinator of {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        backoff.sleep()
     raise AssertionError("unreachable")  # pragma: no cover

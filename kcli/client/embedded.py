@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from kcli.client.backoff import Backoff
 from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
 from kcli.cluster.configs import log_config, new_topic_shape
 from kcli.cluster.datadir import DataDir, FileLock
@@ -103,7 +104,7 @@ class EmbeddedTransport:
         coordinator = self.coordinator()
         self._own(transactional_id)
         deadline = time.monotonic() + self.datadir.lock_timeout
-        delay = 0.01
+        backoff = Backoff(0.01, 0.5)
         while True:
             try:
                 producer_id, epoch = coordinator.init_producer_id(transactional_id, timeout_ms)
@@ -111,8 +112,7 @@ class EmbeddedTransport:
             except ConcurrentTransactionsError:
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                backoff.sleep()
         self.transactional = True
         self._producer_id = producer_id
         return producer_id, epoch

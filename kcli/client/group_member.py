@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator, Sequence
 
+from kcli.client.backoff import Backoff
 from kcli.client.consumer import committed_or_reset
 from kcli.client.coordinators import COORDINATOR_MOVED
 from kcli.client.group_reader import GroupReader, MemberSettings, TopicPartition
@@ -179,7 +180,7 @@ class GroupMember(GroupReader):
         if lost:
             self._revoke(set(self.assignment))
         deadline = time.monotonic() + JOIN_DEADLINE
-        delay = 0.05
+        backoff = Backoff()
         while True:
             code, assignment = self._join_once()
             if code == ErrorCode.NONE:
@@ -191,8 +192,7 @@ class GroupMember(GroupReader):
             if code in COORDINATOR_MOVED:
                 self.coordinator.forget()
             if code != ErrorCode.MEMBER_ID_REQUIRED:  # that one only hands us our id: join again at once
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                backoff.sleep()
         self._take(assignment)
         self.heartbeats.follow(self.coordinator.address, self.generation, self.member_id)
 

@@ -11,10 +11,10 @@ only *reports* that the group wants a rejoin; all group work happens on the call
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kcli.client.backoff import Backoff
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.coordinators import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
@@ -60,7 +60,7 @@ class Coordinator:
     def ask(self, api_key: int, body: Mapping[str, Any], error_of: Callable[[Struct], int], what: str) -> Struct:
         """``send`` with retries while the coordinator moves or its connection drops; other errors (as
         ``error_of`` reads them from the response) are raised as kcli errors."""
-        delay = 0.05
+        backoff = Backoff()
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
             try:
@@ -76,8 +76,7 @@ class Coordinator:
                 if code not in COORDINATOR_MOVED or last:
                     raise_for(code, None, what)
                 self.forget()
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            backoff.sleep()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def forget(self) -> None:

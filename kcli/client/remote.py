@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from kcli.client.backoff import Backoff
 from kcli.client.broker_pool import ATTEMPTS, BrokerPool
 from kcli.client.defaults import READ_COMMITTED, READ_UNCOMMITTED, TRANSACTION_TIMEOUT_MS
 from kcli.client.kafka_errors import raise_for
@@ -111,14 +112,13 @@ class RemoteTransport:
         """Nothing is cached: every partition_count asks a broker's Metadata."""
 
     def partition_count(self, topic: str, create: bool = False) -> int:
-        delay = 0.05
+        backoff = Backoff()
         for _attempt in range(ATTEMPTS):
             resp = self.cluster.metadata([topic], create=create and self.auto_create)
             code = resp.topics[0].error_code if resp.topics else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if code != ErrorCode.LEADER_NOT_AVAILABLE:
                 break
-            time.sleep(delay)  # a topic Kafka has just auto-created has no leader for a moment
-            delay = min(delay * 2, 1.0)
+            backoff.sleep()  # a topic Kafka has just auto-created has no leader for a moment
         if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             raise NotFoundError(f"topic {topic!r} does not exist", hint="create it with `kcli topic create`")
         raise_for(code, None, f"topic {topic!r}")
@@ -129,7 +129,7 @@ class RemoteTransport:
         retrying while leadership is in flux (a failover takes the controller a moment, so leadership
         errors are retried for up to FAILOVER_WAIT seconds); ``call(None)`` means: no live leader, go
         embedded."""
-        delay = 0.05
+        backoff = Backoff()
         deadline = time.monotonic() + FAILOVER_WAIT
         attempt = 0
         while True:
@@ -143,8 +143,7 @@ class RemoteTransport:
                     if last and time.monotonic() >= deadline:
                         raise
                     attempt += 1
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+                    backoff.sleep()
                     continue
                 count = self.cluster.counts.get(topic)
                 if count is None:
@@ -175,8 +174,7 @@ class RemoteTransport:
                 raise_for(code, message, f"partition {topic}-{partition}")
             self.cluster.leaders.pop((topic, partition), None)
             attempt += 1
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            backoff.sleep()
 
     def _leader_coming(self, topic: str, partition: int) -> bool:
         """With a data dir, a partition without a live leader is written embedded -- but not while a
@@ -213,7 +211,7 @@ class RemoteTransport:
                 return self._fallback().init_producer_id(transactional_id, timeout_ms)
             self.transactional_id = transactional_id
             return self._transactions().init_producer_id(transactional_id, timeout_ms)
-        delay = 0.05
+        backoff = Backoff()
         deadline = time.monotonic() + FAILOVER_WAIT
         while True:
             try:
@@ -235,8 +233,7 @@ class RemoteTransport:
                 raise NoProducerIdError(f"broker at {conn.label} gave no producer id: {error_name(code)}")
             if time.monotonic() >= deadline:
                 raise BrokerError(message)
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            backoff.sleep()
 
     def _transactions(self) -> TransactionCalls:
         if self._txn_calls is None:

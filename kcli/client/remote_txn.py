@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from kcli.client.backoff import Backoff
 from kcli.client.broker_pool import BrokerPool
 from kcli.client.coordinators import COORDINATOR_MOVED, find_coordinator
 from kcli.client.kafka_errors import raise_for
@@ -42,7 +43,7 @@ class TransactionCalls:
         """Send ``body`` to the coordinator of ``key``; find it again while it moves, and retry what
         the coordinator cannot do yet, for up to RETRY_WAIT seconds."""
         what = f"transactional id {key!r}" if key_type == TRANSACTION_KEY else f"group {key!r}"
-        delay = 0.05
+        backoff = Backoff()
         deadline = time.monotonic() + RETRY_WAIT
         while True:
             try:
@@ -57,8 +58,7 @@ class TransactionCalls:
                 if code is None:
                     raise BrokerError(message or "coordinator unreachable")
                 raise_for(code, message, what)
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            backoff.sleep()
 
     def init_producer_id(self, transactional_id: str, timeout_ms: int) -> tuple[int, int]:
         body = {"transactional_id": transactional_id, "transaction_timeout_ms": timeout_ms}
