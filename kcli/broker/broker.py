@@ -203,8 +203,10 @@ class Broker:
 
     def _clean_dirtiest(self) -> bool:
         """One pass over the dirtiest due replica (led: under the lock appends take; followed: under the
-        one fetched batches are appended under); True when it moved the dirty part on."""
+        one fetched batches are appended under), recorded in the broker folder's cleaner-status.json (what
+        ``kcli log-dirs`` shows); True when it moved the dirty part on."""
         from kcli.cluster.configs import broker_value
+        from kcli.replica.compaction import recorded_pass
         from kcli.storage.log import now_ms
 
         state = self.partitions.state
@@ -222,7 +224,8 @@ class Broker:
             return False
         _ratio, first_dirty, chosen = max(due, key=lambda d: d[0])
         map_bytes = int(broker_value(state, "log.cleaner.dedupe.buffer.size", self.broker_id))  # type: ignore[call-overload]
-        done = chosen.clean(now, map_bytes)
+        done = recorded_pass(self.datadir, self.broker_id, chosen.topic, chosen.partition,
+                             lambda: chosen.clean(now, map_bytes))
         if done is None:
             return False
         role = "follower" if isinstance(chosen, FollowedReplica) else "leader"

@@ -133,7 +133,9 @@ def dump_log(
 )
 @click.pass_obj
 def log_dirs(env, topic: str | None, as_json: bool) -> None:
-    """Show each broker's partition replicas: size, segments, log start and end offsets, high watermark."""
+    """Show each broker's partition replicas: size, segments, log start and end offsets, high watermark;
+    for compacted topics also the log cleaner's progress: the cleaner checkpoint against the log end, the
+    dirty ratio and cleanable bytes, the last pass and a pass running now."""
     from kcli.inspect.logdirs import describe_log_dirs, log_dirs_json, replica_dirs
 
     datadir = env.datadir()
@@ -162,6 +164,36 @@ def log_dirs(env, topic: str | None, as_json: bool) -> None:
             ]
         )
     output.table(["BROKER", "PARTITION", "ROLE", "SIZE", "SEGMENTS", "LOG-START", "LOG-END", "HW"], rows)
+    cleaned = [i for i in infos if i.cleaner is not None]
+    if cleaned:
+        output.table(["BROKER", "PARTITION", "CLEANED-TO", "LOG-END", "DIRTY-RATIO", "CLEANABLE", "LAST-PASS",
+                      "KEPT", "REMOVED", "BYTES", "TOOK", "RUNNING"],
+                     [_cleaner_row(i) for i in cleaned], title="log cleaner")
+
+
+def _cleaner_row(info) -> list[object]:
+    """A compacted replica's row of the log cleaner table: its checkpoint against its log end, what a
+    pass could take now, its last pass and the one running now ("-" where unknown or none)."""
+    c = info.cleaner
+    last = c.status.last
+    row: list[object] = [info.broker, f"{info.topic}-{info.partition}", c.first_dirty_offset, info.log_end_offset,
+                         None if c.dirty_ratio is None else f"{c.dirty_ratio:.2f}",
+                         None if c.cleanable_bytes is None else _human(c.cleanable_bytes)]
+    if last is None:
+        row += [None] * 5
+    else:
+        row += [_clock(last.ended_ms), last.records_kept, last.records_removed,
+                f"{_human(last.bytes_before)} -> {_human(last.bytes_after)}",
+                f"{(last.ended_ms - last.started_ms) / 1000:.1f} s"]
+    row.append(None if c.status.running_since is None else f"since {_clock(c.status.running_since)}")
+    return row
+
+
+def _clock(ms: int) -> str:
+    """A moment in local time, to the second."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
 def _human(size: int) -> str:

@@ -103,18 +103,24 @@ def list_(env, as_json: bool) -> None:
               help="Only partitions with fewer in-sync replicas than min.insync.replicas.")
 @click.pass_obj
 def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> None:
-    """Show partitions, leaders, replicas, ISR and offsets of topics (all when none named)."""
+    """Show partitions, leaders, replicas, ISR and offsets of topics (all when none named); for compacted
+    topics also each leader replica's dirty ratio and cleanable bytes (read from the data dir, so not
+    with --bootstrap-server)."""
     from kcli.cluster.configs import log_config
+    from kcli.storage.log import now_ms
 
     admin = _admin(env)
     state = admin.state()
     live = (set(admin.datadir.live_brokers()) if admin.datadir else set()) or set(state.brokers)
     chosen = [state.topic(n) for n in names] if names else sorted(state.topics.values(), key=lambda t: t.name)
     rows: list[list[object]] = []
+    cleaner_cells: list[list[object]] = []  # per row: dirty ratio, cleanable bytes ("-": not compacted)
     out = []
     any_unstable = False  # an open transaction holds read_committed readers back somewhere
+    now = now_ms()
     for t in chosen:
         offsets = admin.end_offsets(t.name)
+        cleanables = admin.cleanable(t.name, now) if admin.datadir else []
         parts = []
         min_isr = log_config(state, t).min_insync_replicas
         for p, meta in enumerate(t.partitions):
@@ -129,9 +135,18 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
             any_unstable = any_unstable or unstable
             rows.append([t.name, p, meta.leader, ",".join(map(str, meta.replicas)), ",".join(map(str, meta.isr)),
                          meta.leader_epoch, start, end, stable if unstable else ""])
-            parts.append({"partition": p, "leader": meta.leader, "replicas": meta.replicas, "isr": meta.isr,
-                          "leader_epoch": meta.leader_epoch, "log_start_offset": start, "log_end_offset": end,
-                          "last_stable_offset": stable})
+            part = {"partition": p, "leader": meta.leader, "replicas": meta.replicas, "isr": meta.isr,
+                    "leader_epoch": meta.leader_epoch, "log_start_offset": start, "log_end_offset": end,
+                    "last_stable_offset": stable}
+            if cleanables:
+                todo = cleanables[p]
+                part["dirty_ratio"] = None if todo is None else round(todo.dirty_ratio, 4)
+                part["cleanable_bytes"] = None if todo is None else todo.cleanable_bytes
+                cleaner_cells.append([None if todo is None else f"{todo.dirty_ratio:.2f}",
+                                      None if todo is None else todo.cleanable_bytes])
+            else:
+                cleaner_cells.append([None, None])
+            parts.append(part)
         out.append({"name": t.name, "topic_id": t.topic_id, "configs": t.configs, "partitions": parts})
     if as_json:
         emit_json(out)
@@ -145,6 +160,9 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
         headers.append("LAST-STABLE")
     else:
         rows = [row[:-1] for row in rows]
+    if any(cell != [None, None] for cell in cleaner_cells):  # compacted topics: what the cleaner would take
+        headers += ["DIRTY-RATIO", "CLEANABLE-BYTES"]
+        rows = [row + cells for row, cells in zip(rows, cleaner_cells, strict=True)]
     table(headers, rows)
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
 from kcli.storage import partition_metadata
+
+if TYPE_CHECKING:
+    from kcli.storage.cleaner import Cleanable
 
 
 class TopicAdmin:
@@ -54,7 +58,7 @@ class TopicAdmin:
     def delete_topic(self, name: str) -> None:
         """Remove the topic from the metadata, then its replica folders (each under its partition and
         replica locks), and their entries in the brokers' checkpoints."""
-        from kcli.storage import checkpoint
+        from kcli.storage import checkpoint, cleaner_status
 
         topic = self.metadata.delete_topic(name)
         for p, meta in enumerate(topic.partitions):
@@ -65,6 +69,7 @@ class TopicAdmin:
                         shutil.rmtree(self.datadir.partition_dir(broker, name, p), ignore_errors=True)
                     with self.datadir.checkpoint_lock(broker):
                         checkpoint.forget(self.datadir.broker_dir(broker), name, p)
+                        cleaner_status.forget(self.datadir.broker_dir(broker), name, p)
 
     def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
         """(log start, log end, last stable offset) of each partition's leader replica; Nones while it has
@@ -83,4 +88,36 @@ class TopicAdmin:
             log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
             out.append((log.log_start_offset, log.log_end_offset, log.last_stable_offset()))
             log.close()
+        return out
+
+    def cleanable(self, name: str, now_ms: int) -> list[Cleanable | None]:
+        """What a cleaner pass over each partition's leader replica could do now, read without a lock as
+        :meth:`end_offsets` reads (None: no leader, or the files changed under the read); [] when the
+        topic is not compacted.  While the leader's broker runs, its checkpointed high watermark bounds
+        the pass as it bounds the broker's cleaner; otherwise the log end does, as for `kcli topic compact`."""
+        from kcli.cluster.configs import log_config
+        from kcli.storage import checkpoint
+        from kcli.storage.cleaner_status import replica_cleanable
+        from kcli.storage.log import PartitionLog
+
+        state = self.state()
+        topic = state.topic(name)
+        cfg = log_config(state, topic)
+        if not cfg.compact:
+            return []
+        live = set(self.datadir.live_brokers())
+        out: list[Cleanable | None] = []
+        for p, meta in enumerate(topic.partitions):
+            if meta.leader < 0:
+                out.append(None)
+                continue
+            hw = None
+            if meta.leader in live:
+                hw_file = os.path.join(self.datadir.broker_dir(meta.leader), checkpoint.HIGH_WATERMARK)
+                hw = checkpoint.read_offset(hw_file, (name, p))
+            log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
+            try:
+                out.append(replica_cleanable(log, cfg, hw, now_ms))
+            finally:
+                log.close()
         return out

@@ -13,13 +13,45 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kcli.cluster.configs import log_config
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata
 from kcli.errors import CorruptRecordError, NotFoundError
 from kcli.inspect import layout, scan
 from kcli.storage import checkpoint
-from kcli.storage.log import PartitionLog, partition_dirs
+from kcli.storage.cleaner_status import CleanerStatus, read_status, replica_cleanable
+from kcli.storage.log import PartitionLog, now_ms, partition_dirs
 from kcli.storage.segment import LOG_SUFFIX
+
+
+@dataclass
+class CleanerInfo:
+    """A compacted replica's cleaning: where its dirty part starts (the ``cleaner-offset-checkpoint``),
+    what a pass could take now, and the passes its broker's status file records."""
+
+    first_dirty_offset: int | None  # None (with the two below) when the files changed under the read
+    dirty_ratio: float | None
+    cleanable_bytes: int | None
+    status: CleanerStatus
+
+    def to_json(self) -> dict[str, object]:
+        last = self.status.last
+        return {
+            "firstDirtyOffset": self.first_dirty_offset,
+            "dirtyRatio": None if self.dirty_ratio is None else round(self.dirty_ratio, 4),
+            "cleanableBytes": self.cleanable_bytes,
+            "runningSinceMs": self.status.running_since,
+            "lastPass": None if last is None else {
+                "startedMs": last.started_ms,
+                "endedMs": last.ended_ms,
+                "durationMs": last.ended_ms - last.started_ms,
+                "recordsKept": last.records_kept,
+                "recordsRemoved": last.records_removed,
+                "bytesBefore": last.bytes_before,
+                "bytesAfter": last.bytes_after,
+                "firstDirtyOffset": last.first_dirty,
+            },
+        }
 
 
 @dataclass
@@ -36,9 +68,10 @@ class ReplicaInfo:
     high_watermark_source: str  # "checkpoint", "leader" or "own" (topic unknown to the metadata)
     role: str  # "leader", "follower" or "unassigned" (not in the topic's replica list)
     in_sync: bool | None
+    cleaner: CleanerInfo | None = None  # compacted topics only
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "topic": self.topic,
             "partition": self.partition,
             "path": self.path,
@@ -51,6 +84,9 @@ class ReplicaInfo:
             "role": self.role,
             "inSync": self.in_sync,
         }
+        if self.cleaner is not None:
+            out["cleaner"] = self.cleaner.to_json()
+        return out
 
 
 def replica_dirs(datadir: DataDir, topic: str | None = None) -> list[tuple[int, str, int, str]]:
@@ -157,7 +193,35 @@ def describe_log_dirs(
             info.high_watermark, info.high_watermark_source = min(leader_end, info.log_end_offset), "leader"
         else:
             info.high_watermark, info.high_watermark_source = info.log_end_offset, "own"
+    _add_cleaner_info(datadir, state, infos)
     return infos
+
+
+def _add_cleaner_info(datadir: DataDir, state: ClusterState, infos: list[ReplicaInfo]) -> None:
+    """Fill in the cleaning of the replicas of compacted topics, read without a lock.  A pass is bounded
+    by the high watermark while the replica's broker runs (as its cleaner is), by the log end otherwise
+    (as `kcli topic compact` is)."""
+    compacted = {name for name, meta in state.topics.items() if log_config(state, meta).compact}
+    if not any(info.topic in compacted for info in infos):
+        return
+    live = set(datadir.live_brokers())
+    statuses: dict[int, dict[tuple[str, int], CleanerStatus]] = {}
+    now = now_ms()
+    for info in infos:
+        if info.topic not in compacted:
+            continue
+        if info.broker not in statuses:
+            statuses[info.broker] = read_status(datadir.broker_dir(info.broker))
+        config = log_config(state, state.topics[info.topic])
+        log = PartitionLog(info.path, config)
+        try:
+            todo = replica_cleanable(log, config, info.high_watermark if info.broker in live else None, now)
+        finally:
+            log.close()
+        status = statuses[info.broker].get((info.topic, info.partition), CleanerStatus(None, None))
+        info.cleaner = CleanerInfo(None if todo is None else todo.first_dirty,
+                                   None if todo is None else todo.dirty_ratio,
+                                   None if todo is None else todo.cleanable_bytes, status)
 
 
 def log_dirs_json(datadir: DataDir, infos: list[ReplicaInfo]) -> dict[str, object]:

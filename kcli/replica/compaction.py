@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import UnavailableError, UsageError
 from kcli.storage.cleaner import CleanResult
+from kcli.storage.cleaner_status import LastPass, pass_ended, pass_started
 from kcli.storage.config import LogConfig
 from kcli.storage.log import PartitionLog
 
@@ -97,6 +98,31 @@ def clean_pass(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int,
     return Pass(result, before, log.size_bytes(), ratio)
 
 
+_P = TypeVar("_P", bound="Pass | None")
+
+
+def recorded_pass(datadir: DataDir, broker: int, topic: str, partition: int,
+                  run: Callable[[], _P]) -> _P:
+    """``run`` one pass over broker ``broker``'s replica, marked running in that broker folder's
+    ``cleaner-status.json`` meanwhile and recorded there as its last pass after (what ``kcli log-dirs``
+    shows); a pass that fails or does nothing (None) only clears the mark."""
+    from kcli.storage.log import now_ms
+
+    home = datadir.broker_dir(broker)
+    started = now_ms()
+    pass_started(home, topic, partition, started, datadir.checkpoint_lock(broker))
+    try:
+        done = run()
+    except BaseException:
+        pass_ended(home, topic, partition, None, datadir.checkpoint_lock(broker))
+        raise
+    last = None if done is None else LastPass(
+        started, now_ms(), done.result.records_kept, done.result.records_removed, done.bytes_before,
+        done.bytes_after, done.result.first_dirty)
+    pass_ended(home, topic, partition, last, datadir.checkpoint_lock(broker))
+    return done
+
+
 def level_followers(writer: PartitionWriter) -> None:
     """Bring every follower ``writer`` writes to its cleaned leader's bytes: emptied down to the leader's
     log start, then the leader's batches copied (a cleaned log differs below the cleaned point, so no
@@ -125,9 +151,9 @@ def compact_partition(datadir: DataDir, topic: str, partition: int, now_ms: int,
     writer = PartitionWriter(datadir, topic, partition, meta, config)
     try:
         leader = writer.leader
-        done = clean_pass(leader, config, upper=min(leader.log_end_offset, leader.last_stable_offset()),
-                          now_ms=now_ms, max_map_bytes=map_bytes, checkpoint_lock=datadir.checkpoint_lock(meta.leader),
-                          progress=progress)
+        done = recorded_pass(datadir, meta.leader, topic, partition, lambda: clean_pass(
+            leader, config, upper=min(leader.log_end_offset, leader.last_stable_offset()), now_ms=now_ms,
+            max_map_bytes=map_bytes, checkpoint_lock=datadir.checkpoint_lock(meta.leader), progress=progress))
         level_followers(writer)
         followers = writer.followers
     finally:

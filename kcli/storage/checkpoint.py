@@ -86,8 +86,8 @@ def set_offset(path: str, key: tuple[str, int], offset: int) -> None:
 def forget(log_dir: str, topic: str, partition: int) -> None:
     """Drop a deleted partition's entries from the log-dir checkpoints in ``log_dir`` (the caller holds
     their lock), so that a partition created again under the same name does not inherit its log start
-    or recovery point: Kafka writes only live logs' entries."""
-    for name in (RECOVERY_POINT, LOG_START, HIGH_WATERMARK):
+    or recovery point, nor its cleaned part: Kafka writes only live logs' entries."""
+    for name in (RECOVERY_POINT, LOG_START, HIGH_WATERMARK, CLEANER_OFFSET):
         path = os.path.join(log_dir, name)
         try:
             offsets = read_offsets(path)
