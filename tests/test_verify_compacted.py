@@ -181,3 +181,24 @@ def test_damage_at_and_above_the_cleaner_checkpoints_is_found_batch_by_batch(dd:
     [problem] = _problems(dd)
     assert problem.startswith(f"{TOPIC}-0: replica on broker {follower} differs from broker {leader} at offset "
                               f"{ACTIVE}: batch {ACTIVE}..{ACTIVE} crc ")
+
+
+@pytest.mark.parametrize("damage", ["older version back", "newest record missing"])
+def test_keys_read_in_many_passes_give_the_same_answer(dd: DataDir, damage: str, monkeypatch) -> None:
+    """With room for only 7 keys a pass, the keys are read bucket by bucket (each halved when it fills)
+    and the answers are the same."""
+    from kcli.inspect import newest
+
+    monkeypatch.setattr(newest, "KEYS_PER_PASS", 7)
+    calls = []
+    real = newest.newest_records
+    monkeypatch.setattr(newest, "newest_records", lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
+    assert _problems(dd) == []
+    assert len(calls) > 2 * (KEYS + 1) // 7  # every bucket read on both replicas
+    edit, message = DAMAGES[damage]
+    follower, leader = _follower(dd), Metadata(dd).load().partition(TOPIC, 0).leader
+    _rewrite(dd, follower, edit)
+    assert _problems(dd) == [
+        f"{TOPIC}-0: replica on broker {follower} differs from broker {leader} in what readers see: "
+        + message.format(leader=leader)
+    ]
