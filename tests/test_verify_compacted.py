@@ -202,3 +202,17 @@ def test_keys_read_in_many_passes_give_the_same_answer(dd: DataDir, damage: str,
         f"{TOPIC}-0: replica on broker {follower} differs from broker {leader} in what readers see: "
         + message.format(leader=leader)
     ]
+
+
+def test_an_unreadable_cleaner_checkpoint_is_a_warning(dd: DataDir) -> None:
+    """A damaged checkpoint only costs its broker's cleaner a pass from the start; verify then compares
+    that broker's replicas by what readers see all the way up."""
+    from kcli.storage import checkpoint
+
+    follower = _follower(dd)
+    (Path(dd.broker_dir(follower)) / checkpoint.CLEANER_OFFSET).write_text("garbage\n")
+    report = verify.verify_datadir(dd, TOPIC)
+    assert report.problems == []
+    assert [w.message.startswith("unreadable cleaner checkpoint") for w in report.warnings] == [True]
+    _rewrite(dd, follower, DAMAGES["another value"][0])
+    assert len(verify.verify_datadir(dd, TOPIC).problems) == 1

@@ -83,7 +83,7 @@ class ReplicaScan:
     start: int = 0  # first offset present
     end: int = 0  # next offset after the last complete batch
     exists: bool = True
-    path: str | None = None  # the replica's folder
+    path: str = ""  # the replica's folder
     cleaned: int = 0  # its cleaner checkpoint: below it, its broker's cleaner rewrote the log
 
 
@@ -379,17 +379,17 @@ def _compare_newest(scans: dict[int, ReplicaScan], ref: int, others: list[int], 
     buckets: list[newest.Bucket] = [(0, 0)]
     todo = list(others)
     while buckets and todo:
-        theirs, bucket, split = newest.newest_records(scans[ref].path, start, limit, buckets.pop(),  # type: ignore[arg-type]
+        theirs, bucket, split = newest.newest_records(scans[ref].path, start, limit, buckets.pop(),
                                                       newest.KEYS_PER_PASS)
         buckets += split
         for b in list(todo):
-            mine, _bucket, _split = newest.newest_records(scans[b].path, start, limit, bucket)  # type: ignore[arg-type]
+            mine, _bucket, _split = newest.newest_records(scans[b].path, start, limit, bucket)
             diff = newest.first_difference(mine, theirs, scans[b].cleaned, scans[ref].cleaned)
             if diff is None:
                 continue
             todo.remove(b)
-            holder = (b, diff.mine) if diff.mine is not None and diff.mine.offset == diff.offset else (ref, diff.theirs)
-            key = newest.key_at(scans[holder[0]].path, diff.offset, limit)  # type: ignore[arg-type]
+            holder = b if diff.mine is not None and diff.mine.offset == diff.offset else ref
+            key = newest.key_at(scans[holder].path, diff.offset, limit)
             problem(f"{name}: replica on broker {b} differs from broker {ref} in what readers see: "
                     f"{_newest_difference(diff, _key_text(key), ref)}", b)
 
