@@ -5,7 +5,10 @@ and across segments, and a segment's first batch starts at the segment's base of
 corrupt headers, and index sanity (sizes, increasing entries, offset index positions at batch starts
 holding the indexed offset, time index entries matching the batch they name).  Per partition: every
 in-sync replica holds the same batches (offsets and CRCs) up to the high watermark, or up to the
-shortest in-sync log end when no broker has checkpointed one.
+shortest in-sync log end when no broker has checkpointed one.  Each broker compacts its own replica of a
+compacted topic, so below the highest cleaner checkpoint of its replicas their batches may differ: there,
+when they do, the replicas must agree on what a reader sees, the newest committed record of every key
+(:mod:`kcli.inspect.newest`); from that checkpoint on, batches must match as for any topic.
 
 Per replica folder too: its ``partition.metadata`` (Kafka's file naming the folder's topic id) must
 parse and, where the cluster metadata knows the topic, name that topic's id; a missing file is fine
@@ -26,7 +29,7 @@ from itertools import zip_longest
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import Metadata, PartitionMeta
 from kcli.errors import CorruptRecordError, NotFoundError, UsageError
-from kcli.inspect import indexes, layout, scan
+from kcli.inspect import indexes, layout, newest, scan
 from kcli.inspect.logdirs import replica_dirs
 from kcli.storage import checkpoint, partition_metadata
 from kcli.storage.log import parse_partition_dir
@@ -80,6 +83,8 @@ class ReplicaScan:
     start: int = 0  # first offset present
     end: int = 0  # next offset after the last complete batch
     exists: bool = True
+    path: str = ""  # the replica's folder
+    cleaned: int = 0  # its cleaner checkpoint: below it, its broker's cleaner rewrote the log
 
 
 @dataclass
@@ -227,7 +232,7 @@ def verify_replica(
     ``gaps``: the log may be compacted, so offsets may skip between batches and segments."""
     parsed = parse_partition_dir(os.path.basename(directory))
     topic, partition = parsed if parsed else (None, None)
-    rs = ReplicaScan(broker)
+    rs = ReplicaScan(broker, path=directory)
     report.replicas += 1
 
     def problem(message: str, path: str, position: int | None = None, severity: str = "error") -> None:
@@ -299,8 +304,10 @@ def compare_replicas(
     report: VerifyReport,
     topic: str,
     partition: int,
+    compacted: bool = False,
 ) -> None:
-    """In-sync replicas must hold identical batches below the high watermark."""
+    """In-sync replicas must hold identical batches below the high watermark; those of a ``compacted``
+    topic, below the highest cleaner checkpoint among them, the same newest record of every key."""
     isr = [b for b in meta.isr if b in scans]
     if not isr:
         return
@@ -340,11 +347,15 @@ def compare_replicas(
     if high_watermark is not None:
         limit = min(limit, high_watermark)
     start = max(scans[b].start for b in present)
-
+    cleaned = max(scans[b].cleaned for b in present) if compacted else start
+    logical = []
     for b in present:
         if b == ref:
             continue
-        for mine, theirs in zip_longest(scans[b].window(start, limit), scans[ref].window(start, limit)):
+        if cleaned > start and _batches_differ(scans[b], scans[ref], start, min(cleaned, limit)):
+            logical.append(b)
+        first = max(start, cleaned)
+        for mine, theirs in zip_longest(scans[b].window(first, limit), scans[ref].window(first, limit)):
             if mine != theirs:
                 offset = (mine or theirs)[0]
                 problem(
@@ -353,6 +364,52 @@ def compare_replicas(
                     b,
                 )
                 break
+    if logical:  # nothing at or above ``cleaned`` was rewritten: there the batches are compared above
+        _compare_newest(scans, ref, logical, start, min(cleaned, limit), problem, name)
+
+
+def _batches_differ(mine: ReplicaScan, theirs: ReplicaScan, start: int, limit: int) -> bool:
+    return any(a != b for a, b in zip_longest(mine.window(start, limit), theirs.window(start, limit)))
+
+
+def _compare_newest(scans: dict[int, ReplicaScan], ref: int, others: list[int], start: int, limit: int,
+                    problem: Callable[..., None], name: str) -> None:
+    """Report each of ``others`` whose newest record of some key, among [start, limit), is not ``ref``'s,
+    reading the replicas one bucket of keys at a time."""
+    buckets: list[newest.Bucket] = [(0, 0)]
+    todo = list(others)
+    while buckets and todo:
+        theirs, bucket, split = newest.newest_records(scans[ref].path, start, limit, buckets.pop(),
+                                                      newest.KEYS_PER_PASS)
+        buckets += split
+        for b in list(todo):
+            mine, _bucket, _split = newest.newest_records(scans[b].path, start, limit, bucket)
+            diff = newest.first_difference(mine, theirs, scans[b].cleaned, scans[ref].cleaned)
+            if diff is None:
+                continue
+            todo.remove(b)
+            holder = b if diff.mine is not None and diff.mine.offset == diff.offset else ref
+            key = newest.key_at(scans[holder].path, diff.offset, limit)
+            problem(f"{name}: replica on broker {b} differs from broker {ref} in what readers see: "
+                    f"{_newest_difference(diff, _key_text(key), ref)}", b)
+
+
+def _key_text(key: bytes | None) -> str:
+    text = repr(key)[1:] if key is not None else "?"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _newest_difference(diff: newest.Difference, key: str, ref: int) -> str:
+    mine, theirs = diff.mine, diff.theirs
+    if mine is not None and theirs is not None and (mine.offset, mine.tombstone) == (theirs.offset, theirs.tombstone):
+        return f"the newest record of key {key}, at offset {mine.offset}, has another value, headers or timestamp"
+    return f"the newest record of key {key} is {_last_text(mine)}, on broker {ref} {_last_text(theirs)}"
+
+
+def _last_text(last: newest.Last | None) -> str:
+    if last is None:
+        return "missing"
+    return f"{'a tombstone' if last.tombstone else 'a record'} at offset {last.offset}"
 
 
 def _describe(batch: tuple[int, int, int] | None) -> str:
@@ -412,12 +469,14 @@ def verify_datadir(
             for p in range(len(known.partitions)):
                 by_partition.setdefault((name, p), {})
     hw_cache: dict[int, dict[tuple[str, int], int]] = {}
+    cleaner_cache: dict[int, dict[tuple[str, int], int] | None] = {}
     start_cache: dict[int, dict[tuple[str, int], int]] = {}
     for (t, p), replicas in sorted(by_partition.items()):
         report.partitions += 1
         topic_meta = state.topics.get(t)
         meta = topic_meta.partitions[p] if topic_meta and p < len(topic_meta.partitions) else None
         active = _writer_active(datadir, t, p, sorted(replicas))
+        is_compacted = topic_meta is not None and compacted(topic_meta.configs)
         scans: dict[int, ReplicaScan] = {}
         for broker, path in sorted(replicas.items()):
             if meta is None or broker not in meta.replicas:
@@ -429,7 +488,7 @@ def verify_datadir(
                 )
             scans[broker] = verify_replica(
                 path, report, broker, deep, active, progress, topic_meta.topic_id if topic_meta else None,
-                topic_meta is not None and compacted(topic_meta.configs),
+                is_compacted,
             )
             if broker not in start_cache:
                 start_cache[broker] = _read_offsets(datadir, broker, checkpoint.LOG_START, report)
@@ -439,11 +498,29 @@ def verify_datadir(
         for b in meta.isr:
             if b not in scans:
                 scans[b] = ReplicaScan(b, exists=False)
+        if is_compacted:
+            for b, s in scans.items():
+                if b not in cleaner_cache:
+                    cleaner_cache[b] = _read_cleaner_checkpoint(datadir, b, report)
+                done = cleaner_cache[b]
+                s.cleaned = s.end if done is None else done.get((t, p), 0)
         if meta.leader not in hw_cache:
             hw_cache[meta.leader] = _read_offsets(datadir, meta.leader, checkpoint.HIGH_WATERMARK, report)
         hw = hw_cache[meta.leader].get((t, p))
-        compare_replicas(scans, meta, hw, report, t, p)
+        compare_replicas(scans, meta, hw, report, t, p, is_compacted)
     return report
+
+
+def _read_cleaner_checkpoint(datadir: DataDir, broker: int, report: VerifyReport) -> dict[tuple[str, int], int] | None:
+    """A broker folder's cleaner checkpoints; None when unreadable (a warning: the cleaner then starts over,
+    and verify takes the broker's replicas as cleaned up to their ends)."""
+    path = os.path.join(datadir.broker_dir(broker), checkpoint.CLEANER_OFFSET)
+    try:
+        return checkpoint.read_offsets(path)
+    except (CorruptRecordError, ValueError, IndexError) as exc:
+        report.add(Problem(f"unreadable cleaner checkpoint ({exc}): the next pass of the broker's cleaner "
+                           "starts from the log start", path, broker=broker, severity="warning"))
+        return None
 
 
 def _check_log_start(start: int | None, scan: ReplicaScan, report: VerifyReport, topic: str, partition: int,
