@@ -123,8 +123,7 @@ def test_brokers_compact_the_replicas_they_lead_and_follow(brokers):
     brokers.kcli("topic", "create", "t", "-r", 2, "-c", "cleanup.policy=compact", "-c", SEGMENT,
                  "-c", "min.compaction.lag.ms=3600000")
     brokers.kcli("produce", "t", "-K:", "--null-value", "DEL", "--batch-size", 50, input=_lines())
-    time.sleep(1)
-    assert all(_log_bytes(b.folder, "t", 0) > 150_000 for b in started)
+    _wait_for(lambda: all(_log_bytes(b.folder, "t", 0) > 150_000 for b in started), "the follower to catch up")
     brokers.kcli("config", "alter", "--topic", "t", "--set", "min.compaction.lag.ms=0")
     _wait_for(lambda: all(_log_bytes(b.folder, "t", 0) < CLEANED for b in started), "both replicas compacted")
     leader = next(b for b in started if b.broker_id == _leader(brokers.kcli, "t"))
