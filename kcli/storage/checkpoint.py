@@ -8,6 +8,7 @@ Log-dir checkpoints hold ``topic partition offset`` lines; ``leader-epoch-checkp
 from __future__ import annotations
 
 import os
+import stat
 
 from kcli.errors import CorruptRecordError
 from kcli.storage.fileio import FILE_MODE, SECRET_MODE, read_file, write_file
@@ -21,10 +22,12 @@ CLEANER_OFFSET = "cleaner-offset-checkpoint"  # per broker folder: where each pa
 
 def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     """Write temp + fsync + rename + fsync the directory.  The file gets ``mode`` (less the umask): a
-    temp file a crash left behind is removed first, since reopening it would keep its old mode."""
+    temp file a crash left behind is removed first, since reopening it would keep its old mode (a link
+    there is left for :func:`write_file` to refuse)."""
     tmp = path + ".tmp"
     try:
-        os.unlink(tmp)
+        if not stat.S_ISLNK(os.lstat(tmp).st_mode):
+            os.unlink(tmp)
     except FileNotFoundError:
         pass
     write_file(tmp, data, mode, sync=True)

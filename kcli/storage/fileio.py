@@ -49,16 +49,19 @@ def make_dirs(path: str) -> None:
     DIR_MODE (``os.makedirs`` gives it only to the last one)."""
     try:
         os.mkdir(path, DIR_MODE)
+        return
     except FileNotFoundError:
         parent = os.path.dirname(path)
         if not parent or parent == path:
             raise
         make_dirs(parent)
-        try:
-            os.mkdir(path, DIR_MODE)
-        except FileExistsError:
-            pass
-    except FileExistsError:
+    except OSError:
+        if os.path.isdir(path):  # EEXIST, or EROFS on a read-only mount that has it already
+            return
+        raise
+    try:
+        os.mkdir(path, DIR_MODE)
+    except OSError:
         if not os.path.isdir(path):
             raise
 
