@@ -356,3 +356,41 @@ def test_the_help_scan_finds_a_leaking_default(kcli, monkeypatch):
         return subprocess.CompletedProcess(args, result.exit_code, result.output, "")
 
     assert leaked_in_help(run, []) is not None
+
+
+def test_a_password_broker_config_is_described_without_its_value(monkeypatch):
+    """As Kafka answers DescribeConfigs for PASSWORD configs (ssl.key.password, ...): sensitive, no value,
+    in the entry and in its synonyms."""
+    from kcli.cluster import configs
+    from kcli.cluster.metadata import ClusterState
+
+    monkeypatch.setitem(configs.BROKER_CONFIGS, "test.secret.password",
+                        configs.BrokerConfig(None, str, "A secret.", configs.PASSWORD, dynamic=True))
+    state = ClusterState()
+    state.broker_configs = {"0": {"test.secret.password": MARKER}, "": {"test.secret.password": MARKER}}
+    monkeypatch.setattr(configs, "_static", {"test.secret.password": MARKER})
+    [entry] = configs.describe_broker(state, 0, ["test.secret.password"])
+    assert entry.sensitive and entry.value is None and entry.source == configs.DYNAMIC_BROKER_CONFIG
+    assert len(entry.synonyms) == 3
+    assert MARKER not in json.dumps(entry.to_json())
+
+
+def test_no_config_file_value_shows_in_any_help(kcli):
+    """A secret given as an option default in kcli.toml (a password option, say) stays out of --help:
+    every free-text option of every command is set to the marker there."""
+    from kcli.cli.settings import preferred_key, settable_options
+
+    lines = []
+    for path, command in command_paths():
+        if not path or isinstance(command, click.Group):
+            continue
+        ctx = click.Context(command)
+        keys = sorted({preferred_key(p) for p in settable_options(command, ctx).values()
+                       if not p.is_flag and not p.multiple and isinstance(p.type, click.types.StringParamType)})
+        if keys:
+            lines += [f"[{'.'.join(path)}]", *(f"{key} = {json.dumps(MARKER)}" for key in keys)]
+    assert lines
+    kcli.data_dir.mkdir(mode=0o700)
+    (kcli.data_dir / "kcli.toml").write_text("\n".join(lines) + "\n")
+    leaks = {" ".join(path): out for path, _ in command_paths() if (out := leaked_in_help(kcli.in_process, path))}
+    assert not leaks
