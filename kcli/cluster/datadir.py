@@ -227,11 +227,12 @@ class DataDir:
                            hint=f"run kcli as {name}, or set {ALLOW_OTHER_OWNER_ENV}=1 to use it anyway")
 
     def create(self) -> None:
-        """Create the root (mode 0700, less whatever the umask removes) if it is missing.
+        """Create the root (DIR_MODE: 0700 unless shared on purpose, less whatever the umask removes) if
+        it is missing.
 
         Messages are often private, and the broker socket inside is already 0600: a data dir readable by
         every local user would undo that.  An existing root keeps the mode its owner gave it, so sharing
-        with a group stays a deliberate ``chmod``.
+        with a group stays a deliberate ``chmod`` (which every command then names: :meth:`open_folders`).
         """
         if not os.path.isdir(self.root):
             os.makedirs(os.path.dirname(self.root), exist_ok=True)
