@@ -4,8 +4,8 @@ Decisions checked here (see the README's threat model):
 
 - a data dir kcli creates is mode 0700 (the umask can only remove more): messages are often private,
   and the broker socket inside is 0600 anyway; a data dir someone created beforehand keeps its mode;
-- lock files are 0600, every other file follows the umask (0644 under the usual 022) and nothing is
-  group- or world-writable under the usual umask;
+- files are 0600 and folders 0700 whatever the umask (tests/test_permissions.py has the rest), and
+  nothing is group- or world-writable under the usual umask;
 - the broker's Unix socket is 0600 and its TCP listener binds 127.0.0.1 unless told otherwise;
 - nothing in kcli deserialises with pickle/marshal or evaluates text (eval/exec/compile), and no
   subprocess goes through a shell: bytes from the wire, the data dir or a config file stay data.
@@ -87,19 +87,6 @@ def test_an_existing_data_dir_keeps_its_mode(kcli):
     os.chmod(kcli.data_dir, 0o750)
     kcli("produce", "t", input="x\n")
     assert stat.S_IMODE(kcli.data_dir.stat().st_mode) == 0o750
-
-
-def test_a_data_dir_open_to_other_users_is_named_once_at_first_use(kcli):
-    """An existing 0755 folder keeps its mode, but kcli says once that others can read the messages."""
-    kcli.data_dir.mkdir()
-    os.chmod(kcli.data_dir, 0o755)
-    first = kcli("produce", "t", input="x\n").stderr
-    assert first.splitlines() == [
-        f"kcli: warning: data dir {kcli.data_dir} has mode 0755, so other users can read its messages "
-        f"(chmod 700 {kcli.data_dir} keeps them private)"
-    ]
-    assert kcli("produce", "t", input="y\n").stderr == ""
-    assert stat.S_IMODE(kcli.data_dir.stat().st_mode) == 0o755
 
 
 def test_parent_folders_are_created_with_the_usual_modes(kcli, tmp_path):

@@ -65,29 +65,30 @@ class Env:
         self.data_dir = data_dir or default_data_dir()
         self.lock_timeout = lock_timeout
         self.bootstrap_server = bootstrap_server or None
+        self._checked_modes = False  # the open-folder warning is said once per command
 
-    def datadir(self):
+    def datadir(self, warn_open: bool = True):
         """The data directory.  Refused under --bootstrap-server, which promises to leave it untouched: a
-        command that has no cluster path says so instead of quietly working on local files."""
+        command that has no cluster path says so instead of quietly working on local files.
+        ``warn_open=False`` skips the open-folder warning, for a command that tightens them itself."""
         if self.bootstrap_server:
             from kcli.errors import UsageError
 
             path = click.get_current_context().command_path
             raise UsageError(f"`{path}` works on the data directory and cannot use --bootstrap-server",
                              hint="drop --bootstrap-server (or unset KCLI_BOOTSTRAP_SERVER)")
-        return self.local_datadir()
+        return self.local_datadir(warn_open)
 
-    def local_datadir(self):
+    def local_datadir(self, warn_open: bool = True):
         """The data directory even under --bootstrap-server (``mirror`` works on both)."""
         from kcli.cluster.datadir import DataDir
 
         datadir = DataDir(self.data_dir, self.lock_timeout)
         datadir.check_usable()
-        if not datadir.exists():  # first use: say it once, before any message is stored there
-            mode = datadir.open_to_others()
-            if mode is not None:
-                click.echo(f"kcli: warning: data dir {datadir.root} has mode {mode:04o}, so other users can read "
-                           f"its messages (chmod 700 {datadir.root} keeps them private)", err=True)
+        if not self._checked_modes:
+            self._checked_modes = True
+            if warn_open:
+                _warn_if_open(datadir)
         return datadir
 
     def transport(self, auto_create: bool = True, acks: int = -1):  # -> kcli.client.transport.Transport
@@ -106,6 +107,24 @@ class Env:
         from kcli.client.groups import open_groups
 
         return open_groups(None if self.bootstrap_server else self.datadir(), self.bootstrap_server)
+
+
+def _warn_if_open(datadir) -> None:
+    """One line on stderr when the data dir or a broker folder lets other users in (see
+    DataDir.open_folders), unless the operator shares it on purpose (KCLI_ALLOW_SHARED_DATA_DIR=1)."""
+    from kcli.storage.fileio import SHARED, SHARED_DATA_DIR_ENV
+
+    if SHARED:
+        return
+    found = datadir.open_folders()
+    if not found:
+        return
+    path, mode = found[0]
+    what = "data dir" if path == datadir.root else "broker folder"
+    more = f" (and {len(found) - 1} more folder{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+    click.echo(f"kcli: warning: {what} {path} has mode {mode:04o}{more}, so other users can see into it "
+               f"(chmod 700 {path}, or `kcli cluster init --secure` for the whole data dir; "
+               f"{SHARED_DATA_DIR_ENV}=1 if it is shared on purpose)", err=True)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

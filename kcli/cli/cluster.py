@@ -13,16 +13,44 @@ def cluster() -> None:
 
 
 @cluster.command("init")
-@click.option("-n", "--brokers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Number of brokers (folders broker-0 .. broker-N-1); an existing cluster can only grow.")
+@click.option("-n", "--brokers", type=click.IntRange(1, 64), default=None,
+              help="Number of brokers (folders broker-0 .. broker-N-1); an existing cluster can only grow "
+                   "[default: 1 for a new cluster; an existing one keeps its brokers].")
+@click.option("--secure", is_flag=True,
+              help="Also make every folder of the data dir owner-only (0700) and every file 0600 (refused "
+                   "when the data dir is another user's).")
 @click.pass_obj
-def init(env, brokers: int) -> None:
+def init(env, brokers: int | None, secure: bool) -> None:
     """Create the data directory with N broker folders (or grow an existing cluster to N)."""
     from kcli.cluster.metadata import Metadata
 
-    state = Metadata(env.datadir()).add_brokers(brokers)
+    datadir = env.datadir(warn_open=not secure)
+    if secure:
+        from kcli.inspect.permissions import require_owner
+
+        require_owner(datadir.root)
+    metadata = Metadata(datadir)
+    state = metadata.ensure() if brokers is None else metadata.add_brokers(brokers)
     click.echo(f"Cluster {state.cluster_id} in {env.data_dir} with brokers "
                f"{', '.join(map(str, state.brokers))}.", err=True)
+    if secure:
+        _secure(datadir.root)
+
+
+def _secure(root: str) -> None:
+    """Tighten the data dir (see kcli.inspect.permissions); what could not be tightened fails the run."""
+    from kcli.errors import DataDirError
+    from kcli.inspect.permissions import check_permissions
+
+    report = check_permissions(root, fix=True)
+    for finding in report.problems:
+        click.echo(f"kcli: warning: {finding.line(root)}", err=True)
+    if report.problems:
+        n = len(report.problems)
+        raise DataDirError(f"{n} path{'s' if n != 1 else ''} in {root} could not be made owner-only",
+                           hint="see the warnings above; `kcli verify --permissions` checks again")
+    click.echo(f"Data dir {root} is owner-only ({len(report.fixed)} of {report.checked} paths tightened).",
+               err=True)
 
 
 @cluster.command("status")

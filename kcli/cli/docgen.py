@@ -43,6 +43,12 @@ ENVIRONMENT = [
     ),
     ("KCLI_CONFIG", "The config file, as \\fB\\-\\-config\\fR (which wins over it)."),
     (
+        "KCLI_ALLOW_SHARED_DATA_DIR",
+        "Set to 1 when the data directory is shared with a group on purpose: kcli then does not warn that "
+        "it or a broker folder lets other users in, and creates files and folders as the umask allows "
+        "instead of 0600 and 0700 (credentials stay 0600).",
+    ),
+    (
         "NO_COLOR",
         "When set to a non-empty value, terminal output has no colour (see https://no\\-color.org).",
     ),

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import click
 
 from kcli.cli import output
+from kcli.errors import UsageError
 from kcli.inspect.errors import ProblemsFound
 
 _MIB = 1 << 20
@@ -213,14 +214,24 @@ def _human(size: int) -> str:
 @click.argument("target", required=False, metavar="[TOPIC|PATH]")
 @click.option("--deep", is_flag=True, help="Also decode every record (slower: decompresses every batch).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with the problems and a summary.")
+@click.option("--permissions", is_flag=True,
+              help="Check modes and owners instead: every folder and file must be the user's own and "
+                   "closed to group and others (0700/0600).")
+@click.option("--fix", is_flag=True, help="With --permissions: remove the group and other bits it finds.")
 @click.pass_context
-def verify(ctx: click.Context, target: str | None, deep: bool, as_json: bool) -> None:
+def verify(ctx: click.Context, target: str | None, deep: bool, as_json: bool, permissions: bool,
+           fix: bool) -> None:
     """Check CRCs, offset continuity, indexes and in-sync replica consistency; exit 1 on any problem.
 
     TOPIC limits the check to one topic of the data dir.  A PATH (anything with a '/') checks a
     partition directory, or every partition of a log directory such as a Kafka broker's, without
     metadata (so without the replica comparison).
     """
+    if fix and not permissions:
+        raise UsageError("--fix works with --permissions only", hint="kcli verify --permissions --fix")
+    if permissions:
+        _verify_permissions(ctx, target, fix, as_json)
+        return
     from kcli.inspect.verify import datadir_bytes, path_bytes, verify_datadir, verify_path
 
     if target is not None and os.sep in target:
@@ -241,6 +252,26 @@ def verify(ctx: click.Context, target: str | None, deep: bool, as_json: bool) ->
     if report.problems:
         n = len(report.problems)
         raise ProblemsFound(f"verify found {n} problem{'s' if n != 1 else ''}")
+
+
+def _verify_permissions(ctx: click.Context, target: str | None, fix: bool, as_json: bool) -> None:
+    """``verify --permissions``: the data dir's (or PATH's) modes and owners (kcli.inspect.permissions)."""
+    from kcli.inspect.permissions import check_permissions
+
+    if target is not None and os.sep not in target:
+        raise UsageError("--permissions checks the whole data dir or a PATH, not a topic",
+                         hint="drop the topic, or give a path such as ./broker-0")
+    root = target if target is not None else ctx.obj.datadir(warn_open=False).root
+    report = check_permissions(root, fix)
+    if as_json:
+        output.emit_json(report.to_json())
+    else:
+        for finding in report.findings:
+            click.echo(finding.line(report.root))
+        click.echo(report.summary())
+    if report.problems:
+        n = len(report.problems)
+        raise ProblemsFound(f"verify --permissions found {n} problem{'s' if n != 1 else ''}")
 
 
 # ---------------------------------------------------------------- repair

@@ -36,6 +36,7 @@ from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, NotFoundError
 from kcli.storage import compression
 from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import make_dirs
 from kcli.storage.records import Record
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class Checkpoint:
         self.lock = FileLock(path + ".lock", 0, f"mirror checkpoint {os.path.basename(path)}")
 
     def acquire(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        make_dirs(os.path.dirname(self.path))
         self.lock.acquire()
 
     def release(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import UsageError
+from kcli.storage.fileio import write_file
 
 SOCKET_NAME = "broker.sock"
 INFO_NAME = "broker.json"
@@ -78,9 +79,7 @@ def write_info(datadir: DataDir, info: BrokerInfo) -> None:
     """Write ``broker.json`` atomically (temp + rename): readers never see half a file."""
     path = info_path(datadir, info.broker_id)
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(info.to_json(), fh, sort_keys=True)
-        fh.write("\n")
+    write_file(tmp, (json.dumps(info.to_json(), sort_keys=True) + "\n").encode())
     os.replace(tmp, path)
 
 

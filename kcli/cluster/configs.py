@@ -49,8 +49,9 @@ SOURCE_NAMES = {
 }
 
 # DescribeConfigs' config types (Kafka's ConfigType ids)
-BOOLEAN, STRING, INT, LONG, DOUBLE, LIST = 1, 2, 3, 5, 6, 7
-TYPE_NAMES = {BOOLEAN: "BOOLEAN", STRING: "STRING", INT: "INT", LONG: "LONG", DOUBLE: "DOUBLE", LIST: "LIST"}
+BOOLEAN, STRING, INT, LONG, DOUBLE, LIST, PASSWORD = 1, 2, 3, 5, 6, 7, 9
+TYPE_NAMES = {BOOLEAN: "BOOLEAN", STRING: "STRING", INT: "INT", LONG: "LONG", DOUBLE: "DOUBLE", LIST: "LIST",
+              PASSWORD: "PASSWORD"}
 
 TOPIC_CONFIG_TYPES: dict[str, int] = {
     "segment.bytes": INT,
@@ -444,6 +445,10 @@ def describe_broker(state: ClusterState, broker_id: int | None,
                 if other != name:
                     synonyms += [(n, config_text(v), s) for n, v, s in _chain(state, broker_id, other)]
         value, source = (config_text(chain[0][1]), chain[0][2]) if chain else (None, DEFAULT_CONFIG)
+        if cfg.type == PASSWORD:  # as Kafka answers: where a secret is set, never what it is
+            out.append(ConfigEntry(name, None, source, not cfg.dynamic, cfg.type, cfg.doc, sensitive=True,
+                                   synonyms=[(n, None, s) for n, _v, s in synonyms]))
+            continue
         out.append(ConfigEntry(name, value, source, not cfg.dynamic, cfg.type, cfg.doc, synonyms=synonyms))
     return out
 

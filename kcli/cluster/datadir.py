@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kcli.errors import DataDirError, LockTimeoutError
-from kcli.storage.fileio import open_fd
+from kcli.storage.fileio import DIR_MODE, make_dirs, open_fd
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 # set to 1 to use a data dir owned by another user anyway (see DataDir.check_owner)
@@ -105,7 +105,7 @@ class FileLock:
 
     def try_acquire(self) -> bool:
         try:
-            fd = open_fd(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_fd(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
             raise _not_writable(exc, f"the {self.what} lock") from None
         if not try_flock(fd, str(os.getpid()), record_required=False):
@@ -227,33 +227,40 @@ class DataDir:
                            hint=f"run kcli as {name}, or set {ALLOW_OTHER_OWNER_ENV}=1 to use it anyway")
 
     def create(self) -> None:
-        """Create the root (mode 0700, less whatever the umask removes) if it is missing.
+        """Create the root (DIR_MODE: 0700 unless shared on purpose, less whatever the umask removes) if
+        it is missing.
 
         Messages are often private, and the broker socket inside is already 0600: a data dir readable by
         every local user would undo that.  An existing root keeps the mode its owner gave it, so sharing
-        with a group stays a deliberate ``chmod``.
+        with a group stays a deliberate ``chmod`` (which every command then names: :meth:`open_folders`).
         """
         if not os.path.isdir(self.root):
             os.makedirs(os.path.dirname(self.root), exist_ok=True)
             try:
-                os.mkdir(self.root, 0o700)
+                os.mkdir(self.root, DIR_MODE)
             except FileExistsError:
                 pass
 
-    def open_to_others(self) -> int | None:
-        """The root's mode when it lets users other than its owner and group in (read or search); a
-        root kcli creates is 0700, but one that already existed keeps its owner's mode (see
-        :meth:`create`), and a 0755 one shows every message to every local user."""
-        try:
-            mode = os.stat(self.root).st_mode & 0o777
-        except FileNotFoundError:
-            return None
-        return mode if mode & 0o005 else None
+    def open_folders(self) -> list[tuple[str, int]]:
+        """The root and broker folders that let users other than the owner in (any group or other bit),
+        with their modes.  A root kcli creates is 0700, but one that already existed keeps its owner's
+        mode (see :meth:`create`), and a broker folder may be a link to another disk: a 0755 one shows
+        every topic, and the messages of files an older kcli made 0644, to every local user.  One stat
+        per folder (through links), so every command can afford it."""
+        found = []
+        for path in (self.root, *(self.broker_dir(b) for b in self.broker_ids_on_disk())):
+            try:
+                mode = os.stat(path).st_mode & 0o777
+            except OSError:
+                continue
+            if mode & 0o077:
+                found.append((path, mode))
+        return found
 
     # ------------------------------------------------------------ locks
     def _lock(self, path: str, what: str, timeout: float | None = None) -> FileLock:
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            make_dirs(os.path.dirname(path))
         except OSError as exc:
             raise _not_writable(exc, f"the {what} lock") from None
         return FileLock(path, self.lock_timeout if timeout is None else timeout, what)

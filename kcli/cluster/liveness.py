@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kcli.cluster.datadir import DataDir
+from kcli.storage.fileio import write_file
 
 HEARTBEAT_NAME = "heartbeat"
 HEARTBEAT_INTERVAL = 1.0
@@ -35,8 +36,7 @@ def beat(datadir: DataDir, broker_id: int) -> None:
     try:
         os.utime(path)
     except FileNotFoundError:
-        with open(path, "w", encoding="ascii") as fh:
-            fh.write(f"{os.getpid()}\n")
+        write_file(path, f"{os.getpid()}\n".encode())
 
 
 def clear(datadir: DataDir, broker_id: int) -> None:

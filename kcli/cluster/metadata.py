@@ -19,6 +19,7 @@ from typing import Any
 from kcli.cluster.datadir import DataDir
 from kcli.errors import AlreadyExistsError, InvalidTopicError, KcliError, NotFoundError, UsageError
 from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import FILE_MODE, make_dirs
 
 LOG_NAME = "metadata.log"
 SNAPSHOT_NAME = "metadata.snapshot"
@@ -222,7 +223,7 @@ class Metadata:
                 return state
         self.datadir.check_usable()
         self.datadir.create()
-        os.makedirs(self.datadir.cluster_dir, exist_ok=True)
+        make_dirs(self.datadir.cluster_dir)
         with self.datadir.metadata_lock():
             state = self.load()
             if state.cluster_id:
@@ -237,7 +238,7 @@ class Metadata:
 
     def _init_broker_dir(self, broker_id: int, cluster_id: str) -> None:
         path = self.datadir.broker_dir(broker_id)
-        os.makedirs(path, exist_ok=True)
+        make_dirs(path)
         props = os.path.join(path, "meta.properties")
         if not os.path.exists(props):
             atomic_write(props, f"#kcli\nversion=1\ncluster.id={cluster_id}\nnode.id={broker_id}\n".encode())
@@ -254,7 +255,7 @@ class Metadata:
             offset += 1
             rec["offset"] = offset
             lines.append(json.dumps(rec, separators=(",", ":"), sort_keys=True))
-        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             if os.fstat(fd).st_size != valid_end:
                 os.ftruncate(fd, valid_end)

@@ -6,13 +6,13 @@ through :class:`kcli.client.admin.Admin`, which sends the change to a running br
 
 from __future__ import annotations
 
-import os
 import shutil
 from typing import TYPE_CHECKING
 
 from kcli.cluster.datadir import DataDir
 from kcli.cluster.metadata import ClusterState, Metadata, TopicMeta
 from kcli.storage import partition_metadata
+from kcli.storage.fileio import make_dirs
 
 if TYPE_CHECKING:
     from kcli.storage.cleaner import Cleanable
@@ -52,7 +52,7 @@ class TopicAdmin:
         for p, meta in enumerate(topic.partitions[first:], first):
             for broker in meta.replicas:
                 directory = self.datadir.partition_dir(broker, topic.name, p)
-                os.makedirs(directory, exist_ok=True)
+                make_dirs(directory)
                 partition_metadata.ensure(directory, topic.topic_id)
 
     def delete_topic(self, name: str) -> None:

@@ -23,6 +23,7 @@ import os
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import KcliError, UsageError
 from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import make_dirs
 
 MAX_NAME = 255  # bytes in a file name on common file systems
 
@@ -81,7 +82,7 @@ class GroupPaths:
             self.check_name()
             return
         for path in (self.members_dir, self.owners_dir):
-            os.makedirs(path, exist_ok=True)
+            make_dirs(path)
         atomic_write(self.group_file, json.dumps({"group": self.group}).encode())
         fsync_dir(os.path.dirname(self.dir))
 

@@ -38,6 +38,7 @@ from kcli.errors import GroupNotEmptyError, KcliError, UsageError
 from kcli.groups.assignors import get_assignor
 from kcli.groups.layout import GroupPaths, fsync_dir
 from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import FILE_MODE
 
 JOINING_PREFIX = ".join-"
 TopicPartition = tuple[str, int]
@@ -117,7 +118,7 @@ def publish_member_file(paths: GroupPaths, name: str, info: MemberInfo, durable:
     written and locked under a temporary name, then renamed.  Returns the fd that holds the lock; the
     member lives until it is closed.  The caller holds the group lock."""
     tmp = os.path.join(paths.members_dir, JOINING_PREFIX + name)
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(fd, json.dumps(asdict(info)).encode())

@@ -13,7 +13,7 @@ import os
 
 from kcli.cluster.datadir import flock_holder, try_flock
 from kcli.groups.layout import GroupPaths
-from kcli.storage.fileio import open_fd
+from kcli.storage.fileio import make_dirs, open_fd
 
 TopicPartition = tuple[str, int]
 
@@ -34,8 +34,8 @@ class Ownership:
         """Take the partition if no one holds it; never waits (the holder may be mid-rebalance)."""
         if tp in self._fds:
             return True
-        os.makedirs(self.paths.owners_dir, exist_ok=True)
-        fd = open_fd(self.paths.owner_lock_path(*tp), os.O_RDWR | os.O_CREAT, 0o600)
+        make_dirs(self.paths.owners_dir)
+        fd = open_fd(self.paths.owner_lock_path(*tp), os.O_RDWR | os.O_CREAT)
         if not try_flock(fd, self.member_id):
             return False
         self._fds[tp] = fd

@@ -8,9 +8,10 @@ Log-dir checkpoints hold ``topic partition offset`` lines; ``leader-epoch-checkp
 from __future__ import annotations
 
 import os
+import stat
 
 from kcli.errors import CorruptRecordError
-from kcli.storage.fileio import read_file, write_file
+from kcli.storage.fileio import FILE_MODE, SECRET_MODE, read_file, write_file
 
 RECOVERY_POINT = "recovery-point-offset-checkpoint"
 LOG_START = "log-start-offset-checkpoint"
@@ -19,16 +20,29 @@ LEADER_EPOCH = "leader-epoch-checkpoint"
 CLEANER_OFFSET = "cleaner-offset-checkpoint"  # per broker folder: where each partition's dirty part starts
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write temp + fsync + rename + fsync the directory."""
+def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
+    """Write temp + fsync + rename + fsync the directory.  The file gets ``mode`` (less the umask): a
+    temp file a crash left behind is removed first, since reopening it would keep its old mode (a link
+    there is left for :func:`write_file` to refuse)."""
     tmp = path + ".tmp"
-    write_file(tmp, data, sync=True)
+    try:
+        if not stat.S_ISLNK(os.lstat(tmp).st_mode):
+            os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    write_file(tmp, data, mode, sync=True)
     os.replace(tmp, path)
     dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def write_secret(path: str, data: bytes) -> None:
+    """:func:`atomic_write` for credentials and keys: owner-only (0600) even in a data dir shared on
+    purpose (see kcli.storage.fileio.SHARED_DATA_DIR_ENV), and never readable by others in between."""
+    atomic_write(path, data, SECRET_MODE)
 
 
 def _read_lines(path: str) -> list[list[str]]:

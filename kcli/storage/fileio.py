@@ -18,8 +18,20 @@ from kcli.errors import DataDirError
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
+# The modes of everything kcli creates in a data dir, decided here only.  Owner-only by default: messages,
+# group offsets and credentials are often private, and other users of the same machine should neither read
+# nor list them.  An operator who shares a data dir with a group on purpose says so with
+# KCLI_ALLOW_SHARED_DATA_DIR=1: kcli then stops warning about the open data dir (kcli.cli.app) and creates
+# files and folders as the umask allows (0666/0777 less the umask, as most tools do), so the group can read
+# what is written.  Secrets (credentials, keys) are owner-only either way.
+SHARED_DATA_DIR_ENV = "KCLI_ALLOW_SHARED_DATA_DIR"
+SHARED = os.environ.get(SHARED_DATA_DIR_ENV) == "1"
+FILE_MODE = 0o666 if SHARED else 0o600
+DIR_MODE = 0o777 if SHARED else 0o700
+SECRET_MODE = 0o600
 
-def open_fd(path: str, flags: int, mode: int = 0o644) -> int:
+
+def open_fd(path: str, flags: int, mode: int = FILE_MODE) -> int:
     """``os.open`` that refuses a symlink at ``path`` with a one-line DataDirError."""
     try:
         return os.open(path, flags | NOFOLLOW, mode)
@@ -30,6 +42,28 @@ def open_fd(path: str, flags: int, mode: int = 0o644) -> int:
                 hint="replace the link with the file it points to",
             ) from None
         raise
+
+
+def make_dirs(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)`` for folders inside a data dir: every level it creates gets
+    DIR_MODE (``os.makedirs`` gives it only to the last one)."""
+    try:
+        os.mkdir(path, DIR_MODE)
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not parent or parent == path:
+            raise
+        make_dirs(parent)
+    except OSError:
+        if os.path.isdir(path):  # EEXIST, or EROFS on a read-only mount that has it already
+            return
+        raise
+    try:
+        os.mkdir(path, DIR_MODE)
+    except OSError:
+        if not os.path.isdir(path):
+            raise
 
 
 def read_file(path: str) -> bytes:
@@ -46,7 +80,7 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def write_file(path: str, data: bytes, mode: int = 0o644, sync: bool = False) -> None:
+def write_file(path: str, data: bytes, mode: int = FILE_MODE, sync: bool = False) -> None:
     """Create or replace the contents of ``path`` (no symlinks), optionally fsyncing it."""
     fd = open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -109,7 +143,7 @@ def takes_writes(directory: str, size: int) -> bool:
             pass
 
 
-def owned_fd(owner: object, path: str, flags: int, mode: int = 0o644) -> tuple[int, Callable[[], object]]:
+def owned_fd(owner: object, path: str, flags: int, mode: int = FILE_MODE) -> tuple[int, Callable[[], object]]:
     """:func:`open_fd`, and the one way to close the descriptor: calling the returned closer, or the
     garbage collector taking ``owner`` (a reader nobody closed must not keep a file open in a broker
     that runs for months).  The closer closes once, however often it is called."""

@@ -24,7 +24,7 @@ from kcli.errors import CorruptRecordError, KcliError, RecordTooLargeError, Stor
 from kcli.storage import checkpoint, records
 from kcli.storage.config import LogConfig
 from kcli.storage.damage import Damage
-from kcli.storage.fileio import read_file, sync_files, write_file
+from kcli.storage.fileio import make_dirs, read_file, sync_files, write_file
 from kcli.storage.producer_snapshot import (
     SnapshotEntry,
     list_snapshots,
@@ -202,7 +202,7 @@ class PartitionLog:
     def open_for_append(self, recovery_point: int | None) -> list[Damage]:
         """Prepare to write: create the first segment if needed and recover everything past
         ``recovery_point`` (None: unknown, recover the active segment whole).  Returns what was mended."""
-        os.makedirs(self.directory, exist_ok=True)
+        make_dirs(self.directory)
         self._writing = True
         if finish_swaps(self.directory):
             self._bases = self._list_bases()

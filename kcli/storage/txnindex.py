@@ -39,7 +39,7 @@ class TxnIndex:
 
     def append(self, entry: AbortedTxn) -> None:
         """Add one entry at the end (not fsynced: a log flush covers it, see :meth:`flush`)."""
-        fd = open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_fd(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             data = encode_entry(entry)
             if os.write(fd, data) != len(data):

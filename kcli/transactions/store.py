@@ -32,6 +32,7 @@ from kcli.cluster.datadir import DataDir, FileLock, flock_holder, safe_file_name
 from kcli.errors import KcliError
 from kcli.groups.layout import fsync_dir
 from kcli.storage.checkpoint import atomic_write
+from kcli.storage.fileio import make_dirs
 from kcli.transactions.state import TransactionMetadata, check_transactional_id
 
 STATE_SUFFIX = ".json"
@@ -59,7 +60,7 @@ class TransactionStore:
 
     def _ensure_dir(self) -> None:
         if not os.path.isdir(self.dir):
-            os.makedirs(self.dir, exist_ok=True)
+            make_dirs(self.dir)
             fsync_dir(os.path.dirname(self.dir))  # the new folder survives a power cut too
 
     # ------------------------------------------------------------ locks
