@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from kcli.inspect.verify import verify_path
 from kcli.storage import records
 from kcli.storage.cleaner import clean
 from kcli.storage.config import LogConfig
@@ -112,7 +113,10 @@ def test_kill_during_clean_leaves_old_or_new_segments(tmp_path) -> None:
                                   capture_output=True, timeout=120)
             assert proc.returncode in (0, -9), proc.stderr.decode()
             killed += proc.returncode == -9
+            # the killed pass's leftovers are no damage to verify, before recovery as after it
+            assert verify_path(work, deep=True).problems == [], (n, when)
             rows = _read(work)
+            assert verify_path(work, deep=True).problems == [], (n, when)
             offsets = {offset for offset, _k, _v in rows}
             # never a mix that loses a key's latest value; nothing but records of the pre-pass log
             assert _latest(rows) == _latest(before), (n, when)
