@@ -50,6 +50,20 @@ def test_json_input_null_key_and_value(kcli):
     assert pairs(kcli, "t") == [("a", None), ("b", ""), (None, "x"), ("", "y")]
 
 
+@pytest.mark.parametrize("line", ['{"key": "a"}', "{}", '{"key": "a", "headers": [["h", "v"]], "timestamp": 5}'])
+def test_a_json_line_without_a_value_is_refused_not_taken_for_a_tombstone(kcli, line):
+    """A missing "value" is a mistake, not a null: on a compacted topic it would delete the key.  Refused
+    like any bad line (one line naming it, exit 2, nothing of the input not yet sent is written); an
+    explicit "value": null stays a tombstone."""
+    kcli.produce_lines("t", '{"key": "a", "value": "kept"}\n', "--json")
+    lines = '{"key": "a", "value": "new"}\n' + line + "\n"
+    one_error_line(kcli("produce", "t", "--json", input=lines, ok=False), 2, "line 2", 'no "value" field',
+                   '"value": null')
+    assert pairs(kcli, "t") == [("a", "kept")]
+    kcli("produce", "t", "--json", input='{"key": "a", "value": null}\n')
+    assert pairs(kcli, "t") == [("a", "kept"), ("a", None)]
+
+
 def test_consume_prints_null_as_null_with_z_and_empty_without(kcli):
     kcli("produce", "t", "-K:", "--null-value", "DEL", input=LINES)
     fmt = ("-f", "%k|%K|%s|%S\\n")
