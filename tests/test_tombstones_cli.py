@@ -145,6 +145,35 @@ def test_mirror_round_trip_keeps_nulls(broker, tmp_path):
     assert pairs(back, "copy") == WITH_TOKEN
 
 
+# --- transform ----------------------------------------------------------------------------------------------
+
+TRANSFORM_INPUT = "".join(json.dumps({"value": v}) + "\n" for v in ["x", "", None, "drop"])
+
+
+def test_transform_null_value_token_tells_nulls_from_empty_values_both_ways(kcli):
+    """--null-value TOKEN: a null input value reaches CMD as the line TOKEN (an empty one as an empty
+    line), and a line CMD prints equal to TOKEN is produced as a null value."""
+    kcli("produce", "in", "--json", input=TRANSFORM_INPUT)
+    kcli("topic", "create", "seen")
+    kcli("topic", "create", "out")
+    # what CMD reads (marked, so that the token does not come back as itself)
+    kcli("transform", "in", "seen", "-g", "a", "--null-value", "NULL", "--", "sed", "s/^/got:/")
+    assert pairs(kcli, "seen") == [(None, "got:x"), (None, "got:"), (None, "got:NULL"), (None, "got:drop")]
+    # the token CMD prints, whether it read it or made it, becomes null
+    kcli("transform", "in", "out", "-g", "b", "--null-value", "NULL", "--", "sed", "s/^drop$/NULL/")
+    assert pairs(kcli, "out") == [(None, "x"), (None, ""), (None, None), (None, None)]
+
+
+def test_transform_without_a_token_writes_a_null_as_an_empty_line(kcli):
+    kcli("produce", "in", "--json", input=TRANSFORM_INPUT)
+    kcli("topic", "create", "out")
+    kcli("transform", "in", "out", "-g", "g", "--", "cat")
+    assert pairs(kcli, "out") == [(None, "x"), (None, ""), (None, ""), (None, "drop")]
+    one_error_line(kcli("transform", "in", "out", "-g", "h", "--null-value", "", "--", "cat", ok=False), 2,
+                   "--null-value")
+    assert len(pairs(kcli, "out")) == 4
+
+
 # --- bad input ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
