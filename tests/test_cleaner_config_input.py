@@ -102,9 +102,13 @@ def test_bad_broker_values_are_one_line_errors(where) -> None:
     one_error_line(where.kcli("config", "alter", "--broker-defaults", "--set", "log.cleaner.min.compaction.lag.ms=100",
                          ok=False), 2, BROKER_LAGS)
     where.kcli("config", "alter", "--broker", "0", "--delete", "log.cleaner.max.compaction.lag.ms")
-    # read-only here, as log.cleaner.enable is in Kafka: refused whatever the value
-    one_error_line(where.kcli("config", "alter", "--broker", "0", "--set", "log.cleaner.dedupe.buffer.size=10", ok=False),
-                   2, "log.cleaner.dedupe.buffer.size", "read-only")
+    # dynamic, as in Kafka: each pass reads it
+    for entity in (["--broker", "0"], ["--broker-defaults"]):
+        one_error_line(where.kcli("config", "alter", *entity, "--set", "log.cleaner.dedupe.buffer.size=1048576",
+                                  ok=False), 2, "log.cleaner.dedupe.buffer.size", "'1048576'", "more than 1048576")
+    # read-only here and in Kafka: refused whatever the value
+    one_error_line(where.kcli("config", "alter", "--broker", "0", "--set", "log.cleaner.enable=maybe", ok=False),
+                   2, "log.cleaner.enable", "read-only")
     one_error_line(where.kcli("config", "alter", "--broker", "0", "--set", "log.cleaner.threads=0", ok=False), 2,
                    "log.cleaner.threads", "unknown")
     assert _configs(where.kcli, "--broker-defaults") == {}
@@ -112,6 +116,9 @@ def test_bad_broker_values_are_one_line_errors(where) -> None:
     assert configs["log.cleaner.min.compaction.lag.ms"] == "0"
     assert configs["log.cleaner.max.compaction.lag.ms"] == str(2**63 - 1)
     assert configs["log.cleanup.policy"] == "delete"
+    assert configs["log.cleaner.dedupe.buffer.size"] == str(128 << 20)
+    where.kcli("config", "alter", "--broker", "0", "--set", "log.cleaner.dedupe.buffer.size=2097152")
+    assert _configs(where.kcli, "--broker", "0")["log.cleaner.dedupe.buffer.size"] == "2097152"
 
 
 def test_kafkas_duplicate_and_empty_cleanup_policies_are_accepted(where) -> None:
@@ -223,3 +230,19 @@ def test_confluent_alter_configs_with_bad_cleaner_configs_changes_nothing(broker
             future = admin.alter_configs([resource], request_timeout=TIMEOUT)[resource]
         _invalid_config(future)
     assert _configs(broker.kcli, "--topic", "t") == before
+
+
+def test_confluent_broker_cleaner_configs_bad_or_conflicting_change_nothing(broker) -> None:
+    """Bad broker config values are Kafka's INVALID_REQUEST here, as the other broker configs are."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    before = _configs(broker.kcli, "--broker", "0")
+    for configs in ({"log.cleaner.min.cleanable.ratio": "1.5"}, {"log.cleanup.policy": "compcat"},
+                    {"log.cleaner.dedupe.buffer.size": "1024"},
+                    {"log.cleaner.min.compaction.lag.ms": "100", "log.cleaner.max.compaction.lag.ms": "50"}):
+        entries = [ConfigEntry(n, v, incremental_operation=AlterConfigOpType.SET) for n, v in configs.items()]
+        resource = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=entries)
+        with pytest.raises(KafkaException) as err:
+            admin.incremental_alter_configs([resource], request_timeout=TIMEOUT)[resource].result(TIMEOUT)
+        assert err.value.args[0].name() == "INVALID_REQUEST", configs
+        assert next(iter(configs)) in err.value.args[0].str()
+    assert _configs(broker.kcli, "--broker", "0") == before

@@ -160,7 +160,7 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "log.cleaner.delete.retention.ms": _topic_synonym("delete.retention.ms"),
     "log.cleaner.dedupe.buffer.size": BrokerConfig(134_217_728, _dedupe_buffer_size, "memory the cleaner's "
                                                    "offset map may use per pass (bounds how much dirty log one "
-                                                   "pass cleans); more than 1 MiB", LONG),
+                                                   "pass cleans); more than 1 MiB", LONG, dynamic=True),
     "log.cleaner.backoff.ms": BrokerConfig(15_000, int_range(0), "how long the cleaner sleeps when no log is "
                                            "due for cleaning", LONG),
     "log.cleaner.enable": BrokerConfig(True, boolean, "run the log cleaner (compacts topics whose cleanup.policy "
