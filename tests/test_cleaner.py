@@ -191,17 +191,22 @@ def test_cleanup_policy_parsing() -> None:
     cfg = LogConfig.from_topic({"cleanup.policy": "delete,compact"})
     assert cfg.compact and cfg.delete
     assert not LogConfig.from_topic({"cleanup.policy": "compact"}).delete
-    for bad in ("shred", "compact,compact", ""):
+    for bad in ("shred", "compact,", ",delete", "Compact"):
         with pytest.raises(InvalidConfigError):
             parse_topic_config("cleanup.policy", bad)
+    # as in Kafka: a name given twice counts once; empty means neither policy
+    assert parse_topic_config("cleanup.policy", " compact , compact") == "compact"
+    assert parse_topic_config("cleanup.policy", " ") == ""
+    neither = LogConfig.from_topic({"cleanup.policy": ""})
+    assert not neither.compact and not neither.delete
     with pytest.raises(InvalidConfigError):
         parse_topic_config("min.compaction.lag.ms", "-1")
 
 
 def test_retention_only_with_delete(tmp_path) -> None:
-    for policy, survives in (("compact", True), ("compact,delete", False)):
+    for policy, survives in (("compact", True), ("compact,delete", False), ("", True)):
         cfg = LogConfig.from_topic({"cleanup.policy": policy, "retention.ms": 1000, "segment.bytes": 1024})
-        log = _open(str(tmp_path / policy / "t-0"), cfg)
+        log = _open(str(tmp_path / (policy or "neither") / "t-0"), cfg)
         for i in range(50):
             _append(log, [(b"k%d" % i, b"x" * 100, (), NOW)])
         assert len(log.segment_bases) > 2

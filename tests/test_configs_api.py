@@ -287,13 +287,15 @@ def test_raw_cluster_default_entity_list_ops_and_validate_only(broker) -> None:
         assert _alter_raw(sock, 2, "lists", [("cleanup.policy", 2, "delete")])[0] == 0
         code, message = _alter_raw(sock, 2, "lists", [("retention.ms", 2, "5")])
         assert code == ErrorCode.INVALID_CONFIG and "not a list" in message
-        code, _ = _alter_raw(sock, 2, "lists", [("cleanup.policy", 3, "delete")])  # nothing left: invalid
+        code, _ = _alter_raw(sock, 2, "lists", [("cleanup.policy", 2, "shred")])  # not a policy
         assert code == ErrorCode.INVALID_CONFIG
+        # nothing left is Kafka's empty list: neither delete nor compact
+        assert _alter_raw(sock, 2, "lists", [("cleanup.policy", 3, "delete")])[0] == 0
         code, _ = _alter_raw(sock, 2, "lists", [("retention.ms", 0, None)])  # SET needs a value
         assert code == ErrorCode.INVALID_REQUEST
         assert api_versions_ok(sock)
     finally:
         sock.close()
     configs = _topic_configs(broker.kcli, "lists")
-    assert configs["cleanup.policy"]["source"] == "DYNAMIC_TOPIC_CONFIG"
+    assert (configs["cleanup.policy"]["value"], configs["cleanup.policy"]["source"]) == ("", "DYNAMIC_TOPIC_CONFIG")
     assert configs["retention.bytes"]["source"] == "DYNAMIC_DEFAULT_BROKER_CONFIG"

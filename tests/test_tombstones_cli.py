@@ -50,6 +50,20 @@ def test_json_input_null_key_and_value(kcli):
     assert pairs(kcli, "t") == [("a", None), ("b", ""), (None, "x"), ("", "y")]
 
 
+@pytest.mark.parametrize("line", ['{"key": "a"}', "{}", '{"key": "a", "headers": [["h", "v"]], "timestamp": 5}'])
+def test_a_json_line_without_a_value_is_refused_not_taken_for_a_tombstone(kcli, line):
+    """A missing "value" is a mistake, not a null: on a compacted topic it would delete the key.  Refused
+    like any bad line (one line naming it, exit 2, nothing of the input not yet sent is written); an
+    explicit "value": null stays a tombstone."""
+    kcli.produce_lines("t", '{"key": "a", "value": "kept"}\n', "--json")
+    lines = '{"key": "a", "value": "new"}\n' + line + "\n"
+    one_error_line(kcli("produce", "t", "--json", input=lines, ok=False), 2, "line 2", 'no "value" field',
+                   '"value": null')
+    assert pairs(kcli, "t") == [("a", "kept")]
+    kcli("produce", "t", "--json", input='{"key": "a", "value": null}\n')
+    assert pairs(kcli, "t") == [("a", "kept"), ("a", None)]
+
+
 def test_consume_prints_null_as_null_with_z_and_empty_without(kcli):
     kcli("produce", "t", "-K:", "--null-value", "DEL", input=LINES)
     fmt = ("-f", "%k|%K|%s|%S\\n")
@@ -129,6 +143,35 @@ def test_mirror_round_trip_keeps_nulls(broker, tmp_path):
     back = KcliRunner(tmp_path / "back")
     back("mirror", "t", "--from", broker.bootstrap, "--to-topic", "copy")
     assert pairs(back, "copy") == WITH_TOKEN
+
+
+# --- transform ----------------------------------------------------------------------------------------------
+
+TRANSFORM_INPUT = "".join(json.dumps({"value": v}) + "\n" for v in ["x", "", None, "drop"])
+
+
+def test_transform_null_value_token_tells_nulls_from_empty_values_both_ways(kcli):
+    """--null-value TOKEN: a null input value reaches CMD as the line TOKEN (an empty one as an empty
+    line), and a line CMD prints equal to TOKEN is produced as a null value."""
+    kcli("produce", "in", "--json", input=TRANSFORM_INPUT)
+    kcli("topic", "create", "seen")
+    kcli("topic", "create", "out")
+    # what CMD reads (marked, so that the token does not come back as itself)
+    kcli("transform", "in", "seen", "-g", "a", "--null-value", "NULL", "--", "sed", "s/^/got:/")
+    assert pairs(kcli, "seen") == [(None, "got:x"), (None, "got:"), (None, "got:NULL"), (None, "got:drop")]
+    # the token CMD prints, whether it read it or made it, becomes null
+    kcli("transform", "in", "out", "-g", "b", "--null-value", "NULL", "--", "sed", "s/^drop$/NULL/")
+    assert pairs(kcli, "out") == [(None, "x"), (None, ""), (None, None), (None, None)]
+
+
+def test_transform_without_a_token_writes_a_null_as_an_empty_line(kcli):
+    kcli("produce", "in", "--json", input=TRANSFORM_INPUT)
+    kcli("topic", "create", "out")
+    kcli("transform", "in", "out", "-g", "g", "--", "cat")
+    assert pairs(kcli, "out") == [(None, "x"), (None, ""), (None, ""), (None, "drop")]
+    one_error_line(kcli("transform", "in", "out", "-g", "h", "--null-value", "", "--", "cat", ok=False), 2,
+                   "--null-value")
+    assert len(pairs(kcli, "out")) == 4
 
 
 # --- bad input ----------------------------------------------------------------------------------------------

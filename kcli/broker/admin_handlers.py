@@ -20,7 +20,7 @@ from typing import Any
 
 from kcli.broker.answers import answer_for
 from kcli.broker.context import BrokerContext
-from kcli.cluster.configs import describe_topic, new_topic_shape
+from kcli.cluster.configs import check_topic_configs, describe_topic, new_topic_shape
 from kcli.cluster.metadata import PartitionMeta, TopicMeta, validate_topic_name
 from kcli.cluster.topics import TopicAdmin
 from kcli.errors import AlreadyExistsError, KcliError, NotFoundError
@@ -104,6 +104,7 @@ def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool, created:
             f"replication factor {rf} must be 1..{len(state.brokers)} (the number of brokers)",
         )
     configs: dict[str, object] = {c.name: parse_topic_config(c.name, c.value) for c in topic.configs if c.value is not None}
+    check_topic_configs(state, configs, ctx.broker_id)  # Metadata checks again, this for validate_only too
     if topic.name in state.topics:
         raise AlreadyExistsError(f"topic {topic.name!r} already exists")
     if validate_only:

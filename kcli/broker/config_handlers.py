@@ -154,7 +154,7 @@ def _alter_one(
     ctx: BrokerContext, metadata: Metadata, res: Struct, ops: list[cfg.ConfigOp], validate_only: bool, replace: bool
 ) -> None:
     if res.resource_type == TOPIC_RESOURCE:
-        new = cfg.alter_topic(metadata, res.resource_name, ops, validate_only, replace)
+        new = cfg.alter_topic(metadata, res.resource_name, ops, validate_only, replace, ctx.broker_id)
         what = f"topic {res.resource_name!r}"
     elif res.resource_type == BROKER_RESOURCE:
         broker = _broker_entity(ctx, res.resource_name)

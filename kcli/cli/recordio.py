@@ -61,7 +61,8 @@ def record_to_json(topic: str, partition: int, rec: Record) -> str:
 
 
 class JsonInput:
-    """One record parsed from a JSON line (fields other than value are optional)."""
+    """One record parsed from a JSON line.  Every field but ``value`` may be left out; ``value`` may
+    not, since ``"value": null`` is a tombstone and a line that forgot its value must not delete a key."""
 
     __slots__ = ("key", "value", "headers", "partition", "timestamp")
 
@@ -78,8 +79,10 @@ class JsonInput:
             raise UsageError(f"line {lineno}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise UsageError(f"line {lineno}: expected a JSON object")
+        if "value" not in obj:
+            raise UsageError(f'line {lineno}: no "value" field', hint='a null value (a tombstone) is "value": null')
         self.key = _dec(obj.get("key"), f"line {lineno}: key")
-        self.value = _dec(obj.get("value"), f"line {lineno}: value")
+        self.value = _dec(obj["value"], f"line {lineno}: value")
         headers = obj.get("headers") or []
         if isinstance(headers, dict):
             headers = list(headers.items())

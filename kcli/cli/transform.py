@@ -29,10 +29,13 @@ from kcli.errors import TransactionAbortedError, UsageError
 @batch_size_option()
 @click.option("--linger-ms", type=click.IntRange(0), default=5, show_default=True, metavar="MS",
               help="Send pending output when CMD's output pauses this long.")
+@click.option("--null-value", metavar="TOKEN",
+              help="Write a null input value (a tombstone) to CMD as the line TOKEN, and produce each line CMD "
+                   "prints that equals TOKEN as a null value [default: a null is written as an empty line].")
 @click.pass_obj
 def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...], group: str, reset: str,
               max_messages: int | None, transactional_id: str | None, transaction_timeout_ms: int,
-              batch_size: int, linger_ms: int) -> None:
+              batch_size: int, linger_ms: int, null_value: str | None) -> None:
     """Pipe what is new for GROUP on IN through CMD into OUT, exactly once.
 
     Reads the records of IN after GROUP's committed offsets (read_committed, up to the end as it is at
@@ -41,6 +44,9 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
     non-zero, or kcli is stopped or killed, nothing of the run is visible in OUT to read_committed
     consumers and the offsets do not move: the next run processes the same input again.  CMD does not
     run when nothing is new.  Values must not contain newlines (each line is one record either way).
+    Output records have no key.  A null value is written to CMD as an empty line, like an empty value,
+    unless --null-value TOKEN tells them apart (as `produce --null-value` does): then it is written as
+    TOKEN, and a line CMD prints that equals TOKEN becomes a null value in OUT.
 
     Exit status: 0 committed (or nothing new); 1 aborted (CMD failed, or an error); 130 Ctrl-C and 143
     SIGTERM (aborted).  Put `--` before CMD so that its options are not taken for kcli's.
@@ -62,6 +68,9 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
     if input_topic == output_topic:
         raise UsageError("IN and OUT must be different topics")
     check_group_id(group)
+    if null_value == "":
+        raise UsageError("--null-value must not be empty", hint="an empty line is an empty value")
+    token = None if null_value is None else null_value.encode()
     transport = env.transport()
     datadir = None if env.bootstrap_server else env.datadir()
     producer = TransactionalProducer(transport, transactional_id or default_transactional_id(group, input_topic),
@@ -72,8 +81,9 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
         producer.init_transactions()  # fences an older run, completing or aborting what it left
         committed = committed_offsets(datadir, env.bootstrap_server, group, input_topic, count)
         with tempfile.TemporaryFile() as spool:
+            null_line = token or b""
             offsets = read_input(transport, input_topic, count, committed, reset, max_messages,
-                                 lambda value: spool.write((value or b"") + b"\n"))
+                                 lambda value: spool.write((null_line if value is None else value) + b"\n"))
             if not offsets:
                 return
             spool.seek(0)
@@ -83,7 +93,11 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
         with aborting(producer):
             chunks = read_chunks(proc.stdout.fileno(), linger_ms / 1000, producer.flush)
             for lines in chunks:
-                producer.send_many(output_topic, lines)
+                if token is None:
+                    producer.send_many(output_topic, lines)
+                    continue
+                for line in lines:
+                    producer.send(output_topic, None if line == token else line)
             status = proc.wait()
             if status != 0:
                 how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"

@@ -88,6 +88,15 @@ def _one_of(text: str, choices: tuple[str, ...]) -> str:
     return low
 
 
+def _dedupe_buffer_size(text: str) -> int:
+    """Kafka refuses to start with 1 MiB or less of offset map per cleaner thread (a broker here runs one):
+    a pass would hold too few keys to make progress."""
+    value = int_range(1)(text)
+    if value <= 1 << 20:
+        raise ValueError("must be more than 1048576 (1 MiB, the least Kafka allows a cleaner thread)")
+    return value
+
+
 @dataclass(frozen=True)
 class BrokerConfig:
     """One broker config: Kafka's default (None: unset, a later synonym decides), how a value parses,
@@ -150,9 +159,9 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "log.cleaner.min.compaction.lag.ms": _topic_synonym("min.compaction.lag.ms"),
     "log.cleaner.max.compaction.lag.ms": _topic_synonym("max.compaction.lag.ms"),
     "log.cleaner.delete.retention.ms": _topic_synonym("delete.retention.ms"),
-    "log.cleaner.dedupe.buffer.size": BrokerConfig(134_217_728, int_range(1), "memory the cleaner's offset map "
-                                                   "may use per pass (bounds how much dirty log one pass cleans)",
-                                                   LONG),
+    "log.cleaner.dedupe.buffer.size": BrokerConfig(134_217_728, _dedupe_buffer_size, "memory the cleaner's "
+                                                   "offset map may use per pass (bounds how much dirty log one "
+                                                   "pass cleans); more than 1 MiB", LONG, dynamic=True),
     "log.cleaner.backoff.ms": BrokerConfig(15_000, int_range(0), "how long the cleaner sleeps when no log is "
                                            "due for cleaning", LONG),
     "log.cleaner.enable": BrokerConfig(True, boolean, "run the log cleaner (compacts topics whose cleanup.policy "
@@ -236,9 +245,18 @@ _static: dict[str, ConfigValue] = {}
 
 def set_static(configs: Mapping[str, ConfigValue]) -> None:
     """This process's static broker configs (Kafka's server.properties): ``kcli.toml``'s ``[broker]`` for
-    every command, plus ``kcli broker serve``'s flags in a broker."""
+    every command, plus ``kcli broker serve``'s flags in a broker.  Checked as a whole, as Kafka checks
+    server.properties when a broker starts (InvalidConfigError, and the previous ones stay)."""
+    from kcli.cluster.metadata import ClusterState
+
+    previous = dict(_static)
     _static.clear()
     _static.update(configs)
+    try:
+        check_topic_configs(ClusterState(), {})
+    except InvalidConfigError:
+        set_static(previous)
+        raise
 
 
 def static_configs() -> dict[str, ConfigValue]:
@@ -285,17 +303,34 @@ def _scaled(name: str, value: object) -> object:
     return value if scale == 1 else int(value) * scale  # type: ignore[call-overload]
 
 
+def _resolved(state: ClusterState, overrides: Mapping[str, object], broker_id: int | None,
+              key: str) -> tuple[object, str]:
+    """Topic config ``key``'s value for a topic with ``overrides`` on ``broker_id``, and the name of the
+    config that set it (``key`` itself, or the broker synonym the value came from)."""
+    if key in overrides:
+        return overrides[key], key
+    chain = _topic_default_chain(state, broker_id, key)
+    if chain:
+        return _scaled(chain[0][0], chain[0][1]), chain[0][0]
+    return TOPIC_CONFIGS[key][0], key
+
+
 def topic_configs(state: ClusterState, topic: TopicMeta, broker_id: int | None = None) -> dict[str, object]:
     """Every topic config's effective value for ``topic`` on ``broker_id``: its override, else the broker
     default (the chain above), else Kafka's."""
-    out: dict[str, object] = {}
-    for key, (default, _parse, _doc) in TOPIC_CONFIGS.items():
-        if key in topic.configs:
-            out[key] = topic.configs[key]
-            continue
-        chain = _topic_default_chain(state, broker_id, key)
-        out[key] = _scaled(chain[0][0], chain[0][1]) if chain else default
-    return out
+    return {key: _resolved(state, topic.configs, broker_id, key)[0] for key in TOPIC_CONFIGS}
+
+
+def check_topic_configs(state: ClusterState, overrides: Mapping[str, object], broker_id: int | None = None,
+                        error: type[UsageError] = InvalidConfigError) -> None:
+    """Kafka's LogConfig.validateValues, the rule across configs, on the values a topic with ``overrides``
+    gets on ``broker_id`` (its own, else the broker defaults): min.compaction.lag.ms must not exceed
+    max.compaction.lag.ms.  With no overrides it checks the broker defaults themselves, as Kafka does
+    when a broker starts.  Every path that stores a topic's or a broker's configs runs it."""
+    low, low_name = _resolved(state, overrides, broker_id, "min.compaction.lag.ms")
+    high, high_name = _resolved(state, overrides, broker_id, "max.compaction.lag.ms")
+    if int(low) > int(high):  # type: ignore[call-overload]
+        raise error(f"{low_name} ({low}) must not be greater than {high_name} ({high})")
 
 
 PartitionKey = tuple[str, int]
@@ -553,9 +588,10 @@ def _parse_dynamic_broker(name: str, text: str) -> ConfigValue:
 
 
 def alter_topic(metadata: Metadata, name: str, ops: list[ConfigOp], validate_only: bool = False,
-                replace: bool = False) -> dict[str, object]:
+                replace: bool = False, broker_id: int | None = None) -> dict[str, object]:
     """Apply ``ops`` to topic ``name``'s overrides atomically (``replace``: the ops are the whole new set,
-    AlterConfigs' semantics); returns the new overrides.  Nothing changes on any error."""
+    AlterConfigs' semantics), checked against the defaults of broker ``broker_id`` (None: this
+    process's); returns the new overrides.  Nothing changes on any error."""
     from kcli.cluster.metadata import MetaRecord
 
     result: dict[str, object] = {}
@@ -566,6 +602,7 @@ def alter_topic(metadata: Metadata, name: str, ops: list[ConfigOp], validate_onl
             raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")
         base = {} if replace else topic.configs
         result.update(_apply_ops(base, ops, TOPIC_CONFIGS, _parse_topic, f"topic {name!r}", InvalidConfigError))
+        check_topic_configs(state, result, broker_id)
         if validate_only or result == topic.configs:
             return []
         return [{"type": "topic_config", "name": name, "configs": dict(result)}]
@@ -593,6 +630,7 @@ def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp],
         current = state.broker_configs.get(entity, {})
         result.update(_apply_ops({} if replace else current, ops, BROKER_CONFIGS, _parse_dynamic_broker, what,
                                  BrokerConfigError))
+        _check_broker_defaults(state, entity, result)
         if validate_only or result == current:
             return []
         return [{"type": "broker_config", "entity": entity, "configs": dict(result)}]
@@ -602,6 +640,17 @@ def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp],
     else:
         metadata.change(fn)
     return result
+
+
+def _check_broker_defaults(state: ClusterState, entity: str, configs: dict[str, object]) -> None:
+    """The topic defaults of every broker that dynamic entity ``entity`` would get ``configs`` for (one
+    broker, or all of them and this process for the cluster-wide defaults) pass check_topic_configs."""
+    from kcli.cluster.metadata import ClusterState
+
+    after = ClusterState()
+    after.broker_configs = {**state.broker_configs, entity: configs}
+    for broker_id in [None, *state.brokers] if entity == CLUSTER_DEFAULT else [int(entity)]:
+        check_topic_configs(after, {}, broker_id, BrokerConfigError)
 
 
 def _parse_group(name: str, text: str) -> ConfigValue:

@@ -311,6 +311,9 @@ class Metadata:
                 if if_not_exists:
                     return []
                 raise AlreadyExistsError(f"topic {name!r} already exists")
+            from kcli.cluster.configs import check_topic_configs  # here: configs builds on this module
+
+            check_topic_configs(state, configs or {})
             collision = name.replace(".", "_")
             for other in state.topics:
                 if other.replace(".", "_") == collision:

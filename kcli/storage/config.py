@@ -58,11 +58,16 @@ _POLICIES = ("compact", "delete")
 
 
 def cleanup_policy(text: str) -> str:
-    """Kafka's list: ``delete``, ``compact`` or both in any order (kept as the user wrote it, trimmed)."""
-    items = [item.strip() for item in str(text).split(",")]
-    if not items or any(item not in _POLICIES for item in items) or len(set(items)) != len(items):
-        raise ValueError("must be a list of compact and delete (delete, compact or compact,delete)")
-    return ",".join(items)
+    """Kafka's list of ``delete`` and ``compact``, in any order; a name given twice counts once (Kafka
+    4.2 drops duplicates), and an empty list means neither: nothing is deleted by retention nor
+    compacted (Kafka's meaning too).  Kept trimmed, in the order written."""
+    stripped = str(text).strip()
+    if not stripped:
+        return ""
+    items = [item.strip() for item in stripped.split(",")]
+    if any(item not in _POLICIES for item in items):
+        raise ValueError("must be a list of compact and delete (delete, compact or compact,delete; empty: neither)")
+    return ",".join(dict.fromkeys(items))
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
