@@ -114,6 +114,7 @@ class Broker:
                 self.server.socket_path,
                 started_ms=int(time.time() * 1000),
                 endpoints=advertise(self.server.endpoints, self.advertised),
+                listeners=self.server.endpoints,
             )
             self.ctx.info = self.info
             write_info(self.datadir, self.info)

@@ -195,7 +195,7 @@ class _TCPListener(_Listener, socketserver.TCPServer):
         try:
             secured.do_handshake()
         except ssl.SSLError as exc:
-            secured.close()
+            _close_gently(secured)
             raise _Refused(f"TLS handshake failed: {exc.reason or exc}") from None
         except (TimeoutError, OSError) as exc:
             secured.close()
@@ -212,6 +212,8 @@ class _TCPListener(_Listener, socketserver.TCPServer):
                 session.principal = self.principals.principal(subject_dn(sock.getpeercert()))  # type: ignore[attr-defined]
             except NoMatchingRule as exc:
                 raise _Refused(str(exc)) from None
+            log.debug("connection %s on %s: TLS, principal %s", self.peer_name(address), self.endpoint.listener,
+                      session.principal)
         return session
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]  # a stream server: always a socket
@@ -363,6 +365,23 @@ class _InFlight:
             self.server._busy -= 1
             if not self.server._busy:
                 self.server._idle.notify_all()
+
+
+def _close_gently(sock: socket.socket) -> None:
+    """Close after a refused TLS handshake so that the client reads the alert OpenSSL sent (a refused
+    certificate, say) rather than a reset: stop sending, read off what the client still sends (for a
+    second at most), then close.  Closing with unread data would make the kernel reset the connection,
+    and the client lose the alert."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1.0)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -289,7 +289,8 @@ def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def list_(env, as_json: bool) -> None:
-    """List live brokers (those holding their broker lock) and how to reach them."""
+    """List live brokers (those holding their broker lock) and how to reach them: LISTENERS are where
+    they listen; --json also gives the endpoints each listener advertises to clients (endpoints)."""
     import datetime
 
     from kcli.cluster.broker_info import live_brokers, socket_path
@@ -307,7 +308,7 @@ def list_(env, as_json: bool) -> None:
                 broker_id,
                 info.pid if info else None,
                 info.socket if info else socket_path(datadir, broker_id),
-                ",".join(map(str, info.endpoints)) if info and info.endpoints else "-",
+                ",".join(map(str, info.listeners or info.endpoints)) if info and info.endpoints else "-",
                 started or "starting",
             )
         )
@@ -318,6 +319,7 @@ def list_(env, as_json: bool) -> None:
                 "socket": info.socket if info else socket_path(datadir, broker_id),
                 "listener": info.listener if info else None,
                 "endpoints": [e.to_json() for e in info.endpoints] if info else [],
+                "listeners": [e.to_json() for e in info.listeners] if info else [],
                 "started_ms": info.started_ms if info else None,
             }
         )

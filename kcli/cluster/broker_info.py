@@ -132,8 +132,8 @@ def parse_endpoints(texts: Iterable[str], protocols: Mapping[str, str] = DEFAULT
 @dataclass
 class BrokerInfo:
     """The contents of ``broker.json``.  ``endpoints`` are the advertised endpoints of every TCP
-    listener (what Metadata tells clients that came in by that listener); ``host``/``port`` repeat the
-    first one's, for older readers."""
+    listener (what Metadata tells clients that came in by that listener), ``listeners`` where they are
+    bound; ``host``/``port`` repeat the first advertised one's, for older readers."""
 
     broker_id: int
     pid: int
@@ -142,6 +142,7 @@ class BrokerInfo:
     port: int | None = None
     started_ms: int = 0
     endpoints: list[Endpoint] = field(default_factory=list)
+    listeners: list[Endpoint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.endpoints and self.host is not None and self.port is not None:
@@ -163,7 +164,8 @@ class BrokerInfo:
     def to_json(self) -> dict[str, object]:
         return {"broker_id": self.broker_id, "pid": self.pid, "socket": self.socket, "host": self.host,
                 "port": self.port, "started_ms": self.started_ms, "listener": self.listener,
-                "endpoints": [e.to_json() for e in self.endpoints]}
+                "endpoints": [e.to_json() for e in self.endpoints],
+                "listeners": [e.to_json() for e in self.listeners]}
 
 
 def write_info(datadir: DataDir, info: BrokerInfo) -> None:
@@ -181,8 +183,11 @@ def read_info(datadir: DataDir, broker_id: int) -> BrokerInfo | None:
     try:
         with open(info_path(datadir, broker_id), encoding="utf-8") as fh:
             data = json.load(fh)
-        endpoints = [Endpoint(str(e["listener"]), str(e["host"]), int(e["port"]), str(e["security_protocol"]))
-                     for e in data.get("endpoints") or ()]
+        endpoints, bound = (
+            [Endpoint(str(e["listener"]), str(e["host"]), int(e["port"]), str(e["security_protocol"]))
+             for e in data.get(name) or ()]
+            for name in ("endpoints", "listeners")
+        )
         return BrokerInfo(
             int(data["broker_id"]),
             int(data["pid"]),
@@ -191,6 +196,7 @@ def read_info(datadir: DataDir, broker_id: int) -> BrokerInfo | None:
             data.get("port"),
             int(data.get("started_ms", 0)),
             endpoints,
+            bound,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -79,7 +79,7 @@ class CA:
 
 
 @dataclass
-class TestPKI:
+class PKI:
     """What a TLS test needs: the CA, the broker's certificate, a client's (CN=alice, OU=clients), and a
     client certificate from a CA the broker does not trust."""
 
@@ -93,7 +93,7 @@ class TestPKI:
                 "--ssl-cafile", str(self.ca.cert), "--ssl-client-auth", client_auth]
 
 
-def make_pki(folder: Path) -> TestPKI:
+def make_pki(folder: Path) -> PKI:
     ca = CA(folder / "ca")
     other = CA(folder / "other", "other-ca")
-    return TestPKI(ca, ca.issue("broker", server=True), ca.issue("alice", "clients"), other.issue("mallory"))
+    return PKI(ca, ca.issue("broker", server=True), ca.issue("alice", "clients"), other.issue("mallory"))
