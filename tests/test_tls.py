@@ -170,8 +170,9 @@ def test_client_config_aliases_and_secrets_never_shown():
 
 
 def test_wrong_key_passphrase_is_an_error_that_does_not_echo_it(tmp_path):
-    from kcli.security.tls import client_context, server_context
     from support.tls import CA
+
+    from kcli.security.tls import client_context, server_context
 
     issued = CA(tmp_path).issue("locked", password="correct-horse")
     server_context(str(issued.cert), str(issued.key), "correct-horse")  # the right one opens it
