@@ -297,6 +297,25 @@ def test_the_broker_host_name_is_checked_unless_switched_off(brokers, pki, tmp_p
     brokers.kcli("--bootstrap-server", bootstrap, "--command-config", unchecked, "topic", "list")
 
 
+def test_listeners_and_tls_from_kcli_toml_broker_table(brokers, pki, tmp_path):
+    """kcli.toml's [broker] takes Kafka's names (listeners, ssl.keystore.location, ...); an encrypted
+    broker key's passphrase may come from $KCLI_SSL_KEY_PASSWORD, and never shows in the log."""
+    locked = pki.ca.issue("locked-broker", server=True, password="open-sesame")
+    (brokers.data_dir).mkdir(parents=True, exist_ok=True)
+    (brokers.data_dir / "kcli.toml").write_text(
+        '[broker]\nlisteners = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"\n'
+        f'ssl.keystore.location = "{locked.cert}"\nssl.key.location = "{locked.key}"\n'
+        f'ssl.truststore.location = "{pki.ca.cert}"\nssl.client.auth = "required"\n')
+    brokers.env["KCLI_SSL_KEY_PASSWORD"] = "open-sesame"
+    broker = brokers.start(0, listener=None)
+    assert [e["listener"] for e in broker.info["listeners"]] == ["PLAINTEXT", "SSL"]
+    config = properties(tmp_path / "client.properties", **client_props(pki))
+    brokers.kcli("--bootstrap-server", f"127.0.0.1:{endpoint(broker, 'SSL')}", "--command-config", config,
+                 "produce", "t", input="x\n")
+    described = brokers.kcli("config", "describe", "--broker", "0", "--json").stdout
+    assert "open-sesame" not in described and "open-sesame" not in broker.log()
+
+
 def test_principal_from_the_client_certificate(brokers, pki, tmp_path):
     """ssl.principal.mapping.rules turn the certificate's subject into the session's principal; a
     subject no rule maps is not let in."""
