@@ -488,7 +488,7 @@ def test_kcat_over_ssl(brokers, pki):
     assert out == lines
     listing = subprocess.run([*base, "-L"], check=True, capture_output=True, timeout=60).stdout.decode()
     assert f"broker 0 at 127.0.0.1:{endpoint(broker, 'SSL')}" in listing
-    refused = subprocess.run([KCAT, *base[1:5], "-X", f"ssl.ca.location={pki.ca.cert}", "-L", "-m", "10"],
+    refused = subprocess.run([KCAT, *base[1:5], "-X", f"ssl.ca.location={pki.ca.cert}", "-L", "-m", "3"],
                              capture_output=True, timeout=60)
     assert refused.returncode != 0 and b"SSL" in refused.stderr, refused.stderr
 

@@ -190,7 +190,9 @@ class BrokerConnection:
             payload = self._read(decode_frame_size(self._read(4)))
         except OSError as exc:
             self.close()
-            if self.secured and type(exc).__module__ == "ssl":  # the broker's alert, e.g. a refused certificate
+            # a TLS failure before the first answer is the broker refusing us (TLS 1.3 checks a client
+            # certificate after the client's handshake is done); later, a lost connection worth a retry
+            if self.secured and not self.versions and type(exc).__module__ == "ssl":
                 raise TlsError(f"broker at {self.label} ended the TLS connection: {_tls_reason(exc)}",
                                hint=_TLS_HINT) from None
             raise UnreachableError(f"lost connection to broker at {self.label}: {exc.strerror or exc}") from None
