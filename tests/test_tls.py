@@ -235,6 +235,47 @@ def test_each_client_gets_the_endpoints_of_its_own_listener(brokers, pki):
     assert f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls}" in table
 
 
+def test_metadata_names_every_broker_by_the_clients_listener(brokers, pki):
+    from kcli.net.client_config import ClientConfig
+    from kcli.net.connection import BrokerConnection
+
+    brokers.init(2)
+    started = [brokers.start(b, "--listener", "PLAINTEXT://127.0.0.1:0", "--listener", "SSL://127.0.0.1:0",
+                             *pki.broker_args(), listener=None) for b in (0, 1)]
+    over_tls = BrokerConnection(("127.0.0.1", endpoint(started[1], "SSL")), config=ClientConfig(client_props(pki)))
+    over_plain = BrokerConnection(("127.0.0.1", endpoint(started[1], "PLAINTEXT")))
+    try:
+        deadline = time.monotonic() + 10  # a peer's broker.json is read through a short-lived cache
+        while len(_metadata_brokers(over_tls)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _metadata_brokers(over_tls) == {b: ("127.0.0.1", endpoint(started[b], "SSL")) for b in (0, 1)}
+        assert _metadata_brokers(over_plain) == {b: ("127.0.0.1", endpoint(started[b], "PLAINTEXT")) for b in (0, 1)}
+    finally:
+        over_tls.close()
+        over_plain.close()
+
+
+def test_custom_listener_names_by_the_protocol_map(brokers, pki):
+    """listener.security.protocol.map names listeners (INTERNAL over SSL, EXTERNAL in plain text), and
+    each answers its clients with its own endpoints."""
+    from kcli.net.client_config import ClientConfig
+    from kcli.net.connection import BrokerConnection
+
+    broker = brokers.start(0, "--listener-security-protocol-map", "INTERNAL:SSL,EXTERNAL:PLAINTEXT",
+                           "--listener", "EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+                           *pki.broker_args(), listener=None)
+    assert [(e["listener"], e["security_protocol"]) for e in broker.info["listeners"]] == [
+        ("EXTERNAL", "PLAINTEXT"), ("INTERNAL", "SSL")]
+    internal = BrokerConnection(("127.0.0.1", endpoint(broker, "INTERNAL")), config=ClientConfig(client_props(pki)))
+    external = BrokerConnection(("127.0.0.1", endpoint(broker, "EXTERNAL")))
+    try:
+        assert _metadata_brokers(internal) == {0: ("127.0.0.1", endpoint(broker, "INTERNAL"))}
+        assert _metadata_brokers(external) == {0: ("127.0.0.1", endpoint(broker, "EXTERNAL"))}
+    finally:
+        internal.close()
+        external.close()
+
+
 def test_kcli_client_over_ssl_from_command_config(brokers, pki, tmp_path):
     broker = start_tls(brokers, pki)
     bootstrap = f"127.0.0.1:{endpoint(broker, 'SSL')}"
