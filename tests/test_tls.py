@@ -253,6 +253,17 @@ def test_metadata_names_every_broker_by_the_clients_listener(brokers, pki):
     finally:
         over_tls.close()
         over_plain.close()
+    # kcli's client follows those endpoints to each partition's leader, over TLS to both brokers
+    brokers.runner.in_process("topic", "create", "spread", "-p", "2", "-r", "2")
+    described = json.loads(brokers.kcli("topic", "describe", "spread", "--json").stdout)
+    leaders = {p["leader"] for p in described[0]["partitions"]}
+    assert leaders == {0, 1}
+    config = properties(brokers.workdir / "client.properties", **client_props(pki))
+    secure = ("--bootstrap-server", f"127.0.0.1:{endpoint(started[0], 'SSL')}", "--command-config", config)
+    for partition in (0, 1):
+        brokers.kcli(*secure, "produce", "spread", "-p", partition, input=f"to {partition}\n")
+    out = brokers.kcli(*secure, "consume", "spread", "-b", "-c", "2").stdout
+    assert sorted(out.splitlines()) == ["to 0", "to 1"]
 
 
 def test_custom_listener_names_by_the_protocol_map(brokers, pki):
@@ -287,6 +298,10 @@ def test_kcli_client_over_ssl_from_command_config(brokers, pki, tmp_path):
     out = brokers.kcli("--bootstrap-server", bootstrap, "--command-config", config,
                       "consume", "secure", "-b", "-c", "50").stdout
     assert out == lines
+    # as a group member: the coordinator is found and reached over TLS too
+    grouped = brokers.kcli("--bootstrap-server", bootstrap, "--command-config", config,
+                           "consume", "secure", "-g", "readers", "--reset", "earliest", "-c", "50").stdout
+    assert grouped == lines
 
 
 def test_kcli_client_over_ssl_from_kcli_toml(brokers, pki, tmp_path):
