@@ -389,6 +389,20 @@ def test_principal_from_the_client_certificate(brokers, pki, tmp_path):
     assert "no ssl.principal.mapping.rules rule applies" in broker.log()
 
 
+def test_requested_client_auth_lets_clients_without_a_certificate_in_as_anonymous(brokers, pki, tmp_path):
+    broker = start_tls(brokers, pki, "requested", "-v")
+    bootstrap = f"127.0.0.1:{endpoint(broker, 'SSL')}"
+    for name, props in (("anon", client_props(pki, cert=False)), ("alice", client_props(pki))):
+        config = properties(tmp_path / f"{name}.properties", **props)
+        brokers.kcli("--bootstrap-server", bootstrap, "--command-config", config, "topic", "list")
+    log = broker.log()
+    assert "principal User:ANONYMOUS" in log and "principal User:CN=alice,OU=clients,O=kcli,C=US" in log
+    stranger = properties(tmp_path / "stranger.properties", **{
+        **client_props(pki), "ssl.certfile": pki.stranger.cert, "ssl.keyfile": pki.stranger.key})
+    proc = brokers.kcli("--bootstrap-server", bootstrap, "--command-config", stranger, "topic", "list", ok=False)
+    assert proc.returncode == 8 and "TLS" in proc.stderr  # a certificate sent must still be trusted
+
+
 # ---------------------------------------------------------------- bad clients on the SSL port
 
 
