@@ -39,12 +39,15 @@ def test_serve_list_status_and_clean_stop(brokers):
     assert stat.S_IMODE(os.stat(folder / "broker.sock").st_mode) == 0o600
 
     listed = json.loads(brokers.kcli("broker", "list", "--json").stdout)
+    plaintext = {"listener": "PLAINTEXT", "host": "127.0.0.1", "port": broker.port, "security_protocol": "PLAINTEXT"}
     assert listed == [
         {
             "broker_id": 0,
             "pid": broker.proc.pid,
             "socket": broker.socket_path,
             "listener": broker.bootstrap,
+            "endpoints": [plaintext],
+            "listeners": [plaintext],
             "started_ms": broker.info["started_ms"],
         }
     ]

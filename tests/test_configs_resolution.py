@@ -106,4 +106,4 @@ def test_broker_settings_defaults_are_the_broker_configs_defaults() -> None:
     the modules' own default constants and BROKER_CONFIGS name the same values."""
     from kcli.broker.settings import BrokerSettings
 
-    assert BrokerSettings() == BrokerSettings.from_configs(None, {})
+    assert BrokerSettings() == BrokerSettings.from_configs({})

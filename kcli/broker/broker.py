@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 
 from kcli.broker.context import BrokerContext
 from kcli.broker.controller import Controller
@@ -33,7 +34,7 @@ from kcli.broker.server import Server
 from kcli.broker.settings import BrokerSettings
 from kcli.broker.txn_service import transactions
 from kcli.cluster import liveness
-from kcli.cluster.broker_info import BrokerInfo, LiveBrokers, remove_info, socket_path, write_info
+from kcli.cluster.broker_info import BrokerInfo, Endpoint, LiveBrokers, remove_info, socket_path, write_info
 from kcli.cluster.controller import hand_over
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.cluster.liveness import BrokerStates, observe
@@ -60,7 +61,7 @@ class Broker:
         settings = settings or BrokerSettings()
         self.datadir = datadir
         self.broker_id = broker_id
-        self.listener = settings.listener
+        self.advertised = settings.advertised
         self.session_timeout = settings.session_timeout_ms / 1000
         self.retention_interval = settings.retention_check_interval_ms / 1000
         self.metadata = Metadata(datadir)
@@ -73,7 +74,8 @@ class Broker:
             broker_id, datadir, self.partitions, LiveBrokers(datadir), ProducerIds(datadir), settings
         )
         self.server = Server(
-            Dispatcher(self.ctx), socket_path(datadir, broker_id), settings.listener, settings.max_frame_size
+            Dispatcher(self.ctx), socket_path(datadir, broker_id), settings.listeners, settings.max_frame_size,
+            settings.tls,
         )
         self.info: BrokerInfo | None = None
         self._lock: FileLock | None = None
@@ -106,14 +108,13 @@ class Broker:
             self._observe(state)
             self.partitions.refresh(force=True)
             self.server.serve()
-            tcp = self.server.tcp_address
             self.info = BrokerInfo(
                 self.broker_id,
                 os.getpid(),
                 self.server.socket_path,
-                tcp[0] if tcp else None,
-                tcp[1] if tcp else None,
-                int(time.time() * 1000),
+                started_ms=int(time.time() * 1000),
+                endpoints=advertise(self.server.endpoints, self.advertised),
+                listeners=self.server.endpoints,
             )
             self.ctx.info = self.info
             write_info(self.datadir, self.info)
@@ -281,3 +282,10 @@ class Broker:
         liveness.clear(self.datadir, self.broker_id)
         self._lock.release()
         self._lock = None
+
+
+def advertise(bound: Sequence[Endpoint], advertised: Sequence[Endpoint]) -> list[Endpoint]:
+    """What each listener tells its clients (advertised.listeners): the advertised endpoint of its name,
+    else its own address as bound."""
+    named = {e.listener: e for e in advertised}
+    return [named.get(e.listener, e) for e in bound]

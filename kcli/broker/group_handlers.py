@@ -22,6 +22,7 @@ from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, Membe
 from kcli.broker.coordinator_choice import coordinator_of
 from kcli.broker.group_mirror import CONSUMER
 from kcli.broker.group_service import GROUP_ID_CODES, Answer, GroupService, service
+from kcli.broker.handlers import client_listener, endpoint_of
 from kcli.broker.txn_service import transactions
 from kcli.errors import KcliError, NotFoundError, UsageError
 from kcli.groups.layout import GroupPaths, check_group_id
@@ -76,10 +77,10 @@ def _coordinator(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
         except UsageError as exc:
             return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
     chosen = coordinator_of(ctx, key)
-    info = ctx.broker_info(chosen) if chosen is not None else None
-    if chosen is None or info is None or info.host is None or info.port is None:
+    host, port = endpoint_of(ctx, chosen, client_listener(ctx)) if chosen is not None else ("", -1)
+    if chosen is None or port < 0:
         return answer(ErrorCode.COORDINATOR_NOT_AVAILABLE, "no live broker with a TCP listener")
-    return answer(ErrorCode.NONE, None, chosen, info.host, info.port)
+    return answer(ErrorCode.NONE, None, chosen, host, port)
 
 
 # ---------------------------------------------------------------- JoinGroup, SyncGroup, Heartbeat, LeaveGroup

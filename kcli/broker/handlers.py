@@ -25,6 +25,7 @@ from kcli.broker.partitions import (
     LedPartition,
     OffsetOutOfRange,
 )
+from kcli.broker.session import current
 from kcli.broker.txn_service import TransactionalProduceCheck
 from kcli.cluster.metadata import ClusterState, PartitionMeta
 from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
@@ -201,17 +202,28 @@ def describe_topic_partitions(ctx: BrokerContext, header: RequestHeader, req: St
     return {"throttle_time_ms": 0, "topics": topics, "next_cursor": next_cursor}
 
 
+def client_listener(ctx: BrokerContext) -> str | None:
+    """The listener the current client came in by, if it is one of this broker's TCP listeners (None:
+    the Unix socket, whose clients are told of the first TCP listener)."""
+    name = current().listener
+    info = ctx.info
+    return name if info is not None and info.endpoint(name) is not None else None
+
+
+def endpoint_of(ctx: BrokerContext, broker_id: int, listener: str | None) -> tuple[str, int]:
+    """(host, port) of ``broker_id`` on ``listener``, as Kafka answers: the endpoint of the listener the
+    client came in by.  A broker without that listener (or without any TCP listener) is reachable only
+    in ways this client cannot use: advertised with port -1 so clients fail loudly instead of misrouting."""
+    info = ctx.broker_info(broker_id)
+    endpoint = info.endpoint(listener) if info is not None else None
+    return (endpoint.host, endpoint.port) if endpoint is not None else ("", -1)
+
+
 def endpoints(ctx: BrokerContext) -> list[tuple[int, str, int]]:
-    """(id, host, port) of every live broker, as Metadata and DescribeCluster report them."""
-    out = []
-    for broker_id in sorted(ctx.live_ids()):
-        info = ctx.broker_info(broker_id)
-        # a broker without a TCP listener is reachable only through its Unix socket, which Kafka's
-        # clients cannot use: advertise it with port -1 so they fail loudly instead of misrouting
-        host = info.host if info is not None and info.host is not None else ""
-        port = info.port if info is not None and info.port is not None else -1
-        out.append((broker_id, host, port))
-    return out
+    """(id, host, port) of every live broker on the current client's listener, as Metadata and
+    DescribeCluster report them."""
+    listener = client_listener(ctx)
+    return [(b, *endpoint_of(ctx, b, listener)) for b in sorted(ctx.live_ids())]
 
 
 def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:

@@ -1,4 +1,8 @@
-"""Sockets: a Unix listener (always) and a TCP listener (when asked), one thread per connection.
+"""Sockets: a Unix listener (always) and TCP listeners (when asked), one thread per connection.
+
+Each TCP listener has a name and a security protocol (Kafka's ``listeners``); an SSL or SASL_SSL
+listener does its TLS handshake in the connection's own thread, bounded by a timeout, so a client that
+stalls or cuts the handshake short never holds up the accept loop or anyone else.
 
 A connection reads one size-prefixed frame at a time and answers it before reading the next, so
 responses go back in request order as Kafka requires even when a client pipelines requests.  A
@@ -17,17 +21,27 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kcli.broker.dispatch import CloseConnection, Dispatcher
 from kcli.broker.session import Session, serving
+from kcli.cluster.broker_info import Endpoint
 from kcli.errors import BrokerError, ProtocolError
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE, decode_frame_size
+
+if TYPE_CHECKING:
+    import ssl
+
+    from kcli.broker.settings import TlsSettings
+    from kcli.security.principal import PrincipalMapper
 
 log = logging.getLogger("kcli.broker")
 
 IDLE_TIMEOUT = 600.0  # Kafka's connections.max.idle.ms
 MAX_CONNECTIONS = 1024  # one thread each: beyond this, new connections are closed at once
 FRAME_TIMEOUT = 60.0  # once a frame has started, the rest must arrive within this
+HANDSHAKE_TIMEOUT = 10.0  # a TLS handshake must be done within this (Kafka bounds it by its request timeout)
 _CHUNK = 1 << 20
 
 
@@ -45,8 +59,13 @@ class _Connection(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         peer = self.server.peer_name(self.client_address)
         try:
-            with serving(self.server.session_for(self.client_address)):
+            sock = self.server.secure(sock)
+            if sock is not self.request:
+                owner._swap(self.request, sock)
+            with serving(self.server.session_for(self.client_address, sock)):
                 self._serve(owner, sock, peer)
+        except _Refused as exc:
+            log.info("closing connection %s: %s", peer, exc)
         except CloseConnection as exc:
             log.info("closing connection %s: %s", peer, exc)
         except ProtocolError as exc:
@@ -58,6 +77,10 @@ class _Connection(socketserver.BaseRequestHandler):
                 log.debug("connection %s: %s", peer, exc)
         except Exception:  # a bug in a handler: log it, drop this client, keep serving the others
             log.exception("internal error serving %s; closing its connection", peer)
+        finally:
+            if sock is not self.request:  # the TLS socket took over the connection: close it ourselves
+                owner._swap(sock, self.request)
+                sock.close()
 
     def _serve(self, owner: Server, sock: socket.socket, peer: str) -> None:
         """Read one frame, answer it, read the next, until the client or the broker stops."""
@@ -90,8 +113,12 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     return bytes(buf)
 
 
+class _Refused(Exception):
+    """A connection the listener does not let in (a failed TLS handshake, an unmapped certificate)."""
+
+
 class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
-    """Shared parts of the two listeners; ``owner`` is the :class:`Server`."""
+    """Shared parts of the listeners; ``owner`` is the :class:`Server`."""
 
     daemon_threads = True
     block_on_close = False
@@ -100,7 +127,11 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
     def peer_name(self, address: object) -> str:
         return str(address)
 
-    def session_for(self, address: object) -> Session:
+    def secure(self, sock: socket.socket) -> socket.socket:
+        """The socket to serve the connection on (a TLS one after its handshake, for SSL listeners)."""
+        return sock
+
+    def session_for(self, address: object, sock: socket.socket) -> Session:
         """The session of a connection from ``address`` (who it is, by which listener)."""
         return Session("PLAINTEXT", "PLAINTEXT", str(address))
 
@@ -112,7 +143,7 @@ class _UnixListener(_Listener, socketserver.UnixStreamServer):
     def peer_name(self, address: object) -> str:
         return "unix"
 
-    def session_for(self, address: object) -> Session:
+    def session_for(self, address: object, sock: socket.socket) -> Session:
         return Session("unix", "PLAINTEXT", "")
 
     def server_bind(self) -> None:
@@ -132,17 +163,58 @@ class _UnixListener(_Listener, socketserver.UnixStreamServer):
 class _TCPListener(_Listener, socketserver.TCPServer):
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], handler: type) -> None:
-        if ":" in address[0]:
+    def __init__(self, endpoint: Endpoint, handler: type, tls: ssl.SSLContext | None = None,
+                 principals: PrincipalMapper | None = None) -> None:
+        if ":" in endpoint.host:
             self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
+        self.endpoint = endpoint
+        self.tls = tls
+        self.principals = principals
+        super().__init__((endpoint.host, endpoint.port), handler)
+
+    @property
+    def bound(self) -> Endpoint:
+        """This listener with the port it got (port 0 asks the kernel for a free one)."""
+        host, port = self.server_address[:2]
+        return Endpoint(self.endpoint.listener, str(host), int(port), self.endpoint.security_protocol)
 
     def peer_name(self, address: object) -> str:
         host, port = address[:2]  # type: ignore[index]
         return f"{host}:{port}"
 
-    def session_for(self, address: object) -> Session:
-        return Session("PLAINTEXT", "PLAINTEXT", str(address[0]))  # type: ignore[index]
+    def secure(self, sock: socket.socket) -> socket.socket:
+        if self.tls is None:
+            return sock
+        import ssl
+
+        sock.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            secured = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except (ssl.SSLError, OSError) as exc:
+            raise _Refused(f"TLS setup failed: {exc}") from None
+        try:
+            secured.do_handshake()
+        except ssl.SSLError as exc:
+            _close_gently(secured)
+            raise _Refused(f"TLS handshake failed: {exc.reason or exc}") from None
+        except (TimeoutError, OSError) as exc:
+            secured.close()
+            raise _Refused(f"TLS handshake not finished: {exc.strerror or exc or 'timed out'}") from None
+        return secured
+
+    def session_for(self, address: object, sock: socket.socket) -> Session:
+        host = str(address[0])  # type: ignore[index]
+        session = Session(self.endpoint.listener, self.endpoint.security_protocol, host)
+        if self.endpoint.security_protocol == "SSL" and self.principals is not None:
+            from kcli.security.principal import NoMatchingRule, subject_dn
+
+            try:
+                session.principal = self.principals.principal(subject_dn(sock.getpeercert()))  # type: ignore[attr-defined]
+            except NoMatchingRule as exc:
+                raise _Refused(str(exc)) from None
+            log.debug("connection %s on %s: TLS, principal %s", self.peer_name(address), self.endpoint.listener,
+                      session.principal)
+        return session
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]  # a stream server: always a socket
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -156,12 +228,14 @@ class Server:
         self,
         dispatcher: Dispatcher,
         socket_path: str,
-        tcp: tuple[str, int] | None = None,
+        listeners: Sequence[Endpoint] = (),
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.socket_path = socket_path
-        self.tcp = tcp
+        self.listeners = list(listeners)
+        self.tls = tls
         self.max_frame_size = max_frame_size
         self.stopping = False
         self._listeners: list[_Listener] = []
@@ -172,12 +246,9 @@ class Server:
         self._idle = threading.Condition(self._lock)
 
     @property
-    def tcp_address(self) -> tuple[str, int] | None:
-        for listener in self._listeners:
-            if isinstance(listener, _TCPListener):
-                host, port = listener.server_address[:2]
-                return str(host), int(port)
-        return None
+    def endpoints(self) -> list[Endpoint]:
+        """The TCP listeners as bound (with the ports the kernel picked for port 0)."""
+        return [listener.bound for listener in self._listeners if isinstance(listener, _TCPListener)]
 
     def bind(self) -> None:
         """Take the addresses (bind and listen) without serving yet: a taken port or an address that is
@@ -188,16 +259,30 @@ class Server:
                 f"socket path {self.socket_path} is longer than the 107 bytes Unix sockets allow",
                 hint="use a shorter --data-dir",
             )
+        tls, principals = self._tls()
         where = self.socket_path
         try:
             self._listeners.append(_UnixListener(self.socket_path, _Connection))
-            if self.tcp is not None:
-                where = f"{self.tcp[0]}:{self.tcp[1]}"
-                self._listeners.append(_TCPListener(self.tcp, _Connection))
+            for endpoint in self.listeners:
+                where = str(endpoint)
+                secured = endpoint.security_protocol in ("SSL", "SASL_SSL")
+                self._listeners.append(_TCPListener(endpoint, _Connection, tls if secured else None, principals))
         except OSError as exc:
             self.stop()
             raise BrokerError(f"cannot listen on {where}: {exc.strerror or exc}",
                               hint="give --listener a free port on a local address") from None
+
+    def _tls(self) -> tuple[ssl.SSLContext | None, PrincipalMapper | None]:
+        """The TLS context of SSL listeners and their principal mapping (a bad certificate or key is a
+        usage error here, before anything listens)."""
+        if self.tls is None or not any(e.security_protocol in ("SSL", "SASL_SSL") for e in self.listeners):
+            return None, None
+        from kcli.security.principal import PrincipalMapper
+        from kcli.security.tls import server_context
+
+        t = self.tls
+        return (server_context(t.certfile, t.keyfile, t.password, t.cafile, t.client_auth),
+                PrincipalMapper(t.principal_rules))
 
     def serve(self) -> None:
         """Start accepting connections on the bound listeners."""
@@ -226,6 +311,13 @@ class Server:
     def _closed(self, sock: socket.socket) -> None:
         with self._lock:
             self._connections.discard(sock)
+
+    def _swap(self, old: socket.socket, new: socket.socket) -> None:
+        """A connection now served on ``new`` (its TLS socket), so that stop() cuts that one."""
+        with self._lock:
+            if old in self._connections:
+                self._connections.discard(old)
+                self._connections.add(new)
 
     def in_flight(self) -> _InFlight:
         return _InFlight(self)
@@ -273,6 +365,23 @@ class _InFlight:
             self.server._busy -= 1
             if not self.server._busy:
                 self.server._idle.notify_all()
+
+
+def _close_gently(sock: socket.socket) -> None:
+    """Close after a refused TLS handshake so that the client reads the alert OpenSSL sent (a refused
+    certificate, say) rather than a reset: stop sending, read off what the client still sends (for a
+    second at most), then close.  Closing with unread data would make the kernel reset the connection,
+    and the client lose the alert."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1.0)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from kcli.broker.coordinator import INITIAL_REBALANCE_DELAY_MS
 from kcli.broker.partitions import DEFAULT_REPLICA_LAG_TIME_MS
+from kcli.cluster.broker_info import Endpoint
 from kcli.cluster.liveness import DEFAULT_SESSION_TIMEOUT_MS
 from kcli.groups.consumer_group import DEFAULT_HEARTBEAT_INTERVAL_MS as CONSUMER_HEARTBEAT_INTERVAL_MS
 from kcli.groups.consumer_group import DEFAULT_MIGRATION_POLICY
@@ -20,12 +21,30 @@ from kcli.transactions.coordinator import DEFAULT_ID_EXPIRATION_MS, DEFAULT_MAX_
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """What SSL and SASL_SSL listeners serve: the broker's certificate (PEM; the key in ``certfile`` too
+    when ``keyfile`` is None), the CA that client certificates are checked against, whether clients
+    must send one (ssl.client.auth) and how its subject becomes a principal."""
+
+    certfile: str
+    keyfile: str | None = None
+    password: str | None = field(default=None, repr=False)  # ssl.key.password: never in a log line
+    cafile: str | None = None
+    client_auth: str = "none"
+    principal_rules: str = "DEFAULT"
+
+
+@dataclass(frozen=True)
 class BrokerSettings:
-    """``listener``: the TCP address to serve besides the Unix socket (None: the socket only).
+    """``listeners``: the TCP listeners to serve besides the Unix socket (none: the socket only), and
+    ``advertised``: the endpoints to tell clients of, by listener name (a listener without one
+    advertises its own address).  ``tls``: for SSL and SASL_SSL listeners.
     ``configs``: the static broker configs it was started with (kcli.toml's [broker] and the flags),
     the STATIC_BROKER_CONFIG layer of :mod:`kcli.cluster.configs`."""
 
-    listener: tuple[str, int] | None = None
+    listeners: tuple[Endpoint, ...] = ()
+    advertised: tuple[Endpoint, ...] = ()
+    tls: TlsSettings | None = None
     auto_create: bool = True  # auto.create.topics.enable
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE  # socket.request.max.bytes
     replica_lag_time_ms: int = DEFAULT_REPLICA_LAG_TIME_MS  # replica.lag.time.max.ms
@@ -44,7 +63,7 @@ class BrokerSettings:
     configs: Mapping[str, ConfigValue] = field(default_factory=dict)
 
     @classmethod
-    def from_configs(cls, listener: tuple[str, int] | None, configs: Mapping[str, ConfigValue]) -> BrokerSettings:
+    def from_configs(cls, configs: Mapping[str, ConfigValue]) -> BrokerSettings:
         """Settings from static broker configs by Kafka name (the rest keep Kafka's defaults)."""
         from kcli.cluster.configs import BROKER_CONFIGS
 
@@ -54,8 +73,11 @@ class BrokerSettings:
         def get(name: str) -> int:
             return int(value(name))
 
+        listeners, advertised = _listeners(configs)
         return cls(
-            listener=listener,
+            listeners=listeners,
+            advertised=advertised,
+            tls=_tls(configs, listeners),
             auto_create=bool(value("auto.create.topics.enable")),
             max_frame_size=get("socket.request.max.bytes"),
             replica_lag_time_ms=get("replica.lag.time.max.ms"),
@@ -70,3 +92,44 @@ class BrokerSettings:
             group_consumer_migration_policy=str(value("group.consumer.migration.policy")),
             configs=dict(configs),
         )
+
+
+def _listeners(configs: Mapping[str, ConfigValue]) -> tuple[tuple[Endpoint, ...], tuple[Endpoint, ...]]:
+    """``listeners`` and ``advertised.listeners`` under ``listener.security.protocol.map``; an advertised
+    name must be a listener's, as in Kafka."""
+    from kcli.cluster.broker_info import parse_endpoints, parse_protocol_map
+    from kcli.errors import UsageError
+
+    protocols = parse_protocol_map(str(configs.get("listener.security.protocol.map") or ""))
+    listeners = parse_endpoints([str(configs.get("listeners") or "")], protocols)
+    advertised = parse_endpoints([str(configs.get("advertised.listeners") or "")], protocols)
+    names = {e.listener for e in listeners}
+    for endpoint in advertised:
+        if endpoint.listener not in names:
+            raise UsageError(f"advertised listener {endpoint} names no listener",
+                             hint=f"listeners: {', '.join(sorted(names)) or 'none'}")
+        if endpoint.port == 0:
+            raise UsageError(f"advertised listener {endpoint} needs a port")
+    return tuple(listeners), tuple(advertised)
+
+
+def _tls(configs: Mapping[str, ConfigValue], listeners: tuple[Endpoint, ...]) -> TlsSettings | None:
+    """The TLS settings, required once a listener is SSL or SASL_SSL (and only then used)."""
+    from kcli.errors import UsageError
+    from kcli.security.principal import parse_rules
+
+    def text(name: str) -> str | None:
+        found = configs.get(name)
+        return str(found) if found not in (None, "") else None
+
+    secured = [e for e in listeners if e.security_protocol in ("SSL", "SASL_SSL")]
+    certfile = text("ssl.keystore.location")
+    if not secured:
+        return None
+    if certfile is None:
+        raise UsageError(f"listener {secured[0]} needs a certificate",
+                         hint="give --ssl-certfile (and --ssl-keyfile), or ssl.keystore.location in [broker]")
+    rules = text("ssl.principal.mapping.rules") or "DEFAULT"
+    parse_rules(rules)  # a bad rule is a usage error before the broker starts
+    return TlsSettings(certfile, text("ssl.key.location"), text("ssl.key.password"),
+                       text("ssl.truststore.location"), text("ssl.client.auth") or "none", rules)

@@ -140,9 +140,13 @@ def _warn_if_open(datadir) -> None:
               show_envvar=True,
               help="Talk to this Kafka-protocol cluster over TCP instead of the data directory (topic, "
                    "produce, consume, lag, group describe/list); the data directory is then not touched.")
+@click.option("--command-config", metavar="FILE", envvar="KCLI_COMMAND_CONFIG", show_envvar=True,
+              type=click.Path(dir_okay=False),
+              help="Client properties for --bootstrap-server, as Kafka's tools read them (security.protocol, "
+                   "ssl.cafile, ssl.certfile, ssl.keyfile, ...); on top of kcli.toml's [client] table.")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_file: str | None,
-        bootstrap_server: str | None) -> None:
+        bootstrap_server: str | None, command_config: str | None) -> None:
     """kcli: Apache Kafka's log model on one machine's disk.
 
     Topics split into partitions, replicated across brokers, stored in Kafka-format segments.
@@ -157,7 +161,8 @@ def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_fi
     from kcli.cli.settings import apply_config_file
 
     opts = apply_config_file(
-        ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout, "bootstrap_server": bootstrap_server},
+        ctx, {"data_dir": data_dir, "lock_timeout": lock_timeout, "bootstrap_server": bootstrap_server,
+              "command_config": command_config},
         config_file,
     )
     ctx.obj = Env(opts["data_dir"], opts["lock_timeout"], opts["bootstrap_server"])

@@ -32,8 +32,50 @@ def broker() -> None:
 )
 @click.option(
     "--listener",
-    metavar="[HOST:]PORT",
-    help="Also listen on TCP for Kafka clients (host defaults to 127.0.0.1; port 0 picks a free one).",
+    "listeners",
+    multiple=True,
+    metavar="[NAME://][HOST:]PORT",
+    help="Also listen on TCP for Kafka clients (repeatable; Kafka's listeners). NAME is PLAINTEXT (the "
+    "default), SSL, SASL_PLAINTEXT, SASL_SSL or a name mapped by --listener-security-protocol-map; host "
+    "defaults to 127.0.0.1; port 0 picks a free one.",
+)
+@click.option(
+    "--advertised-listener",
+    "advertised_listeners",
+    multiple=True,
+    metavar="NAME://HOST:PORT",
+    help="The address clients of listener NAME are told to use, if not its own (repeatable; "
+    "advertised.listeners).",
+)
+@click.option(
+    "--listener-security-protocol-map",
+    metavar="NAME:PROTOCOL[,...]",
+    help="Security protocols of custom listener names, e.g. INTERNAL:SSL (listener.security.protocol.map).",
+)
+@click.option(
+    "--ssl-certfile",
+    metavar="FILE",
+    help="PEM certificate chain SSL and SASL_SSL listeners serve, with the key unless --ssl-keyfile "
+    "(ssl.keystore.location). An encrypted key's passphrase: ssl.key.password in kcli.toml's [broker] "
+    "or $KCLI_SSL_KEY_PASSWORD.",
+)
+@click.option("--ssl-keyfile", metavar="FILE", help="PEM private key of --ssl-certfile (ssl.key.location).")
+@click.option(
+    "--ssl-cafile",
+    metavar="FILE",
+    help="PEM CA certificates that client certificates are checked against (ssl.truststore.location).",
+)
+@click.option(
+    "--ssl-client-auth",
+    type=click.Choice(["required", "requested", "none"]),
+    help="Whether SSL listeners ask clients for a certificate signed by --ssl-cafile (ssl.client.auth; "
+    "default none).",
+)
+@click.option(
+    "--ssl-principal-mapping-rules",
+    metavar="RULES",
+    help="How a client certificate's subject becomes the principal User:NAME, e.g. "
+    "'RULE:^CN=([^,]+).*$/$1/,DEFAULT' (ssl.principal.mapping.rules; default DEFAULT: the whole subject).",
 )
 @click.option(
     "--override",
@@ -129,7 +171,6 @@ def broker() -> None:
 def serve(
     env,
     broker_id: int,
-    listener: str | None,
     overrides: tuple[str, ...],
     verbose: bool,
     **flags: object,
@@ -137,7 +178,8 @@ def serve(
     """Serve the partitions broker ID leads, in the foreground, until SIGTERM or Ctrl-C.
 
     Listens on a Unix socket in the broker's folder (broker.sock, mode 0600) and, with --listener, on
-    TCP. While it runs, kcli commands on this data dir go through it. It follows (replicates) the
+    TCP: PLAINTEXT, or TLS for SSL listeners (--ssl-certfile; client certificates with --ssl-cafile
+    and --ssl-client-auth). While it runs, kcli commands on this data dir go through it. It follows (replicates) the
     partitions other brokers lead, and one running broker is the controller that moves leaderships
     away from crashed or hung brokers. SIGTERM hands its leaderships over before it exits.
 
@@ -149,6 +191,8 @@ def serve(
     Examples:
       kcli broker serve --id 0 --listener 9092
       kcli broker serve --id 1 --listener 127.0.0.1:9093 --num-partitions 4 --override log.retention.hours=24
+      kcli broker serve --id 0 --listener PLAINTEXT://127.0.0.1:9092 --listener SSL://127.0.0.1:9093 \\
+          --ssl-certfile broker.pem --ssl-keyfile broker.key --ssl-cafile ca.pem --ssl-client-auth required
     """
     import logging
     import signal
@@ -156,17 +200,15 @@ def serve(
 
     from kcli.broker.broker import Broker
     from kcli.broker.settings import BrokerSettings
-    from kcli.cluster.broker_info import parse_listener
     from kcli.cluster.configs import set_static
 
-    tcp = parse_listener(listener) if listener else None
     configs = static_broker_configs(flags, overrides)
     set_static(configs)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format=f"%(asctime)s kcli broker {broker_id}: %(levelname)s %(message)s",
     )
-    settings = BrokerSettings.from_configs(tcp, configs)
+    settings = BrokerSettings.from_configs(configs)
     node = Broker(env.datadir(), broker_id, settings)
 
     serving = threading.Event()
@@ -186,7 +228,7 @@ def serve(
         node.shutdown()  # lets go of whatever start() had taken and not released itself
         logging.getLogger("kcli.broker").info("stopped by %s before serving", signal.Signals(stop.signum).name)
         return
-    where = f"unix:{info.socket}" + (f" and tcp:{info.listener}" if info.listener else "")
+    where = " and ".join([f"unix:{info.socket}", *map(str, info.endpoints)])
     logging.getLogger("kcli.broker").info("serving on %s (pid %d)", where, info.pid)
     node.run()
     logging.getLogger("kcli.broker").info("stopped cleanly")
@@ -206,18 +248,31 @@ _FLAG_CONFIGS = {
     "group_consumer_session_timeout_ms": "group.consumer.session.timeout.ms",
     "group_consumer_heartbeat_interval_ms": "group.consumer.heartbeat.interval.ms",
     "group_consumer_assignors": "group.consumer.assignors",
+    "listeners": "listeners",
+    "advertised_listeners": "advertised.listeners",
+    "listener_security_protocol_map": "listener.security.protocol.map",
+    "ssl_certfile": "ssl.keystore.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_cafile": "ssl.truststore.location",
+    "ssl_client_auth": "ssl.client.auth",
+    "ssl_principal_mapping_rules": "ssl.principal.mapping.rules",
 }
+KEY_PASSWORD_ENVVAR = "KCLI_SSL_KEY_PASSWORD"
 
 
 def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) -> dict[str, ConfigValue]:
     """kcli.toml's [broker] configs, then the flags given, then each --override NAME=VALUE, validated:
-    a bad one is a usage error before anything starts."""
+    a bad one is a usage error before anything starts.  Repeated flags (--listener) make one list."""
+    import os
+
     from kcli.cluster.configs import parse_broker_config, static_configs
     from kcli.errors import UsageError
 
     out = static_configs()
     for flag, name in _FLAG_CONFIGS.items():
         value = flags.get(flag)
+        if isinstance(value, tuple):  # a repeatable flag: () when not given
+            value = ",".join(value) or None
         if isinstance(value, int | bool | str):  # None: not given
             out[name] = value
     for pair in overrides:
@@ -225,6 +280,8 @@ def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) 
         if not sep or not name.strip():
             raise UsageError(f"--override {pair!r} is not NAME=VALUE")
         out[name.strip()] = parse_broker_config(name.strip(), value.strip())
+    if not out.get("ssl.key.password") and os.environ.get(KEY_PASSWORD_ENVVAR):
+        out["ssl.key.password"] = os.environ[KEY_PASSWORD_ENVVAR]
     return out
 
 
@@ -232,7 +289,8 @@ def static_broker_configs(flags: dict[str, object], overrides: tuple[str, ...]) 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def list_(env, as_json: bool) -> None:
-    """List live brokers (those holding their broker lock) and how to reach them."""
+    """List live brokers (those holding their broker lock) and how to reach them: LISTENERS are where
+    they listen; --json also gives the endpoints each listener advertises to clients (endpoints)."""
     import datetime
 
     from kcli.cluster.broker_info import live_brokers, socket_path
@@ -250,7 +308,7 @@ def list_(env, as_json: bool) -> None:
                 broker_id,
                 info.pid if info else None,
                 info.socket if info else socket_path(datadir, broker_id),
-                (info.listener if info else None) or "-",
+                ",".join(map(str, info.listeners or info.endpoints)) if info and info.endpoints else "-",
                 started or "starting",
             )
         )
@@ -260,10 +318,12 @@ def list_(env, as_json: bool) -> None:
                 "pid": info.pid if info else None,
                 "socket": info.socket if info else socket_path(datadir, broker_id),
                 "listener": info.listener if info else None,
+                "endpoints": [e.to_json() for e in info.endpoints] if info else [],
+                "listeners": [e.to_json() for e in info.listeners] if info else [],
                 "started_ms": info.started_ms if info else None,
             }
         )
     if as_json:
         emit_json(out)
         return
-    table(["BROKER", "PID", "SOCKET", "LISTENER", "STARTED"], rows)
+    table(["BROKER", "PID", "SOCKET", "LISTENERS", "STARTED"], rows)

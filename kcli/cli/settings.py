@@ -24,6 +24,10 @@ with ``--config``/``$KCLI_CONFIG``), and one table per command, nested for subco
     num.partitions = 4
     log.retention.hours = 24
 
+    [client]                      # kcli's client properties by Kafka's names (--bootstrap-server)
+    security.protocol = "SSL"
+    ssl.cafile = "/etc/kafka/ca.pem"
+
 A key is an option's long name with ``_`` or ``-`` between words (``linger_ms`` or ``linger-ms``) or the
 name of its parameter.  Precedence: a flag on the command line, then an environment variable, then the
 file, then the built-in default.  The values reach click through ``Context.default_map``; they are
@@ -233,6 +237,16 @@ def _default_map(
     return out
 
 
+def _set_client_config(table: Mapping[str, Any] | None, command_config: str | None, path: str | None) -> None:
+    """This run's client properties: kcli.toml's [client] table, then --command-config's file (set even
+    when empty: a run before in this process, in tests, may have set others)."""
+    from kcli.net import client_config
+
+    if table is not None and not isinstance(table, dict):
+        raise UsageError(f"[client] in {path} must be a table of client properties")
+    client_config.set_default(client_config.load(_flatten(table or {}), command_config))
+
+
 def _forget_static_broker_configs() -> None:
     """A command run in this process before (tests run many) may have set them from another file."""
     import sys
@@ -251,8 +265,10 @@ def apply_config_file(ctx: click.Context, params: dict[str, Any], config_file: s
     _forget_static_broker_configs()
     path, explicit = locate(params.get("data_dir"), config_file)
     if path is None:
+        _set_client_config(None, params.get("command_config"), None)
         return params
     doc = read(path)
+    client_table = doc.pop("client", None)
     group = ctx.command
     assert isinstance(group, click.Group)
     top, tables = _convert(group, ctx, doc, path, ())
@@ -271,4 +287,5 @@ def apply_config_file(ctx: click.Context, params: dict[str, Any], config_file: s
             value = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
         out[name] = value
     ctx.default_map = _default_map(group, ctx, tables, path, ())
+    _set_client_config(client_table, out.get("command_config"), path)
     return out

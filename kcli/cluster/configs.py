@@ -111,6 +111,11 @@ class BrokerConfig:
     topic: str | None = None
     scale: int = 1
 
+    @property
+    def sensitive(self) -> bool:
+        """A secret (Kafka's PASSWORD type): DescribeConfigs answers null for it, as Kafka does."""
+        return self.type == PASSWORD
+
 
 class _TopicsDefault:
     """The default of a broker config that is the topic config's own default (most synonyms)."""
@@ -203,6 +208,24 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
         "(downgrade), both, or neither", STRING),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, int_range(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
+    # listeners and TLS (checked together where the broker's settings are made: kcli.broker.settings)
+    "listeners": BrokerConfig(None, str, "the TCP listeners, NAME://HOST:PORT,... (besides the Unix socket)", LIST),
+    "advertised.listeners": BrokerConfig(None, str, "the endpoints told to clients, per listener name "
+                                         "(default: the listeners' own)", LIST),
+    "listener.security.protocol.map": BrokerConfig(
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", str,
+        "the security protocol of each listener name, NAME:PROTOCOL,...", LIST),
+    "ssl.keystore.location": BrokerConfig(None, str, "PEM file with the broker's certificate chain (and its key "
+                                          "unless ssl.key.location is set)", STRING),
+    "ssl.key.location": BrokerConfig(None, str, "PEM file with the broker's private key", STRING),
+    "ssl.key.password": BrokerConfig(None, str, "the passphrase of an encrypted private key", PASSWORD),
+    "ssl.truststore.location": BrokerConfig(None, str, "PEM file with the CA certificates that client "
+                                            "certificates are checked against", STRING),
+    "ssl.client.auth": BrokerConfig("none", lambda text: _one_of(text, ("required", "requested", "none")),
+                                    "whether SSL listeners ask clients for a certificate: required, requested "
+                                    "or none", STRING),
+    "ssl.principal.mapping.rules": BrokerConfig("DEFAULT", str, "how a client certificate's subject becomes a "
+                                                "user name: RULE:pattern/replacement/[L|U],...,DEFAULT", STRING),
 }
 
 # topic config -> its broker synonyms, in Kafka's order
@@ -480,11 +503,9 @@ def describe_broker(state: ClusterState, broker_id: int | None,
                 if other != name:
                     synonyms += [(n, config_text(v), s) for n, v, s in _chain(state, broker_id, other)]
         value, source = (config_text(chain[0][1]), chain[0][2]) if chain else (None, DEFAULT_CONFIG)
-        if cfg.type == PASSWORD:  # as Kafka answers: where a secret is set, never what it is
-            out.append(ConfigEntry(name, None, source, not cfg.dynamic, cfg.type, cfg.doc, sensitive=True,
-                                   synonyms=[(n, None, s) for n, _v, s in synonyms]))
-            continue
-        out.append(ConfigEntry(name, value, source, not cfg.dynamic, cfg.type, cfg.doc, synonyms=synonyms))
+        if cfg.sensitive:
+            value, synonyms = None, [(n, None, s) for n, _v, s in synonyms]
+        out.append(ConfigEntry(name, value, source, not cfg.dynamic, cfg.type, cfg.doc, cfg.sensitive, synonyms))
     return out
 
 

@@ -6,6 +6,7 @@ through :class:`kcli.client.admin.Admin`, which sends the change to a running br
 
 from __future__ import annotations
 
+import os
 import shutil
 from typing import TYPE_CHECKING
 

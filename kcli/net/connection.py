@@ -1,6 +1,7 @@
-"""One connection to one broker over Kafka's protocol: connect (Unix socket or TCP), negotiate API
-versions, then requests and responses in order.  Both sides use it: a client reaching leaders and a
-follower broker fetching from its leader, so it sits beside the codec, beneath broker and client."""
+"""One connection to one broker over Kafka's protocol: connect (Unix socket or TCP, TLS over TCP when
+the client settings say SSL or SASL_SSL), negotiate API versions, then requests and responses in
+order.  Both sides use it: a client reaching leaders and a follower broker fetching from its leader, so
+it sits beside the codec, beneath broker and client."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from kcli import __version__
 from kcli.errors import BrokerError, ProtocolError, UsageError
+from kcli.net import client_config
+from kcli.net.client_config import ClientConfig
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
@@ -41,6 +44,10 @@ class UnreachableError(BrokerError):
     def __init__(self, message: str, hint: str | None = None, reason: str | None = None) -> None:
         super().__init__(message, hint)
         self.reason = reason or message
+
+
+class TlsError(BrokerError):
+    """A TLS handshake failed or the broker refused the connection's certificate: not worth a retry."""
 
 
 def _reason(exc: OSError) -> str:
@@ -79,9 +86,12 @@ class BrokerConnection:
         timeout: float = REQUEST_TIMEOUT,
         client_id: str = CLIENT_ID,
         starting: Callable[[], bool] | None = None,
+        config: ClientConfig | None = None,
     ) -> None:
         self.address = address
         self.starting = starting
+        self.config = config or client_config.default()
+        self.secured = False
         self.label = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
         self.timeout = timeout
         self.client_id = client_id
@@ -106,6 +116,8 @@ class BrokerConnection:
                 else:
                     sock = socket.create_connection(self.address, timeout=min(self.timeout, 10.0))
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if self.config.uses_tls:
+                        sock = self._wrap_tls(sock, self.address[0])
                     sock.settimeout(self.timeout)
                 return sock
             except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -121,6 +133,24 @@ class BrokerConnection:
                 raise UnreachableError(
                     f"cannot connect to broker at {self.label}: {exc.strerror or exc}", reason=_reason(exc)
                 ) from None
+
+    def _wrap_tls(self, sock: socket.socket, host: str) -> socket.socket:
+        """The TLS layer of an SSL or SASL_SSL connection, its handshake done; a failed one is a
+        :class:`TlsError` naming OpenSSL's reason (never a key's passphrase)."""
+        import ssl
+
+        context = self.config.tls_context()
+        try:
+            secured = context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLError as exc:
+            sock.close()
+            raise TlsError(f"TLS handshake with broker at {self.label} failed: {_tls_reason(exc)}",
+                           hint=_TLS_HINT) from None
+        except BaseException:
+            sock.close()
+            raise
+        self.secured = True
+        return secured
 
     def _negotiate(self) -> None:
         """ApiVersions first, like every Kafka client, so we use versions the broker speaks: our newest;
@@ -160,6 +190,11 @@ class BrokerConnection:
             payload = self._read(decode_frame_size(self._read(4)))
         except OSError as exc:
             self.close()
+            # a TLS failure before the first answer is the broker refusing us (TLS 1.3 checks a client
+            # certificate after the client's handshake is done); later, a lost connection worth a retry
+            if self.secured and not self.versions and type(exc).__module__ == "ssl":
+                raise TlsError(f"broker at {self.label} ended the TLS connection: {_tls_reason(exc)}",
+                               hint=_TLS_HINT) from None
             raise UnreachableError(f"lost connection to broker at {self.label}: {exc.strerror or exc}") from None
         except ProtocolError:
             self.close()
@@ -186,3 +221,18 @@ class BrokerConnection:
             self.sock.close()
         except OSError:
             pass
+
+
+_TLS_HINT = ("check security.protocol and ssl.cafile (the broker's CA), and ssl.certfile/ssl.keyfile if the "
+             "broker wants a client certificate; ssl.endpoint.identification.algorithm= (empty) skips the "
+             "host name check")
+
+
+def _tls_reason(exc: OSError) -> str:
+    """OpenSSL's reason for a TLS failure ("CERTIFICATE_VERIFY_FAILED", "TLSV13_ALERT_CERTIFICATE_REQUIRED")
+    with its detail where it has one."""
+    if type(exc).__name__ == "SSLEOFError":  # no alert, just a closed connection
+        return "closed without a TLS alert (the broker may have refused the client certificate)"
+    reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+    detail = getattr(exc, "verify_message", None)
+    return f"{reason} ({detail})" if detail else str(reason)

@@ -160,8 +160,12 @@ def read_frame(sock: socket.socket) -> bytes | None:
     return exact(decode_frame_size(prefix))
 
 
+def request_frame(api_key: int, version: int, body: dict, correlation_id: int = 1) -> bytes:
+    return encode_request(RequestHeader(api_key, version, correlation_id, "test"), body)
+
+
 def call(sock: socket.socket, api_key: int, version: int, body: dict, correlation_id: int = 1):
-    sock.sendall(encode_request(RequestHeader(api_key, version, correlation_id, "test"), body))
+    sock.sendall(request_frame(api_key, version, body, correlation_id))
     payload = read_frame(sock)
     assert payload is not None, "broker closed the connection"
     response = decode_response(api_key, version, payload)
