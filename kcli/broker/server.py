@@ -49,6 +49,8 @@ class _Connection(socketserver.BaseRequestHandler):
                 self._serve(owner, sock, peer)
         except CloseConnection as exc:
             log.info("closing connection %s: %s", peer, exc)
+            if exc.answer is not None:
+                _send_last(sock, exc.answer, exc.linger)
         except ProtocolError as exc:
             log.info("closing connection %s: %s", peer, exc)
         except TimeoutError:
@@ -76,6 +78,21 @@ class _Connection(socketserver.BaseRequestHandler):
                 answer = owner.dispatcher.handle(payload)
                 if answer is not None:
                     sock.sendall(answer)
+
+
+def _send_last(sock: socket.socket, answer: bytes, linger: float) -> None:
+    """The answer before a close (a client told why it failed), then up to ``linger`` seconds for the
+    client to hang up first: a client that reads the answer and the end of the stream at once may drop
+    the answer unread (kafka-python does).  A client already gone is not an error."""
+    try:
+        sock.sendall(answer)
+        deadline = time.monotonic() + linger
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(_CHUNK):
+                return
+    except OSError:
+        pass
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
@@ -142,7 +159,8 @@ class _TCPListener(_Listener, socketserver.TCPServer):
         return f"{host}:{port}"
 
     def session_for(self, address: object) -> Session:
-        return Session("PLAINTEXT", "PLAINTEXT", str(address[0]))  # type: ignore[index]
+        protocol = self.owner.tcp_security_protocol
+        return Session(protocol, protocol, str(address[0]))  # type: ignore[index]
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]  # a stream server: always a socket
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -163,6 +181,7 @@ class Server:
         self.socket_path = socket_path
         self.tcp = tcp
         self.max_frame_size = max_frame_size
+        self.tcp_security_protocol = "PLAINTEXT"  # of the TCP listener's connections (SASL_PLAINTEXT: SASL first)
         self.stopping = False
         self._listeners: list[_Listener] = []
         self._threads: list[threading.Thread] = []

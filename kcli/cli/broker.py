@@ -32,8 +32,9 @@ def broker() -> None:
 )
 @click.option(
     "--listener",
-    metavar="[HOST:]PORT",
-    help="Also listen on TCP for Kafka clients (host defaults to 127.0.0.1; port 0 picks a free one).",
+    metavar="[SASL_PLAINTEXT://][HOST:]PORT",
+    help="Also listen on TCP for Kafka clients (host defaults to 127.0.0.1; port 0 picks a free one); "
+    "with SASL_PLAINTEXT:// they must authenticate (PLAIN or SCRAM, users from `kcli user create`).",
 )
 @click.option(
     "--override",
@@ -159,7 +160,11 @@ def serve(
     from kcli.cluster.broker_info import parse_listener
     from kcli.cluster.configs import set_static
 
-    tcp = parse_listener(listener) if listener else None
+    # SASL_PLAINTEXT://HOST:PORT: the TCP listener's clients must authenticate first (the one Kafka
+    # listener scheme kcli parses so far)
+    scheme, sep, rest = (listener or "").partition("://")
+    sasl = bool(sep) and scheme.upper() == "SASL_PLAINTEXT"
+    tcp = parse_listener(rest if sasl else listener) if listener else None
     configs = static_broker_configs(flags, overrides)
     set_static(configs)
     logging.basicConfig(
@@ -168,6 +173,8 @@ def serve(
     )
     settings = BrokerSettings.from_configs(tcp, configs)
     node = Broker(env.datadir(), broker_id, settings)
+    if sasl:
+        node.server.tcp_security_protocol = "SASL_PLAINTEXT"
 
     serving = threading.Event()
 

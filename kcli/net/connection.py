@@ -11,6 +11,8 @@ from typing import Any
 
 from kcli import __version__
 from kcli.errors import BrokerError, ProtocolError, UsageError
+from kcli.net.client_config import client_config
+from kcli.net.sasl_client import Authenticator, sasl_settings, uses_sasl
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
@@ -79,16 +81,30 @@ class BrokerConnection:
         timeout: float = REQUEST_TIMEOUT,
         client_id: str = CLIENT_ID,
         starting: Callable[[], bool] | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``settings``: client security settings by Kafka's names (default: this process's, see
+        :mod:`kcli.net.client_config`); TCP connections only -- the Unix socket needs none."""
         self.address = address
         self.starting = starting
         self.label = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
         self.timeout = timeout
         self.client_id = client_id
         self._next_id = 0
+        self._authenticator: Authenticator | None = None
+        if not isinstance(address, str):
+            settings = client_config() if settings is None else settings
+            if uses_sasl(settings):
+                self._authenticator = Authenticator(sasl_settings(settings))
         self.sock = self._connect()
         self.versions: dict[int, tuple[int, int]] = {}
-        self._negotiate()
+        try:
+            self._negotiate()
+            if self._authenticator is not None:
+                self._authenticator.authenticate(self)
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> socket.socket:
         deadline = time.monotonic() + CONNECT_WAIT
@@ -147,8 +163,11 @@ class BrokerConnection:
         return min(ours[1], CLIENT_MAX.get(api_key, ours[1]), theirs[1])
 
     def request(
-        self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True
+        self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True,
+        authenticating: bool = False,
     ) -> Struct:
+        if not authenticating and self._authenticator is not None and self._authenticator.due():
+            self._authenticator.authenticate(self)  # KIP-368: before the broker ends the session
         version = self.version(api_key) if version is None else version
         self._next_id = (self._next_id + 1) & 0x7FFFFFFF
         corr = self._next_id

@@ -18,6 +18,7 @@ from enum import IntEnum
 
 from kcli.errors import (
     AlreadyExistsError,
+    AuthenticationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -299,6 +300,11 @@ EXCEPTIONS: Mapping[int, type[KcliError]] = {
     ErrorCode.INVALID_PRODUCER_ID_MAPPING: InvalidProducerIdMappingError,
     ErrorCode.INVALID_TRANSACTION_TIMEOUT: InvalidTransactionTimeoutError,
     ErrorCode.TRANSACTIONAL_ID_NOT_FOUND: NotFoundError,
+    ErrorCode.RESOURCE_NOT_FOUND: NotFoundError,
+    ErrorCode.DUPLICATE_RESOURCE: UsageError,
+    ErrorCode.UNACCEPTABLE_CREDENTIAL: UsageError,
+    ErrorCode.UNSUPPORTED_SASL_MECHANISM: AuthenticationError,
+    ErrorCode.SASL_AUTHENTICATION_FAILED: AuthenticationError,
 }
 
 

@@ -19,10 +19,11 @@ LEADER_EPOCH = "leader-epoch-checkpoint"
 CLEANER_OFFSET = "cleaner-offset-checkpoint"  # per broker folder: where each partition's dirty part starts
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write temp + fsync + rename + fsync the directory."""
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write temp + fsync + rename + fsync the directory.  ``mode`` is the new file's (a temp file left
+    by a crash keeps its own: callers writing secrets remove it first)."""
     tmp = path + ".tmp"
-    write_file(tmp, data, sync=True)
+    write_file(tmp, data, mode, sync=True)
     os.replace(tmp, path)
     dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
