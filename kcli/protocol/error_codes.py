@@ -222,6 +222,7 @@ class ApiError(Exception):
 # What the broker answers when an exception reaches a handler; the exception's nearest class in this
 # table wins (a subclass inherits its base's code unless it has its own).
 CODES: Mapping[type[BaseException], ErrorCode] = {
+    AuthenticationError: ErrorCode.SASL_AUTHENTICATION_FAILED,
     UsageError: ErrorCode.INVALID_REQUEST,
     InvalidTopicError: ErrorCode.INVALID_TOPIC_EXCEPTION,
     InvalidConfigError: ErrorCode.INVALID_CONFIG,

@@ -25,7 +25,7 @@ SASL_AUTHENTICATE = Api(
         "SaslAuthenticateResponse",
         [
             Field("error_code", INT16),
-            Field("error_message", STRING, nullable="0+", default=None),
+            Field("error_message", STRING, nullable="0+"),
             Field("auth_bytes", BYTES),
             Field("session_lifetime_ms", INT64, "1+"),
         ],
@@ -40,7 +40,7 @@ DESCRIBE_USER_SCRAM_CREDENTIALS = Api(
     0,
     request=Schema(
         "DescribeUserScramCredentialsRequest",
-        [Field("users", Array([Field("name", STRING)]), nullable="0+", default=None)],
+        [Field("users", Array([Field("name", STRING)]), nullable="0+")],
         flexible="0+",
     ),
     response=Schema(
@@ -48,14 +48,14 @@ DESCRIBE_USER_SCRAM_CREDENTIALS = Api(
         [
             Field("throttle_time_ms", INT32),
             Field("error_code", INT16),
-            Field("error_message", STRING, nullable="0+", default=None),
+            Field("error_message", STRING, nullable="0+"),
             Field(
                 "results",
                 Array(
                     [
                         Field("user", STRING),
                         Field("error_code", INT16),
-                        Field("error_message", STRING, nullable="0+", default=None),
+                        Field("error_message", STRING, nullable="0+"),
                         Field("credential_infos", Array([Field("mechanism", INT8), Field("iterations", INT32)])),
                     ]
                 ),
@@ -99,7 +99,7 @@ ALTER_USER_SCRAM_CREDENTIALS = Api(
                     [
                         Field("user", STRING),
                         Field("error_code", INT16),
-                        Field("error_message", STRING, nullable="0+", default=None),
+                        Field("error_message", STRING, nullable="0+"),
                     ]
                 ),
             ),
