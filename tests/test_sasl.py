@@ -428,7 +428,9 @@ def test_kcli_client_password_from_a_file_or_a_variable(sasl, tmp_path: Path, mo
     (tmp_path / "pw").write_text("alice-secret\n")
     monkeypatch.setenv("ALICE_PW", "alice-secret")
     base = {"security.protocol": "SASL_PLAINTEXT", "sasl.username": "alice"}
-    for extra in ({"sasl.password.file": str(tmp_path / "pw")}, {"sasl.password.env": "ALICE_PW"}):
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="alice-secret";'
+    for extra in ({"sasl.password.file": str(tmp_path / "pw")}, {"sasl.password.env": "ALICE_PW"},
+                  {"sasl.username": "", "sasl.jaas.config": jaas}):  # a Java client's properties file
         BrokerConnection(("127.0.0.1", sasl.port), settings={**base, **extra}).close()
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from kcli import __version__
 from kcli.errors import BrokerError, ProtocolError, UsageError
-from kcli.net.client_config import client_config
-from kcli.net.sasl_client import Authenticator, sasl_settings, uses_sasl
+from kcli.net.sasl_client import authenticator_for
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
@@ -83,19 +82,15 @@ class BrokerConnection:
         starting: Callable[[], bool] | None = None,
         settings: Mapping[str, str] | None = None,
     ) -> None:
-        """``settings``: client security settings by Kafka's names (default: this process's, see
-        :mod:`kcli.net.client_config`); TCP connections only -- the Unix socket needs none."""
+        """``settings``: client properties by Kafka's names (``security.protocol``, ``sasl.*``); they
+        apply to TCP connections only -- the Unix socket needs none."""
         self.address = address
         self.starting = starting
         self.label = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
         self.timeout = timeout
         self.client_id = client_id
         self._next_id = 0
-        self._authenticator: Authenticator | None = None
-        if not isinstance(address, str):
-            settings = client_config() if settings is None else settings
-            if uses_sasl(settings):
-                self._authenticator = Authenticator(sasl_settings(settings))
+        self._authenticator = None if isinstance(address, str) else authenticator_for(settings or {})
         self.sock = self._connect()
         self.versions: dict[int, tuple[int, int]] = {}
         try:

@@ -1,10 +1,11 @@
 """kcli's client side of SASL: SaslHandshake v1 then SaslAuthenticate with PLAIN or SCRAM-SHA-256/512,
 on a connection whose ``security.protocol`` is SASL_PLAINTEXT or SASL_SSL.
 
-Settings (Kafka's and librdkafka's names, from :func:`kcli.net.client_config.client_config`):
-``sasl.mechanism`` (or ``sasl.mechanisms``; default SCRAM-SHA-512), ``sasl.username``, and the password
-from ``sasl.password``, ``sasl.password.file`` (a file holding it; one trailing newline is dropped) or
-``sasl.password.env`` (the name of an environment variable holding it).  No message ever holds the
+Settings (the client properties, Kafka's and librdkafka's names): ``sasl.mechanism`` (or
+``sasl.mechanisms``; default SCRAM-SHA-512), ``sasl.username``, and the password from ``sasl.password``,
+``sasl.password.file`` (a file holding it; one trailing newline is dropped) or ``sasl.password.env`` (the
+name of an environment variable holding it); a Java client's ``sasl.jaas.config`` with
+``username="..." password="..."`` works too.  No message ever holds the
 password: a refusal is an :class:`~kcli.errors.AuthenticationError` naming the broker, the user and
 the mechanism.
 """
@@ -12,6 +13,7 @@ the mechanism.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,8 +40,11 @@ class SaslSettings:
         return f"SaslSettings(mechanism={self.mechanism!r}, username={self.username!r})"
 
 
-def uses_sasl(settings: Mapping[str, str]) -> bool:
-    return settings.get("security.protocol", "PLAINTEXT").upper().startswith("SASL_")
+def authenticator_for(settings: Mapping[str, str]) -> Authenticator | None:
+    """What authenticates a TCP connection made with client ``settings`` (None unless SASL_*)."""
+    if not settings.get("security.protocol", "PLAINTEXT").strip().upper().startswith("SASL_"):
+        return None
+    return Authenticator(sasl_settings(settings))
 
 
 def sasl_settings(settings: Mapping[str, str]) -> SaslSettings:
@@ -47,15 +52,27 @@ def sasl_settings(settings: Mapping[str, str]) -> SaslSettings:
     mechanism = (settings.get("sasl.mechanism") or settings.get("sasl.mechanisms") or DEFAULT_MECHANISM).upper()
     if mechanism not in MECHANISMS:
         raise UsageError(f"unsupported sasl.mechanism {mechanism!r}", hint=f"use one of {', '.join(MECHANISMS)}")
-    username = settings.get("sasl.username", "")
+    jaas = _jaas(settings.get("sasl.jaas.config", ""))
+    username = settings.get("sasl.username") or jaas.get("username", "")
     if not username:
         raise UsageError("security.protocol is SASL but sasl.username is not set")
-    return SaslSettings(mechanism, username, _password(settings))
+    return SaslSettings(mechanism, username, _password(settings, jaas.get("password")))
 
 
-def _password(settings: Mapping[str, str]) -> str:
+def _jaas(text: str) -> dict[str, str]:
+    """``username="..."`` and ``password="..."`` of a Java client's sasl.jaas.config (the login module
+    itself does not matter here: the mechanism is sasl.mechanism's)."""
+    return {m.group(1): m.group(2).replace('\\"', '"') for m in _JAAS_OPTION.finditer(text)}
+
+
+_JAAS_OPTION = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _password(settings: Mapping[str, str], from_jaas: str | None) -> str:
     if settings.get("sasl.password"):
         return settings["sasl.password"]
+    if from_jaas:
+        return from_jaas
     path = settings.get("sasl.password.file")
     if path:
         try:
