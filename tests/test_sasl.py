@@ -363,7 +363,7 @@ def test_malformed_tokens_do_not_hurt_the_broker(sasl) -> None:
     assert good.scram("alice", "alice-secret").error_code == 0
     rng = random.Random(5)
     tokens = [b"", b"\xff" * 40, b"n,,n=alice", b"n,,n=alice,r=" + b"\x00" * 10, b"y,,n=alice,r=abc",
-              bytes(rng.getrandbits(8) for _ in range(300)), b"n,,n=alice,r=" + b"a" * (2 << 20)]
+              bytes(rng.getrandbits(8) for _ in range(300)), b"n,,n=alice,r=" + b"a" * 400_000]
     for token in tokens:
         conn = Raw(sasl.port)
         conn.handshake("SCRAM-SHA-512")
@@ -379,6 +379,11 @@ def test_malformed_tokens_do_not_hurt_the_broker(sasl) -> None:
         answer = conn.authenticate(final(client, bytes(first.auth_bytes)))
         assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
         assert conn.closed()
+    # a frame over Kafka's sasl.server.max.receive.size (512 KiB) before authenticating: closed unread
+    conn = Raw(sasl.port)
+    conn.handshake("SCRAM-SHA-512")
+    conn.sock.sendall(struct.pack(">i", 50 << 20) + b"\0" * 1024)
+    assert conn.closed()
     assert good.metadata_ok()
     assert Raw(sasl.port).scram("bob", "bob-secret", "SCRAM-SHA-256").error_code == 0
     assert "Traceback" not in sasl.log()
@@ -403,6 +408,11 @@ def test_session_lifetime_reauthentication_and_expiry(brokers: Brokers) -> None:
     answer = conn.scram("bob", "bob-secret", "SCRAM-SHA-512")
     assert answer.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
     assert "re-authentication" in answer.error_message and conn.closed()
+    # re-authentication needs SaslAuthenticate requests: a v0 handshake (raw tokens) is refused
+    conn = Raw(broker.port)
+    assert conn.scram("alice", "alice-secret").error_code == 0
+    assert conn.handshake("SCRAM-SHA-512", version=0).error_code == ErrorCode.ILLEGAL_SASL_STATE
+    assert conn.closed()
     # a client that authenticated with SaslAuthenticate v0 cannot re-authenticate (Kafka's rule)
     conn = Raw(broker.port)
     assert conn.scram("alice", "alice-secret", version=0).error_code == 0

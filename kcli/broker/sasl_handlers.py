@@ -105,6 +105,9 @@ def sasl_handshake(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bo
     if mechanism not in enabled:
         raise AnswerThenClose({"error_code": ErrorCode.UNSUPPORTED_SASL_MECHANISM, "mechanisms": enabled},
                               f"client asked for SASL mechanism {mechanism[:64]!r}, which is not enabled")
+    if state.authenticated and header.api_version == 0:  # re-authentication needs SaslAuthenticate requests
+        raise AnswerThenClose({"error_code": ErrorCode.ILLEGAL_SASL_STATE, "mechanisms": enabled},
+                              "re-authentication with SaslHandshake v0")
     state.reauthenticating = state.authenticated
     if state.reauthenticating and mechanism != state.mechanism:
         state.exchange = _WrongMechanism(mechanism, state.mechanism or "")

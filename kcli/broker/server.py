@@ -19,7 +19,7 @@ import threading
 import time
 
 from kcli.broker.dispatch import CloseConnection, Dispatcher
-from kcli.broker.session import Session, serving
+from kcli.broker.session import Session, current, serving
 from kcli.errors import BrokerError, ProtocolError
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE, decode_frame_size
 
@@ -29,6 +29,7 @@ IDLE_TIMEOUT = 600.0  # Kafka's connections.max.idle.ms
 MAX_CONNECTIONS = 1024  # one thread each: beyond this, new connections are closed at once
 FRAME_TIMEOUT = 60.0  # once a frame has started, the rest must arrive within this
 _CHUNK = 1 << 20
+SASL_MAX_RECEIVE = 524_288  # Kafka's sasl.server.max.receive.size: the largest frame before authentication
 
 
 class _Connection(socketserver.BaseRequestHandler):
@@ -62,13 +63,16 @@ class _Connection(socketserver.BaseRequestHandler):
             log.exception("internal error serving %s; closing its connection", peer)
 
     def _serve(self, owner: Server, sock: socket.socket, peer: str) -> None:
-        """Read one frame, answer it, read the next, until the client or the broker stops."""
+        """Read one frame, answer it, read the next, until the client or the broker stops.  Until a
+        SASL listener's client has authenticated, its frames are capped much lower (Kafka's
+        sasl.server.max.receive.size), so strangers cannot make the broker hold big buffers."""
+        session = current()
         while not owner.stopping:
             sock.settimeout(IDLE_TIMEOUT)
             prefix = _recv_exact(sock, 4)
             if prefix is None:
                 return
-            size = decode_frame_size(prefix, owner.max_frame_size)
+            size = decode_frame_size(prefix, owner.max_frame_size if session.authenticated else SASL_MAX_RECEIVE)
             sock.settimeout(FRAME_TIMEOUT)
             payload = _recv_exact(sock, size)
             if payload is None:
