@@ -494,6 +494,21 @@ def test_user_commands_through_the_broker(sasl) -> None:
     assert res.returncode == 3, res.stderr
 
 
+def test_every_broker_sees_a_new_user_at_once(brokers: Brokers) -> None:
+    """One credential store per data dir: a user created through broker 0 logs in at broker 1 at once,
+    and a deleted one is refused there at once."""
+    brokers.init(2)
+    first = brokers.start(0, listener="SASL_PLAINTEXT://127.0.0.1:0")
+    second = brokers.start(1, listener="SASL_PLAINTEXT://127.0.0.1:0")
+    conn = Raw(first.port)
+    assert conn.handshake("PLAIN").error_code == ErrorCode.NONE
+    assert conn.authenticate(b"\0nobody\0x").error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+    brokers.kcli("user", "create", "frank", input="frank-pw\n")  # through a live broker
+    assert Raw(second.port).scram("frank", "frank-pw").error_code == ErrorCode.NONE
+    brokers.kcli("user", "delete", "frank")
+    assert Raw(second.port).scram("frank", "frank-pw").error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+
+
 def test_describe_and_alter_errors_on_the_wire(sasl) -> None:
     conn = Raw(sasl.port)
     conn.scram("alice", "alice-secret")
