@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from kcli.errors import AuthenticationError, UsageError
 from kcli.protocol import ApiKey, ErrorCode, error_name
-from kcli.security.sasl import MECHANISMS, SaslFailure, client_mechanism
 
 if TYPE_CHECKING:
     from kcli.net.connection import BrokerConnection
@@ -49,6 +48,8 @@ def authenticator_for(settings: Mapping[str, str]) -> Authenticator | None:
 
 def sasl_settings(settings: Mapping[str, str]) -> SaslSettings:
     """The mechanism, user and password from client ``settings``; a usage error names what is missing."""
+    from kcli.security.sasl import MECHANISMS  # the mechanisms only when SASL is asked for: no cost otherwise
+
     mechanism = (settings.get("sasl.mechanism") or settings.get("sasl.mechanisms") or DEFAULT_MECHANISM).upper()
     if mechanism not in MECHANISMS:
         raise UsageError(f"unsupported sasl.mechanism {mechanism!r}", hint=f"use one of {', '.join(MECHANISMS)}")
@@ -102,6 +103,8 @@ class Authenticator:
         return self.reauth_after is not None and time.monotonic() >= self.reauth_after
 
     def authenticate(self, conn: BrokerConnection) -> None:
+        from kcli.security.sasl import SaslFailure, client_mechanism
+
         s = self.settings
         who = f"broker at {conn.label}"
         if conn.versions.get(ApiKey.SASL_HANDSHAKE, (0, 0))[1] < 1:
