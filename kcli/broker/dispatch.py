@@ -132,12 +132,12 @@ class Dispatcher:
             try:
                 request = decode_request(payload)
             except RequestError as exc:
-                sasl_handlers.gate(self.ctx, session, exc.header.api_key)
+                sasl_handlers.gate(session, exc.header.api_key)
                 return self.refuse(exc.header, exc.error_code, exc.body, str(exc))
             except ProtocolError as exc:
                 raise CloseConnection(f"malformed request: {exc}") from None
             header = request.header
-            sasl_handlers.gate(self.ctx, session, header.api_key)
+            sasl_handlers.gate(session, header.api_key)
             if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
                 log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
             handler = HANDLERS.get(header.api_key)

@@ -72,7 +72,7 @@ def failure_linger(ctx: BrokerContext) -> float:
     return int(_config(ctx, "connection.failed.authentication.delay.ms")) / 1000  # type: ignore[call-overload]
 
 
-def gate(ctx: BrokerContext, session: Session, api_key: int) -> None:
+def gate(session: Session, api_key: int) -> None:
     """Raise CloseNow unless ``session`` may make a request of ``api_key`` now."""
     if not session.uses_sasl:
         return
@@ -149,7 +149,7 @@ def sasl_authenticate(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
     if header.api_version >= 1:
         state.can_reauthenticate = True
     try:
-        token = _step(ctx, session, bytes(req.auth_bytes))
+        token = _step(session, bytes(req.auth_bytes))
     except SaslFailure as exc:
         text = "re-authentication" if state.reauthenticating else "authentication"
         message = f"Authentication failed during {text} due to invalid credentials with SASL mechanism " \
@@ -163,7 +163,7 @@ def sasl_authenticate(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
 def raw_token(ctx: BrokerContext, session: Session, payload: bytes) -> bytes:
     """One bare SASL token after SaslHandshake v0: the mechanism's answer as a bare frame."""
     try:
-        token = _step(ctx, session, payload)
+        token = _step(session, payload)
     except SaslFailure as exc:
         raise CloseNow(f"SASL authentication failed: {exc}") from None
     if session.sasl.exchange is None:
@@ -171,7 +171,7 @@ def raw_token(ctx: BrokerContext, session: Session, payload: bytes) -> bytes:
     return struct.pack(">i", len(token)) + token
 
 
-def _step(ctx: BrokerContext, session: Session, token: bytes) -> bytes:
+def _step(session: Session, token: bytes) -> bytes:
     """Feed ``token`` to the exchange; when it completes, the session is authenticated (the exchange is
     cleared).  A store that cannot be read fails the attempt (logged), it does not crash the thread."""
     state = session.sasl
