@@ -142,6 +142,13 @@ class BrokerError(KcliError):
     exit_code = 8
 
 
+class AuthenticationError(BrokerError):
+    """A broker that refused who we said we are (SASL_AUTHENTICATION_FAILED, or a mechanism it does not
+    enable).  The message never holds the password."""
+
+    exit_code = 13
+
+
 class NoProducerIdError(BrokerError):
     """A cluster that hands out no producer ids (no InitProducerId, or it answers with an error), so an
     idempotent producer cannot number its batches there."""

@@ -515,6 +515,24 @@ def _describe_topic_partitions(w: World, _c: Connection, _v: int) -> dict[str, A
     return {"topics": [{"name": w.topic}], "response_partition_limit": 2000, "cursor": None}
 
 
+def _sasl_handshake(_w: World, _c: Connection, _v: int) -> dict[str, Any]:
+    return {"mechanism": "SCRAM-SHA-512"}
+
+
+def _sasl_authenticate(_w: World, _c: Connection, _v: int) -> dict[str, Any]:
+    return {"auth_bytes": b"n,,n=alice,r=abc"}
+
+
+def _describe_user_scram_credentials(_w: World, _c: Connection, _v: int) -> dict[str, Any]:
+    return {"users": None}  # every user (none yet)
+
+
+def _alter_user_scram_credentials(w: World, _c: Connection, v: int) -> dict[str, Any]:
+    upsertion = {"name": w.unique(f"user-v{v}"), "mechanism": 2, "iterations": 4096, "salt": b"salt" * 8,
+                 "salted_password": b"p" * 64}
+    return {"deletions": [], "upsertions": [upsertion]}
+
+
 # What some answers must say, in any version (the fields the checks read exist in all of them).
 
 
@@ -574,6 +592,8 @@ MAKERS: dict[int, Maker] = {
     14: Maker(_sync_group),
     15: Maker(_describe_groups, check=_stable),
     16: Maker(_generic, check=_listed_groups),
+    # on a PLAINTEXT listener, as Kafka answers: SASL is for SASL listeners (tests/test_sasl.py)
+    17: Maker(_sasl_handshake, frozenset({ErrorCode.ILLEGAL_SASL_STATE})),
     18: Maker(_api_versions, check=_every_api),
     19: Maker(_create_topics),
     20: Maker(_delete_topics),
@@ -588,6 +608,7 @@ MAKERS: dict[int, Maker] = {
     32: Maker(_describe_configs),
     33: Maker(_alter_configs),
     35: Maker(_describe_log_dirs),
+    36: Maker(_sasl_authenticate, frozenset({ErrorCode.ILLEGAL_SASL_STATE})),
     37: Maker(_create_partitions),
     42: Maker(_delete_groups),
     43: Maker(_elect_leaders, frozenset({0, 84})),  # 84: ELECTION_NOT_NEEDED, the preferred leader leads
@@ -595,6 +616,8 @@ MAKERS: dict[int, Maker] = {
     45: Maker(_alter_partition_reassignments),
     46: Maker(_list_partition_reassignments),
     47: Maker(_offset_delete),
+    50: Maker(_describe_user_scram_credentials),
+    51: Maker(_alter_user_scram_credentials),
     60: Maker(_generic, check=_this_cluster),
     61: Maker(_describe_producers),
     65: Maker(_describe_transactions),

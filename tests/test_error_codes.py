@@ -12,6 +12,7 @@ from support.brokers import call, connect
 from kcli import errors
 from kcli.errors import (
     AlreadyExistsError,
+    AuthenticationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -58,6 +59,7 @@ EXPECTED = {
     SequenceError: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
     ProducerFencedError: ErrorCode.INVALID_PRODUCER_EPOCH,
     BrokerError: ErrorCode.UNKNOWN_SERVER_ERROR,
+    AuthenticationError: ErrorCode.SASL_AUTHENTICATION_FAILED,
     NoProducerIdError: ErrorCode.UNKNOWN_SERVER_ERROR,
     ProtocolError: ErrorCode.INVALID_REQUEST,
     DataDirError: ErrorCode.KAFKA_STORAGE_ERROR,

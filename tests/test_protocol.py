@@ -221,6 +221,10 @@ def test_supported_table_is_what_the_broker_advertises() -> None:
         75: (0, 0),
         68: (0, 1),
         69: (0, 0),
+        17: (0, 1),
+        36: (0, 2),
+        50: (0, 0),
+        51: (0, 0),
     }
     assert {int(k) for k in ApiKey} == set(SUPPORTED)
 

@@ -24,9 +24,12 @@ from kcli.broker import (
     handlers,
     leadership_handlers,
     records_handlers,
+    sasl_handlers,
+    scram_handlers,
     txn_handlers,
 )
 from kcli.broker.context import BrokerContext
+from kcli.broker.session import current
 from kcli.errors import ProtocolError
 from kcli.protocol import (
     SUPPORTED,
@@ -89,6 +92,10 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: leadership_handlers.list_partition_reassignments,
     ApiKey.CONSUMER_GROUP_HEARTBEAT: consumer_group_handlers.consumer_group_heartbeat,
     ApiKey.CONSUMER_GROUP_DESCRIBE: consumer_group_handlers.consumer_group_describe,
+    ApiKey.SASL_HANDSHAKE: sasl_handlers.sasl_handshake,
+    ApiKey.SASL_AUTHENTICATE: sasl_handlers.sasl_authenticate,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: scram_handlers.describe_user_scram_credentials,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: scram_handlers.alter_user_scram_credentials,
 }
 
 
@@ -98,7 +105,13 @@ def advertised() -> dict[int, tuple[int, int]]:
 
 
 class CloseConnection(Exception):
-    """Stop talking to this client (the reason is logged)."""
+    """Stop talking to this client (the reason is logged), after sending it ``answer`` if there is one
+    (a failed SASL authentication is told why before the connection closes, as Kafka does)."""
+
+    def __init__(self, reason: str, answer: bytes | None = None, linger: float = 0.0) -> None:
+        super().__init__(reason)
+        self.answer = answer
+        self.linger = linger  # seconds to wait, after the answer, for the client to hang up first
 
 
 class Dispatcher:
@@ -107,20 +120,36 @@ class Dispatcher:
         ctx.advertised = advertised()
 
     def handle(self, payload: bytes) -> bytes | None:
-        """The framed response to one request payload; None when no response is due (acks=0)."""
+        """The framed response to one request payload; None when no response is due (acks=0).
+
+        On a SASL listener, before authentication only ApiVersions and SASL's own requests are served
+        (anything else closes the connection), and after SaslHandshake v0 a frame is a bare SASL token
+        (:mod:`kcli.broker.sasl_handlers`)."""
+        session = current()
         try:
-            request = decode_request(payload)
-        except RequestError as exc:
-            return self.refuse(exc.header, exc.error_code, exc.body, str(exc))
-        except ProtocolError as exc:
-            raise CloseConnection(f"malformed request: {exc}") from None
-        header = request.header
-        if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
-            log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
-        handler = HANDLERS.get(header.api_key)
-        if handler is None:  # a codec without a handler: not advertised, so as good as unknown
-            return self.refuse(header, ErrorCode.UNSUPPORTED_VERSION, request.body, "not implemented by this broker")
-        body = handler(self.ctx, header, request.body)
+            if session.sasl.raw_tokens and session.sasl.exchange is not None:
+                return sasl_handlers.raw_token(self.ctx, session, payload)
+            try:
+                request = decode_request(payload)
+            except RequestError as exc:
+                sasl_handlers.gate(session, exc.header.api_key)
+                return self.refuse(exc.header, exc.error_code, exc.body, str(exc))
+            except ProtocolError as exc:
+                raise CloseConnection(f"malformed request: {exc}") from None
+            header = request.header
+            sasl_handlers.gate(session, header.api_key)
+            if log.isEnabledFor(logging.DEBUG):  # --verbose: which versions clients use
+                log.debug("request %s v%d from client %r", api_name(header.api_key), header.api_version, header.client_id)
+            handler = HANDLERS.get(header.api_key)
+            if handler is None:  # a codec without a handler: not advertised, so as good as unknown
+                return self.refuse(header, ErrorCode.UNSUPPORTED_VERSION, request.body, "not implemented by this broker")
+            try:
+                body = handler(self.ctx, header, request.body)
+            except sasl_handlers.AnswerThenClose as exc:
+                answer = encode_response(header.api_key, header.api_version, header.correlation_id, exc.body)
+                raise CloseConnection(str(exc), answer, sasl_handlers.failure_linger(self.ctx)) from None
+        except sasl_handlers.CloseNow as exc:
+            raise CloseConnection(str(exc)) from None
         if body is None:
             return None
         return encode_response(header.api_key, header.api_version, header.correlation_id, body)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kcli.broker.dispatch import CloseConnection, Dispatcher
-from kcli.broker.session import Session, serving
+from kcli.broker.session import Session, current, serving
 from kcli.cluster.broker_info import Endpoint
 from kcli.errors import BrokerError, ProtocolError
 from kcli.protocol import DEFAULT_MAX_FRAME_SIZE, decode_frame_size
@@ -43,6 +43,7 @@ MAX_CONNECTIONS = 1024  # one thread each: beyond this, new connections are clos
 FRAME_TIMEOUT = 60.0  # once a frame has started, the rest must arrive within this
 HANDSHAKE_TIMEOUT = 10.0  # a TLS handshake must be done within this (Kafka bounds it by its request timeout)
 _CHUNK = 1 << 20
+SASL_MAX_RECEIVE = 524_288  # Kafka's sasl.server.max.receive.size: the largest frame before authentication
 
 
 class _Connection(socketserver.BaseRequestHandler):
@@ -68,6 +69,8 @@ class _Connection(socketserver.BaseRequestHandler):
             log.info("closing connection %s: %s", peer, exc)
         except CloseConnection as exc:
             log.info("closing connection %s: %s", peer, exc)
+            if exc.answer is not None:
+                _send_last(sock, exc.answer, exc.linger)
         except ProtocolError as exc:
             log.info("closing connection %s: %s", peer, exc)
         except TimeoutError:
@@ -83,13 +86,16 @@ class _Connection(socketserver.BaseRequestHandler):
                 sock.close()
 
     def _serve(self, owner: Server, sock: socket.socket, peer: str) -> None:
-        """Read one frame, answer it, read the next, until the client or the broker stops."""
+        """Read one frame, answer it, read the next, until the client or the broker stops.  Until a
+        SASL listener's client has authenticated, its frames are capped much lower (Kafka's
+        sasl.server.max.receive.size), so strangers cannot make the broker hold big buffers."""
+        session = current()
         while not owner.stopping:
             sock.settimeout(IDLE_TIMEOUT)
             prefix = _recv_exact(sock, 4)
             if prefix is None:
                 return
-            size = decode_frame_size(prefix, owner.max_frame_size)
+            size = decode_frame_size(prefix, owner.max_frame_size if session.authenticated else SASL_MAX_RECEIVE)
             sock.settimeout(FRAME_TIMEOUT)
             payload = _recv_exact(sock, size)
             if payload is None:
@@ -99,6 +105,21 @@ class _Connection(socketserver.BaseRequestHandler):
                 answer = owner.dispatcher.handle(payload)
                 if answer is not None:
                     sock.sendall(answer)
+
+
+def _send_last(sock: socket.socket, answer: bytes, linger: float) -> None:
+    """The answer before a close (a client told why it failed), then up to ``linger`` seconds for the
+    client to hang up first: a client that reads the answer and the end of the stream at once may drop
+    the answer unread (kafka-python does).  A client already gone is not an error."""
+    try:
+        sock.sendall(answer)
+        deadline = time.monotonic() + linger
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(_CHUNK):
+                return
+    except OSError:
+        pass
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:

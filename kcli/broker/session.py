@@ -11,9 +11,32 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kcli.security.sasl import ServerMechanism
 
 ANONYMOUS = "User:ANONYMOUS"  # Kafka's principal for an unauthenticated PLAINTEXT client
+
+
+@dataclass
+class SaslState:
+    """Where a SASL_* connection is in authenticating (kcli.broker.sasl_handlers drives it).
+
+    ``exchange`` is the mechanism's server side while tokens are being exchanged; ``raw_tokens``: the client shook hands with v0, so
+    its tokens come as bare size-prefixed frames rather than SaslAuthenticate requests.  Once
+    authenticated, ``expires_at`` (time.monotonic(); None: never) is when the session ends unless the
+    client re-authenticates (KIP-368); ``reauthenticating`` while it does."""
+
+    mechanism: str | None = None
+    exchange: ServerMechanism | None = None
+    raw_tokens: bool = False
+    authenticated: bool = False
+    user: str | None = None
+    can_reauthenticate: bool = False  # it used SaslAuthenticate v1+, so it knows its session lifetime
+    reauthenticating: bool = False
+    expires_at: float | None = None
 
 
 @dataclass
@@ -22,6 +45,17 @@ class Session:
     security_protocol: str  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     host: str  # the peer's address; "" on the Unix socket
     principal: str = ANONYMOUS
+    sasl: SaslState = field(default_factory=SaslState)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests other than ApiVersions and SASL's own may be served: always, unless the
+        listener is a SASL one and the client has not authenticated yet."""
+        return not self.uses_sasl or self.sasl.authenticated
 
 
 # requests served without a connection (tests driving a Dispatcher directly) run as an anonymous client

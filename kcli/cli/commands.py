@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "Pipe what is new for a group through a command into another topic, exactly once."),
     "transaction": ("kcli.cli.transaction", "transaction", "List and describe transactional ids."),
     "config": ("kcli.cli.config", "config", "Describe and change configs of topics, brokers and broker defaults."),
+    "user": ("kcli.cli.user", "user", "Create, list and delete SCRAM users of SASL listeners."),
 }
 
 VERSION_MESSAGE = "%(prog)s, version %(version)s"  # click's wording, which the fast path repeats

@@ -81,6 +81,17 @@ CLUSTER_DEFAULT = ""  # the entity name of the cluster-wide dynamic defaults (ka
 CONSUMER_MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
 
 
+def _sasl_mechanisms(text: str) -> str:
+    """A comma-separated list of the SASL mechanisms kcli's brokers serve, upper-cased."""
+    from kcli.security.sasl import MECHANISMS
+
+    names = [m.strip().upper() for m in str(text).split(",") if m.strip()]
+    unknown = [m for m in names if m not in MECHANISMS]
+    if unknown or not names:
+        raise ValueError(f"must be a list of {', '.join(MECHANISMS)}")
+    return ",".join(names)
+
+
 def _one_of(text: str, choices: tuple[str, ...]) -> str:
     low = str(text).strip().lower()
     if low not in choices:
@@ -206,6 +217,14 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
         text, CONSUMER_MIGRATION_POLICIES), "converting classic groups to consumer "
         "groups when a consumer-protocol member joins (upgrade), back when only classic members remain "
         "(downgrade), both, or neither", STRING),
+    "sasl.enabled.mechanisms": BrokerConfig("SCRAM-SHA-512,SCRAM-SHA-256,PLAIN", _sasl_mechanisms, "the SASL "
+                                            "mechanisms SASL listeners accept", LIST),
+    "connections.max.reauth.ms": BrokerConfig(0, int_range(0), "the longest a SASL session lasts before the "
+                                              "client must re-authenticate on its connection (KIP-368; 0: "
+                                              "forever)", LONG),
+    "connection.failed.authentication.delay.ms": BrokerConfig(100, int_range(0, 60_000), "how long a "
+                                                              "connection whose authentication failed stays "
+                                                              "open after the answer", INT),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, int_range(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
     # listeners and TLS (checked together where the broker's settings are made: kcli.broker.settings)

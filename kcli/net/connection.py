@@ -14,6 +14,7 @@ from kcli import __version__
 from kcli.errors import BrokerError, ProtocolError, UsageError
 from kcli.net import client_config
 from kcli.net.client_config import ClientConfig
+from kcli.net.sasl_client import authenticator_for
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
@@ -88,6 +89,8 @@ class BrokerConnection:
         starting: Callable[[], bool] | None = None,
         config: ClientConfig | None = None,
     ) -> None:
+        """``config``: client properties by Kafka's names (``security.protocol``, ``ssl.*``, ``sasl.*``;
+        the run's default when None); they apply to TCP connections only -- the Unix socket needs none."""
         self.address = address
         self.starting = starting
         self.config = config or client_config.default()
@@ -96,9 +99,16 @@ class BrokerConnection:
         self.timeout = timeout
         self.client_id = client_id
         self._next_id = 0
+        self._authenticator = None if isinstance(address, str) else authenticator_for(self.config.properties)
         self.sock = self._connect()
         self.versions: dict[int, tuple[int, int]] = {}
-        self._negotiate()
+        try:
+            self._negotiate()
+            if self._authenticator is not None:
+                self._authenticator.authenticate(self)
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> socket.socket:
         deadline = time.monotonic() + CONNECT_WAIT
@@ -177,8 +187,11 @@ class BrokerConnection:
         return min(ours[1], CLIENT_MAX.get(api_key, ours[1]), theirs[1])
 
     def request(
-        self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True
+        self, api_key: int, body: Mapping[str, Any], version: int | None = None, expect_response: bool = True,
+        authenticating: bool = False,
     ) -> Struct:
+        if not authenticating and self._authenticator is not None and self._authenticator.due():
+            self._authenticator.authenticate(self)  # KIP-368: before the broker ends the session
         version = self.version(api_key) if version is None else version
         self._next_id = (self._next_id + 1) & 0x7FFFFFFF
         corr = self._next_id

@@ -18,6 +18,7 @@ from enum import IntEnum
 
 from kcli.errors import (
     AlreadyExistsError,
+    AuthenticationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -221,6 +222,7 @@ class ApiError(Exception):
 # What the broker answers when an exception reaches a handler; the exception's nearest class in this
 # table wins (a subclass inherits its base's code unless it has its own).
 CODES: Mapping[type[BaseException], ErrorCode] = {
+    AuthenticationError: ErrorCode.SASL_AUTHENTICATION_FAILED,
     UsageError: ErrorCode.INVALID_REQUEST,
     InvalidTopicError: ErrorCode.INVALID_TOPIC_EXCEPTION,
     InvalidConfigError: ErrorCode.INVALID_CONFIG,
@@ -299,6 +301,11 @@ EXCEPTIONS: Mapping[int, type[KcliError]] = {
     ErrorCode.INVALID_PRODUCER_ID_MAPPING: InvalidProducerIdMappingError,
     ErrorCode.INVALID_TRANSACTION_TIMEOUT: InvalidTransactionTimeoutError,
     ErrorCode.TRANSACTIONAL_ID_NOT_FOUND: NotFoundError,
+    ErrorCode.RESOURCE_NOT_FOUND: NotFoundError,
+    ErrorCode.DUPLICATE_RESOURCE: UsageError,
+    ErrorCode.UNACCEPTABLE_CREDENTIAL: UsageError,
+    ErrorCode.UNSUPPORTED_SASL_MECHANISM: AuthenticationError,
+    ErrorCode.SASL_AUTHENTICATION_FAILED: AuthenticationError,
 }
 
 
