@@ -42,6 +42,8 @@ class BrokerSettings:
     group_consumer_migration_policy: str = DEFAULT_MIGRATION_POLICY  # group.consumer.migration.policy
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     configs: Mapping[str, ConfigValue] = field(default_factory=dict)
+    # a listener is SSL or SASL_*: then allow.everyone.if.no.acl.found defaults to false (kcli.broker.authorize)
+    secured: bool = False
 
     @classmethod
     def from_configs(cls, listener: tuple[str, int] | None, configs: Mapping[str, ConfigValue]) -> BrokerSettings:
