@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import denied, require
 from kcli.broker.context import BrokerContext
 from kcli.cluster.configs import describe_topic, new_topic_shape
 from kcli.cluster.metadata import PartitionMeta, TopicMeta, validate_topic_name
@@ -26,6 +27,7 @@ from kcli.cluster.topics import TopicAdmin
 from kcli.errors import AlreadyExistsError, KcliError, NotFoundError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.error_codes import ApiError, message_for
+from kcli.security.acl import Operation, ResourceType
 from kcli.storage.config import parse_topic_config
 
 log = logging.getLogger("kcli.broker")
@@ -83,7 +85,12 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 
 
 def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool, created: list[TopicMeta]) -> None:
-    """Create one topic (or only check it can be); what it got (or would get) goes into ``created``."""
+    """Create one topic (or only check it can be); what it got (or would get) goes into ``created``.
+    Needs CREATE on the cluster or on the topic."""
+    from kcli.broker.handlers import may_create
+
+    if not may_create(ctx, topic.name):
+        raise denied(ResourceType.TOPIC, Operation.CREATE, topic.name)
     validate_topic_name(topic.name)
     if topic.assignments:
         raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "manual replica assignment is not supported")
@@ -144,6 +151,7 @@ def _by_id(ctx: BrokerContext, found: list[str | None], topic_id: bytes) -> str:
 
 def _delete_one(ctx: BrokerContext, found: list[str | None], topic_id: bytes) -> None:
     name = _by_id(ctx, found, topic_id)
+    require(ctx, Operation.DELETE, ResourceType.TOPIC, name)
     if name not in ctx.partitions.refresh().topics:
         raise NotFoundError(f"topic {name!r} does not exist")
     # let go of our partitions first: deletion takes each replica lock before removing its folder
@@ -167,6 +175,7 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
 
 
 def _grow_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
+    require(ctx, Operation.ALTER, ResourceType.TOPIC, topic.name)
     state = ctx.partitions.refresh()
     meta = state.topics.get(topic.name)
     if meta is None:

@@ -96,11 +96,18 @@ def authorize_any(ctx: BrokerContext, operation: Operation, resource_type: Resou
         session.principal, session.host, operation, resource_type)
 
 
+class Unauthorized(ApiError):
+    """The caller may not do this.  Inside a handler's per-partition ``answering`` block it answers that
+    partition; out of a handler it answers the whole request with the code in every entry (the
+    dispatcher's error answer, Kafka's ``getErrorResponse``)."""
+
+
 def require(ctx: BrokerContext, operation: Operation, resource_type: ResourceType, name: str = CLUSTER_NAME) -> None:
-    """Raise the resource type's authorization error (an :class:`ApiError`) unless the caller may."""
+    """Raise the resource type's :class:`Unauthorized` unless the caller may do ``operation`` on it."""
     if not authorize(ctx, operation, resource_type, name):
-        raise denied(resource_type)
+        raise denied(resource_type, operation, name)
 
 
-def denied(resource_type: ResourceType) -> ApiError:
-    return ApiError(DENIED_CODES[resource_type])
+def denied(resource_type: ResourceType, operation: Operation, name: str = CLUSTER_NAME) -> Unauthorized:
+    return Unauthorized(DENIED_CODES[resource_type],
+                        f"not authorized to {operation.name} {resource_type.name.lower()} {name!r}")

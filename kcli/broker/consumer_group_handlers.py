@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import authorize, require
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.coordinator import STABLE, Group, JoinResult, SyncResult
 from kcli.broker.coordinator import Member as ClassicMember
@@ -61,6 +62,7 @@ from kcli.groups.membership import CoordinatedMembers, GroupState, MemberInfo, l
 from kcli.groups.offsets import CommittedOffset, OffsetStore
 from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes
 from kcli.protocol.api import NO_OPERATIONS
+from kcli.security.acl import Operation, ResourceType
 from kcli.storage.checkpoint import atomic_write
 
 log = logging.getLogger("kcli.broker")
@@ -364,10 +366,17 @@ def _ids(topics: Mapping[str, TopicMeta]) -> tuple[dict[str, bytes], dict[bytes,
 
 
 def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Needs READ on the group, and DESCRIBE on every topic subscribed to by name (Kafka 4.0's rule)."""
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     cgs = consumer_service(ctx)
 
     def error(code: ErrorCode, message: str) -> Body:
         return {"throttle_time_ms": 0, "error_code": code, "error_message": message}
+
+    hidden = [t for t in req.subscribed_topic_names or () if not authorize(
+        ctx, Operation.DESCRIBE, ResourceType.TOPIC, t)]
+    if hidden:
+        return error(ErrorCode.TOPIC_AUTHORIZATION_FAILED, f"not authorized to describe topics {', '.join(hidden)}")
 
     if req.group_id:
         code = cgs.classic.check(req.group_id)
@@ -433,6 +442,8 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, req: Stru
     for group_id in req.group_ids:
         described: dict[str, Any] = {"group_id": group_id}
         code = cgs.classic.check(group_id)
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED
         group = None
         if code == ErrorCode.NONE:
             try:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 from kcli.broker import (
+    acl_handlers,
     admin_handlers,
     cluster_handlers,
     config_handlers,
@@ -26,6 +27,7 @@ from kcli.broker import (
     records_handlers,
     txn_handlers,
 )
+from kcli.broker.authorize import Unauthorized
 from kcli.broker.context import BrokerContext
 from kcli.errors import ProtocolError
 from kcli.protocol import (
@@ -89,6 +91,9 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: leadership_handlers.list_partition_reassignments,
     ApiKey.CONSUMER_GROUP_HEARTBEAT: consumer_group_handlers.consumer_group_heartbeat,
     ApiKey.CONSUMER_GROUP_DESCRIBE: consumer_group_handlers.consumer_group_describe,
+    ApiKey.DESCRIBE_ACLS: acl_handlers.describe_acls,
+    ApiKey.CREATE_ACLS: acl_handlers.create_acls,
+    ApiKey.DELETE_ACLS: acl_handlers.delete_acls,
 }
 
 
@@ -120,7 +125,10 @@ class Dispatcher:
         handler = HANDLERS.get(header.api_key)
         if handler is None:  # a codec without a handler: not advertised, so as good as unknown
             return self.refuse(header, ErrorCode.UNSUPPORTED_VERSION, request.body, "not implemented by this broker")
-        body = handler(self.ctx, header, request.body)
+        try:
+            body = handler(self.ctx, header, request.body)
+        except Unauthorized as exc:  # the whole request is refused: Kafka's error answer, every entry
+            return self.refuse(header, exc.code, request.body, str(exc))
         if body is None:
             return None
         return encode_response(header.api_key, header.api_version, header.correlation_id, body)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kcli.cluster.metadata import ClusterState, MetaRecord, Metadata
+from kcli.cluster.metadata import ClusterState, Metadata, MetaRecord
 from kcli.security.acl import Acl, AclFilter
 
 
@@ -24,8 +24,8 @@ class AclStore:
     def __init__(self, metadata: Metadata) -> None:
         self.metadata = metadata
 
-    def list(self, acl_filter: AclFilter = AclFilter()) -> list[Acl]:
-        return matching(self.metadata.load(), acl_filter.validate())
+    def list(self, acl_filter: AclFilter | None = None) -> list[Acl]:
+        return matching(self.metadata.load(), (acl_filter or AclFilter()).validate())
 
     def create(self, acls: Iterable[Acl]) -> list[Acl]:
         """Store ``acls`` (each validated first: none is stored if one is invalid); returns those that
