@@ -18,6 +18,7 @@ from enum import IntEnum
 
 from kcli.errors import (
     AlreadyExistsError,
+    AuthorizationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -299,6 +300,10 @@ EXCEPTIONS: Mapping[int, type[KcliError]] = {
     ErrorCode.INVALID_PRODUCER_ID_MAPPING: InvalidProducerIdMappingError,
     ErrorCode.INVALID_TRANSACTION_TIMEOUT: InvalidTransactionTimeoutError,
     ErrorCode.TRANSACTIONAL_ID_NOT_FOUND: NotFoundError,
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.GROUP_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.CLUSTER_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: AuthorizationError,
 }
 
 
