@@ -12,6 +12,7 @@ from support.brokers import call, connect
 from kcli import errors
 from kcli.errors import (
     AlreadyExistsError,
+    AuthorizationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -68,6 +69,7 @@ EXPECTED = {
     InvalidProducerIdMappingError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
     TransactionAbortedError: ErrorCode.INVALID_TXN_STATE,
     InvalidTransactionTimeoutError: ErrorCode.INVALID_TRANSACTION_TIMEOUT,
+    AuthorizationError: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
 }
 
 

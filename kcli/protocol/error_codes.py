@@ -244,6 +244,7 @@ CODES: Mapping[type[BaseException], ErrorCode] = {
     InvalidProducerIdMappingError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
     TransactionAbortedError: ErrorCode.INVALID_TXN_STATE,
     InvalidTransactionTimeoutError: ErrorCode.INVALID_TRANSACTION_TIMEOUT,
+    AuthorizationError: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,  # brokers answer the resource's own code
     OSError: ErrorCode.KAFKA_STORAGE_ERROR,  # the disk under a log failed in a way the library did not name
 }
 # Anything else (an unexpected failure) is Kafka's default too.
