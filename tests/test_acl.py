@@ -362,6 +362,53 @@ def test_acl_apis_need_cluster_permissions(brokers):
     assert listed.returncode == 13
 
 
+def test_cli_through_a_broker(broker):
+    """With a broker running, `kcli acl` goes through it (CreateAcls, DescribeAcls, DeleteAcls)."""
+    broker.kcli("acl", "add", "--allow-principal", "User:a", "--allow-principal", "User:b", "--operation", "Read",
+                "--topic", "t")
+    assert "created ACL" in broker.log()
+    assert len(json.loads(broker.kcli("acl", "list", "--principal", "User:a", "--json").stdout)) == 1
+    assert broker.kcli("acl", "remove", "--topic", "t", ok=False).returncode == 2
+    removed = broker.kcli("acl", "remove", "--topic", "t", "--force")
+    assert removed.stderr.count("Removed ACL") == 2 and "deleted ACL" in broker.log()
+    assert json.loads(broker.kcli("acl", "list", "--json").stdout) == []
+
+
+def test_configs_groups_and_cluster_apis_check_their_resources(broker):
+    broker.runner.in_process("topic", "create", "t")
+    broker.kcli("acl", "add", "--allow-principal", "User:alice", "--operation", "All", "--topic", "t",
+                "--group", "g", "--cluster")
+    broker.kcli("group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute")  # a group to list
+    describe = {"resources": [{"resource_type": 2, "resource_name": "t", "configuration_keys": None},
+                              {"resource_type": 4, "resource_name": "0", "configuration_keys": None},
+                              {"resource_type": 32, "resource_name": "g", "configuration_keys": None}],
+                "include_synonyms": False, "include_documentation": False}
+    with _tcp(broker) as sock:
+        assert [r.error_code for r in call(sock, ApiKey.DESCRIBE_CONFIGS, 4, describe).results] == [29, 31, 30]
+        assert call(sock, ApiKey.LIST_GROUPS, 4, {"states_filter": []}).groups == []
+        assert [g.error_code for g in call(sock, ApiKey.DESCRIBE_GROUPS, 5, {"groups": ["g"]}).groups] == [30]
+        assert call(sock, ApiKey.DESCRIBE_LOG_DIRS, 4, {"topics": None}).error_code == 31
+        deleted = call(sock, ApiKey.DELETE_TOPICS, 6, {"topics": [{"name": "t", "topic_id": bytes(16)}],
+                                                      "timeout_ms": 5000})
+        assert [r.error_code for r in deleted.responses] == [29]
+    with connect(broker.socket_path) as sock:  # the broker's own user
+        assert [g.group_id for g in call(sock, ApiKey.LIST_GROUPS, 4, {"states_filter": []}).groups] == ["g"]
+    assert broker.proc.poll() is None
+
+
+@pytest.mark.interop
+def test_confluent_producer_gets_topic_authorization_failed(broker):
+    from confluent_kafka import KafkaError, Producer
+
+    broker.runner.in_process("topic", "create", "locked")
+    broker.kcli("acl", "add", "--allow-principal", "User:alice", "--operation", "All", "--topic", "locked")
+    errors: list[int] = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 15000})
+    producer.produce("locked", b"x", on_delivery=lambda err, _msg: errors.append(err.code() if err else 0))
+    producer.flush(20)
+    assert errors == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
 @pytest.mark.interop
 def test_confluent_admin_client_creates_describes_and_deletes_acls(broker):
     from confluent_kafka.admin import (
