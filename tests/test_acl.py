@@ -182,7 +182,7 @@ def test_acls_live_in_the_metadata_and_survive_a_snapshot(tmp_path):
     metadata._snapshot(metadata.load())
     assert Metadata(metadata.datadir).load().acls == (acl("orders"), acl("ord", pattern=PREFIXED))
     assert store.delete([AclFilter(TOPIC, "orders", PatternType.MATCH)]) == [[acl("orders"), acl("ord", pattern=PREFIXED)]]
-    assert store.list() == []
+    assert store.find() == []
 
 
 def test_cli_add_list_remove_embedded(kcli):

@@ -5,7 +5,7 @@ in Kafka's ``AclApis``; an ACL or filter Kafka would refuse gets INVALID_REQUEST
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from enum import IntEnum
 from typing import TypeVar
 
 from kcli.broker.authorize import require
@@ -20,10 +20,10 @@ from kcli.security.acl import Acl, AclFilter, Operation, PatternType, Permission
 
 log = logging.getLogger("kcli.broker")
 
-_E = TypeVar("_E", bound=type)
+_E = TypeVar("_E", bound=IntEnum)
 
 
-def _enum(kind: Callable[[int], _E], value: int, unknown: _E) -> _E:
+def _enum(kind: type[_E], value: int, unknown: _E) -> _E:
     """A wire value as the enum, UNKNOWN for one newer than we know (then refused as Kafka does)."""
     try:
         return kind(value)

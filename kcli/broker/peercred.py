@@ -22,7 +22,7 @@ _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process that connected ``sock`` (when it connected)."""
     _pid, uid, _gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-    return uid
+    return int(uid)
 
 
 @functools.lru_cache(maxsize=256)

@@ -160,7 +160,7 @@ def list_(env, principals, topics, groups, cluster, txn_ids, pattern, as_json) -
     store = _acls(env)
     entries = [(check_principal(p), Permission.ANY) for p in principals]
     filters = _filters(_named(topics, groups, cluster, txn_ids), entries, [], None, _pattern(pattern, "any"))
-    _show(list(dict.fromkeys(a for f in filters for a in store.list(f))), as_json)
+    _show(list(dict.fromkeys(a for f in filters for a in store.find(f))), as_json)
 
 
 @acl.command("remove")
@@ -185,7 +185,7 @@ def remove(env, allow, deny, operations, host, topics, groups, cluster, txn_ids,
         raise UsageError("no resource", hint="give --topic, --group, --transactional-id or --cluster")
     filters = _filters(named, _entries(allow, deny), _operations(operations, None), host, _pattern(pattern, "literal"))
     store = _acls(env)
-    matched = list(dict.fromkeys(a for f in filters for a in store.list(f)))
+    matched = list(dict.fromkeys(a for f in filters for a in store.find(f)))
     if not matched:
         click.echo("No ACL matches.", err=True)
         return

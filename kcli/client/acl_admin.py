@@ -3,6 +3,7 @@ broker's CreateAcls / DescribeAcls / DeleteAcls (which any Kafka cluster serves 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from kcli.cluster.datadir import DataDir
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 class Acls(Protocol):
     def create(self, acls: list[Acl]) -> None: ...
 
-    def list(self, acl_filter: AclFilter) -> list[Acl]: ...
+    def find(self, acl_filter: AclFilter) -> list[Acl]: ...
 
     def delete(self, filters: list[AclFilter]) -> list[Acl]: ...
 
@@ -30,8 +31,8 @@ class EmbeddedAcls:
     def create(self, acls: list[Acl]) -> None:
         self.store.create(acls)
 
-    def list(self, acl_filter: AclFilter) -> list[Acl]:
-        return self.store.list(acl_filter)
+    def find(self, acl_filter: AclFilter) -> list[Acl]:
+        return self.store.find(acl_filter)
 
     def delete(self, filters: list[AclFilter]) -> list[Acl]:
         return list(dict.fromkeys(a for found in self.store.delete(filters) for a in found))
@@ -55,7 +56,7 @@ class RemoteAcls:
 
         self.pool = BrokerPool(datadir, bootstrap, 2 * REQUEST_TIMEOUT)
 
-    def _send(self, api_key: int, body: dict[str, object]) -> Struct:
+    def _send(self, api_key: int, body: Mapping[str, object]) -> Struct:
         try:
             return self.pool.send(self.pool.any(), api_key, body)
         finally:
@@ -71,7 +72,7 @@ class RemoteAcls:
         for acl, result in zip(acls, self._send(ApiKey.CREATE_ACLS, body).results, strict=False):
             raise_for(result.error_code, result.error_message, f"adding ACL {acl.describe()}")
 
-    def list(self, acl_filter: AclFilter) -> list[Acl]:
+    def find(self, acl_filter: AclFilter) -> list[Acl]:
         from kcli.client.kafka_errors import raise_for
         from kcli.protocol import ApiKey
 

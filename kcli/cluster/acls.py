@@ -24,7 +24,7 @@ class AclStore:
     def __init__(self, metadata: Metadata) -> None:
         self.metadata = metadata
 
-    def list(self, acl_filter: AclFilter | None = None) -> list[Acl]:
+    def find(self, acl_filter: AclFilter | None = None) -> list[Acl]:
         return matching(self.metadata.load(), (acl_filter or AclFilter()).validate())
 
     def create(self, acls: Iterable[Acl]) -> list[Acl]:
