@@ -115,7 +115,11 @@ class _UnixListener(_Listener, socketserver.UnixStreamServer):
 
     def get_request(self) -> tuple[socket.socket, object]:
         sock, _address = self.socket.accept()
-        return sock, peercred.session(sock)  # an unnamed client's address is "": keep who it is instead
+        try:
+            return sock, peercred.session(sock)  # an unnamed client's address is "": keep who it is instead
+        except OSError:  # gone already: socketserver drops the request
+            sock.close()
+            raise
 
     def session_for(self, address: object) -> Session:
         return address  # type: ignore[return-value]  # get_request made it
