@@ -248,6 +248,30 @@ def test_a_denied_topic_fails_alone_and_an_acl_lets_it_in(broker):
     assert broker.proc.poll() is None
 
 
+def test_reads_are_checked_per_topic_and_followers_need_cluster_action(broker):
+    """Fetch needs READ per topic (DESCRIBE for ListOffsets), and a fetch that says it comes from a
+    replica needs CLUSTER_ACTION on the cluster, which a client does not have once the cluster has ACLs."""
+    for name in ("locked", "open"):
+        broker.runner.in_process("topic", "create", name)
+        broker.kcli("produce", name, input="x\n")
+    broker.kcli("acl", "add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "locked")
+    broker.kcli("acl", "add", "--allow-principal", "User:alice", "--operation", "ClusterAction", "--cluster")
+    part = {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20, "log_start_offset": -1}
+
+    def fetch(sock: socket.socket, replica: int) -> dict[str, int]:
+        body = {"replica_id": replica, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+                "topics": [{"topic": t, "partitions": [part]} for t in ("locked", "open")]}
+        return {t.topic: t.partitions[0].error_code for t in call(sock, ApiKey.FETCH, 12, body).responses}
+
+    offsets = {"replica_id": -1, "topics": [{"name": t, "partitions": [
+        {"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]} for t in ("locked", "open")]}
+    with _tcp(broker) as sock:
+        assert fetch(sock, -1) == {"locked": 29, "open": 0}
+        assert fetch(sock, 1) == {"locked": 29, "open": 29}
+        listed = call(sock, ApiKey.LIST_OFFSETS, 7, offsets)
+        assert {t.name: t.partitions[0].error_code for t in listed.topics} == {"locked": 29, "open": 0}
+
+
 def test_kcli_client_denied_gets_one_line_and_exit_13(broker):
     broker.runner.in_process("topic", "create", "locked")
     broker.kcli("acl", "add", "--allow-principal", "User:alice", "--operation", "All", "--topic", "locked")
