@@ -300,6 +300,12 @@ def test_metadata_hides_what_the_caller_may_not_describe(broker):
         assert _metadata(sock, ["secret", "public", "missing"]) == {"secret": 29, "public": 0, "missing": 3}
     with connect(broker.socket_path) as sock:  # the broker's own user sees everything
         assert _metadata(sock, None) == {"public": 0, "secret": 0}
+    broker.kcli("acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Read", "--topic", "secret")
+    body = {"topics": [{"name": "secret"}], "allow_auto_topic_creation": False,
+            "include_topic_authorized_operations": True}
+    with _tcp(broker) as sock:
+        (topic,) = call(sock, ApiKey.METADATA, 9, body).topics
+        assert topic.topic_authorized_operations == (1 << OP.READ) | (1 << OP.DESCRIBE)  # READ implies DESCRIBE
 
 
 def test_auto_creation_needs_create(broker):

@@ -96,6 +96,24 @@ def authorize_any(ctx: BrokerContext, operation: Operation, resource_type: Resou
         session.principal, session.host, operation, resource_type)
 
 
+# the operations each resource type has (Kafka's AclEntry.supportedOperations), for *_authorized_operations
+_SUPPORTED = {
+    ResourceType.TOPIC: (Operation.READ, Operation.WRITE, Operation.CREATE, Operation.DESCRIBE, Operation.DELETE,
+                         Operation.ALTER, Operation.DESCRIBE_CONFIGS, Operation.ALTER_CONFIGS),
+    ResourceType.GROUP: (Operation.READ, Operation.DESCRIBE, Operation.DELETE, Operation.DESCRIBE_CONFIGS,
+                         Operation.ALTER_CONFIGS),
+    ResourceType.CLUSTER: (Operation.CREATE, Operation.CLUSTER_ACTION, Operation.DESCRIBE_CONFIGS,
+                           Operation.ALTER_CONFIGS, Operation.IDEMPOTENT_WRITE, Operation.ALTER, Operation.DESCRIBE),
+    ResourceType.TRANSACTIONAL_ID: (Operation.DESCRIBE, Operation.WRITE),
+}
+
+
+def authorized_operations(ctx: BrokerContext, resource_type: ResourceType, name: str = CLUSTER_NAME) -> int:
+    """The operations the caller may do on the resource, a bit per operation code (the
+    ``*_authorized_operations`` fields of Metadata, DescribeGroups, DescribeCluster, ...)."""
+    return sum(1 << op for op in _SUPPORTED[resource_type] if authorize(ctx, op, resource_type, name))
+
+
 class Unauthorized(ApiError):
     """The caller may not do this.  Inside a handler's per-partition ``answering`` block it answers that
     partition; out of a handler it answers the whole request with the code in every entry (the

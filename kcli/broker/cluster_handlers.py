@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from kcli.broker.authorize import authorize, require
+from kcli.broker.authorize import authorize, authorized_operations, require
 from kcli.broker.context import BrokerContext
 from kcli.broker.controller import acting_controller
 from kcli.broker.handlers import Body, Entry, endpoints
@@ -17,10 +17,6 @@ from kcli.protocol.apis.cluster_admin import BROKERS_ENDPOINT
 from kcli.security.acl import Operation, ResourceType
 from kcli.storage.log import PartitionLog, partition_dirs
 
-# DescribeCluster's cluster authorized operations with no authorizer (Kafka's AclEntry.supportedOperations
-# for CLUSTER: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
-# IDEMPOTENT_WRITE 12, a bit per code)
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 CONTROLLERS_ENDPOINT = 2
 
 
@@ -58,7 +54,7 @@ def describe_cluster(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
     }
     # anyone may see the brokers (clients bootstrap with it); the operations only with DESCRIBE, as Kafka
     if req.include_cluster_authorized_operations and authorize(ctx, Operation.DESCRIBE, ResourceType.CLUSTER):
-        body["cluster_authorized_operations"] = CLUSTER_OPERATIONS  # else the schema's "not requested"
+        body["cluster_authorized_operations"] = authorized_operations(ctx, ResourceType.CLUSTER)
     return body
 
 

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
-from kcli.broker.authorize import authorize, require
+from kcli.broker.authorize import authorize, authorized_operations, require
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.coordinator import STABLE, Group, JoinResult, SyncResult
 from kcli.broker.coordinator import Member as ClassicMember
@@ -71,8 +71,6 @@ Body = Mapping[str, Any]
 CONSUMER_TYPE = "consumer"  # ListGroups v5's type, and the protocol type Kafka lists such groups with
 TICK = 0.2
 OWNERSHIP_CHECK = 1.0
-# ConsumerGroupDescribe's authorized operations without an authorizer (as DescribeGroups answers)
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
 class ConsumerGroupService:
@@ -475,7 +473,8 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, req: Stru
                     }
                     for m in group.members.values()
                 ],
-                authorized_operations=GROUP_OPERATIONS if req.include_authorized_operations else NO_OPERATIONS,
+                authorized_operations=authorized_operations(ctx, ResourceType.GROUP, group_id)
+                if req.include_authorized_operations else NO_OPERATIONS,
             )
         out.append(described)
     return {"throttle_time_ms": 0, "groups": out}

@@ -17,7 +17,7 @@ from typing import Any
 
 from kcli.broker import consumer_group_handlers as consumer_groups
 from kcli.broker.answers import answer_for
-from kcli.broker.authorize import authorize, require
+from kcli.broker.authorize import authorize, authorized_operations, require
 from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, MemberSummary, SyncResult
 from kcli.broker.coordinator_choice import coordinator_of
@@ -412,9 +412,6 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 
 
 CLASSIC = "classic"  # ListGroups v5's type of a group that is no KIP-848 consumer group
-# DescribeGroups' authorized operations of a group with no authorizer (Kafka's AclEntry.supportedOperations
-# for GROUP: READ 3, DELETE 6, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, a bit per code)
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
 def list_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
@@ -487,7 +484,7 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
             ],
         }
         if req.include_authorized_operations and error == ErrorCode.NONE:
-            described["authorized_operations"] = GROUP_OPERATIONS  # else the schema's "not requested"
+            described["authorized_operations"] = authorized_operations(ctx, ResourceType.GROUP, group_id)
         out.append(described)
     return {"throttle_time_ms": 0, "groups": out}
 

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from kcli.broker.authorize import authorize, authorize_any, denied
+from kcli.broker.authorize import authorize, authorize_any, authorized_operations, denied
 from kcli.broker.context import BrokerContext
 from kcli.broker.partitions import (
     EARLIEST,
@@ -149,6 +149,8 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
             continue
         parts = partition_entries(ctx, topic.partitions, live)
         topics.append(_topic_entry(name, topic.topic_id, parts))
+        if header.api_version >= 8 and req.include_topic_authorized_operations:
+            topics[-1]["topic_authorized_operations"] = authorized_operations(ctx, ResourceType.TOPIC, name)
     return {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b, "host": host, "port": port, "rack": None} for b, host, port in endpoints(ctx)],
