@@ -318,6 +318,18 @@ def test_auto_creation_needs_create(broker):
         assert [t.error_code for t in call(sock, ApiKey.METADATA, 9, body).topics] == [0]
 
 
+def test_create_topics_needs_create_and_hides_configs_without_describe_configs(broker):
+    broker.kcli("acl", "add", "--allow-principal", "User:alice", "--operation", "Create", "--cluster", "--topic", "*")
+    broker.kcli("acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Create", "--topic", "mine")
+    body = {"topics": [{"name": n, "num_partitions": 1, "replication_factor": 1, "assignments": [], "configs": []}
+                       for n in ("mine", "theirs")], "timeout_ms": 10000, "validate_only": False}
+    with _tcp(broker) as sock:
+        answer = {t.name: t for t in call(sock, ApiKey.CREATE_TOPICS, 7, body).topics}
+    assert answer["theirs"].error_code == 29
+    assert answer["mine"].error_code == 0 and answer["mine"].topic_config_error_code == 29
+    assert answer["mine"].configs is None
+
+
 def test_deny_wins_and_prefixes_apply(broker):
     for name in ("payments", "orders"):
         broker.runner.in_process("topic", "create", name)

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from kcli.broker.answers import answer_for
-from kcli.broker.authorize import denied, require
+from kcli.broker.authorize import authorize, denied, require
 from kcli.broker.context import BrokerContext
 from kcli.cluster.configs import describe_topic, new_topic_shape
 from kcli.cluster.metadata import PartitionMeta, TopicMeta, validate_topic_name
@@ -74,11 +74,14 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
             result["replication_factor"] = len(meta.partitions[0].replicas)
             if not req.validate_only:
                 result["topic_id"] = bytes.fromhex(meta.topic_id)
-            result["configs"] = [
-                {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
-                 "is_sensitive": e.sensitive}
-                for e in describe_topic(ctx.partitions.state, meta, ctx.broker_id)
-            ]
+            if authorize(ctx, Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, topic.name):
+                result["configs"] = [
+                    {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
+                     "is_sensitive": e.sensitive}
+                    for e in describe_topic(ctx.partitions.state, meta, ctx.broker_id)
+                ]
+            else:  # created, but its configs are not the caller's to see (Kafka's answer)
+                result["topic_config_error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         results.append(result)
     ctx.partitions.refresh()
     return {"throttle_time_ms": 0, "topics": results}
