@@ -383,9 +383,9 @@ def test_acl_changes_reach_every_broker(brokers):
     brokers.init(2)
     b0, b1 = brokers.start(0), brokers.start(1)
     brokers.runner.in_process("topic", "create", "t")
-    with _tcp(b1) as sock:
+    with _tcp(b1) as sock, _tcp(b0) as other:
         assert _metadata(sock, ["t"]) == {"t": 0}
-        created = call(_tcp(b0), ApiKey.CREATE_ACLS, 3, {"creations": [
+        created = call(other, ApiKey.CREATE_ACLS, 3, {"creations": [
             {"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3, "principal": "User:alice",
              "host": "*", "operation": 2, "permission_type": 3}]})
         assert [r.error_code for r in created.results] == [0]
