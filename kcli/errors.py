@@ -154,6 +154,13 @@ class NoProducerIdError(BrokerError):
     idempotent producer cannot number its batches there."""
 
 
+class AuthorizationError(KcliError):
+    """A broker refused the request: the principal lacks the ACL for it (Kafka's TOPIC_, GROUP_, CLUSTER_ and
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED)."""
+
+    exit_code = 14
+
+
 class ProtocolError(KcliError):
     """Bytes on the wire that do not follow Kafka's protocol."""
 

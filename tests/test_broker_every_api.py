@@ -533,6 +533,31 @@ def _alter_user_scram_credentials(w: World, _c: Connection, v: int) -> dict[str,
     return {"deletions": [], "upsertions": [upsertion]}
 
 
+def _acl(w: World, v: int) -> dict[str, Any]:
+    # v0 has no pattern type (LITERAL); each version its own topic, so creating is never a no-op
+    return {"resource_type": 2, "resource_name": w.unique(f"acl-v{v}"), "resource_pattern_type": 3,
+            "principal": "User:alice", "host": "*", "operation": 3, "permission_type": 3}
+
+
+def _create_acls(w: World, _c: Connection, v: int) -> dict[str, Any]:
+    return {"creations": [_acl(w, v)]}
+
+
+def _acl_filter(w: World, c: Connection, v: int) -> dict[str, Any]:
+    acl = _acl(w, v)
+    w.setup(c, 30, {"creations": [acl]})  # CreateAcls: an ACL to find
+    return {"resource_type_filter": 2, "resource_name_filter": acl["resource_name"], "pattern_type_filter": 3,
+            "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
+
+
+def _describe_acls(w: World, c: Connection, v: int) -> dict[str, Any]:
+    return _acl_filter(w, c, v)
+
+
+def _delete_acls(w: World, c: Connection, v: int) -> dict[str, Any]:
+    return {"filters": [_acl_filter(w, c, v)]}
+
+
 # What some answers must say, in any version (the fields the checks read exist in all of them).
 
 
@@ -574,6 +599,14 @@ def _listed_groups(_w: World, r: dict[str, Any]) -> bool:
     return len(r["groups"]) > 0
 
 
+def _one_acl(_w: World, r: dict[str, Any]) -> bool:
+    return [len(res["acls"]) for res in r["resources"]] == [1]
+
+
+def _one_deleted(_w: World, r: dict[str, Any]) -> bool:
+    return [len(f["matching_acls"]) for f in r["filter_results"]] == [1]
+
+
 def _this_cluster(w: World, r: dict[str, Any]) -> bool:
     return [b["broker_id"] for b in r["brokers"]] == [w.broker.broker_id]
 
@@ -605,6 +638,9 @@ MAKERS: dict[int, Maker] = {
     26: Maker(_end_txn),
     27: Maker(_write_txn_markers),
     28: Maker(_txn_offset_commit),
+    29: Maker(_describe_acls, check=_one_acl),
+    30: Maker(_create_acls),
+    31: Maker(_delete_acls, check=_one_deleted),
     32: Maker(_describe_configs),
     33: Maker(_alter_configs),
     35: Maker(_describe_log_dirs),

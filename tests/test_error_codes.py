@@ -13,6 +13,7 @@ from kcli import errors
 from kcli.errors import (
     AlreadyExistsError,
     AuthenticationError,
+    AuthorizationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -70,6 +71,7 @@ EXPECTED = {
     InvalidProducerIdMappingError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
     TransactionAbortedError: ErrorCode.INVALID_TXN_STATE,
     InvalidTransactionTimeoutError: ErrorCode.INVALID_TRANSACTION_TIMEOUT,
+    AuthorizationError: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
 }
 
 

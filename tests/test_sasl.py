@@ -230,11 +230,16 @@ def test_user_commands_embedded(kcli, tmp_path: Path) -> None:
 # --- a broker with a SASL_PLAINTEXT listener ---------------------------------------------------------------
 
 
+# these tests are about authentication; with a secured listener nothing is allowed without ACLs
+# (test_acl.py has those), so the brokers here allow what no ACL names
+OPEN = ("--override", "allow.everyone.if.no.acl.found=true")
+
+
 def sasl_broker(brokers: Brokers, *extra: str):
     brokers.init()
     for user, (mechanism, password) in USERS.items():
         brokers.kcli("user", "create", user, "--mechanism", mechanism, input=password + "\n")
-    broker = brokers.start(0, *extra, listener="SASL_PLAINTEXT://127.0.0.1:0")
+    broker = brokers.start(0, *OPEN, *extra, listener="SASL_PLAINTEXT://127.0.0.1:0")
     broker.kcli = brokers.kcli
     return broker
 
@@ -499,8 +504,8 @@ def test_every_broker_sees_a_new_user_at_once(brokers: Brokers) -> None:
     """One credential store per data dir: a user created through broker 0 logs in at broker 1 at once,
     and a deleted one is refused there at once."""
     brokers.init(2)
-    first = brokers.start(0, listener="SASL_PLAINTEXT://127.0.0.1:0")
-    second = brokers.start(1, listener="SASL_PLAINTEXT://127.0.0.1:0")
+    first = brokers.start(0, *OPEN, listener="SASL_PLAINTEXT://127.0.0.1:0")
+    second = brokers.start(1, *OPEN, listener="SASL_PLAINTEXT://127.0.0.1:0")
     conn = Raw(first.port)
     assert conn.handshake("PLAIN").error_code == ErrorCode.NONE
     assert conn.authenticate(b"\0nobody\0x").error_code == ErrorCode.SASL_AUTHENTICATION_FAILED

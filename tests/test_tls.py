@@ -34,10 +34,15 @@ def endpoint(broker, name: str) -> int:
     return next(e["port"] for e in broker.info["listeners"] if e["listener"] == name)
 
 
+# these tests are about TLS; with a secured listener nothing is allowed without ACLs (test_acl.py has
+# those), so the brokers here allow what no ACL names
+OPEN = ("--override", "allow.everyone.if.no.acl.found=true")
+
+
 def start_tls(brokers, pki: PKI, client_auth: str = "required", *extra: str):
     """A broker with a PLAINTEXT and an SSL listener."""
     return brokers.start(0, "--listener", "PLAINTEXT://127.0.0.1:0", "--listener", "SSL://127.0.0.1:0",
-                         *pki.broker_args(client_auth), *extra, listener=None)
+                         *pki.broker_args(client_auth), *OPEN, *extra, listener=None)
 
 
 def properties(path: Path, **props: object) -> Path:
@@ -241,7 +246,7 @@ def test_metadata_names_every_broker_by_the_clients_listener(brokers, pki):
 
     brokers.init(2)
     started = [brokers.start(b, "--listener", "PLAINTEXT://127.0.0.1:0", "--listener", "SSL://127.0.0.1:0",
-                             *pki.broker_args(), listener=None) for b in (0, 1)]
+                             *pki.broker_args(), *OPEN, listener=None) for b in (0, 1)]
     over_tls = BrokerConnection(("127.0.0.1", endpoint(started[1], "SSL")), config=ClientConfig(client_props(pki)))
     over_plain = BrokerConnection(("127.0.0.1", endpoint(started[1], "PLAINTEXT")))
     try:
@@ -274,7 +279,7 @@ def test_custom_listener_names_by_the_protocol_map(brokers, pki):
 
     broker = brokers.start(0, "--listener-security-protocol-map", "INTERNAL:SSL,EXTERNAL:PLAINTEXT",
                            "--listener", "EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0",
-                           *pki.broker_args(), listener=None)
+                           *pki.broker_args(), *OPEN, listener=None)
     assert [(e["listener"], e["security_protocol"]) for e in broker.info["listeners"]] == [
         ("EXTERNAL", "PLAINTEXT"), ("INTERNAL", "SSL")]
     internal = BrokerConnection(("127.0.0.1", endpoint(broker, "INTERNAL")), config=ClientConfig(client_props(pki)))
@@ -342,7 +347,7 @@ def test_the_broker_host_name_is_checked_unless_switched_off(brokers, pki, tmp_p
     """The broker's certificate must name the host connected to (ssl.endpoint.identification.algorithm
     https, the default); empty switches the check off, as in Kafka."""
     nameless = pki.ca.issue("nameless", server=False)
-    broker = brokers.start(0, "--ssl-certfile", str(nameless.cert), "--ssl-keyfile", str(nameless.key),
+    broker = brokers.start(0, "--ssl-certfile", str(nameless.cert), "--ssl-keyfile", str(nameless.key), *OPEN,
                            listener="SSL://127.0.0.1:0")
     bootstrap = f"127.0.0.1:{endpoint(broker, 'SSL')}"
     checked = properties(tmp_path / "checked.properties", **client_props(pki, cert=False))
@@ -361,7 +366,8 @@ def test_listeners_and_tls_from_kcli_toml_broker_table(brokers, pki, tmp_path):
     (brokers.data_dir / "kcli.toml").write_text(
         '[broker]\nlisteners = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"\n'
         f'ssl.keystore.location = "{locked.cert}"\nssl.key.location = "{locked.key}"\n'
-        f'ssl.truststore.location = "{pki.ca.cert}"\nssl.client.auth = "required"\n')
+        f'ssl.truststore.location = "{pki.ca.cert}"\nssl.client.auth = "required"\n'
+        'allow.everyone.if.no.acl.found = true\n')
     brokers.env["KCLI_SSL_KEY_PASSWORD"] = "open-sesame"
     broker = brokers.start(0, listener=None)
     assert [e["listener"] for e in broker.info["listeners"]] == ["PLAINTEXT", "SSL"]

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import authorize, denied, require
 from kcli.broker.context import BrokerContext
 from kcli.cluster.configs import check_topic_configs, describe_topic, new_topic_shape
 from kcli.cluster.metadata import PartitionMeta, TopicMeta, validate_topic_name
@@ -26,6 +27,7 @@ from kcli.cluster.topics import TopicAdmin
 from kcli.errors import AlreadyExistsError, KcliError, NotFoundError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.error_codes import ApiError, message_for
+from kcli.security.acl import Operation, ResourceType
 from kcli.storage.config import parse_topic_config
 
 log = logging.getLogger("kcli.broker")
@@ -72,18 +74,26 @@ def create_topics(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
             result["replication_factor"] = len(meta.partitions[0].replicas)
             if not req.validate_only:
                 result["topic_id"] = bytes.fromhex(meta.topic_id)
-            result["configs"] = [
-                {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
-                 "is_sensitive": e.sensitive}
-                for e in describe_topic(ctx.partitions.state, meta, ctx.broker_id)
-            ]
+            if authorize(ctx, Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, topic.name):
+                result["configs"] = [
+                    {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
+                     "is_sensitive": e.sensitive}
+                    for e in describe_topic(ctx.partitions.state, meta, ctx.broker_id)
+                ]
+            else:  # created, but its configs are not the caller's to see (Kafka's answer)
+                result["topic_config_error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         results.append(result)
     ctx.partitions.refresh()
     return {"throttle_time_ms": 0, "topics": results}
 
 
 def _create_one(ctx: BrokerContext, topic: Struct, validate_only: bool, created: list[TopicMeta]) -> None:
-    """Create one topic (or only check it can be); what it got (or would get) goes into ``created``."""
+    """Create one topic (or only check it can be); what it got (or would get) goes into ``created``.
+    Needs CREATE on the cluster or on the topic."""
+    from kcli.broker.handlers import may_create
+
+    if not may_create(ctx, topic.name):
+        raise denied(ResourceType.TOPIC, Operation.CREATE, topic.name)
     validate_topic_name(topic.name)
     if topic.assignments:
         raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "manual replica assignment is not supported")
@@ -145,6 +155,7 @@ def _by_id(ctx: BrokerContext, found: list[str | None], topic_id: bytes) -> str:
 
 def _delete_one(ctx: BrokerContext, found: list[str | None], topic_id: bytes) -> None:
     name = _by_id(ctx, found, topic_id)
+    require(ctx, Operation.DELETE, ResourceType.TOPIC, name)
     if name not in ctx.partitions.refresh().topics:
         raise NotFoundError(f"topic {name!r} does not exist")
     # let go of our partitions first: deletion takes each replica lock before removing its folder
@@ -168,6 +179,7 @@ def create_partitions(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
 
 
 def _grow_one(ctx: BrokerContext, topic: Struct, validate_only: bool) -> None:
+    require(ctx, Operation.ALTER, ResourceType.TOPIC, topic.name)
     state = ctx.partitions.refresh()
     meta = state.topics.get(topic.name)
     if meta is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from kcli.broker.authorize import authorize, authorized_operations, require
 from kcli.broker.context import BrokerContext
 from kcli.broker.controller import acting_controller
 from kcli.broker.handlers import Body, Entry, endpoints
@@ -13,12 +14,9 @@ from kcli.cluster.metadata import ClusterState
 from kcli.errors import KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.apis.cluster_admin import BROKERS_ENDPOINT
+from kcli.security.acl import Operation, ResourceType
 from kcli.storage.log import PartitionLog, partition_dirs
 
-# DescribeCluster's cluster authorized operations with no authorizer (Kafka's AclEntry.supportedOperations
-# for CLUSTER: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
-# IDEMPOTENT_WRITE 12, a bit per code)
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 CONTROLLERS_ENDPOINT = 2
 
 
@@ -54,14 +52,17 @@ def describe_cluster(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
         "controller_id": controller if any(b["broker_id"] == controller for b in brokers) else -1,
         "brokers": brokers,
     }
-    if req.include_cluster_authorized_operations:
-        body["cluster_authorized_operations"] = CLUSTER_OPERATIONS  # else the schema's "not requested"
+    # anyone may see the brokers (clients bootstrap with it); the operations only with DESCRIBE, as Kafka
+    if req.include_cluster_authorized_operations and authorize(ctx, Operation.DESCRIBE, ResourceType.CLUSTER):
+        body["cluster_authorized_operations"] = authorized_operations(ctx, ResourceType.CLUSTER)
     return body
 
 
 def describe_log_dirs(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """One log dir, this broker's folder: every partition replica in it (or those asked for), with the
-    size of its segments and its lag behind the leader's log end (0 on the leader)."""
+    size of its segments and its lag behind the leader's log end (0 on the leader).  Needs DESCRIBE on the
+    cluster (else CLUSTER_AUTHORIZATION_FAILED and no dirs)."""
+    require(ctx, Operation.DESCRIBE, ResourceType.CLUSTER)
     wanted = None if req.topics is None else {(t.topic, p) for t in req.topics for p in t.partitions}
     root = ctx.datadir.broker_dir(ctx.broker_id)
     state = ctx.partitions.refresh()

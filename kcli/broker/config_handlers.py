@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import require
 from kcli.broker.context import BrokerContext
 from kcli.cluster import configs as cfg
 from kcli.cluster.metadata import ClusterState, Metadata
@@ -20,6 +21,7 @@ from kcli.errors import KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.apis.configs import BROKER_LOGGER_RESOURCE, BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE
 from kcli.protocol.error_codes import ApiError, message_for
+from kcli.security.acl import Operation, ResourceType
 
 log = logging.getLogger("kcli.broker")
 
@@ -37,6 +39,19 @@ def _broker_entity(ctx: BrokerContext, name: str) -> int | None:
             f"unexpected broker id, expected {ctx.broker_id} or empty string, but received {name}",
         )
     return ctx.broker_id
+
+
+# the ACL resource a config resource is authorized as: a broker's configs are the cluster's (Kafka's rule)
+_ACL_RESOURCES = {TOPIC_RESOURCE: ResourceType.TOPIC, GROUP_RESOURCE: ResourceType.GROUP,
+                  BROKER_RESOURCE: ResourceType.CLUSTER, BROKER_LOGGER_RESOURCE: ResourceType.CLUSTER}
+
+
+def _require(ctx: BrokerContext, operation: Operation, res: Struct) -> None:
+    """DESCRIBE_CONFIGS or ALTER_CONFIGS on the resource (the cluster for a broker), or that resource
+    type's authorization error for this resource alone."""
+    kind = _ACL_RESOURCES.get(res.resource_type)
+    if kind is not None:
+        require(ctx, operation, kind, res.resource_name if kind != ResourceType.CLUSTER else "kafka-cluster")
 
 
 def _unsupported(resource_type: int) -> ApiError:
@@ -65,6 +80,7 @@ def describe_configs(ctx: BrokerContext, header: RequestHeader, req: Struct) -> 
             "configs": [],
         }
         try:
+            _require(ctx, Operation.DESCRIBE_CONFIGS, res)
             entries = _describe(ctx, state, res)
         except (ApiError, KcliError) as exc:
             out["error_code"], out["error_message"] = _answer(exc, f"describing {res.resource_name!r}")
@@ -133,6 +149,7 @@ def _alter(
         try:
             if keys.count((res.resource_type, res.resource_name)) > 1:
                 raise ApiError(ErrorCode.INVALID_REQUEST, f"resource {res.resource_name!r} appears more than once")
+            _require(ctx, Operation.ALTER_CONFIGS, res)
             _alter_one(ctx, metadata, res, ops, validate_only, replace)
             changed = changed or not validate_only
         except (ApiError, KcliError, OSError) as exc:

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import authorize, authorized_operations, require
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.coordinator import STABLE, Group, JoinResult, SyncResult
 from kcli.broker.coordinator import Member as ClassicMember
@@ -61,6 +62,7 @@ from kcli.groups.membership import CoordinatedMembers, GroupState, MemberInfo, l
 from kcli.groups.offsets import CommittedOffset, OffsetStore
 from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes
 from kcli.protocol.api import NO_OPERATIONS
+from kcli.security.acl import Operation, ResourceType
 from kcli.storage.checkpoint import atomic_write
 
 log = logging.getLogger("kcli.broker")
@@ -69,8 +71,6 @@ Body = Mapping[str, Any]
 CONSUMER_TYPE = "consumer"  # ListGroups v5's type, and the protocol type Kafka lists such groups with
 TICK = 0.2
 OWNERSHIP_CHECK = 1.0
-# ConsumerGroupDescribe's authorized operations without an authorizer (as DescribeGroups answers)
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
 class ConsumerGroupService:
@@ -364,10 +364,17 @@ def _ids(topics: Mapping[str, TopicMeta]) -> tuple[dict[str, bytes], dict[bytes,
 
 
 def consumer_group_heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Needs READ on the group, and DESCRIBE on every topic subscribed to by name (Kafka 4.0's rule)."""
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     cgs = consumer_service(ctx)
 
     def error(code: ErrorCode, message: str) -> Body:
         return {"throttle_time_ms": 0, "error_code": code, "error_message": message}
+
+    hidden = [t for t in req.subscribed_topic_names or () if not authorize(
+        ctx, Operation.DESCRIBE, ResourceType.TOPIC, t)]
+    if hidden:
+        return error(ErrorCode.TOPIC_AUTHORIZATION_FAILED, f"not authorized to describe topics {', '.join(hidden)}")
 
     if req.group_id:
         code = cgs.classic.check(req.group_id)
@@ -433,6 +440,8 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, req: Stru
     for group_id in req.group_ids:
         described: dict[str, Any] = {"group_id": group_id}
         code = cgs.classic.check(group_id)
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED
         group = None
         if code == ErrorCode.NONE:
             try:
@@ -464,7 +473,8 @@ def consumer_group_describe(ctx: BrokerContext, header: RequestHeader, req: Stru
                     }
                     for m in group.members.values()
                 ],
-                authorized_operations=GROUP_OPERATIONS if req.include_authorized_operations else NO_OPERATIONS,
+                authorized_operations=authorized_operations(ctx, ResourceType.GROUP, group_id)
+                if req.include_authorized_operations else NO_OPERATIONS,
             )
         out.append(described)
     return {"throttle_time_ms": 0, "groups": out}

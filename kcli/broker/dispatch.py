@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 from kcli.broker import (
+    acl_handlers,
     admin_handlers,
     cluster_handlers,
     config_handlers,
@@ -28,6 +29,7 @@ from kcli.broker import (
     scram_handlers,
     txn_handlers,
 )
+from kcli.broker.authorize import Unauthorized
 from kcli.broker.context import BrokerContext
 from kcli.broker.session import current
 from kcli.errors import ProtocolError
@@ -96,6 +98,9 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.SASL_AUTHENTICATE: sasl_handlers.sasl_authenticate,
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: scram_handlers.describe_user_scram_credentials,
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: scram_handlers.alter_user_scram_credentials,
+    ApiKey.DESCRIBE_ACLS: acl_handlers.describe_acls,
+    ApiKey.CREATE_ACLS: acl_handlers.create_acls,
+    ApiKey.DELETE_ACLS: acl_handlers.delete_acls,
 }
 
 
@@ -145,6 +150,8 @@ class Dispatcher:
                 return self.refuse(header, ErrorCode.UNSUPPORTED_VERSION, request.body, "not implemented by this broker")
             try:
                 body = handler(self.ctx, header, request.body)
+            except Unauthorized as exc:  # the whole request is refused: Kafka's error answer, every entry
+                return self.refuse(header, exc.code, request.body, str(exc))
             except sasl_handlers.AnswerThenClose as exc:
                 answer = encode_response(header.api_key, header.api_version, header.correlation_id, exc.body)
                 raise CloseConnection(str(exc), answer, sasl_handlers.failure_linger(self.ctx)) from None

@@ -17,6 +17,7 @@ from typing import Any
 
 from kcli.broker import consumer_group_handlers as consumer_groups
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import authorize, authorized_operations, require
 from kcli.broker.context import BrokerContext
 from kcli.broker.coordinator import DEAD, EMPTY, GroupSummary, JoinResult, MemberSummary, SyncResult
 from kcli.broker.coordinator_choice import coordinator_of
@@ -32,6 +33,7 @@ from kcli.groups.view import group_state, member_assignment
 from kcli.protocol import ErrorCode, RequestHeader, Struct, assignment_bytes, encode_subscription
 from kcli.protocol.apis.groups import GROUP_KEY, TRANSACTION_KEY
 from kcli.protocol.error_codes import code_for
+from kcli.security.acl import Operation, ResourceType
 
 Body = Mapping[str, Any]
 log = logging.getLogger("kcli.broker")
@@ -69,6 +71,8 @@ def _coordinator(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
     if key_type == TRANSACTION_KEY:
         if not key:
             return answer(ErrorCode.INVALID_REQUEST, "the transactional id is empty")
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+            return answer(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     elif key_type != GROUP_KEY:
         return answer(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
     else:
@@ -76,6 +80,8 @@ def _coordinator(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
             check_group_id(key)
         except UsageError as exc:
             return answer(code_for(exc, GROUP_ID_CODES), "the group id is empty")
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.GROUP, key):
+            return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED)
     chosen = coordinator_of(ctx, key)
     host, port = endpoint_of(ctx, chosen, client_listener(ctx)) if chosen is not None else ("", -1)
     if chosen is None or port < 0:
@@ -89,6 +95,7 @@ def _coordinator(ctx: BrokerContext, key: str, key_type: int) -> dict[str, Any]:
 def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """v7+ answers the group's protocol type (null, like the protocol name, on an error); v8+ carries
     the member's reason for joining, which is logged (KIP-800)."""
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     if req.reason:
         log.info("group %r: member %r joins: %s", req.group_id, req.member_id or "(new)", req.reason)
@@ -138,6 +145,7 @@ def join_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 
 def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     result = SyncResult(svc.check(req.group_id))
     modern = None
@@ -170,6 +178,7 @@ def sync_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 
 def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     error = svc.check(req.group_id)
     if error == ErrorCode.NONE:
@@ -181,6 +190,7 @@ def heartbeat(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 def leave_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """v0-2 name one member; v3+ a batch, each with its own error (and v5+ its reason, logged)."""
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     batch = header.api_version >= 3
     leaving = [m.member_id for m in req.members] if batch else [req.member_id]
@@ -210,7 +220,9 @@ def leave_group(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 
 def offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Offsets go to the same store embedded consumers use; partitions that fail validation get their
-    own error and the rest are committed together (all or none)."""
+    own error and the rest are committed together (all or none).  Needs READ on the group, and READ on
+    each topic (TOPIC_AUTHORIZATION_FAILED for the partitions of the others)."""
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     error = svc.check(req.group_id)
     offsets, results = checked_offsets(ctx, req.topics, error)
@@ -239,12 +251,15 @@ def checked_offsets(
     results: OffsetResults = []
     for topic in topics_asked:
         meta = topics.get(topic.name)
+        readable = authorize(ctx, Operation.READ, ResourceType.TOPIC, topic.name)
         parts: list[tuple[int, ErrorCode | None]] = []
         for p in topic.partitions:
             code: ErrorCode | None = error
             metadata = p.committed_metadata or ""
             if code != ErrorCode.NONE:
                 pass
+            elif not readable:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif meta is None or not 0 <= p.partition_index < len(meta.partitions):
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             elif len(metadata.encode()) > OFFSET_METADATA_MAX_BYTES:
@@ -311,7 +326,11 @@ def _fetch_offsets(
     """One group's error and committed offsets, per topic, for the partitions ``asked`` (None: every
     partition the group committed).  ``require_stable`` (v7+, KIP-447): a partition with transactional
     offsets still pending gets UNSTABLE_OFFSET_COMMIT (retriable) rather than the older offset.  A
-    consumer group's member asking (v9) must be one with a current epoch."""
+    consumer group's member asking (v9) must be one with a current epoch.  Needs DESCRIBE on the group;
+    partitions of topics the caller may not DESCRIBE get TOPIC_AUTHORIZATION_FAILED, or are left out when
+    every committed partition was asked for."""
+    if not authorize(ctx, Operation.DESCRIBE, ResourceType.GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, []
     svc = service(ctx)
     error = svc.check(group_id)
     if error == ErrorCode.NONE:
@@ -330,15 +349,19 @@ def _fetch_offsets(
     if asked is None:
         wanted: dict[str, list[int]] = {}
         for topic, partition in sorted(committed):
-            wanted.setdefault(topic, []).append(partition)
+            if authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, topic):
+                wanted.setdefault(topic, []).append(partition)
     else:
         wanted = {t.name: list(t.partition_indexes) for t in asked}
     none = CommittedOffset(-1)
     topics = []
     for name, partitions in wanted.items():
         parts = []
+        may_describe = authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, name)
         for partition in partitions:
-            if (name, partition) in pending:
+            if not may_describe:
+                parts.append(_fetched(partition, none, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+            elif (name, partition) in pending:
                 parts.append(_fetched(partition, none, ErrorCode.UNSTABLE_OFFSET_COMMIT))
             else:
                 parts.append(_fetched(partition, committed.get((name, partition), none), ErrorCode.NONE))
@@ -357,13 +380,17 @@ def _fetched(partition: int, c: CommittedOffset, error: ErrorCode) -> dict[str, 
 
 
 def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
-    """A group error answers with no topics, as Kafka's does."""
+    """A group error answers with no topics, as Kafka's does.  Needs DELETE on the group, and READ on
+    the topics (TOPIC_AUTHORIZATION_FAILED for the partitions of the others)."""
+    require(ctx, Operation.DELETE, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     error = svc.check(req.group_id)
     wanted = [(t.name, p.partition_index) for t in req.topics for p in t.partitions]
     codes: dict[tuple[str, int], ErrorCode] = {}
+    unreadable = {t.name for t in req.topics if not authorize(ctx, Operation.READ, ResourceType.TOPIC, t.name)}
     if error == ErrorCode.NONE:
-        error, codes = svc.delete_offsets(req.group_id, wanted)
+        error, codes = svc.delete_offsets(req.group_id, [tp for tp in wanted if tp[0] not in unreadable])
+        codes.update({tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED for tp in wanted if tp[0] in unreadable})
     if error != ErrorCode.NONE:
         return {"error_code": error, "throttle_time_ms": 0, "topics": []}
     return {
@@ -386,24 +413,24 @@ def offset_delete(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
 
 
 CLASSIC = "classic"  # ListGroups v5's type of a group that is no KIP-848 consumer group
-# DescribeGroups' authorized operations of a group with no authorizer (Kafka's AclEntry.supportedOperations
-# for GROUP: READ 3, DELETE 6, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, a bit per code)
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 
 
 def list_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """The data directory's groups (as ``kcli group list`` sees them: members of any kind, or offsets)
     that this broker coordinates, so the union over all brokers lists each group once.  v4+ filters by
     state and v5+ by type, each case-insensitively (states also trimmed) as Kafka matches them; an
-    unknown name matches no group."""
+    unknown name matches no group.  Only the groups the caller may DESCRIBE are listed (all of them with
+    DESCRIBE on the cluster), as in Kafka."""
     svc = service(ctx)
+    everything = authorize(ctx, Operation.DESCRIBE, ResourceType.CLUSTER)
     kept = svc.coordinator.listing()
     states = {s.strip().lower() for s in req.states_filter}
     types = {t.lower() for t in req.types_filter}
     groups = []
     try:
         for group_id in svc.store.list_groups():
-            if not svc.owns(group_id):
+            if not svc.owns(group_id) or not (
+                    everything or authorize(ctx, Operation.DESCRIBE, ResourceType.GROUP, group_id)):
                 continue
             state = _summary(ctx, svc, group_id).state if header.api_version >= 4 else ""
             protocol_type, group_type = kept.get(group_id) or CONSUMER, CLASSIC
@@ -430,6 +457,8 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
     out = []
     for group_id in req.groups:
         error = svc.check(group_id)
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
         summary = GroupSummary(DEAD, "", "", [])
         if error == ErrorCode.NONE and consumer_groups.consumer_group(ctx, group_id) is not None:
             pass  # Kafka describes a consumer group as Dead here (ConsumerGroupDescribe is its API)
@@ -456,7 +485,7 @@ def describe_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> B
             ],
         }
         if req.include_authorized_operations and error == ErrorCode.NONE:
-            described["authorized_operations"] = GROUP_OPERATIONS  # else the schema's "not requested"
+            described["authorized_operations"] = authorized_operations(ctx, ResourceType.GROUP, group_id)
         out.append(described)
     return {"throttle_time_ms": 0, "groups": out}
 
@@ -506,6 +535,8 @@ def delete_groups(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     results = []
     for group_id in req.groups_names:
         error = svc.check(group_id)
+        if not authorize(ctx, Operation.DELETE, ResourceType.GROUP, group_id):
+            error = ErrorCode.GROUP_AUTHORIZATION_FAILED
         if error == ErrorCode.NONE:
             error = _delete_one(svc, group_id)
         results.append({"group_id": group_id, "error_code": error})

@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from kcli.broker.authorize import authorize, authorize_any, authorized_operations, denied
 from kcli.broker.context import BrokerContext
 from kcli.broker.partitions import (
     EARLIEST,
@@ -32,6 +33,7 @@ from kcli.errors import CorruptRecordError, InvalidTopicError, KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct, api_versions_entries
 from kcli.protocol.apis.metadata import DESCRIBE_TOPIC_PARTITIONS_LIMIT
 from kcli.protocol.error_codes import DEFAULT, ApiError, code_for, message_for
+from kcli.security.acl import Operation, ResourceType
 from kcli.storage import records
 from kcli.storage.partition_metadata import ZERO_UUID, topic_uuid
 
@@ -108,11 +110,15 @@ def _topic_entry(name: str, topic_id: str, parts: list[Entry]) -> Entry:
 
 def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Brokers and topics.  From v12 a topic may be asked for by id alone (a null name): an unknown id
-    gets UNKNOWN_TOPIC_ID, and auto-creation needs a name."""
+    gets UNKNOWN_TOPIC_ID, and auto-creation needs a name.  Asked for every topic, the answer holds the
+    topics the caller may DESCRIBE; a topic asked for by name or id that it may not describe gets
+    TOPIC_AUTHORIZATION_FAILED (whether it exists or not), and auto-creation needs CREATE on the cluster
+    or the topic, as in Kafka."""
     state = ctx.partitions.refresh()
     asked: list[tuple[str | None, bytes]]  # (name, id) per topic asked for
     if req.topics is None or (header.api_version == 0 and not req.topics):
-        asked = [(name, ZERO_UUID) for name in sorted(state.topics)]
+        asked = [(name, ZERO_UUID) for name in sorted(state.topics)
+                 if authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, name)]
     else:
         by_id = topic_names(ctx, [t.topic_id for t in req.topics if t.name is None])
         asked = [(t.name if t.name is not None else by_id.get(t.topic_id), t.topic_id) for t in req.topics]
@@ -122,7 +128,15 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
         if name is None:
             topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": topic_id})
             continue
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, name):
+            by_name = topic_id == ZERO_UUID  # a topic asked for by id keeps its name to itself
+            topics.append({"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name if by_name else None,
+                           "topic_id": topic_id, "partitions": []})
+            continue
         if name not in state.topics and ctx.auto_create and req.allow_auto_topic_creation:
+            if not may_create(ctx, name):
+                topics.append({"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name, "partitions": []})
+                continue
             code = _auto_create(ctx, name)
             state = ctx.partitions.refresh()
             if code != ErrorCode.NONE:
@@ -136,6 +150,8 @@ def metadata(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
             continue
         parts = partition_entries(ctx, topic.partitions, live)
         topics.append(_topic_entry(name, topic.topic_id, parts))
+        if header.api_version >= 8 and req.include_topic_authorized_operations:
+            topics[-1]["topic_authorized_operations"] = authorized_operations(ctx, ResourceType.TOPIC, name)
     return {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": b, "host": host, "port": port, "rack": None} for b, host, port in endpoints(ctx)],
@@ -174,7 +190,8 @@ def describe_topic_partitions(ctx: BrokerContext, header: RequestHeader, req: St
     Kafka pages them, at most ``response_partition_limit`` partitions per answer (capped at Kafka's
     2000); ``next_cursor`` says where the next request resumes.  No topic is created."""
     state = ctx.partitions.refresh()
-    names = sorted({t.name for t in req.topics} if req.topics else state.topics)
+    names = sorted({t.name for t in req.topics} if req.topics else (
+        n for n in state.topics if authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, n)))
     limit = min(req.response_partition_limit, DESCRIBE_TOPIC_PARTITIONS_LIMIT)
     limit = limit if limit > 0 else DESCRIBE_TOPIC_PARTITIONS_LIMIT
     cursor = req.cursor
@@ -186,6 +203,9 @@ def describe_topic_partitions(ctx: BrokerContext, header: RequestHeader, req: St
     next_cursor = None
     for name in names:
         topic = state.topics.get(name)
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, name):
+            topics.append({"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name, "partitions": []})
+            continue
         if topic is None:
             topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name, "partitions": []})
             continue
@@ -226,6 +246,12 @@ def endpoints(ctx: BrokerContext) -> list[tuple[int, str, int]]:
     return [(b, *endpoint_of(ctx, b, listener)) for b in sorted(ctx.live_ids())]
 
 
+def may_create(ctx: BrokerContext, name: str) -> bool:
+    """CREATE on the cluster, or on the topic (Kafka's rule for CreateTopics and auto-creation)."""
+    return authorize(ctx, Operation.CREATE, ResourceType.CLUSTER) or authorize(
+        ctx, Operation.CREATE, ResourceType.TOPIC, name)
+
+
 def _auto_create(ctx: BrokerContext, name: str) -> ErrorCode:
     """auto.create.topics.enable: a Metadata request for a missing topic creates it with the defaults."""
     from kcli.cluster.topics import TopicAdmin
@@ -252,7 +278,12 @@ _INIT_PRODUCER_ID_CODES: Mapping[type[BaseException], ErrorCode] = {KcliError: E
 
 def init_producer_id(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """A producer id for an idempotent producer (epoch 0); a transactional producer's comes from the
-    transaction coordinator (:func:`kcli.broker.txn_handlers.init_producer_id`)."""
+    transaction coordinator (:func:`kcli.broker.txn_handlers.init_producer_id`).  Needs IDEMPOTENT_WRITE
+    on the cluster or WRITE on some topic (Kafka's rule since KIP-679)."""
+    if not (authorize(ctx, Operation.IDEMPOTENT_WRITE, ResourceType.CLUSTER)
+            or authorize_any(ctx, Operation.WRITE, ResourceType.TOPIC)):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "producer_id": -1,
+                "producer_epoch": -1}
     try:
         pid = ctx.producer_ids.next()
     except (KcliError, OSError) as exc:
@@ -276,9 +307,13 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
     responses = []
     waiting: list[tuple[Entry, LedPartition, int]] = []
     appended = False
+    if req.transactional_id is not None and not authorize(
+            ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, req.transactional_id):
+        raise denied(ResourceType.TRANSACTIONAL_ID, Operation.WRITE, req.transactional_id)
     check_transactional = TransactionalProduceCheck(ctx, req.transactional_id)
     for topic in req.topic_data:
         parts = []
+        may_write = authorize(ctx, Operation.WRITE, ResourceType.TOPIC, topic.name)
         for data in topic.partition_data:
             entry = {
                 "index": data.index,
@@ -290,6 +325,8 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
                 "error_message": None,
             }
             with answering(entry, "append to", topic.name, data.index):
+                if not may_write:
+                    raise denied(ResourceType.TOPIC, Operation.WRITE, topic.name)
                 if acks not in (-1, 0, 1):
                     raise ApiError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks={acks}")
                 led = ctx.partitions.get(topic.name, data.index)
@@ -397,9 +434,10 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     # v15 moved the follower's id into the tagged replica_state; v13 names topics by id
     replica = req.replica_state.replica_id if header.api_version >= 15 else req.replica_id
     names = topic_names(ctx, [t.topic_id for t in req.topics]) if header.api_version >= 13 else None
+    unreadable = _unreadable(ctx, req, replica, names)
     while True:
         seen = ctx.partitions.appends
-        responses, total, errors = _fetch_once(ctx, req, replica if replica >= 0 else None, names)
+        responses, total, errors = _fetch_once(ctx, req, replica if replica >= 0 else None, names, unreadable)
         remaining = deadline - time.monotonic()
         if errors or total >= req.min_bytes or remaining <= 0 or ctx.partitions.stopping:
             return {
@@ -409,6 +447,15 @@ def fetch(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
                 "responses": responses,
             }
         ctx.partitions.wait_for_append(seen, remaining)
+
+
+def _unreadable(ctx: BrokerContext, req: Struct, replica: int, names: dict[bytes, str] | None) -> set[str]:
+    """The topics of a Fetch the caller may not read: all of them for a follower (``replica`` >= 0)
+    without CLUSTER_ACTION, else those without READ (checked once per request, not per long-poll turn)."""
+    asked = {t.topic if names is None else names.get(t.topic_id, "") for t in req.topics}
+    if replica >= 0:
+        return set() if authorize(ctx, Operation.CLUSTER_ACTION, ResourceType.CLUSTER) else asked
+    return {name for name in asked if not authorize(ctx, Operation.READ, ResourceType.TOPIC, name)}
 
 
 def topic_names(ctx: BrokerContext, ids: list[bytes]) -> dict[bytes, str]:
@@ -433,7 +480,7 @@ def _names_by_id(state: ClusterState) -> dict[bytes, str]:
 
 
 def _fetch_once(
-    ctx: BrokerContext, req: Struct, follower: int | None, names: dict[bytes, str] | None
+    ctx: BrokerContext, req: Struct, follower: int | None, names: dict[bytes, str] | None, unreadable: set[str]
 ) -> tuple[list[Entry], int, bool]:
     budget = min(req.max_bytes, FETCH_MAX_BYTES) if req.max_bytes > 0 else FETCH_MAX_BYTES
     committed = req.isolation_level == READ_COMMITTED
@@ -458,6 +505,8 @@ def _fetch_once(
             with answering(entry, "fetch from", name or topic.topic_id.hex(), p.partition):
                 if name is None:
                     raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID)
+                if name in unreadable:
+                    raise denied(ResourceType.TOPIC, Operation.READ, name)
                 led = ctx.partitions.get(name, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 limit = min(p.partition_max_bytes, budget - total)
@@ -518,9 +567,12 @@ def offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader, req: Stru
     saw the leader change, KIP-320) needs to find where its copy diverged.  From a follower
     (``replica_id`` >= 0, v3) it also takes back the follower's replica folder from the leader."""
     follower = req.replica_id if header.api_version >= 3 else -1
+    cluster_action = follower >= 0 and authorize(ctx, Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
     topics = []
     for topic in req.topics:
         parts = []
+        # a follower needs CLUSTER_ACTION, a consumer DESCRIBE on the topic (Kafka's rule)
+        allowed = cluster_action if follower >= 0 else authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, topic.topic)
         for p in topic.partitions:
             entry = {
                 "error_code": ErrorCode.NONE,
@@ -529,6 +581,8 @@ def offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader, req: Stru
                 "end_offset": -1,
             }
             with answering(entry, "leader epoch lookup in", topic.topic, p.partition):
+                if not allowed:
+                    raise denied(ResourceType.TOPIC, Operation.DESCRIBE, topic.topic)
                 led = ctx.partitions.get(topic.topic, p.partition)
                 _check_epoch(led, p.current_leader_epoch)
                 epoch, end = led.epoch_end(p.leader_epoch, follower)
@@ -551,6 +605,7 @@ def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
     topics = []
     for topic in req.topics:
         parts = []
+        may_describe = authorize(ctx, Operation.DESCRIBE, ResourceType.TOPIC, topic.name)
         for p in topic.partitions:
             entry = {
                 "partition_index": p.partition_index,
@@ -560,6 +615,8 @@ def list_offsets(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body
                 "leader_epoch": -1,
             }
             with answering(entry, "list offsets of", topic.name, p.partition_index):
+                if not may_describe:
+                    raise denied(ResourceType.TOPIC, Operation.DESCRIBE, topic.name)
                 if p.timestamp < 0 and header.api_version < SPECIAL_TIMESTAMP_SINCE.get(p.timestamp, 1 << 15):
                     raise ApiError(ErrorCode.UNSUPPORTED_VERSION, f"timestamp {p.timestamp} in v{header.api_version}")
                 led = ctx.partitions.get(topic.name, p.partition_index)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import require
 from kcli.broker.context import BrokerContext
 from kcli.cluster.controller import NO_ELIGIBLE, NOT_NEEDED, PREFERRED_UNAVAILABLE, elect, replica_leo
 from kcli.cluster.metadata import ClusterState, Metadata
@@ -17,6 +18,7 @@ from kcli.errors import KcliError, UsageError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.apis.leadership import PREFERRED, UNCLEAN
 from kcli.replica.reassignment import NoReassignmentError, cancel, ongoing, start
+from kcli.security.acl import Operation, ResourceType
 
 log = logging.getLogger("kcli.broker")
 
@@ -50,7 +52,8 @@ def elect_leaders(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Bod
     """Kafka's answers: ELECTION_NOT_NEEDED where the preferred replica (or, unclean, a live leader)
     leads already, PREFERRED_LEADER_NOT_AVAILABLE where it is not live and in sync,
     ELIGIBLE_LEADERS_NOT_AVAILABLE where no replica is live; with no partitions named (null), every
-    partition, answering only those an election was for or failed for."""
+    partition, answering only those an election was for or failed for.  Needs ALTER on the cluster."""
+    require(ctx, Operation.ALTER, ResourceType.CLUSTER)
     election_type = req.election_type if header.api_version >= 1 else PREFERRED
     if election_type not in (PREFERRED, UNCLEAN):
         return {"throttle_time_ms": 0, "error_code": ErrorCode.INVALID_REQUEST, "replica_election_results": []}
@@ -109,7 +112,9 @@ _REASSIGN_CODES: dict[type[BaseException], ErrorCode] = {
 def alter_partition_reassignments(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Record each partition's target (null: cancel) and answer at once, as Kafka does: the acting
     controller carries the reassignment out on its ticks.  INVALID_REPLICA_ASSIGNMENT for an empty,
-    repeated or unknown broker list, NO_REASSIGNMENT_IN_PROGRESS for cancelling none."""
+    repeated or unknown broker list, NO_REASSIGNMENT_IN_PROGRESS for cancelling none.  Needs ALTER on the
+    cluster."""
+    require(ctx, Operation.ALTER, ResourceType.CLUSTER)
     metadata = Metadata(ctx.datadir)
     running = set(ctx.datadir.live_brokers())
     responses = []
@@ -135,7 +140,8 @@ def alter_partition_reassignments(ctx: BrokerContext, header: RequestHeader, req
 
 def list_partition_reassignments(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """The reassignments in flight (of the partitions asked for; all when null): the replicas now (target
-    and original together), and which are being added and removed."""
+    and original together), and which are being added and removed.  Needs DESCRIBE on the cluster."""
+    require(ctx, Operation.DESCRIBE, ResourceType.CLUSTER)
     wanted = None if req.topics is None else [(t.name, p) for t in req.topics for p in t.partition_indexes]
     state = ctx.partitions.refresh()
     topics: dict[str, list[dict[str, Any]]] = {}

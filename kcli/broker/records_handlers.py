@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import authorize, denied
 from kcli.broker.context import BrokerContext
 from kcli.errors import KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.error_codes import ApiError
+from kcli.security.acl import Operation, ResourceType
 
 log = logging.getLogger("kcli.broker")
 
@@ -24,13 +26,17 @@ MAX_WAIT = 120.0  # the longest a DeleteRecords waits for the followers, whateve
 
 
 def delete_records(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Needs DELETE on each topic (TOPIC_AUTHORIZATION_FAILED for the partitions of the others)."""
     deadline = time.monotonic() + min(max(req.timeout_ms, 0) / 1000, MAX_WAIT)
     topics = []
     for topic in req.topics:
         parts = []
+        may_delete = authorize(ctx, Operation.DELETE, ResourceType.TOPIC, topic.name)
         for p in topic.partitions:
             entry = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": ErrorCode.NONE}
             try:
+                if not may_delete:
+                    raise denied(ResourceType.TOPIC, Operation.DELETE, topic.name)
                 led = ctx.partitions.get(topic.name, p.partition_index)
                 entry["low_watermark"] = led.delete_records(p.offset, deadline)
                 log.info("partition %s-%d: records deleted, low watermark %d", topic.name, p.partition_index,

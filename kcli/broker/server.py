@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from kcli.broker import peercred
 from kcli.broker.dispatch import CloseConnection, Dispatcher
 from kcli.broker.session import Session, current, serving
 from kcli.cluster.broker_info import Endpoint
@@ -165,7 +166,7 @@ class _UnixListener(_Listener, socketserver.UnixStreamServer):
         return "unix"
 
     def session_for(self, address: object, sock: socket.socket) -> Session:
-        return Session("unix", "PLAINTEXT", "")
+        return peercred.session(sock)  # the kernel says who connected
 
     def server_bind(self) -> None:
         path = str(self.server_address)  # a Unix listener's address is its socket path

@@ -62,6 +62,12 @@ class BrokerSettings:
     retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     configs: Mapping[str, ConfigValue] = field(default_factory=dict)
 
+    @property
+    def secured(self) -> bool:
+        """A listener is SSL or SASL_*: then allow.everyone.if.no.acl.found defaults to false
+        (kcli.broker.authorize)."""
+        return any(e.security_protocol != "PLAINTEXT" for e in self.listeners)
+
     @classmethod
     def from_configs(cls, configs: Mapping[str, ConfigValue]) -> BrokerSettings:
         """Settings from static broker configs by Kafka name (the rest keep Kafka's defaults)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from kcli.broker import handlers
 from kcli.broker.answers import answer_for
+from kcli.broker.authorize import authorize, denied, require
 from kcli.broker.context import BrokerContext
 from kcli.broker.group_handlers import checked_offsets, offset_results
 from kcli.broker.group_service import service
@@ -24,6 +25,7 @@ from kcli.broker.txn_markers import write_here
 from kcli.broker.txn_service import transactions
 from kcli.errors import KcliError, LockTimeoutError, NotFoundError, ProducerFencedError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
+from kcli.security.acl import Operation, ResourceType
 from kcli.transactions.state import TransactionInfo, TxnState, running_longer
 
 Body = Mapping[str, Any]
@@ -52,7 +54,10 @@ def _answer(
     fenced_from: int = 2,
 ) -> ErrorCode:
     """Run ``call`` for ``transactional_id`` when this broker coordinates it; the code to answer with
-    (PRODUCER_FENCED for a fenced producer from version ``fenced_from`` of the API on)."""
+    (PRODUCER_FENCED for a fenced producer from version ``fenced_from`` of the API on).  The caller needs
+    WRITE on the transactional id."""
+    if not authorize(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     if not transactions(ctx).owns(transactional_id):
         return ErrorCode.NOT_COORDINATOR
     return _code(transactional_id, what, call, _FENCED if header.api_version >= fenced_from else _CODES)
@@ -112,6 +117,7 @@ def add_partitions_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct
             ctx, header, req.transactional_id, req.producer_id, req.producer_epoch, req.topics
         )
         return {"throttle_time_ms": 0, "results_by_topic": topics}
+    require(ctx, Operation.CLUSTER_ACTION, ResourceType.CLUSTER)  # v4+: a broker verifying for its producers
     results = [
         {
             "transactional_id": t.transactional_id,
@@ -142,6 +148,7 @@ def _add_partitions(
     unknown = {
         (name, p) for name, p in asked if name not in topics or not 0 <= p < len(topics[name].partitions)
     }
+    unwritable = {name for name, _p in asked if not authorize(ctx, Operation.WRITE, ResourceType.TOPIC, name)}
     if verify_only:
         held: list[frozenset[tuple[str, int]]] = []
         code = _answer(
@@ -155,6 +162,11 @@ def _add_partitions(
         )
         codes = {
             tp: ErrorCode.INVALID_TXN_STATE if code == ErrorCode.NONE and tp not in held[0] else code
+            for tp in asked
+        }
+    elif unwritable and authorize(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        codes = {
+            tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED if tp[0] in unwritable else ErrorCode.OPERATION_NOT_ATTEMPTED
             for tp in asked
         }
     elif unknown:
@@ -185,6 +197,10 @@ def _add_partitions(
 
 
 def add_offsets_to_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    """Needs WRITE on the transactional id and READ on the group."""
+    if authorize(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, req.transactional_id) and not authorize(
+            ctx, Operation.READ, ResourceType.GROUP, req.group_id):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
     code = _answer(
         ctx,
         header,
@@ -218,7 +234,10 @@ def end_txn(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
 def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Offsets kept in the transaction, reaching the group only if it commits.  Sent to the group's
     coordinator (NOT_COORDINATOR otherwise); checked per partition like OffsetCommit.  v3+ names the
-    consumer's member id and generation, which the group checks when given (KIP-447)."""
+    consumer's member id and generation, which the group checks when given (KIP-447).  Needs WRITE on the
+    transactional id, READ on the group and on each topic."""
+    require(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, req.transactional_id)
+    require(ctx, Operation.READ, ResourceType.GROUP, req.group_id)
     svc = service(ctx)
     error = svc.check(req.group_id)
     if error == ErrorCode.NONE:
@@ -245,7 +264,8 @@ def txn_offset_commit(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
 
 def write_txn_markers(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
     """Another broker's coordinator asks us, the leader, to write markers: answered per partition once
-    each marker is safe (NONE) or failed."""
+    each marker is safe (NONE) or failed.  Only brokers may (CLUSTER_ACTION)."""
+    require(ctx, Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
     out = []
     for marker in req.markers:
         asked = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
@@ -288,6 +308,7 @@ def describe_producers(ctx: BrokerContext, header: RequestHeader, req: Struct) -
     topics = []
     for topic in req.topics:
         parts = []
+        readable = authorize(ctx, Operation.READ, ResourceType.TOPIC, topic.name)
         for index in topic.partition_indexes:
             entry: dict[str, Any] = {
                 "partition_index": index,
@@ -296,6 +317,8 @@ def describe_producers(ctx: BrokerContext, header: RequestHeader, req: Struct) -
                 "active_producers": [],
             }
             with handlers.answering(entry, "describe producers of", topic.name, index):
+                if not readable:
+                    raise denied(ResourceType.TOPIC, Operation.READ, topic.name)
                 entry["active_producers"] = [
                     {
                         "producer_id": e.producer_id,
@@ -322,6 +345,8 @@ def _described(ctx: BrokerContext, transactional_id: str) -> Body:
     txns = transactions(ctx)
     if not transactional_id:
         return {"transactional_id": transactional_id, "error_code": ErrorCode.INVALID_REQUEST}
+    if not authorize(ctx, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        return {"transactional_id": transactional_id, "error_code": ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
     if not txns.owns(transactional_id):
         return {"transactional_id": transactional_id, "error_code": ErrorCode.NOT_COORDINATOR}
     try:
@@ -364,6 +389,8 @@ def list_transactions(ctx: BrokerContext, header: RequestHeader, req: Struct) ->
 
     def wanted(info: TransactionInfo) -> bool:
         if info.state == TxnState.DEAD or not txns.owns(info.transactional_id):
+            return False
+        if not authorize(ctx, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, info.transactional_id):
             return False
         return running_longer(info, now, longer_than)
 

@@ -156,7 +156,8 @@ def cli(ctx: click.Context, data_dir: str | None, lock_timeout: float, config_fi
     5 lock timeout; 6 corrupt data; 7 record too large; 8 broker or protocol error; 9 unusable data dir;
     10 partition unavailable (no leader, too few in-sync replicas); 11 storage error (a full or failing disk);
     12 transaction state error (a request its transaction's state does not allow); 13 authentication
-    failed (a broker refused the SASL user, password or mechanism); 130 interrupted (a
+    failed (a broker refused the SASL user, password or mechanism); 14 not authorized (a broker's ACLs
+    refused the request); 130 interrupted (a
     transaction aborted); 143 stopped by SIGTERM (after a clean finish, or with its transaction aborted).
     """
     from kcli.cli.settings import apply_config_file

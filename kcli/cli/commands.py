@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "transaction": ("kcli.cli.transaction", "transaction", "List and describe transactional ids."),
     "config": ("kcli.cli.config", "config", "Describe and change configs of topics, brokers and broker defaults."),
     "user": ("kcli.cli.user", "user", "Create, list and delete SCRAM users of SASL listeners."),
+    "acl": ("kcli.cli.acl", "acl", "Add, list and remove ACLs (who may do what on which resource)."),
 }
 
 VERSION_MESSAGE = "%(prog)s, version %(version)s"  # click's wording, which the fast path repeats

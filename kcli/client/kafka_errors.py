@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kcli.errors import (
     AlreadyExistsError,
+    AuthorizationError,
     BrokerError,
     InvalidTransactionTimeoutError,
     KcliError,
@@ -28,6 +29,7 @@ SEQUENCE_ERRORS: dict[int, str] = {
 # what to do about it, for the errors a user can act on
 _HINTS: dict[type[KcliError], str] = {
     NotFoundError: "see `kcli topic list`",
+    AuthorizationError: "an ACL must allow it: see `kcli acl list`",
     RecordTooLargeError: "raise the topic's max.message.bytes or send smaller batches",
     StorageError: "make room on (or repair) the broker's disk, then retry",  # nothing of the write was kept
     InvalidTransactionTimeoutError: "use a --transaction-timeout-ms within the cluster's "

@@ -149,6 +149,16 @@ def _topic_synonym(topic: str, default: ConfigValue | None | _TopicsDefault = _A
                         type_, dynamic, topic, scale)
 
 
+def _super_users(text: str) -> str:
+    from kcli.security.acl import parse_super_users
+
+    try:
+        parse_super_users(text)
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+    return text.strip()
+
+
 # Kafka's names and defaults; the order of the synonyms of one topic config is Kafka's (the first set wins)
 BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "num.partitions": BrokerConfig(1, int_range(1, 100_000), "partitions of a topic created without a count "
@@ -225,6 +235,11 @@ BROKER_CONFIGS: dict[str, BrokerConfig] = {
     "connection.failed.authentication.delay.ms": BrokerConfig(100, int_range(0, 60_000), "how long a "
                                                               "connection whose authentication failed stays "
                                                               "open after the answer", INT),
+    "super.users": BrokerConfig("", _super_users, "principals that may do everything, whatever the ACLs say, "
+                                "separated by ';' (User:admin;User:alice)", LIST),
+    "allow.everyone.if.no.acl.found": BrokerConfig(None, boolean, "allow what no ACL names the resource of "
+                                                   "(unset: true while every listener is PLAINTEXT, false "
+                                                   "once an SSL or SASL listener is configured)", BOOLEAN),
     "socket.request.max.bytes": BrokerConfig(100 * 1024 * 1024, int_range(1024, 2**31 - 1), "close connections "
                                              "that send a larger request frame", INT),
     # listeners and TLS (checked together where the broker's settings are made: kcli.broker.settings)

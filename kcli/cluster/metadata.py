@@ -18,6 +18,7 @@ from typing import Any
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import AlreadyExistsError, InvalidTopicError, KcliError, NotFoundError, UsageError
+from kcli.security.acl import Acl
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.fileio import FILE_MODE, make_dirs
 
@@ -112,6 +113,8 @@ class ClusterState:
         self.broker_configs: dict[str, dict[str, object]] = {}
         # each group's own configs (consumer.session.timeout.ms, ...; kcli.cluster.configs.GROUP_CONFIGS)
         self.group_configs: dict[str, dict[str, object]] = {}
+        # the ACLs (kcli.cluster.acls), in the order they were created
+        self.acls: tuple[Acl, ...] = ()
 
     def apply(self, rec: MetaRecord) -> None:
         kind = rec["type"]
@@ -139,12 +142,17 @@ class ClusterState:
             _set_or_drop(self.broker_configs, rec["entity"], rec["configs"])
         elif kind == "group_config":
             _set_or_drop(self.group_configs, rec["group"], rec["configs"])
+        elif kind == "acls":  # removed, then added: one record per CreateAcls or DeleteAcls
+            gone = {Acl.from_json(a) for a in rec["remove"]}
+            kept = dict.fromkeys(a for a in self.acls if a not in gone)
+            kept.update(dict.fromkeys(map(Acl.from_json, rec["add"])))
+            self.acls = tuple(kept)
         self.offset = rec["offset"]
 
     def to_json(self) -> dict[str, object]:
         return {"offset": self.offset, "cluster_id": self.cluster_id, "brokers": self.brokers,
                 "topics": [t.to_json() for t in self.topics.values()], "broker_configs": self.broker_configs,
-                "group_configs": self.group_configs}
+                "group_configs": self.group_configs, "acls": [a.to_json() for a in self.acls]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterState:
@@ -156,6 +164,7 @@ class ClusterState:
             state.apply({"type": "topic", "topic": t, "offset": data["offset"]})
         state.broker_configs = {k: dict(v) for k, v in data.get("broker_configs", {}).items()}
         state.group_configs = {k: dict(v) for k, v in data.get("group_configs", {}).items()}
+        state.acls = tuple(Acl.from_json(a) for a in data.get("acls", []))
         return state
 
     def topic(self, name: str) -> TopicMeta:

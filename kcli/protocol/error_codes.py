@@ -19,6 +19,7 @@ from enum import IntEnum
 from kcli.errors import (
     AlreadyExistsError,
     AuthenticationError,
+    AuthorizationError,
     BrokerError,
     ConcurrentTransactionsError,
     CorruptRecordError,
@@ -245,6 +246,7 @@ CODES: Mapping[type[BaseException], ErrorCode] = {
     InvalidProducerIdMappingError: ErrorCode.INVALID_PRODUCER_ID_MAPPING,
     TransactionAbortedError: ErrorCode.INVALID_TXN_STATE,
     InvalidTransactionTimeoutError: ErrorCode.INVALID_TRANSACTION_TIMEOUT,
+    AuthorizationError: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,  # brokers answer the resource's own code
     OSError: ErrorCode.KAFKA_STORAGE_ERROR,  # the disk under a log failed in a way the library did not name
 }
 # Anything else (an unexpected failure) is Kafka's default too.
@@ -306,6 +308,10 @@ EXCEPTIONS: Mapping[int, type[KcliError]] = {
     ErrorCode.UNACCEPTABLE_CREDENTIAL: UsageError,
     ErrorCode.UNSUPPORTED_SASL_MECHANISM: AuthenticationError,
     ErrorCode.SASL_AUTHENTICATION_FAILED: AuthenticationError,
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.GROUP_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.CLUSTER_AUTHORIZATION_FAILED: AuthorizationError,
+    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: AuthorizationError,
 }
 
 

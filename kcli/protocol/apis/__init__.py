@@ -8,6 +8,7 @@ from __future__ import annotations
 from kcli.errors import ProtocolError
 
 from ..api import Api, ApiKey
+from .acls import CREATE_ACLS, DELETE_ACLS, DESCRIBE_ACLS
 from .admin import CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS
 from .api_versions import API_VERSIONS
 from .cluster_admin import DESCRIBE_CLUSTER, DESCRIBE_LOG_DIRS
@@ -70,6 +71,9 @@ APIS: dict[int, Api] = {
         END_TXN,
         WRITE_TXN_MARKERS,
         TXN_OFFSET_COMMIT,
+        DESCRIBE_ACLS,
+        CREATE_ACLS,
+        DELETE_ACLS,
         CREATE_PARTITIONS,
         DELETE_GROUPS,
         OFFSET_DELETE,
