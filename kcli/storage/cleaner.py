@@ -10,6 +10,11 @@ transaction has no data left.  The last batch of each producer is kept (empty if
 producer's sequence and epoch survive, and so is the last batch of each rewritten group of segments, so
 that the new segment covers the offsets of the ones it replaces (see PartitionLog.replace_segments).
 
+No record is decoded whole: a key walk (records.walk_keys) finds each record's key and offset, a kept
+record is copied out of its batch (a new timestamp delta only where the batch's base timestamp moves),
+and a batch that keeps every record is copied as it is.  A group of one segment that would come out byte
+for byte the same, with the same transaction index, is left in place.
+
 The caller holds the replica's write lock and an open write session (``open_for_append``).
 """
 
@@ -197,7 +202,8 @@ def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: 
             elif not txns.data(header):
                 walk = records.walk_keys(batch, 0, header)
                 found = zip(walk.keys, map(header.base_offset.__add__, walk.offset_deltas), strict=True)
-                offsets.update(found if None not in walk.keys else ((k, o) for k, o in found if k is not None))
+                keyless = None in walk.keys  # rare: not mapped (the rewrite drops them)
+                offsets.update(((k, o) for k, o in found if k is not None) if keyless else found)  # type: ignore[arg-type]
             mapped_to = header.next_offset
             if progress is not None:
                 progress(header.size)
