@@ -386,3 +386,21 @@ def test_rewritten_batches_hold_the_kept_records_byte_for_byte(tmp_path, codec) 
     latest = {k: (i, v) for i, (k, v, _h, _t) in enumerate(rows)}
     assert {r.key: (r.offset, r.value) for r in _read_all(log) if r.key != b"z"} == latest
     log.release()
+
+
+def test_a_segment_with_bytes_past_its_last_batch_is_rewritten_without_them(tmp_path) -> None:
+    """Batches that all come out the same do not make a segment unchanged when its file holds more than
+    them: the rewrite leaves the trailing bytes out, as a rewrite of any group does."""
+    log = _open(str(tmp_path / "broker-0" / "t-0"), _config(segment_bytes=4096))
+    for start in range(0, 100, 20):
+        _append(log, [(b"once%03d" % i, b"x" * 50, (), NOW) for i in range(start, start + 20)])
+    log.roll()
+    _append(log, [(b"z", b"active", (), NOW)])
+    path = log.segment(0).log_path
+    size = os.path.getsize(path)
+    with open(path, "ab") as fh:
+        fh.write(b"\0" * 30)
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
+    assert os.path.getsize(log.segment(0).log_path) == size
+    assert len(_read_all(log)) == 101
+    log.release()

@@ -391,7 +391,8 @@ class _Output:
 
     @property
     def unchanged(self) -> bool:
-        return self._file is None
+        """Every batch came out as it was, and they were the whole file (no bytes past the last batch)."""
+        return self._file is None and self._pending == self._segment.size  # type: ignore[union-attr]
 
     def same(self, batch: bytes) -> None:
         """``batch`` comes out as it was."""
