@@ -32,3 +32,24 @@ def head(src: str, dst: str, count: int) -> None:
             if i >= count:
                 break
             out.write(line)
+
+
+def write_keyed_lines(path: str, count: int, keys: int, width: int = 99, seed: int = 1) -> int:
+    """Write ``count`` lines ``KEY:VALUE`` (for ``produce -K:``), ``width`` characters each plus a newline,
+    their keys drawn uniformly from ``keys`` distinct ones; returns the bytes written."""
+    rnd = random.Random(seed)
+    digits = len(str(max(keys - 1, 0)))
+    value_width = width - digits - 2  # "k" + digits + ":"
+    written = 0
+    chunk = 10_000
+    with open(path, "wb") as fh:
+        for start in range(0, count, chunk):
+            n = min(chunk, count - start)
+            raw = rnd.randbytes(n * value_width).translate(_PRINTABLE)
+            picks = [rnd.randrange(keys) for _ in range(n)]
+            block = b"".join(
+                b"k%0*d:%s\n" % (digits, k, raw[i * value_width : (i + 1) * value_width]) for i, k in enumerate(picks)
+            )
+            fh.write(block)
+            written += len(block)
+    return written

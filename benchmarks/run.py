@@ -6,7 +6,8 @@ Prints a table and writes benchmarks/results.json.  Sections (numbers as in the 
 1 produce throughput per codec vs `cat | cat`; 2 consume throughput; 3 the same through 1 and 3 brokers;
 4 batch codec vs kafka-python; 5 start-up and unneeded imports; 6 end-to-end latency at 10k msg/s;
 7 many segments and many partitions; 8 max RSS of produce and consume; 9 transactions: transactional
-produce vs plain, read_committed vs read_uncommitted consume.
+produce vs plain, read_committed vs read_uncommitted consume; 10 log compaction: a cleaner pass over N
+records with N/10 keys, 10% dirty vs 100% dirty, a small offset map.
 
 Throughput figures are the best of --repeat runs: on a shared box the fastest run is the one least
 disturbed by other load, and its baseline is taken the same way in the same run.
@@ -27,6 +28,7 @@ sys.path.insert(0, HERE)
 
 import broker  # noqa: E402
 import codec  # noqa: E402
+import compaction  # noqa: E402
 import measure  # noqa: E402
 import scale  # noqa: E402
 import startup  # noqa: E402
@@ -59,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--startup-runs", type=int, help="runs per start-up median (default 15; 7 quick)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.json"), help="where to write the JSON")
     parser.add_argument("--work-dir", help="scratch directory (default: a new temporary one, removed after)")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9", help="comma-separated sections to run")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated sections to run")
     return parser.parse_args(argv)
 
 
@@ -101,10 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         if "9" in sections:
             _step("transactions")
             rows += transactions.measure(kcli, work, lines, count, repeat)
+        if "10" in sections:
+            _step("log compaction")
+            rows += compaction.measure(kcli, work, count, repeat)
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    rows.sort(key=lambda r: r.section)
+    rows.sort(key=lambda r: int(r.section))
     meta = {
         "records": count,
         "quick": args.quick,

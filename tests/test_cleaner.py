@@ -278,3 +278,134 @@ def test_damaged_checkpoint_costs_a_pass_from_the_start(tmp_path) -> None:
     result = clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
     assert result.records_removed > 0
     assert checkpoint.read_offsets(path) == {("t", 0): result.first_dirty}
+
+
+def _files(log: PartitionLog) -> dict[int, tuple[int, int]]:
+    """base -> (inode, mtime in ns) of each segment's log file."""
+    out = {}
+    for base in log.segment_bases:
+        st = os.stat(log.segment(base).log_path)
+        out[base] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def test_a_segment_that_would_come_out_the_same_is_not_rewritten(tmp_path) -> None:
+    """A group of one segment whose batches all stay as they are (no key newer in the dirty part, no
+    tombstone to stamp) keeps its file: no .cleaned, no swap, same inode and mtime; the others are rewritten."""
+    log = _open(str(tmp_path / "broker-0" / "t-0"), _config(segment_bytes=4096))
+    for start in range(0, 200, 20):  # keys written once: their segments come out the same
+        _append(log, [(b"once%03d" % i, b"x" * 50, (), NOW) for i in range(start, start + 20)])
+    unique = log.segment_bases[:-1]  # the closed ones, each a group of its own (two exceed segment.bytes)
+    for v in range(3):
+        for start in range(0, 100, 20):
+            _append(log, [(_key(i), b"v%d" % v + b"y" * 50, (), NOW) for i in range(start, start + 20)])
+    log.roll()
+    _append(log, [(b"z", b"active", (), NOW)])
+    before = _read_all(log)
+    latest = {r.key: (r.offset, r.value) for r in before}
+    stale = {r.offset for r in before} - {offset for offset, _value in latest.values()}
+    files = _files(log)
+    bounds = [*files, log.log_end_offset]
+    changes = {base: any(base <= o < end for o in stale) for base, end in zip(bounds, bounds[1:], strict=False)}
+    assert len(unique) >= 3 and 3 <= sum(changes.values()) < len(files) - len(unique)
+    result = clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 100)
+    assert result.records_removed == len(stale) == 200
+    after = _files(log)
+    assert set(after) == set(files)  # each closed segment was a group of its own
+    assert {base: after[base] != files[base] for base in files} == changes
+    assert all(after[base][0] != files[base][0] for base in files if changes[base])  # new files
+    assert not [n for n in os.listdir(log.directory) if n.endswith((".cleaned", ".swap", ".swapping"))]
+    assert {r.key: (r.offset, r.value) for r in _read_all(log)} == latest
+    assert len(_read_all(log)) == len(latest)
+    # a second pass finds nothing to change anywhere past the grouping: a third leaves every file as it is
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 100)
+    settled = _files(log)
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 100)
+    assert _files(log) == settled
+    log.release()
+
+
+def test_a_producer_that_aborted_before_the_dirty_part_has_its_later_records_mapped(tmp_path) -> None:
+    """An aborted transaction wholly in the clean part does not make the map skip its producer's committed
+    records in the dirty part (Kafka collects the aborted transactions from the first dirty offset): the
+    older value of a key they update goes."""
+    from kcli.storage import control
+
+    log = _open(str(tmp_path / "b" / "t-0"), _config(segment_bytes=1 << 20))
+    _append(log, [(b"k", b"old", (), NOW)])
+    _append(log, [(b"x", b"aborted", (), NOW)], producer_id=7, producer_epoch=0, base_sequence=0, transactional=True)
+    log.append(control.control_batch(7, 0, commit=False, timestamp=NOW))
+    log.roll()
+    _append(log, [(b"z", b"1", (), NOW)])
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
+    _append(log, [(b"k", b"new", (), NOW)], producer_id=7, producer_epoch=0, base_sequence=1, transactional=True)
+    log.append(control.control_batch(7, 0, commit=True, timestamp=NOW))
+    log.roll()
+    _append(log, [(b"z", b"2", (), NOW)])
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
+    assert [(r.key, r.value) for r in _read_all(log)] == [(b"z", b"1"), (b"k", b"new"), (b"z", b"2")]
+    log.release()
+
+
+def _oracle(batch: records.BatchHeader, kept: list[records.Record], horizon: int | None) -> records.Section:
+    """The records section a rebuild from decoded records gives (what the cleaner's spliced bytes must equal)."""
+    stamps = [r.timestamp for r in kept]
+    base_ts = horizon if horizon is not None else stamps[0]
+    tuples = [(r.key, r.value, r.headers, r.timestamp) for r in kept]
+    body = records.encode_records(tuples, base_ts, [r.offset - batch.base_offset for r in kept])
+    max_ts = batch.max_timestamp if batch.log_append_time else max(stamps)
+    return records.Section(body, len(kept), base_ts, max_ts)
+
+
+@pytest.mark.parametrize("codec", [0, 1, 4])
+def test_rewritten_batches_hold_the_kept_records_byte_for_byte(tmp_path, codec) -> None:
+    """Records are copied out of the source batch, with a new timestamp delta where the base timestamp
+    moves (to the first kept record's, or to a tombstone's delete horizon): the batch equals one encoded
+    afresh from its decoded records -- per-record timestamps, headers, codecs, append time."""
+    log = _open(str(tmp_path / "b" / "t-0"), _config(segment_bytes=1 << 20))
+    rows = [(_key(i % 23), b"v%d" % i if i % 5 else None, [("h", b"%d" % i)] if i % 3 else [], NOW + 1000 - 37 * i)
+            for i in range(40)]
+    for start in range(0, 40, 10):
+        _append(log, rows[start : start + 10], codec=codec, log_append_time=start == 20)
+    log.roll()
+    _append(log, [(b"z", b"active", (), NOW)])
+    before = {base: list(log.segment(base).headers()) for base in log.segment_bases[:1]}
+    originals = {h.base_offset: h for _p, h in before[0]}
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 5000)
+    horizon = NOW + 5000 + DAY
+    seg = log.segment(0)
+    checked = 0
+    for pos, header in seg.headers():
+        batch = seg.pread(pos, header.size)
+        kept = records.decode_records(batch, 0, header)
+        source = originals[header.base_offset]
+        with_horizon = any(r.value is None for r in kept)
+        assert bool(header.attributes & records.ATTR_DELETE_HORIZON) == with_horizon
+        want = records.frame(_oracle(source, kept, horizon if with_horizon else None), codec,
+                             base_offset=header.base_offset, log_append_time=source.log_append_time,
+                             partition_leader_epoch=header.partition_leader_epoch,
+                             last_offset_delta=kept[-1].offset - header.base_offset, delete_horizon=with_horizon)
+        assert batch == want
+        checked += 1
+    assert checked == 3
+    latest = {k: (i, v) for i, (k, v, _h, _t) in enumerate(rows)}
+    assert {r.key: (r.offset, r.value) for r in _read_all(log) if r.key != b"z"} == latest
+    log.release()
+
+
+def test_a_segment_with_bytes_past_its_last_batch_is_rewritten_without_them(tmp_path) -> None:
+    """Batches that all come out the same do not make a segment unchanged when its file holds more than
+    them: the rewrite leaves the trailing bytes out, as a rewrite of any group does."""
+    log = _open(str(tmp_path / "broker-0" / "t-0"), _config(segment_bytes=4096))
+    for start in range(0, 100, 20):
+        _append(log, [(b"once%03d" % i, b"x" * 50, (), NOW) for i in range(start, start + 20)])
+    log.roll()
+    _append(log, [(b"z", b"active", (), NOW)])
+    path = log.segment(0).log_path
+    size = os.path.getsize(path)
+    with open(path, "ab") as fh:
+        fh.write(b"\0" * 30)
+    clean(log, log.config, upper=log.log_end_offset, now_ms=NOW)
+    assert os.path.getsize(log.segment(0).log_path) == size
+    assert len(_read_all(log)) == 101
+    log.release()

@@ -126,7 +126,11 @@ def recorded_pass(datadir: DataDir, broker: int, topic: str, partition: int,
 def level_followers(writer: PartitionWriter) -> None:
     """Bring every follower ``writer`` writes to its cleaned leader's bytes: emptied down to the leader's
     log start, then the leader's batches copied (a cleaned log differs below the cleaned point, so no
-    prefix of the follower can be trusted to match without reading it whole)."""
+    prefix of the follower can be trusted to match without reading it whole).  Cleaning each follower
+    with the leader's pass parameters instead would cost a whole pass per follower (its map, then a
+    rewrite of its clean part), where this copy of the result costs a few percent of one; and followers'
+    segment boundaries, on which a pass's groups and the empty batches it keeps depend, need not match
+    the leader's, so their batches could differ."""
     from kcli.replica.checkpoints import level_replica
 
     leader = writer.leader

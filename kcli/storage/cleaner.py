@@ -10,6 +10,11 @@ transaction has no data left.  The last batch of each producer is kept (empty if
 producer's sequence and epoch survive, and so is the last batch of each rewritten group of segments, so
 that the new segment covers the offsets of the ones it replaces (see PartitionLog.replace_segments).
 
+No record is decoded whole: a key walk (records.walk_keys) finds each record's key and offset, a kept
+record is copied out of its batch (a new timestamp delta only where the batch's base timestamp moves),
+and a batch that keeps every record is copied as it is.  A group of one segment that would come out byte
+for byte the same, with the same transaction index, is left in place.
+
 The caller holds the replica's write lock and an open write session (``open_for_append``).
 """
 
@@ -17,13 +22,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from kcli.errors import InvalidRecordError
 from kcli.storage import checkpoint, control, records
 from kcli.storage.config import LogConfig
-from kcli.storage.fileio import write_file
+from kcli.storage.fileio import open_fd, read_file, write_file
 from kcli.storage.log import CLEANED, PartitionLog, parse_partition_dir
 from kcli.storage.segment import LOG_SUFFIX, TXN_SUFFIX, LogSegment, segment_name
 from kcli.storage.txnindex import AbortedTxn, encode_entry
@@ -58,7 +64,7 @@ class CleanResult:
 
 def require_keys(batch: records.BytesLike, header: records.BatchHeader, topic: str, partition: int) -> None:
     """Refuse a data batch holding a record without a key, as Kafka's leader does for compacted topics."""
-    if any(record.key is None for record in records.decode_records(batch, 0, header)):
+    if None in records.walk_keys(batch, 0, header).keys:
         raise InvalidRecordError(f"Compacted topic cannot accept message without key in topic partition "
                                  f"{topic}-{partition}.", hint="give every record a key (produce -K)")
 
@@ -175,9 +181,11 @@ class _Transactions:
 def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: list[AbortedTxn],
                progress: Callable[[int], None] | None) -> tuple[dict[bytes, int], int, int]:
     """(key -> newest offset, the offset after the last batch mapped, bytes read) over [start, end): whole
-    batches, until the map would hold more than ``capacity`` keys (at least one batch)."""
+    batches, until the map would hold more than ``capacity`` keys (at least one batch).  Only the aborted
+    transactions reaching ``start`` count (Kafka's collectAbortedTransactions from it): one wholly below,
+    whose marker this scan never meets, would pass for open and hide its producer's later records."""
     offsets: dict[bytes, int] = {}
-    txns = _Transactions(aborted)
+    txns = _Transactions([txn for txn in aborted if txn.last_offset >= start])
     mapped_to, read = start, 0
     for base in log.segment_bases:
         seg = log.segment(base)
@@ -192,9 +200,10 @@ def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: 
             if header.is_control:
                 txns.marker(batch, header)
             elif not txns.data(header):
-                for record in records.decode_records(batch, 0, header):
-                    if record.key is not None:
-                        offsets[record.key] = record.offset
+                walk = records.walk_keys(batch, 0, header)
+                found = zip(walk.keys, map(header.base_offset.__add__, walk.offset_deltas), strict=True)
+                keyless = None in walk.keys  # rare: not mapped (the rewrite drops them)
+                offsets.update(((k, o) for k, o in found if k is not None) if keyless else found)  # type: ignore[arg-type]
             mapped_to = header.next_offset
             if progress is not None:
                 progress(header.size)
@@ -230,28 +239,41 @@ class _Pass:
         self.read = self.written = self.kept = self.removed = 0
 
     def clean_group(self, group: list[int]) -> None:
+        """Rewrite ``group`` as one segment through ``.cleaned`` and ``.swap`` -- unless it is one segment
+        that would come out byte for byte as it is, with the same transaction index: then it stays."""
         stem = os.path.join(self.log.directory, segment_name(group[0]))
-        out: list[bytes] = []
-        held: tuple[bytes, records.BatchHeader] | None = None  # one batch behind: the group's last is known
-        for base in group:
-            for batch, header in _batches(self.log.segment(base)):
-                if held is not None:
-                    self._copy(out, *held, last_of_group=False)
-                held = batch, header
-        if held is not None:
-            self._copy(out, *held, last_of_group=True)
-        write_file(stem + LOG_SUFFIX + CLEANED, b"".join(out))
-        if self.txns.kept_aborted:
-            write_file(stem + TXN_SUFFIX + CLEANED, b"".join(map(encode_entry, self.txns.kept_aborted)))
+        out = _Output(stem + LOG_SUFFIX + CLEANED, self.log.segment(group[0]) if len(group) == 1 else None)
+        try:
+            held: tuple[bytes, records.BatchHeader] | None = None  # one batch behind: the group's last is known
+            for base in group:
+                for batch, header in _batches(self.log.segment(base)):
+                    if held is not None:
+                        self._copy(out, *held, last_of_group=False)
+                    held = batch, header
+            if held is not None:
+                self._copy(out, *held, last_of_group=True)
+            txn_index = b"".join(map(encode_entry, self.txns.kept_aborted))
             self.txns.kept_aborted = []
+            if out.unchanged and txn_index == _read_or_empty(stem + TXN_SUFFIX):
+                return
+            out.finish()
+        except BaseException:
+            out.discard()
+            raise
+        self.written += out.size
+        if txn_index:
+            write_file(stem + TXN_SUFFIX + CLEANED, txn_index)
         self.log.replace_segments(group)
 
-    def _copy(self, out: list[bytes], batch: bytes, header: records.BatchHeader, *, last_of_group: bool) -> None:
+    def _copy(self, out: _Output, batch: bytes, header: records.BatchHeader, *, last_of_group: bool) -> None:
         self.read += header.size
         kept = self._filter(batch, header, last_of_group)
-        if kept is not None:
-            out.append(kept)
-            self.written += len(kept)
+        if kept is batch:
+            out.same(batch)
+        elif kept is not None:
+            out.write(kept)
+        else:
+            out.changed()
 
     def _filter(self, batch: bytes, header: records.BatchHeader, last_of_group: bool) -> bytes | None:
         """The batch as the cleaned segment keeps it (None: dropped)."""
@@ -278,18 +300,17 @@ class _Pass:
                 ts = header.max_timestamp
                 return self._rebuild(header, [(key, value, (), ts)], [0], with_horizon=True)
             return batch
-        rows = [] if discard else records.decode_records(batch, 0, header)
-        kept = [r for r in rows if self._keep(r, horizon)]
+        walk = None if discard else records.walk_keys(batch, 0, header)
+        kept = [] if walk is None else self._kept(header, walk, horizon)
         self.kept += len(kept)
         self.removed += header.records_count - len(kept)
-        if not kept:
+        if walk is None or not kept:
             return _empty(header) if retain_empty else None
-        tombstones = horizon is None and any(r.value is None for r in kept)
+        tombstones = horizon is None and not set(walk.nulls).isdisjoint(kept)
         if len(kept) == header.records_count and not tombstones:
             return batch
-        tuples = [(r.key, r.value, r.headers, r.timestamp) for r in kept]
-        return self._rebuild(header, tuples, [r.offset - header.base_offset for r in kept],
-                             with_horizon=tombstones or horizon is not None, horizon=horizon)
+        return self._splice(header, walk, kept, horizon if horizon is not None or not tombstones
+                            else self.now + self.config.delete_retention_ms)
 
     def _last_of_producer(self, header: records.BatchHeader) -> bool:
         """Kafka's isBatchLastRecordOfProducer: the batch with a live producer's last sequence, or the
@@ -301,13 +322,40 @@ class _Pass:
             return header.last_offset == last[0]
         return header.is_control and header.producer_epoch == last[1]
 
-    def _keep(self, record: records.Record, horizon: int | None) -> bool:
-        """Kafka's shouldRetainRecord."""
-        if record.offset >= self.mapped_to:
-            return True
-        if record.key is None or self.offsets.get(record.key, -1) > record.offset:
-            return False
-        return record.value is not None or horizon is None or self.now < horizon
+    def _kept(self, header: records.BatchHeader, walk: records.KeyWalk, horizon: int | None) -> list[int]:
+        """Kafka's shouldRetainRecord: the indices of the batch's records to keep -- those past what the map
+        saw, and below it those with a key the map holds no newer offset for, but no tombstone whose
+        delete horizon passed."""
+        base = header.base_offset
+        past_map = self.mapped_to - base  # offset deltas from here on
+        get = self.offsets.get
+        kept = [i for i, (key, delta) in enumerate(zip(walk.keys, walk.offset_deltas, strict=True))
+                if delta >= past_map or (key is not None and get(key, -1) <= base + delta)]
+        if horizon is not None and horizon <= self.now and walk.nulls:
+            gone = {i for i in walk.nulls if walk.offset_deltas[i] < past_map}
+            kept = [i for i in kept if i not in gone]
+        return kept
+
+    def _splice(self, header: records.BatchHeader, walk: records.KeyWalk, kept: list[int],
+                horizon: int | None) -> bytes:
+        """The records ``kept`` as a batch with the source batch's base offset, codec, producer fields and
+        sequence, their bytes copied; its base timestamp is the delete horizon when it has one (KIP-534),
+        else the first kept record's (their timestamp deltas follow it)."""
+        if header.log_append_time:
+            stamps = [header.max_timestamp] * len(kept)
+        else:
+            base, deltas = header.base_timestamp, walk.timestamp_deltas
+            stamps = [base + deltas[i] for i in kept]
+        base_ts = horizon if horizon is not None else stamps[0]
+        body = records.splice_records(walk, kept, [ts - base_ts for ts in stamps])
+        max_ts = header.max_timestamp if header.log_append_time else max(stamps)
+        last_delta = walk.offset_deltas[kept[-1]]
+        return records.frame(
+            records.Section(body, len(kept), base_ts, max_ts), header.codec, base_offset=header.base_offset,
+            log_append_time=header.log_append_time, partition_leader_epoch=header.partition_leader_epoch,
+            producer_id=header.producer_id, producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence, transactional=header.is_transactional, last_offset_delta=last_delta,
+            delete_horizon=horizon is not None)
 
     def _rebuild(self, header: records.BatchHeader, tuples: Sequence[records.RecordTuple], deltas: list[int], *,
                  with_horizon: bool, horizon: int | None = None) -> bytes:
@@ -325,6 +373,80 @@ class _Pass:
             producer_epoch=header.producer_epoch, base_sequence=header.base_sequence,
             transactional=header.is_transactional, control=header.is_control, last_offset_delta=deltas[-1],
             delete_horizon=horizon is not None)
+
+
+class _Output:
+    """A group's cleaned log, written as its batches come (a group is up to segment.bytes: never held
+    whole in memory).  For a group of one segment nothing is written while its batches come out as they
+    are: if all do, ``unchanged`` says the segment would be rewritten byte for byte; at the first batch
+    that does not, the bytes so far are copied from the segment."""
+
+    def __init__(self, path: str, segment: LogSegment | None) -> None:
+        self.path, self._segment = path, segment
+        self._file: BinaryIO | None = None
+        self._pending = 0  # bytes from the segment's start that came out as they are, not written yet
+        self.size = 0  # bytes written
+        if segment is None:
+            self._open()
+
+    @property
+    def unchanged(self) -> bool:
+        """Every batch came out as it was, and they were the whole file (no bytes past the last batch)."""
+        return self._file is None and self._pending == self._segment.size  # type: ignore[union-attr]
+
+    def same(self, batch: bytes) -> None:
+        """``batch`` comes out as it was."""
+        if self._file is None:
+            self._pending += len(batch)
+        else:
+            self._put(batch)
+
+    def changed(self) -> None:
+        """A batch went."""
+        if self._file is None:
+            self._open()
+
+    def write(self, batch: bytes) -> None:
+        if self._file is None:
+            self._open()
+        self._put(batch)
+
+    def finish(self) -> None:
+        """Write out what is pending and close the file."""
+        if self._file is None:
+            self._open()
+        try:
+            self._file.close()  # type: ignore[union-attr]
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.path) from None
+
+    def discard(self) -> None:
+        """A pass failed: the partial file goes (recovery would drop it anyway)."""
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.close()
+            with suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def _open(self) -> None:
+        self._file = os.fdopen(open_fd(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb", buffering=1 << 20)
+        pending, self._pending = self._pending, 0
+        for pos in range(0, pending, 1 << 20):
+            self._put(self._segment.pread(pos, min(1 << 20, pending - pos)))  # type: ignore[union-attr]
+
+    def _put(self, data: bytes) -> None:
+        try:
+            self._file.write(data)  # type: ignore[union-attr]
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.path) from None
+        self.size += len(data)
+
+
+def _read_or_empty(path: str) -> bytes:
+    try:
+        return read_file(path)
+    except FileNotFoundError:
+        return b""
 
 
 def _empty(header: records.BatchHeader) -> bytes:
