@@ -8,8 +8,8 @@ random, produced by ``kcli produce -K:`` (its 256 KiB batches) into 1 MiB segmen
   records, one more pass; its wall time against the 100% pass's.  The pass maps the dirty tenth and
   rewrites the clean part (about as many records again), so its cost follows the dirty part and the
   number of keys, not the history of the log.
-- bounded memory: the fresh log with ``log.cleaner.dedupe.buffer.size`` holding half its keys (Kafka's
-  24 bytes per entry at load factor 0.9), passes until nothing is dirty: how many, their records/s
+- bounded memory: the fresh log with ``log.cleaner.dedupe.buffer.size`` holding half its keys (kcli's
+  MAP_BYTES_PER_KEY plus the key per entry, at load factor 0.9), passes until nothing is dirty: how many, their records/s
   against the single pass's, and the largest RSS of any of them.
 """
 
@@ -23,7 +23,10 @@ from inputs import write_keyed_lines
 from measure import Run, best_of, env_with, run_pipeline
 from table import Row
 
+from kcli.storage.cleaner import MAP_BYTES_PER_KEY
+
 SEGMENT_BYTES = 1 << 20
+MIN_DEDUPE_BUFFER = (1 << 20) + 1  # log.cleaner.dedupe.buffer.size must be more than 1 MiB
 MAX_PASSES = 200  # a bounded-memory run that has not finished by then is reported as such
 
 
@@ -58,10 +61,14 @@ def measure(kcli: list[str], work: str, count: int, repeat: int) -> list[Row]:
 def _bounded(kcli: list[str], work: str, fresh: str, keys: int, one_pass_rate: float,
              one_pass_rss: float) -> list[Row]:
     """Passes with an offset map of half the keys, from the fresh log until nothing is dirty."""
-    capacity = max(1, keys // 2)
+    key_bytes = 1 + len(str(max(keys - 1, 0)))  # "k" and the digits write_keyed_lines gives every key
+    per_key = MAP_BYTES_PER_KEY + key_bytes
+    # half the keys, but never below the least buffer Kafka allows (with --quick that holds them all)
+    buffer = max(-(-(keys // 2) * per_key * 10 // 9), MIN_DEDUPE_BUFFER)
+    capacity = min(keys, buffer * 9 // 10 // per_key)
     config = os.path.join(work, "compact-small-map.toml")
     with open(config, "w", encoding="utf-8") as fh:
-        fh.write(f'[broker]\n"log.cleaner.dedupe.buffer.size" = {-(-capacity * 24 * 10 // 9)}\n')
+        fh.write(f'[broker]\n"log.cleaner.dedupe.buffer.size" = {buffer}\n')
     data = os.path.join(work, "compact-small")
     _restore(fresh, data)
     env = env_with(data, KCLI_CONFIG=config)

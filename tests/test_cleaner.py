@@ -9,7 +9,7 @@ import pytest
 
 from kcli.errors import InvalidConfigError
 from kcli.storage import checkpoint, records
-from kcli.storage.cleaner import clean, cleanable, first_dirty_offset
+from kcli.storage.cleaner import MAP_BYTES_PER_KEY, clean, cleanable, first_dirty_offset
 from kcli.storage.config import LogConfig, parse_topic_config
 from kcli.storage.log import PartitionLog
 
@@ -126,7 +126,7 @@ def test_small_map_takes_several_passes_and_ends_the_same(tmp_path, big) -> None
     log, active = big
     passes = 0
     while first_dirty_offset(log) < active:
-        clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 100, max_map_bytes=24 * 3000)
+        clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 100, max_map_bytes=(MAP_BYTES_PER_KEY + len(_key(0))) * 3000)
         passes += 1
         assert passes < 100
     assert passes >= 4

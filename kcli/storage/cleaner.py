@@ -35,7 +35,11 @@ from kcli.storage.segment import LOG_SUFFIX, TXN_SUFFIX, LogSegment, segment_nam
 from kcli.storage.txnindex import AbortedTxn, encode_entry
 
 DEFAULT_MAP_BYTES = 128 << 20  # Kafka's log.cleaner.dedupe.buffer.size
-_BYTES_PER_ENTRY = 24  # Kafka's SkimpyOffsetMap: a 16-byte hash and an 8-byte offset per key
+# What one key of the offset map costs here, besides the key's own bytes (measured: a bytes object, an int
+# and a dict slot; Kafka's SkimpyOffsetMap needs 24 bytes in all, a hash and an offset, but keeps hashes
+# whose collisions could drop a key's newest record).  log.cleaner.dedupe.buffer.size bounds the memory
+# for real: a pass maps fewer keys than Kafka's would with the same setting, never more memory.
+MAP_BYTES_PER_KEY = 120
 _LOAD_FACTOR = 0.9  # Kafka's log.cleaner.io.buffer.load.factor
 
 
@@ -178,15 +182,17 @@ class _Transactions:
         return False
 
 
-def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: list[AbortedTxn],
+def _build_map(log: PartitionLog, start: int, end: int, budget: int, aborted: list[AbortedTxn],
                progress: Callable[[int], None] | None) -> tuple[dict[bytes, int], int, int]:
     """(key -> newest offset, the offset after the last batch mapped, bytes read) over [start, end): whole
-    batches, until the map would hold more than ``capacity`` keys (at least one batch).  Only the aborted
+    batches, until the map would take more than ``budget`` bytes (at least one batch), counting
+    MAP_BYTES_PER_KEY and the keys' mean length per key.  Only the aborted
     transactions reaching ``start`` count (Kafka's collectAbortedTransactions from it): one wholly below,
     whose marker this scan never meets, would pass for open and hide its producer's later records."""
     offsets: dict[bytes, int] = {}
     txns = _Transactions([txn for txn in aborted if txn.last_offset >= start])
     mapped_to, read = start, 0
+    key_bytes = key_count = 0  # of the records mapped: their keys' mean length prices a map entry
     for base in log.segment_bases:
         seg = log.segment(base)
         if base >= end:
@@ -194,7 +200,8 @@ def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: 
         for batch, header in _batches(seg, start):
             if header.next_offset > end:  # a batch straddling upper waits for the next pass
                 return offsets, mapped_to, read
-            if offsets and len(offsets) + header.records_count > capacity:
+            per_key = MAP_BYTES_PER_KEY + (key_bytes // key_count if key_count else 0)
+            if offsets and (len(offsets) + header.records_count) * per_key > budget:
                 return offsets, mapped_to, read
             read += header.size
             if header.is_control:
@@ -204,6 +211,8 @@ def _build_map(log: PartitionLog, start: int, end: int, capacity: int, aborted: 
                 found = zip(walk.keys, map(header.base_offset.__add__, walk.offset_deltas), strict=True)
                 keyless = None in walk.keys  # rare: not mapped (the rewrite drops them)
                 offsets.update(((k, o) for k, o in found if k is not None) if keyless else found)  # type: ignore[arg-type]
+                key_bytes += sum(len(k) for k in walk.keys if k is not None) if keyless else sum(map(len, walk.keys))  # type: ignore[arg-type]
+                key_count += len(walk.keys)
             mapped_to = header.next_offset
             if progress is not None:
                 progress(header.size)
@@ -468,9 +477,9 @@ def clean(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int, max_
     ``checkpoint_lock`` guards the broker folder's checkpoint against other processes cleaning other
     partitions of it (DataDir.checkpoint_lock)."""
     todo = cleanable(log, config, upper=upper, now_ms=now_ms)
-    capacity = max(1, int(max_map_bytes // _BYTES_PER_ENTRY * _LOAD_FACTOR))
+    budget = int(max_map_bytes * _LOAD_FACTOR)
     aborted = _aborted(log, todo.first_uncleanable)
-    offsets, mapped_to, map_read = _build_map(log, todo.first_dirty, todo.first_uncleanable, capacity, aborted,
+    offsets, mapped_to, map_read = _build_map(log, todo.first_dirty, todo.first_uncleanable, budget, aborted,
                                               progress)
     work = _Pass(log, config, offsets, mapped_to, now_ms, aborted)
     groups = _groups(log, mapped_to, config.segment_bytes)
