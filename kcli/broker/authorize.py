@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from kcli.broker.context import BrokerContext
+from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.peercred import own_principal
 from kcli.broker.session import current
 from kcli.protocol import ErrorCode
@@ -33,7 +33,7 @@ DENIED_CODES = {
 }
 
 _SERVICE = "authorizers"
-_lock = threading.Lock()
+_lock = threading.Lock()  # one rebuild of the authorizers at a time
 
 
 class _Authorizers:
@@ -63,13 +63,7 @@ class _Authorizers:
 
 
 def _authorizers(ctx: BrokerContext) -> _Authorizers:
-    found = ctx.services.get(_SERVICE)
-    if found is None:
-        with _lock:
-            found = ctx.services.get(_SERVICE)
-            if found is None:
-                found = ctx.services[_SERVICE] = _Authorizers(ctx)
-    return found  # type: ignore[return-value]
+    return made_once(ctx, _SERVICE, _Authorizers)
 
 
 def authorize(ctx: BrokerContext, operation: Operation, resource_type: ResourceType,
