@@ -181,6 +181,9 @@ def decode_case(key: int, version: int, kind: str, payload: bytes) -> Struct:
 def test_supported_table_is_what_the_broker_advertises() -> None:
     assert SUPPORTED == {
         18: (0, 4),
+        29: (0, 3),
+        30: (0, 3),
+        31: (0, 3),
         3: (0, 13),
         0: (3, 11),
         1: (4, 17),

@@ -244,7 +244,8 @@ def _set_client_config(table: Mapping[str, Any] | None, command_config: str | No
 
     if table is not None and not isinstance(table, dict):
         raise UsageError(f"[client] in {path} must be a table of client properties")
-    client_config.set_default(client_config.load(_flatten(table or {}), command_config))
+    properties = _flatten(table or {})
+    client_config.set_default(lambda: client_config.load(properties, command_config))
 
 
 def _forget_static_broker_configs() -> None:

@@ -13,7 +13,7 @@ tools do.  Values of secrets are never shown.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from kcli.errors import UsageError
@@ -162,14 +162,19 @@ def load(table: Mapping[str, object] | None = None, command_config: str | None =
     return ClientConfig(properties)
 
 
-_default = ClientConfig()
+_default: ClientConfig | None = None
+_loader: Callable[[], ClientConfig] = ClientConfig
 
 
-def set_default(config: ClientConfig) -> None:
-    """The settings of this run's connections (the command line sets them once, at start)."""
-    global _default
-    _default = config
+def set_default(loader: Callable[[], ClientConfig]) -> None:
+    """How this run's connections get their settings (the command line says so once, at start); read
+    at the first connection, so a bad file fails the command that connects, not `--help`."""
+    global _default, _loader
+    _default, _loader = None, loader
 
 
 def default() -> ClientConfig:
+    global _default
+    if _default is None:
+        _default = _loader()
     return _default

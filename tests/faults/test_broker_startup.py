@@ -48,7 +48,7 @@ def test_broker_that_cannot_listen_exits_8_at_once(brokers, case):
         holder.close()
     assert code == 8, broker.log()
     errors = [line for line in broker.log().splitlines() if line.startswith("kcli: error:")]
-    assert len(errors) == 1 and f"cannot listen on {address}" in errors[0], broker.log()
+    assert len(errors) == 1 and f"cannot listen on PLAINTEXT://{address}" in errors[0], broker.log()
     assert "Traceback" not in broker.log()
     _assert_released(brokers)
 

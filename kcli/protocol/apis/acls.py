@@ -30,7 +30,7 @@ DESCRIBE_ACLS = Api(
         [
             Field("throttle_time_ms", INT32),
             Field("error_code", INT16),
-            Field("error_message", STRING, nullable="0+", default=None),
+            Field("error_message", STRING, nullable="0+"),
             Field(
                 "resources",
                 Array(
@@ -88,7 +88,7 @@ CREATE_ACLS = Api(
             Field("throttle_time_ms", INT32),
             Field(
                 "results",
-                Array([Field("error_code", INT16), Field("error_message", STRING, nullable="0+", default=None)]),
+                Array([Field("error_code", INT16), Field("error_message", STRING, nullable="0+")]),
             ),
         ],
         flexible="2+",
@@ -110,13 +110,13 @@ DELETE_ACLS = Api(
                 Array(
                     [
                         Field("error_code", INT16),
-                        Field("error_message", STRING, nullable="0+", default=None),
+                        Field("error_message", STRING, nullable="0+"),
                         Field(
                             "matching_acls",
                             Array(
                                 [
                                     Field("error_code", INT16),
-                                    Field("error_message", STRING, nullable="0+", default=None),
+                                    Field("error_message", STRING, nullable="0+"),
                                     Field("resource_type", INT8),
                                     Field("resource_name", STRING),
                                     Field("pattern_type", INT8, "1+", default=LITERAL),
