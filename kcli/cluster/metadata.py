@@ -306,7 +306,10 @@ class Metadata:
         return self.change(fn)
 
     def create_topic(self, name: str, partitions: int, replication_factor: int,
-                     configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
+                     configs: dict[str, object] | None = None, if_not_exists: bool = False,
+                     check: Callable[[ClusterState], None] | None = None) -> TopicMeta:
+        """Create topic ``name``; ``check`` sees the state under the metadata lock first (the configs'
+        rules across names, which the config layer above this module knows) and may refuse."""
         validate_topic_name(name)
         if partitions < 1:
             raise UsageError(f"partition count must be at least 1 (got {partitions})")
@@ -320,9 +323,8 @@ class Metadata:
                 if if_not_exists:
                     return []
                 raise AlreadyExistsError(f"topic {name!r} already exists")
-            from kcli.cluster.configs import check_topic_configs  # here: configs builds on this module
-
-            check_topic_configs(state, configs or {})
+            if check is not None:
+                check(state)
             collision = name.replace(".", "_")
             for other in state.topics:
                 if other.replace(".", "_") == collision:

@@ -33,12 +33,13 @@ class TopicAdmin:
                      configs: dict[str, object] | None = None, if_not_exists: bool = False) -> TopicMeta:
         """Create topic ``name``; a count or factor left out (None) is the broker config's
         (num.partitions, default.replication.factor)."""
-        if partitions is None or replication_factor is None:
-            from kcli.cluster.configs import new_topic_shape
+        from kcli.cluster.configs import check_topic_configs, new_topic_shape
 
+        if partitions is None or replication_factor is None:
             # load(), not state(): bad input is refused before the data dir is made
             partitions, replication_factor = new_topic_shape(self.metadata.load(), partitions, replication_factor)
-        meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists)
+        meta = self.metadata.create_topic(name, partitions, replication_factor, configs, if_not_exists,
+                                          check=lambda state: check_topic_configs(state, configs or {}))
         self.make_partition_dirs(meta)
         return meta
 

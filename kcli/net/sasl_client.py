@@ -17,16 +17,26 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from kcli.errors import AuthenticationError, UsageError
-from kcli.protocol import ApiKey, ErrorCode, error_name
-
-if TYPE_CHECKING:
-    from kcli.net.connection import BrokerConnection
+from kcli.protocol import ApiKey, ErrorCode, Struct, error_name
 
 DEFAULT_MECHANISM = "SCRAM-SHA-512"
 REAUTH_AT = 0.85  # of the session lifetime: re-authenticate this far in, as Kafka's clients do (85-95%)
+
+
+class Connection(Protocol):
+    """What logging in needs of a connection (kcli.net.connection.BrokerConnection, which holds an
+    authenticator: a protocol, not an import, so neither module imports the other)."""
+
+    label: str
+    versions: dict[int, tuple[int, int]]
+
+    def request(self, api_key: int, body: Mapping[str, Any], version: int | None = None,
+                expect_response: bool = True, authenticating: bool = False) -> Struct: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,7 @@ class Authenticator:
     def due(self) -> bool:
         return self.reauth_after is not None and time.monotonic() >= self.reauth_after
 
-    def authenticate(self, conn: BrokerConnection) -> None:
+    def authenticate(self, conn: Connection) -> None:
         from kcli.security.sasl import SaslFailure, client_mechanism
 
         s = self.settings
