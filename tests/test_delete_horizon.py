@@ -7,6 +7,7 @@ compact`` always runs a pass: the second one drops them too."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from support.segments import all_records, read_segment, segment_files
@@ -181,3 +182,31 @@ def test_a_restarted_broker_still_drops_tombstones_stamped_before(brokers) -> No
     assert _read(brokers.kcli, "t") == {**LIVE, "roll": "r"}
     assert len([line for line in broker.log().splitlines() if "delete horizon passed" in line]) == 1
     broker.stop()
+
+
+# ---------------------------------------------------------------- topic describe
+
+
+def test_describe_reads_each_compacted_leader_log_once(kcli, monkeypatch) -> None:
+    """``kcli topic describe`` shows offsets and the cleaner's view of each leader replica: one opening
+    of its log gives both."""
+    from kcli.cluster.datadir import DataDir
+    from kcli.cluster.topics import TopicAdmin
+    from kcli.storage import log as storage_log
+
+    kcli("topic", "create", "t", "-p", 3, *CONFIGS)
+    kcli("produce", "t", "-K:", "--null-value", "DEL", "-p", 1, input=LINES)
+    opened = []
+    real_init = storage_log.PartitionLog.__init__
+
+    def counting_init(self, directory, *args, **kw):  # type: ignore[no-untyped-def]
+        opened.append(os.path.basename(directory))
+        real_init(self, directory, *args, **kw)
+
+    monkeypatch.setattr(storage_log.PartitionLog, "__init__", counting_init)
+    offsets, cleanables = TopicAdmin(DataDir(str(kcli.data_dir))).leader_offsets("t", int(time.time() * 1000))
+    assert sorted(opened) == ["t-0", "t-1", "t-2"]
+    assert offsets == [(0, 0, 0), (0, 15, 15), (0, 0, 0)]
+    assert [c is not None and c.first_dirty == 0 for c in cleanables] == [True, True, True]
+    described = json.loads(kcli("topic", "describe", "t", "--json").stdout)[0]["partitions"]
+    assert [(p["log_end_offset"], p["dirty_ratio"]) for p in described] == [(0, 0.0), (15, 0.0), (0, 0.0)]
