@@ -79,6 +79,24 @@ def test_the_horizon_is_counted_on_rewritten_and_untouched_groups_alike(tmp_path
     log.release()
 
 
+def test_a_marker_whose_transaction_emptied_reports_its_horizon(tmp_path) -> None:
+    from kcli.storage import control
+
+    log = _log(tmp_path)
+    log.append(records.encode_batch([(b"x", b"aborted", (), NOW)], producer_id=9, producer_epoch=0, base_sequence=0,
+                                    transactional=True))
+    log.append(control.control_batch(9, 0, commit=False, timestamp=NOW))
+    log.append(records.encode_batch([(b"x", b"later", (), NOW)], producer_id=9, producer_epoch=0, base_sequence=1))
+    log.roll()
+    log.append(records.encode_batch([(b"z", b"active", (), NOW)]))
+    assert clean(log, log.config, upper=log.log_end_offset, now_ms=NOW).latest_delete_horizon == -1  # data went
+    assert clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 1).latest_delete_horizon \
+        == NOW + 1 + RETENTION_MS  # the marker's transaction is empty: stamped
+    assert clean(log, log.config, upper=log.log_end_offset, now_ms=NOW + 1 + RETENTION_MS).latest_delete_horizon == -1
+    assert _horizons(log) == []
+    log.release()
+
+
 # ---------------------------------------------------------------- kcli topic compact
 
 LINES = "".join(f"k{k}:v{k}\n" for k in range(10)) + "".join(f"k{k}:DEL\n" for k in range(5))
