@@ -66,11 +66,11 @@ class CleanResult:
     records_removed: int
     first_dirty: int  # the new checkpoint: where the next pass's dirty part starts
     # the latest delete horizon still ahead on the batches the pass wrote or left (-1: none): when it
-    # passes, a pass has tombstones or markers to drop even if nothing is dirty (KIP-534's
-    # latestDeleteHorizon).  A horizon already passed on a batch the pass kept is left out: nothing of it
+    # passes, a pass has tombstones or markers to drop even if nothing is dirty (the latestDeleteHorizon
+    # KIP-534 proposes).  A horizon already passed on a batch the pass kept is left out: nothing of it
     # can go (its tombstones went, or it stays as the last batch of its producer or group), and counting
     # it would ask for a pass every log.cleaner.backoff.ms.
-    latest_delete_horizon: int = -1
+    latest_delete_horizon: int
 
 
 def require_keys(batch: records.BytesLike, header: records.BatchHeader, topic: str, partition: int) -> None:
@@ -287,8 +287,7 @@ class _Pass:
         kept = self._filter(batch, header, last_of_group)
         if kept is batch:
             out.same(batch)
-            if header.attributes & records.ATTR_DELETE_HORIZON:
-                self._horizon(header)
+            self._horizon(header)
         elif kept is not None:
             out.write(kept)
             self._horizon(records.parse_header(kept))
