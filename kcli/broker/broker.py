@@ -81,6 +81,7 @@ class Broker:
         self._lock: FileLock | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._horizons: dict[tuple[str, int], int] = {}  # the log cleaner's: see _delete_horizons
 
     # ------------------------------------------------------------ start
 
@@ -187,8 +188,9 @@ class Broker:
                 log.exception("transaction upkeep failed")
 
     def _clean(self) -> None:
-        """Kafka's log cleaner thread: clean the dirtiest due replica, then look again at once; sleep
-        log.cleaner.backoff.ms when none is due (or log.cleaner.enable is off)."""
+        """Kafka's log cleaner thread: clean the dirtiest due replica (else one whose delete horizon
+        passed), then look again at once; sleep log.cleaner.backoff.ms when the pass did not move the dirty
+        part on, or none was picked (or log.cleaner.enable is off)."""
         from kcli.cluster.configs import BROKER_CONFIGS, static_configs
 
         backoff_ms = static_configs().get("log.cleaner.backoff.ms", BROKER_CONFIGS["log.cleaner.backoff.ms"].default)
@@ -205,7 +207,9 @@ class Broker:
     def _clean_dirtiest(self) -> bool:
         """One pass over the dirtiest due replica (led: under the lock appends take; followed: under the
         one fetched batches are appended under), recorded in the broker folder's cleaner-status.json (what
-        ``kcli log-dirs`` shows); True when it moved the dirty part on."""
+        ``kcli log-dirs`` shows); True when it moved the dirty part on.  When none is due, a pass over the
+        one whose latest delete horizon passed longest ago (KIP-534): its tombstones and markers go even if
+        nothing new comes in."""
         from kcli.cluster.configs import broker_value
         from kcli.replica.compaction import recorded_pass
         from kcli.storage.log import now_ms
@@ -216,24 +220,45 @@ class Broker:
         now = now_ms()
         followed = self.partitions.followers.replicas() if self.partitions.followers is not None else []
         replicas: list[LedPartition | FollowedReplica] = [*self.partitions.led(), *followed]
-        due = []
+        horizons = self._delete_horizons(replicas)
+        due, expired = [], []
         for replica in replicas:
             todo = replica.cleanable(now)
-            if todo is not None and todo.due:
+            if todo is None:
+                continue
+            if todo.due:
                 due.append((todo.dirty_ratio, todo.first_dirty, replica))
-        if not due:
+            elif 0 <= horizons[(replica.topic, replica.partition)] <= now:
+                expired.append((-horizons[(replica.topic, replica.partition)], todo.first_dirty, replica))
+        if not due and not expired:
             return False
-        _ratio, first_dirty, chosen = max(due, key=lambda d: d[0])
+        _rank, first_dirty, chosen = max(due or expired, key=lambda d: d[0])
         map_bytes = int(broker_value(state, "log.cleaner.dedupe.buffer.size", self.broker_id))  # type: ignore[call-overload]
         done = recorded_pass(self.datadir, self.broker_id, chosen.topic, chosen.partition,
                              lambda: chosen.clean(now, map_bytes))
         if done is None:
             return False
+        horizons[(chosen.topic, chosen.partition)] = done.result.latest_delete_horizon
         role = "follower" if isinstance(chosen, FollowedReplica) else "leader"
-        log.info("log cleaner: %s-%d (%s): kept %d, removed %d records, %d -> %d bytes, dirty ratio %.2f",
+        log.info("log cleaner: %s-%d (%s): kept %d, removed %d records, %d -> %d bytes, dirty ratio %.2f%s",
                  chosen.topic, chosen.partition, role, done.result.records_kept, done.result.records_removed,
-                 done.bytes_before, done.bytes_after, done.dirty_ratio)
+                 done.bytes_before, done.bytes_after, done.dirty_ratio, "" if due else ", delete horizon passed")
         return bool(done.result.first_dirty > first_dirty)
+
+    def _delete_horizons(self, replicas: Sequence[LedPartition | FollowedReplica]) -> dict[tuple[str, int], int]:
+        """The latest delete horizon of each replica's log (-1: none), as its last pass left it: kept in
+        memory, read back from cleaner-status.json for a replica first seen (after a restart), and
+        forgotten for a replica no longer held."""
+        from kcli.storage.cleaner_status import read_status
+
+        held = {(r.topic, r.partition) for r in replicas}
+        known = self._horizons = {k: v for k, v in self._horizons.items() if k in held}
+        if held - known.keys():
+            status = read_status(self.datadir.broker_dir(self.broker_id))
+            for key in held - known.keys():
+                last = status[key].last if key in status else None
+                known[key] = -1 if last is None else last.latest_delete_horizon
+        return known
 
     # ------------------------------------------------------------ run and stop
 

@@ -119,8 +119,8 @@ def describe(env, names: tuple[str, ...], as_json: bool, only: str | None) -> No
     any_unstable = False  # an open transaction holds read_committed readers back somewhere
     now = now_ms()
     for t in chosen:
-        offsets = admin.end_offsets(t.name)
-        cleanables = admin.cleanable(t.name, now) if admin.datadir else []
+        # the data dir's leader logs are opened once for both; a cluster at --bootstrap-server has no cleaner view
+        offsets, cleanables = admin.leader_offsets(t.name, now) if admin.datadir else (admin.end_offsets(t.name), [])
         parts = []
         min_isr = log_config(state, t).min_insync_replicas
         for p, meta in enumerate(t.partitions):

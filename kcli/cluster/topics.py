@@ -18,6 +18,8 @@ from kcli.storage.fileio import make_dirs
 if TYPE_CHECKING:
     from kcli.storage.cleaner import Cleanable
 
+Offsets = tuple[int | None, int | None, int | None]  # (log start, log end, last stable offset)
+
 
 class TopicAdmin:
     """Create, grow and delete topics, and read their end offsets, straight on ``datadir``."""
@@ -73,53 +75,45 @@ class TopicAdmin:
                         checkpoint.forget(self.datadir.broker_dir(broker), name, p)
                         cleaner_status.forget(self.datadir.broker_dir(broker), name, p)
 
-    def end_offsets(self, name: str) -> list[tuple[int | None, int | None, int | None]]:
+    def end_offsets(self, name: str) -> list[Offsets]:
         """(log start, log end, last stable offset) of each partition's leader replica; Nones while it has
         no leader."""
+        return self.leader_offsets(name, None)[0]
+
+    def leader_offsets(self, name: str, now_ms: int | None) -> tuple[list[Offsets], list[Cleanable | None]]:
+        """:meth:`end_offsets`, and what a cleaner pass over each partition's leader replica could do at
+        ``now_ms`` (None: not asked; [] when the topic is not compacted, None in it for a partition with no
+        leader or whose files changed under the read), from one opening of each leader log, read without
+        a lock.  While the leader's broker runs, its checkpointed high watermark bounds the pass as it
+        bounds the broker's cleaner; otherwise the log end does, as for `kcli topic compact`."""
         from kcli.cluster.configs import log_config  # the log code is not needed to create or list topics
-        from kcli.storage.log import PartitionLog
-
-        state = self.state()
-        topic = state.topic(name)
-        cfg = log_config(state, topic)
-        out: list[tuple[int | None, int | None, int | None]] = []
-        for p, meta in enumerate(topic.partitions):
-            if meta.leader < 0:
-                out.append((None, None, None))
-                continue
-            log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
-            out.append((log.log_start_offset, log.log_end_offset, log.last_stable_offset()))
-            log.close()
-        return out
-
-    def cleanable(self, name: str, now_ms: int) -> list[Cleanable | None]:
-        """What a cleaner pass over each partition's leader replica could do now, read without a lock as
-        :meth:`end_offsets` reads (None: no leader, or the files changed under the read); [] when the
-        topic is not compacted.  While the leader's broker runs, its checkpointed high watermark bounds
-        the pass as it bounds the broker's cleaner; otherwise the log end does, as for `kcli topic compact`."""
-        from kcli.cluster.configs import log_config
-        from kcli.storage import checkpoint
         from kcli.storage.cleaner_status import replica_cleanable
         from kcli.storage.log import PartitionLog
 
         state = self.state()
         topic = state.topic(name)
         cfg = log_config(state, topic)
-        if not cfg.compact:
-            return []
-        live = set(self.datadir.live_brokers())
-        out: list[Cleanable | None] = []
+        compact = now_ms is not None and cfg.compact
+        live = set(self.datadir.live_brokers()) if compact else set()
+        offsets: list[Offsets] = []
+        cleanables: list[Cleanable | None] = []
         for p, meta in enumerate(topic.partitions):
             if meta.leader < 0:
-                out.append(None)
+                offsets.append((None, None, None))
+                cleanables.append(None)
                 continue
-            hw = None
-            if meta.leader in live:
-                hw_file = os.path.join(self.datadir.broker_dir(meta.leader), checkpoint.HIGH_WATERMARK)
-                hw = checkpoint.read_offset(hw_file, (name, p))
             log = PartitionLog(self.datadir.partition_dir(meta.leader, name, p), cfg)
             try:
-                out.append(replica_cleanable(log, cfg, hw, now_ms))
+                offsets.append((log.log_start_offset, log.log_end_offset, log.last_stable_offset()))
+                if compact:
+                    hw = self._checkpointed_hw(meta.leader, name, p) if meta.leader in live else None
+                    cleanables.append(replica_cleanable(log, cfg, hw, now_ms))  # type: ignore[arg-type]
             finally:
                 log.close()
-        return out
+        return offsets, cleanables if compact else []
+
+    def _checkpointed_hw(self, broker: int, name: str, partition: int) -> int | None:
+        from kcli.storage import checkpoint
+
+        hw_file = os.path.join(self.datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK)
+        return checkpoint.read_offset(hw_file, (name, partition))

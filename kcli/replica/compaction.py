@@ -118,7 +118,7 @@ def recorded_pass(datadir: DataDir, broker: int, topic: str, partition: int,
         raise
     last = None if done is None else LastPass(
         started, now_ms(), done.result.records_kept, done.result.records_removed, done.bytes_before,
-        done.bytes_after, done.result.first_dirty)
+        done.bytes_after, done.result.first_dirty, done.result.latest_delete_horizon)
     pass_ended(home, topic, partition, last, datadir.checkpoint_lock(broker))
     return done
 

@@ -5,9 +5,10 @@ uncleanable offset) to its newest offset, then rewrites the closed segments from
 the map got, keeping per key only its newest record.  Offsets are kept (gaps appear); so are headers,
 timestamps, codecs, producer ids and sequences.  Tombstones (null values) and transaction markers get a
 delete horizon (KIP-534: now + delete.retention.ms, in the batch's base timestamp) the first time they are
-cleaned and go at the first pass after it.  Aborted transactional records go; a marker stays until its
-transaction has no data left.  The last batch of each producer is kept (empty if need be), so that the
-producer's sequence and epoch survive, and so is the last batch of each rewritten group of segments, so
+cleaned and go at the first pass after it; a pass reports the latest horizon still ahead, so that a broker
+runs that pass even when nothing new makes the log due.  Aborted transactional records go; a marker stays
+until its transaction has no data left.  The last batch of each producer is kept (empty if need be), so that
+the producer's sequence and epoch survive, and so is the last batch of each rewritten group of segments, so
 that the new segment covers the offsets of the ones it replaces (see PartitionLog.replace_segments).
 
 No record is decoded whole: a key walk (records.walk_keys) finds each record's key and offset, a kept
@@ -64,6 +65,12 @@ class CleanResult:
     records_kept: int
     records_removed: int
     first_dirty: int  # the new checkpoint: where the next pass's dirty part starts
+    # the latest delete horizon still ahead on the batches the pass wrote or left (-1: none): when it
+    # passes, a pass has tombstones or markers to drop even if nothing is dirty (the latestDeleteHorizon
+    # KIP-534 proposes).  A horizon already passed on a batch the pass kept is left out: nothing of it
+    # can go (its tombstones went, or it stays as the last batch of its producer or group), and counting
+    # it would ask for a pass every log.cleaner.backoff.ms.
+    latest_delete_horizon: int
 
 
 def require_keys(batch: records.BytesLike, header: records.BatchHeader, topic: str, partition: int) -> None:
@@ -246,6 +253,7 @@ class _Pass:
         self.txns = _Transactions(aborted)
         self.last_of_producer = log.producers.last_batches()
         self.read = self.written = self.kept = self.removed = 0
+        self.latest_horizon = -1
 
     def clean_group(self, group: list[int]) -> None:
         """Rewrite ``group`` as one segment through ``.cleaned`` and ``.swap`` -- unless it is one segment
@@ -279,10 +287,17 @@ class _Pass:
         kept = self._filter(batch, header, last_of_group)
         if kept is batch:
             out.same(batch)
+            self._horizon(header)
         elif kept is not None:
             out.write(kept)
+            self._horizon(records.parse_header(kept))
         else:
             out.changed()
+
+    def _horizon(self, header: records.BatchHeader) -> None:
+        """Count the delete horizon of a batch the cleaned segment holds, if it has one still ahead."""
+        if header.attributes & records.ATTR_DELETE_HORIZON and header.base_timestamp > self.now:
+            self.latest_horizon = max(self.latest_horizon, header.base_timestamp)
 
     def _filter(self, batch: bytes, header: records.BatchHeader, last_of_group: bool) -> bytes | None:
         """The batch as the cleaned segment keeps it (None: dropped)."""
@@ -489,4 +504,4 @@ def clean(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int, max_
         if progress is not None:
             progress(work.read - done)
     _save_first_dirty(log, mapped_to, checkpoint_lock or nullcontext())
-    return CleanResult(map_read + work.read, work.written, work.kept, work.removed, mapped_to)
+    return CleanResult(map_read + work.read, work.written, work.kept, work.removed, mapped_to, work.latest_horizon)

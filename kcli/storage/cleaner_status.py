@@ -38,6 +38,7 @@ class LastPass:
     bytes_before: int
     bytes_after: int
     first_dirty: int  # the checkpoint it left: where the next pass's dirty part starts
+    latest_delete_horizon: int = -1  # CleanResult's: a broker restarted reads it back (absent in older files)
 
 
 @dataclass(frozen=True)
