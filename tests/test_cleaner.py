@@ -4,12 +4,13 @@ what it drops, offsets with gaps, tombstones' delete horizon, transactions, boun
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
 import pytest
 
 from kcli.errors import InvalidConfigError
 from kcli.storage import checkpoint, records
-from kcli.storage.cleaner import MAP_BYTES_PER_KEY, clean, cleanable, first_dirty_offset
+from kcli.storage.cleaner import MAP_BYTES_PER_KEY, _save_first_dirty, clean, cleanable, first_dirty_offset
 from kcli.storage.config import LogConfig, parse_topic_config
 from kcli.storage.log import PartitionLog
 
@@ -409,3 +410,15 @@ def test_a_segment_with_bytes_past_its_last_batch_is_rewritten_without_them(tmp_
     assert os.path.getsize(log.segment(0).log_path) == size
     assert len(_read_all(log)) == 101
     log.release()
+
+
+def test_nothing_is_due_when_upper_stops_at_the_first_dirty_offset(big) -> None:
+    """A high watermark held at the cleaner's checkpoint (a follower in the ISR not caught up yet) leaves
+    nothing to map: no pass is due, else the cleaner would rewrite the clean part every backoff for
+    nothing."""
+    log, _active = big
+    middle = log.segment_bases[1] + 7  # inside a segment near the start: the rest is dirty
+    _save_first_dirty(log, middle, nullcontext())
+    todo = cleanable(log, log.config, upper=middle, now_ms=NOW + 100)
+    assert todo.first_dirty == middle and todo.cleanable_bytes == 0 and not todo.due
+    assert cleanable(log, log.config, upper=log.log_end_offset, now_ms=NOW + 100).due

@@ -119,7 +119,7 @@ def cleanable(log: PartitionLog, config: LogConfig, *, upper: int, now_ms: int) 
     for seg, next_base in zip(segments, bases[1:], strict=False):
         if next_base <= first_dirty:
             clean_bytes += seg.size
-        elif seg.base_offset < end:
+        elif first_dirty < end and seg.base_offset < end:  # the segment overlaps [first_dirty, end)
             dirty_bytes += seg.size
             first_ts = seg.first_timestamp()
             lag_due = lag_due or (first_ts is not None and 0 <= first_ts < now_ms - config.max_compaction_lag_ms)
