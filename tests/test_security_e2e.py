@@ -8,7 +8,10 @@ served."""
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -17,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.brokers import Brokers, BrokerProcess
+from support.brokers import BrokerProcess, Brokers, call, read_frame
 from support.tls import PKI, Issued, make_pki
 
 from kcli.net.client_config import ClientConfig
 from kcli.net.connection import BrokerConnection
-from kcli.protocol import ApiKey, ErrorCode
+from kcli.protocol import ApiKey, ErrorCode, RequestHeader, decode_response, encode_request
 from kcli.storage.records import encode_batch
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "admin": "admin-secret"}
@@ -164,6 +167,7 @@ def test_confluent_kafka_over_sasl_ssl(secured: Secured) -> None:
 
 
 @pytest.mark.interop
+@pytest.mark.slow
 def test_kafka_python_over_sasl_ssl(secured: Secured, caplog: pytest.LogCaptureFixture) -> None:
     kafka = pytest.importorskip("kafka")
     from kafka.errors import KafkaError
@@ -400,6 +404,56 @@ def _alices_requests() -> list[tuple[str, int, int, dict[str, Any]]]:
         ("create acls", ApiKey.CREATE_ACLS, 3, {"creations": [
             {"resource_type": 2, "resource_name": "bobs", "resource_pattern_type": 3, "principal": "User:alice",
              "host": "*", "operation": 2, "permission_type": 3}]}),
+        ("metadata", ApiKey.METADATA, 9, {"topics": [{"name": "bobs"}], "allow_auto_topic_creation": True,
+                                         "include_cluster_authorized_operations": False,
+                                         "include_topic_authorized_operations": False}),
+        ("create topics", ApiKey.CREATE_TOPICS, 7, {"topics": [{"name": "bobs-too", "num_partitions": 1,
+                                                               "replication_factor": 1, "assignments": [],
+                                                               "configs": []}],
+                                                   "timeout_ms": 5000, "validate_only": False}),
+        ("create partitions", ApiKey.CREATE_PARTITIONS, 3, {"topics": [{"name": "bobs", "count": 3,
+                                                                       "assignments": None}],
+                                                           "timeout_ms": 5000, "validate_only": False}),
+        ("delete records", ApiKey.DELETE_RECORDS, 2, {"topics": [{"name": "bobs", "partitions": [
+            {"partition_index": 0, "offset": -1}]}], "timeout_ms": 5000}),
+        ("describe configs", ApiKey.DESCRIBE_CONFIGS, 4, {"resources": [
+            {"resource_type": 2, "resource_name": "bobs", "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False}),
+        ("alter configs", ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [
+            {"resource_type": 2, "resource_name": "bobs", "configs": [
+                {"name": "retention.ms", "config_operation": 0, "value": "1"}]}], "validate_only": False}),
+        ("describe producers", ApiKey.DESCRIBE_PRODUCERS, 0, {"topics": [{"name": "bobs", "partition_indexes": [0]}]}),
+        ("join group", ApiKey.JOIN_GROUP, 9, {"group_id": "g-bob", "session_timeout_ms": 10000,
+                                             "rebalance_timeout_ms": 10000, "member_id": "", "group_instance_id": None,
+                                             "protocol_type": "consumer", "protocols": [{"name": "range",
+                                                                                         "metadata": b""}],
+                                             "reason": None}),
+        ("heartbeat", ApiKey.HEARTBEAT, 4, {"group_id": "g-bob", "generation_id": 1, "member_id": "m",
+                                           "group_instance_id": None}),
+        ("leave group", ApiKey.LEAVE_GROUP, 5, {"group_id": "g-bob", "members": [
+            {"member_id": "m", "group_instance_id": None, "reason": None}]}),
+        ("describe groups", ApiKey.DESCRIBE_GROUPS, 5, {"groups": ["g-bob"], "include_authorized_operations": True}),
+        ("offset delete", ApiKey.OFFSET_DELETE, 0, {"group_id": "g-bob", "topics": [
+            {"name": "bobs", "partitions": [{"partition_index": 0}]}]}),
+        ("add partitions to txn", ApiKey.ADD_PARTITIONS_TO_TXN, 3, {"transactional_id": "tx-bob", "producer_id": 1,
+                                                                   "producer_epoch": 0, "topics": [
+                                                                       {"name": "bobs", "partitions": [0]}]}),
+        ("add offsets to txn", ApiKey.ADD_OFFSETS_TO_TXN, 4, {"transactional_id": "tx-bob", "producer_id": 1,
+                                                             "producer_epoch": 0, "group_id": "g-bob"}),
+        ("txn offset commit", ApiKey.TXN_OFFSET_COMMIT, 4, {
+            "transactional_id": "tx-bob", "group_id": "g-bob", "producer_id": 1, "producer_epoch": 0,
+            "generation_id": -1, "member_id": "", "group_instance_id": None, "topics": [
+                {"name": "bobs", "partitions": [{"partition_index": 0, "committed_offset": 0,
+                                                 "committed_leader_epoch": -1, "committed_metadata": None}]}]}),
+        ("end txn", ApiKey.END_TXN, 4, {"transactional_id": "tx-bob", "producer_id": 1, "producer_epoch": 0,
+                                       "committed": True}),
+        ("describe transactions", ApiKey.DESCRIBE_TRANSACTIONS, 0, {"transactional_ids": ["tx-bob"]}),
+        ("describe acls", ApiKey.DESCRIBE_ACLS, 3, {"resource_type_filter": 1, "resource_name_filter": None,
+                                                   "pattern_type_filter": 1, "principal_filter": None,
+                                                   "host_filter": None, "operation": 1, "permission_type": 1}),
+        ("delete acls", ApiKey.DELETE_ACLS, 3, {"filters": [
+            {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
+             "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}]}),
         ("describe scram", ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, {"users": [{"name": "bob"}]}),
         ("alter scram", ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, {"deletions": [], "upsertions": [scram]}),
         ("delete scram", ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, {"deletions": [{"name": "bob", "mechanism": 2}],
@@ -415,7 +469,7 @@ def _error_codes(value: Any) -> list[int]:
     if not isinstance(value, dict):
         return []
     inner = [c for v in value.values() if isinstance(v, list | dict) for c in _error_codes(v)]
-    return inner or ([value["error_code"]] if "error_code" in value else [])
+    return inner or [v for k, v in value.items() if k in ("error_code", "partition_error_code")]
 
 
 def _no_data(value: Any) -> bool:
@@ -429,10 +483,28 @@ def _no_data(value: Any) -> bool:
     return True
 
 
-@pytest.mark.slow
+def _bad_clients(secured: Secured, rng: random.Random) -> None:
+    """A TLS handshake cut short and a TLS client whose SASL tokens are garbage, on the SASL_SSL listener."""
+    address = ("127.0.0.1", secured.port("SASL_SSL"))
+    with socket.create_connection(address, timeout=10) as raw:  # a ClientHello's start, then gone
+        raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + rng.randbytes(rng.randrange(0, 64)))
+    context = ssl.create_default_context(cafile=str(secured.pki.ca.cert))
+    with context.wrap_socket(socket.create_connection(address, timeout=10), server_hostname="127.0.0.1") as tls:
+        assert call(tls, ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+        tls.sendall(_frame(ApiKey.SASL_AUTHENTICATE, 2, {"auth_bytes": rng.randbytes(rng.randrange(0, 300))}))
+        answer = read_frame(tls)  # SASL_AUTHENTICATION_FAILED, then the broker closes; never a login
+        if answer is not None:
+            assert decode_response(ApiKey.SASL_AUTHENTICATE, 2, answer).body.error_code != 0
+
+
+def _frame(key: int, version: int, body: dict[str, Any]) -> bytes:
+    return encode_request(RequestHeader(key, version, 7, "fuzz"), body)
+
+
 def test_alice_gets_only_authorization_errors_for_bobs_resources(secured: Secured) -> None:
     """alice is logged in but has no ACL for bob's topic, group or transactional id, nor for the
-    cluster: every request she makes for them, again and again, is answered with an authorization error
+    cluster: every request she makes for them, again and again in a shuffled order between clients that
+    cut their TLS handshake short or send garbage SASL tokens, is answered with an authorization error
     and carries none of bob's data, while bob produces and consumes on the same broker at the same time;
     afterwards bob's records, offsets, ACLs and credentials are as he left them."""
     secured.allow("User:bob", "All", "--topic", "bobs", "--group", "g-bob", "--transactional-id", "tx-bob")
@@ -462,8 +534,10 @@ def test_alice_gets_only_authorization_errors_for_bobs_resources(secured: Secure
     worker.start()
     alice = secured.connect("alice")
     try:
+        rng = random.Random(21)
         for _round in range(5):
-            for what, key, version, body in _alices_requests():
+            _bad_clients(secured, rng)
+            for what, key, version, body in rng.sample(_alices_requests(), k=len(_alices_requests())):
                 answer = alice.request(key, body, version=version)
                 codes = _error_codes(answer)
                 assert codes and set(codes) <= AUTH_CODES, (what, answer)
@@ -477,7 +551,7 @@ def test_alice_gets_only_authorization_errors_for_bobs_resources(secured: Secure
         worker.join(30)
     assert not bob_failures, bob_failures
     assert bob_rounds[0] > 0
-    assert secured.broker.proc.poll() is None
+    assert secured.broker.proc.poll() is None and "Traceback" not in secured.broker.log()
     # nothing of alice's got in: bob's topic, ACLs and password are as they were
     values = secured.kcli("consume", "bobs", "-b", "-e").stdout.splitlines()
     assert values[0] == "bob's secret" and set(values[1:]) == {"bob"}
