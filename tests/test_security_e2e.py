@@ -281,9 +281,21 @@ def test_group_acl_with_real_clients(secured: Secured) -> None:
                           ok=False)
     assert denied.returncode == 14 and "GROUP_AUTHORIZATION_FAILED" in denied.stderr, denied.stderr
     assert len(denied.stderr.splitlines()) == 1
+    kafka = pytest.importorskip("kafka")
+    from kafka.errors import GroupAuthorizationFailedError
+
+    consumer = kafka.KafkaConsumer("orders", group_id="team", auto_offset_reset="earliest",
+                                   **secured.kafka_python("bob"))
+    with pytest.raises(GroupAuthorizationFailedError):
+        consumer.poll(timeout_ms=10000)
+    consumer.close()
     secured.allow("User:bob", "Read", "--group", "team")
     got, errors = _consume_confluent(ck, secured.confluent("bob"), "orders", 1, "team")
     assert not errors and got == [b"x"]
+    secured.allow("User:bob", "Read", "--group", "team-kcli")
+    again = secured.kcli(*secured.remote("bob"), "consume", "orders", "-g", "team-kcli", "--reset", "earliest",
+                         "-c", "1").stdout
+    assert again == "x\n"
 
 
 @pytest.mark.interop
@@ -296,14 +308,24 @@ def test_transactional_id_acl_with_confluent_kafka(secured: Secured) -> None:
     with pytest.raises(ck.KafkaException) as refused:
         producer.init_transactions(20)
     assert refused.value.args[0].code() == ck.KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    kafka = pytest.importorskip("kafka")
+    from kafka.errors import TransactionalIdAuthorizationFailedError
+
+    with pytest.raises(TransactionalIdAuthorizationFailedError):
+        kafka.KafkaProducer(**secured.kafka_python("alice"), transactional_id="tx-alice").init_transactions()
+    denied = secured.kcli(*secured.remote("alice"), "produce", "orders", "--transactional-id", "tx-alice",
+                          input="x\n", ok=False)
+    assert denied.returncode == 14 and len(denied.stderr.splitlines()) == 1, denied.stderr
+    assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in denied.stderr
     secured.allow("User:alice", "Write", "--transactional-id", "tx-alice")
     producer = ck.Producer(conf)
     producer.init_transactions(20)
     producer.begin_transaction()
     producer.produce("orders", b"in a transaction")
     producer.commit_transaction(20)
-    out = secured.kcli("consume", "orders", "-b", "-c", "1", "--isolation-level", "read_committed").stdout
-    assert out == "in a transaction\n"
+    secured.kcli(*secured.remote("alice"), "produce", "orders", "--transactional-id", "tx-alice", input="by kcli\n")
+    out = secured.kcli("consume", "orders", "-b", "-c", "2", "--isolation-level", "read_committed").stdout
+    assert out == "in a transaction\nby kcli\n"
 
 
 @pytest.mark.interop
