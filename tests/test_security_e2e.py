@@ -8,6 +8,7 @@ served."""
 
 from __future__ import annotations
 
+import gc
 import random
 import shutil
 import socket
@@ -15,6 +16,7 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +100,7 @@ class Secured:
 
 
 @pytest.fixture
-def secured(brokers: Brokers, tmp_path: Path) -> Secured:
+def secured(brokers: Brokers, tmp_path: Path) -> Iterator[Secured]:
     pki = make_pki(tmp_path / "pki")
     carol = pki.ca.issue("carol", "clients")
     brokers.init()
@@ -109,7 +111,8 @@ def secured(brokers: Brokers, tmp_path: Path) -> Secured:
     broker = brokers.start(0, "--listener", "SASL_SSL://127.0.0.1:0", "--listener", "SSL://127.0.0.1:0",
                            *pki.broker_args("required"), "--ssl-principal-mapping-rules", RULES,
                            "--override", "super.users=User:admin", listener=None)
-    return Secured(brokers, broker, pki, carol, tmp_path)
+    yield Secured(brokers, broker, pki, carol, tmp_path)
+    gc.collect()  # librdkafka clients left of the test go now, not on retrying a stopped broker later
 
 
 def _consume_confluent(ck: Any, conf: dict[str, Any], topic: str, want: int, group: str,
@@ -311,8 +314,10 @@ def test_transactional_id_acl_with_confluent_kafka(secured: Secured) -> None:
     kafka = pytest.importorskip("kafka")
     from kafka.errors import TransactionalIdAuthorizationFailedError
 
+    kp = kafka.KafkaProducer(**secured.kafka_python("alice"), transactional_id="tx-alice")
     with pytest.raises(TransactionalIdAuthorizationFailedError):
-        kafka.KafkaProducer(**secured.kafka_python("alice"), transactional_id="tx-alice").init_transactions()
+        kp.init_transactions()
+    kp.close(timeout=5)
     denied = secured.kcli(*secured.remote("alice"), "produce", "orders", "--transactional-id", "tx-alice",
                           input="x\n", ok=False)
     assert denied.returncode == 14 and len(denied.stderr.splitlines()) == 1, denied.stderr
