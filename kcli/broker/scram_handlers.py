@@ -5,9 +5,11 @@ counts, Alter receives what the client salted (salt + SaltedPassword), as Kafka'
 Errors are per user, with Kafka's codes and messages: a user named twice (DUPLICATE_RESOURCE), a user
 or credential that does not exist (RESOURCE_NOT_FOUND), an unknown mechanism
 (UNSUPPORTED_SASL_MECHANISM), an empty name, salt or too few or many iterations
-(UNACCEPTABLE_CREDENTIAL).  As in Kafka, Describe needs DESCRIBE on the cluster and Alter needs ALTER;
-without it every user asked about gets CLUSTER_AUTHORIZATION_FAILED.  A user with any bad change gets none of its changes; the good users' changes
+(UNACCEPTABLE_CREDENTIAL).  A user with any bad change gets none of its changes; the good users' changes
 are written together in one atomic rewrite of the store.
+
+As in Kafka, Describe needs DESCRIBE on the cluster and Alter needs ALTER; without it every user asked
+about gets CLUSTER_AUTHORIZATION_FAILED (and Describe's top-level error too) and nothing is read or written.
 """
 
 from __future__ import annotations
