@@ -7,18 +7,23 @@ or credential that does not exist (RESOURCE_NOT_FOUND), an unknown mechanism
 (UNSUPPORTED_SASL_MECHANISM), an empty name, salt or too few or many iterations
 (UNACCEPTABLE_CREDENTIAL).  A user with any bad change gets none of its changes; the good users' changes
 are written together in one atomic rewrite of the store.
+
+As in Kafka, Describe needs DESCRIBE on the cluster and Alter needs ALTER; without it every user asked
+about gets CLUSTER_AUTHORIZATION_FAILED (and Describe's top-level error too) and nothing is read or written.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from kcli.broker.authorize import authorize, denied
 from kcli.broker.context import BrokerContext
 from kcli.broker.handlers import Body
 from kcli.broker.sasl_handlers import credentials
 from kcli.errors import KcliError, NotFoundError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.error_codes import code_for
+from kcli.security.acl import Operation, ResourceType
 from kcli.security.scram import (
     MAX_ITERATIONS,
     MECHANISMS,
@@ -33,6 +38,11 @@ def _result(user: str, code: int = ErrorCode.NONE, message: str | None = None) -
 
 
 def describe_user_scram_credentials(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    if not authorize(ctx, Operation.DESCRIBE, ResourceType.CLUSTER):
+        refused = denied(ResourceType.CLUSTER, Operation.DESCRIBE)
+        return {"throttle_time_ms": 0, "error_code": refused.code, "error_message": str(refused),
+                "results": [{**_result(u.name, refused.code, str(refused)), "credential_infos": []}
+                            for u in req.users or []]}
     try:
         users = credentials(ctx).users()
     except KcliError as exc:
@@ -66,6 +76,10 @@ def _upsertion_error(up: Struct) -> tuple[int, str] | None:
 
 
 def alter_user_scram_credentials(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body:
+    if not authorize(ctx, Operation.ALTER, ResourceType.CLUSTER):
+        refused = denied(ResourceType.CLUSTER, Operation.ALTER)
+        users = sorted({d.name for d in req.deletions} | {u.name for u in req.upsertions})
+        return {"throttle_time_ms": 0, "results": [_result(u, refused.code, str(refused)) for u in users]}
     store = credentials(ctx)
     errors: dict[str, tuple[int, str]] = {}
     seen: Counter[tuple[str, int]] = Counter(

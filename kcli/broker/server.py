@@ -281,29 +281,33 @@ class Server:
                 f"socket path {self.socket_path} is longer than the 107 bytes Unix sockets allow",
                 hint="use a shorter --data-dir",
             )
-        tls, principals = self._tls()
+        contexts, principals = self._tls()
         where = self.socket_path
         try:
             self._listeners.append(_UnixListener(self.socket_path, _Connection))
             for endpoint in self.listeners:
                 where = str(endpoint)
-                secured = endpoint.security_protocol in ("SSL", "SASL_SSL")
-                self._listeners.append(_TCPListener(endpoint, _Connection, tls if secured else None, principals))
+                tls = contexts.get(endpoint.security_protocol)
+                self._listeners.append(_TCPListener(endpoint, _Connection, tls, principals))
         except OSError as exc:
             self.stop()
             raise BrokerError(f"cannot listen on {where}: {exc.strerror or exc}",
                               hint="give --listener a free port on a local address") from None
 
-    def _tls(self) -> tuple[ssl.SSLContext | None, PrincipalMapper | None]:
-        """The TLS context of SSL listeners and their principal mapping (a bad certificate or key is a
-        usage error here, before anything listens)."""
-        if self.tls is None or not any(e.security_protocol in ("SSL", "SASL_SSL") for e in self.listeners):
-            return None, None
+    def _tls(self) -> tuple[dict[str, ssl.SSLContext], PrincipalMapper | None]:
+        """The TLS contexts of SSL and SASL_SSL listeners, by security protocol, and their principal
+        mapping (a bad certificate or key is a usage error here, before anything listens).  As in Kafka,
+        ``ssl.client.auth`` is for SSL listeners: a SASL_SSL client authenticates by SASL and is not
+        asked for a certificate."""
+        protocols = {e.security_protocol for e in self.listeners} & {"SSL", "SASL_SSL"}
+        if self.tls is None or not protocols:
+            return {}, None
         from kcli.security.principal import PrincipalMapper
         from kcli.security.tls import server_context
 
         t = self.tls
-        return (server_context(t.certfile, t.keyfile, t.password, t.cafile, t.client_auth),
+        return ({p: server_context(t.certfile, t.keyfile, t.password, t.cafile,
+                                   t.client_auth if p == "SSL" else "none") for p in protocols},
                 PrincipalMapper(t.principal_rules))
 
     def serve(self) -> None:
