@@ -2,7 +2,8 @@
 (SCRAM-SHA-512 over TLS, certificates made at run time), and the same commands through each:
 `cat lines | kcli --bootstrap-server HOST:PORT produce T --acks 1` and `kcli --bootstrap-server HOST:PORT
 consume T -e`, kcli's client reading the SASL_SSL settings from ``--command-config FILE``.  Each SASL_SSL
-figure is shown against the PLAINTEXT one measured moments before it, as a ratio.
+figure is shown against the PLAINTEXT one as a ratio; both are the best of --repeat runs, the two
+listeners taking turns run by run, so a burst of other load on the box falls on both alike.
 
 With a secured listener configured the broker allows nothing without an ACL
 (``allow.everyone.if.no.acl.found`` defaults to false), so both principals -- ``User:bench`` (SCRAM)
@@ -23,11 +24,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from broker import consume_rate, produce_rate
 from cluster import live_brokers
-from measure import best_of, env_with, run_pipeline
+from measure import env_with, run_pipeline
 from table import Row
 
 USER = "bench"
@@ -99,11 +102,14 @@ def _measure(kcli: list[str], work: str, lines: str, count: int, repeat: int) ->
             "PLAINTEXT": kcli + ["--bootstrap-server", addresses["PLAINTEXT"]],
             "SASL_SSL": kcli + ["--bootstrap-server", addresses["SASL_SSL"], "--command-config", config],
         }
-        rates = {}
-        for name, client in through.items():
-            produced, topic = produce_rate(client, data, lines, count, repeat, options=("--acks", "1"),
-                                           prefix=f"{name.lower()}-")
-            rates[name] = (produced, consume_rate(client, data, topic, count, repeat))
+        rates = _alternating(
+            repeat,
+            {name: (lambda run, name=name, client=client: produce_rate(
+                client, data, lines, count, 1, options=("--acks", "1"), prefix=f"{name.lower()}-{run}-"))
+             for name, client in through.items()},
+            {name: (lambda topic, client=client: consume_rate(client, data, topic, count, 1))
+             for name, client in through.items()},
+        )
         rows = _rows("kcli", rates, count, megabytes,
                      note="`cat lines | kcli --bootstrap-server HOST:PORT produce T --acks 1`, one broker with a "
                           "PLAINTEXT and a SASL_SSL (SCRAM-SHA-512, TLS) listener; kcli's client reads the "
@@ -187,29 +193,41 @@ def _confluent(kcli: list[str], data: str, addresses: dict[str, str], cafile: Pa
                repeat: int) -> dict[str, tuple[float, float]]:
     """(produce, consume) rec/s of confluent-kafka through each listener, best of ``repeat``; each
     produce run writes a new topic, the last one is read."""
-    env = env_with(data, **{PASSWORD_ENV: PASSWORD})
     common = {"acks": "1", "linger.ms": 5, "queue.buffering.max.messages": 1_000_000}
     settings = {
         "PLAINTEXT": {"bootstrap.servers": addresses["PLAINTEXT"]},
         "SASL_SSL": {"bootstrap.servers": addresses["SASL_SSL"], "security.protocol": "SASL_SSL",
                      "sasl.mechanism": MECHANISM, "sasl.username": USER, "ssl.ca.location": str(cafile)},
     }
-    return {name: _confluent_pair(kcli, env, name.lower(), conf, common, lines, count, repeat)
-            for name, conf in settings.items()}
+    env = env_with(data, **{PASSWORD_ENV: PASSWORD})
+
+    def produce(name: str, run: int) -> tuple[float, str]:
+        topic = f"confluent-{name.lower()}-{run}"
+        subprocess.run(kcli + ["topic", "create", topic], env=env, capture_output=True, check=True)
+        conf = json.dumps({**settings[name], **common})
+        done = run_pipeline([[sys.executable, "-c", _CONFLUENT_PRODUCE, conf, topic, lines]], env=env)
+        return count / done.wall, topic
+
+    def consume(name: str, topic: str) -> float:
+        conf = json.dumps(settings[name])
+        return count / run_pipeline([[sys.executable, "-c", _CONFLUENT_CONSUME, conf, topic, str(count)]], env=env).wall
+
+    return _alternating(repeat, {name: partial(produce, name) for name in settings},
+                        {name: partial(consume, name) for name in settings})
 
 
-def _confluent_pair(kcli: list[str], env: dict[str, str], name: str, conf: dict, common: dict, lines: str,
-                    count: int, repeat: int) -> tuple[float, float]:
-    """(produce, consume) rec/s of confluent-kafka through one listener (``name``): each produce run into a
-    new topic, the last one read."""
-    topics: list[str] = []
-
-    def new_topic() -> None:
-        topics.append(f"confluent-{name}-{len(topics)}")
-        subprocess.run(kcli + ["topic", "create", topics[-1]], env=env, capture_output=True, check=True)
-
-    produce = [sys.executable, "-c", _CONFLUENT_PRODUCE, json.dumps({**conf, **common})]
-    consume = [sys.executable, "-c", _CONFLUENT_CONSUME, json.dumps(conf)]
-    produced, _ = best_of(repeat, lambda: run_pipeline([produce + [topics[-1], lines]], env=env), before=new_topic)
-    consumed, _ = best_of(repeat, lambda: run_pipeline([consume + [topics[-1], str(count)]], env=env))
-    return count / produced.wall, count / consumed.wall
+def _alternating(repeat: int, produce: dict[str, Callable[[int], tuple[float, str]]],
+                 consume: dict[str, Callable[[str], float]]) -> dict[str, tuple[float, float]]:
+    """The best (produce, consume) rates through each listener of ``repeat`` runs, the listeners taking
+    turns run by run, so a burst of other load on the box falls on both alike.  ``produce[name](run)``
+    gives a rate and the topic it wrote; ``consume[name](topic)`` reads that topic (the last run's)."""
+    best = {name: [0.0, 0.0] for name in produce}
+    topics: dict[str, str] = {}
+    for run in range(repeat):
+        for name, step in produce.items():
+            rate, topics[name] = step(run)
+            best[name][0] = max(best[name][0], rate)
+    for _ in range(repeat):
+        for name, read in consume.items():
+            best[name][1] = max(best[name][1], read(topics[name]))
+    return {name: (produced, consumed) for name, (produced, consumed) in best.items()}
