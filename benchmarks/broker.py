@@ -52,15 +52,16 @@ def produce_rate(
     repeat: int,
     create: Sequence[str] = (),
     options: Sequence[str] = (),
+    prefix: str = "p",
 ) -> tuple[float, str]:
-    """Best rate of `cat lines | kcli produce T` on ``data``; each run writes a new topic T created just
-    before (`kcli topic create T` + ``create``) so runs measure producing alone, not topic creation.
-    Returns the rate and the last topic, which then holds the lines."""
+    """Best rate of `cat lines | kcli produce T` on ``data``; each run writes a new topic T (``prefix``
+    and a number) created just before (`kcli topic create T` + ``create``) so runs measure producing
+    alone, not topic creation.  Returns the rate and the last topic, which then holds the lines."""
     env = env_with(data)
     topics: list[str] = []
 
     def new_topic() -> None:
-        topics.append(f"p{len(topics)}")
+        topics.append(f"{prefix}{len(topics)}")
         _kcli(kcli, env, "topic", "create", topics[-1], *create)
 
     run, _ = best_of(

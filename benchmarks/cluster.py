@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from measure import env_with
@@ -23,11 +23,12 @@ def broker_available(kcli: list[str]) -> bool:
 
 @contextmanager
 def live_brokers(
-    kcli: list[str], data: str, count: int = 1, wait: float = 30.0
+    kcli: list[str], data: str, count: int = 1, wait: float = 30.0, serve: Sequence[str] = ()
 ) -> Iterator[list[subprocess.Popen]]:
     """Run brokers 0..count-1 on ``data`` (`kcli cluster init --brokers count`, then one `kcli broker
-    serve --id N` each) until the block ends; yields the processes once every one of them serves.  Broker
-    N logs to ``<data>-broker-N.log``, outside the data dir and apart from other clusters' logs."""
+    serve --id N` each, with ``serve`` as further options) until the block ends; yields the processes once
+    every one of them serves.  Broker N logs to ``<data>-broker-N.log``, outside the data dir and apart
+    from other clusters' logs."""
     env = env_with(data)
     subprocess.run(
         kcli + ["cluster", "init", "--brokers", str(count)], env=env, capture_output=True, check=True
@@ -39,7 +40,7 @@ def live_brokers(
                 log = logs.enter_context(open(f"{data}-broker-{node}.log", "wb"))
                 procs.append(
                     subprocess.Popen(
-                        kcli + ["broker", "serve", "--id", str(node)],
+                        kcli + ["broker", "serve", "--id", str(node), *serve],
                         env=env,
                         stdout=log,
                         stderr=subprocess.STDOUT,

@@ -7,7 +7,8 @@ Prints a table and writes benchmarks/results.json.  Sections (numbers as in the 
 4 batch codec vs kafka-python; 5 start-up and unneeded imports; 6 end-to-end latency at 10k msg/s;
 7 many segments and many partitions; 8 max RSS of produce and consume; 9 transactions: transactional
 produce vs plain, read_committed vs read_uncommitted consume; 10 log compaction: a cleaner pass over N
-records with N/10 keys, 10% dirty vs 100% dirty, a small offset map.
+records with N/10 keys, 10% dirty vs 100% dirty, a small offset map; 11 produce/consume through a SASL_SSL
+listener vs a PLAINTEXT one on the same broker.
 
 Throughput figures are the best of --repeat runs: on a shared box the fastest run is the one least
 disturbed by other load, and its baseline is taken the same way in the same run.
@@ -31,6 +32,7 @@ import codec  # noqa: E402
 import compaction  # noqa: E402
 import measure  # noqa: E402
 import scale  # noqa: E402
+import security  # noqa: E402
 import startup  # noqa: E402
 import throughput  # noqa: E402
 import transactions  # noqa: E402
@@ -61,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--startup-runs", type=int, help="runs per start-up median (default 15; 7 quick)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.json"), help="where to write the JSON")
     parser.add_argument("--work-dir", help="scratch directory (default: a new temporary one, removed after)")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated sections to run")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10,11", help="comma-separated sections to run")
     return parser.parse_args(argv)
 
 
@@ -106,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if "10" in sections:
             _step("log compaction")
             rows += compaction.measure(kcli, work, count, repeat)
+        if "11" in sections:
+            _step("SASL_SSL vs PLAINTEXT")
+            rows += security.measure(kcli, work, lines, count, repeat)
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)

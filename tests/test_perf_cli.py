@@ -301,7 +301,8 @@ def test_benchmark_runner_quick_with_tiny_sizes(tmp_path: Path) -> None:
     assert "met" in proc.stdout.splitlines()[0]
     result = json.loads(out.read_text())
     sections = {row["section"] for row in result["rows"]}
-    assert {"1", "2", "3", "4", "5", "6", "7", "8"} <= sections
+    assert {"1", "2", "3", "4", "5", "6", "7", "8", "11"} <= sections
+    assert all(row["figure"] is not None for row in result["rows"] if row["section"] == "11"), proc.stdout
     for row in result["rows"]:
         assert set(row) >= {"name", "figure", "baseline", "ratio", "target", "met"}
         assert "DIFFER" not in row["note"] and "DISAGREE" not in row["note"]

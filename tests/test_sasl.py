@@ -60,6 +60,30 @@ def test_scram_client_matches_rfc7677() -> None:
         client.verify(b"v=" + base64.b64encode(bytes(32)))  # a server that does not know the credential
 
 
+def test_scram_client_salts_a_password_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command connects to several brokers (the bootstrap server, then each leader), each connection a
+    SCRAM exchange with the same salt and iterations: PBKDF2 (4096+ rounds, the slow part) runs once."""
+    import hashlib
+
+    calls = []
+    real = hashlib.pbkdf2_hmac
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", lambda *args: calls.append(args) or real(*args))
+    password = f"pencil-{random.random()}"  # not salted by an earlier test in this process
+    cred = ScramCredential.from_password("SCRAM-SHA-512", password, 4096, RFC_SALT)
+    calls.clear()
+    for _ in range(3):
+        server = ScramServer("SCRAM-SHA-512", lambda u: cred, b"decoy")
+        client = ScramClient("SCRAM-SHA-512", "user", password)
+        client.verify(server.final(client.final(server.first(client.first()))))
+    assert len(calls) == 1
+    # another password (or salt) is salted afresh, and fails
+    server = ScramServer("SCRAM-SHA-512", lambda u: cred, b"decoy")
+    client = ScramClient("SCRAM-SHA-512", "user", password + "!")
+    with pytest.raises(ScramError, match="invalid credentials"):
+        server.final(client.final(server.first(client.first())))
+    assert len(calls) == 2
+
+
 def test_scram_server_matches_rfc7677() -> None:
     server = rfc_server()
     assert server.first(RFC_CLIENT_FIRST) == RFC_SERVER_FIRST

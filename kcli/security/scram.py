@@ -23,6 +23,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kcli.errors import UsageError
 
@@ -86,6 +87,15 @@ def normalize(password: str) -> bytes:
 def salted_password(mechanism: str, password: str, salt: bytes, iterations: int) -> bytes:
     """RFC 5802's SaltedPassword: Hi(password, salt, i), i.e. PBKDF2 with the mechanism's HMAC."""
     return hashlib.pbkdf2_hmac(_hash(mechanism), normalize(password), salt, iterations)
+
+
+@lru_cache(maxsize=8)
+def _client_salted_password(mechanism: str, password: str, salt: bytes, iterations: int) -> bytes:
+    """The client's SaltedPassword, computed once per process: a command opens a connection to each
+    broker it needs (the bootstrap server, then the leaders), all answering with the same salt and
+    iterations, and PBKDF2 is most of an exchange's cost (some 4 ms at 4096 rounds of SHA-512).  The
+    password it is keyed by is held by the client's settings for the whole run anyway."""
+    return salted_password(mechanism, password, salt, iterations)
 
 
 @dataclass(frozen=True)
@@ -277,7 +287,7 @@ class ScramClient:
         iterations = int(iters)
         if iterations < MIN_ITERATIONS:  # a server asking for fewer weakens what an eavesdropper must do
             raise ScramError(f"server asked for {iterations} iterations, fewer than {MIN_ITERATIONS}")
-        salted = salted_password(self.mechanism, self.password, _b64(salt_text), iterations)
+        salted = _client_salted_password(self.mechanism, self.password, _b64(salt_text), iterations)
         client_key = _hmac(self.mechanism, salted, b"Client Key")
         stored_key = _h(self.mechanism, client_key)
         without_proof = f"c={base64.b64encode(GS2_HEADER.encode()).decode()},r={nonce}"
