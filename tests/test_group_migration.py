@@ -432,9 +432,12 @@ class Real:
     def _commit(self, msg) -> None:
         """Commit ``msg`` synchronously, retrying what a real application retries: a commit sent with the
         epoch the member had just before its heartbeat moved it on (STALE_MEMBER_EPOCH, as Kafka answers
-        it) or during a classic rebalance (REBALANCE_IN_PROGRESS) succeeds once librdkafka caught up."""
+        it; ILLEGAL_GENERATION for a classic member of a consumer group, whose generation its own rejoin
+        moved on while the commit was in flight: Kafka's ConsumerGroup.validateMemberEpoch) or during a
+        classic rebalance (REBALANCE_IN_PROGRESS) succeeds once librdkafka caught up."""
         confluent_kafka = pytest.importorskip("confluent_kafka")
-        retriable = {confluent_kafka.KafkaError.STALE_MEMBER_EPOCH, confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS}
+        retriable = {confluent_kafka.KafkaError.STALE_MEMBER_EPOCH, confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
+                     confluent_kafka.KafkaError.ILLEGAL_GENERATION}
         for _ in range(50):
             try:
                 self.consumer.commit(message=msg, asynchronous=False)
