@@ -144,14 +144,15 @@ def test_mirror_of_keyless_records_into_a_compacted_topic_is_refused_both_ways(b
     assert values(here, "copy") == [("a", "2")]
 
 
-def test_transform_into_a_compacted_topic_aborts_and_moves_no_offsets(kcli) -> None:
-    """transform writes CMD's lines without keys: a compacted OUT refuses them, so the run aborts (exit 1)
-    leaving OUT and the group's offsets as they were."""
+def test_transform_into_a_compacted_topic_is_refused_before_cmd_runs(kcli, tmp_path) -> None:
+    """transform writes CMD's lines without keys, which a compacted OUT refuses: the run is refused (exit 2)
+    before CMD runs, leaving OUT and the group's offsets as they were."""
     kcli("produce", "in", input="x\ny\n")
-    kcli("topic", "create", "out", "-c", "cleanup.policy=compact")
-    one_error_line(kcli("transform", "in", "out", "-g", "g", "--", "cat", ok=False), 1, "transaction aborted",
-                   REFUSED, "out-0")
-    assert end_offset(kcli, "out") == 0
+    kcli("topic", "create", "out", "-c", "cleanup.policy=compact,delete")
+    ran = tmp_path / "ran"
+    one_error_line(kcli("transform", "in", "out", "-g", "g", "--", "touch", str(ran), ok=False), 2, "compacted",
+                   "cleanup.policy=compact,delete", "without keys")
+    assert not ran.exists() and end_offset(kcli, "out") == 0
     kcli("topic", "create", "plain")
     kcli("transform", "in", "plain", "-g", "g", "--", "cat")  # the same input is still new for g
     assert values(kcli, "plain") == [(None, "x"), (None, "y")]

@@ -44,11 +44,13 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
     non-zero, or kcli is stopped or killed, nothing of the run is visible in OUT to read_committed
     consumers and the offsets do not move: the next run processes the same input again.  CMD does not
     run when nothing is new.  Values must not contain newlines (each line is one record either way).
-    Output records have no key.  A null value is written to CMD as an empty line, like an empty value,
-    unless --null-value TOKEN tells them apart (as `produce --null-value` does): then it is written as
-    TOKEN, and a line CMD prints that equals TOKEN becomes a null value in OUT.
+    Output records have no key, so OUT must not be a compacted topic (refused before anything runs).  A
+    null value is written to CMD as an empty line, like an empty value, unless --null-value TOKEN tells
+    them apart (as `produce --null-value` does): then it is written as TOKEN, and a line CMD prints that
+    equals TOKEN becomes a null value in OUT.
 
-    Exit status: 0 committed (or nothing new); 1 aborted (CMD failed, or an error); 130 Ctrl-C and 143
+    Exit status: 0 committed (or nothing new); 1 aborted (CMD failed, or an error); 2 bad usage (a
+    compacted OUT among them); 130 Ctrl-C and 143
     SIGTERM (aborted).  Put `--` before CMD so that its options are not taken for kcli's.
 
     \b
@@ -71,6 +73,7 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
     if null_value == "":
         raise UsageError("--null-value must not be empty", hint="an empty line is an empty value")
     token = None if null_value is None else null_value.encode()
+    _refuse_compacted(env, output_topic)
     transport = env.transport()
     datadir = None if env.bootstrap_server else env.datadir()
     producer = TransactionalProducer(transport, transactional_id or default_transactional_id(group, input_topic),
@@ -112,6 +115,24 @@ def transform(env, input_topic: str, output_topic: str, command: tuple[str, ...]
         finally:
             for warning in transport.warnings:
                 click.echo(f"kcli: warning: {warning}", err=True)
+
+
+def _refuse_compacted(env, topic: str) -> None:
+    """transform writes records without keys, which a compacted topic refuses: say so before any input
+    is read or CMD runs, rather than abort the transaction after CMD did its work."""
+    from kcli.client.config_admin import open_configs
+    from kcli.client.config_admin import topic as topic_resource
+    from kcli.errors import AuthorizationError, NotFoundError
+
+    configs = open_configs(None if env.bootstrap_server else env.datadir(), env.bootstrap_server)
+    try:
+        entries = configs.describe(topic_resource(topic), ["cleanup.policy"])
+    except (NotFoundError, AuthorizationError):
+        return  # made on first write with the broker's default policy, or not ours to look at: the write tells
+    policy = next((str(e.value) for e in entries if e.name == "cleanup.policy"), "")
+    if "compact" in policy.split(","):
+        raise UsageError(f"OUT topic {topic!r} is compacted (cleanup.policy={policy}): it refuses the records "
+                         f"without keys that transform writes", hint="write to a topic whose cleanup.policy is delete")
 
 
 def _start(command: tuple[str, ...], stdin: int) -> subprocess.Popen[bytes]:
