@@ -22,7 +22,7 @@ The caller holds the replica's write lock and an open write session (``open_for_
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -320,9 +320,7 @@ class _Pass:
             if discard:  # kept whole when it must stay: readers and replay parse every marker's record
                 return batch if retain_empty else None
             if empty_txn and horizon is None:  # its transaction is gone: it goes after delete.retention.ms
-                key, value = control.first_record(batch, 0, header)
-                ts = header.max_timestamp
-                return self._rebuild(header, [(key, value, (), ts)], [0], with_horizon=True)
+                return self._marker_with_horizon(batch, header)
             return batch
         walk = None if discard else records.walk_keys(batch, 0, header)
         kept = [] if walk is None else self._kept(header, walk, horizon)
@@ -373,29 +371,26 @@ class _Pass:
         base_ts = horizon if horizon is not None else stamps[0]
         body = records.splice_records(walk, kept, [ts - base_ts for ts in stamps])
         max_ts = header.max_timestamp if header.log_append_time else max(stamps)
-        last_delta = walk.offset_deltas[kept[-1]]
-        return records.frame(
-            records.Section(body, len(kept), base_ts, max_ts), header.codec, base_offset=header.base_offset,
-            log_append_time=header.log_append_time, partition_leader_epoch=header.partition_leader_epoch,
-            producer_id=header.producer_id, producer_epoch=header.producer_epoch,
-            base_sequence=header.base_sequence, transactional=header.is_transactional, last_offset_delta=last_delta,
-            delete_horizon=horizon is not None)
+        return self._framed(header, records.Section(body, len(kept), base_ts, max_ts),
+                            walk.offset_deltas[kept[-1]], horizon)
 
-    def _rebuild(self, header: records.BatchHeader, tuples: Sequence[records.RecordTuple], deltas: list[int], *,
-                 with_horizon: bool, horizon: int | None = None) -> bytes:
-        """The kept records as a batch with the source batch's base offset, codec, producer fields and
-        sequence; a new delete horizon when the batch gets its first."""
-        stamps = [t[3] for t in tuples]
-        if with_horizon and horizon is None:
-            horizon = self.now + self.config.delete_retention_ms
-        base_ts = horizon if horizon is not None else stamps[0]
-        max_ts = header.max_timestamp if header.log_append_time else max(stamps)
-        section = records.Section(records.encode_records(tuples, base_ts, deltas), len(tuples), base_ts, max_ts)
+    def _marker_with_horizon(self, batch: bytes, header: records.BatchHeader) -> bytes:
+        """The marker batch with its first delete horizon (now + delete.retention.ms) as base timestamp."""
+        key, value = control.first_record(batch, 0, header)
+        horizon, ts = self.now + self.config.delete_retention_ms, header.max_timestamp
+        section = records.Section(records.encode_records([(key, value, (), ts)], horizon, [0]), 1, horizon, ts)
+        return self._framed(header, section, 0, horizon)
+
+    @staticmethod
+    def _framed(header: records.BatchHeader, section: records.Section, last_offset_delta: int,
+                horizon: int | None) -> bytes:
+        """``section`` as a batch with the source batch's base offset, codec, producer fields and sequence,
+        flagged as holding a delete horizon (its base timestamp) when ``horizon`` is not None."""
         return records.frame(
             section, header.codec, base_offset=header.base_offset, log_append_time=header.log_append_time,
             partition_leader_epoch=header.partition_leader_epoch, producer_id=header.producer_id,
             producer_epoch=header.producer_epoch, base_sequence=header.base_sequence,
-            transactional=header.is_transactional, control=header.is_control, last_offset_delta=deltas[-1],
+            transactional=header.is_transactional, control=header.is_control, last_offset_delta=last_offset_delta,
             delete_horizon=horizon is not None)
 
 
