@@ -95,6 +95,7 @@ class TopicAdmin:
         cfg = log_config(state, topic)
         compact = now_ms is not None and cfg.compact
         live = set(self.datadir.live_brokers()) if compact else set()
+        hws: dict[int, dict[tuple[str, int], int]] = {}  # a live leader's checkpointed high watermarks
         offsets: list[Offsets] = []
         cleanables: list[Cleanable | None] = []
         for p, meta in enumerate(topic.partitions):
@@ -106,14 +107,21 @@ class TopicAdmin:
             try:
                 offsets.append((log.log_start_offset, log.log_end_offset, log.last_stable_offset()))
                 if compact:
-                    hw = self._checkpointed_hw(meta.leader, name, p) if meta.leader in live else None
+                    if meta.leader in live and meta.leader not in hws:
+                        hws[meta.leader] = self._checkpointed_hws(meta.leader)
+                    hw = hws[meta.leader].get((name, p)) if meta.leader in live else None
                     cleanables.append(replica_cleanable(log, cfg, hw, now_ms))  # type: ignore[arg-type]
             finally:
                 log.close()
         return offsets, cleanables if compact else []
 
-    def _checkpointed_hw(self, broker: int, name: str, partition: int) -> int | None:
+    def _checkpointed_hws(self, broker: int) -> dict[tuple[str, int], int]:
+        """Broker ``broker``'s high-watermark checkpoint, read once for all the partitions it leads ({}
+        when it cannot be read: the log end then bounds the pass)."""
+        from kcli.errors import CorruptRecordError
         from kcli.storage import checkpoint
 
-        hw_file = os.path.join(self.datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK)
-        return checkpoint.read_offset(hw_file, (name, partition))
+        try:
+            return checkpoint.read_offsets(os.path.join(self.datadir.broker_dir(broker), checkpoint.HIGH_WATERMARK))
+        except (OSError, ValueError, CorruptRecordError):
+            return {}

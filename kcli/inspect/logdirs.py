@@ -201,7 +201,8 @@ def _add_cleaner_info(datadir: DataDir, state: ClusterState, infos: list[Replica
     """Fill in the cleaning of the replicas of compacted topics, read without a lock.  A pass is bounded
     by the high watermark while the replica's broker runs (as its cleaner is), by the log end otherwise
     (as `kcli topic compact` is)."""
-    compacted = {name for name, meta in state.topics.items() if log_config(state, meta).compact}
+    configs = {name: log_config(state, meta) for name, meta in state.topics.items()}
+    compacted = {name: config for name, config in configs.items() if config.compact}
     if not any(info.topic in compacted for info in infos):
         return
     live = set(datadir.live_brokers())
@@ -212,7 +213,7 @@ def _add_cleaner_info(datadir: DataDir, state: ClusterState, infos: list[Replica
             continue
         if info.broker not in statuses:
             statuses[info.broker] = read_status(datadir.broker_dir(info.broker))
-        config = log_config(state, state.topics[info.topic])
+        config = compacted[info.topic]
         log = PartitionLog(info.path, config)
         try:
             todo = replica_cleanable(log, config, info.high_watermark if info.broker in live else None, now)
