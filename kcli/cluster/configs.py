@@ -312,7 +312,8 @@ def set_static(configs: Mapping[str, ConfigValue]) -> None:
     try:
         check_topic_configs(ClusterState(), {})
     except InvalidConfigError:
-        set_static(previous)
+        _static.clear()
+        _static.update(previous)
         raise
 
 
