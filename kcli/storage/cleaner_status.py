@@ -145,7 +145,10 @@ def forget(broker_dir: str, topic: str, partition: int) -> None:
     path = status_path(broker_dir)
     entries = _load(path)
     if entries.pop(_key(topic, partition), None) is not None:
-        _save(path, entries)
+        try:
+            _save(path, entries)
+        except OSError:
+            pass  # informational only: a full disk must not fail the topic's deletion
 
 
 def replica_cleanable(log: PartitionLog, config: LogConfig, high_watermark: int | None,
