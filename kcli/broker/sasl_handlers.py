@@ -196,7 +196,6 @@ def _step(session: Session, token: bytes) -> bytes:
         raise SaslFailure(f"Cannot change principals during re-authentication from {session.principal}: {principal}")
     state.exchange = None
     state.authenticated = True
-    state.user = exchange.user
     session.principal = principal
     return answer
 
