@@ -17,7 +17,7 @@ import threading
 
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.peercred import own_principal
-from kcli.broker.session import current
+from kcli.broker.session import Session, current
 from kcli.protocol import ErrorCode
 from kcli.protocol.error_codes import ApiError
 from kcli.security.acl import CLUSTER_NAME, Authorizer, Operation, ResourceType, parse_super_users
@@ -66,14 +66,22 @@ def _authorizers(ctx: BrokerContext) -> _Authorizers:
     return made_once(ctx, _SERVICE, _Authorizers)
 
 
+def _authorizer(ctx: BrokerContext, session: Session) -> Authorizer | None:
+    """The authorizer for ``session``'s listener; None for the broker's own uid on the Unix socket,
+    which may do everything."""
+    if session.listener == "unix" and session.principal == own_principal():
+        return None
+    return _authorizers(ctx).get(ctx, session.security_protocol)
+
+
 def authorize(ctx: BrokerContext, operation: Operation, resource_type: ResourceType,
               name: str = CLUSTER_NAME) -> bool:
     """Whether the current connection's principal may do ``operation`` on the resource."""
     session = current()
-    if session.listener == "unix" and session.principal == own_principal():
+    authorizer = _authorizer(ctx, session)
+    if authorizer is None:
         return True
-    allowed = _authorizers(ctx).get(ctx, session.security_protocol).authorize(
-        session.principal, session.host, operation, resource_type, name)
+    allowed = authorizer.authorize(session.principal, session.host, operation, resource_type, name)
     if not allowed and log.isEnabledFor(logging.DEBUG):
         log.debug("denied %s %s on %s %r from %s", session.principal, operation.name, resource_type.name, name,
                   session.host or session.listener)
@@ -84,10 +92,8 @@ def authorize_any(ctx: BrokerContext, operation: Operation, resource_type: Resou
     """Whether the caller may do ``operation`` on some resource of the type (Kafka's
     ``authorizeByResourceType``: an idempotent producer needs WRITE on some topic)."""
     session = current()
-    if session.listener == "unix" and session.principal == own_principal():
-        return True
-    return _authorizers(ctx).get(ctx, session.security_protocol).authorize_any(
-        session.principal, session.host, operation, resource_type)
+    authorizer = _authorizer(ctx, session)
+    return authorizer is None or authorizer.authorize_any(session.principal, session.host, operation, resource_type)
 
 
 # the operations each resource type has (Kafka's AclEntry.supportedOperations), for *_authorized_operations

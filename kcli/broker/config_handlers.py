@@ -21,7 +21,7 @@ from kcli.errors import KcliError
 from kcli.protocol import ErrorCode, RequestHeader, Struct
 from kcli.protocol.apis.configs import BROKER_LOGGER_RESOURCE, BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE
 from kcli.protocol.error_codes import ApiError, message_for
-from kcli.security.acl import Operation, ResourceType
+from kcli.security.acl import CLUSTER_NAME, Operation, ResourceType
 
 log = logging.getLogger("kcli.broker")
 
@@ -51,7 +51,7 @@ def _require(ctx: BrokerContext, operation: Operation, res: Struct) -> None:
     type's authorization error for this resource alone."""
     kind = _ACL_RESOURCES.get(res.resource_type)
     if kind is not None:
-        require(ctx, operation, kind, res.resource_name if kind != ResourceType.CLUSTER else "kafka-cluster")
+        require(ctx, operation, kind, res.resource_name if kind != ResourceType.CLUSTER else CLUSTER_NAME)
 
 
 def _unsupported(resource_type: int) -> ApiError:

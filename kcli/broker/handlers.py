@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from kcli.broker.authorize import authorize, authorize_any, authorized_operations, denied
+from kcli.broker.authorize import authorize, authorize_any, authorized_operations, denied, require
 from kcli.broker.context import BrokerContext
 from kcli.broker.partitions import (
     EARLIEST,
@@ -307,9 +307,8 @@ def produce(ctx: BrokerContext, header: RequestHeader, req: Struct) -> Body | No
     responses = []
     waiting: list[tuple[Entry, LedPartition, int]] = []
     appended = False
-    if req.transactional_id is not None and not authorize(
-            ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, req.transactional_id):
-        raise denied(ResourceType.TRANSACTIONAL_ID, Operation.WRITE, req.transactional_id)
+    if req.transactional_id is not None:
+        require(ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, req.transactional_id)
     check_transactional = TransactionalProduceCheck(ctx, req.transactional_id)
     for topic in req.topic_data:
         parts = []

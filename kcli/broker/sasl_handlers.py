@@ -30,7 +30,7 @@ import time
 from kcli.broker.context import BrokerContext, made_once
 from kcli.broker.handlers import Body
 from kcli.broker.session import Session, current
-from kcli.cluster.configs import BROKER_CONFIGS
+from kcli.broker.settings import config_value
 from kcli.cluster.credentials import CredentialStore
 from kcli.errors import KcliError
 from kcli.protocol import ApiKey, ErrorCode, RequestHeader, Struct
@@ -59,7 +59,7 @@ def credentials(ctx: BrokerContext) -> CredentialStore:
 
 
 def _config(ctx: BrokerContext, name: str) -> object:
-    return ctx.settings.configs.get(name, BROKER_CONFIGS[name].default)
+    return config_value(ctx.settings.configs, name)
 
 
 def _int_config(ctx: BrokerContext, name: str) -> int:
@@ -196,7 +196,6 @@ def _step(session: Session, token: bytes) -> bytes:
         raise SaslFailure(f"Cannot change principals during re-authentication from {session.principal}: {principal}")
     state.exchange = None
     state.authenticated = True
-    state.user = exchange.user
     session.principal = principal
     return answer
 

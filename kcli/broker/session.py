@@ -14,10 +14,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kcli.security.principal import ANONYMOUS  # Kafka's principal for an unauthenticated client
+
 if TYPE_CHECKING:
     from kcli.security.sasl import ServerMechanism
-
-ANONYMOUS = "User:ANONYMOUS"  # Kafka's principal for an unauthenticated PLAINTEXT client
 
 
 @dataclass
@@ -33,7 +33,6 @@ class SaslState:
     exchange: ServerMechanism | None = None
     raw_tokens: bool = False
     authenticated: bool = False
-    user: str | None = None
     can_reauthenticate: bool = False  # it used SaslAuthenticate v1+, so it knows its session lifetime
     reauthenticating: bool = False
     expires_at: float | None = None

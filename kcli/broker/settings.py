@@ -71,10 +71,8 @@ class BrokerSettings:
     @classmethod
     def from_configs(cls, configs: Mapping[str, ConfigValue]) -> BrokerSettings:
         """Settings from static broker configs by Kafka name (the rest keep Kafka's defaults)."""
-        from kcli.cluster.configs import BROKER_CONFIGS
-
         def value(name: str) -> ConfigValue:
-            return configs.get(name, BROKER_CONFIGS[name].default)  # type: ignore[arg-type]
+            return config_value(configs, name)
 
         def get(name: str) -> int:
             return int(value(name))
@@ -98,6 +96,13 @@ class BrokerSettings:
             group_consumer_migration_policy=str(value("group.consumer.migration.policy")),
             configs=dict(configs),
         )
+
+
+def config_value(configs: Mapping[str, ConfigValue], name: str) -> ConfigValue:
+    """Static broker config ``name`` (Kafka's name) as ``configs`` set it, else its default."""
+    from kcli.cluster.configs import BROKER_CONFIGS
+
+    return configs.get(name, BROKER_CONFIGS[name].default)  # type: ignore[arg-type]
 
 
 def _listeners(configs: Mapping[str, ConfigValue]) -> tuple[tuple[Endpoint, ...], tuple[Endpoint, ...]]:

@@ -22,7 +22,7 @@ import os
 import secrets
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from kcli.errors import UsageError
@@ -100,12 +100,13 @@ def _client_salted_password(mechanism: str, password: str, salt: bytes, iteratio
 
 @dataclass(frozen=True)
 class ScramCredential:
-    """What the server keeps for one user and mechanism."""
+    """What the server keeps for one user and mechanism.  The keys stay out of its repr: with the
+    ServerKey one can pose as the broker, and StoredKey is what an offline guess is checked against."""
 
     mechanism: str
     salt: bytes
-    stored_key: bytes
-    server_key: bytes
+    stored_key: bytes = field(repr=False)
+    server_key: bytes = field(repr=False)
     iterations: int
 
     @classmethod
