@@ -14,13 +14,15 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcli.cluster.datadir import DataDir
 from kcli.errors import AlreadyExistsError, InvalidTopicError, KcliError, NotFoundError, UsageError
-from kcli.security.acl import Acl
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.fileio import FILE_MODE, make_dirs
+
+if TYPE_CHECKING:
+    from kcli.security.acl import Acl  # imported where ACLs are read: most commands never need it
 
 LOG_NAME = "metadata.log"
 SNAPSHOT_NAME = "metadata.snapshot"
@@ -143,6 +145,8 @@ class ClusterState:
         elif kind == "group_config":
             _set_or_drop(self.group_configs, rec["group"], rec["configs"])
         elif kind == "acls":  # removed, then added: one record per CreateAcls or DeleteAcls
+            from kcli.security.acl import Acl
+
             gone = {Acl.from_json(a) for a in rec["remove"]}
             kept = dict.fromkeys(a for a in self.acls if a not in gone)
             kept.update(dict.fromkeys(map(Acl.from_json, rec["add"])))
@@ -164,7 +168,10 @@ class ClusterState:
             state.apply({"type": "topic", "topic": t, "offset": data["offset"]})
         state.broker_configs = {k: dict(v) for k, v in data.get("broker_configs", {}).items()}
         state.group_configs = {k: dict(v) for k, v in data.get("group_configs", {}).items()}
-        state.acls = tuple(Acl.from_json(a) for a in data.get("acls", []))
+        if data.get("acls"):
+            from kcli.security.acl import Acl
+
+            state.acls = tuple(Acl.from_json(a) for a in data["acls"])
         return state
 
     def topic(self, name: str) -> TopicMeta:
