@@ -474,6 +474,16 @@ def test_kcli_client_password_from_a_file_or_a_variable(sasl, tmp_path: Path, mo
         BrokerConnection(("127.0.0.1", sasl.port), config=ClientConfig({**base, **extra})).close()
 
 
+def test_kcli_client_reads_the_password_file_once_per_run(sasl, tmp_path: Path) -> None:
+    """A command opens several connections; each must not read the password file again."""
+    (tmp_path / "pw").write_text("alice-secret\n")
+    config = ClientConfig({"security.protocol": "SASL_PLAINTEXT", "sasl.username": "alice",
+                           "sasl.password.file": str(tmp_path / "pw")})
+    BrokerConnection(("127.0.0.1", sasl.port), config=config).close()
+    (tmp_path / "pw").unlink()
+    BrokerConnection(("127.0.0.1", sasl.port), config=config).close()
+
+
 def test_kcli_client_refused(sasl) -> None:
     base = {"security.protocol": "SASL_PLAINTEXT", "sasl.username": "alice", "sasl.password": "wrong-pw-123"}
     started = time.monotonic()

@@ -13,11 +13,7 @@ MECHANISM_CHOICES = click.Choice(["SCRAM-SHA-256", "SCRAM-SHA-512"], case_sensit
 def _users(env):
     from kcli.client.users import open_users
 
-    if env.bootstrap_server:
-        return open_users(None, env.bootstrap_server)
-    datadir = env.datadir()
-    datadir.check_usable()
-    return open_users(datadir)
+    return open_users(None if env.bootstrap_server else env.datadir(), env.bootstrap_server)
 
 
 def _read_password(password_file: str | None, password_env: str | None) -> str:
@@ -30,12 +26,9 @@ def _read_password(password_file: str | None, password_env: str | None) -> str:
     if password_file and password_env:
         raise UsageError("give --password-file or --password-env, not both")
     if password_file:
-        try:
-            with open(password_file, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read password file {password_file}: {getattr(exc, 'strerror', None) or exc}") from None
-        password = text[:-1] if text.endswith("\n") else text
+        from kcli.net.sasl_client import read_password_file
+
+        password = read_password_file(password_file, "password file")
     elif password_env:
         value = os.environ.get(password_env)
         if value is None:
@@ -44,8 +37,7 @@ def _read_password(password_file: str | None, password_env: str | None) -> str:
     elif sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     else:
-        line = sys.stdin.readline()
-        password = line[:-1] if line.endswith("\n") else line
+        password = sys.stdin.readline().removesuffix("\n")
     if not password:
         raise UsageError("the password is empty")
     return password

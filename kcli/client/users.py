@@ -10,7 +10,8 @@ as Kafka's tools do: it never leaves this process.
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from kcli.cluster.credentials import CredentialStore, check_user_name
 from kcli.cluster.datadir import DataDir
@@ -24,6 +25,9 @@ from kcli.security.scram import (
     mechanism_of_type,
     salted_password,
 )
+
+if TYPE_CHECKING:
+    from kcli.protocol import Struct
 
 # user -> [(mechanism, iterations)]
 Listing = dict[str, list[tuple[str, int]]]
@@ -70,7 +74,7 @@ class RemoteUsers:
 
         self.pool = BrokerPool(datadir, bootstrap, REQUEST_TIMEOUT)
 
-    def _send(self, api_key: int, body: dict[str, object]):  # type: ignore[no-untyped-def]
+    def _send(self, api_key: int, body: Mapping[str, object]) -> Struct:
         try:
             return self.pool.send(self.pool.any(), api_key, body)
         finally:

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from kcli.cluster.datadir import DataDir, FileLock
 from kcli.errors import DataDirError, NotFoundError, UsageError
 from kcli.security.scram import ScramCredential, check_iterations, check_mechanism
-from kcli.storage.checkpoint import atomic_write
+from kcli.storage.checkpoint import write_secret
 
 FILE_NAME = "credentials.json"
 LOCK_NAME = "credentials.lock"
-FILE_MODE = 0o600
 MAX_USER_NAME = 255
 
 
@@ -157,7 +156,7 @@ class CredentialStore:
                 os.unlink(self.path + ".tmp")  # a temp file left by a crash may carry another mode: start afresh
             except FileNotFoundError:
                 pass
-            atomic_write(self.path, json.dumps(doc, indent=1).encode() + b"\n", FILE_MODE)
+            write_secret(self.path, json.dumps(doc, indent=1).encode() + b"\n")
         except OSError as exc:
             raise DataDirError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 

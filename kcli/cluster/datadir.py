@@ -40,6 +40,16 @@ def default_data_dir() -> str:
     return os.path.join(base, "kcli")
 
 
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` for a message ("uid N" when it has none)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
 def try_flock(fd: int, holder: str, *, record_required: bool = True) -> bool:
     """Take an exclusive flock on ``fd`` without waiting and record ``holder`` in the file (what
     :func:`flock_holder` reads back); when another process holds it, close ``fd`` and return False.
@@ -217,12 +227,7 @@ class DataDir:
             return
         if owner == os.geteuid() or os.environ.get(ALLOW_OTHER_OWNER_ENV) == "1":
             return
-        try:
-            import pwd
-
-            name = pwd.getpwuid(owner).pw_name
-        except (ImportError, KeyError):
-            name = f"uid {owner}"
+        name = user_name(owner)
         raise DataDirError(f"data dir {self.root} is owned by {name}, not by the user running kcli",
                            hint=f"run kcli as {name}, or set {ALLOW_OTHER_OWNER_ENV}=1 to use it anyway")
 

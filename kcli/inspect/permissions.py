@@ -19,6 +19,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from kcli.cluster.datadir import user_name
 from kcli.errors import DataDirError
 
 OWNER_ONLY = 0o700  # the bits a tightened path keeps
@@ -84,7 +85,7 @@ def check_permissions(root: str, fix: bool = False) -> PermissionReport:
         report.checked += 1
         mode = stat.S_IMODE(st.st_mode)
         if st.st_uid != me:
-            report.findings.append(Finding(path, mode, f"owned by {_user(st.st_uid)}, not by {_user(me)}"))
+            report.findings.append(Finding(path, mode, f"owned by {user_name(st.st_uid)}, not by {user_name(me)}"))
         if mode & 0o077:
             finding = Finding(path, mode, f"mode {mode:04o} lets {_who(mode)} in")
             if fix:
@@ -105,8 +106,8 @@ def require_owner(root: str) -> None:
     except FileNotFoundError:
         return
     if owner != os.geteuid():
-        raise DataDirError(f"data dir {root} is owned by {_user(owner)}, not by {_user(os.geteuid())}",
-                           hint=f"run `kcli cluster init --secure` as {_user(owner)}")
+        raise DataDirError(f"data dir {root} is owned by {user_name(owner)}, not by {user_name(os.geteuid())}",
+                           hint=f"run `kcli cluster init --secure` as {user_name(owner)}")
 
 
 def _walk(root: str, report: PermissionReport) -> Iterator[tuple[str, os.stat_result]]:
@@ -145,12 +146,3 @@ def _who(mode: int) -> str:
     if mode & 0o070 and mode & 0o007:
         return "its group and other users"
     return "its group" if mode & 0o070 else "other users"
-
-
-def _user(uid: int) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"

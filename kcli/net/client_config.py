@@ -21,6 +21,8 @@ from kcli.errors import UsageError
 if TYPE_CHECKING:
     import ssl
 
+    from kcli.net.sasl_client import SaslSettings
+
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 # other spellings -> the name kcli reads
 ALIASES = {
@@ -37,7 +39,8 @@ _FALSE = ("false", "0", "no", "off")
 
 
 class ClientConfig:
-    """Client properties by name (aliases folded in), and the TLS context they make (built once)."""
+    """Client properties by name (aliases folded in), and the TLS context and SASL login they make (each
+    built once per run, not per connection)."""
 
     def __init__(self, properties: Mapping[str, object] | None = None) -> None:
         props: dict[str, str] = {}
@@ -50,6 +53,7 @@ class ClientConfig:
             raise UsageError(f"bad security.protocol {protocol!r}", hint=f"use one of {', '.join(SECURITY_PROTOCOLS)}")
         self.security_protocol = protocol
         self._tls: ssl.SSLContext | None = None
+        self._sasl: SaslSettings | None = None
 
     def __repr__(self) -> str:
         shown = {k: ("***" if k in SECRETS else v) for k, v in self.properties.items()}
@@ -81,6 +85,16 @@ class ClientConfig:
                 context.verify_mode = ssl.CERT_NONE
             self._tls = context
         return self._tls
+
+
+    def sasl(self) -> SaslSettings | None:
+        """The SASL mechanism, user and password of a SASL_* protocol (None otherwise): a password file or
+        variable is read at the first connection, not again by each one."""
+        if self._sasl is None and self.security_protocol.startswith("SASL_"):
+            from kcli.net.sasl_client import sasl_settings
+
+            self._sasl = sasl_settings(self.properties)
+        return self._sasl
 
 
 def parse_properties(text: str) -> dict[str, str]:

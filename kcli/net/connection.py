@@ -14,7 +14,7 @@ from kcli import __version__
 from kcli.errors import BrokerError, ProtocolError, UsageError
 from kcli.net import client_config
 from kcli.net.client_config import ClientConfig
-from kcli.net.sasl_client import authenticator_for
+from kcli.net.sasl_client import Authenticator
 from kcli.protocol import (
     SUPPORTED,
     ApiKey,
@@ -99,7 +99,8 @@ class BrokerConnection:
         self.timeout = timeout
         self.client_id = client_id
         self._next_id = 0
-        self._authenticator = None if isinstance(address, str) else authenticator_for(self.config.properties)
+        sasl = None if isinstance(address, str) else self.config.sasl()
+        self._authenticator = Authenticator(sasl) if sasl is not None else None
         self.sock = self._connect()
         self.versions: dict[int, tuple[int, int]] = {}
         try:

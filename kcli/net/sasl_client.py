@@ -28,7 +28,7 @@ REAUTH_AT = 0.85  # of the session lifetime: re-authenticate this far in, as Kaf
 
 class Connection(Protocol):
     """What logging in needs of a connection (kcli.net.connection.BrokerConnection, which holds an
-    authenticator: a protocol, not an import, so neither module imports the other)."""
+    authenticator and so imports this module: a protocol here, not an import back)."""
 
     label: str
     versions: dict[int, tuple[int, int]]
@@ -47,13 +47,6 @@ class SaslSettings:
 
     def __repr__(self) -> str:  # never show the password, even in a traceback's locals
         return f"SaslSettings(mechanism={self.mechanism!r}, username={self.username!r})"
-
-
-def authenticator_for(settings: Mapping[str, str]) -> Authenticator | None:
-    """What authenticates a TCP connection made with client ``settings`` (None unless SASL_*)."""
-    if not settings.get("security.protocol", "PLAINTEXT").strip().upper().startswith("SASL_"):
-        return None
-    return Authenticator(sasl_settings(settings))
 
 
 def sasl_settings(settings: Mapping[str, str]) -> SaslSettings:
@@ -86,12 +79,7 @@ def _password(settings: Mapping[str, str], from_jaas: str | None) -> str:
         return from_jaas
     path = settings.get("sasl.password.file")
     if path:
-        try:
-            with open(os.path.expanduser(path), encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read sasl.password.file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        return text[:-1] if text.endswith("\n") else text
+        return read_password_file(os.path.expanduser(path), "sasl.password.file", shown=path)
     var = settings.get("sasl.password.env")
     if var:
         value = os.environ.get(var)
@@ -100,6 +88,17 @@ def _password(settings: Mapping[str, str], from_jaas: str | None) -> str:
         return value
     raise UsageError("security.protocol is SASL but no password is set",
                      hint="set sasl.password, sasl.password.file or sasl.password.env")
+
+
+def read_password_file(path: str, what: str, shown: str | None = None) -> str:
+    """A password kept in a file: its text, one trailing newline dropped (``echo pw > file`` adds it); a
+    file that cannot be read is a usage error naming ``what`` and the path (``shown``, as the user gave it)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} {shown or path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return text.removesuffix("\n")
 
 
 class Authenticator:
