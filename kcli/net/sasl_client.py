@@ -119,14 +119,14 @@ class Authenticator:
         if conn.versions.get(ApiKey.SASL_HANDSHAKE, (0, 0))[1] < 1:
             raise AuthenticationError(f"{who} does not support SaslHandshake v1 (SASL authentication requests)")
         started = time.monotonic()
-        shake = conn.request(ApiKey.SASL_HANDSHAKE, {"mechanism": s.mechanism}, version=1, authenticating=True)
-        if shake.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM:
-            raise AuthenticationError(f"{who} does not enable SASL mechanism {s.mechanism}",
-                                      hint=f"it enables {', '.join(shake.mechanisms) or 'none'}; set sasl.mechanism")
-        if shake.error_code != ErrorCode.NONE:
-            raise AuthenticationError(f"{who} refused SaslHandshake: {error_name(shake.error_code)}")
-        mechanism = client_mechanism(s.mechanism, s.username, s.password)
         try:
+            shake = conn.request(ApiKey.SASL_HANDSHAKE, {"mechanism": s.mechanism}, version=1, authenticating=True)
+            if shake.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM:
+                raise AuthenticationError(f"{who} does not enable SASL mechanism {s.mechanism}",
+                                          hint=f"it enables {', '.join(shake.mechanisms) or 'none'}; set sasl.mechanism")
+            if shake.error_code != ErrorCode.NONE:
+                raise AuthenticationError(f"{who} refused SaslHandshake: {error_name(shake.error_code)}")
+            mechanism = client_mechanism(s.mechanism, s.username, s.password)
             token = mechanism.step(None)
             lifetime = 0
             while token is not None:
@@ -141,4 +141,7 @@ class Authenticator:
         except SaslFailure as exc:
             conn.close()
             raise AuthenticationError(f"{who}: SASL {s.mechanism} exchange failed: {exc}") from None
+        except AuthenticationError:
+            conn.close()  # refused, also when re-authenticating mid-run: the broker is done with it too
+            raise
         self.reauth_after = started + lifetime / 1000 * REAUTH_AT if lifetime > 0 else None
