@@ -3,7 +3,7 @@ broker's CreateAcls / DescribeAcls / DeleteAcls (which any Kafka cluster serves 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from kcli.cluster.datadir import DataDir
@@ -96,11 +96,7 @@ class RemoteAcls:
 
 def open_acls(datadir: DataDir | None, bootstrap: str | None = None) -> Acls:
     """Through ``bootstrap``'s cluster, or the data dir's live brokers, else the data dir itself."""
-    if bootstrap:
-        return RemoteAcls(bootstrap=bootstrap)
-    assert datadir is not None
-    from kcli.client.connect import live_brokers
+    from kcli.client.connect import open_admin
 
-    if live_brokers(datadir):
-        return RemoteAcls(datadir)
-    return EmbeddedAcls(datadir)
+    remote: Callable[..., Acls] = RemoteAcls  # typed as the protocol both sides meet
+    return open_admin(datadir, bootstrap, remote, EmbeddedAcls)

@@ -8,6 +8,7 @@ or any Kafka cluster at ``--bootstrap-server``).  :func:`open_configs` chooses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -167,11 +168,7 @@ class RemoteConfigs:
 
 def open_configs(datadir: DataDir | None, bootstrap: str | None = None) -> Configs:
     """Through ``bootstrap``'s cluster, or the data dir's live brokers, else the data dir itself."""
-    if bootstrap:
-        return RemoteConfigs(bootstrap=bootstrap)
-    assert datadir is not None
-    from kcli.client.connect import live_brokers
+    from kcli.client.connect import open_admin
 
-    if live_brokers(datadir):
-        return RemoteConfigs(datadir)
-    return EmbeddedConfigs(datadir)
+    remote: Callable[..., Configs] = RemoteConfigs  # typed as the protocol both sides meet
+    return open_admin(datadir, bootstrap, remote, EmbeddedConfigs)

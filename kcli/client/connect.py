@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from kcli.cluster.datadir import DataDir
 
 if TYPE_CHECKING:
     from kcli.client.transport import Transport
+
+_Admin = TypeVar("_Admin")
 
 
 def live_brokers(datadir: DataDir) -> list[int]:
@@ -31,3 +34,15 @@ def open_transport(datadir: DataDir, auto_create: bool = True, acks: int = -1) -
     from kcli.client.embedded import EmbeddedTransport
 
     return EmbeddedTransport(datadir, auto_create=auto_create)
+
+
+def open_admin(datadir: DataDir | None, bootstrap: str | None, remote: Callable[..., _Admin],
+               embedded: Callable[[DataDir], _Admin]) -> _Admin:
+    """An admin API's side to use: through ``bootstrap``'s cluster (``remote(bootstrap=...)``), or the
+    data dir's live brokers (``remote(datadir)``), else the data dir itself (``embedded(datadir)``)."""
+    if bootstrap:
+        return remote(bootstrap=bootstrap)
+    assert datadir is not None
+    if live_brokers(datadir):
+        return remote(datadir)
+    return embedded(datadir)

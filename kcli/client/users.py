@@ -10,7 +10,7 @@ as Kafka's tools do: it never leaves this process.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from kcli.cluster.credentials import CredentialStore, check_user_name
@@ -117,11 +117,7 @@ class RemoteUsers:
 
 def open_users(datadir: DataDir | None, bootstrap: str | None = None) -> Users:
     """Through ``bootstrap``'s cluster, or the data dir's live brokers, else the data dir itself."""
-    if bootstrap:
-        return RemoteUsers(bootstrap=bootstrap)
-    assert datadir is not None
-    from kcli.client.connect import live_brokers
+    from kcli.client.connect import open_admin
 
-    if live_brokers(datadir):
-        return RemoteUsers(datadir)
-    return EmbeddedUsers(datadir)
+    remote: Callable[..., Users] = RemoteUsers  # typed as the protocol both sides meet
+    return open_admin(datadir, bootstrap, remote, EmbeddedUsers)
