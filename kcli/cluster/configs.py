@@ -30,7 +30,7 @@ from kcli.errors import InvalidConfigError, NotFoundError, UsageError
 from kcli.storage.config import TOPIC_CONFIGS, ConfigValue, LogConfig, boolean, int_range, parse_topic_config
 
 if TYPE_CHECKING:
-    from kcli.cluster.metadata import ClusterState, Metadata, PartitionMeta, TopicMeta
+    from kcli.cluster.metadata import ClusterState, Metadata, MetaRecord, PartitionMeta, TopicMeta
 
 # DescribeConfigs' config sources (Kafka's ConfigSource ids)
 DYNAMIC_TOPIC_CONFIG = 1
@@ -643,59 +643,62 @@ def _parse_dynamic_broker(name: str, text: str) -> ConfigValue:
         raise BrokerConfigError(str(exc)) from None
 
 
-def alter_topic(metadata: Metadata, name: str, ops: list[ConfigOp], validate_only: bool = False,
-                replace: bool = False, broker_id: int | None = None) -> dict[str, object]:
-    """Apply ``ops`` to topic ``name``'s overrides atomically (``replace``: the ops are the whole new set,
-    AlterConfigs' semantics), checked against the defaults of broker ``broker_id`` (None: this
-    process's); returns the new overrides.  Nothing changes on any error."""
-    from kcli.cluster.metadata import MetaRecord
-
+def _change_configs(metadata: Metadata, validate_only: bool,
+                    new: Callable[[ClusterState], tuple[Mapping[str, object], dict[str, object]]],
+                    record: Callable[[dict[str, object]], MetaRecord]) -> dict[str, object]:
+    """Store what ``new(state)`` makes of one entity's configs -- (its configs now, the checked new
+    ones) -- as ``record(new configs)``, atomically under the metadata lock, unless only validating or
+    nothing changes; returns the new configs.  Nothing changes on any error ``new`` raises."""
     result: dict[str, object] = {}
 
     def fn(state: ClusterState) -> list[MetaRecord]:
-        topic = state.topics.get(name)
-        if topic is None:
-            raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")
-        base = {} if replace else topic.configs
-        result.update(_apply_ops(base, ops, TOPIC_CONFIGS, _parse_topic, f"topic {name!r}", InvalidConfigError))
-        check_topic_configs(state, result, broker_id)
-        if validate_only or result == topic.configs:
-            return []
-        return [{"type": "topic_config", "name": name, "configs": dict(result)}]
+        current, configs = new(state)
+        result.update(configs)
+        return [] if validate_only or configs == current else [record(dict(configs))]
 
     if validate_only:
         fn(metadata.ensure())
     else:
         metadata.change(fn)
     return result
+
+
+def alter_topic(metadata: Metadata, name: str, ops: list[ConfigOp], validate_only: bool = False,
+                replace: bool = False, broker_id: int | None = None) -> dict[str, object]:
+    """Apply ``ops`` to topic ``name``'s overrides atomically (``replace``: the ops are the whole new set,
+    AlterConfigs' semantics), checked against the defaults of broker ``broker_id`` (None: this
+    process's); returns the new overrides.  Nothing changes on any error."""
+    def new(state: ClusterState) -> tuple[Mapping[str, object], dict[str, object]]:
+        topic = state.topics.get(name)
+        if topic is None:
+            raise NotFoundError(f"topic {name!r} does not exist", hint="see `kcli topic list`")
+        base = {} if replace else topic.configs
+        configs = _apply_ops(base, ops, TOPIC_CONFIGS, _parse_topic, f"topic {name!r}", InvalidConfigError)
+        check_topic_configs(state, configs, broker_id)
+        return topic.configs, configs
+
+    return _change_configs(metadata, validate_only, new,
+                           lambda configs: {"type": "topic_config", "name": name, "configs": configs})
 
 
 def alter_broker(metadata: Metadata, broker_id: int | None, ops: list[ConfigOp], validate_only: bool = False,
                  replace: bool = False) -> dict[str, object]:
     """Apply ``ops`` to the dynamic configs of broker ``broker_id`` (None: the cluster-wide defaults)
     atomically; returns the new dynamic configs of that entity.  Nothing changes on any error."""
-    from kcli.cluster.metadata import MetaRecord
-
     entity = _entity(broker_id)
     what = "the cluster-wide broker defaults" if broker_id is None else f"broker {broker_id}"
-    result: dict[str, object] = {}
 
-    def fn(state: ClusterState) -> list[MetaRecord]:
+    def new(state: ClusterState) -> tuple[Mapping[str, object], dict[str, object]]:
         if broker_id is not None and broker_id not in state.brokers:
             raise NotFoundError(f"broker {broker_id} does not exist", hint="see `kcli cluster status`")
         current = state.broker_configs.get(entity, {})
-        result.update(_apply_ops({} if replace else current, ops, BROKER_CONFIGS, _parse_dynamic_broker, what,
-                                 BrokerConfigError))
-        _check_broker_defaults(state, entity, result)
-        if validate_only or result == current:
-            return []
-        return [{"type": "broker_config", "entity": entity, "configs": dict(result)}]
+        configs = _apply_ops({} if replace else current, ops, BROKER_CONFIGS, _parse_dynamic_broker, what,
+                             BrokerConfigError)
+        _check_broker_defaults(state, entity, configs)
+        return current, configs
 
-    if validate_only:
-        fn(metadata.ensure())
-    else:
-        metadata.change(fn)
-    return result
+    return _change_configs(metadata, validate_only, new,
+                           lambda configs: {"type": "broker_config", "entity": entity, "configs": configs})
 
 
 def _check_broker_defaults(state: ClusterState, entity: str, configs: dict[str, object]) -> None:
@@ -738,22 +741,14 @@ def alter_group(metadata: Metadata, group: str, ops: list[ConfigOp], validate_on
     """Apply ``ops`` to group ``group``'s configs atomically, checked against the bounds of broker
     ``broker_id`` (None: this process's); returns the group's new configs.  Nothing changes on any error.
     The group need not exist (Kafka keeps configs of any group name)."""
-    from kcli.cluster.metadata import MetaRecord
-
     _check_group_name(group)
-    result: dict[str, object] = {}
 
-    def fn(state: ClusterState) -> list[MetaRecord]:
+    def new(state: ClusterState) -> tuple[Mapping[str, object], dict[str, object]]:
         current = state.group_configs.get(group, {})
-        result.update(_apply_ops({} if replace else current, ops, GROUP_CONFIGS, _parse_group, f"group {group!r}",
-                                 InvalidConfigError))
-        _check_group_values(state, result, broker_id)
-        if validate_only or result == current:
-            return []
-        return [{"type": "group_config", "group": group, "configs": dict(result)}]
+        configs = _apply_ops({} if replace else current, ops, GROUP_CONFIGS, _parse_group, f"group {group!r}",
+                             InvalidConfigError)
+        _check_group_values(state, configs, broker_id)
+        return current, configs
 
-    if validate_only:
-        fn(metadata.ensure())
-    else:
-        metadata.change(fn)
-    return result
+    return _change_configs(metadata, validate_only, new,
+                           lambda configs: {"type": "group_config", "group": group, "configs": configs})
