@@ -10,12 +10,18 @@ import signal
 
 import pytest
 from support.brokers import api_versions_ok, call, connect
+from support.group_members import HeartbeatMember
 
 from kcli.protocol import ApiKey, ErrorCode
 
 TOPIC = "orders"
 ALL = {0, 1, 2, 3}
 FLAGS = ("--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500")
+
+
+def member(broker, group: str = "g", version: int = 1, **join) -> HeartbeatMember:
+    """A raw ConsumerGroupHeartbeat member subscribed to TOPIC."""
+    return HeartbeatMember(broker, TOPIC, group, version, **join)
 
 
 @pytest.fixture
@@ -27,38 +33,7 @@ def broker(brokers):
     return b
 
 
-class Member:
-    """One consumer-protocol member speaking raw ConsumerGroupHeartbeat on its own connection."""
-
-    def __init__(self, broker, group: str = "g", version: int = 1, **join) -> None:
-        self.sock = connect(broker.socket_path)
-        self.group, self.version = group, version
-        self.member_id, self.epoch = "", 0
-        self.owned: set[int] = set()
-        self.topic_id = b""
-        self.last = self.beat(
-            rebalance_timeout_ms=30_000, subscribed_topic_names=[TOPIC], topic_partitions=[], **join
-        )
-
-    def beat(self, epoch: int | None = None, **fields):
-        body = {"group_id": self.group, "member_id": self.member_id, "member_epoch": self.epoch if epoch is None else epoch}
-        body.update(fields)
-        resp = call(self.sock, ApiKey.CONSUMER_GROUP_HEARTBEAT, self.version, body)
-        if resp.error_code == ErrorCode.NONE:
-            self.member_id, self.epoch = resp.member_id or self.member_id, resp.member_epoch
-            if resp.assignment is not None:
-                self.owned = {p for t in resp.assignment.topic_partitions for p in t.partitions}
-                self.topic_id = next((t.topic_id for t in resp.assignment.topic_partitions), self.topic_id)
-        self.last = resp
-        return resp
-
-    def report(self):
-        """A heartbeat that reports what it owns (after revoking what its last answer left out)."""
-        owned = [{"topic_id": self.topic_id, "partitions": sorted(self.owned)}] if self.owned else []
-        return self.beat(topic_partitions=owned)
-
-
-def settle(*members: Member, rounds: int = 6) -> None:
+def settle(*members: HeartbeatMember, rounds: int = 6) -> None:
     for _ in range(rounds):
         for m in members:
             m.report()
@@ -70,10 +45,10 @@ def describe(broker, *groups: str):
 
 
 def test_two_members_split_then_the_survivor_takes_all(broker):
-    a = Member(broker)
+    a = member(broker)
     assert (a.last.error_code, a.epoch, a.owned, a.last.heartbeat_interval_ms) == (0, 1, ALL, 500)
     assert a.member_id  # v1 with an empty id: the coordinator names the member
-    b = Member(broker)
+    b = member(broker)
     assert (b.epoch, b.owned) == (2, set())  # every partition is still a's
     a.beat()
     assert a.epoch == 1 and len(a.owned) == 2  # a must revoke two first; its epoch waits
@@ -91,7 +66,7 @@ def test_two_members_split_then_the_survivor_takes_all(broker):
 
 
 def test_bad_heartbeats_get_kafkas_codes_and_the_connection_lives(broker):
-    a = Member(broker)
+    a = member(broker)
     assert a.beat(epoch=a.epoch + 5).error_code == ErrorCode.FENCED_MEMBER_EPOCH
     assert a.beat(epoch=7, member_id="nobody").error_code == ErrorCode.UNKNOWN_MEMBER_ID
     with connect(broker.socket_path) as sock:
@@ -111,7 +86,7 @@ def test_bad_heartbeats_get_kafkas_codes_and_the_connection_lives(broker):
 
 
 def test_offsets_with_member_epochs(broker):
-    a = Member(broker)
+    a = member(broker)
 
     def commit(version: int, epoch: int, member_id: str | None = None) -> int:
         body = {"group_id": "g", "generation_id": epoch, "member_id": a.member_id if member_id is None else member_id,
@@ -154,7 +129,7 @@ def test_offsets_with_member_epochs(broker):
 
 
 def test_list_and_describe_groups_see_the_consumer_group(broker):
-    Member(broker)
+    member(broker)
     with connect(broker.socket_path) as sock:
         body = call(sock, ApiKey.LIST_GROUPS, 5, {"types_filter": ["consumer"]})
         assert [(g.group_id, g.protocol_type, g.group_state, g.group_type) for g in body.groups] == [
@@ -167,8 +142,8 @@ def test_list_and_describe_groups_see_the_consumer_group(broker):
 
 
 def test_static_member_rejoins_with_its_partitions(broker):
-    a = Member(broker, instance_id="one")
-    b = Member(broker)
+    a = member(broker, instance_id="one")
+    b = member(broker)
     settle(a, b)
     kept = set(a.owned)
     assert len(kept) == 2
@@ -176,9 +151,9 @@ def test_static_member_rejoins_with_its_partitions(broker):
     assert a.beat(epoch=-2, instance_id="one").member_epoch == -2
     settle(b)
     assert len(b.owned) == 2  # the static member's partitions wait for it
-    again = Member(broker, instance_id="one")
+    again = member(broker, instance_id="one")
     assert (again.owned, again.epoch) == (kept, epoch)
-    taken = Member(broker, instance_id="one")
+    taken = member(broker, instance_id="one")
     assert taken.last.error_code == ErrorCode.UNRELEASED_INSTANCE_ID
 
 
@@ -193,20 +168,20 @@ def test_classic_and_consumer_groups_coexist(broker):
                 "member_id": "", "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]}
         joined = call(sock, ApiKey.JOIN_GROUP, 3, join)
         assert joined.error_code == 0
-        assert Member(broker, group="classic").last.error_code == ErrorCode.GROUP_ID_NOT_FOUND
-        Member(broker, group="g")
+        assert member(broker, group="classic").last.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+        member(broker, group="g")
         assert call(sock, ApiKey.JOIN_GROUP, 3, {**join, "group_id": "g"}).error_code == (
             ErrorCode.INCONSISTENT_GROUP_PROTOCOL
         )
     broker.runner.in_process("group", "reset-offsets", "empty", "--topic", TOPIC, "--to-earliest", "--execute")
-    upgraded = Member(broker, group="empty")
+    upgraded = member(broker, group="empty")
     assert upgraded.last.error_code == 0 and upgraded.owned == ALL
 
 
 @pytest.mark.faults
 def test_the_group_survives_kill_9_of_its_coordinator(brokers, broker):
-    a = Member(broker)
-    b = Member(broker)
+    a = member(broker)
+    b = member(broker)
     settle(a, b)
     before = (a.epoch, set(a.owned)), (b.epoch, set(b.owned))
     broker.stop(signal.SIGKILL)
@@ -224,8 +199,8 @@ def test_the_group_survives_kill_9_of_its_coordinator(brokers, broker):
 
 
 def test_new_partitions_are_assigned(broker):
-    a = Member(broker)
-    b = Member(broker)
+    a = member(broker)
+    b = member(broker)
     settle(a, b)
     epoch = a.epoch
     broker.runner.in_process("topic", "alter", TOPIC, "--partitions", 6)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 
 import pytest
 from support.brokers import call, connect
+from support.group_members import HeartbeatMember, PollingConsumer, stop_all
 from support.waits import wait_for
 
 from kcli.groups.consumer_group import (
@@ -49,36 +49,9 @@ def broker(brokers):
     return start(brokers)
 
 
-class Consumer:
-    """A consumer-protocol member speaking raw ConsumerGroupHeartbeat; it revokes what an answer leaves
-    out and reports what it owns on every later heartbeat."""
-
-    def __init__(self, broker, group: str = "g") -> None:
-        self.sock = connect(broker.socket_path)
-        self.group, self.member_id, self.epoch = group, "", 0
-        self.owned: set[int] = set()
-        self.topic_id = b""
-        self.last = self.beat(rebalance_timeout_ms=30_000, subscribed_topic_names=[TOPIC], topic_partitions=[])
-
-    def beat(self, epoch: int | None = None, **fields):
-        body = {"group_id": self.group, "member_id": self.member_id,
-                "member_epoch": self.epoch if epoch is None else epoch, **fields}
-        resp = call(self.sock, ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, body)
-        if resp.error_code == ErrorCode.NONE:
-            self.member_id, self.epoch = resp.member_id or self.member_id, resp.member_epoch
-            if resp.assignment is not None:
-                self.owned = {p for t in resp.assignment.topic_partitions for p in t.partitions}
-                self.topic_id = next((t.topic_id for t in resp.assignment.topic_partitions), self.topic_id)
-        self.last = resp
-        return resp
-
-    def report(self):
-        owned = [{"topic_id": self.topic_id, "partitions": sorted(self.owned)}] if self.owned else []
-        return self.beat(topic_partitions=owned)
-
-    def leave(self) -> None:
-        assert self.beat(epoch=-1).error_code == ErrorCode.NONE
-        self.owned = set()
+def consumer(broker, group: str = "g") -> HeartbeatMember:
+    """A raw ConsumerGroupHeartbeat member subscribed to TOPIC."""
+    return HeartbeatMember(broker, TOPIC, group)
 
 
 class Classic:
@@ -174,7 +147,7 @@ def test_a_classic_member_inside_a_consumer_group_then_back_to_classic(broker):
     generation = c.generation
     # a consumer-protocol member joins: the live classic group becomes a consumer group; c keeps its
     # partitions at its generation, the newcomer waits for them
-    a = Consumer(broker)
+    a = consumer(broker)
     assert a.last.error_code == ErrorCode.NONE and a.epoch == generation + 1 and a.owned == set()
     assert group_type(broker) == ("consumer", "Reconciling")
     exclusive(a, c)
@@ -192,7 +165,7 @@ def test_a_classic_member_inside_a_consumer_group_then_back_to_classic(broker):
     view = described(broker)
     assert (view.group_state, len(view.members)) == ("Stable", 2)
     # a second consumer-protocol member: c must rejoin, a must revoke first
-    b = Consumer(broker)
+    b = consumer(broker)
     exclusive(a, b, c)
     assert c.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
     c.rejoin()
@@ -226,7 +199,7 @@ def test_a_classic_member_inside_a_consumer_group_then_back_to_classic(broker):
 def test_a_cooperative_classic_member_revokes_before_others_get_its_partitions(broker):
     c = Classic(broker, eager=False)
     c.rejoin()
-    a = Consumer(broker)
+    a = consumer(broker)
     assert c.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
     c.rejoin()  # still owning all four: it keeps two and must give two up before a gets them
     assert len(c.owned) == 2
@@ -250,7 +223,7 @@ def test_classic_leave_and_session_timeout_inside_a_consumer_group(brokers):
     for t in threads:
         t.join()
     assert c.owned | d.owned == ALL and c.generation == d.generation
-    a = Consumer(broker)
+    a = consumer(broker)
     assert a.last.error_code == ErrorCode.NONE
     body = {"group_id": "g", "members": [{"member_id": d.member_id, "group_instance_id": None}]}
     [left] = call(d.sock, ApiKey.LEAVE_GROUP, 3, body).members
@@ -272,7 +245,7 @@ def test_classic_leave_and_session_timeout_inside_a_consumer_group(brokers):
 def test_classic_members_survive_kill_9_of_the_coordinator(brokers, broker):
     c = Classic(broker)
     c.rejoin()
-    a = Consumer(broker)
+    a = consumer(broker)
     assert c.heartbeat() == ErrorCode.REBALANCE_IN_PROGRESS
     c.rejoin()
     a.report()
@@ -296,9 +269,9 @@ def test_policy_disabled_keeps_the_protocols_apart(brokers):
     broker = start(brokers, "--override", "group.consumer.migration.policy=disabled")
     c = Classic(broker, group="classic")
     c.rejoin()
-    assert Consumer(broker, group="classic").last.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    assert consumer(broker, group="classic").last.error_code == ErrorCode.GROUP_ID_NOT_FOUND
     assert c.heartbeat() == ErrorCode.NONE and group_type(broker, "classic") == ("classic", "Stable")
-    Consumer(broker, group="modern")
+    consumer(broker, group="modern")
     assert Classic(broker, group="modern").join().error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
 
 
@@ -306,7 +279,7 @@ def test_policy_upgrade_does_not_downgrade(brokers):
     broker = start(brokers, "--override", "group.consumer.migration.policy=upgrade")
     c = Classic(broker)
     c.rejoin()
-    a = Consumer(broker)
+    a = consumer(broker)
     assert a.last.error_code == ErrorCode.NONE and group_type(broker)[0] == "consumer"
     a.leave()
     assert group_type(broker)[0] == "consumer"
@@ -396,73 +369,17 @@ def test_unit_downgrade_on_session_timeout_of_the_last_consumer_member_and_polic
 PER_ROUND = 10  # records per partition produced in each round
 
 
-class Real:
-    """A confluent-kafka consumer polling in its own thread, committing each record synchronously
-    before the next (so a record read before a rebalance is never read again by another member)."""
-
-    def __init__(self, bootstrap: str, protocol: str, group: str = "g", strategy: str = "range,roundrobin") -> None:
-        confluent_kafka = pytest.importorskip("confluent_kafka")
-        config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False}
-        if protocol == "classic":
-            config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
-                           "partition.assignment.strategy": strategy})
-        self.consumer = confluent_kafka.Consumer(config)
-        self.consumer.subscribe([TOPIC])
-        self.owned: frozenset[int] = frozenset()
-        self.read: list[tuple[int, int]] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                msg = self.consumer.poll(0.1)
-                if msg is not None and msg.error() is None:
-                    self.read.append((msg.partition(), msg.offset()))
-                    self._commit(msg)
-                elif msg is not None and not msg.error().retriable():
-                    self.errors.append(str(msg.error()))
-                self.owned = frozenset(tp.partition for tp in self.consumer.assignment())
-        finally:
-            self.consumer.close()
-
-    def _commit(self, msg) -> None:
-        """Commit ``msg`` synchronously, retrying what a real application retries: a commit sent with the
-        epoch the member had just before its heartbeat moved it on (STALE_MEMBER_EPOCH, as Kafka answers
-        it; ILLEGAL_GENERATION for a classic member of a consumer group, whose generation its own rejoin
-        moved on while the commit was in flight: Kafka's ConsumerGroup.validateMemberEpoch) or during a
-        classic rebalance (REBALANCE_IN_PROGRESS) succeeds once librdkafka caught up."""
-        confluent_kafka = pytest.importorskip("confluent_kafka")
-        retriable = {confluent_kafka.KafkaError.STALE_MEMBER_EPOCH, confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
-                     confluent_kafka.KafkaError.ILLEGAL_GENERATION}
-        for _ in range(50):
-            try:
-                self.consumer.commit(message=msg, asynchronous=False)
-                return
-            except confluent_kafka.KafkaException as exc:
-                if exc.args[0].code() not in retriable:
-                    self.errors.append(f"commit of {msg.partition()}@{msg.offset()}: {exc}")
-                    return
-                time.sleep(0.1)
-        self.errors.append(f"commit of {msg.partition()}@{msg.offset()}: still refused after 50 tries")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-        assert not self._thread.is_alive()
+def real(bootstrap: str, protocol: str, strategy: str | None = None) -> PollingConsumer:
+    """A confluent-kafka member of group g reading TOPIC, retrying commits as an application does."""
+    conf = {"partition.assignment.strategy": strategy} if strategy else {}
+    return PollingConsumer(bootstrap, TOPIC, "g", protocol, retry_commit=True, **conf)
 
 
 @pytest.fixture
 def reals():
-    started: list[Real] = []
+    started: list[PollingConsumer] = []
     yield started
-    for m in started:
-        m._stop.set()
-    for m in started:
-        m._thread.join(60)
+    stop_all(started)
 
 
 def produce_round(broker) -> None:
@@ -482,13 +399,13 @@ def kcli_type(broker, group: str = "g") -> str:
 def test_confluent_classic_members_switch_one_by_one_reading_everything_once(broker, reals, strategy):
     """Eager classic members give everything up when told to rejoin; cooperative ones keep what stays
     theirs and rejoin once more after revoking the rest."""
-    def split(*members: Real) -> bool:
+    def split(*members: PollingConsumer) -> bool:
         return all(len(m.owned) == 2 for m in members) and not members[0].owned & members[1].owned
 
     def everything_read(rounds: int) -> bool:
         return len({r for m in reals for r in m.read}) == rounds * PER_ROUND * len(ALL)
 
-    x, y = Real(broker.bootstrap, "classic", strategy=strategy), Real(broker.bootstrap, "classic", strategy=strategy)
+    x, y = real(broker.bootstrap, "classic", strategy=strategy), real(broker.bootstrap, "classic", strategy=strategy)
     reals += [x, y]
     wait_for("the classic members split the partitions", lambda: split(x, y), 60)
     # records only once the classic group settled: a commit during its first rebalance may be refused
@@ -497,14 +414,14 @@ def test_confluent_classic_members_switch_one_by_one_reading_everything_once(bro
     wait_for("round 1 read", lambda: everything_read(1), 60)
     assert kcli_type(broker) == "classic"
     x.close()  # x restarts with group.protocol=consumer: the live classic group (y) becomes a consumer group
-    x2 = Real(broker.bootstrap, "consumer")
+    x2 = real(broker.bootstrap, "consumer")
     reals.append(x2)
     wait_for("x2 and classic y split the partitions", lambda: split(x2, y), 60)
     assert group_type(broker)[0] == "consumer" and kcli_type(broker) == "consumer"
     produce_round(broker)
     wait_for("round 2 read", lambda: everything_read(2), 60)
     y.close()  # and y too
-    y2 = Real(broker.bootstrap, "consumer")
+    y2 = real(broker.bootstrap, "consumer")
     reals.append(y2)
     wait_for("x2 and y2 split the partitions", lambda: split(x2, y2), 60)
     produce_round(broker)
@@ -517,10 +434,10 @@ def test_confluent_classic_members_switch_one_by_one_reading_everything_once(bro
 
 def test_confluent_consumer_members_leave_and_the_classic_one_remains(broker, reals):
     produce_round(broker)
-    a, b = Real(broker.bootstrap, "consumer"), Real(broker.bootstrap, "consumer")
+    a, b = real(broker.bootstrap, "consumer"), real(broker.bootstrap, "consumer")
     reals += [a, b]
     wait_for("a and b split the partitions", lambda: len(a.owned) == 2 and len(b.owned) == 2, 60)
-    k = Real(broker.bootstrap, "classic")  # a classic member joins the consumer group
+    k = real(broker.bootstrap, "classic")  # a classic member joins the consumer group
     reals.append(k)
     wait_for("k gets a share", lambda: len(k.owned) >= 1 and len(a.owned | b.owned | k.owned) == 4, 60)
     assert group_type(broker)[0] == "consumer"

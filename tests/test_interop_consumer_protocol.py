@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
+from support.group_members import PollingConsumer, stop_all
 from support.runner import KCLI
 from support.waits import stop_process, wait_for
 
@@ -42,56 +42,16 @@ def broker(brokers):
     return b
 
 
-class Member:
-    """A confluent-kafka consumer polling in its own thread; what it read and what it owns now."""
-
-    def __init__(self, bootstrap: str, group: str = "g", protocol: str = "consumer", **conf) -> None:
-        config = {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "group.protocol": protocol,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            **conf,
-        }
-        if protocol == "classic":
-            config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
-        self.consumer = confluent_kafka.Consumer(config)
-        self.consumer.subscribe([TOPIC])
-        self.owned: frozenset[int] = frozenset()
-        self.read: list[tuple[int, int]] = []  # (partition, offset)
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                msg = self.consumer.poll(0.1)
-                if msg is not None and msg.error() is None:
-                    self.read.append((msg.partition(), msg.offset()))
-                    self.consumer.commit(message=msg, asynchronous=False)
-                elif msg is not None and not msg.error().retriable():
-                    self.errors.append(str(msg.error()))
-                self.owned = frozenset(tp.partition for tp in self.consumer.assignment())
-        finally:
-            self.consumer.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-        assert not self._thread.is_alive()
+def member(bootstrap: str, group: str = "g", protocol: str = "consumer", **conf) -> PollingConsumer:
+    """A confluent-kafka member of ``group`` reading TOPIC in its own thread."""
+    return PollingConsumer(bootstrap, TOPIC, group, protocol, **conf)
 
 
 @pytest.fixture
 def members():
-    started: list[Member] = []
+    started: list[PollingConsumer] = []
     yield started
-    for m in started:
-        m._stop.set()
-    for m in started:
-        m._thread.join(WAIT)
+    stop_all(started)
 
 
 def describe(broker, group: str) -> dict:
@@ -99,12 +59,12 @@ def describe(broker, group: str) -> dict:
 
 
 def test_two_members_split_then_the_survivor_takes_all_and_offsets_resume(broker, members):
-    classic = Member(broker.bootstrap, group="classic-group", protocol="classic")
+    classic = member(broker.bootstrap, group="classic-group", protocol="classic")
     members.append(classic)
-    a = Member(broker.bootstrap)
+    a = member(broker.bootstrap)
     members.append(a)
     wait_for("a owns every partition", lambda: a.owned == ALL, WAIT)
-    b = Member(broker.bootstrap)
+    b = member(broker.bootstrap)
     members.append(b)
     wait_for("a and b own two each", lambda: len(a.owned) == 2 and len(b.owned) == 2, WAIT)
     assert not a.owned & b.owned
@@ -117,7 +77,7 @@ def test_two_members_split_then_the_survivor_takes_all_and_offsets_resume(broker
     wait_for("every record read", lambda: len(set(a.read) | set(b.read)) == PARTITIONS * PER_PARTITION, WAIT)
     a.close()
     # a restart resumes from the commits: nothing is read again
-    again = Member(broker.bootstrap)
+    again = member(broker.bootstrap)
     members.append(again)
     wait_for("the restarted member owns all four", lambda: again.owned == ALL, WAIT)
     time.sleep(2)
@@ -132,16 +92,16 @@ def test_two_members_split_then_the_survivor_takes_all_and_offsets_resume(broker
 
 
 def test_static_member_keeps_its_partitions_over_a_restart(broker, members):
-    a = Member(broker.bootstrap, **{"group.instance.id": "static-a"})
+    a = member(broker.bootstrap, **{"group.instance.id": "static-a"})
     members.append(a)
-    b = Member(broker.bootstrap)
+    b = member(broker.bootstrap)
     members.append(b)
     wait_for("two each", lambda: len(a.owned) == 2 and len(b.owned) == 2, WAIT)
     kept = a.owned
     a.close()  # a static member leaves with epoch -2: its partitions wait for it
     time.sleep(2)
     assert len(b.owned) == 2
-    back = Member(broker.bootstrap, **{"group.instance.id": "static-a"})
+    back = member(broker.bootstrap, **{"group.instance.id": "static-a"})
     members.append(back)
     wait_for("the static member has its partitions again", lambda: back.owned == kept, WAIT)
     assert len(b.owned) == 2
@@ -149,8 +109,8 @@ def test_static_member_keeps_its_partitions_over_a_restart(broker, members):
 
 @pytest.mark.faults
 def test_members_recover_from_kill_9_of_the_coordinator(brokers, broker, members):
-    a = Member(broker.bootstrap)
-    b = Member(broker.bootstrap)
+    a = member(broker.bootstrap)
+    b = member(broker.bootstrap)
     members += [a, b]
     wait_for("two each", lambda: len(a.owned) == 2 and len(b.owned) == 2, WAIT)
     port = broker.port
@@ -174,7 +134,7 @@ def test_a_kcli_member_and_a_confluent_member_share_the_group(brokers, broker, m
             stdout=fh, stderr=subprocess.DEVNULL, env=brokers.env,
         )
     try:
-        c = Member(broker.bootstrap)
+        c = member(broker.bootstrap)
         members.append(c)
 
         def kcli_owns() -> int:
