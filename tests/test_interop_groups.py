@@ -18,6 +18,7 @@ import time
 
 import pytest
 from support.brokers import KAFKA_REBALANCE_DELAY
+from support.group_members import stop_all
 from support.negotiated import LOG_REQUESTS, assert_negotiated
 from support.waits import wait_for
 
@@ -117,10 +118,7 @@ class Member:
 def members():
     started: list[Member] = []
     yield started
-    for m in started:
-        m._stop.set()
-    for m in started:
-        m._thread.join(WAIT)
+    stop_all(started)
 
 
 def split_between(*group: Member, every: frozenset = ALL) -> bool:

@@ -150,8 +150,8 @@ DAMAGES = {
 }
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_a_damaged_follower_of_a_compacted_partition_is_reported(dd: DataDir, damage: str) -> None:
+def _damage_and_expect_it_reported(dd: DataDir, damage: str) -> None:
+    """Apply DAMAGES[damage] to the follower: verify reports exactly that difference."""
     edit, message = DAMAGES[damage]
     follower, leader = _follower(dd), Metadata(dd).load().partition(TOPIC, 0).leader
     _rewrite(dd, follower, edit)
@@ -159,6 +159,11 @@ def test_a_damaged_follower_of_a_compacted_partition_is_reported(dd: DataDir, da
         f"{TOPIC}-0: replica on broker {follower} differs from broker {leader} in what readers see: "
         + message.format(leader=leader)
     ]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_follower_of_a_compacted_partition_is_reported(dd: DataDir, damage: str) -> None:
+    _damage_and_expect_it_reported(dd, damage)
 
 
 def test_a_tombstone_is_missing_only_where_it_was_cleaned(dd: DataDir) -> None:
@@ -195,13 +200,7 @@ def test_keys_read_in_many_passes_give_the_same_answer(dd: DataDir, damage: str,
     monkeypatch.setattr(newest, "newest_records", lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
     assert _problems(dd) == []
     assert len(calls) > 2 * (KEYS + 1) // 7  # every bucket read on both replicas
-    edit, message = DAMAGES[damage]
-    follower, leader = _follower(dd), Metadata(dd).load().partition(TOPIC, 0).leader
-    _rewrite(dd, follower, edit)
-    assert _problems(dd) == [
-        f"{TOPIC}-0: replica on broker {follower} differs from broker {leader} in what readers see: "
-        + message.format(leader=leader)
-    ]
+    _damage_and_expect_it_reported(dd, damage)
 
 
 def test_an_unreadable_cleaner_checkpoint_is_a_warning(dd: DataDir) -> None:
