@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 
 from kcli.cluster.datadir import DataDir, FileLock
-from kcli.errors import DataDirError, NotFoundError, UsageError
+from kcli.errors import DataDirError, NotFoundError, StorageError, UsageError
 from kcli.security.scram import ScramCredential, check_iterations, check_mechanism
 from kcli.storage.checkpoint import write_secret
 
@@ -157,8 +157,8 @@ class CredentialStore:
             except FileNotFoundError:
                 pass
             write_secret(self.path, json.dumps(doc, indent=1).encode() + b"\n")
-        except OSError as exc:
-            raise DataDirError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        except OSError as exc:  # a full or failing disk (the lock beside it proved the folder writable)
+            raise StorageError.of(exc, self.path) from None
 
 
 def _parse(path: str, signature: tuple[int, int, int]) -> _Snapshot:

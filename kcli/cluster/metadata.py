@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcli.cluster.datadir import DataDir
-from kcli.errors import AlreadyExistsError, InvalidTopicError, KcliError, NotFoundError, UsageError
+from kcli.errors import (
+    AlreadyExistsError,
+    InvalidTopicError,
+    KcliError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
 from kcli.storage.checkpoint import atomic_write
 from kcli.storage.fileio import FILE_MODE, make_dirs
 
@@ -271,18 +278,24 @@ class Metadata:
             offset += 1
             rec["offset"] = offset
             lines.append(json.dumps(rec, separators=(",", ":"), sort_keys=True))
-        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
-            if os.fstat(fd).st_size != valid_end:
-                os.ftruncate(fd, valid_end)
-            os.pwrite(fd, ("\n".join(lines) + "\n").encode(), valid_end)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                if os.fstat(fd).st_size != valid_end:
+                    os.ftruncate(fd, valid_end)
+                os.pwrite(fd, ("\n".join(lines) + "\n").encode(), valid_end)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # a full or failing disk: a torn tail is cut by the next append
+            raise StorageError.of(exc, self.log_path) from None
         for rec in recs:
             state.apply(rec)
         if offset % SNAPSHOT_EVERY < len(recs):
-            self._snapshot(state)
+            try:
+                self._snapshot(state)
+            except OSError:
+                pass  # the records are stored; until a later snapshot, load() replays the longer log
 
     def _snapshot(self, state: ClusterState) -> None:
         atomic_write(self.snapshot_path, json.dumps(state.to_json()).encode())

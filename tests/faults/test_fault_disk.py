@@ -229,6 +229,31 @@ def test_locks_taken_on_a_full_disk_never_stay_held(small_disk):
         pass
 
 
+@pytest.mark.faults
+def test_metadata_and_credential_writes_on_a_full_disk_exit_11_and_change_nothing(kcli, small_disk):
+    """Cluster metadata (topics, ACLs) and SCRAM credentials written while the disk is full: one line
+    naming the file, exit 11 (storage error), and nothing half-stored once there is room again."""
+    kcli.data_dir = small_disk / "data"
+    kcli.env["KCLI_DATA_DIR"] = str(kcli.data_dir)
+    kcli.env["PW"] = "secret"
+    kcli("cluster", "init")
+    _fill(small_disk / "filler")
+    for args, file in (
+        (["topic", "create", "full"], "metadata.log"),
+        (["acl", "add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "t"], "metadata.log"),
+        (["user", "create", "alice", "--password-env", "PW"], "credentials.json"),
+    ):
+        failed = kcli(*args, ok=False)
+        assert failed.returncode == STORAGE_ERROR, failed.stderr
+        assert "No space left on device" in one_error_line(failed.stderr) and file in failed.stderr
+    (small_disk / "filler").unlink()
+    assert kcli("topic", "list", "--json").stdout.strip() == "[]"
+    assert "User:alice" not in kcli("acl", "list").stdout
+    assert "alice" not in kcli("user", "list").stdout
+    kcli("topic", "create", "full")
+    kcli("verify")
+
+
 def _produce_acked(kcli, topic: str, lines: list[str], ledger: Ledger) -> tuple[int, str, float]:
     """One ``kcli produce --print-offsets`` of ``lines``: (exit code, stderr, seconds it took); the
     offsets it printed go in ``ledger``."""
